@@ -1,0 +1,219 @@
+//! The context a program runs in: its parameters, clock, PRNG, data-region
+//! allocator, and the run loop that counts operations and stalls.
+
+use core::sync::atomic::AtomicU64;
+
+use wss_abi::units::{parse_duration_ns, parse_size};
+use wss_abi::{PAGE_SIZE, Params, Status};
+
+use crate::clock::{Clock, rdtsc};
+use crate::mem::{Region, Truth};
+use crate::rng::{Probability, Rng};
+
+/// Accesses a program performs per call of its batch function. Small enough
+/// that time-driven programs react within microseconds, large enough that
+/// the per-batch bookkeeping (one rdtsc, one store) costs about 1%.
+pub const BATCH: usize = 256;
+
+/// A batch counts as stalled when it takes this many times its usual length.
+const STALL_FACTOR: u64 = 8;
+
+pub struct Ctx<'p> {
+    params: &'p Params,
+    status: *mut Status,
+    pub clock: Clock,
+    pub rng: Rng,
+    truth: Truth,
+    next_free: u64,
+    data_end: u64,
+    ops: u64,
+    ops_limit: u64,
+    write_ratio: Probability,
+}
+
+impl<'p> Ctx<'p> {
+    /// # Safety
+    /// Every address in `params` (data region, status block, bitmaps) must be
+    /// valid, writable memory for the life of the context, used by nothing
+    /// else but the VMM's atomic bitmap swaps and status reads.
+    pub unsafe fn new(params: &'p Params) -> Ctx<'p> {
+        // SAFETY: the caller guarantees the bitmap addresses and sizes.
+        let truth = unsafe {
+            Truth::new(
+                params.read_bitmap as *const AtomicU64,
+                params.write_bitmap as *const AtomicU64,
+                params.bitmap_words as usize,
+                params.ram_base as usize,
+            )
+        };
+        let mut ctx = Ctx {
+            params,
+            status: params.status as *mut Status,
+            clock: Clock::new(params.tsc_hz),
+            rng: Rng::new(params.seed),
+            truth,
+            next_free: params.data_start,
+            data_end: params.data_end,
+            ops: 0,
+            ops_limit: 0,
+            write_ratio: Probability::new(0.0),
+        };
+        ctx.ops_limit = ctx.param_u64_or("ops", 0);
+        ctx.write_ratio = Probability::new(ctx.param_f64_or("write_ratio", 0.0));
+        ctx
+    }
+
+    pub fn params(&self) -> &Params {
+        self.params
+    }
+
+    /// The working-set size the run asked for, in pages (at least one).
+    pub fn wss_pages(&self) -> usize {
+        (self.params.wss_bytes / PAGE_SIZE).max(1) as usize
+    }
+
+    /// A raw parameter value.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params.get(key)
+    }
+
+    /// A numeric parameter; panics (a clean guest crash) if it is malformed.
+    pub fn param_f64_or(&self, key: &str, default: f64) -> f64 {
+        match self.param(key) {
+            None => default,
+            Some(v) => match v.parse() {
+                Ok(x) => x,
+                Err(_) => panic!("param {key}={v} is not a number"),
+            },
+        }
+    }
+
+    pub fn param_u64_or(&self, key: &str, default: u64) -> u64 {
+        match self.param(key) {
+            None => default,
+            Some(v) => match v.parse() {
+                Ok(x) => x,
+                Err(_) => panic!("param {key}={v} is not a whole number"),
+            },
+        }
+    }
+
+    /// A size parameter (K/M/G suffixes).
+    pub fn param_size_or(&self, key: &str, default: u64) -> u64 {
+        match self.param(key) {
+            None => default,
+            Some(v) => parse_size(v).unwrap_or_else(|| panic!("param {key}={v} is not a size")),
+        }
+    }
+
+    /// A duration parameter (ms/s/m suffixes), in nanoseconds.
+    pub fn param_duration_ns_or(&self, key: &str, default: u64) -> u64 {
+        match self.param(key) {
+            None => default,
+            Some(v) => parse_duration_ns(v).unwrap_or_else(|| panic!("param {key}={v} is not a duration")),
+        }
+    }
+
+    /// Draws the kind of the next access: true for a write, with the
+    /// probability given by the `write_ratio` parameter.
+    #[inline(always)]
+    pub fn next_is_write(&mut self) -> bool {
+        self.rng.chance(self.write_ratio)
+    }
+
+    /// Allocates `pages` pages from the data region. Panics when the region
+    /// is too small, which the VMM prevents by checking `--wss` first.
+    pub fn alloc_pages(&mut self, pages: usize) -> Region {
+        let bytes = pages as u64 * PAGE_SIZE;
+        let start = self.next_free;
+        if bytes > self.data_end.saturating_sub(start) {
+            panic!(
+                "out of data memory: want {} pages, {} left",
+                pages,
+                self.data_end.saturating_sub(start) / PAGE_SIZE
+            );
+        }
+        self.next_free = start + bytes;
+        // SAFETY: [start, start + bytes) lies inside the data region, which
+        // the caller of `new` guaranteed valid, and is handed out once.
+        unsafe { Region::new(start as *mut u64, pages, self.truth) }
+    }
+
+    /// How many accesses the next batch should do: [`BATCH`], or fewer so
+    /// that a run with an `ops` budget stops exactly on it.
+    pub fn batch_len(&self) -> usize {
+        if self.ops_limit == 0 {
+            BATCH
+        } else {
+            (self.ops_limit.saturating_sub(self.ops) as usize).min(BATCH)
+        }
+    }
+
+    /// Operations performed so far.
+    pub fn ops(&self) -> u64 {
+        self.ops
+    }
+
+    fn status(&self) -> &mut Status {
+        // SAFETY: `new`'s contract makes the status block valid and ours.
+        unsafe { &mut *self.status }
+    }
+
+    /// Publishes a phase marker in the status block.
+    pub fn set_phase(&mut self, marker: u64) {
+        // SAFETY: as in `status`; a volatile store so the VMM sees it.
+        unsafe { core::ptr::write_volatile(&mut (*self.status).phase, marker) };
+    }
+
+    /// Runs `batch` until the `ops` parameter's budget is spent (forever when
+    /// it is 0: the VMM ends the run) or until `batch` returns `None`.
+    /// `batch` does about [`BATCH`] accesses and returns how many.
+    ///
+    /// Every batch is timed. A batch that takes [`STALL_FACTOR`] times the
+    /// running mean counts as a stall (a tracked fault, or the host taking
+    /// the CPU away), and its excess time is added to `stall_cycles`.
+    pub fn run(&mut self, mut batch: impl FnMut(&mut Ctx<'p>) -> Option<usize>) {
+        let run_start = rdtsc();
+        let mut mean: u64 = 0;
+        let mut last = run_start;
+        while let Some(n) = batch(self) {
+            self.ops += n as u64;
+            let now = rdtsc();
+            let dt = now.wrapping_sub(last);
+            last = now;
+            if mean == 0 {
+                mean = dt.max(1);
+            } else if dt > mean * STALL_FACTOR {
+                let s = self.status();
+                let stall = dt - mean;
+                // SAFETY: volatile stores into our status block.
+                unsafe {
+                    core::ptr::write_volatile(&mut s.stall_cycles, s.stall_cycles + stall);
+                    core::ptr::write_volatile(&mut s.stalls, s.stalls + 1);
+                }
+            } else {
+                mean = mean - (mean >> 4) + (dt >> 4);
+            }
+            let ops = self.ops;
+            let s = self.status();
+            // SAFETY: volatile stores into our status block.
+            unsafe {
+                core::ptr::write_volatile(&mut s.guest_ops, ops);
+                core::ptr::write_volatile(&mut s.run_cycles, now.wrapping_sub(run_start));
+            }
+            if self.ops_limit != 0 && self.ops >= self.ops_limit {
+                break;
+            }
+        }
+    }
+
+    /// Records the checksum the program computed over its data.
+    pub fn set_checksum(&mut self, sum: u64) {
+        let s = self.status();
+        // SAFETY: volatile stores into our status block.
+        unsafe {
+            core::ptr::write_volatile(&mut s.checksum, sum);
+            core::ptr::write_volatile(&mut s.checksum_valid, 1);
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! kvm-wss: boot tiny guest programs on KVM and estimate their working-set
+//! size by sampled page invalidation.
