@@ -49,6 +49,10 @@ pub mod doorbell {
     pub const PHASE: u64 = 0x10;
     /// `panic(ptr, len)`: the program panicked with this message and stops.
     pub const PANIC: u64 = 0x18;
+    /// `sync(value)`: a rendezvous with the VMM. The vCPU stops until the
+    /// VMM's sync hook has run (tests and benchmarks arm and collect pages
+    /// there at exactly known points of the program).
+    pub const SYNC: u64 = 0x20;
 }
 
 /// Bits of a packed buffer descriptor that hold the guest address.
@@ -176,6 +180,8 @@ pub struct Status {
     /// TSC cycles spent in the run loop, for an ops/s rate that counts the
     /// same thing in a guest and in a host process.
     pub run_cycles: u64,
+    /// Program-specific results (for example the probe's timed touches).
+    pub user: [u64; 8],
 }
 
 /// Byte offset of [`Params`] inside the metadata slot.

@@ -29,6 +29,8 @@ pub struct Ctx<'p> {
     ops: u64,
     ops_limit: u64,
     write_ratio: Probability,
+    /// TSC ticks per access when the `rate` parameter paces the program.
+    ticks_per_op: u64,
 }
 
 impl<'p> Ctx<'p> {
@@ -57,7 +59,12 @@ impl<'p> Ctx<'p> {
             ops: 0,
             ops_limit: 0,
             write_ratio: Probability::new(0.0),
+            ticks_per_op: 0,
         };
+        let rate = ctx.param_u64_or("rate", 0);
+        if rate > 0 {
+            ctx.ticks_per_op = (ctx.clock.tsc_hz() / rate).max(1);
+        }
         ctx.ops_limit = ctx.param_u64_or("ops", 0);
         ctx.write_ratio = Probability::new(ctx.param_f64_or("write_ratio", 0.0));
         ctx
@@ -169,6 +176,9 @@ impl<'p> Ctx<'p> {
     /// it is 0: the VMM ends the run) or until `batch` returns `None`.
     /// `batch` does about [`BATCH`] accesses and returns how many.
     ///
+    /// With the `rate` parameter (accesses per second) the loop waits after
+    /// each batch until the schedule allows the next one.
+    ///
     /// Every batch is timed. A batch that takes [`STALL_FACTOR`] times the
     /// running mean counts as a stall (a tracked fault, or the host taking
     /// the CPU away), and its excess time is added to `stall_cycles`.
@@ -180,7 +190,6 @@ impl<'p> Ctx<'p> {
             self.ops += n as u64;
             let now = rdtsc();
             let dt = now.wrapping_sub(last);
-            last = now;
             if mean == 0 {
                 mean = dt.max(1);
             } else if dt > mean * STALL_FACTOR {
@@ -204,6 +213,13 @@ impl<'p> Ctx<'p> {
             if self.ops_limit != 0 && self.ops >= self.ops_limit {
                 break;
             }
+            if self.ticks_per_op != 0 {
+                let due = run_start.wrapping_add(self.ops * self.ticks_per_op);
+                while (rdtsc().wrapping_sub(due) as i64) < 0 {
+                    core::hint::spin_loop();
+                }
+            }
+            last = rdtsc();
         }
     }
 

@@ -36,6 +36,11 @@ pub fn phase(marker: u64) {
     ring(doorbell::PHASE, marker);
 }
 
+/// Rendezvous with the VMM: returns once the VMM's sync hook has run.
+pub fn sync(value: u64) {
+    ring(doorbell::SYNC, value);
+}
+
 /// A fixed buffer that `core::fmt` can write into, truncating when full.
 pub struct MsgBuf {
     buf: [u8; LOG_MAX as usize],
