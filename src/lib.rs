@@ -1,2 +1,20 @@
 //! kvm-wss: boot tiny guest programs on KVM and estimate their working-set
 //! size by sampled page invalidation.
+
+pub mod guests;
+pub mod vmm;
+
+/// Formats an error and its chain of causes on one line: `a: b: c`.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let msg = e.to_string();
+        if !s.ends_with(&msg) {
+            s.push_str(": ");
+            s.push_str(&msg);
+        }
+        cur = e.source();
+    }
+    s
+}

@@ -62,8 +62,8 @@ impl<'p> Ctx<'p> {
             ticks_per_op: 0,
         };
         let rate = ctx.param_u64_or("rate", 0);
-        if rate > 0 {
-            ctx.ticks_per_op = (ctx.clock.tsc_hz() / rate).max(1);
+        if let Some(ticks) = ctx.clock.tsc_hz().checked_div(rate) {
+            ctx.ticks_per_op = ticks.max(1);
         }
         ctx.ops_limit = ctx.param_u64_or("ops", 0);
         ctx.write_ratio = Probability::new(ctx.param_f64_or("write_ratio", 0.0));
@@ -117,7 +117,9 @@ impl<'p> Ctx<'p> {
     pub fn param_duration_ns_or(&self, key: &str, default: u64) -> u64 {
         match self.param(key) {
             None => default,
-            Some(v) => parse_duration_ns(v).unwrap_or_else(|| panic!("param {key}={v} is not a duration")),
+            Some(v) => {
+                parse_duration_ns(v).unwrap_or_else(|| panic!("param {key}={v} is not a duration"))
+            }
         }
     }
 
@@ -161,7 +163,7 @@ impl<'p> Ctx<'p> {
         self.ops
     }
 
-    fn status(&self) -> &mut Status {
+    fn status(&mut self) -> &mut Status {
         // SAFETY: `new`'s contract makes the status block valid and ours.
         unsafe { &mut *self.status }
     }

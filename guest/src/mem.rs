@@ -27,8 +27,18 @@ impl Truth {
     /// # Safety
     /// `read` and `write` must point to `words` valid `AtomicU64`s each that
     /// live as long as any `Region` built on this `Truth`.
-    pub unsafe fn new(read: *const AtomicU64, write: *const AtomicU64, words: usize, base: usize) -> Truth {
-        Truth { read, write, words, base }
+    pub unsafe fn new(
+        read: *const AtomicU64,
+        write: *const AtomicU64,
+        words: usize,
+        base: usize,
+    ) -> Truth {
+        Truth {
+            read,
+            write,
+            words,
+            base,
+        }
     }
 
     #[inline(always)]

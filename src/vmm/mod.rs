@@ -1,0 +1,13 @@
+//! The hypervisor: one VM with one vCPU running a guest program at CPL 3.
+
+pub mod doorbell;
+pub mod exit;
+pub mod kvm;
+pub mod layout;
+pub mod loader;
+pub mod machine;
+pub mod memory;
+pub mod paging;
+pub mod vcpu;
+pub mod vcpu_thread;
+pub mod vm;
