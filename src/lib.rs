@@ -18,3 +18,4 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     }
     s
 }
+pub mod track;

@@ -1,0 +1,3 @@
+//! Access tracking: finding which guest pages the guest touched.
+
+pub mod decode;
