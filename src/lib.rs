@@ -19,3 +19,4 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     s
 }
 pub mod track;
+pub mod report;

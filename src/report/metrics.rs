@@ -1,0 +1,416 @@
+//! Accuracy of the WSS estimate against the ground truth the guest runtime
+//! counts: average error, relative error, bias, and how many intervals the
+//! estimate lags behind a step in the working set.
+
+use serde::{Deserialize, Serialize};
+
+use super::timeseries::Row;
+
+/// Intervals skipped at the start of a run before errors are measured.
+///
+/// The first interval contains guest boot and the first touch of the guest
+/// image and page tables, which is start-up, not the workload under study.
+/// The second is still influenced by start-up in estimators that smooth over
+/// past intervals (their history begins empty), and with arming at interval
+/// boundaries it is the first interval whose samples were all armed while the
+/// workload ran. From the third on, the error measures tracking, which is what
+/// the metrics are for. Two is small enough to leave most of a short run.
+pub const DEFAULT_WARMUP_INTERVALS: usize = 2;
+
+/// Which ground-truth column the estimate is judged against. The access-bit
+/// and fault trackers see reads and writes (`All`); the dirty-log tracker
+/// only sees writes, so judging it against all touched pages would count a
+/// limitation of the mechanism as estimation error (`Writes`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TruthColumn {
+    #[default]
+    All,
+    Writes,
+}
+
+impl TruthColumn {
+    /// The ground truth of `row` in this column.
+    pub fn of(self, row: &Row) -> u64 {
+        match self {
+            TruthColumn::All => row.true_wss_pages,
+            TruthColumn::Writes => row.true_wss_write_pages,
+        }
+    }
+
+    /// The CSV column name, as recorded in summary.json's `compared_against`.
+    pub fn column_name(self) -> &'static str {
+        match self {
+            TruthColumn::All => "true_wss_pages",
+            TruthColumn::Writes => "true_wss_write_pages",
+        }
+    }
+}
+
+/// Accuracy of one run. Every mean is `None` when nothing qualified for it,
+/// so "no data" is never mistaken for "zero error".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Metrics {
+    /// Mean |est - truth|, pages.
+    pub mae_pages: Option<f64>,
+    /// Mean |est - truth| / truth over intervals with truth > 0, as a fraction
+    /// (0.1 = 10%).
+    pub mape: Option<f64>,
+    /// Mean (est - truth), pages; positive means over-estimation.
+    pub bias_pages: Option<f64>,
+    /// Mean intervals until the estimate reaches 90% of the truth after the
+    /// working set grows by 25% or more, over resolved growth events.
+    pub lag_up_intervals: Option<f64>,
+    /// Mean intervals until the estimate falls to 110% of the truth after the
+    /// working set shrinks by 25% or more, over resolved shrink events.
+    pub lag_down_intervals: Option<f64>,
+    /// Growth events detected (resolved or not).
+    pub lag_up_events: u32,
+    /// Shrink events detected (resolved or not).
+    pub lag_down_events: u32,
+    /// Events of either kind not resolved before the next event of the same
+    /// kind or the end of the run; left out of the lag means.
+    pub lag_unresolved: u32,
+}
+
+/// Mean WSS over the same intervals the error metrics look at (full rows
+/// after warm-up), so the means in summary.json compare like with like.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WssMeans {
+    /// Full rows after warm-up; the means below are 0 when this is 0.
+    pub rows: usize,
+    pub true_wss_pages: f64,
+    pub true_wss_write_pages: f64,
+    /// Over those rows that have an estimate; `None` when none has.
+    pub est_wss_pages: Option<f64>,
+}
+
+/// The rows metrics are computed over: after warm-up, full (a partial last
+/// interval covers less time than the estimate is scaled for), and with a
+/// finite estimate. Each point is (estimate, truth).
+fn scored_points(rows: &[Row], warmup_intervals: usize, truth: TruthColumn) -> Vec<(f64, u64)> {
+    rows.iter()
+        .skip(warmup_intervals)
+        .filter(|r| r.full)
+        .filter_map(|r| {
+            r.est_wss_pages
+                .filter(|e| e.is_finite())
+                .map(|e| (e, truth.of(r)))
+        })
+        .collect()
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// Computes the accuracy metrics of `rows` against `truth`.
+///
+/// Only full rows with an estimate are scored, after skipping the first
+/// `warmup_intervals` rows. Step events and lags are found on that scored
+/// sequence, so `k - 1` is the previous scored interval:
+/// - a growth event is an interval k with truth[k] > 0 and
+///   truth[k] >= 1.25 × truth[k-1]; its lag is the smallest j - k (j >= k)
+///   with est[j] >= 0.9 × truth[j];
+/// - a shrink event is an interval k with truth[k-1] > 0 and
+///   truth[k] <= 0.75 × truth[k-1] (a run of zeros is not a shrink); its lag
+///   is the smallest j - k with est[j] <= 1.1 × truth[j].
+///
+/// The search for j stops before the next event of the same kind (the step
+/// it was chasing is superseded) or at the end of the run; such an event is
+/// counted in `lag_unresolved` and left out of the mean.
+pub fn compute(rows: &[Row], warmup_intervals: usize, truth: TruthColumn) -> Metrics {
+    let points = scored_points(rows, warmup_intervals, truth);
+    let mae_pages = mean(points.iter().map(|&(e, t)| (e - t as f64).abs()));
+    let bias_pages = mean(points.iter().map(|&(e, t)| e - t as f64));
+    let mape = mean(
+        points
+            .iter()
+            .filter(|&&(_, t)| t > 0)
+            .map(|&(e, t)| (e - t as f64).abs() / t as f64),
+    );
+    // Thresholds are compared in scaled integer/float form (4·cur vs 5·prev,
+    // 10·est vs 9·truth) so that values exactly on a threshold are decided
+    // exactly instead of by the rounding of 1.25, 0.9 or 1.1.
+    let up = lags(
+        &points,
+        |prev, cur| cur > 0 && 4 * u128::from(cur) >= 5 * u128::from(prev),
+        |est, t| 10.0 * est >= 9.0 * t as f64,
+    );
+    let down = lags(
+        &points,
+        |prev, cur| prev > 0 && 4 * u128::from(cur) <= 3 * u128::from(prev),
+        |est, t| 10.0 * est <= 11.0 * t as f64,
+    );
+    Metrics {
+        mae_pages,
+        mape,
+        bias_pages,
+        lag_up_intervals: up.mean,
+        lag_down_intervals: down.mean,
+        lag_up_events: up.events,
+        lag_down_events: down.events,
+        lag_unresolved: up.unresolved + down.unresolved,
+    }
+}
+
+/// Mean true and estimated WSS over full rows after warm-up.
+pub fn wss_means(rows: &[Row], warmup_intervals: usize) -> WssMeans {
+    let window: Vec<&Row> = rows
+        .iter()
+        .skip(warmup_intervals)
+        .filter(|r| r.full)
+        .collect();
+    WssMeans {
+        rows: window.len(),
+        true_wss_pages: mean(window.iter().map(|r| r.true_wss_pages as f64)).unwrap_or(0.0),
+        true_wss_write_pages: mean(window.iter().map(|r| r.true_wss_write_pages as f64))
+            .unwrap_or(0.0),
+        est_wss_pages: mean(
+            window
+                .iter()
+                .filter_map(|r| r.est_wss_pages.filter(|e| e.is_finite())),
+        ),
+    }
+}
+
+struct LagStats {
+    mean: Option<f64>,
+    events: u32,
+    unresolved: u32,
+}
+
+fn lags(
+    points: &[(f64, u64)],
+    is_event: impl Fn(u64, u64) -> bool,
+    is_resolved: impl Fn(f64, u64) -> bool,
+) -> LagStats {
+    let events: Vec<usize> = (1..points.len())
+        .filter(|&k| is_event(points[k - 1].1, points[k].1))
+        .collect();
+    let mut resolved = Vec::with_capacity(events.len());
+    for (i, &k) in events.iter().enumerate() {
+        let end = events.get(i + 1).copied().unwrap_or(points.len());
+        if let Some(j) = (k..end).find(|&j| is_resolved(points[j].0, points[j].1)) {
+            resolved.push((j - k) as f64);
+        }
+    }
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    LagStats {
+        mean: mean(resolved.iter().copied()),
+        events: count(events.len()),
+        unresolved: count(events.len() - resolved.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::timeseries::tests::row;
+
+    fn series(pairs: &[(u64, f64)]) -> Vec<Row> {
+        pairs
+            .iter()
+            .enumerate()
+            .map(|(i, &(t, e))| row(i as f64 + 1.0, t, Some(e)))
+            .collect()
+    }
+
+    #[test]
+    fn mae_bias_and_mape_are_exact_means() {
+        // errors: +10, -20, +30 -> mae 20, bias 20/3
+        // relative: 10/100, 20/200, 30/300 = 0.1 each -> mape 0.1
+        let rows = series(&[(100, 110.0), (200, 180.0), (300, 330.0)]);
+        let m = compute(&rows, 0, TruthColumn::All);
+        assert_eq!(m.mae_pages, Some(20.0));
+        assert!((m.bias_pages.unwrap() - 20.0 / 3.0).abs() < 1e-12);
+        assert!((m.mape.unwrap() - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn warmup_partial_rows_and_missing_estimates_are_skipped() {
+        let mut rows = series(&[(100, 1000.0), (100, 1000.0), (100, 104.0), (100, 96.0)]);
+        rows.push(row(5.0, 100, None));
+        let mut partial = row(6.0, 10, Some(500.0));
+        partial.full = false;
+        rows.push(partial);
+        rows.push(row(7.0, 100, Some(f64::NAN)));
+        let m = compute(&rows, 2, TruthColumn::All);
+        // Only (100,104) and (100,96) count.
+        assert_eq!(m.mae_pages, Some(4.0));
+        assert_eq!(m.bias_pages, Some(0.0));
+        assert_eq!(m.mape, Some(0.04));
+    }
+
+    #[test]
+    fn mape_skips_zero_truth_and_is_none_without_positive_truth() {
+        let rows = series(&[(0, 5.0), (50, 40.0)]);
+        let m = compute(&rows, 0, TruthColumn::All);
+        assert_eq!(m.mae_pages, Some(7.5));
+        assert_eq!(m.bias_pages, Some(-2.5));
+        assert_eq!(m.mape, Some(0.2));
+        let zeros = series(&[(0, 5.0), (0, 3.0)]);
+        let m = compute(&zeros, 0, TruthColumn::All);
+        assert_eq!(m.mape, None);
+        assert_eq!(m.mae_pages, Some(4.0));
+        // A flat zero series has neither growth nor shrink events.
+        assert_eq!((m.lag_up_events, m.lag_down_events), (0, 0));
+    }
+
+    #[test]
+    fn no_estimate_gives_no_metrics() {
+        let rows: Vec<Row> = (0..5).map(|i| row(i as f64, 100, None)).collect();
+        assert_eq!(compute(&rows, 0, TruthColumn::All), Metrics::default());
+        assert_eq!(compute(&[], 0, TruthColumn::All), Metrics::default());
+        // Warm-up longer than the run.
+        let rows = series(&[(100, 100.0)]);
+        assert_eq!(compute(&rows, 5, TruthColumn::All), Metrics::default());
+    }
+
+    #[test]
+    fn truth_column_selects_written_pages() {
+        // row() sets writes = truth / 2.
+        let rows = series(&[(200, 100.0), (400, 210.0)]);
+        let m = compute(&rows, 0, TruthColumn::Writes);
+        assert_eq!(m.mae_pages, Some(5.0));
+        assert_eq!(m.bias_pages, Some(5.0));
+        assert!((m.mape.unwrap() - 0.025).abs() < 1e-12);
+        assert_eq!(TruthColumn::Writes.column_name(), "true_wss_write_pages");
+        assert_eq!(TruthColumn::All.column_name(), "true_wss_pages");
+    }
+
+    #[test]
+    fn growth_lag_is_intervals_until_estimate_reaches_90_percent() {
+        // Step 100 -> 200 at k=2; est reaches 180 (= 0.9 × 200, exactly on the
+        // threshold) at j=4: lag 2.
+        let rows = series(&[
+            (100, 100.0),
+            (100, 100.0),
+            (200, 120.0),
+            (200, 170.0),
+            (200, 180.0),
+            (200, 200.0),
+        ]);
+        let m = compute(&rows, 0, TruthColumn::All);
+        assert_eq!(m.lag_up_events, 1);
+        assert_eq!(m.lag_up_intervals, Some(2.0));
+        assert_eq!(m.lag_down_events, 0);
+        assert_eq!(m.lag_down_intervals, None);
+        assert_eq!(m.lag_unresolved, 0);
+    }
+
+    #[test]
+    fn growth_threshold_is_25_percent_and_immediate_catch_up_is_lag_zero() {
+        // 100 -> 125 is exactly +25%: an event, caught at once (lag 0).
+        // 125 -> 156 is +24.8%: not an event.
+        let rows = series(&[(100, 100.0), (125, 125.0), (156, 100.0)]);
+        let m = compute(&rows, 0, TruthColumn::All);
+        assert_eq!(m.lag_up_events, 1);
+        assert_eq!(m.lag_up_intervals, Some(0.0));
+        // From zero, any growth is an event.
+        let rows = series(&[(0, 0.0), (10, 0.0), (10, 9.0)]);
+        let m = compute(&rows, 0, TruthColumn::All);
+        assert_eq!(m.lag_up_events, 1);
+        assert_eq!(m.lag_up_intervals, Some(1.0));
+    }
+
+    #[test]
+    fn shrink_lag_is_intervals_until_estimate_falls_to_110_percent() {
+        // 400 -> 300 is exactly -25%: event at k=1; est 330 = 1.1 × 300 at
+        // j=3: lag 2. 300 -> 226 is -24.7%: not an event.
+        let rows = series(&[
+            (400, 400.0),
+            (300, 400.0),
+            (300, 350.0),
+            (300, 330.0),
+            (226, 226.0),
+        ]);
+        let m = compute(&rows, 0, TruthColumn::All);
+        assert_eq!(m.lag_down_events, 1);
+        assert_eq!(m.lag_down_intervals, Some(2.0));
+        assert_eq!(m.lag_up_events, 0);
+        assert_eq!(m.lag_unresolved, 0);
+    }
+
+    #[test]
+    fn unresolved_events_are_counted_and_left_out_of_the_mean() {
+        // Growth at k=1 (100->200) never reaches 180 before the next growth
+        // at k=3 (200->400): unresolved. The k=3 growth resolves at j=4: lag 1.
+        // Shrink at k=5 (400->100) never gets the estimate down to 110 before
+        // the run ends: unresolved.
+        let rows = series(&[
+            (100, 100.0),
+            (200, 150.0),
+            (200, 170.0),
+            (400, 179.0),
+            (400, 360.0),
+            (100, 300.0),
+            (100, 200.0),
+        ]);
+        let m = compute(&rows, 0, TruthColumn::All);
+        assert_eq!(m.lag_up_events, 2);
+        assert_eq!(m.lag_up_intervals, Some(1.0));
+        assert_eq!(m.lag_down_events, 1);
+        assert_eq!(m.lag_down_intervals, None);
+        assert_eq!(m.lag_unresolved, 2);
+    }
+
+    #[test]
+    fn a_resolution_at_the_next_event_does_not_count_for_the_previous_one() {
+        // Growth at k=1 is unresolved through k=1; at k=2 a new growth starts
+        // and est 300 >= 0.9 × 300 there, which resolves only the new one (lag 0).
+        let rows = series(&[(100, 100.0), (200, 100.0), (300, 300.0)]);
+        let m = compute(&rows, 0, TruthColumn::All);
+        assert_eq!(m.lag_up_events, 2);
+        assert_eq!(m.lag_up_intervals, Some(0.0));
+        assert_eq!(m.lag_unresolved, 1);
+    }
+
+    #[test]
+    fn lag_means_average_resolved_events() {
+        // Two growths: lags 0 and 2 -> mean 1. Two shrinks: lags 1 and 0 -> 0.5.
+        let rows = series(&[
+            (100, 100.0),
+            (200, 190.0), // up k=1, lag 0
+            (100, 150.0), // down k=2
+            (100, 105.0), // resolves k=2: lag 1
+            (200, 100.0), // up k=4
+            (200, 150.0),
+            (200, 185.0), // resolves k=4: lag 2
+            (100, 100.0), // down k=7, lag 0
+        ]);
+        let m = compute(&rows, 0, TruthColumn::All);
+        assert_eq!((m.lag_up_events, m.lag_down_events), (2, 2));
+        assert_eq!(m.lag_up_intervals, Some(1.0));
+        assert_eq!(m.lag_down_intervals, Some(0.5));
+        assert_eq!(m.lag_unresolved, 0);
+    }
+
+    #[test]
+    fn events_are_found_on_scored_rows_only() {
+        // The warm-up rows (truth 10) would make row 2 a growth event; with
+        // them skipped there is none.
+        let rows = series(&[(10, 10.0), (10, 10.0), (100, 50.0), (100, 95.0)]);
+        let m = compute(&rows, 2, TruthColumn::All);
+        assert_eq!(m.lag_up_events, 0);
+        let m = compute(&rows, 1, TruthColumn::All);
+        assert_eq!(m.lag_up_events, 1);
+        assert_eq!(m.lag_up_intervals, Some(1.0));
+    }
+
+    #[test]
+    fn wss_means_use_full_rows_after_warmup() {
+        let mut rows = series(&[(1000, 0.0), (100, 90.0), (300, 330.0)]);
+        rows.push(row(4.0, 500, None));
+        let mut partial = row(5.0, 7, Some(7.0));
+        partial.full = false;
+        rows.push(partial);
+        let means = wss_means(&rows, 1);
+        assert_eq!(means.rows, 3);
+        assert_eq!(means.true_wss_pages, 300.0);
+        assert_eq!(means.true_wss_write_pages, 150.0);
+        assert_eq!(means.est_wss_pages, Some(210.0));
+        let empty = wss_means(&rows, 10);
+        assert_eq!(empty, WssMeans::default());
+    }
+}

@@ -1,0 +1,298 @@
+//! The run summary, summary.json: one JSON object per run, read by the sweep
+//! and by people comparing runs.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::ReportError;
+use super::metrics::{self, Metrics, TruthColumn};
+use super::timeseries::Row;
+
+/// A guest phase change: the guest wrote `marker` to its phase slot at `t_s`
+/// seconds after it started.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    pub t_s: f64,
+    pub marker: u64,
+}
+
+/// The whole run in one object. The fields up to `vmm_cpu_s` are a contract
+/// with the readers of summary.json and are always present (`None` is
+/// written as `null`, never omitted), so a reader can tell "not measured"
+/// from "missing". The fields after it are extras that may grow.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Summary {
+    /// Guest program name.
+    pub guest: String,
+    /// Tracking mechanism ("none" when the run only measured the truth).
+    pub tracker: String,
+    /// Estimator name; `None` without a tracker.
+    pub estimator: Option<String>,
+    /// Guest memory size, pages.
+    pub mem_pages: u64,
+    /// Pages armed per tick; `None` without a tracker.
+    pub sample_pages: Option<u64>,
+    /// Requested interval length, seconds.
+    pub interval_s: f64,
+    /// Wall-clock length of the run, seconds.
+    pub duration_s: f64,
+    /// Rows in timeseries.csv, including a partial last one.
+    pub intervals: u64,
+    /// Mean true WSS over the scored window (full rows after warm-up), pages.
+    pub true_wss_mean_pages: f64,
+    /// Mean true written-page WSS over the same window, pages.
+    pub true_wss_write_mean_pages: f64,
+    /// Mean estimate over the same window, pages.
+    pub est_wss_mean_pages: Option<f64>,
+    pub mae_pages: Option<f64>,
+    /// Fraction, not percent (0.1 = 10%).
+    pub mape: Option<f64>,
+    pub bias_pages: Option<f64>,
+    pub lag_up_intervals: Option<f64>,
+    pub lag_down_intervals: Option<f64>,
+    /// Tracked faults over the run; `None` without a tracker.
+    pub tracked_faults: Option<u64>,
+    /// Mean cost of one tracked fault, microseconds.
+    pub fault_cost_us: Option<f64>,
+    pub guest_ops: u64,
+    pub guest_ops_per_s: f64,
+    /// CPU time of the VMM process, seconds.
+    pub vmm_cpu_s: f64,
+
+    // Extras.
+    /// Guest working-set parameter, bytes.
+    pub wss_bytes: u64,
+    /// Pages the ground truth is counted over (guest data pages).
+    pub domain_pages: u64,
+    pub seed: u64,
+    pub warmup_intervals: u64,
+    /// "true_wss_pages" or "true_wss_write_pages".
+    pub compared_against: String,
+    /// How the run ended: "duration" | "guest_exit" | "interrupted" |
+    /// "guest_crash" | "error".
+    pub end: String,
+    pub guest_exit_code: Option<u64>,
+    /// Guest-computed checksum, hex.
+    pub guest_checksum: Option<String>,
+    pub phases: Vec<Phase>,
+    pub arm_us_total: f64,
+    pub collect_us_total: f64,
+    pub sampler_cpu_s: f64,
+    /// Time the guest was stalled by the sampler, microseconds.
+    pub stall_us: f64,
+    /// Slowdown against a baseline run without tracking; `None` without a
+    /// baseline.
+    pub slowdown: Option<f64>,
+    pub baseline_guest_ops_per_s: Option<f64>,
+    /// Mechanism-specific counters.
+    pub tracker_stats: Map<String, Value>,
+    pub lag_up_events: u32,
+    pub lag_down_events: u32,
+    pub lag_unresolved: u32,
+}
+
+impl Summary {
+    /// Fills the accuracy fields (WSS means, error metrics, lags, and the
+    /// settings they depend on) from the time series, and returns the
+    /// metrics for callers that print them.
+    pub fn record_accuracy(
+        &mut self,
+        rows: &[Row],
+        warmup_intervals: usize,
+        truth: TruthColumn,
+    ) -> Metrics {
+        let m = metrics::compute(rows, warmup_intervals, truth);
+        let means = metrics::wss_means(rows, warmup_intervals);
+        self.true_wss_mean_pages = means.true_wss_pages;
+        self.true_wss_write_mean_pages = means.true_wss_write_pages;
+        self.est_wss_mean_pages = means.est_wss_pages;
+        self.mae_pages = m.mae_pages;
+        self.mape = m.mape;
+        self.bias_pages = m.bias_pages;
+        self.lag_up_intervals = m.lag_up_intervals;
+        self.lag_down_intervals = m.lag_down_intervals;
+        self.lag_up_events = m.lag_up_events;
+        self.lag_down_events = m.lag_down_events;
+        self.lag_unresolved = m.lag_unresolved;
+        self.warmup_intervals = u64::try_from(warmup_intervals).unwrap_or(u64::MAX);
+        self.compared_against = truth.column_name().to_string();
+        m
+    }
+}
+
+/// Writes `summary` as pretty JSON with a trailing newline.
+pub fn write_summary(path: &Path, summary: &Summary) -> Result<(), ReportError> {
+    let mut text = serde_json::to_string_pretty(summary).map_err(|source| ReportError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.push('\n');
+    std::fs::write(path, text).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads a summary.json written by [`write_summary`].
+pub fn read_summary(path: &Path) -> Result<Summary, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| ReportError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::timeseries::tests::row;
+
+    const CONTRACT_FIELDS: [&str; 24] = [
+        "guest",
+        "tracker",
+        "estimator",
+        "mem_pages",
+        "sample_pages",
+        "interval_s",
+        "duration_s",
+        "intervals",
+        "true_wss_mean_pages",
+        "true_wss_write_mean_pages",
+        "est_wss_mean_pages",
+        "mae_pages",
+        "mape",
+        "bias_pages",
+        "lag_up_intervals",
+        "lag_down_intervals",
+        "tracked_faults",
+        "fault_cost_us",
+        "guest_ops",
+        "guest_ops_per_s",
+        "vmm_cpu_s",
+        // The first extras whose names other tools rely on.
+        "compared_against",
+        "end",
+        "phases",
+    ];
+
+    fn sample() -> Summary {
+        let mut stats = Map::new();
+        stats.insert("exits".into(), Value::from(42u64));
+        Summary {
+            guest: "phases".into(),
+            tracker: "fault".into(),
+            estimator: Some("ewma".into()),
+            mem_pages: 65536,
+            sample_pages: Some(512),
+            interval_s: 0.1,
+            duration_s: 10.0,
+            intervals: 100,
+            guest_ops: 1_000_000,
+            guest_ops_per_s: 100_000.0,
+            vmm_cpu_s: 1.5,
+            end: "duration".into(),
+            guest_checksum: Some("deadbeef".into()),
+            phases: vec![Phase {
+                t_s: 2.5,
+                marker: 1,
+            }],
+            tracker_stats: stats,
+            ..Summary::default()
+        }
+    }
+
+    #[test]
+    fn json_has_every_contract_field_including_nulls() {
+        let value = serde_json::to_value(Summary::default()).unwrap();
+        let obj = value.as_object().unwrap();
+        for name in CONTRACT_FIELDS {
+            assert!(obj.contains_key(name), "missing {name}");
+        }
+        // The contract fields come first and in order (serde_json::Value
+        // sorts keys, so check the text).
+        let text = serde_json::to_string(&Summary::default()).unwrap();
+        let at: Vec<usize> = CONTRACT_FIELDS[..21]
+            .iter()
+            .map(|name| text.find(&format!("\"{name}\":")).unwrap())
+            .collect();
+        assert_eq!(at[0], 1);
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+        assert!(at[20] < text.find("\"wss_bytes\":").unwrap());
+        for name in [
+            "estimator",
+            "sample_pages",
+            "est_wss_mean_pages",
+            "mae_pages",
+            "mape",
+            "bias_pages",
+            "lag_up_intervals",
+            "lag_down_intervals",
+            "tracked_faults",
+            "fault_cost_us",
+            "guest_exit_code",
+            "guest_checksum",
+            "slowdown",
+            "baseline_guest_ops_per_s",
+        ] {
+            assert_eq!(obj[name], Value::Null, "{name} should be null");
+        }
+    }
+
+    #[test]
+    fn write_then_read_round_trips_as_pretty_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.json");
+        let s = sample();
+        write_summary(&path, &s).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with("}\n"));
+        assert!(text.contains("\n  \"guest\": \"phases\",\n"));
+        assert!(text.contains("\"mape\": null"));
+        assert!(text.contains("\"exits\": 42"));
+        assert_eq!(read_summary(&path).unwrap(), s);
+    }
+
+    #[test]
+    fn read_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.json");
+        std::fs::write(&path, "{\"guest\": 3}").unwrap();
+        match read_summary(&path) {
+            Err(ReportError::Json { path: p, .. }) => assert_eq!(p, path),
+            other => panic!("expected a JSON error, got {other:?}"),
+        }
+        assert!(matches!(
+            read_summary(&dir.path().join("none.json")),
+            Err(ReportError::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn record_accuracy_fills_the_accuracy_fields() {
+        let rows: Vec<Row> = [(1000, 0.0), (100, 110.0), (200, 180.0)]
+            .iter()
+            .enumerate()
+            .map(|(i, &(t, e))| row(i as f64, t, Some(e)))
+            .collect();
+        let mut s = sample();
+        let m = s.record_accuracy(&rows, 1, TruthColumn::All);
+        assert_eq!(s.mae_pages, Some(15.0));
+        assert_eq!(s.bias_pages, Some(-5.0));
+        assert_eq!(s.mape, Some(0.1));
+        assert_eq!(s.true_wss_mean_pages, 150.0);
+        assert_eq!(s.true_wss_write_mean_pages, 75.0);
+        assert_eq!(s.est_wss_mean_pages, Some(145.0));
+        // 100 -> 200 is a growth, and 180 >= 0.9 × 200 resolves it at once.
+        assert_eq!(s.lag_up_events, 1);
+        assert_eq!(s.lag_up_intervals, Some(0.0));
+        assert_eq!(s.lag_down_intervals, None);
+        assert_eq!(s.warmup_intervals, 1);
+        assert_eq!(s.compared_against, "true_wss_pages");
+        assert_eq!(m.mae_pages, s.mae_pages);
+    }
+}

@@ -1,0 +1,261 @@
+//! The per-interval time series: one [`Row`] per sampling interval, written
+//! to timeseries.csv as the run goes.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::ReportError;
+
+/// One sampling interval. The first ten columns are a contract with whoever
+/// reads the CSV (scripts, the sweep, the plots): their names and order must
+/// not change. Extra columns may only be appended after them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// End time of the interval, seconds since the guest started.
+    pub t_s: f64,
+    /// Distinct data pages read or written in the interval.
+    pub true_wss_pages: u64,
+    /// Distinct data pages written in the interval.
+    pub true_wss_write_pages: u64,
+    /// Estimated WSS; an empty cell when there is no estimate (`--tracker none`).
+    pub est_wss_pages: Option<f64>,
+    /// Lower end of the 95% interval of the estimate.
+    pub est_lo_pages: Option<f64>,
+    /// Upper end of the 95% interval of the estimate.
+    pub est_hi_pages: Option<f64>,
+    /// Pages armed in the interval, summed over ticks.
+    pub sampled_pages: u64,
+    /// Armed pages seen touched.
+    pub touched_samples: u64,
+    /// Tracked faults taken in the interval.
+    pub faults: u64,
+    /// Guest memory accesses in the interval.
+    pub guest_ops: u64,
+    /// Actual length of this interval, seconds.
+    pub interval_s: f64,
+    /// False for a partial last interval (the run ended mid-interval): its
+    /// counts cover less time and must not be compared with full ones.
+    pub full: bool,
+    /// Guest phase marker in force at the end of the interval.
+    pub phase: u64,
+    /// Sampler time spent arming pages in this interval, microseconds.
+    pub arm_us: f64,
+    /// Sampler time spent collecting touched pages in this interval, microseconds.
+    pub collect_us: f64,
+}
+
+/// Column names in file order; the same names serde derives from [`Row`].
+pub const COLUMNS: [&str; 15] = [
+    "t_s",
+    "true_wss_pages",
+    "true_wss_write_pages",
+    "est_wss_pages",
+    "est_lo_pages",
+    "est_hi_pages",
+    "sampled_pages",
+    "touched_samples",
+    "faults",
+    "guest_ops",
+    "interval_s",
+    "full",
+    "phase",
+    "arm_us",
+    "collect_us",
+];
+
+/// Appends rows to timeseries.csv. The header is written when the file is
+/// created, so even a run stopped before its first interval leaves a file the
+/// readers accept, and every row is flushed as soon as it is written, so an
+/// interrupted run (Ctrl-C) never loses a finished interval.
+pub struct TimeseriesWriter {
+    writer: csv::Writer<File>,
+    path: PathBuf,
+}
+
+impl TimeseriesWriter {
+    /// Creates (or truncates) `path` and writes the header.
+    pub fn create(path: &Path) -> Result<Self, ReportError> {
+        let file = File::create(path).map_err(|source| ReportError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        // Headers are written by hand below: csv's automatic header only
+        // appears with the first record, which an empty run never has.
+        let writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(file);
+        let mut this = Self {
+            writer,
+            path: path.to_path_buf(),
+        };
+        this.writer
+            .write_record(COLUMNS)
+            .map_err(|source| this.csv_error(source))?;
+        this.flush()?;
+        Ok(this)
+    }
+
+    /// Appends one row and flushes it to the file.
+    pub fn write_row(&mut self, row: &Row) -> Result<(), ReportError> {
+        self.writer
+            .serialize(row)
+            .map_err(|source| self.csv_error(source))?;
+        self.flush()
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn flush(&mut self) -> Result<(), ReportError> {
+        self.writer.flush().map_err(|source| ReportError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn csv_error(&self, source: csv::Error) -> ReportError {
+        ReportError::Csv {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// Reads a whole timeseries.csv. Columns are matched by name, so a file
+/// with extra columns appended by a later version still reads.
+pub fn read_timeseries(path: &Path) -> Result<Vec<Row>, ReportError> {
+    let csv_error = |source| ReportError::Csv {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = csv::Reader::from_path(path).map_err(csv_error)?;
+    reader
+        .deserialize()
+        .collect::<Result<Vec<Row>, _>>()
+        .map_err(csv_error)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A full interval with the given truth and estimate; other counters zero.
+    pub(crate) fn row(t_s: f64, truth: u64, est: Option<f64>) -> Row {
+        Row {
+            t_s,
+            true_wss_pages: truth,
+            true_wss_write_pages: truth / 2,
+            est_wss_pages: est,
+            est_lo_pages: est.map(|e| e * 0.9),
+            est_hi_pages: est.map(|e| e * 1.1),
+            sampled_pages: 0,
+            touched_samples: 0,
+            faults: 0,
+            guest_ops: 0,
+            interval_s: 1.0,
+            full: true,
+            phase: 0,
+            arm_us: 0.0,
+            collect_us: 0.0,
+        }
+    }
+
+    fn sample_rows() -> Vec<Row> {
+        let mut a = row(0.5, 1000, Some(980.5));
+        a.est_lo_pages = Some(900.0);
+        a.est_hi_pages = Some(1061.25);
+        a.sampled_pages = 512;
+        a.touched_samples = 77;
+        a.faults = 77;
+        a.guest_ops = 123_456;
+        a.interval_s = 0.5;
+        a.phase = 3;
+        a.arm_us = 12.25;
+        a.collect_us = 40.5;
+        let mut b = row(0.75, 7, None);
+        b.full = false;
+        b.interval_s = 0.25;
+        vec![a, b]
+    }
+
+    #[test]
+    fn columns_match_serde_field_order() {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.serialize(&sample_rows()[0]).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        let header = text.lines().next().unwrap();
+        assert_eq!(header, COLUMNS.join(","));
+    }
+
+    #[test]
+    fn header_is_written_at_creation_and_rows_are_flushed_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timeseries.csv");
+        let mut w = TimeseriesWriter::create(&path).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{}\n", COLUMNS.join(","))
+        );
+        assert!(read_timeseries(&path).unwrap().is_empty());
+
+        let rows = sample_rows();
+        w.write_row(&rows[0]).unwrap();
+        // Read while the writer is still alive: the row must already be on disk.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.lines().nth(1).unwrap(),
+            "0.5,1000,500,980.5,900.0,1061.25,512,77,77,123456,0.5,true,3,12.25,40.5"
+        );
+        w.write_row(&rows[1]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // No estimate: the three estimate cells are empty.
+        assert_eq!(
+            text.lines().nth(2).unwrap(),
+            "0.75,7,3,,,,0,0,0,0,0.25,false,0,0.0,0.0"
+        );
+        assert_eq!(w.path(), path.as_path());
+        drop(w);
+        assert_eq!(read_timeseries(&path).unwrap(), rows);
+    }
+
+    #[test]
+    fn reader_ignores_appended_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ts.csv");
+        let text = format!(
+            "{},later_extra\n1.0,10,5,,,,0,0,0,9,1.0,true,2,0.0,0.0,xyz\n",
+            COLUMNS.join(",")
+        );
+        std::fs::write(&path, text).unwrap();
+        let rows = read_timeseries(&path).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].true_wss_pages, 10);
+        assert_eq!(rows[0].guest_ops, 9);
+        assert_eq!(rows[0].phase, 2);
+        assert_eq!(rows[0].est_wss_pages, None);
+    }
+
+    #[test]
+    fn bad_input_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.csv");
+        std::fs::write(&path, format!("{}\nnot-a-number\n", COLUMNS.join(","))).unwrap();
+        match read_timeseries(&path) {
+            Err(ReportError::Csv { path: p, .. }) => assert_eq!(p, path),
+            other => panic!("expected a CSV error, got {other:?}"),
+        }
+        let missing = dir.path().join("missing.csv");
+        assert!(matches!(
+            read_timeseries(&missing),
+            Err(ReportError::Csv { .. })
+        ));
+        assert!(matches!(
+            TimeseriesWriter::create(&dir.path().join("no/such/dir.csv")),
+            Err(ReportError::Io { .. })
+        ));
+    }
+}
