@@ -18,5 +18,5 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     }
     s
 }
-pub mod track;
 pub mod report;
+pub mod track;

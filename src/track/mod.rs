@@ -1,3 +1,134 @@
-//! Access tracking: finding which guest pages the guest touched.
+//! Trackers: invalidate chosen guest pages and report which of them the
+//! guest touched next. One implementation per kernel mechanism, behind one
+//! trait, chosen with `--tracker`.
 
 pub mod decode;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::vmm::vcpu_thread::FaultHandler;
+
+/// Index of a 4 KiB page of guest RAM, counted from `RAM_BASE`.
+pub type RamPage = u64;
+
+/// The mechanism, as chosen on the command line.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrackerKind {
+    /// No tracking: the truth only.
+    None,
+    /// PROT_NONE on the host mapping; faults attributed by decoding the instruction.
+    Mprotect,
+    /// userfaultfd minor faults on the memfd-backed mapping.
+    Uffd,
+    /// KVM dirty logging with manual re-protection (sees writes only).
+    DirtyLog,
+}
+
+impl TrackerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TrackerKind::None => "none",
+            TrackerKind::Mprotect => "mprotect",
+            TrackerKind::Uffd => "uffd",
+            TrackerKind::DirtyLog => "dirty-log",
+        }
+    }
+
+    /// True when the mechanism only notices writes.
+    pub fn writes_only(self) -> bool {
+        self == TrackerKind::DirtyLog
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrackError {
+    #[error("{op} failed on guest pages {first}..{end}")]
+    Syscall {
+        op: &'static str,
+        first: RamPage,
+        end: RamPage,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set up the {tracker} tracker: {what}")]
+    Setup {
+        tracker: &'static str,
+        what: String,
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    #[error("page {page} lies outside guest RAM ({pages} pages)")]
+    OutOfRange { page: RamPage, pages: u64 },
+    #[error("the {0} tracker's handler thread failed: {1}")]
+    Handler(&'static str, String),
+}
+
+/// What a tracker has cost so far. Times are wall-clock microseconds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrackerStats {
+    /// Tracked touches caught (each cost the guest one fault).
+    pub faults: u64,
+    /// Time the VMM spent resolving tracked faults, where it can see them
+    /// (the mprotect EFAULT path, the uffd handler); 0 where the kernel
+    /// resolves them alone (dirty log).
+    pub fault_service_us: f64,
+    /// Time spent in `arm` and in `collect`.
+    pub arm_us: f64,
+    pub collect_us: f64,
+    /// Mechanism-specific counters (unattributed faults, string
+    /// instructions, ...), reported in summary.json's tracker_stats.
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// One invalidation mechanism. Used from two threads: the sampler arms and
+/// collects; the vCPU thread (or a handler thread) records touches.
+///
+/// The cycle is `arm(pages)`, the guest runs, `collect()`. `collect`
+/// returns the armed pages touched since `arm` and leaves no page armed, so
+/// pages never chosen again stop costing the guest anything.
+pub trait Tracker: Send + Sync {
+    fn kind(&self) -> TrackerKind;
+    /// Invalidates `pages` (sorted, unique). Pages still armed from an
+    /// earlier cycle are an error of the caller: `collect` first.
+    fn arm(&self, pages: &[RamPage]) -> Result<(), TrackError>;
+    /// The armed pages the guest touched since `arm` (sorted), and disarms
+    /// every page still armed.
+    fn collect(&self) -> Result<Vec<RamPage>, TrackError>;
+    /// How many armed pages were touched so far in this cycle, without
+    /// ending it (mechanisms that learn touches only on collect return 0).
+    fn touched_so_far(&self) -> usize;
+    fn stats(&self) -> TrackerStats;
+    /// The hook the vCPU loop calls on a memory fault (mprotect only).
+    fn fault_handler(self: Arc<Self>) -> Option<Arc<dyn FaultHandler>> {
+        None
+    }
+}
+
+/// Splits sorted pages into maximal runs of consecutive pages, as
+/// `(first, count)`: one syscall per run instead of one per page.
+pub fn runs(pages: &[RamPage]) -> Vec<(RamPage, u64)> {
+    let mut out: Vec<(RamPage, u64)> = Vec::new();
+    for &p in pages {
+        match out.last_mut() {
+            Some((first, n)) if *first + *n == p => *n += 1,
+            _ => out.push((p, 1)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_coalesce_consecutive_pages() {
+        assert_eq!(runs(&[]), vec![]);
+        assert_eq!(runs(&[5]), vec![(5, 1)]);
+        assert_eq!(runs(&[1, 2, 3, 7, 8, 10]), vec![(1, 3), (7, 2), (10, 1)]);
+    }
+}
