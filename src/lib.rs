@@ -1,2 +1,3 @@
 //! kvm-wss: boot tiny guest programs on KVM and estimate their working-set
 //! size by sampled page invalidation.
+pub mod catalog;
