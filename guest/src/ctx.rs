@@ -61,12 +61,13 @@ impl<'p> Ctx<'p> {
             write_ratio: Probability::new(0.0),
             ticks_per_op: 0,
         };
+        // No pacing (0) when `rate` is 0.
         let rate = ctx.param_u64_or("rate", 0);
-        if let Some(ticks) = ctx.clock.tsc_hz().checked_div(rate) {
-            ctx.ticks_per_op = ticks.max(1);
-        }
+        ctx.ticks_per_op = ctx.clock.tsc_hz().checked_div(rate).map_or(0, |t| t.max(1));
         ctx.ops_limit = ctx.param_u64_or("ops", 0);
-        ctx.write_ratio = Probability::new(ctx.param_f64_or("write_ratio", 0.0));
+        // Half reads, half writes unless the run says otherwise: a tracker must
+        // see both kinds, and a read-only default would hide dirty tracking.
+        ctx.write_ratio = Probability::new(ctx.param_f64_or("write_ratio", 0.5));
         ctx
     }
 
@@ -124,7 +125,7 @@ impl<'p> Ctx<'p> {
     }
 
     /// Draws the kind of the next access: true for a write, with the
-    /// probability given by the `write_ratio` parameter.
+    /// probability given by the `write_ratio` parameter (default 0.5).
     #[inline(always)]
     pub fn next_is_write(&mut self) -> bool {
         self.rng.chance(self.write_ratio)
@@ -172,6 +173,22 @@ impl<'p> Ctx<'p> {
     pub fn set_phase(&mut self, marker: u64) {
         // SAFETY: as in `status`; a volatile store so the VMM sees it.
         unsafe { core::ptr::write_volatile(&mut (*self.status).phase, marker) };
+    }
+
+    /// Sets program-specific result slot `slot` (0..8) of the status block,
+    /// which the VMM may read at any time, typically at a `sync`.
+    pub fn set_user(&mut self, slot: usize, value: u64) {
+        // SAFETY: a volatile store through a valid reference, so the VMM
+        // sees it; the index is bounds-checked.
+        unsafe { core::ptr::write_volatile(&mut self.status().user[slot], value) };
+    }
+
+    /// Adds `delta` to result slot `slot` (wrapping), for running totals.
+    pub fn add_user(&mut self, slot: usize, delta: u64) {
+        // SAFETY: a volatile load through a valid reference; the guest is
+        // the only writer of the slot.
+        let old = unsafe { core::ptr::read_volatile(&self.status().user[slot]) };
+        self.set_user(slot, old.wrapping_add(delta));
     }
 
     /// Runs `batch` until the `ops` parameter's budget is spent (forever when

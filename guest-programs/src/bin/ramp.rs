@@ -1,0 +1,90 @@
+//! ramp: the active set, a prefix of the `--wss` region that accesses hit
+//! uniformly, grows linearly from nothing to `--wss` over `grow`, holds for
+//! `hold`, then shrinks linearly to `floor` over `shrink` and stays there —
+//! like a VM that consumes memory and then frees it. Phase markers (and
+//! hypercalls): 0 grow, 1 hold, 2 shrink, 3 floor.
+//!
+//! Params: `grow` (default 5s), `hold` (default 5s), `shrink` (default 5s),
+//! `floor` (default 0.05), a fraction of `--wss` in [0, 1] (at least one
+//! page). A paced run (`rate` > 0) follows the operation count (see
+//! `Schedule`), so its checksum is reproducible.
+//!
+//! True WSS per interval: at most the largest active set during the
+//! interval — the active set at its end while growing, at its start while
+//! shrinking — and that exactly once the accesses per interval cover it.
+#![no_std]
+#![no_main]
+
+use wss_guest::Ctx;
+use wss_guest_programs::{Pattern, Schedule, announce, drive};
+
+wss_guest::entry!(main);
+
+struct Ramp {
+    grow: u64,
+    hold: u64,
+    shrink: u64,
+    wss: u64,
+    floor: u64,
+    schedule: Schedule,
+    phase: Option<u64>,
+    active: u64,
+}
+
+impl Ramp {
+    /// The phase and active-set size (in pages) at `t` ns into the run.
+    fn at(&self, t: u64) -> (u64, u64) {
+        let lerp = |from: u64, to: u64, done: u64, len: u64| {
+            let (from, to) = (from as i128, to as i128);
+            (from + (to - from) * done as i128 / len as i128) as u64
+        };
+        if t < self.grow {
+            (0, lerp(0, self.wss, t, self.grow))
+        } else if t - self.grow < self.hold {
+            (1, self.wss)
+        } else if t - self.grow - self.hold < self.shrink {
+            (
+                2,
+                lerp(self.wss, self.floor, t - self.grow - self.hold, self.shrink),
+            )
+        } else {
+            (3, self.floor)
+        }
+    }
+}
+
+impl Pattern for Ramp {
+    fn batch(&mut self, g: &mut Ctx, first_op: u64) {
+        let (phase, active) = self.at(self.schedule.now_ns(g, first_op));
+        self.active = active.max(1);
+        if self.phase != Some(phase) {
+            self.phase = Some(phase);
+            announce(g, phase);
+        }
+    }
+
+    fn page(&mut self, g: &mut Ctx, _: u64) -> usize {
+        g.rng.below(self.active) as usize
+    }
+}
+
+fn main(g: &mut Ctx) -> u64 {
+    let floor = g.param_f64_or("floor", 0.05);
+    assert!(
+        (0.0..=1.0).contains(&floor),
+        "ramp: floor must be in [0, 1]"
+    );
+    let region = g.alloc_pages(g.wss_pages());
+    let wss = region.pages() as u64;
+    let mut ramp = Ramp {
+        grow: g.param_duration_ns_or("grow", 5_000_000_000),
+        hold: g.param_duration_ns_or("hold", 5_000_000_000),
+        shrink: g.param_duration_ns_or("shrink", 5_000_000_000),
+        wss,
+        floor: ((floor * wss as f64) as u64).clamp(1, wss),
+        schedule: Schedule::new(g),
+        phase: None,
+        active: 1,
+    };
+    drive(g, &region, &mut ramp)
+}

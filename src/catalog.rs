@@ -1,0 +1,425 @@
+//! What every guest program does and which `--param`s it takes, for
+//! `kvm-wss guests` and for checking a run's parameters before boot.
+//!
+//! This is data about the programs in `guest-programs/src/bin/`; the tests
+//! below check it against their sources (names, parameter keys, defaults),
+//! so the two cannot drift apart silently.
+
+/// One `--param key=value` a program understands.
+#[derive(Debug)]
+pub struct ParamInfo {
+    pub key: &'static str,
+    /// The default as a user would type it, or a description when it
+    /// depends on the run (such as `--wss`); empty when the parameter is
+    /// required.
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+/// One guest program.
+#[derive(Debug)]
+pub struct ProgramInfo {
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// Its own parameters, beyond [`COMMON_PARAMS`].
+    pub params: &'static [ParamInfo],
+    /// The true working-set size to expect in each interval.
+    pub expected_truth: &'static str,
+    /// A program for testing kvm-wss itself rather than a workload.
+    pub test_only: bool,
+}
+
+/// Parameters every program honours through the guest runtime.
+pub static COMMON_PARAMS: &[ParamInfo] = &[
+    ParamInfo {
+        key: "ops",
+        default: "0",
+        help: "stop after exactly this many accesses (0: run until kvm-wss stops the guest)",
+    },
+    ParamInfo {
+        key: "write_ratio",
+        default: "0.5",
+        help: "probability that an access is a write, in [0, 1]",
+    },
+    ParamInfo {
+        key: "rate",
+        default: "0",
+        help: "pace the guest to this many accesses per second (0: as fast as it can); \
+               time-driven programs then follow the access count, which makes them \
+               reproducible",
+    },
+];
+
+/// Every guest program, sorted by name.
+pub static CATALOG: &[ProgramInfo] = &[
+    ProgramInfo {
+        name: "badcall",
+        summary: "makes one invalid hypercall or access (param call), to test that kvm-wss \
+                  rejects it; logs `survived <call>` if resumed",
+        params: &[ParamInfo {
+            key: "call",
+            default: "",
+            help: "required: log_oob, log_huge, unknown_doorbell, narrow, read_doorbell, \
+                   exit_code, panic, triple_fault or wild_store",
+        }],
+        expected_truth: "no data pages",
+        test_only: true,
+    },
+    ProgramInfo {
+        name: "chase",
+        summary: "pointer chasing around one random cycle through all --wss pages (dependent \
+                  loads); writes go to a separate word of the page just reached",
+        params: &[],
+        expected_truth: "min(wss, accesses per interval) pages, all read; an init pass \
+                         (phase 0, before phase 1) reads and writes every page",
+        test_only: false,
+    },
+    ProgramInfo {
+        name: "hotset",
+        summary: "a share hot_prob of the accesses go uniformly to a hot set (the first \
+                  hot_frac of --wss), the rest uniformly to the other pages",
+        params: &[
+            ParamInfo {
+                key: "hot_frac",
+                default: "0.1",
+                help: "fraction of --wss in the hot set, in (0, 1]",
+            },
+            ParamInfo {
+                key: "hot_prob",
+                default: "0.9",
+                help: "probability that an access goes to the hot set, in [0, 1]",
+            },
+        ],
+        expected_truth: "H + C * (1 - exp(-(1 - hot_prob) * A / C)) pages for H hot and C cold \
+                         pages and A accesses per interval",
+        test_only: false,
+    },
+    ProgramInfo {
+        name: "idle",
+        summary: "one access to one page every `every`, spinning on the clock in between",
+        params: &[ParamInfo {
+            key: "every",
+            default: "100ms",
+            help: "time between accesses",
+        }],
+        expected_truth: "1 page in intervals at least `every` long",
+        test_only: false,
+    },
+    ProgramInfo {
+        name: "phases",
+        summary: "uniform accesses within a prefix of --wss whose size changes every period, \
+                  cycling through sizes; phase marker i at the i-th change",
+        params: &[
+            ParamInfo {
+                key: "period",
+                default: "5s",
+                help: "time between size changes",
+            },
+            ParamInfo {
+                key: "sizes",
+                default: "wss/8,wss,wss/4",
+                help: "comma list of sizes, each between 4K and --wss (e.g. 16M,128M,32M)",
+            },
+        ],
+        expected_truth: "the current size (the larger of two across a change)",
+        test_only: false,
+    },
+    ProgramInfo {
+        name: "probe",
+        summary: "populates --wss, then per round r: sync(2r), reads/writes/reads+writes/skips \
+                  pages by i mod 4, timing each touch (user slots 0: cycles, 1: count), \
+                  sync(2r+1); ignores ops, rate and write_ratio",
+        params: &[ParamInfo {
+            key: "rounds",
+            default: "3",
+            help: "number of sync-delimited rounds",
+        }],
+        expected_truth: "between sync(2r) and sync(2r+1): 3/4 of the pages (i mod 4 in {0,2} \
+                         read, in {1,2} written)",
+        test_only: true,
+    },
+    ProgramInfo {
+        name: "ramp",
+        summary: "uniform accesses within a prefix of --wss that grows from 0 to --wss, holds, \
+                  then shrinks to floor; phase markers 0 grow, 1 hold, 2 shrink, 3 floor",
+        params: &[
+            ParamInfo {
+                key: "floor",
+                default: "0.05",
+                help: "final active set as a fraction of --wss, in [0, 1] (at least one page)",
+            },
+            ParamInfo {
+                key: "grow",
+                default: "5s",
+                help: "time to grow from nothing to --wss",
+            },
+            ParamInfo {
+                key: "hold",
+                default: "5s",
+                help: "time at --wss",
+            },
+            ParamInfo {
+                key: "shrink",
+                default: "5s",
+                help: "time to shrink from --wss to floor",
+            },
+        ],
+        expected_truth: "the largest active set during the interval",
+        test_only: false,
+    },
+    ProgramInfo {
+        name: "random",
+        summary: "uniformly random accesses over --wss",
+        params: &[],
+        expected_truth: "wss * (1 - exp(-A / wss)) pages for A accesses per interval",
+        test_only: false,
+    },
+    ProgramInfo {
+        name: "seq",
+        summary: "sequential sweep over --wss, one access per page, wrapping",
+        params: &[],
+        expected_truth: "min(wss, accesses per interval) pages",
+        test_only: false,
+    },
+    ProgramInfo {
+        name: "stride",
+        summary: "sequential sweep over every k-th page of --wss, wrapping",
+        params: &[ParamInfo {
+            key: "k",
+            default: "4",
+            help: "stride in pages, at least 1",
+        }],
+        expected_truth: "ceil(wss / k) pages once a sweep fits in an interval",
+        test_only: false,
+    },
+    ProgramInfo {
+        name: "zipf",
+        summary: "Zipf-distributed page ranks over --wss, hot pages scattered across the region",
+        params: &[ParamInfo {
+            key: "theta",
+            default: "0.99",
+            help: "Zipf exponent, at least 0 (0 is uniform)",
+        }],
+        expected_truth: "sum over ranks r of 1 - (1 - p_r)^A pages for A accesses per interval: \
+                         a hot core plus a slowly growing tail",
+        test_only: false,
+    },
+];
+
+/// The program called `name`.
+pub fn find(name: &str) -> Option<&'static ProgramInfo> {
+    CATALOG.iter().find(|p| p.name == name)
+}
+
+/// Whether `p` understands `--param key=...`.
+pub fn accepts_param(p: &ProgramInfo, key: &str) -> bool {
+    COMMON_PARAMS.iter().chain(p.params).any(|q| q.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::path::{Path, PathBuf};
+    use wss_abi::units::{parse_duration_ns, parse_size};
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn bin_names() -> BTreeSet<String> {
+        std::fs::read_dir(root().join("guest-programs/src/bin"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+            .map(|p| p.file_stem().unwrap().to_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// A parameter read in guest source: key, reader method, and the
+    /// default expression (`None` for a raw `param("key")` lookup).
+    #[derive(Debug, PartialEq)]
+    struct Read {
+        key: String,
+        method: &'static str,
+        default: Option<String>,
+    }
+
+    const READERS: &[&str] = &[
+        "param_f64_or",
+        "param_u64_or",
+        "param_size_or",
+        "param_duration_ns_or",
+        "param",
+        "get",
+    ];
+
+    /// Every `.reader("key"[, default])` call with a literal key in `src`.
+    /// Method definitions (`fn param(...)`) and lookups by variable do not
+    /// match, as they lack the dot or the literal.
+    fn param_reads(src: &str) -> Vec<Read> {
+        let mut reads = Vec::new();
+        for method in READERS {
+            let pat = format!(".{method}(");
+            for (at, _) in src.match_indices(&pat) {
+                let rest = src[at + pat.len()..].trim_start();
+                let Some(rest) = rest.strip_prefix('"') else {
+                    continue;
+                };
+                let Some(end) = rest.find('"') else { continue };
+                let after = rest[end + 1..].trim_start();
+                let default = after.strip_prefix(',').map(|d| {
+                    let close = d.find(')').unwrap();
+                    d[..close].trim().trim_end_matches(',').trim().to_string()
+                });
+                reads.push(Read {
+                    key: rest[..end].to_string(),
+                    method,
+                    default,
+                });
+            }
+        }
+        reads
+    }
+
+    /// The value of a numeric literal in source (`5_000_000_000`, `0.9`).
+    fn literal(expr: &str) -> f64 {
+        expr.replace('_', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("default {expr:?} is not a numeric literal"))
+    }
+
+    /// A catalog default, read the way the guest's reader `method` reads
+    /// a parameter value.
+    fn parsed_default(method: &str, default: &str) -> f64 {
+        let v = match method {
+            "param_f64_or" => default.parse().ok(),
+            "param_u64_or" => default.parse::<u64>().ok().map(|x| x as f64),
+            "param_size_or" => parse_size(default).map(|x| x as f64),
+            "param_duration_ns_or" => parse_duration_ns(default).map(|x| x as f64),
+            _ => None,
+        };
+        v.unwrap_or_else(|| panic!("catalog default {default:?} does not parse for {method}"))
+    }
+
+    /// Checks that every parameter `src` reads is in `documented` with the
+    /// same default, and returns the keys read.
+    fn check_reads(file: &Path, documented: &[&ParamInfo]) -> BTreeSet<String> {
+        let src = std::fs::read_to_string(file).unwrap();
+        let mut keys = BTreeSet::new();
+        for read in param_reads(&src) {
+            let info = documented
+                .iter()
+                .find(|p| p.key == read.key)
+                .unwrap_or_else(|| {
+                    panic!("{}: param {} is undocumented", file.display(), read.key)
+                });
+            if let Some(code) = &read.default {
+                assert_eq!(
+                    parsed_default(read.method, info.default),
+                    literal(code),
+                    "{}: default of {} differs from the catalog's {:?}",
+                    file.display(),
+                    read.key,
+                    info.default
+                );
+            }
+            keys.insert(read.key);
+        }
+        keys
+    }
+
+    #[test]
+    fn catalog_names_are_the_guest_programs() {
+        let names: BTreeSet<String> = CATALOG.iter().map(|p| p.name.to_string()).collect();
+        assert_eq!(names, bin_names());
+        assert!(
+            CATALOG.windows(2).all(|w| w[0].name < w[1].name),
+            "CATALOG is not sorted"
+        );
+    }
+
+    #[test]
+    fn program_params_match_their_sources() {
+        let bins = root().join("guest-programs/src/bin");
+        for p in CATALOG {
+            let documented: Vec<&ParamInfo> = COMMON_PARAMS.iter().chain(p.params).collect();
+            let read = check_reads(&bins.join(format!("{}.rs", p.name)), &documented);
+            for q in p.params {
+                assert!(
+                    read.contains(q.key),
+                    "{}: catalog lists unused param {}",
+                    p.name,
+                    q.key
+                );
+                assert!(
+                    !q.help.is_empty(),
+                    "{}: param {} has no help",
+                    p.name,
+                    q.key
+                );
+            }
+            let keys: BTreeSet<_> = documented.iter().map(|q| q.key).collect();
+            assert_eq!(
+                keys.len(),
+                documented.len(),
+                "{}: a param is listed twice",
+                p.name
+            );
+            assert!(!p.summary.is_empty() && !p.expected_truth.is_empty());
+        }
+    }
+
+    #[test]
+    fn common_params_match_the_runtime() {
+        let common: Vec<&ParamInfo> = COMMON_PARAMS.iter().collect();
+        let mut read = check_reads(&root().join("guest/src/ctx.rs"), &common);
+        read.extend(check_reads(
+            &root().join("guest-programs/src/lib.rs"),
+            &common,
+        ));
+        let keys: BTreeSet<String> = COMMON_PARAMS.iter().map(|p| p.key.to_string()).collect();
+        assert_eq!(read, keys);
+    }
+
+    #[test]
+    fn param_reads_parses_calls() {
+        let src = r#"
+            fn param(&self, key: &str) {}
+            let a = g.param_f64_or("hot_prob", 0.9);
+            let b = g.param_duration_ns_or(
+                "period",
+                5_000_000_000,
+            );
+            let c = params.get("call");
+            let d = self.param(key);
+        "#;
+        let reads = param_reads(src);
+        let got: Vec<(&str, &str, Option<&str>)> = reads
+            .iter()
+            .map(|r| (r.key.as_str(), r.method, r.default.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("hot_prob", "param_f64_or", Some("0.9")),
+                ("period", "param_duration_ns_or", Some("5_000_000_000")),
+                ("call", "get", None),
+            ]
+        );
+        assert_eq!(literal("5_000_000_000"), 5e9);
+        assert_eq!(parsed_default("param_duration_ns_or", "5s"), 5e9);
+        assert_eq!(parsed_default("param_size_or", "16M"), (16u64 << 20) as f64);
+    }
+
+    #[test]
+    fn lookups() {
+        let hotset = find("hotset").unwrap();
+        assert_eq!(hotset.name, "hotset");
+        assert!(find("nope").is_none());
+        assert!(accepts_param(hotset, "hot_prob"));
+        assert!(accepts_param(hotset, "write_ratio"));
+        assert!(!accepts_param(hotset, "theta"));
+        assert!(accepts_param(find("zipf").unwrap(), "theta"));
+    }
+}
