@@ -18,6 +18,6 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     }
     s
 }
+pub mod catalog;
 pub mod report;
 pub mod track;
-pub mod catalog;
