@@ -21,3 +21,4 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 pub mod catalog;
 pub mod report;
 pub mod track;
+pub mod estimate;

@@ -1,0 +1,364 @@
+//! Working-set size estimators.
+//!
+//! An estimator decides which guest pages the sampler arms (invalidates) on each tick and turns
+//! the armed pages the guest went on to touch into a WSS estimate. Estimators work purely on page
+//! indices within a tracked domain; they know nothing of KVM, so they are unit-tested with
+//! synthetic touch streams.
+//!
+//! Protocol, driven by the sampler: per reporting interval, `ticks_per_interval()` times
+//! `choose()` → (guest runs, touches are caught) → `observe_tick()`; then `end_interval()`.
+//! `peek()` may be called at any time for a live value.
+
+mod damon;
+mod esx;
+mod exhaustive;
+
+use damon::Damon;
+use esx::Esx;
+use exhaustive::Exhaustive;
+
+use serde::{Deserialize, Serialize};
+
+/// Index of a 4 KiB page within the tracked domain [0, domain_pages).
+pub type PageIdx = u64;
+
+/// A WSS estimate in pages with its 95% band `[lo, hi]` (`lo <= pages <= hi`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Estimate {
+    pub pages: f64,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl Estimate {
+    /// An estimate known without error (the band collapses to the point).
+    pub fn exact(pages: f64) -> Self {
+        Estimate {
+            pages,
+            lo: pages,
+            hi: pages,
+        }
+    }
+}
+
+pub trait Estimator: Send {
+    /// "esx" | "damon" | "exhaustive".
+    fn name(&self) -> &'static str;
+    /// Sampling ticks per reporting interval (1 for esx and exhaustive; DAMON's
+    /// aggregation interval / sampling interval for damon).
+    fn ticks_per_interval(&self) -> u32;
+    /// Pages to arm for the coming tick: sorted ascending, no duplicates, all < domain_pages.
+    fn choose(&mut self, rng: &mut rand::rngs::StdRng) -> Vec<PageIdx>;
+    /// The armed pages the guest touched during that tick (a subset of the last choose()).
+    /// Pages that were not armed, and repeats, are ignored.
+    fn observe_tick(&mut self, touched: &[PageIdx]);
+    /// Closes the interval (after ticks_per_interval() ticks) and returns its estimate.
+    fn end_interval(&mut self) -> Estimate;
+    /// Live estimate in the middle of a tick given how many armed pages were touched so far
+    /// (ESX's in-progress average); estimators without one return their last estimate.
+    fn peek(&self, touched_so_far: usize) -> Estimate;
+}
+
+/// Which estimator to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EstimatorKind {
+    /// VMware ESX-style statistical sampling of a fixed number of random pages per interval.
+    Esx,
+    /// Linux DAMON-style adaptive regions, one sampled page per region per tick.
+    Damon,
+    /// Every page armed every interval: the exact WSS, at full tracking cost.
+    Exhaustive,
+}
+
+impl EstimatorKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EstimatorKind::Esx => "esx",
+            EstimatorKind::Damon => "damon",
+            EstimatorKind::Exhaustive => "exhaustive",
+        }
+    }
+}
+
+impl std::fmt::Display for EstimatorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// EWMA gains of the ESX estimator, each in (0, 1]: the weight a new interval's sampled
+/// fraction gets in the average.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EsxGains {
+    pub slow: f64,
+    pub fast: f64,
+}
+
+impl Default for EsxGains {
+    /// `fast = 0.75`: after a step up, the fast average has covered 1 - 0.25^2 = 93.75% (>= 90%)
+    /// of the step one interval after the interval in which it happened, so the reported maximum
+    /// tracks a growing working set almost immediately.
+    /// `slow = 0.125`: after a step down the slow average keeps 0.875^k of the old level k
+    /// intervals later, so the reported maximum falls slowly and a briefly idle guest is not
+    /// judged to have shed its working set (the conservative direction for memory reclaim).
+    fn default() -> Self {
+        EsxGains {
+            slow: 0.125,
+            fast: 0.75,
+        }
+    }
+}
+
+/// Parameters of the DAMON-style estimator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DamonConfig {
+    pub min_regions: u32,
+    pub max_regions: u32,
+    /// Sampling ticks per aggregation interval; also the largest possible per-region access
+    /// count, which scales the merge threshold.
+    pub ticks_per_interval: u32,
+}
+
+impl Default for DamonConfig {
+    /// Region bounds are DAMON's defaults (10 and 1000). DAMON samples every 5 ms and aggregates
+    /// every 100 ms, i.e. 20 samples per aggregation; 20 is kept as the count of ticks, but a tick
+    /// here is far longer than 5 ms because every tracked touch costs a 45-850 us exit to the
+    /// host, so sampling as often as DAMON would dominate the guest's run time.
+    fn default() -> Self {
+        DamonConfig {
+            min_regions: 10,
+            max_regions: 1000,
+            ticks_per_interval: 20,
+        }
+    }
+}
+
+/// Plain-data description of an estimator, validated and instantiated by [`build`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EstimatorConfig {
+    pub kind: EstimatorKind,
+    /// Size of the tracked domain in 4 KiB pages.
+    pub domain_pages: u64,
+    /// Pages sampled per interval (esx only).
+    pub sample_pages: u64,
+    /// Smoothing gains (esx only).
+    pub esx: EsxGains,
+    /// Region parameters (damon only).
+    pub damon: DamonConfig,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EstimateError {
+    #[error("the tracked domain is empty (0 pages)")]
+    EmptyDomain,
+    #[error("a domain of {domain_pages} pages cannot be indexed on this host")]
+    DomainTooLarge { domain_pages: u64 },
+    #[error("esx needs at least one sampled page per interval")]
+    NoSamplePages,
+    #[error("esx cannot sample {sample_pages} distinct pages from a domain of {domain_pages}")]
+    SampleExceedsDomain {
+        sample_pages: u64,
+        domain_pages: u64,
+    },
+    #[error("esx slow gain {0} is outside (0, 1]")]
+    SlowGainOutOfRange(f64),
+    #[error("esx fast gain {0} is outside (0, 1]")]
+    FastGainOutOfRange(f64),
+    #[error("damon needs at least one region")]
+    NoMinRegions,
+    #[error("damon min_regions {min} exceeds max_regions {max}")]
+    MinRegionsExceedMax { min: u32, max: u32 },
+    #[error("damon needs at least one tick per aggregation interval")]
+    NoTicksPerInterval,
+}
+
+/// Validates `cfg` and creates the estimator it describes. Only the fields the chosen kind uses
+/// are validated.
+pub fn build(cfg: &EstimatorConfig) -> Result<Box<dyn Estimator>, EstimateError> {
+    let domain = cfg.domain_pages;
+    if domain == 0 {
+        return Err(EstimateError::EmptyDomain);
+    }
+    // Samples and bitmaps are indexed by usize; refuse domains that would not fit.
+    if usize::try_from(domain).is_err() {
+        return Err(EstimateError::DomainTooLarge {
+            domain_pages: domain,
+        });
+    }
+    match cfg.kind {
+        EstimatorKind::Esx => {
+            let n = cfg.sample_pages;
+            if n == 0 {
+                return Err(EstimateError::NoSamplePages);
+            }
+            if n > domain {
+                return Err(EstimateError::SampleExceedsDomain {
+                    sample_pages: n,
+                    domain_pages: domain,
+                });
+            }
+            let EsxGains { slow, fast } = cfg.esx;
+            if !gain_ok(slow) {
+                return Err(EstimateError::SlowGainOutOfRange(slow));
+            }
+            if !gain_ok(fast) {
+                return Err(EstimateError::FastGainOutOfRange(fast));
+            }
+            Ok(Box::new(Esx::new(domain, n, cfg.esx)))
+        }
+        EstimatorKind::Damon => {
+            let d = cfg.damon;
+            if d.min_regions == 0 {
+                return Err(EstimateError::NoMinRegions);
+            }
+            if d.min_regions > d.max_regions {
+                return Err(EstimateError::MinRegionsExceedMax {
+                    min: d.min_regions,
+                    max: d.max_regions,
+                });
+            }
+            if d.ticks_per_interval == 0 {
+                return Err(EstimateError::NoTicksPerInterval);
+            }
+            Ok(Box::new(Damon::new(domain, d)))
+        }
+        EstimatorKind::Exhaustive => Ok(Box::new(Exhaustive::new(domain))),
+    }
+}
+
+fn gain_ok(g: f64) -> bool {
+    // Written so that NaN fails too.
+    g > 0.0 && g <= 1.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(kind: EstimatorKind) -> EstimatorConfig {
+        EstimatorConfig {
+            kind,
+            domain_pages: 1024,
+            sample_pages: 100,
+            esx: EsxGains::default(),
+            damon: DamonConfig::default(),
+        }
+    }
+
+    fn err(c: EstimatorConfig) -> EstimateError {
+        match build(&c) {
+            Ok(e) => panic!("config {c:?} accepted as {}", e.name()),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn valid_configs_build_the_named_estimator() {
+        for kind in [
+            EstimatorKind::Esx,
+            EstimatorKind::Damon,
+            EstimatorKind::Exhaustive,
+        ] {
+            let e = build(&cfg(kind)).unwrap();
+            assert_eq!(e.name(), kind.name());
+        }
+        let damon = build(&cfg(EstimatorKind::Damon)).unwrap();
+        assert_eq!(damon.ticks_per_interval(), 20);
+        assert_eq!(
+            build(&cfg(EstimatorKind::Esx))
+                .unwrap()
+                .ticks_per_interval(),
+            1
+        );
+        let exh = build(&cfg(EstimatorKind::Exhaustive)).unwrap();
+        assert_eq!(exh.ticks_per_interval(), 1);
+    }
+
+    #[test]
+    fn each_invalid_config_has_its_own_error() {
+        use EstimatorKind::*;
+        let mut c = cfg(Exhaustive);
+        c.domain_pages = 0;
+        assert_eq!(err(c), EstimateError::EmptyDomain);
+
+        let mut c = cfg(Esx);
+        c.sample_pages = 0;
+        assert_eq!(err(c), EstimateError::NoSamplePages);
+
+        let mut c = cfg(Esx);
+        c.sample_pages = 1025;
+        assert_eq!(
+            err(c),
+            EstimateError::SampleExceedsDomain {
+                sample_pages: 1025,
+                domain_pages: 1024
+            }
+        );
+
+        for bad in [0.0, -0.5, 1.5, f64::NAN] {
+            let mut c = cfg(Esx);
+            c.esx.slow = bad;
+            assert!(
+                matches!(err(c), EstimateError::SlowGainOutOfRange(g) if g.to_bits() == bad.to_bits())
+            );
+            let mut c = cfg(Esx);
+            c.esx.fast = bad;
+            assert!(
+                matches!(err(c), EstimateError::FastGainOutOfRange(g) if g.to_bits() == bad.to_bits())
+            );
+        }
+
+        let mut c = cfg(Damon);
+        c.damon.min_regions = 0;
+        assert_eq!(err(c), EstimateError::NoMinRegions);
+
+        let mut c = cfg(Damon);
+        c.damon.min_regions = 11;
+        c.damon.max_regions = 10;
+        assert_eq!(
+            err(c),
+            EstimateError::MinRegionsExceedMax { min: 11, max: 10 }
+        );
+
+        let mut c = cfg(Damon);
+        c.damon.ticks_per_interval = 0;
+        assert_eq!(err(c), EstimateError::NoTicksPerInterval);
+    }
+
+    #[test]
+    fn fields_of_other_kinds_are_not_validated() {
+        let mut c = cfg(EstimatorKind::Exhaustive);
+        c.sample_pages = 0;
+        c.esx.fast = 0.0;
+        c.damon.min_regions = 0;
+        assert!(build(&c).is_ok());
+        let mut c = cfg(EstimatorKind::Damon);
+        c.sample_pages = 5000;
+        assert!(build(&c).is_ok());
+    }
+
+    #[test]
+    fn gain_bounds_are_inclusive_at_one() {
+        let mut c = cfg(EstimatorKind::Esx);
+        c.esx = EsxGains {
+            slow: 1.0,
+            fast: 1.0,
+        };
+        assert!(build(&c).is_ok());
+    }
+
+    #[test]
+    fn kind_names_match_cli_and_serde() {
+        use clap::ValueEnum;
+        for kind in EstimatorKind::value_variants() {
+            let pv = kind.to_possible_value().unwrap();
+            assert_eq!(pv.get_name(), kind.name());
+            assert_eq!(
+                serde_json::to_string(kind).unwrap(),
+                format!("\"{}\"", kind.name())
+            );
+            assert_eq!(kind.to_string(), kind.name());
+        }
+    }
+}
