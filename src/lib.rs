@@ -1,7 +1,17 @@
 //! kvm-wss: boot tiny guest programs on KVM and estimate their working-set
 //! size by sampled page invalidation.
 
+pub mod app;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod estimate;
 pub mod guests;
+pub mod report;
+pub mod run;
+pub mod sampler;
+pub mod track;
+pub mod truth;
 pub mod vmm;
 
 /// Formats an error and its chain of causes on one line: `a: b: c`.
@@ -18,7 +28,3 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     }
     s
 }
-pub mod catalog;
-pub mod report;
-pub mod track;
-pub mod estimate;

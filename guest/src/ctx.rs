@@ -15,8 +15,10 @@ use crate::rng::{Probability, Rng};
 /// the per-batch bookkeeping (one rdtsc, one store) costs about 1%.
 pub const BATCH: usize = 256;
 
-/// A batch counts as stalled when it takes this many times its usual length.
-const STALL_FACTOR: u64 = 8;
+/// A batch counts as stalled when it takes more than twice its usual
+/// length plus this many nanoseconds. The absolute part keeps timer ticks
+/// and cache misses out; a tracked fault here costs 45 us or more.
+const STALL_SLACK_NS: u64 = 10_000;
 
 pub struct Ctx<'p> {
     params: &'p Params,
@@ -198,11 +200,12 @@ impl<'p> Ctx<'p> {
     /// With the `rate` parameter (accesses per second) the loop waits after
     /// each batch until the schedule allows the next one.
     ///
-    /// Every batch is timed. A batch that takes [`STALL_FACTOR`] times the
-    /// running mean counts as a stall (a tracked fault, or the host taking
+    /// Every batch is timed. A batch much longer than the running mean (see
+    /// [`STALL_SLACK_NS`]) counts as a stall (a tracked fault, or the host taking
     /// the CPU away), and its excess time is added to `stall_cycles`.
     pub fn run(&mut self, mut batch: impl FnMut(&mut Ctx<'p>) -> Option<usize>) {
         let run_start = rdtsc();
+        let slack = self.clock.ns_to_ticks(STALL_SLACK_NS);
         let mut mean: u64 = 0;
         let mut last = run_start;
         while let Some(n) = batch(self) {
@@ -211,7 +214,7 @@ impl<'p> Ctx<'p> {
             let dt = now.wrapping_sub(last);
             if mean == 0 {
                 mean = dt.max(1);
-            } else if dt > mean * STALL_FACTOR {
+            } else if dt > 2 * mean + slack {
                 let s = self.status();
                 let stall = dt - mean;
                 // SAFETY: volatile stores into our status block.

@@ -1,0 +1,219 @@
+//! Dispatching subcommands and mapping outcomes to exit codes:
+//! 0 success, 1 runtime error, 2 usage error (bad input), 3 guest crashed,
+//! 130 interrupted by Ctrl-C (after writing what was measured).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::catalog::{CATALOG, COMMON_PARAMS};
+use crate::cli::{Cli, Command, RunArgs, UsageError};
+use crate::report::ReportError;
+use crate::report::summary::{Summary, read_summary};
+use crate::report::timeseries::read_timeseries;
+use crate::run::{RunEnd, RunError, RunOutput};
+use crate::vmm::machine::BootError;
+
+pub const EXIT_RUNTIME: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_GUEST_CRASH: u8 = 3;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("cannot write to stdout")]
+    Stdout(#[source] std::io::Error),
+    #[error("cannot encode the summary")]
+    Json(#[source] serde_json::Error),
+}
+
+impl AppError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Usage(_) => EXIT_USAGE,
+            // A guest image or size that cannot work is bad input too.
+            AppError::Run(RunError::Guest(_))
+            | AppError::Run(RunError::Boot(
+                BootError::Load(_) | BootError::Layout(_) | BootError::Param(_),
+            ))
+            | AppError::Run(RunError::Estimator(_)) => EXIT_USAGE,
+            _ => EXIT_RUNTIME,
+        }
+    }
+}
+
+pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
+    match cli.command {
+        Command::Guests => list_guests().map_err(AppError::Stdout),
+        Command::Run(args) => run(&args),
+        Command::Plot { run_dir } => {
+            let rows = read_timeseries(&run_dir.join("timeseries.csv"))?;
+            let summary = read_summary(&run_dir.join("summary.json"))?;
+            for path in crate::report::plot::plot_run(&rows, &summary, &run_dir)? {
+                println!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn list_guests() -> Result<ExitCode, std::io::Error> {
+    let mut out = std::io::stdout().lock();
+    for p in CATALOG {
+        let tag = if p.test_only { " [test]" } else { "" };
+        writeln!(
+            out,
+            "{:<8} {}{}",
+            p.name,
+            p.summary.split_whitespace().collect::<Vec<_>>().join(" "),
+            tag
+        )?;
+        for param in p.params {
+            let help = flat(param.help);
+            let help = help.strip_prefix("required: ").unwrap_or(&help);
+            let default = if param.default.is_empty() {
+                "required".to_string()
+            } else {
+                format!("default {}", param.default)
+            };
+            writeln!(
+                out,
+                "{:<10}--param {}=... ({default}): {help}",
+                "", param.key
+            )?;
+        }
+        writeln!(out, "{:<10}true WSS: {}", "", flat(p.expected_truth))?;
+    }
+    writeln!(out, "\nEvery program also takes:")?;
+    for param in COMMON_PARAMS {
+        writeln!(
+            out,
+            "{:<10}--param {}=... (default {}): {}",
+            "",
+            param.key,
+            param.default,
+            flat(param.help)
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn flat(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
+    let cfg = args.to_config()?;
+    let dir = cfg
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| crate::run::default_out_dir(&cfg));
+    let out = crate::run::run(&cfg, &dir)?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&out.summary).map_err(AppError::Json)?;
+        println!("{json}");
+    } else {
+        print_table(&out).map_err(AppError::Stdout)?;
+    }
+    Ok(match &out.end {
+        RunEnd::Duration => ExitCode::SUCCESS,
+        RunEnd::GuestExit(0) => ExitCode::SUCCESS,
+        RunEnd::GuestExit(code) => {
+            eprintln!("kvm-wss: guest exited with code {code}");
+            ExitCode::from(EXIT_GUEST_CRASH)
+        }
+        RunEnd::GuestCrash(msg) => {
+            eprintln!("kvm-wss: guest crashed: {msg}");
+            ExitCode::from(EXIT_GUEST_CRASH)
+        }
+        RunEnd::Interrupted => {
+            eprintln!(
+                "kvm-wss: interrupted; what was measured is in {}",
+                out.dir.display()
+            );
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
+        RunEnd::Error(msg) => {
+            eprintln!("kvm-wss: {msg}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    })
+}
+
+fn opt(v: Option<f64>, unit: &str, digits: usize) -> String {
+    v.map_or("-".to_string(), |x| format!("{x:.digits$}{unit}"))
+}
+
+fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
+    let s: &Summary = &out.summary;
+    let mib = |pages: f64| pages * 4096.0 / (1 << 20) as f64;
+    let mut w = std::io::stdout().lock();
+    writeln!(
+        w,
+        "guest {}  tracker {}  estimator {}  sample {}  interval {}s  ran {:.1}s ({} intervals, end: {})",
+        s.guest,
+        s.tracker,
+        s.estimator.as_deref().unwrap_or("-"),
+        s.sample_pages
+            .map_or("-".to_string(), |n| format!("{n} pages")),
+        s.interval_s,
+        s.duration_s,
+        s.intervals,
+        s.end
+    )?;
+    writeln!(
+        w,
+        "true WSS   mean {:.0} pages ({:.1} MiB), written {:.0} pages{}",
+        s.true_wss_mean_pages,
+        mib(s.true_wss_mean_pages),
+        s.true_wss_write_mean_pages,
+        if s.compared_against == "true_wss_write_pages" {
+            "  (dirty-log sees writes: compared with written pages)"
+        } else {
+            ""
+        }
+    )?;
+    if s.estimator.is_some() {
+        writeln!(
+            w,
+            "estimate   mean {} pages  mape {}  mae {} pages  bias {} pages  lag up {}  lag down {} intervals",
+            opt(s.est_wss_mean_pages, "", 0),
+            opt(s.mape.map(|m| m * 100.0), "%", 1),
+            opt(s.mae_pages, "", 0),
+            opt(s.bias_pages, "", 0),
+            opt(s.lag_up_intervals, "", 1),
+            opt(s.lag_down_intervals, "", 1),
+        )?;
+        writeln!(
+            w,
+            "cost       {} tracked faults ({:.0}/s)  fault cost {}  arm {:.1} ms  collect {:.1} ms  VMM CPU {:.2} s{}",
+            s.tracked_faults.unwrap_or(0),
+            s.tracked_faults.unwrap_or(0) as f64 / s.duration_s.max(1e-9),
+            opt(s.fault_cost_us, " us", 1),
+            s.arm_us_total / 1e3,
+            s.collect_us_total / 1e3,
+            s.vmm_cpu_s,
+            s.slowdown
+                .map_or(String::new(), |x| format!("  slowdown {:.1}%", x * 100.0)),
+        )?;
+    }
+    writeln!(
+        w,
+        "guest      {} accesses ({:.1} M/s){}",
+        s.guest_ops,
+        s.guest_ops_per_s / 1e6,
+        s.guest_checksum
+            .as_ref()
+            .map_or(String::new(), |c| format!("  checksum {c}"))
+    )?;
+    for line in out.logs.iter().take(5) {
+        writeln!(w, "guest log  {line}")?;
+    }
+    writeln!(w, "output     {}", out.dir.display())?;
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! Plain settings for one run, built by the CLI (or a sweep) and read by
+//! the VMM, kept apart from the live objects they configure.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::estimate::{DamonConfig, EstimatorKind, EsxGains};
+use crate::guests::GuestSource;
+use crate::track::TrackerKind;
+
+/// Default guest RAM.
+pub const DEFAULT_MEM: u64 = 512 << 20;
+/// Default working-set size handed to the program.
+pub const DEFAULT_WSS: u64 = 64 << 20;
+/// Default number of pages ESX samples per interval (ESX itself samples 100
+/// pages per 30 s; intervals here are shorter, so more samples keep the
+/// binomial error near 5% of the domain).
+pub const DEFAULT_SAMPLE_PAGES: u64 = 400;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunConfig {
+    pub guest: GuestSource,
+    pub mem: u64,
+    pub wss: u64,
+    pub seed: u64,
+    pub params: Vec<(String, String)>,
+    pub duration: Duration,
+    pub interval: Duration,
+    pub tracker: TrackerKind,
+    pub estimator: EstimatorKind,
+    pub sample_pages: u64,
+    pub esx: EsxGains,
+    pub damon: DamonConfig,
+    pub warmup_intervals: usize,
+    /// Run the untracked twin first and report the slowdown.
+    pub baseline: bool,
+    pub out_dir: Option<PathBuf>,
+    pub plot: bool,
+    /// Print the per-interval table while running.
+    pub live: bool,
+}
+
+impl RunConfig {
+    /// The same run without tracking: the baseline twin.
+    pub fn untracked(&self) -> RunConfig {
+        RunConfig {
+            tracker: TrackerKind::None,
+            baseline: false,
+            plot: false,
+            live: false,
+            out_dir: None,
+            ..self.clone()
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! One run, end to end: boot the guest, start tracking, run the interval
+//! loop until the duration, a guest exit or Ctrl-C, stop everything in
+//! order and write timeseries.csv, summary.json and the plot.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::config::RunConfig;
+use crate::estimate::{self, EstimateError, EstimatorConfig, EstimatorKind};
+use crate::guests::GuestError;
+use crate::report::metrics::TruthColumn;
+use crate::report::summary::{Phase, Summary, write_summary};
+use crate::report::timeseries::{Row, TimeseriesWriter};
+use crate::report::{ReportError, plot};
+use crate::sampler::{Event, LoopEnd, Sampler, SamplerError};
+use crate::track::{self, TrackError, TrackerKind};
+use crate::vmm::exit::Stop;
+use crate::vmm::machine::{BootError, Machine, MachineConfig};
+use crate::vmm::vcpu_thread::{VcpuEnd, VcpuThread};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Guest(#[from] GuestError),
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    #[error("cannot start the {0} tracker")]
+    Tracker(&'static str, #[source] TrackError),
+    #[error("bad estimator settings")]
+    Estimator(#[from] EstimateError),
+    #[error("cannot create the output folder {path}")]
+    OutDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("sampling failed")]
+    Sampler(#[from] SamplerError),
+    #[error("cannot start the vCPU thread")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    Duration,
+    GuestExit(u64),
+    Interrupted,
+    /// Triple fault, panic or another fatal guest action.
+    GuestCrash(String),
+    /// The VMM failed while the guest ran.
+    Error(String),
+}
+
+impl RunEnd {
+    pub fn label(&self) -> &'static str {
+        match self {
+            RunEnd::Duration => "duration",
+            RunEnd::GuestExit(_) => "guest_exit",
+            RunEnd::Interrupted => "interrupted",
+            RunEnd::GuestCrash(_) => "guest_crash",
+            RunEnd::Error(_) => "error",
+        }
+    }
+}
+
+pub struct RunOutput {
+    pub summary: Summary,
+    pub rows: Vec<Row>,
+    pub dir: PathBuf,
+    pub end: RunEnd,
+    pub logs: Vec<String>,
+}
+
+/// Where Ctrl-C is delivered: the run in progress registers its event
+/// channel here; the handler installed by `main` sends into it.
+static INTERRUPT: Mutex<Option<Sender<Event>>> = Mutex::new(None);
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Installs the Ctrl-C handler. The first Ctrl-C ends the current run
+/// (which still writes everything measured); later runs of a sweep are
+/// not started.
+pub fn install_interrupt_handler() -> Result<(), ctrlc::Error> {
+    ctrlc::set_handler(|| {
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(guard) = INTERRUPT.lock()
+            && let Some(tx) = guard.as_ref()
+        {
+            let _ = tx.send(Event::Interrupt);
+        }
+    })
+}
+
+/// True once Ctrl-C was pressed.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+fn process_cpu_s() -> f64 {
+    let mut ru: libc::rusage = zeroed_rusage();
+    // SAFETY: getrusage fills the struct through a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn zeroed_rusage() -> libc::rusage {
+    // SAFETY: rusage is plain C data for which all-zero bytes are valid.
+    unsafe { std::mem::zeroed() }
+}
+
+/// A fresh folder under `runs/` named after the guest, tracker and time.
+pub fn default_out_dir(cfg: &RunConfig) -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let guest = cfg.guest.name().replace(['/', '.'], "_");
+    PathBuf::from("runs").join(format!("{guest}-{}-{stamp}", cfg.tracker.name()))
+}
+
+/// Runs `cfg`, first its untracked twin when `cfg.baseline` is set, and
+/// writes the outputs into `dir`.
+pub fn run(cfg: &RunConfig, dir: &Path) -> Result<RunOutput, RunError> {
+    let baseline = if cfg.baseline && cfg.tracker != TrackerKind::None {
+        Some(run_once(&cfg.untracked(), &dir.join("baseline"), None)?)
+    } else {
+        None
+    };
+    run_once(cfg, dir, baseline.as_ref().map(|b| &b.summary))
+}
+
+fn run_once(
+    cfg: &RunConfig,
+    dir: &Path,
+    baseline: Option<&Summary>,
+) -> Result<RunOutput, RunError> {
+    let image = cfg.guest.image()?;
+    let machine = Machine::boot(
+        &image,
+        &MachineConfig {
+            mem: cfg.mem,
+            wss: cfg.wss,
+            seed: cfg.seed,
+            params: cfg.params.clone(),
+            dirty_log: cfg.tracker == TrackerKind::DirtyLog,
+        },
+    )?;
+    let layout = machine.layout;
+    let tsc_hz = machine.tsc_hz;
+    let domain_pages = layout.data_pages();
+    let tracker = track::create(cfg.tracker, &machine)
+        .map_err(|e| RunError::Tracker(cfg.tracker.name(), e))?;
+    let estimator = match tracker {
+        Some(_) => Some(estimate::build(&EstimatorConfig {
+            kind: cfg.estimator,
+            domain_pages,
+            sample_pages: cfg.sample_pages,
+            esx: cfg.esx,
+            damon: cfg.damon,
+        })?),
+        None => None,
+    };
+    std::fs::create_dir_all(dir).map_err(|source| RunError::OutDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut writer = TimeseriesWriter::create(&dir.join("timeseries.csv"))?;
+
+    let (tx, rx) = mpsc::channel();
+    if let Ok(mut slot) = INTERRUPT.lock() {
+        *slot = Some(tx.clone());
+    }
+    let memory = Arc::clone(machine.memory());
+    let Machine { vcpu, vm, kvm, .. } = machine;
+    let faults = tracker.as_ref().and_then(|t| Arc::clone(t).fault_handler());
+    let cpu_before = process_cpu_s();
+    let start = Instant::now();
+    let done_tx = tx.clone();
+    let thread = VcpuThread::spawn(
+        vcpu,
+        Arc::clone(&memory),
+        start,
+        faults,
+        None,
+        Box::new(move || {
+            let _ = done_tx.send(Event::VcpuDone);
+        }),
+    )
+    .map_err(RunError::Spawn)?;
+    if interrupted() {
+        let _ = tx.send(Event::Interrupt);
+    }
+    drop(tx);
+
+    let sampler = Sampler {
+        memory: &memory,
+        tracker: tracker.clone(),
+        estimator,
+        interval: cfg.interval,
+        duration: cfg.duration,
+        seed: cfg.seed,
+    };
+    let mut rows = Vec::new();
+    let live = cfg.live;
+    let loop_result = sampler.run(start, &rx, |row| {
+        writer.write_row(&row)?;
+        if live {
+            eprintln!("{}", live_line(&row));
+        }
+        rows.push(row);
+        Ok(())
+    });
+    let report = thread.stop();
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu_total = process_cpu_s() - cpu_before;
+    if let Ok(mut slot) = INTERRUPT.lock() {
+        *slot = None;
+    }
+    let status = memory.status();
+    let stats = tracker.as_ref().map(|t| t.stats());
+    // The tracker (and its handler thread) goes only after the vCPU stopped.
+    drop(tracker);
+    drop((vm, kvm));
+
+    let end = match (&report.end, &loop_result) {
+        (_, Err(e)) => RunEnd::Error(crate::error_chain(e)),
+        (VcpuEnd::Guest(Stop::Exit(code)), _) => RunEnd::GuestExit(*code),
+        (VcpuEnd::Guest(Stop::Panic(msg)), _) => {
+            RunEnd::GuestCrash(format!("guest panicked: {msg}"))
+        }
+        (VcpuEnd::Guest(Stop::TripleFault { rip }), _) => RunEnd::GuestCrash(format!(
+            "guest triple-faulted (KVM_EXIT_SHUTDOWN) at rip {rip:#x}, last phase {}",
+            report
+                .exits
+                .last_phase()
+                .map_or("none".to_string(), |p| p.to_string())
+        )),
+        (VcpuEnd::Guest(Stop::Crash(msg)), _) => RunEnd::GuestCrash(msg.clone()),
+        (VcpuEnd::Failed(msg), _) => RunEnd::Error(msg.clone()),
+        (VcpuEnd::Stopped, Ok(LoopEnd::Event(Event::Interrupt))) => RunEnd::Interrupted,
+        (VcpuEnd::Stopped, _) => RunEnd::Duration,
+    };
+
+    let truth_column = if cfg.tracker.writes_only() {
+        TruthColumn::Writes
+    } else {
+        TruthColumn::All
+    };
+    let mut s = Summary {
+        guest: cfg.guest.name(),
+        tracker: cfg.tracker.name().to_string(),
+        estimator: stats.as_ref().map(|_| cfg.estimator.name().to_string()),
+        mem_pages: cfg.mem / wss_abi::PAGE_SIZE,
+        sample_pages: match (cfg.tracker, cfg.estimator) {
+            (TrackerKind::None, _) | (_, EstimatorKind::Damon) => None,
+            (_, EstimatorKind::Exhaustive) => Some(domain_pages),
+            (_, EstimatorKind::Esx) => Some(cfg.sample_pages),
+        },
+        interval_s: cfg.interval.as_secs_f64(),
+        duration_s: elapsed,
+        intervals: rows.len() as u64,
+        guest_ops: status.guest_ops,
+        guest_ops_per_s: status.guest_ops as f64 / elapsed.max(1e-9),
+        vmm_cpu_s: (cpu_total - report.thread_cpu_s).max(0.0),
+        wss_bytes: cfg.wss,
+        domain_pages,
+        seed: cfg.seed,
+        end: end.label().to_string(),
+        guest_exit_code: match end {
+            RunEnd::GuestExit(c) => Some(c),
+            _ => None,
+        },
+        guest_checksum: (status.checksum_valid != 0).then(|| format!("{:016x}", status.checksum)),
+        phases: report
+            .exits
+            .phases
+            .iter()
+            .map(|&(t_s, marker)| Phase { t_s, marker })
+            .collect(),
+        arm_us_total: rows.iter().map(|r| r.arm_us).sum(),
+        collect_us_total: rows.iter().map(|r| r.collect_us).sum(),
+        stall_us: status.stall_cycles as f64 / tsc_hz as f64 * 1e6,
+        ..Summary::default()
+    };
+    s.record_accuracy(&rows, cfg.warmup_intervals, truth_column);
+    if stats.is_none() {
+        for f in [
+            &mut s.est_wss_mean_pages,
+            &mut s.mae_pages,
+            &mut s.mape,
+            &mut s.bias_pages,
+        ] {
+            *f = None;
+        }
+        s.lag_up_intervals = None;
+        s.lag_down_intervals = None;
+    }
+    s.sampler_cpu_s = s.vmm_cpu_s;
+    let mut tracker_stats = serde_json::Map::new();
+    tracker_stats.insert("vcpu_thread_cpu_s".into(), report.thread_cpu_s.into());
+    tracker_stats.insert("guest_stalls".into(), status.stalls.into());
+    tracker_stats.insert("rejected_hypercalls".into(), report.exits.rejected.into());
+    if let Some(st) = &stats {
+        s.tracked_faults = Some(st.faults);
+        // The guest times every batch of accesses; the time it lost in
+        // stalls, less what an untracked twin lost, is what the tracked
+        // faults cost it.
+        let noise_us = baseline.map_or(0.0, |b| b.stall_us / b.duration_s.max(1e-9) * elapsed);
+        if st.faults > 0 {
+            s.fault_cost_us = Some(((s.stall_us - noise_us).max(0.0)) / st.faults as f64);
+            tracker_stats.insert(
+                "vmm_service_us_per_fault".into(),
+                (st.fault_service_us / st.faults as f64).into(),
+            );
+        }
+        for (k, v) in &st.counters {
+            tracker_stats.insert(k.clone(), (*v).into());
+        }
+    }
+    if let Some(b) = baseline {
+        s.baseline_guest_ops_per_s = Some(b.guest_ops_per_s);
+        if b.guest_ops_per_s > 0.0 {
+            s.slowdown = Some(1.0 - s.guest_ops_per_s / b.guest_ops_per_s);
+        }
+    }
+    s.tracker_stats = tracker_stats;
+    write_summary(&dir.join("summary.json"), &s)?;
+    if cfg.plot && !rows.is_empty() {
+        plot::plot_run(&rows, &s, dir)?;
+    }
+    Ok(RunOutput {
+        summary: s,
+        rows,
+        dir: dir.to_path_buf(),
+        end,
+        logs: report.exits.logs,
+    })
+}
+
+fn live_line(r: &Row) -> String {
+    let est = r
+        .est_wss_pages
+        .map_or("-".to_string(), |e| format!("{e:.0}"));
+    format!(
+        "t={:7.2}s  true={:>8}  writes={:>8}  est={:>9}  faults={:>6}  ops={:>11}",
+        r.t_s, r.true_wss_pages, r.true_wss_write_pages, est, r.faults, r.guest_ops
+    )
+}
