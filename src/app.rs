@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::catalog::{CATALOG, COMMON_PARAMS};
-use crate::cli::{Cli, Command, RunArgs, UsageError};
+use crate::cli::{BenchCommand, Cli, Command, RunArgs, UsageError};
 use crate::report::ReportError;
 use crate::report::summary::{Summary, read_summary};
 use crate::report::timeseries::read_timeseries;
@@ -30,6 +30,8 @@ pub enum AppError {
     Stdout(#[source] std::io::Error),
     #[error("cannot encode the summary")]
     Json(#[source] serde_json::Error),
+    #[error("benchmark failed")]
+    Bench(#[from] crate::bench::BenchError),
 }
 
 impl AppError {
@@ -51,6 +53,18 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
     match cli.command {
         Command::Guests => list_guests().map_err(AppError::Stdout),
         Command::Run(args) => run(&args),
+        Command::Bench(BenchCommand::Native {
+            duration,
+            wss,
+            rounds,
+        }) => {
+            let result = crate::bench::native(wss, duration, rounds)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&result).map_err(AppError::Json)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plot { run_dir } => {
             let rows = read_timeseries(&run_dir.join("timeseries.csv"))?;
             let summary = read_summary(&run_dir.join("summary.json"))?;
