@@ -71,7 +71,7 @@ pub fn run_probe(
     let mut armed = Vec::new();
     let hook = Box::new(move |v: u64| {
         let round = v / 2;
-        if v % 2 == 0 {
+        if v.is_multiple_of(2) {
             armed = choose(round, first);
             hook_tracker.arm(&armed).expect("arm");
         } else {
