@@ -3,6 +3,7 @@
 //! trait, chosen with `--tracker`.
 
 pub mod decode;
+pub mod mprotect;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
