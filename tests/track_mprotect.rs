@@ -4,7 +4,6 @@
 
 // tests/common (shared, not this file's to change) has a `v % 2 == 0` that
 // clippy 1.95 flags; allowed here so this target stays clean with -D warnings.
-#[allow(clippy::manual_is_multiple_of)]
 mod common;
 
 use std::sync::Arc;
