@@ -5,10 +5,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::{RunSpec, run};
 use kvm_wss::config::RunConfig;
-use kvm_wss::estimate::{DamonConfig, EstimatorKind, EsxGains};
-use kvm_wss::guests::GuestSource;
-use kvm_wss::run::RunOutput;
+use kvm_wss::estimate::EstimatorKind;
 use kvm_wss::track::TrackerKind;
 
 #[allow(clippy::too_many_arguments)]
@@ -23,34 +22,20 @@ fn config(
     sample_pages: u64,
     params: &[(&str, &str)],
 ) -> RunConfig {
-    RunConfig {
-        guest: GuestSource::Builtin(guest.into()),
+    RunSpec {
         mem,
         wss,
-        seed: 3,
-        params: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
         duration: Duration::from_secs(secs),
         interval: Duration::from_millis(interval_ms),
         tracker,
         estimator,
         sample_pages,
-        esx: EsxGains::default(),
-        damon: DamonConfig::default(),
+        params,
+        seed: 3,
         warmup_intervals: 2,
-        baseline: false,
-        out_dir: None,
-        plot: false,
-        live: false,
+        ..RunSpec::new(guest)
     }
-}
-
-fn run(cfg: &RunConfig) -> RunOutput {
-    let dir = tempfile::tempdir().expect("tempdir");
-    kvm_wss::run::run(cfg, dir.path())
-        .unwrap_or_else(|e| panic!("run failed: {}", kvm_wss::error_chain(&e)))
+    .config()
 }
 
 #[test]
