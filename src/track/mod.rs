@@ -3,6 +3,7 @@
 //! trait, chosen with `--tracker`.
 
 pub mod decode;
+pub mod uffd;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -65,6 +66,8 @@ pub enum TrackError {
     OutOfRange { page: RamPage, pages: u64 },
     #[error("the {0} tracker's handler thread failed: {1}")]
     Handler(&'static str, String),
+    #[error("the {tracker} tracker still has {pages} pages armed: collect before arming again")]
+    StillArmed { tracker: &'static str, pages: usize },
 }
 
 /// What a tracker has cost so far. Times are wall-clock microseconds.
