@@ -3,6 +3,7 @@
 //! trait, chosen with `--tracker`.
 
 pub mod decode;
+pub mod dirty_log;
 pub mod uffd;
 
 use std::collections::BTreeMap;
