@@ -127,6 +127,7 @@ pub fn probe_touched(page: RamPage, first: RamPage, writes_only: bool) -> bool {
 
 /// A run's settings for tests: untracked unless `tracker` says otherwise,
 /// no plot, no live output.
+#[derive(Clone, Copy)]
 pub struct RunSpec<'a> {
     pub guest: &'a str,
     pub mem: u64,
