@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::catalog::{CATALOG, COMMON_PARAMS};
-use crate::cli::{Cli, Command, RunArgs, SweepArgs, UsageError};
+use crate::cli::{BenchCommand, Cli, Command, RunArgs, SweepArgs, UsageError};
 use crate::report::ReportError;
 use crate::report::summary::{Summary, read_summary};
 use crate::report::timeseries::read_timeseries;
@@ -33,6 +33,8 @@ pub enum AppError {
     Json(#[source] serde_json::Error),
     #[error(transparent)]
     Sweep(#[from] SweepError),
+    #[error("benchmark failed")]
+    Bench(#[from] crate::bench::BenchError),
 }
 
 impl AppError {
@@ -62,6 +64,18 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
         Command::Guests => list_guests().map_err(AppError::Stdout),
         Command::Run(args) => run(&args),
         Command::Sweep(args) => sweep(&args),
+        Command::Bench(BenchCommand::Native {
+            duration,
+            wss,
+            rounds,
+        }) => {
+            let result = crate::bench::native(wss, duration, rounds)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&result).map_err(AppError::Json)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plot { run_dir } => {
             let rows = read_timeseries(&run_dir.join("timeseries.csv"))?;
             let summary = read_summary(&run_dir.join("summary.json"))?;

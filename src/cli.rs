@@ -37,6 +37,25 @@ pub enum Command {
         /// A run's output folder.
         run_dir: PathBuf,
     },
+    /// Measurements side by side in one run, printed as JSON.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The same memory-access kernel as a guest and as a host process: is the guest native?
+    Native {
+        /// Time each side runs per round.
+        #[arg(long, default_value = "2s", value_parser = duration)]
+        duration: Duration,
+        /// Data the kernel works on.
+        #[arg(long, default_value = "64M", value_parser = size)]
+        wss: u64,
+        /// Alternating VM/host rounds; the medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
 }
 
 /// Parses a size with an optional K/M/G suffix.

@@ -2,6 +2,7 @@
 //! size by sampled page invalidation.
 
 pub mod app;
+pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -3,6 +3,7 @@
 //! trait, chosen with `--tracker`.
 
 pub mod decode;
+pub mod mprotect;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -126,11 +127,17 @@ pub fn create(
     kind: TrackerKind,
     machine: &crate::vmm::machine::Machine,
 ) -> Result<Option<Arc<dyn Tracker>>, TrackError> {
-    let _ = machine;
-    match kind {
-        TrackerKind::None => Ok(None),
-        _ => Err(TrackError::Handler("tracker", "not merged yet".into())),
-    }
+    Ok(match kind {
+        TrackerKind::None => None,
+        TrackerKind::Mprotect => Some(mprotect::MprotectTracker::new(machine.memory())?),
+        TrackerKind::Uffd | TrackerKind::DirtyLog => {
+            return Err(TrackError::Setup {
+                tracker: kind.name(),
+                what: "not built into this version".into(),
+                source: None,
+            });
+        }
+    })
 }
 
 #[cfg(test)]

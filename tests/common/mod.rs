@@ -12,7 +12,11 @@ use kvm_wss::vmm::vcpu_thread::{VcpuEnd, VcpuReport, VcpuThread};
 /// True when /dev/kvm can be used. Without it a test skips, printing why,
 /// except under CI=true, where a missing KVM fails the test loudly.
 pub fn kvm_available(test: &str) -> bool {
-    match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
         Ok(_) => true,
         Err(e) => {
             if std::env::var("CI").as_deref() == Ok("true") {
@@ -26,15 +30,20 @@ pub fn kvm_available(test: &str) -> bool {
 
 /// Boots a built-in guest program.
 pub fn boot(name: &str, mem: u64, wss: u64, params: &[(&str, &str)], dirty_log: bool) -> Machine {
-    let image = kvm_wss::guests::embedded(name).unwrap_or_else(|| panic!("no built-in guest {name}"));
+    let image =
+        kvm_wss::guests::embedded(name).unwrap_or_else(|| panic!("no built-in guest {name}"));
     let cfg = MachineConfig {
         mem,
         wss,
         seed: 1,
-        params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        params: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         dirty_log,
     };
-    Machine::boot(image, &cfg).unwrap_or_else(|e| panic!("boot {name}: {}", kvm_wss::error_chain(&e)))
+    Machine::boot(image, &cfg)
+        .unwrap_or_else(|e| panic!("boot {name}: {}", kvm_wss::error_chain(&e)))
 }
 
 /// What one probe round saw.
@@ -62,12 +71,15 @@ pub fn run_probe(
     let mut armed = Vec::new();
     let hook = Box::new(move |v: u64| {
         let round = v / 2;
-        if v % 2 == 0 {
+        if v.is_multiple_of(2) {
             armed = choose(round, first);
             hook_tracker.arm(&armed).expect("arm");
         } else {
             let touched = hook_tracker.collect().expect("collect");
-            sink.lock().expect("lock").push(Round { armed: std::mem::take(&mut armed), touched });
+            sink.lock().expect("lock").push(Round {
+                armed: std::mem::take(&mut armed),
+                touched,
+            });
         }
     });
     let (done_tx, done_rx) = mpsc::channel();
@@ -87,8 +99,16 @@ pub fn run_probe(
     let finished = done_rx.recv_timeout(Duration::from_secs(120)).is_ok();
     let report = thread.stop();
     drop((vm, kvm));
-    assert!(finished, "probe did not finish within 120 s: {:?}", report.end);
-    assert_eq!(report.end, VcpuEnd::Guest(kvm_wss::vmm::exit::Stop::Exit(0)), "probe must exit cleanly");
+    assert!(
+        finished,
+        "probe did not finish within 120 s: {:?}",
+        report.end
+    );
+    assert_eq!(
+        report.end,
+        VcpuEnd::Guest(kvm_wss::vmm::exit::Stop::Exit(0)),
+        "probe must exit cleanly"
+    );
     let rounds_seen = results.lock().expect("lock").clone();
     assert_eq!(rounds_seen.len() as u64, rounds);
     (rounds_seen, report)
@@ -98,5 +118,9 @@ pub fn run_probe(
 /// when i % 4 is 0 or 2, written when i % 4 is 1 or 2, untouched when 3.
 pub fn probe_touched(page: RamPage, first: RamPage, writes_only: bool) -> bool {
     let class = (page - first) % 4;
-    if writes_only { class == 1 || class == 2 } else { class != 3 }
+    if writes_only {
+        class == 1 || class == 2
+    } else {
+        class != 3
+    }
 }

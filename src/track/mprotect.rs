@@ -1,0 +1,877 @@
+//! The mprotect tracker: arming a page makes its host backing `PROT_NONE`,
+//! so the guest's next access to it makes `KVM_RUN` fail with EFAULT.
+//!
+//! On this project's hosts KVM does not say which address faulted (see
+//! kvm-host-notes.md), so the vCPU loop hands each fault to this tracker,
+//! which finds the page from the instruction at RIP: it fetches the code
+//! bytes through the guest's page tables, decodes the instruction, walks the
+//! page tables again for every page the instruction accesses (its fetch
+//! included) and restores the armed ones. When nothing armed can be found the
+//! guest must still make progress, so every armed page is restored without
+//! being reported as touched.
+//!
+//! Every attributed fault removes at least one page from the armed set and
+//! every fallback empties it, so a cycle ends after at most one fault per
+//! armed page plus two: the fallback, and one retry of a fault that may
+//! have raced with `collect` on another thread. A fault that persists
+//! after that is not the tracker's and ends the run.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use wss_abi::{PAGE_SIZE, RAM_BASE};
+
+use super::decode::{self, AccessKind, MemAccess, SegmentBases};
+use super::{RamPage, TrackError, Tracker, TrackerKind, TrackerStats, runs};
+use crate::vmm::memory::GuestMemory;
+use crate::vmm::paging::{self, WalkError};
+use crate::vmm::vcpu::Vcpu;
+use crate::vmm::vcpu_thread::FaultHandler;
+
+const NAME: &str = "mprotect";
+/// Longest legal x86 instruction.
+const MAX_INSN_LEN: u64 = 15;
+/// Fallbacks logged at warn level per run; later ones are only counted.
+const MAX_LOGGED_FALLBACKS: u64 = 10;
+
+/// Counter names in `TrackerStats::counters`.
+mod counter {
+    /// Faults for which KVM reported the guest-physical address.
+    pub const KERNEL_GPA: &str = "kernel_gpa";
+    /// Faults whose instruction accesses more than one page: one access
+    /// crossing a page boundary, or operands on different pages (`movs`).
+    pub const SPLIT_ACCESSES: &str = "split_accesses";
+    /// Faults on movs/stos/lods/cmps/scas/ins/outs: each element that enters
+    /// another armed page faults again, so one instruction may cost several.
+    pub const STRING_OPS: &str = "string_ops";
+    /// Faults on push/pop/call/ret/enter/leave and friends.
+    pub const STACK_OPS: &str = "stack_ops";
+    /// Faults whose instruction was fetched from an armed page.
+    pub const CODE_FETCHES: &str = "code_fetches";
+    /// RIP did not translate or its bytes lie outside guest memory.
+    pub const CODE_UNREADABLE: &str = "code_unreadable";
+    /// The bytes at RIP are no instruction iced-x86 can resolve.
+    pub const DECODE_FAILURES: &str = "decode_failures";
+    /// Accessed pages the guest's page tables do not map.
+    pub const TRANSLATION_FAILURES: &str = "translation_failures";
+    /// Faults that named no armed page (any of the reasons above, or an
+    /// access that simply is not to an armed page).
+    pub const UNATTRIBUTED: &str = "unattributed";
+    /// Unattributed faults resolved by restoring every armed page.
+    pub const FALLBACK_RESTORES: &str = "fallback_restores";
+    /// Pages restored by fallbacks, hence never reported.
+    pub const FALLBACK_PAGES: &str = "fallback_pages";
+    /// Unattributed faults with nothing armed, retried once per cycle.
+    pub const STALE_FAULTS: &str = "stale_faults";
+
+    pub const ALL: [&str; 12] = [
+        KERNEL_GPA,
+        SPLIT_ACCESSES,
+        STRING_OPS,
+        STACK_OPS,
+        CODE_FETCHES,
+        CODE_UNREADABLE,
+        DECODE_FAILURES,
+        TRANSLATION_FAILURES,
+        UNATTRIBUTED,
+        FALLBACK_RESTORES,
+        FALLBACK_PAGES,
+        STALE_FAULTS,
+    ];
+}
+
+/// What one fault's accesses say about the armed pages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attribution {
+    /// Armed RAM pages the accesses cover, sorted: the pages to restore and
+    /// report as touched. Empty when the fault cannot be attributed.
+    pub restore: Vec<RamPage>,
+    /// Accessed linear pages that did not translate.
+    pub untranslated: u64,
+}
+
+/// The pure attribution step: the armed RAM pages that `accesses` (linear
+/// ranges, the instruction fetch included) cover. `translate` maps a linear
+/// address to a guest-physical one.
+pub fn attribute(
+    accesses: &[MemAccess],
+    translate: impl Fn(u64) -> Result<u64, WalkError>,
+    armed: &BTreeSet<RamPage>,
+) -> Attribution {
+    let mut out = Attribution::default();
+    for linear_page in decode::pages_touched(accesses) {
+        match translate(linear_page << 12) {
+            Ok(gpa) => {
+                if let Some(page) = ram_page(gpa).filter(|p| armed.contains(p)) {
+                    out.restore.push(page);
+                }
+            }
+            Err(_) => out.untranslated += 1,
+        }
+    }
+    out.restore.sort_unstable();
+    out.restore.dedup();
+    out
+}
+
+/// The RAM page holding guest-physical `gpa`, if it is at or above RAM_BASE
+/// (callers check membership in the armed set, which holds RAM pages only).
+fn ram_page(gpa: u64) -> Option<RamPage> {
+    gpa.checked_sub(RAM_BASE).map(|off| off / PAGE_SIZE)
+}
+
+/// A fault as diagnosed from the vCPU state, before the armed set is
+/// consulted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fault {
+    /// KVM named the guest-physical address.
+    Gpa(u64),
+    /// The instruction at RIP and what it accesses.
+    Insn {
+        cr3: u64,
+        rip: u64,
+        mnemonic: String,
+        kind: AccessKind,
+        /// The data accesses followed by the instruction fetch.
+        accesses: Vec<MemAccess>,
+        /// Pages the data accesses cover.
+        data_pages: usize,
+    },
+    /// The code at RIP could not be fetched.
+    Unreadable { rip: u64, why: String },
+    /// The code at RIP could not be decoded.
+    Undecodable { rip: u64, why: String },
+}
+
+impl Fault {
+    /// For logs and for the message that ends a run.
+    fn describe(&self) -> String {
+        match self {
+            Fault::Gpa(gpa) => format!("fault at guest-physical {gpa:#x} (reported by KVM)"),
+            Fault::Insn {
+                rip,
+                mnemonic,
+                accesses,
+                ..
+            } => {
+                let data = &accesses[..accesses.len().saturating_sub(1)];
+                let ranges: Vec<String> = data
+                    .iter()
+                    .map(|a| format!("{:#x}+{}", a.addr, a.len))
+                    .collect();
+                format!(
+                    "{mnemonic} at rip {rip:#x} accessing [{}]",
+                    ranges.join(", ")
+                )
+            }
+            Fault::Unreadable { rip, why } => {
+                format!("cannot fetch the code at rip {rip:#x}: {why}")
+            }
+            Fault::Undecodable { rip, why } => format!("cannot decode at rip {rip:#x}: {why}"),
+        }
+    }
+}
+
+struct State {
+    /// Pages still `PROT_NONE`.
+    armed: BTreeSet<RamPage>,
+    /// Armed pages restored by attributed faults since `arm`.
+    touched: Vec<RamPage>,
+    /// Between `arm` and `collect`.
+    cycle_open: bool,
+    /// Bumped by `arm` and `collect`: a fault that finds nothing armed is
+    /// retried once per epoch, in case `collect` restored its page after
+    /// KVM_RUN failed but before the fault reached this tracker.
+    epoch: u64,
+    stale_epoch: Option<u64>,
+    stats: TrackerStats,
+}
+
+/// `PROT_NONE` invalidation of guest RAM pages, with faults attributed by
+/// decoding the faulting instruction.
+pub struct MprotectTracker {
+    memory: Arc<GuestMemory>,
+    ram_host: usize,
+    ram_pages: u64,
+    /// The armed set is also what tells which mprotect state a page is in,
+    /// so it changes only together with the syscall, under this lock.
+    state: Mutex<State>,
+}
+
+impl MprotectTracker {
+    pub fn new(memory: &Arc<GuestMemory>) -> Result<Arc<MprotectTracker>, TrackError> {
+        let ram_host = memory.ram_host_addr();
+        let ram_size = memory.layout().ram_size;
+        if !(ram_host as u64).is_multiple_of(PAGE_SIZE) || !ram_size.is_multiple_of(PAGE_SIZE) {
+            return Err(TrackError::Setup {
+                tracker: NAME,
+                what: format!(
+                    "guest RAM at host {ram_host:#x} of {ram_size:#x} bytes is not page-aligned"
+                ),
+                source: None,
+            });
+        }
+        let counters = counter::ALL.iter().map(|c| (c.to_string(), 0)).collect();
+        Ok(Arc::new(MprotectTracker {
+            memory: Arc::clone(memory),
+            ram_host,
+            ram_pages: ram_size / PAGE_SIZE,
+            state: Mutex::new(State {
+                armed: BTreeSet::new(),
+                touched: Vec::new(),
+                cycle_open: false,
+                epoch: 0,
+                stale_epoch: None,
+                stats: TrackerStats {
+                    counters,
+                    ..TrackerStats::default()
+                },
+            }),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock, and the state stays
+        // consistent between statements anyway.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets the protection of RAM pages `first..first + count`, which the
+    /// callers have checked to lie inside guest RAM.
+    fn protect(&self, first: RamPage, count: u64, armed: bool) -> Result<(), TrackError> {
+        let (prot, op) = if armed {
+            (libc::PROT_NONE, "mprotect(PROT_NONE)")
+        } else {
+            (
+                libc::PROT_READ | libc::PROT_WRITE,
+                "mprotect(PROT_READ|PROT_WRITE)",
+            )
+        };
+        debug_assert!(first + count <= self.ram_pages);
+        let addr = self.ram_host + (first * PAGE_SIZE) as usize;
+        // SAFETY: the range lies inside the RAM mapping (callers check the
+        // pages against `ram_pages`), which `self.memory` keeps mapped. The
+        // VMM never dereferences that mapping once tracking starts (it reads
+        // RAM through the memfd), so no Rust reference is invalidated; KVM
+        // reports the guest's accesses to the range as EFAULT.
+        let rc = unsafe {
+            libc::mprotect(
+                addr as *mut libc::c_void,
+                (count * PAGE_SIZE) as usize,
+                prot,
+            )
+        };
+        if rc != 0 {
+            return Err(TrackError::Syscall {
+                op,
+                first,
+                end: first + count,
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Restores `pages` (sorted) and takes them out of the armed set.
+    fn restore(&self, st: &mut State, pages: &[RamPage]) -> Result<(), TrackError> {
+        for (first, count) in runs(pages) {
+            self.protect(first, count, false)?;
+            for p in first..first + count {
+                st.armed.remove(&p);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the vCPU state and decodes the faulting instruction. Only a
+    /// failing register ioctl is an error; bad guest state is a diagnosis.
+    fn diagnose(&self, vcpu: &Vcpu) -> Result<Fault, String> {
+        let regs = vcpu
+            .regs()
+            .map_err(|e| format!("mprotect tracker: {}", crate::error_chain(&e)))?;
+        let sregs = vcpu
+            .sregs()
+            .map_err(|e| format!("mprotect tracker: {}", crate::error_chain(&e)))?;
+        let rip = regs.rip;
+        let cr3 = sregs.cr3;
+        let code = match self.fetch_code(cr3, rip) {
+            Ok(code) => code,
+            Err(why) => return Ok(Fault::Unreadable { rip, why }),
+        };
+        let seg = SegmentBases {
+            fs: sregs.fs.base,
+            gs: sregs.gs.base,
+        };
+        let d = match decode::decode_accesses(&code, rip, &regs, &seg) {
+            Ok(d) => d,
+            Err(e) => {
+                return Ok(Fault::Undecodable {
+                    rip,
+                    why: e.to_string(),
+                });
+            }
+        };
+        let data_pages = decode::pages_touched(&d.accesses).len();
+        let mut accesses = d.accesses;
+        accesses.push(MemAccess {
+            addr: rip,
+            len: d.len as u64,
+            read: true,
+            write: false,
+            conditional: false,
+        });
+        Ok(Fault::Insn {
+            cr3,
+            rip,
+            mnemonic: d.mnemonic,
+            kind: d.kind,
+            accesses,
+            data_pages,
+        })
+    }
+
+    /// Up to 15 code bytes at `rip`, each page translated on its own. A
+    /// second page that does not translate shortens the fetch; the decoder
+    /// then says whether the instruction needed it.
+    fn fetch_code(&self, cr3: u64, rip: u64) -> Result<Vec<u8>, String> {
+        let first_len = MAX_INSN_LEN.min(PAGE_SIZE - (rip & (PAGE_SIZE - 1)));
+        let gpa = self.translate(cr3, rip).map_err(|e| e.to_string())?;
+        let mut code = self
+            .memory
+            .read(gpa, first_len)
+            .map_err(|e| crate::error_chain(&e))?;
+        if first_len < MAX_INSN_LEN {
+            let next = rip.wrapping_add(first_len);
+            let rest = self
+                .translate(cr3, next)
+                .ok()
+                .and_then(|gpa| self.memory.read(gpa, MAX_INSN_LEN - first_len).ok());
+            if let Some(rest) = rest {
+                code.extend_from_slice(&rest);
+            }
+        }
+        Ok(code)
+    }
+
+    fn translate(&self, cr3: u64, gva: u64) -> Result<u64, WalkError> {
+        paging::translate(cr3, gva, |a| self.memory.read_u64(a))
+    }
+
+    /// Resolves a diagnosed fault against the armed set.
+    fn resolve(&self, fault: Fault) -> Result<(), String> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let stats = &mut st.stats;
+        let restore = match &fault {
+            Fault::Gpa(gpa) => {
+                bump(stats, counter::KERNEL_GPA, 1);
+                let page = ram_page(*gpa).filter(|p| st.armed.contains(p));
+                page.into_iter().collect()
+            }
+            Fault::Insn {
+                cr3,
+                kind,
+                accesses,
+                data_pages,
+                ..
+            } => {
+                match kind {
+                    AccessKind::String => bump(stats, counter::STRING_OPS, 1),
+                    AccessKind::Stack => bump(stats, counter::STACK_OPS, 1),
+                    AccessKind::Plain | AccessKind::Other => {}
+                }
+                if *data_pages > 1 {
+                    bump(stats, counter::SPLIT_ACCESSES, 1);
+                }
+                let walk = |gva| self.translate(*cr3, gva);
+                let a = attribute(accesses, walk, &st.armed);
+                bump(stats, counter::TRANSLATION_FAILURES, a.untranslated);
+                let fetch = accesses
+                    .last()
+                    .map(std::slice::from_ref)
+                    .unwrap_or_default();
+                if !attribute(fetch, walk, &st.armed).restore.is_empty() {
+                    bump(stats, counter::CODE_FETCHES, 1);
+                }
+                a.restore
+            }
+            Fault::Unreadable { .. } => {
+                bump(stats, counter::CODE_UNREADABLE, 1);
+                Vec::new()
+            }
+            Fault::Undecodable { .. } => {
+                bump(stats, counter::DECODE_FAILURES, 1);
+                Vec::new()
+            }
+        };
+
+        if !restore.is_empty() {
+            self.restore(st, &restore)
+                .map_err(|e| format!("mprotect tracker: {}", crate::error_chain(&e)))?;
+            if log::log_enabled!(log::Level::Trace) {
+                log::trace!("mprotect: {} restored pages {restore:?}", fault.describe());
+            }
+            st.touched.extend_from_slice(&restore);
+            return Ok(());
+        }
+
+        bump(&mut st.stats, counter::UNATTRIBUTED, 1);
+        if st.armed.is_empty() {
+            if st.stale_epoch == Some(st.epoch) {
+                return Err(format!(
+                    "KVM_RUN keeps failing with EFAULT although the mprotect tracker has no \
+                     page armed, so the fault is not the tracker's ({})",
+                    fault.describe()
+                ));
+            }
+            st.stale_epoch = Some(st.epoch);
+            bump(&mut st.stats, counter::STALE_FAULTS, 1);
+            return Ok(());
+        }
+        let all: Vec<RamPage> = st.armed.iter().copied().collect();
+        self.restore(st, &all)
+            .map_err(|e| format!("mprotect tracker fallback: {}", crate::error_chain(&e)))?;
+        bump(&mut st.stats, counter::FALLBACK_RESTORES, 1);
+        bump(&mut st.stats, counter::FALLBACK_PAGES, all.len() as u64);
+        let fallbacks = st.stats.counters.get(counter::FALLBACK_RESTORES).copied();
+        if fallbacks.is_some_and(|n| n <= MAX_LOGGED_FALLBACKS) {
+            log::warn!(
+                "mprotect tracker: unattributed fault ({}); restored all {} armed pages",
+                fault.describe(),
+                all.len()
+            );
+        }
+        Ok(())
+    }
+}
+
+fn bump(stats: &mut TrackerStats, name: &str, by: u64) {
+    // The names are all present from `new`; only the lookup runs per fault.
+    match stats.counters.get_mut(name) {
+        Some(v) => *v += by,
+        None => {
+            stats.counters.insert(name.to_string(), by);
+        }
+    }
+}
+
+impl Tracker for MprotectTracker {
+    fn kind(&self) -> TrackerKind {
+        TrackerKind::Mprotect
+    }
+
+    fn arm(&self, pages: &[RamPage]) -> Result<(), TrackError> {
+        let start = Instant::now();
+        if let Some(&page) = pages.iter().find(|&&p| p >= self.ram_pages) {
+            return Err(TrackError::OutOfRange {
+                page,
+                pages: self.ram_pages,
+            });
+        }
+        {
+            let mut st = self.lock();
+            if st.cycle_open {
+                return Err(TrackError::Setup {
+                    tracker: NAME,
+                    what: "arm called again before collect".into(),
+                    source: None,
+                });
+            }
+            st.cycle_open = true;
+            st.epoch += 1;
+        }
+        // One lock per run, not for the whole set: the vCPU thread may be
+        // waiting to resolve a fault on a page armed by an earlier run.
+        let mut result = Ok(());
+        for (first, count) in runs(pages) {
+            let mut st = self.lock();
+            if let Err(e) = self.protect(first, count, true) {
+                result = Err(e);
+                break;
+            }
+            st.armed.extend(first..first + count);
+        }
+        self.lock().stats.arm_us += start.elapsed().as_secs_f64() * 1e6;
+        result
+    }
+
+    fn collect(&self) -> Result<Vec<RamPage>, TrackError> {
+        let start = Instant::now();
+        let still_armed: Vec<RamPage> = self.lock().armed.iter().copied().collect();
+        let mut result = Ok(());
+        for (first, count) in runs(&still_armed) {
+            let mut st = self.lock();
+            // Restoring a page a fault restored meanwhile is harmless.
+            if let Err(e) = self.restore(&mut st, &(first..first + count).collect::<Vec<_>>()) {
+                result = result.and(Err(e));
+            }
+        }
+        let mut st = self.lock();
+        st.cycle_open = false;
+        st.epoch += 1;
+        let mut touched = std::mem::take(&mut st.touched);
+        st.stats.collect_us += start.elapsed().as_secs_f64() * 1e6;
+        drop(st);
+        result?;
+        touched.sort_unstable();
+        touched.dedup();
+        Ok(touched)
+    }
+
+    fn touched_so_far(&self) -> usize {
+        self.lock().touched.len()
+    }
+
+    fn stats(&self) -> TrackerStats {
+        self.lock().stats.clone()
+    }
+
+    fn fault_handler(self: Arc<Self>) -> Option<Arc<dyn FaultHandler>> {
+        Some(self)
+    }
+}
+
+impl FaultHandler for MprotectTracker {
+    fn on_memory_fault(&self, vcpu: &Vcpu, gpa: Option<u64>) -> Result<(), String> {
+        let start = Instant::now();
+        let result = match gpa {
+            Some(gpa) => self.resolve(Fault::Gpa(gpa)),
+            None => self.diagnose(vcpu).and_then(|f| self.resolve(f)),
+        };
+        let mut st = self.lock();
+        st.stats.faults += 1;
+        st.stats.fault_service_us += start.elapsed().as_secs_f64() * 1e6;
+        result
+    }
+}
+
+impl Drop for MprotectTracker {
+    /// Leaves no page inaccessible behind: the mapping outlives the tracker
+    /// when the VM keeps running untracked.
+    fn drop(&mut self) {
+        let all: Vec<RamPage> = self.lock().armed.iter().copied().collect();
+        let mut st = self.lock();
+        if let Err(e) = self.restore(&mut st, &all) {
+            log::warn!("mprotect tracker: {}", crate::error_chain(&e));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vmm::layout::Layout;
+
+    const P: u64 = PAGE_SIZE;
+
+    fn page_addr(page: RamPage) -> u64 {
+        RAM_BASE + page * P
+    }
+
+    fn access(addr: u64, len: u64, write: bool) -> MemAccess {
+        MemAccess {
+            addr,
+            len,
+            read: !write,
+            write,
+            conditional: false,
+        }
+    }
+
+    fn armed(pages: &[RamPage]) -> BTreeSet<RamPage> {
+        pages.iter().copied().collect()
+    }
+
+    fn identity(gva: u64) -> Result<u64, WalkError> {
+        Ok(gva)
+    }
+
+    #[test]
+    fn single_page_access_restores_its_page() {
+        let a = attribute(
+            &[access(page_addr(5) + 8, 8, false)],
+            identity,
+            &armed(&[4, 5, 9]),
+        );
+        assert_eq!(a.restore, vec![5]);
+        assert_eq!(a.untranslated, 0);
+    }
+
+    #[test]
+    fn split_access_restores_both_armed_pages() {
+        let split = [access(page_addr(6) - 4, 8, true)];
+        let a = attribute(&split, identity, &armed(&[5, 6]));
+        assert_eq!(a.restore, vec![5, 6]);
+        // One armed, one not: only the armed one is restored.
+        let a = attribute(&split, identity, &armed(&[6, 8]));
+        assert_eq!(a.restore, vec![6]);
+    }
+
+    #[test]
+    fn operands_on_two_pages_and_the_fetch() {
+        // movs-like: destination, source, then the fetch from page 1.
+        let accesses = [
+            access(page_addr(20), 1, true),
+            access(page_addr(30) + 7, 1, false),
+            access(page_addr(1) + 0xffe, 4, false),
+        ];
+        let a = attribute(&accesses, identity, &armed(&[1, 2, 20, 31]));
+        assert_eq!(a.restore, vec![1, 2, 20]);
+    }
+
+    #[test]
+    fn nothing_armed_is_unattributed() {
+        let a = attribute(&[access(page_addr(5), 8, false)], identity, &armed(&[4, 6]));
+        assert_eq!(a, Attribution::default());
+        // Addresses below RAM (metadata, doorbells) are never RAM pages.
+        let a = attribute(&[access(0x20_0000, 8, true)], identity, &armed(&[0]));
+        assert!(a.restore.is_empty());
+        assert!(attribute(&[], identity, &armed(&[0])).restore.is_empty());
+    }
+
+    #[test]
+    fn translation_failures_are_counted_and_skipped() {
+        // Page 7 is unmapped; the translation moves everything else up 2 pages.
+        let walk = |gva: u64| {
+            if gva == page_addr(7) {
+                Err(WalkError::NotPresent { gva, level: 1 })
+            } else {
+                Ok(gva + 2 * P)
+            }
+        };
+        let accesses = [access(page_addr(8) - 8, 16, false)];
+        let a = attribute(&accesses, walk, &armed(&[7, 9, 10]));
+        assert_eq!(a.restore, vec![10]);
+        assert_eq!(a.untranslated, 1);
+        let a = attribute(
+            &accesses[..],
+            |gva| Err(WalkError::NonCanonical(gva)),
+            &armed(&[7]),
+        );
+        assert_eq!(
+            a,
+            Attribution {
+                restore: vec![],
+                untranslated: 2
+            }
+        );
+    }
+
+    /// 4 MiB of guest memory with the VMM's identity page tables, and a
+    /// tracker on it. No KVM needed: mprotect acts on the host mapping.
+    fn machine() -> (Arc<GuestMemory>, Arc<MprotectTracker>) {
+        let layout = Layout::new(4 << 20, RAM_BASE + 0x1000, 1 << 20).expect("layout");
+        let memory = Arc::new(GuestMemory::new(&layout).expect("memory"));
+        let tables = paging::identity_map(layout.page_tables, layout.ram_end()).expect("tables");
+        memory
+            .write(tables.cr3, &tables.bytes)
+            .expect("write tables");
+        let tracker = MprotectTracker::new(&memory).expect("tracker");
+        (memory, tracker)
+    }
+
+    /// Permissions of the host mapping at `addr`, from /proc/self/maps.
+    fn host_perms(addr: usize) -> String {
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+        for line in maps.lines() {
+            let mut f = line.split_whitespace();
+            let (range, perms) = (f.next().expect("range"), f.next().expect("perms"));
+            let (lo, hi) = range.split_once('-').expect("range");
+            let lo = usize::from_str_radix(lo, 16).expect("hex");
+            let hi = usize::from_str_radix(hi, 16).expect("hex");
+            if (lo..hi).contains(&addr) {
+                return perms.to_string();
+            }
+        }
+        panic!("{addr:#x} is not mapped")
+    }
+
+    fn counter(t: &MprotectTracker, name: &str) -> u64 {
+        t.stats().counters[name]
+    }
+
+    #[test]
+    fn arm_protects_runs_and_collect_restores_them() {
+        let (memory, t) = machine();
+        let host = |p: u64| memory.ram_host_addr() + (p * P) as usize;
+        t.arm(&[2, 3, 7]).expect("arm");
+        assert_eq!(host_perms(host(2)), "---s");
+        assert_eq!(host_perms(host(3)), "---s");
+        assert_eq!(host_perms(host(4)), "rw-s");
+        assert_eq!(host_perms(host(7)), "---s");
+        // The VMM still reads armed pages, through the memfd.
+        assert_eq!(memory.read(page_addr(3), 8).expect("read"), vec![0; 8]);
+        assert_eq!(t.collect().expect("collect"), Vec::<RamPage>::new());
+        for p in [2, 3, 7] {
+            assert_eq!(host_perms(host(p)), "rw-s");
+        }
+        let s = t.stats();
+        assert_eq!(s.faults, 0);
+        assert!(s.arm_us > 0.0 && s.collect_us > 0.0);
+    }
+
+    #[test]
+    fn arm_rejects_out_of_range_and_a_second_arm() {
+        let (_memory, t) = machine();
+        assert!(matches!(
+            t.arm(&[1, 1024]),
+            Err(TrackError::OutOfRange {
+                page: 1024,
+                pages: 1024
+            })
+        ));
+        t.arm(&[1]).expect("arm");
+        assert!(matches!(t.arm(&[2]), Err(TrackError::Setup { .. })));
+        t.collect().expect("collect");
+        t.arm(&[2]).expect("arm after collect");
+        t.collect().expect("collect");
+    }
+
+    #[test]
+    fn kernel_gpa_fault_restores_and_reports_its_page() {
+        let (memory, t) = machine();
+        t.arm(&[300, 301, 302]).expect("arm");
+        t.resolve(Fault::Gpa(page_addr(301) + 0x10))
+            .expect("resolve");
+        assert_eq!(t.touched_so_far(), 1);
+        let host = memory.ram_host_addr() + (301 * P) as usize;
+        assert_eq!(host_perms(host), "rw-s");
+        assert_eq!(host_perms(host + P as usize), "---s");
+        assert_eq!(t.collect().expect("collect"), vec![301]);
+        assert_eq!(t.touched_so_far(), 0);
+        assert_eq!(counter(&t, counter::KERNEL_GPA), 1);
+        assert_eq!(counter(&t, counter::UNATTRIBUTED), 0);
+    }
+
+    fn insn(cr3: u64, kind: AccessKind, data: Vec<MemAccess>, rip: u64) -> Fault {
+        let data_pages = decode::pages_touched(&data).len();
+        let mut accesses = data;
+        accesses.push(access(rip, 4, false));
+        Fault::Insn {
+            cr3,
+            rip,
+            mnemonic: "test".into(),
+            kind,
+            accesses,
+            data_pages,
+        }
+    }
+
+    #[test]
+    fn decoded_faults_walk_the_page_tables_and_count_kinds() {
+        let (memory, t) = machine();
+        let cr3 = memory.layout().page_tables;
+        let rip = page_addr(0) + 0x100;
+        t.arm(&[0, 10, 11, 12, 40]).expect("arm");
+        // A split store over 10/11, fetched from armed page 0.
+        let split = vec![access(page_addr(11) - 4, 8, true)];
+        t.resolve(insn(cr3, AccessKind::Plain, split, rip))
+            .expect("resolve");
+        // A string instruction whose destination is armed, source is not.
+        let movs = vec![
+            access(page_addr(12), 1, true),
+            access(page_addr(13), 1, false),
+        ];
+        t.resolve(insn(cr3, AccessKind::String, movs, rip))
+            .expect("resolve");
+        // A push into armed page 40.
+        let push = vec![access(page_addr(41) - 8, 8, true)];
+        t.resolve(insn(cr3, AccessKind::Stack, push, rip))
+            .expect("resolve");
+        assert_eq!(t.touched_so_far(), 5);
+        assert_eq!(t.collect().expect("collect"), vec![0, 10, 11, 12, 40]);
+        assert_eq!(counter(&t, counter::SPLIT_ACCESSES), 2);
+        assert_eq!(counter(&t, counter::STRING_OPS), 1);
+        assert_eq!(counter(&t, counter::STACK_OPS), 1);
+        assert_eq!(counter(&t, counter::CODE_FETCHES), 1);
+        assert_eq!(counter(&t, counter::UNATTRIBUTED), 0);
+    }
+
+    #[test]
+    fn unattributed_fault_falls_back_then_a_persistent_one_ends_the_run() {
+        let (memory, t) = machine();
+        let cr3 = memory.layout().page_tables;
+        t.arm(&[20, 21, 50]).expect("arm");
+        // An access to an unarmed page: restore everything, report nothing.
+        let miss = vec![access(page_addr(30), 8, false)];
+        t.resolve(insn(cr3, AccessKind::Plain, miss.clone(), page_addr(0)))
+            .expect("fallback");
+        let host = memory.ram_host_addr() + (50 * P) as usize;
+        assert_eq!(host_perms(host), "rw-s");
+        assert_eq!(t.touched_so_far(), 0);
+        assert_eq!(counter(&t, counter::FALLBACK_RESTORES), 1);
+        assert_eq!(counter(&t, counter::FALLBACK_PAGES), 3);
+        // Nothing armed any more: one retry, in case of a race with collect...
+        t.resolve(Fault::Undecodable {
+            rip: 1,
+            why: "x".into(),
+        })
+        .expect("stale retry");
+        assert_eq!(counter(&t, counter::STALE_FAULTS), 1);
+        // ...but the same fault again is not the tracker's.
+        let err = t
+            .resolve(Fault::Unreadable {
+                rip: 2,
+                why: "y".into(),
+            })
+            .expect_err("persistent fault");
+        assert!(err.contains("no page armed"), "{err}");
+        assert_eq!(counter(&t, counter::UNATTRIBUTED), 3);
+        assert_eq!(counter(&t, counter::DECODE_FAILURES), 1);
+        assert_eq!(counter(&t, counter::CODE_UNREADABLE), 1);
+        assert_eq!(t.collect().expect("collect"), Vec::<RamPage>::new());
+        // A new cycle allows a retry again.
+        t.arm(&[]).expect("arm");
+        t.resolve(Fault::Gpa(0x10))
+            .expect("stale retry in a new cycle");
+        t.collect().expect("collect");
+    }
+
+    #[test]
+    fn code_fetch_crosses_pages_and_reads_armed_code() {
+        let (memory, t) = machine();
+        let cr3 = memory.layout().page_tables;
+        let code: Vec<u8> = (1..=15).collect();
+        let rip = page_addr(3) - 5;
+        memory.write(rip, &code).expect("write code");
+        t.arm(&[2, 3]).expect("arm");
+        assert_eq!(t.fetch_code(cr3, rip).expect("fetch"), code);
+        // Near the top of RAM the second page lies outside guest memory.
+        let last = page_addr(1024) - 3;
+        assert_eq!(t.fetch_code(cr3, last).expect("fetch").len(), 3);
+        t.collect().expect("collect");
+    }
+
+    #[test]
+    fn hostile_code_addresses_and_tables_are_errors_not_panics() {
+        let (memory, t) = machine();
+        let cr3 = memory.layout().page_tables;
+        // Non-canonical, unmapped, and mapped-but-in-no-slot RIPs.
+        for rip in [0x8000_0000_0000_0000, 1 << 40, 0x10, u64::MAX] {
+            assert!(t.fetch_code(cr3, rip).is_err(), "rip {rip:#x}");
+        }
+        // CR3 pointing at garbage: RAM filled with 0xff makes every entry
+        // present and huge, pointing far outside guest memory.
+        memory.write(page_addr(8), &[0xff; 4096]).expect("write");
+        assert!(t.fetch_code(page_addr(8), RAM_BASE).is_err());
+        assert!(t.fetch_code(u64::MAX, RAM_BASE).is_err());
+        // Attributing through such tables finds nothing and falls back.
+        t.arm(&[9]).expect("arm");
+        let bad = vec![access(page_addr(9), 8, false)];
+        t.resolve(insn(page_addr(8), AccessKind::Plain, bad, RAM_BASE))
+            .expect("fallback");
+        assert_eq!(counter(&t, counter::FALLBACK_RESTORES), 1);
+        assert_eq!(counter(&t, counter::TRANSLATION_FAILURES), 2);
+        assert_eq!(t.collect().expect("collect"), Vec::<RamPage>::new());
+    }
+
+    #[test]
+    fn drop_restores_armed_pages() {
+        let (memory, t) = machine();
+        t.arm(&[5]).expect("arm");
+        drop(t);
+        let host = memory.ram_host_addr() + (5 * P) as usize;
+        assert_eq!(host_perms(host), "rw-s");
+    }
+}
