@@ -122,7 +122,7 @@ pub struct CommonArgs {
     /// First run the untracked twin and report the guest slowdown.
     #[arg(long)]
     pub baseline: bool,
-    /// Do not draw the plot.
+    /// Do not draw the run plot (a sweep still draws its heat maps).
     #[arg(long)]
     pub no_plot: bool,
     /// Do not print a line per interval while running.

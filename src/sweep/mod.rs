@@ -177,8 +177,10 @@ pub fn run_sweep(plan: &SweepPlan) -> Result<SweepOutcome, SweepError> {
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} eta {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "[{elapsed_precise}] {bar:20} {pos}/{len} eta {eta} {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     // Without a terminal the bar draws nothing; a line per run shows progress in logs instead.
     let run_lines = plan.progress && bar.is_hidden();

@@ -43,7 +43,8 @@ fn table_cells(a: &Aggregate) -> [String; 12] {
         format!("{}/{}", a.runs, a.finished),
         opt(a.mape, &percent),
         opt(a.bias, &|b| format!("{:+.1}%", b * 100.0)),
-        if a.runs == 0 || a.setting.estimator.is_none() {
+        // Without scored intervals there was nothing to lag behind either.
+        if a.mape.is_none() {
             "-".to_string()
         } else {
             lag_text(a)
@@ -177,16 +178,18 @@ pub fn heatmap_grid(
                 .collect()
         })
         .collect();
+    // The heat map has no axis titles: the labels say what they count.
     let x_labels = xs
         .iter()
-        .map(|&sample_pages| {
-            Setting {
+        .map(|&sample_pages| match sample_pages {
+            Some(n) => format!("{n} pages"),
+            None => Setting {
                 tracker,
                 estimator: Some(estimator),
                 sample_pages,
                 interval: Duration::ZERO,
             }
-            .sample_label()
+            .sample_label(),
         })
         .collect();
     let y_labels = ys.iter().map(|&d| format_interval(d)).collect();
@@ -229,11 +232,7 @@ pub fn write_heatmaps(
             if values.iter().flatten().all(Option::is_none) {
                 continue;
             }
-            let title = format!(
-                "{} / {}: {label} by sample pages and interval",
-                tracker.name(),
-                estimator.name()
-            );
+            let title = format!("{} / {}: {label}", tracker.name(), estimator.name());
             let base = dir.join(format!(
                 "heatmap-{name}-{}-{}",
                 tracker.name(),
@@ -313,7 +312,7 @@ mod tests {
             EstimatorKind::Esx,
             |a| a.faults_per_s,
         );
-        assert_eq!(xs, ["100", "400"]);
+        assert_eq!(xs, ["100 pages", "400 pages"]);
         assert_eq!(ys, ["500ms", "1s"]);
         assert_eq!(
             values,
