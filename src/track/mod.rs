@@ -3,7 +3,9 @@
 //! trait, chosen with `--tracker`.
 
 pub mod decode;
+pub mod dirty_log;
 pub mod mprotect;
+pub mod uffd;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -66,6 +68,8 @@ pub enum TrackError {
     OutOfRange { page: RamPage, pages: u64 },
     #[error("the {0} tracker's handler thread failed: {1}")]
     Handler(&'static str, String),
+    #[error("the {tracker} tracker still has {pages} pages armed: collect before arming again")]
+    StillArmed { tracker: &'static str, pages: usize },
 }
 
 /// What a tracker has cost so far. Times are wall-clock microseconds.
@@ -130,13 +134,8 @@ pub fn create(
     Ok(match kind {
         TrackerKind::None => None,
         TrackerKind::Mprotect => Some(mprotect::MprotectTracker::new(machine.memory())?),
-        TrackerKind::Uffd | TrackerKind::DirtyLog => {
-            return Err(TrackError::Setup {
-                tracker: kind.name(),
-                what: "not built into this version".into(),
-                source: None,
-            });
-        }
+        TrackerKind::Uffd => Some(uffd::UffdTracker::new(machine.memory())?),
+        TrackerKind::DirtyLog => Some(dirty_log::DirtyLogTracker::new(&machine.vm)?),
     })
 }
 

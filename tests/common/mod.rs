@@ -124,3 +124,70 @@ pub fn probe_touched(page: RamPage, first: RamPage, writes_only: bool) -> bool {
         class != 3
     }
 }
+
+/// A run's settings for tests: untracked unless `tracker` says otherwise,
+/// no plot, no live output.
+pub struct RunSpec<'a> {
+    pub guest: &'a str,
+    pub mem: u64,
+    pub wss: u64,
+    pub duration: Duration,
+    pub interval: Duration,
+    pub tracker: kvm_wss::track::TrackerKind,
+    pub estimator: kvm_wss::estimate::EstimatorKind,
+    pub sample_pages: u64,
+    pub params: &'a [(&'a str, &'a str)],
+    pub seed: u64,
+    pub warmup_intervals: usize,
+}
+
+impl RunSpec<'_> {
+    pub fn new(guest: &str) -> RunSpec<'_> {
+        RunSpec {
+            guest,
+            mem: 64 << 20,
+            wss: 4 << 20,
+            duration: Duration::from_secs(3),
+            interval: Duration::from_millis(500),
+            tracker: kvm_wss::track::TrackerKind::None,
+            estimator: kvm_wss::estimate::EstimatorKind::Esx,
+            sample_pages: 100,
+            params: &[],
+            seed: 7,
+            warmup_intervals: 1,
+        }
+    }
+
+    pub fn config(&self) -> kvm_wss::config::RunConfig {
+        kvm_wss::config::RunConfig {
+            guest: kvm_wss::guests::GuestSource::Builtin(self.guest.into()),
+            mem: self.mem,
+            wss: self.wss,
+            seed: self.seed,
+            params: self
+                .params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            duration: self.duration,
+            interval: self.interval,
+            tracker: self.tracker,
+            estimator: self.estimator,
+            sample_pages: self.sample_pages,
+            esx: kvm_wss::estimate::EsxGains::default(),
+            damon: kvm_wss::estimate::DamonConfig::default(),
+            warmup_intervals: self.warmup_intervals,
+            baseline: false,
+            out_dir: None,
+            plot: false,
+            live: false,
+        }
+    }
+}
+
+/// Runs a config into a temporary folder; a failure fails the test.
+pub fn run(cfg: &kvm_wss::config::RunConfig) -> kvm_wss::run::RunOutput {
+    let dir = tempfile::tempdir().expect("tempdir");
+    kvm_wss::run::run(cfg, dir.path())
+        .unwrap_or_else(|e| panic!("run failed: {}", kvm_wss::error_chain(&e)))
+}
