@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use kvm_wss::sweep::SETTING_COLUMNS;
 
 /// The tracker the grid tests run.
-const TRACKER: &str = "mprotect";
+const TRACKER: &str = "uffd";
 
 fn sweep_args(out: &Path, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
