@@ -125,7 +125,7 @@ pub struct CommonArgs {
     /// Do not draw the run plot (a sweep still draws its heat maps).
     #[arg(long)]
     pub no_plot: bool,
-    /// Do not print a line per interval while running.
+    /// Do not print a line per interval while running (nor, in a sweep, the progress).
     #[arg(long, short)]
     pub quiet: bool,
 }
