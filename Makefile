@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BIN := target/release/kvm-wss
 
-.PHONY: all deps build run test lint bench clean
+.PHONY: all deps build run test lint bench examples clean
 
 all: build
 
@@ -34,11 +34,34 @@ lint: deps
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
 	cd guest-programs && $(CARGO) clippy --release --locked -- -D warnings
 
-# The figures the README quotes, regenerated side by side in one run each.
+# Replaces the lines between <!-- BEGIN $(1) --> and <!-- END $(1) --> in
+# README.md with the contents of file $(2).
+define splice
+	awk -v block=$(2) \
+		'/<!-- BEGIN $(1) -->/ { print; while ((getline line < block) > 0) print line; skip = 1; next } \
+		 /<!-- END $(1) -->/ { skip = 0 } !skip' README.md > README.md.new && mv README.md.new README.md
+endef
+
+# The figures the README quotes, each measured side by side in one run, and
+# spliced into the README verbatim.
 bench: build
 	mkdir -p docs/bench
 	$(BIN) bench native > docs/bench/native.json
-	cat docs/bench/native.json
+	$(BIN) bench trackers > docs/bench/trackers.json
+	{ echo '```json'; cat docs/bench/native.json; echo '```'; } > docs/bench/native.md
+	{ echo '```json'; cat docs/bench/trackers.json; echo '```'; } > docs/bench/trackers.md
+	$(call splice,bench-native,docs/bench/native.md)
+	$(call splice,bench-trackers,docs/bench/trackers.md)
+
+# The plot and the sweep table the README shows. The table is spliced into
+# README.md between its markers, so no number there is typed in.
+EXAMPLE_RUN := docs/examples/phases
+EXAMPLE_SWEEP := docs/examples/sweep
+examples: build
+	rm -rf $(EXAMPLE_RUN) $(EXAMPLE_SWEEP)
+	$(BIN) run --guest phases --wss 128M --duration 30s --interval 1s --tracker uffd --param period=6s --quiet --out $(EXAMPLE_RUN)
+	$(BIN) sweep --guest hotset --wss 64M --param rate=1000000 --duration 12s --tracker uffd --sample-pages 100,400,1600 --interval 500ms,1s,2s --no-plot --quiet --out $(EXAMPLE_SWEEP)
+	$(call splice,sweep.md,$(EXAMPLE_SWEEP)/sweep.md)
 
 clean:
 	$(CARGO) clean

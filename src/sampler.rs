@@ -51,6 +51,8 @@ pub struct Sampler<'a> {
     pub interval: Duration,
     pub duration: Duration,
     pub seed: u64,
+    /// Guest TSC frequency, to convert the guest's stall cycles.
+    pub tsc_hz: u64,
 }
 
 impl Sampler<'_> {
@@ -69,7 +71,9 @@ impl Sampler<'_> {
         let mut rng = StdRng::seed_from_u64(self.seed ^ 0x5a5a_5a5a);
         // Bits set before the first boundary belong to no interval.
         truth::take(read_bits, write_bits, data.clone());
-        let mut last_ops = self.memory.status().guest_ops;
+        let status = self.memory.status();
+        let mut last_ops = status.guest_ops;
+        let mut last_stall = status.stall_cycles;
         let mut last_faults = self.tracker.as_ref().map_or(0, |t| t.stats().faults);
         let mut interval_start = start;
         let end_at = start + self.duration;
@@ -117,7 +121,8 @@ impl Sampler<'_> {
             }
             let now = Instant::now();
             let sample: TruthSample = truth::take(read_bits, write_bits, data.clone());
-            let ops = self.memory.status().guest_ops;
+            let status = self.memory.status();
+            let ops = status.guest_ops;
             let faults = self.tracker.as_ref().map_or(0, |t| t.stats().faults);
             let estimate = self.estimator.as_mut().map(|e| e.end_interval());
             let full = stopped.is_none()
@@ -135,13 +140,17 @@ impl Sampler<'_> {
                 guest_ops: ops.saturating_sub(last_ops),
                 interval_s: now.duration_since(interval_start).as_secs_f64(),
                 full,
-                phase: self.memory.status().phase,
+                phase: status.phase,
                 arm_us,
                 collect_us,
+                stall_us: status.stall_cycles.saturating_sub(last_stall) as f64
+                    / self.tsc_hz.max(1) as f64
+                    * 1e6,
             })
             .map_err(SamplerError::Sink)?;
             last_ops = ops;
             last_faults = faults;
+            last_stall = status.stall_cycles;
             interval_start = interval_end;
             if let Some(ev) = stopped {
                 end = LoopEnd::Event(ev);

@@ -20,6 +20,11 @@ pub const BATCH: usize = 256;
 /// and cache misses out; a tracked fault here costs 45 us or more.
 const STALL_SLACK_NS: u64 = 10_000;
 
+/// The most one stalled batch adds to the stall time. No tracked touch
+/// costs more than about 1 ms even on this project's slowest mechanism; a
+/// longer stall is the host running something else, not a fault.
+const STALL_CAP_NS: u64 = 2_000_000;
+
 pub struct Ctx<'p> {
     params: &'p Params,
     status: *mut Status,
@@ -206,6 +211,7 @@ impl<'p> Ctx<'p> {
     pub fn run(&mut self, mut batch: impl FnMut(&mut Ctx<'p>) -> Option<usize>) {
         let run_start = rdtsc();
         let slack = self.clock.ns_to_ticks(STALL_SLACK_NS);
+        let cap = self.clock.ns_to_ticks(STALL_CAP_NS);
         let mut mean: u64 = 0;
         let mut last = run_start;
         while let Some(n) = batch(self) {
@@ -216,7 +222,7 @@ impl<'p> Ctx<'p> {
                 mean = dt.max(1);
             } else if dt > 2 * mean + slack {
                 let s = self.status();
-                let stall = dt - mean;
+                let stall = (dt - mean).min(cap);
                 // SAFETY: volatile stores into our status block.
                 unsafe {
                     core::ptr::write_volatile(&mut s.stall_cycles, s.stall_cycles + stall);

@@ -659,6 +659,7 @@ mod tests {
                 phase,
                 arm_us: 10.0,
                 collect_us: 20.0,
+                stall_us: 0.0,
             });
             prev = t as f64;
         }

@@ -44,10 +44,13 @@ pub struct Row {
     pub arm_us: f64,
     /// Sampler time spent collecting touched pages in this interval, microseconds.
     pub collect_us: f64,
+    /// Time the guest spent stalled in this interval (tracked faults, host
+    /// preemption), as its own run loop measured it, microseconds.
+    pub stall_us: f64,
 }
 
 /// Column names in file order; the same names serde derives from [`Row`].
-pub const COLUMNS: [&str; 15] = [
+pub const COLUMNS: [&str; 16] = [
     "t_s",
     "true_wss_pages",
     "true_wss_write_pages",
@@ -63,6 +66,7 @@ pub const COLUMNS: [&str; 15] = [
     "phase",
     "arm_us",
     "collect_us",
+    "stall_us",
 ];
 
 /// Appends rows to timeseries.csv. The header is written when the file is
@@ -161,6 +165,7 @@ pub(crate) mod tests {
             phase: 0,
             arm_us: 0.0,
             collect_us: 0.0,
+            stall_us: 0.0,
         }
     }
 
@@ -208,14 +213,14 @@ pub(crate) mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             text.lines().nth(1).unwrap(),
-            "0.5,1000,500,980.5,900.0,1061.25,512,77,77,123456,0.5,true,3,12.25,40.5"
+            "0.5,1000,500,980.5,900.0,1061.25,512,77,77,123456,0.5,true,3,12.25,40.5,0.0"
         );
         w.write_row(&rows[1]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         // No estimate: the three estimate cells are empty.
         assert_eq!(
             text.lines().nth(2).unwrap(),
-            "0.75,7,3,,,,0,0,0,0,0.25,false,0,0.0,0.0"
+            "0.75,7,3,,,,0,0,0,0,0.25,false,0,0.0,0.0,0.0"
         );
         assert_eq!(w.path(), path.as_path());
         drop(w);
@@ -227,7 +232,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ts.csv");
         let text = format!(
-            "{},later_extra\n1.0,10,5,,,,0,0,0,9,1.0,true,2,0.0,0.0,xyz\n",
+            "{},later_extra\n1.0,10,5,,,,0,0,0,9,1.0,true,2,0.0,0.0,0.0,xyz\n",
             COLUMNS.join(",")
         );
         std::fs::write(&path, text).unwrap();
