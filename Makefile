@@ -39,6 +39,8 @@ bench: build
 	mkdir -p docs/bench
 	$(BIN) bench native > docs/bench/native.json
 	cat docs/bench/native.json
+	$(BIN) bench trackers > docs/bench/trackers.json
+	cat docs/bench/trackers.json
 
 clean:
 	$(CARGO) clean
