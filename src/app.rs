@@ -70,11 +70,11 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             rounds,
         }) => {
             let result = crate::bench::native(wss, duration, rounds)?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&result).map_err(AppError::Json)?
-            );
-            Ok(ExitCode::SUCCESS)
+            print_json(&result)
+        }
+        Command::Bench(BenchCommand::Trackers { pages, rounds }) => {
+            let result = crate::bench::trackers(pages, rounds)?;
+            print_json(&result)
         }
         Command::Plot { run_dir } => {
             let rows = read_timeseries(&run_dir.join("timeseries.csv"))?;
@@ -85,6 +85,14 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<ExitCode, AppError> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).map_err(AppError::Json)?
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn list_guests() -> Result<ExitCode, std::io::Error> {

@@ -56,6 +56,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Each tracker's cost per tracked touch through kvm-wss and through a minimal loop on the same kernel mechanism (the floor).
+    Trackers {
+        /// Pages of the probe's region, all armed each round (3 in 4 are touched, 2 in 4 written).
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(crate::bench::trackers::MIN_PAGES..))]
+        pages: u64,
+        /// Tracked rounds per boot, and boots per side (kvm-wss and floor alternate); medians are reported.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        rounds: u64,
+    },
 }
 
 /// Parses a size with an optional K/M/G suffix.
@@ -433,6 +442,30 @@ mod tests {
         assert_eq!(r.common.params, vec![("k".to_string(), "8".to_string())]);
         assert_eq!(r.tracker, TrackerKind::None);
         assert_eq!(r.estimator, EstimatorKind::Esx);
+    }
+
+    #[test]
+    fn bench_trackers_defaults_and_bounds() {
+        match parse(&["bench", "trackers"]).expect("parses").command {
+            Command::Bench(BenchCommand::Trackers { pages, rounds }) => {
+                assert_eq!((pages, rounds), (1024, 5));
+            }
+            other => panic!("not bench trackers: {other:?}"),
+        }
+        match parse(&["bench", "trackers", "--pages", "256", "--rounds", "1"])
+            .expect("parses")
+            .command
+        {
+            Command::Bench(BenchCommand::Trackers { pages, rounds }) => {
+                assert_eq!((pages, rounds), (256, 1));
+            }
+            other => panic!("not bench trackers: {other:?}"),
+        }
+        for bad in [["--pages", "3"], ["--rounds", "0"], ["--pages", "-1"]] {
+            let mut args = vec!["bench", "trackers"];
+            args.extend_from_slice(&bad);
+            assert!(parse(&args).is_err(), "{bad:?} should not parse");
+        }
     }
 
     #[test]

@@ -62,14 +62,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn bit(words: &[u64], page: RamPage) -> bool {
+pub(crate) fn bit(words: &[u64], page: RamPage) -> bool {
     words[(page / 64) as usize] & (1 << (page % 64)) != 0
 }
 
 /// One `KVM_CLEAR_DIRTY_LOG` request: `first_page` and `num_pages` in slot
 /// pages, `bitmap` with bit `i` standing for page `first_page + i`.
 #[derive(Debug, PartialEq, Eq)]
-struct ClearWindow {
+pub(crate) struct ClearWindow {
     first_page: u64,
     num_pages: u64,
     bitmap: Vec<u64>,
@@ -81,7 +81,7 @@ struct ClearWindow {
 /// except where the window reaches the end of the slot), with only their
 /// bits set. One ioctl whatever the sample; words without a sampled page
 /// are skipped by the kernel.
-fn clear_window(pages: &[RamPage], slot_pages: u64) -> Option<ClearWindow> {
+pub(crate) fn clear_window(pages: &[RamPage], slot_pages: u64) -> Option<ClearWindow> {
     let (&lo, &hi) = (pages.first()?, pages.last()?);
     let first_word = lo / 64;
     let last_word = hi / 64;
@@ -97,6 +97,84 @@ fn clear_window(pages: &[RamPage], slot_pages: u64) -> Option<ClearWindow> {
         num_pages: end - first_page,
         bitmap,
     })
+}
+
+/// A dup of the VM fd with dirty logging on guest RAM, so that ioctls can
+/// be issued from a thread that does not own the `Vm`.
+pub(crate) fn dup_vm_fd(vm: &Vm) -> Result<File, TrackError> {
+    // SAFETY: the fd belongs to `vm.fd()`, which outlives this borrow; it
+    // is only duplicated here.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(vm.fd().as_raw_fd()) };
+    let owned = borrowed
+        .try_clone_to_owned()
+        .map_err(|e| TrackError::Setup {
+            tracker: NAME,
+            what: "cannot duplicate the VM fd".into(),
+            source: Some(e),
+        })?;
+    Ok(File::from(owned))
+}
+
+/// `KVM_GET_DIRTY_LOG` of the RAM slot (`pages` pages) into `log`, which
+/// must hold `pages.div_ceil(64)` words. In manual-protect mode a pure
+/// read of the bitmap.
+pub(crate) fn get_log(vm: &File, pages: u64, log: &mut [u64]) -> Result<(), TrackError> {
+    let err = |source| TrackError::Syscall {
+        op: "KVM_GET_DIRTY_LOG",
+        first: 0,
+        end: pages,
+        source,
+    };
+    if (log.len() as u64) < pages.div_ceil(64) {
+        return Err(err(io::Error::from(io::ErrorKind::InvalidInput)));
+    }
+    let arg = kvm_dirty_log {
+        slot: RAM_SLOT,
+        padding1: 0,
+        __bindgen_anon_1: kvm_dirty_log__bindgen_ty_1 {
+            dirty_bitmap: log.as_mut_ptr().cast(),
+        },
+    };
+    // SAFETY: `vm` is a KVM VM fd; `log` holds at least one bit per page of
+    // the RAM slot rounded up to whole u64 words (checked above), all the
+    // kernel writes for this slot, and stays borrowed during the call.
+    let r = unsafe { ioctl_with_ref(vm, sys::KVM_GET_DIRTY_LOG(), &arg) };
+    if r != 0 {
+        return Err(err(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// One `KVM_CLEAR_DIRTY_LOG` of the window: clears and write-protects the
+/// pages whose bits are set in both the window and the dirty log.
+pub(crate) fn clear_log(vm: &File, w: &mut ClearWindow) -> Result<(), TrackError> {
+    let err = |source| TrackError::Syscall {
+        op: "KVM_CLEAR_DIRTY_LOG",
+        first: w.first_page,
+        end: w.first_page + w.num_pages,
+        source,
+    };
+    let num_pages = u32::try_from(w.num_pages)
+        .map_err(|_| err(io::Error::from(io::ErrorKind::InvalidInput)))?;
+    if (w.bitmap.len() as u64) < w.num_pages.div_ceil(64) {
+        return Err(err(io::Error::from(io::ErrorKind::InvalidInput)));
+    }
+    let arg = kvm_clear_dirty_log {
+        slot: RAM_SLOT,
+        num_pages,
+        first_page: w.first_page,
+        __bindgen_anon_1: kvm_clear_dirty_log__bindgen_ty_1 {
+            dirty_bitmap: w.bitmap.as_mut_ptr().cast(),
+        },
+    };
+    // SAFETY: `vm` is a KVM VM fd; the bitmap has at least one bit for each
+    // of `num_pages` pages rounded up to whole u64 words (checked above),
+    // all the kernel reads, and stays borrowed during the call.
+    let r = unsafe { ioctl_with_ref(vm, sys::KVM_CLEAR_DIRTY_LOG(), &arg) };
+    if r != 0 {
+        return Err(err(io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 #[derive(Default)]
@@ -139,19 +217,9 @@ impl DirtyLogTracker {
                 });
             }
         };
-        // SAFETY: the fd belongs to `vm.fd()`, which outlives this borrow;
-        // it is only duplicated here.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(vm.fd().as_raw_fd()) };
-        let owned = borrowed
-            .try_clone_to_owned()
-            .map_err(|e| TrackError::Setup {
-                tracker: NAME,
-                what: "cannot duplicate the VM fd".into(),
-                source: Some(e),
-            })?;
         let pages = vm.memory().layout().ram_pages();
         let tracker = DirtyLogTracker {
-            vm: File::from(owned),
+            vm: dup_vm_fd(vm)?,
             _memory: Arc::clone(vm.memory()),
             pages,
             initially_set,
@@ -169,53 +237,11 @@ impl DirtyLogTracker {
     }
 
     fn get_log(&self, log: &mut [u64]) -> Result<(), TrackError> {
-        let arg = kvm_dirty_log {
-            slot: RAM_SLOT,
-            padding1: 0,
-            __bindgen_anon_1: kvm_dirty_log__bindgen_ty_1 {
-                dirty_bitmap: log.as_mut_ptr().cast(),
-            },
-        };
-        // SAFETY: `vm` is a KVM VM fd; `log` holds one bit per page of the
-        // RAM slot rounded up to whole u64 words, exactly what the kernel
-        // writes for this slot, and stays borrowed during the call.
-        let r = unsafe { ioctl_with_ref(&self.vm, sys::KVM_GET_DIRTY_LOG(), &arg) };
-        if r != 0 {
-            return Err(TrackError::Syscall {
-                op: "KVM_GET_DIRTY_LOG",
-                first: 0,
-                end: self.pages,
-                source: io::Error::last_os_error(),
-            });
-        }
-        Ok(())
+        get_log(&self.vm, self.pages, log)
     }
 
     fn clear_log(&self, w: &mut ClearWindow) -> Result<(), TrackError> {
-        let err = |source| TrackError::Syscall {
-            op: "KVM_CLEAR_DIRTY_LOG",
-            first: w.first_page,
-            end: w.first_page + w.num_pages,
-            source,
-        };
-        let num_pages = u32::try_from(w.num_pages)
-            .map_err(|_| err(io::Error::from(io::ErrorKind::InvalidInput)))?;
-        let arg = kvm_clear_dirty_log {
-            slot: RAM_SLOT,
-            num_pages,
-            first_page: w.first_page,
-            __bindgen_anon_1: kvm_clear_dirty_log__bindgen_ty_1 {
-                dirty_bitmap: w.bitmap.as_mut_ptr().cast(),
-            },
-        };
-        // SAFETY: `vm` is a KVM VM fd; the bitmap has one bit for each of
-        // `num_pages` pages rounded up to whole u64 words, which is all the
-        // kernel reads, and stays borrowed during the call.
-        let r = unsafe { ioctl_with_ref(&self.vm, sys::KVM_CLEAR_DIRTY_LOG(), &arg) };
-        if r != 0 {
-            return Err(err(io::Error::last_os_error()));
-        }
-        Ok(())
+        clear_log(&self.vm, w)
     }
 
     /// Whether KVM started every page dirty (`KVM_DIRTY_LOG_INITIALLY_SET`).

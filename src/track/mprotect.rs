@@ -121,6 +121,54 @@ fn ram_page(gpa: u64) -> Option<RamPage> {
     gpa.checked_sub(RAM_BASE).map(|off| off / PAGE_SIZE)
 }
 
+/// Sets the host protection of RAM pages `first..first + count`:
+/// `PROT_NONE` when `armed`, read-write otherwise. One syscall, no
+/// bookkeeping (the benchmark's floor uses it bare).
+pub(crate) fn protect(
+    memory: &GuestMemory,
+    first: RamPage,
+    count: u64,
+    armed: bool,
+) -> Result<(), TrackError> {
+    let pages = memory.layout().ram_pages();
+    if first.checked_add(count).is_none_or(|end| end > pages) {
+        return Err(TrackError::OutOfRange {
+            page: first.saturating_add(count).saturating_sub(1),
+            pages,
+        });
+    }
+    let (prot, op) = if armed {
+        (libc::PROT_NONE, "mprotect(PROT_NONE)")
+    } else {
+        (
+            libc::PROT_READ | libc::PROT_WRITE,
+            "mprotect(PROT_READ|PROT_WRITE)",
+        )
+    };
+    let addr = memory.ram_host_addr() + (first * PAGE_SIZE) as usize;
+    // SAFETY: the range lies inside the RAM mapping (checked above), which
+    // `memory` keeps mapped. The VMM never dereferences that mapping once
+    // tracking starts (it reads RAM through the memfd), so no Rust
+    // reference is invalidated; KVM reports the guest's accesses to the
+    // range as EFAULT.
+    let rc = unsafe {
+        libc::mprotect(
+            addr as *mut libc::c_void,
+            (count * PAGE_SIZE) as usize,
+            prot,
+        )
+    };
+    if rc != 0 {
+        return Err(TrackError::Syscall {
+            op,
+            first,
+            end: first + count,
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
 /// A fault as diagnosed from the vCPU state, before the armed set is
 /// consulted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,7 +240,6 @@ struct State {
 /// decoding the faulting instruction.
 pub struct MprotectTracker {
     memory: Arc<GuestMemory>,
-    ram_host: usize,
     ram_pages: u64,
     /// The armed set is also what tells which mprotect state a page is in,
     /// so it changes only together with the syscall, under this lock.
@@ -215,7 +262,6 @@ impl MprotectTracker {
         let counters = counter::ALL.iter().map(|c| (c.to_string(), 0)).collect();
         Ok(Arc::new(MprotectTracker {
             memory: Arc::clone(memory),
-            ram_host,
             ram_pages: ram_size / PAGE_SIZE,
             state: Mutex::new(State {
                 armed: BTreeSet::new(),
@@ -240,37 +286,7 @@ impl MprotectTracker {
     /// Sets the protection of RAM pages `first..first + count`, which the
     /// callers have checked to lie inside guest RAM.
     fn protect(&self, first: RamPage, count: u64, armed: bool) -> Result<(), TrackError> {
-        let (prot, op) = if armed {
-            (libc::PROT_NONE, "mprotect(PROT_NONE)")
-        } else {
-            (
-                libc::PROT_READ | libc::PROT_WRITE,
-                "mprotect(PROT_READ|PROT_WRITE)",
-            )
-        };
-        debug_assert!(first + count <= self.ram_pages);
-        let addr = self.ram_host + (first * PAGE_SIZE) as usize;
-        // SAFETY: the range lies inside the RAM mapping (callers check the
-        // pages against `ram_pages`), which `self.memory` keeps mapped. The
-        // VMM never dereferences that mapping once tracking starts (it reads
-        // RAM through the memfd), so no Rust reference is invalidated; KVM
-        // reports the guest's accesses to the range as EFAULT.
-        let rc = unsafe {
-            libc::mprotect(
-                addr as *mut libc::c_void,
-                (count * PAGE_SIZE) as usize,
-                prot,
-            )
-        };
-        if rc != 0 {
-            return Err(TrackError::Syscall {
-                op,
-                first,
-                end: first + count,
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        Ok(())
+        protect(&self.memory, first, count, armed)
     }
 
     /// Restores `pages` (sorted) and takes them out of the armed set.

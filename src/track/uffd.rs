@@ -54,7 +54,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn uffd_io_error(e: userfaultfd::Error) -> io::Error {
+pub(crate) fn uffd_io_error(e: userfaultfd::Error) -> io::Error {
     match e {
         userfaultfd::Error::SystemError(errno) => io::Error::from_raw_os_error(errno as i32),
         other => io::Error::other(other),
@@ -79,6 +79,136 @@ fn set_bit(words: &mut [u64], page: RamPage) {
 
 fn clear_bit(words: &mut [u64], page: RamPage) {
     words[(page / 64) as usize] &= !(1 << (page % 64));
+}
+
+/// A userfaultfd with guest RAM registered for minor faults, offering
+/// `UFFDIO_CONTINUE`. Not user-mode-only: KVM touches guest memory from the
+/// kernel, and those faults must reach the handler too. Non-blocking, for a
+/// handler that polls it together with a stop event.
+pub(crate) fn open_minor(memory: &GuestMemory) -> Result<Uffd, TrackError> {
+    let ram_len = usize::try_from(memory.layout().ram_size)
+        .map_err(|_| setup_error("guest RAM does not fit the address space", None))?;
+    let uffd = UffdBuilder::new()
+        .close_on_exec(true)
+        .non_blocking(true)
+        .user_mode_only(false)
+        .require_features(FeatureFlags::from_bits_retain(FEATURE_MINOR_SHMEM))
+        .create()
+        .map_err(|e| {
+            setup_error(
+                "cannot create a userfaultfd with minor faults on shmem that also sees \
+                 kernel faults (needs Linux 5.14+ and CAP_SYS_PTRACE or \
+                 vm.unprivileged_userfaultfd=1)",
+                Some(uffd_io_error(e)),
+            )
+        })?;
+    let ioctls = uffd
+        .register_with_mode(
+            memory.ram_host_addr() as *mut c_void,
+            ram_len,
+            RegisterMode::MINOR,
+        )
+        .map_err(|e| {
+            setup_error(
+                "cannot register guest RAM for minor faults",
+                Some(uffd_io_error(e)),
+            )
+        })?;
+    if ioctls.bits() & CONTINUE_IOCTL == 0 {
+        return Err(setup_error(
+            "UFFDIO_CONTINUE is not offered on guest RAM",
+            None,
+        ));
+    }
+    Ok(uffd)
+}
+
+/// Drops the host PTEs of RAM pages `[first, first + n)` with one
+/// `MADV_DONTNEED`, so that their next access is a minor fault.
+pub(crate) fn zap(memory: &GuestMemory, first: RamPage, n: u64) -> Result<(), TrackError> {
+    let pages = memory.layout().ram_pages();
+    if first.checked_add(n).is_none_or(|end| end > pages) {
+        return Err(TrackError::OutOfRange {
+            page: first.saturating_add(n).saturating_sub(1),
+            pages,
+        });
+    }
+    let addr = memory.ram_host_addr() + (first * PAGE_SIZE) as usize;
+    // SAFETY: the range lies inside the RAM mapping (checked above), which
+    // `memory` keeps alive. It is MAP_SHARED over a memfd, so dropping the
+    // PTEs loses no data, and the VMM holds no Rust reference into guest RAM
+    // (it reads RAM with pread), so nothing observes the unmapped state.
+    let r = unsafe {
+        libc::madvise(
+            addr as *mut c_void,
+            (n * PAGE_SIZE) as usize,
+            libc::MADV_DONTNEED,
+        )
+    };
+    if r != 0 {
+        return Err(TrackError::Syscall {
+            op: "madvise(MADV_DONTNEED)",
+            first,
+            end: first + n,
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// Installs RAM pages `[first, first + n)` again with `UFFDIO_CONTINUE`
+/// (waking whoever waits on them), skipping those already mapped. Returns
+/// how many were already mapped (EEXIST).
+pub(crate) fn install(
+    uffd: &Uffd,
+    ram_host: usize,
+    first: RamPage,
+    n: u64,
+) -> Result<u64, TrackError> {
+    let start = ram_host + (first * PAGE_SIZE) as usize;
+    let len = (n * PAGE_SIZE) as usize;
+    let mut done = 0usize;
+    let mut eexist = 0u64;
+    let mut retries = 0u32;
+    while done < len {
+        let at = start + done;
+        match uffd.r#continue(at as *mut c_void, len - done, true) {
+            Ok(mapped) if mapped > 0 => done += mapped as usize,
+            Ok(_) => {
+                retries += 1;
+            }
+            Err(e) => {
+                let e = uffd_io_error(e);
+                match e.raw_os_error() {
+                    // Already installed: the access that raced us won.
+                    Some(libc::EEXIST) => {
+                        eexist += 1;
+                        done += PAGE_SIZE as usize;
+                    }
+                    Some(libc::EAGAIN) => retries += 1,
+                    _ => {
+                        let page = first + (done as u64) / PAGE_SIZE;
+                        return Err(TrackError::Syscall {
+                            op: "UFFDIO_CONTINUE",
+                            first: page,
+                            end: first + n,
+                            source: e,
+                        });
+                    }
+                }
+            }
+        }
+        if retries > MAX_CONTINUE_RETRIES {
+            let page = first + (done as u64) / PAGE_SIZE;
+            return Err(TrackError::Syscall {
+                op: "UFFDIO_CONTINUE",
+                first: page,
+                end: first + n,
+                source: io::Error::other("no progress after repeated EAGAIN"),
+            });
+        }
+    }
+    Ok(eexist)
 }
 
 /// Everything the sampler and the handler thread share, under one lock so
@@ -164,38 +294,7 @@ impl UffdTracker {
     pub fn new(memory: &Arc<GuestMemory>) -> Result<Arc<UffdTracker>, TrackError> {
         let layout = *memory.layout();
         let ram_host = memory.ram_host_addr();
-        let ram_len = usize::try_from(layout.ram_size)
-            .map_err(|_| setup_error("guest RAM does not fit the address space", None))?;
-        // Not user-mode-only: KVM touches guest memory from the kernel, and
-        // those faults must reach the handler too.
-        let uffd = UffdBuilder::new()
-            .close_on_exec(true)
-            .non_blocking(true)
-            .user_mode_only(false)
-            .require_features(FeatureFlags::from_bits_retain(FEATURE_MINOR_SHMEM))
-            .create()
-            .map_err(|e| {
-                setup_error(
-                    "cannot create a userfaultfd with minor faults on shmem that also sees \
-                     kernel faults (needs Linux 5.14+ and CAP_SYS_PTRACE or \
-                     vm.unprivileged_userfaultfd=1)",
-                    Some(uffd_io_error(e)),
-                )
-            })?;
-        let ioctls = uffd
-            .register_with_mode(ram_host as *mut c_void, ram_len, RegisterMode::MINOR)
-            .map_err(|e| {
-                setup_error(
-                    "cannot register guest RAM for minor faults",
-                    Some(uffd_io_error(e)),
-                )
-            })?;
-        if ioctls.bits() & CONTINUE_IOCTL == 0 {
-            return Err(setup_error(
-                "UFFDIO_CONTINUE is not offered on guest RAM",
-                None,
-            ));
-        }
+        let uffd = open_minor(memory)?;
         let stop = EventFd::new(EFD_NONBLOCK)
             .map_err(|e| setup_error("cannot create the stop eventfd", Some(e)))?;
         let stop_rx = stop
@@ -306,23 +405,7 @@ impl UffdTracker {
     }
 
     fn zap(&self, first: RamPage, n: u64) -> Result<(), TrackError> {
-        let addr = self.shared.ram_host + (first * PAGE_SIZE) as usize;
-        // SAFETY: the range lies inside the RAM mapping, which `memory`
-        // keeps alive. It is MAP_SHARED over a memfd, so dropping the PTEs
-        // loses no data, and the VMM holds no Rust reference into guest RAM
-        // (it reads RAM with pread), so nothing observes the unmapped state.
-        let r = unsafe {
-            libc::madvise(
-                addr as *mut c_void,
-                (n * PAGE_SIZE) as usize,
-                libc::MADV_DONTNEED,
-            )
-        };
-        if r != 0 {
-            let e = io::Error::last_os_error();
-            return Err(Self::syscall_error("madvise(MADV_DONTNEED)", first, n, e));
-        }
-        Ok(())
+        zap(&self.shared.memory, first, n)
     }
 }
 
@@ -330,50 +413,7 @@ impl Shared {
     /// Installs pages `[first, first + n)` again, skipping those already
     /// mapped. Returns how many were already mapped (EEXIST).
     fn install(&self, first: RamPage, n: u64) -> Result<u64, TrackError> {
-        let start = self.ram_host + (first * PAGE_SIZE) as usize;
-        let len = (n * PAGE_SIZE) as usize;
-        let mut done = 0usize;
-        let mut eexist = 0u64;
-        let mut retries = 0u32;
-        while done < len {
-            let at = start + done;
-            match self.uffd.r#continue(at as *mut c_void, len - done, true) {
-                Ok(mapped) if mapped > 0 => done += mapped as usize,
-                Ok(_) => {
-                    retries += 1;
-                }
-                Err(e) => {
-                    let e = uffd_io_error(e);
-                    match e.raw_os_error() {
-                        // Already installed: the access that raced us won.
-                        Some(libc::EEXIST) => {
-                            eexist += 1;
-                            done += PAGE_SIZE as usize;
-                        }
-                        Some(libc::EAGAIN) => retries += 1,
-                        _ => {
-                            let page = first + (done as u64) / PAGE_SIZE;
-                            return Err(TrackError::Syscall {
-                                op: "UFFDIO_CONTINUE",
-                                first: page,
-                                end: first + n,
-                                source: e,
-                            });
-                        }
-                    }
-                }
-            }
-            if retries > MAX_CONTINUE_RETRIES {
-                let page = first + (done as u64) / PAGE_SIZE;
-                return Err(TrackError::Syscall {
-                    op: "UFFDIO_CONTINUE",
-                    first: page,
-                    end: first + n,
-                    source: io::Error::other("no progress after repeated EAGAIN"),
-                });
-            }
-        }
-        Ok(eexist)
+        install(&self.uffd, self.ram_host, first, n)
     }
 
     /// One fault: record it if it is a first touch of an armed page, then
@@ -428,7 +468,7 @@ impl Shared {
     }
 }
 
-fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<()> {
+pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<()> {
     // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd of the
     // length passed.
     let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };

@@ -1,8 +1,7 @@
-//! Benchmarks: commands that measure, side by side in one run.
-//!
-//! `native` runs the same memory-access kernel (`wss_guest::kernel::uniform`,
-//! truth marking included) as the `random` guest and in a host thread, in
-//! alternating rounds, so the ratio measures only what virtualization costs.
+//! `bench native`: the same memory-access kernel
+//! (`wss_guest::kernel::uniform`, truth marking included) as the `random`
+//! guest and in a host thread, in alternating rounds, so the ratio measures
+//! only what virtualization costs.
 
 use std::alloc::{Layout as AllocLayout, alloc_zeroed, dealloc};
 use std::sync::Arc;
@@ -12,22 +11,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use wss_abi::{MAX_PARAMS, PAGE_SIZE, Param, Params, Status};
 
-use crate::vmm::machine::{BootError, Machine, MachineConfig};
+use super::{BenchError, median};
+use crate::vmm::machine::{Machine, MachineConfig};
 use crate::vmm::vcpu_thread::{VcpuEnd, VcpuThread};
-
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error("the guest has no built-in program {0}")]
-    NoGuest(&'static str),
-    #[error(transparent)]
-    Boot(#[from] BootError),
-    #[error("cannot start the vCPU thread")]
-    Spawn(#[source] std::io::Error),
-    #[error("the benchmark guest did not run: {0}")]
-    Guest(String),
-    #[error("cannot allocate {0} bytes for the host kernel")]
-    Alloc(u64),
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NativeRound {
@@ -62,18 +48,15 @@ pub fn native(wss: u64, duration: Duration, rounds: usize) -> Result<NativeResul
             ratio: vm_rate / host_rate,
         });
     }
-    let median = |f: fn(&NativeRound) -> f64| {
-        let mut v: Vec<f64> = out.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    // `out` holds at least one round, so every median exists.
+    let med = |f: fn(&NativeRound) -> f64| median(out.iter().map(f)).unwrap_or(f64::NAN);
     Ok(NativeResult {
         kernel: "wss_guest::kernel::uniform (the random guest)",
         wss_bytes: wss,
         seconds_per_side: duration.as_secs_f64(),
-        vm_ops_per_s: median(|r| r.vm_ops_per_s),
-        host_ops_per_s: median(|r| r.host_ops_per_s),
-        ratio: median(|r| r.ratio),
+        vm_ops_per_s: med(|r| r.vm_ops_per_s),
+        host_ops_per_s: med(|r| r.host_ops_per_s),
+        ratio: med(|r| r.ratio),
         rounds: out,
     })
 }

@@ -1,0 +1,344 @@
+//! The floor of `bench trackers`: each kernel mechanism driven with the
+//! fewest possible steps and no tracker bookkeeping, over the probe's whole
+//! region. It uses the trackers' syscall wrappers, never their state.
+//!
+//! - mprotect: one `mprotect(PROT_NONE)` over the region. The fault handler
+//!   knows the probe's order (pages of class 0, 1 and 2 in increasing
+//!   order, see guest-programs/src/bin/probe.rs), so it restores the next
+//!   expected page with no decoding, no page walk and no lock.
+//! - uffd: a userfaultfd in minor mode on RAM and a handler thread that
+//!   reads fault events and `UFFDIO_CONTINUE`s them. Arming is one
+//!   `MADV_DONTNEED` over the region (the probe populated it first).
+//! - dirty-log: one `KVM_CLEAR_DIRTY_LOG` over the region per round, one
+//!   `KVM_GET_DIRTY_LOG` to count.
+//!
+//! Each counts what it caught (a relaxed atomic add at most) so that its
+//! cost divides by the same kind of touches as the tracker's.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use libc::c_void;
+use userfaultfd::{Event, EventBuffer, Uffd};
+use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
+use wss_abi::PAGE_SIZE;
+
+use super::trackers::{Driver, Mechanism, Region, probe_tracked_touches};
+use crate::track::dirty_log::{self, ClearWindow};
+use crate::track::{RamPage, TrackError, TrackerKind, mprotect, uffd};
+use crate::vmm::machine::Machine;
+use crate::vmm::memory::GuestMemory;
+use crate::vmm::vcpu::Vcpu;
+use crate::vmm::vcpu_thread::FaultHandler;
+use crate::vmm::vm::DirtyLog;
+
+/// Fault messages read per `read` on the userfaultfd, as the tracker does.
+const EVENT_BATCH: usize = 64;
+
+/// The floor for `kind` on a booted probe, and the fault handler the vCPU
+/// loop needs (mprotect only).
+pub(super) fn create(
+    kind: TrackerKind,
+    machine: &Machine,
+    region: Region,
+) -> Result<Driver, TrackError> {
+    Ok(match kind {
+        TrackerKind::Mprotect => {
+            let floor = Arc::new(MprotectFloor {
+                memory: Arc::clone(machine.memory()),
+                region,
+                expected: probe_tracked_touches(region.pages, false),
+                next: AtomicU64::new(0),
+            });
+            Driver {
+                faults: Some(floor.clone()),
+                mechanism: Box::new(MprotectFloorArm(floor)),
+            }
+        }
+        TrackerKind::Uffd => Driver {
+            mechanism: Box::new(UffdFloor::new(machine.memory(), region)?),
+            faults: None,
+        },
+        TrackerKind::DirtyLog => Driver {
+            mechanism: Box::new(DirtyLogFloor::new(machine, region)?),
+            faults: None,
+        },
+        TrackerKind::None => {
+            return Err(TrackError::Setup {
+                tracker: "floor",
+                what: "there is no floor for no tracking".into(),
+                source: None,
+            });
+        }
+    })
+}
+
+/// The k-th page the probe touches in a round, counted from its region's
+/// start: it skips every page `i` with `i % 4 == 3`.
+pub(super) fn probe_touch_order(k: u64) -> u64 {
+    k / 3 * 4 + k % 3
+}
+
+struct MprotectFloor {
+    memory: Arc<GuestMemory>,
+    region: Region,
+    /// Faults per round (the probe's touched pages).
+    expected: u64,
+    /// Faults so far in this round. Only the vCPU thread uses it (the sync
+    /// hook and the fault handler both run there); atomic for `Sync`.
+    next: AtomicU64,
+}
+
+impl FaultHandler for MprotectFloor {
+    fn on_memory_fault(&self, _vcpu: &Vcpu, _gpa: Option<u64>) -> Result<(), String> {
+        let k = self.next.fetch_add(1, Ordering::Relaxed);
+        if k >= self.expected {
+            return Err(format!(
+                "mprotect floor: fault {} in a round where the probe touches {} pages",
+                k + 1,
+                self.expected
+            ));
+        }
+        let page = self.region.first + probe_touch_order(k);
+        mprotect::protect(&self.memory, page, 1, false)
+            .map_err(|e| format!("mprotect floor: {}", crate::error_chain(&e)))
+    }
+}
+
+/// The sync hook's handle on the mprotect floor.
+struct MprotectFloorArm(Arc<MprotectFloor>);
+
+impl Mechanism for MprotectFloorArm {
+    fn arm(&mut self) -> Result<(), TrackError> {
+        let f = &self.0;
+        f.next.store(0, Ordering::Relaxed);
+        mprotect::protect(&f.memory, f.region.first, f.region.pages, true)
+    }
+
+    /// Restores the untouched pages too, in the same one syscall, so that
+    /// nothing faults outside the measured rounds.
+    fn collect(&mut self) -> Result<u64, TrackError> {
+        let f = &self.0;
+        mprotect::protect(&f.memory, f.region.first, f.region.pages, false)?;
+        let caught = f.next.load(Ordering::Relaxed);
+        if caught != f.expected {
+            return Err(TrackError::Handler(
+                "mprotect floor",
+                format!(
+                    "{caught} faults in a round where the probe touches {} pages",
+                    f.expected
+                ),
+            ));
+        }
+        Ok(caught)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // An Option<String> stays consistent across a panic elsewhere.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+struct UffdFloor {
+    memory: Arc<GuestMemory>,
+    region: Region,
+    caught: Arc<AtomicU64>,
+    /// Why the handler thread stopped, if it failed.
+    failure: Arc<Mutex<Option<String>>>,
+    stop: EventFd,
+    handler: Option<JoinHandle<()>>,
+}
+
+impl UffdFloor {
+    fn new(memory: &Arc<GuestMemory>, region: Region) -> Result<UffdFloor, TrackError> {
+        let setup = |what: &str, source| TrackError::Setup {
+            tracker: "uffd floor",
+            what: what.into(),
+            source: Some(source),
+        };
+        let uffd = uffd::open_minor(memory)?;
+        let stop = EventFd::new(EFD_NONBLOCK).map_err(|e| setup("cannot create an eventfd", e))?;
+        let stop_rx = stop
+            .try_clone()
+            .map_err(|e| setup("cannot duplicate the eventfd", e))?;
+        let caught = Arc::new(AtomicU64::new(0));
+        let failure = Arc::new(Mutex::new(None));
+        let handler = {
+            let (caught, failure) = (Arc::clone(&caught), Arc::clone(&failure));
+            let ram_host = memory.ram_host_addr();
+            let ram_pages = memory.layout().ram_pages();
+            std::thread::Builder::new()
+                .name("uffd-floor".into())
+                .spawn(move || {
+                    if let Err(why) = serve(&uffd, &stop_rx, ram_host, ram_pages, &caught) {
+                        *lock(&failure) = Some(why);
+                        // Wakes every blocked access and lets later ones
+                        // fault normally: the guest never waits on a
+                        // handler that is gone.
+                        let len = (ram_pages * PAGE_SIZE) as usize;
+                        let _ = uffd.unregister(ram_host as *mut c_void, len);
+                    }
+                })
+                .map_err(|e| setup("cannot start the handler thread", e))?
+        };
+        Ok(UffdFloor {
+            memory: Arc::clone(memory),
+            region,
+            caught,
+            failure,
+            stop,
+            handler: Some(handler),
+        })
+    }
+
+    fn check(&self) -> Result<(), TrackError> {
+        match lock(&self.failure).as_ref() {
+            Some(why) => Err(TrackError::Handler("uffd floor", why.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The handler loop: wait, read the faults, continue each one.
+fn serve(
+    uffd: &Uffd,
+    stop: &EventFd,
+    ram_host: usize,
+    ram_pages: u64,
+    caught: &AtomicU64,
+) -> Result<(), String> {
+    let pollfd = |fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let mut fds = [pollfd(uffd.as_raw_fd()), pollfd(stop.as_raw_fd())];
+    let mut buf = EventBuffer::new(EVENT_BATCH);
+    loop {
+        match uffd::poll(&mut fds, -1) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("poll failed: {e}")),
+        }
+        if fds[1].revents != 0 {
+            return Ok(());
+        }
+        if fds[0].revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+            return Err(format!("the userfaultfd reported {:#x}", fds[0].revents));
+        }
+        let events = uffd
+            .read_events(&mut buf)
+            .map_err(|e| format!("cannot read the userfaultfd: {}", uffd::uffd_io_error(e)))?;
+        for event in events {
+            if let Event::Pagefault { addr, .. } =
+                event.map_err(|e| format!("bad userfaultfd message: {e}"))?
+            {
+                let page: RamPage = (addr as usize)
+                    .checked_sub(ram_host)
+                    .map(|off| off as u64 / PAGE_SIZE)
+                    .filter(|&p| p < ram_pages)
+                    .ok_or_else(|| format!("fault at {addr:?}, outside guest RAM"))?;
+                // Counted before the install wakes the guest, which may
+                // then reach the round's end and collect at once.
+                caught.fetch_add(1, Ordering::Release);
+                uffd::install(uffd, ram_host, page, 1).map_err(|e| crate::error_chain(&e))?;
+            }
+        }
+    }
+}
+
+impl Mechanism for UffdFloor {
+    fn arm(&mut self) -> Result<(), TrackError> {
+        self.check()?;
+        self.caught.store(0, Ordering::Relaxed);
+        uffd::zap(&self.memory, self.region.first, self.region.pages)
+    }
+
+    /// Untouched pages stay zapped: the next arm zaps them again anyway.
+    fn collect(&mut self) -> Result<u64, TrackError> {
+        self.check()?;
+        Ok(self.caught.swap(0, Ordering::Acquire))
+    }
+}
+
+impl Drop for UffdFloor {
+    fn drop(&mut self) {
+        let Some(handle) = self.handler.take() else {
+            return;
+        };
+        match self.stop.write(1) {
+            Ok(()) => {
+                if handle.join().is_err() {
+                    log::error!("uffd floor: the handler thread panicked");
+                }
+            }
+            // Without the signal the thread never sees the stop: leave it
+            // parked in poll rather than hang here.
+            Err(e) => log::error!("uffd floor: cannot stop the handler thread: {e}"),
+        }
+    }
+}
+
+struct DirtyLogFloor {
+    vm: File,
+    /// The CLEAR request for the whole region, built once.
+    window: ClearWindow,
+    region: Region,
+    slot_pages: u64,
+    log: Vec<u64>,
+}
+
+impl DirtyLogFloor {
+    fn new(machine: &Machine, region: Region) -> Result<DirtyLogFloor, TrackError> {
+        let setup = |what: &str| TrackError::Setup {
+            tracker: "dirty-log floor",
+            what: what.into(),
+            source: None,
+        };
+        if machine.vm.dirty_log() == DirtyLog::Off {
+            return Err(setup("the VM was created without dirty logging"));
+        }
+        let slot_pages = machine.layout.ram_pages();
+        let window = dirty_log::clear_window(&region.all(), slot_pages)
+            .ok_or_else(|| setup("the region is empty"))?;
+        Ok(DirtyLogFloor {
+            vm: dirty_log::dup_vm_fd(&machine.vm)?,
+            window,
+            region,
+            slot_pages,
+            log: vec![0; slot_pages.div_ceil(64) as usize],
+        })
+    }
+}
+
+impl Mechanism for DirtyLogFloor {
+    fn arm(&mut self) -> Result<(), TrackError> {
+        dirty_log::clear_log(&self.vm, &mut self.window)
+    }
+
+    fn collect(&mut self) -> Result<u64, TrackError> {
+        dirty_log::get_log(&self.vm, self.slot_pages, &mut self.log)?;
+        let region = self.region.first..self.region.first + self.region.pages;
+        Ok(region.filter(|&p| dirty_log::bit(&self.log, p)).count() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touch_order_skips_every_fourth_page() {
+        let order: Vec<u64> = (0..9).map(probe_touch_order).collect();
+        assert_eq!(order, vec![0, 1, 2, 4, 5, 6, 8, 9, 10]);
+        // The last touch of a 1024-page region is its page 1022.
+        assert_eq!(
+            probe_touch_order(probe_tracked_touches(1024, false) - 1),
+            1022
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! `bench trackers` through the real binary: every tracker measured on both
+//! sides, with positive costs. The ratio's value is machine noise on a
+//! shared host, so only its presence is checked.
+
+mod common;
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn bench_trackers_reports_both_costs_for_every_tracker() {
+    if !common::kvm_available("bench_trackers_reports_both_costs_for_every_tracker") {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
+        .args(["bench", "trackers", "--pages", "256", "--rounds", "1"])
+        .output()
+        .expect("run kvm-wss");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    let json: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(json["pages"], 256);
+    assert_eq!(json["rounds"], 1);
+    let trackers = json["trackers"].as_array().expect("trackers array");
+    let names: Vec<&str> = trackers
+        .iter()
+        .map(|t| t["tracker"].as_str().expect("tracker name"))
+        .collect();
+    assert_eq!(names, ["mprotect", "uffd", "dirty-log"]);
+    for t in trackers {
+        let name = &t["tracker"];
+        for key in [
+            "kvmwss_us_per_touch",
+            "floor_us_per_touch",
+            "untracked_us_per_touch",
+        ] {
+            let v = t[key].as_f64().unwrap_or(f64::NAN);
+            assert!(v > 0.0 && v.is_finite(), "{name} {key} = {}", t[key]);
+        }
+        assert!(t["ratio"].is_number(), "{name} has no ratio: {t}");
+        assert!(t["overhead_pct"].is_number(), "{name} has no overhead_pct");
+        // 256 pages: 192 touched, 128 of them written (dirty-log's share).
+        let expected = if name == "dirty-log" { 128 } else { 192 };
+        let touches = &t["tracked_touches_per_round"];
+        assert_eq!(touches["expected"], expected, "{name}");
+        assert_eq!(touches["kvmwss"], expected, "{name}: {touches}");
+        assert_eq!(touches["floor"], expected, "{name}: {touches}");
+        let reps = t["repetitions"].as_array().expect("repetitions");
+        assert_eq!(reps.len(), 1, "{name}");
+        for side in ["kvmwss", "floor"] {
+            let rounds = reps[0][side]["us_per_touch"].as_array().expect("rounds");
+            assert_eq!(rounds.len(), 1, "{name} {side}");
+        }
+    }
+}
