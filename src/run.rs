@@ -42,6 +42,8 @@ pub enum RunError {
     Sampler(#[from] SamplerError),
     #[error("cannot start the vCPU thread")]
     Spawn(#[source] std::io::Error),
+    #[error("cannot measure the cost of a tracked touch")]
+    Calibration(#[source] crate::bench::BenchError),
 }
 
 /// How a run ended.
@@ -140,6 +142,11 @@ fn run_once(
     baseline: Option<&Summary>,
 ) -> Result<RunOutput, RunError> {
     let image = cfg.guest.image()?;
+    // Measured before the guest starts, so the two never compete.
+    let fault_cost_us = match cfg.tracker {
+        TrackerKind::None => None,
+        kind => Some(crate::bench::trackers::calibrate(kind).map_err(RunError::Calibration)?),
+    };
     let machine = Machine::boot(
         &image,
         &MachineConfig {
@@ -308,6 +315,7 @@ fn run_once(
     tracker_stats.insert("rejected_hypercalls".into(), report.exits.rejected.into());
     if let Some(st) = &stats {
         s.tracked_faults = Some(st.faults);
+        s.fault_cost_us = fault_cost_us;
         if let Some(cost) = stall_us_per_fault(&rows, cfg.warmup_intervals, baseline) {
             tracker_stats.insert("stall_us_per_fault".into(), cost.into());
         }

@@ -532,6 +532,24 @@ fn boot(kind: TrackerKind, side: Side, pages: u64, rounds: u64) -> Result<BootCo
     Ok(cost)
 }
 
+/// Pages and tracked rounds of the calibration that gives every tracked run
+/// its `fault_cost_us`: 256 pages (192 tracked touches a round, 128 for the
+/// dirty log) over 3 rounds, a few tens of milliseconds on this host.
+pub const CALIBRATION_PAGES: u64 = 256;
+pub const CALIBRATION_ROUNDS: u64 = 3;
+
+/// What one tracked touch costs the guest with tracker `kind`, in
+/// microseconds: one kvm-wss boot of the probe (the real tracker), the
+/// median over its tracked rounds.
+pub fn calibrate(kind: TrackerKind) -> Result<f64, BenchError> {
+    let cost = boot(kind, Side::KvmWss, CALIBRATION_PAGES, CALIBRATION_ROUNDS)?;
+    median(cost.us_per_touch.iter().copied()).ok_or(BenchError::NoTouches {
+        side: Side::KvmWss.name(),
+        tracker: kind.name(),
+        round: 1,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
