@@ -72,8 +72,12 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             let result = crate::bench::native(wss, duration, rounds)?;
             print_json(&result)
         }
-        Command::Bench(BenchCommand::Trackers { pages, rounds }) => {
-            let result = crate::bench::trackers(pages, rounds)?;
+        Command::Bench(BenchCommand::Trackers {
+            pages,
+            rounds,
+            guest_pages,
+        }) => {
+            let result = crate::bench::trackers(pages, rounds, guest_pages)?;
             print_json(&result)
         }
         Command::Plot { run_dir } => {

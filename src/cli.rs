@@ -11,6 +11,7 @@ use crate::guests::GuestSource;
 use crate::report::metrics::DEFAULT_WARMUP_INTERVALS;
 use crate::sweep::{self, SweepPlan, Targets};
 use crate::track::TrackerKind;
+use crate::vmm::paging::GuestPageSize;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -64,6 +65,9 @@ pub enum BenchCommand {
         /// Tracked rounds per boot, and boots per side (kvm-wss and floor alternate); medians are reported.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
         rounds: u64,
+        /// Page size of the probe's identity map over RAM.
+        #[arg(long, value_enum, default_value = "2m")]
+        guest_pages: GuestPageSize,
     },
 }
 
@@ -128,6 +132,9 @@ pub struct CommonArgs {
     /// Intervals left out of the error metrics at the start.
     #[arg(long, default_value_t = DEFAULT_WARMUP_INTERVALS)]
     pub warmup: usize,
+    /// Page size of the guest's identity map over RAM (tracking always acts on 4 KiB host pages).
+    #[arg(long, value_enum, default_value = "2m")]
+    pub guest_pages: GuestPageSize,
     /// First run the untracked twin and report the guest slowdown.
     #[arg(long)]
     pub baseline: bool,
@@ -300,6 +307,7 @@ impl CommonArgs {
                 ticks_per_interval: self.damon_ticks,
             },
             warmup_intervals: self.warmup,
+            guest_pages: self.guest_pages,
             baseline: self.baseline,
             out_dir: None,
             plot: !self.no_plot,
@@ -447,8 +455,15 @@ mod tests {
     #[test]
     fn bench_trackers_defaults_and_bounds() {
         match parse(&["bench", "trackers"]).expect("parses").command {
-            Command::Bench(BenchCommand::Trackers { pages, rounds }) => {
-                assert_eq!((pages, rounds), (1024, 5));
+            Command::Bench(BenchCommand::Trackers {
+                pages,
+                rounds,
+                guest_pages,
+            }) => {
+                assert_eq!(
+                    (pages, rounds, guest_pages),
+                    (1024, 5, GuestPageSize::Size2M)
+                );
             }
             other => panic!("not bench trackers: {other:?}"),
         }
@@ -456,8 +471,15 @@ mod tests {
             .expect("parses")
             .command
         {
-            Command::Bench(BenchCommand::Trackers { pages, rounds }) => {
-                assert_eq!((pages, rounds), (256, 1));
+            Command::Bench(BenchCommand::Trackers {
+                pages,
+                rounds,
+                guest_pages,
+            }) => {
+                assert_eq!(
+                    (pages, rounds, guest_pages),
+                    (256, 1, GuestPageSize::Size2M)
+                );
             }
             other => panic!("not bench trackers: {other:?}"),
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::estimate::{DamonConfig, EstimatorKind, EsxGains};
 use crate::guests::GuestSource;
 use crate::track::TrackerKind;
+use crate::vmm::paging::GuestPageSize;
 
 /// Default guest RAM.
 pub const DEFAULT_MEM: u64 = 512 << 20;
@@ -32,6 +33,8 @@ pub struct RunConfig {
     pub esx: EsxGains,
     pub damon: DamonConfig,
     pub warmup_intervals: usize,
+    /// Page size of the guest's identity map over RAM.
+    pub guest_pages: GuestPageSize,
     /// Run the untracked twin first and report the slowdown.
     pub baseline: bool,
     pub out_dir: Option<PathBuf>,

@@ -145,7 +145,10 @@ fn run_once(
     // Measured before the guest starts, so the two never compete.
     let fault_cost_us = match cfg.tracker {
         TrackerKind::None => None,
-        kind => Some(crate::bench::trackers::calibrate(kind).map_err(RunError::Calibration)?),
+        kind => Some(
+            crate::bench::trackers::calibrate(kind, cfg.guest_pages)
+                .map_err(RunError::Calibration)?,
+        ),
     };
     let machine = Machine::boot(
         &image,
@@ -155,6 +158,7 @@ fn run_once(
             seed: cfg.seed,
             params: cfg.params.clone(),
             dirty_log: cfg.tracker == TrackerKind::DirtyLog,
+            guest_pages: cfg.guest_pages,
         },
     )?;
     let layout = machine.layout;

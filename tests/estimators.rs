@@ -152,3 +152,35 @@ fn exhaustive_agrees_with_the_guest_reported_truth() {
         );
     }
 }
+
+#[test]
+fn four_kib_guest_pages_track_exactly_too() {
+    if !common::kvm_available("four_kib_guest_pages_track_exactly_too") {
+        return;
+    }
+    for tracker in [
+        TrackerKind::Mprotect,
+        TrackerKind::Uffd,
+        TrackerKind::DirtyLog,
+    ] {
+        let out = run(&RunSpec {
+            tracker,
+            estimator: EstimatorKind::Exhaustive,
+            guest_pages: kvm_wss::vmm::paging::GuestPageSize::Size4K,
+            duration: Duration::from_secs(3),
+            ..RunSpec::new("seq")
+        }
+        .config());
+        let truth = |r: &kvm_wss::report::timeseries::Row| {
+            if tracker.writes_only() {
+                r.true_wss_write_pages
+            } else {
+                r.true_wss_pages
+            }
+        };
+        for r in out.rows.iter().skip(1).filter(|r| r.full) {
+            assert_eq!(truth(r), 1024, "{tracker:?}");
+            assert_eq!(r.est_wss_pages, Some(1024.0), "{tracker:?} at t={}", r.t_s);
+        }
+    }
+}

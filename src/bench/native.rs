@@ -75,6 +75,7 @@ fn vm_round(wss: u64, duration: Duration, seed: u64) -> Result<(u64, f64), Bench
             seed,
             params: Vec::new(),
             dirty_log: false,
+            guest_pages: crate::vmm::paging::GuestPageSize::Size2M,
         },
     )?;
     let memory = Arc::clone(m.memory());

@@ -24,6 +24,7 @@ use crate::track::{self, RamPage, TrackError, Tracker, TrackerKind};
 use crate::vmm::exit::Stop;
 use crate::vmm::machine::{Machine, MachineConfig};
 use crate::vmm::memory::GuestMemory;
+use crate::vmm::paging::GuestPageSize;
 use crate::vmm::vcpu_thread::{FaultHandler, SyncHook, VcpuEnd, VcpuThread};
 
 /// The trackers measured, in output order.
@@ -313,13 +314,18 @@ impl TrackerCost {
 pub struct TrackersResult {
     pub pages: u64,
     pub rounds: u64,
+    pub guest_pages: GuestPageSize,
     pub trackers: Vec<TrackerCost>,
 }
 
 /// Runs the benchmark: for each tracker, `rounds` repetitions of a kvm-wss
 /// boot then a floor boot, each with `rounds` tracked rounds over a region
 /// of `pages` pages.
-pub fn trackers(pages: u64, rounds: u64) -> Result<TrackersResult, BenchError> {
+pub fn trackers(
+    pages: u64,
+    rounds: u64,
+    guest_pages: GuestPageSize,
+) -> Result<TrackersResult, BenchError> {
     if pages < MIN_PAGES {
         return Err(BenchError::TooFewPages {
             got: pages,
@@ -340,7 +346,7 @@ pub fn trackers(pages: u64, rounds: u64) -> Result<TrackersResult, BenchError> {
                     side.name(),
                     rep + 1
                 );
-                boot(kind, side, pages, rounds)
+                boot(kind, side, pages, rounds, guest_pages)
             };
             let kvmwss = run(Side::KvmWss)?;
             let floor = run(Side::Floor)?;
@@ -351,6 +357,7 @@ pub fn trackers(pages: u64, rounds: u64) -> Result<TrackersResult, BenchError> {
     Ok(TrackersResult {
         pages,
         rounds,
+        guest_pages,
         trackers: out,
     })
 }
@@ -411,7 +418,13 @@ fn mem_for(wss: u64) -> u64 {
 }
 
 /// Boots the probe once and measures one side.
-fn boot(kind: TrackerKind, side: Side, pages: u64, rounds: u64) -> Result<BootCost, BenchError> {
+fn boot(
+    kind: TrackerKind,
+    side: Side,
+    pages: u64,
+    rounds: u64,
+    guest_pages: GuestPageSize,
+) -> Result<BootCost, BenchError> {
     let image = crate::guests::embedded("probe").ok_or(BenchError::NoGuest("probe"))?;
     let wss = pages * PAGE_SIZE;
     let machine = Machine::boot(
@@ -422,6 +435,7 @@ fn boot(kind: TrackerKind, side: Side, pages: u64, rounds: u64) -> Result<BootCo
             seed: 1,
             params: vec![("rounds".into(), (rounds + 1).to_string())],
             dirty_log: kind == TrackerKind::DirtyLog,
+            guest_pages,
         },
     )?;
     let region = Region {
@@ -541,8 +555,14 @@ pub const CALIBRATION_ROUNDS: u64 = 3;
 /// What one tracked touch costs the guest with tracker `kind`, in
 /// microseconds: one kvm-wss boot of the probe (the real tracker), the
 /// median over its tracked rounds.
-pub fn calibrate(kind: TrackerKind) -> Result<f64, BenchError> {
-    let cost = boot(kind, Side::KvmWss, CALIBRATION_PAGES, CALIBRATION_ROUNDS)?;
+pub fn calibrate(kind: TrackerKind, guest_pages: GuestPageSize) -> Result<f64, BenchError> {
+    let cost = boot(
+        kind,
+        Side::KvmWss,
+        CALIBRATION_PAGES,
+        CALIBRATION_ROUNDS,
+        guest_pages,
+    )?;
     median(cost.us_per_touch.iter().copied()).ok_or(BenchError::NoTouches {
         side: Side::KvmWss.name(),
         tracker: kind.name(),

@@ -678,7 +678,9 @@ mod tests {
     fn machine() -> (Arc<GuestMemory>, Arc<MprotectTracker>) {
         let layout = Layout::new(4 << 20, RAM_BASE + 0x1000, 1 << 20).expect("layout");
         let memory = Arc::new(GuestMemory::new(&layout).expect("memory"));
-        let tables = paging::identity_map(layout.page_tables, layout.ram_end()).expect("tables");
+        let tables =
+            paging::identity_map(layout.page_tables, layout.ram_end(), layout.small_pages())
+                .expect("tables");
         memory
             .write(tables.cr3, &tables.bytes)
             .expect("write tables");

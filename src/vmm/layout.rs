@@ -13,7 +13,9 @@ use wss_abi::{
     align_up, bitmap_words,
 };
 
-use super::paging::tables_needed;
+use std::ops::Range;
+
+use super::paging::{GuestPageSize, tables_needed};
 
 /// RAM sizes must be whole 2 MiB pages: the guest maps RAM with 2 MiB pages.
 pub const RAM_ALIGN: u64 = 2 << 20;
@@ -56,12 +58,24 @@ pub struct Layout {
     /// and the trackers arm.
     pub data_start: u64,
     pub data_end: u64,
+    /// The page size the guest's identity map uses for RAM.
+    pub guest_pages: GuestPageSize,
 }
 
 impl Layout {
     /// Lays out a VM with `ram_size` bytes of RAM holding an image that ends
     /// at `image_end` and a program that needs `wss` bytes of data.
     pub fn new(ram_size: u64, image_end: u64, wss: u64) -> Result<Layout, LayoutError> {
+        Layout::with_guest_pages(ram_size, image_end, wss, GuestPageSize::Size2M)
+    }
+
+    /// [`Layout::new`] with RAM mapped by guest pages of `guest_pages`.
+    pub fn with_guest_pages(
+        ram_size: u64,
+        image_end: u64,
+        wss: u64,
+        guest_pages: GuestPageSize,
+    ) -> Result<Layout, LayoutError> {
         if wss > ram_size {
             return Err(LayoutError::WssLargerThanMem { wss, mem: ram_size });
         }
@@ -89,7 +103,8 @@ impl Layout {
         let read_bitmap = META_BASE + BITMAPS_OFFSET;
         let write_bitmap = read_bitmap + bitmap_bytes;
         let page_tables = write_bitmap + bitmap_bytes;
-        let tss = page_tables + tables_needed(RAM_BASE + ram_size) * PAGE_SIZE;
+        let small = small_pages(guest_pages, ram_size);
+        let tss = page_tables + tables_needed(RAM_BASE + ram_size, &small) * PAGE_SIZE;
         let meta_size = tss + PAGE_SIZE - META_BASE;
         debug_assert!(META_BASE + meta_size <= DOORBELL_BASE);
         Ok(Layout {
@@ -106,7 +121,13 @@ impl Layout {
             stack_top,
             data_start: stack_top,
             data_end: RAM_BASE + ram_size,
+            guest_pages,
         })
+    }
+
+    /// The guest-physical range the identity map covers with 4 KiB pages.
+    pub fn small_pages(&self) -> Range<u64> {
+        small_pages(self.guest_pages, self.ram_size)
     }
 
     pub fn ram_end(&self) -> u64 {
@@ -125,6 +146,13 @@ impl Layout {
     /// Number of pages in the data region: the tracked domain.
     pub fn data_pages(&self) -> u64 {
         (self.data_end - self.data_start) / PAGE_SIZE
+    }
+}
+
+fn small_pages(guest_pages: GuestPageSize, ram_size: u64) -> Range<u64> {
+    match guest_pages {
+        GuestPageSize::Size2M => 0..0,
+        GuestPageSize::Size4K => RAM_BASE..RAM_BASE + ram_size,
     }
 }
 
@@ -150,6 +178,25 @@ mod tests {
     fn largest_layout_fits_below_the_doorbells() {
         let l = Layout::new(MAX_RAM_SIZE, RAM_BASE + 4096, 1 << 30).expect("fits");
         assert!(META_BASE + l.meta_size <= DOORBELL_BASE);
+    }
+
+    #[test]
+    fn four_kib_guest_pages_fit_too() {
+        let l = Layout::with_guest_pages(
+            MAX_RAM_SIZE,
+            RAM_BASE + 4096,
+            1 << 30,
+            GuestPageSize::Size4K,
+        )
+        .expect("fits");
+        assert!(META_BASE + l.meta_size <= DOORBELL_BASE);
+        assert_eq!(l.small_pages(), RAM_BASE..RAM_BASE + MAX_RAM_SIZE);
+        assert_eq!(
+            Layout::new(64 << 20, RAM_BASE, 0)
+                .expect("fits")
+                .small_pages(),
+            0..0
+        );
     }
 
     #[test]

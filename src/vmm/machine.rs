@@ -11,7 +11,7 @@ use super::kvm::{Kvm, KvmError};
 use super::layout::{Layout, LayoutError};
 use super::loader::{self, LoadError};
 use super::memory::{GuestMemory, MemoryError};
-use super::paging::{self, PagingError};
+use super::paging::{self, GuestPageSize, PagingError};
 use super::vcpu::{Vcpu, VcpuError};
 use super::vm::{Vm, VmError};
 
@@ -24,6 +24,8 @@ pub struct MachineConfig {
     pub params: Vec<(String, String)>,
     /// Register RAM with dirty logging (the dirty-log tracker).
     pub dirty_log: bool,
+    /// The guest's page size over RAM.
+    pub guest_pages: GuestPageSize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +126,8 @@ impl Machine {
             }));
         }
         let img = loader::parse(image, RAM_BASE, ram_end).map_err(BootError::Load)?;
-        let layout = Layout::new(cfg.mem, img.end, cfg.wss).map_err(BootError::Layout)?;
+        let layout = Layout::with_guest_pages(cfg.mem, img.end, cfg.wss, cfg.guest_pages)
+            .map_err(BootError::Layout)?;
         // Check parameters before creating anything (tsc_hz is filled later).
         build_params(&layout, 0, cfg.seed, cfg.wss, &cfg.params).map_err(BootError::Param)?;
 
@@ -135,8 +138,9 @@ impl Machine {
                 .write(seg.addr, seg.data)
                 .map_err(BootError::Memory)?;
         }
-        let tables = paging::identity_map(layout.page_tables, layout.ram_end())
-            .map_err(BootError::Paging)?;
+        let tables =
+            paging::identity_map(layout.page_tables, layout.ram_end(), layout.small_pages())
+                .map_err(BootError::Paging)?;
         memory
             .write(tables.cr3, &tables.bytes)
             .map_err(BootError::Memory)?;

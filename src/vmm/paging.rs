@@ -2,6 +2,8 @@
 //! that translates a guest-virtual address the way the MMU would (the
 //! mprotect tracker uses it to find the page a faulting access touched).
 
+use std::ops::Range;
+
 /// Page-table entry bits.
 pub const PTE_PRESENT: u64 = 1 << 0;
 pub const PTE_WRITABLE: u64 = 1 << 1;
@@ -20,6 +22,8 @@ pub enum PagingError {
     TooLarge(u64),
     #[error("page-table base {0:#x} is not 4 KiB aligned")]
     Unaligned(u64),
+    #[error("4 KiB-page range {0:#x}..{1:#x} is not 2 MiB aligned inside the map")]
+    BadSmallRange(u64, u64),
 }
 
 /// Why a guest-virtual address does not translate.
@@ -42,27 +46,58 @@ pub struct PageTables {
     pub bytes: Vec<u8>,
 }
 
-/// How many 4 KiB tables [`identity_map`] needs to map `[0, map_end)`.
-pub fn tables_needed(map_end: u64) -> u64 {
-    2 + map_end.div_ceil(GIB)
+/// The page size the guest's identity map uses for RAM.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub enum GuestPageSize {
+    /// 2 MiB pages: one page-directory entry per 2 MiB, small tables.
+    #[default]
+    #[value(name = "2m")]
+    #[serde(rename = "2m")]
+    Size2M,
+    /// 4 KiB pages: one page-table entry per tracked page.
+    #[value(name = "4k")]
+    #[serde(rename = "4k")]
+    Size4K,
+}
+
+/// How many 4 KiB tables [`identity_map`] needs to map `[0, map_end)`, with
+/// 4 KiB pages over `small` (2 MiB aligned) and 2 MiB pages elsewhere.
+pub fn tables_needed(map_end: u64, small: &Range<u64>) -> u64 {
+    2 + map_end.div_ceil(GIB) + (small.end.saturating_sub(small.start)).div_ceil(MIB2)
 }
 
 /// Builds tables that map `[0, map_end)` onto the same guest-physical
-/// addresses with 2 MiB pages, user-accessible and writable. The tables
-/// themselves go at `base`.
+/// addresses, user-accessible and writable: with 4 KiB pages over `small`
+/// (2 MiB aligned; empty for none) and 2 MiB pages elsewhere. The tables
+/// themselves go at `base`: PML4, PDPT, one page directory per GiB, then
+/// the page tables of `small`.
 ///
-/// 2 MiB guest pages keep the tables small (one page per GiB). Tracking is
-/// unaffected: the trackers act on the host's 4 KiB pages, whatever the
-/// guest's page size.
-pub fn identity_map(base: u64, map_end: u64) -> Result<PageTables, PagingError> {
+/// 2 MiB guest pages keep the tables small (one page per GiB). Tracking
+/// acts on the host's 4 KiB pages whatever the guest's page size; 4 KiB
+/// guest pages exist to measure whether the guest's page size changes what
+/// a tracked touch costs (`--guest-pages 4k`).
+pub fn identity_map(base: u64, map_end: u64, small: Range<u64>) -> Result<PageTables, PagingError> {
     if !base.is_multiple_of(TABLE) {
         return Err(PagingError::Unaligned(base));
     }
     if map_end > 512 * GIB {
         return Err(PagingError::TooLarge(map_end));
     }
+    if !small.start.is_multiple_of(MIB2) || !small.end.is_multiple_of(MIB2) || small.end > map_end {
+        return Err(PagingError::BadSmallRange(small.start, small.end));
+    }
     let pds = map_end.div_ceil(GIB);
-    let mut bytes = vec![0u8; (tables_needed(map_end) * TABLE) as usize];
+    let mut bytes = vec![0u8; (tables_needed(map_end, &small) * TABLE) as usize];
     let flags = PTE_PRESENT | PTE_WRITABLE | PTE_USER;
     let mut put = |table: u64, index: u64, value: u64| {
         let at = (table * TABLE + index * 8) as usize;
@@ -78,7 +113,16 @@ pub fn identity_map(base: u64, map_end: u64) -> Result<PageTables, PagingError> 
             if addr >= map_end {
                 break;
             }
-            put(2 + g, i, addr | flags | PTE_HUGE);
+            if small.contains(&addr) {
+                let pt_index = (addr - small.start) / MIB2;
+                let pt = 2 + pds + pt_index;
+                put(2 + g, i, (base + pt * TABLE) | flags);
+                for j in 0..512 {
+                    put(pt, j, (addr + j * TABLE) | flags);
+                }
+            } else {
+                put(2 + g, i, addr | flags | PTE_HUGE);
+            }
         }
     }
     Ok(PageTables { cr3: base, bytes })
@@ -130,9 +174,12 @@ mod tests {
 
     #[test]
     fn identity_map_translates_to_itself() {
-        let pt = identity_map(0x20_0000 + 0x8000, 0x4000_0000 + (512 << 20)).expect("fits");
-        assert_eq!(pt.bytes.len() as u64, tables_needed(0x6000_0000) * 4096);
-        assert_eq!(tables_needed(0x6000_0000), 4);
+        let pt = identity_map(0x20_0000 + 0x8000, 0x4000_0000 + (512 << 20), 0..0).expect("fits");
+        assert_eq!(
+            pt.bytes.len() as u64,
+            tables_needed(0x6000_0000, &(0..0)) * 4096
+        );
+        assert_eq!(tables_needed(0x6000_0000, &(0..0)), 4);
         let read = reader(&pt);
         for gva in [
             0u64,
@@ -170,7 +217,7 @@ mod tests {
 
     #[test]
     fn every_entry_is_user_and_writable() {
-        let pt = identity_map(0x1000, 3 * GIB).expect("fits");
+        let pt = identity_map(0x1000, 3 * GIB, 0..0).expect("fits");
         let entries: Vec<u64> = pt
             .bytes
             .chunks(8)
@@ -189,13 +236,39 @@ mod tests {
     #[test]
     fn rejects_bad_requests() {
         assert_eq!(
-            identity_map(0x1001, GIB),
+            identity_map(0x1001, GIB, 0..0),
             Err(PagingError::Unaligned(0x1001))
         );
         assert_eq!(
-            identity_map(0x1000, 513 * GIB),
+            identity_map(0x1000, 513 * GIB, 0..0),
             Err(PagingError::TooLarge(513 * GIB))
         );
+        assert_eq!(
+            identity_map(0x1000, GIB, 0x1000..MIB2),
+            Err(PagingError::BadSmallRange(0x1000, MIB2))
+        );
+        assert_eq!(
+            identity_map(0x1000, GIB, 0..2 * GIB),
+            Err(PagingError::BadSmallRange(0, 2 * GIB))
+        );
+    }
+
+    #[test]
+    fn four_kib_pages_over_ram() {
+        let ram = GIB..GIB + 8 * MIB2;
+        let pt = identity_map(0x20_0000, ram.end, ram.clone()).expect("fits");
+        assert_eq!(tables_needed(ram.end, &ram), 2 + 2 + 8);
+        assert_eq!(pt.bytes.len() as u64, 12 * TABLE);
+        let read = reader(&pt);
+        for gva in [0x1234, GIB, GIB + 0x5678, ram.end - 8] {
+            assert_eq!(translate(pt.cr3, gva, &read), Ok(gva), "gva {gva:#x}");
+        }
+        // RAM is mapped by level-1 entries, the rest by 2 MiB ones.
+        let pd_entry =
+            |gva: u64| read(pt.cr3 + (3 * TABLE) + ((gva >> 21) & 511) * 8).expect("entry");
+        assert_eq!(pd_entry(GIB) & PTE_HUGE, 0);
+        let low = read(pt.cr3 + 2 * TABLE).expect("entry");
+        assert_ne!(low & PTE_HUGE, 0);
     }
 
     #[test]

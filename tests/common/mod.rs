@@ -41,6 +41,7 @@ pub fn boot(name: &str, mem: u64, wss: u64, params: &[(&str, &str)], dirty_log: 
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         dirty_log,
+        guest_pages: kvm_wss::vmm::paging::GuestPageSize::Size2M,
     };
     Machine::boot(image, &cfg)
         .unwrap_or_else(|e| panic!("boot {name}: {}", kvm_wss::error_chain(&e)))
@@ -114,6 +115,7 @@ pub struct RunSpec<'a> {
     pub params: &'a [(&'a str, &'a str)],
     pub seed: u64,
     pub warmup_intervals: usize,
+    pub guest_pages: kvm_wss::vmm::paging::GuestPageSize,
 }
 
 impl RunSpec<'_> {
@@ -130,6 +132,7 @@ impl RunSpec<'_> {
             params: &[],
             seed: 7,
             warmup_intervals: 1,
+            guest_pages: kvm_wss::vmm::paging::GuestPageSize::Size2M,
         }
     }
 
@@ -152,6 +155,7 @@ impl RunSpec<'_> {
             esx: kvm_wss::estimate::EsxGains::default(),
             damon: kvm_wss::estimate::DamonConfig::default(),
             warmup_intervals: self.warmup_intervals,
+            guest_pages: self.guest_pages,
             baseline: false,
             out_dir: None,
             plot: false,
