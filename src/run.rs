@@ -219,6 +219,7 @@ fn run_once(
     };
     let mut rows = Vec::new();
     let live = cfg.live;
+    let sampler_cpu_before = crate::vmm::vcpu_thread::thread_cpu_s();
     let loop_result = sampler.run(start, &rx, |row| {
         writer.write_row(&row)?;
         if live {
@@ -227,6 +228,7 @@ fn run_once(
         rows.push(row);
         Ok(())
     });
+    let sampler_cpu_s = crate::vmm::vcpu_thread::thread_cpu_s() - sampler_cpu_before;
     let report = thread.stop();
     let elapsed = start.elapsed().as_secs_f64();
     let cpu_total = process_cpu_s() - cpu_before;
@@ -312,7 +314,7 @@ fn run_once(
         s.lag_up_intervals = None;
         s.lag_down_intervals = None;
     }
-    s.sampler_cpu_s = s.vmm_cpu_s;
+    s.sampler_cpu_s = sampler_cpu_s;
     let mut tracker_stats = serde_json::Map::new();
     tracker_stats.insert("vcpu_thread_cpu_s".into(), report.thread_cpu_s.into());
     tracker_stats.insert("guest_stalls".into(), status.stalls.into());

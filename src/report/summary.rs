@@ -54,11 +54,13 @@ pub struct Summary {
     pub lag_down_intervals: Option<f64>,
     /// Tracked faults over the run; `None` without a tracker.
     pub tracked_faults: Option<u64>,
-    /// Mean cost of one tracked fault, microseconds.
+    /// Mean cost of one tracked touch as the guest sees it, microseconds,
+    /// measured with the run's tracker on the probe guest before the run.
     pub fault_cost_us: Option<f64>,
     pub guest_ops: u64,
     pub guest_ops_per_s: f64,
-    /// CPU time of the VMM process, seconds.
+    /// CPU time of the VMM's own threads (the sampler, the uffd handler),
+    /// the vCPU thread that runs the guest left out, seconds.
     pub vmm_cpu_s: f64,
 
     // Extras.
@@ -79,8 +81,10 @@ pub struct Summary {
     pub phases: Vec<Phase>,
     pub arm_us_total: f64,
     pub collect_us_total: f64,
+    /// CPU time of the sampler (the main thread) during the run, seconds.
     pub sampler_cpu_s: f64,
-    /// Time the guest was stalled by the sampler, microseconds.
+    /// Time the guest's run loop spent stalled (tracked faults, and the
+    /// host preempting the vCPU thread), microseconds.
     pub stall_us: f64,
     /// Slowdown against a baseline run without tracking; `None` without a
     /// baseline.
