@@ -78,6 +78,10 @@ pub struct RunOutput {
     pub logs: Vec<String>,
 }
 
+/// How often a person watching a run sees an in-progress estimate, in
+/// intervals longer than this.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Where Ctrl-C is delivered: the run in progress registers its event
 /// channel here; the handler installed by `main` sends into it.
 static INTERRUPT: Mutex<Option<Sender<Event>>> = Mutex::new(None);
@@ -216,18 +220,29 @@ fn run_once(
         duration: cfg.duration,
         seed: cfg.seed,
         tsc_hz,
+        progress_every: (cfg.live && cfg.interval > PROGRESS_EVERY).then_some(PROGRESS_EVERY),
     };
     let mut rows = Vec::new();
     let live = cfg.live;
     let sampler_cpu_before = crate::vmm::vcpu_thread::thread_cpu_s();
-    let loop_result = sampler.run(start, &rx, |row| {
-        writer.write_row(&row)?;
-        if live {
-            eprintln!("{}", live_line(&row));
-        }
-        rows.push(row);
-        Ok(())
-    });
+    let loop_result = sampler.run(
+        start,
+        &rx,
+        |row| {
+            writer.write_row(&row)?;
+            if live {
+                eprintln!("{}", live_line(&row));
+            }
+            rows.push(row);
+            Ok(())
+        },
+        |p| {
+            eprintln!(
+                "t={:7.2}s  in progress: {} sampled pages touched so far, estimate {:.0} pages",
+                p.t_s, p.touched_so_far, p.estimate.pages
+            );
+        },
+    );
     let sampler_cpu_s = crate::vmm::vcpu_thread::thread_cpu_s() - sampler_cpu_before;
     let report = thread.stop();
     let elapsed = start.elapsed().as_secs_f64();

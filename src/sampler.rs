@@ -53,6 +53,18 @@ pub struct Sampler<'a> {
     pub seed: u64,
     /// Guest TSC frequency, to convert the guest's stall cycles.
     pub tsc_hz: u64,
+    /// When set, how often to report an in-progress estimate during an
+    /// interval (ESX's average that takes in the current samples as they
+    /// arrive), for a person watching a long interval.
+    pub progress_every: Option<Duration>,
+}
+
+/// An estimate made before its interval ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    pub t_s: f64,
+    pub touched_so_far: usize,
+    pub estimate: crate::estimate::Estimate,
 }
 
 impl Sampler<'_> {
@@ -63,6 +75,7 @@ impl Sampler<'_> {
         start: Instant,
         events: &Receiver<Event>,
         mut sink: impl FnMut(Row) -> Result<(), crate::report::ReportError>,
+        mut on_progress: impl FnMut(Progress),
     ) -> Result<LoopEnd, SamplerError> {
         let layout = *self.memory.layout();
         let first = layout.data_first_page();
@@ -101,7 +114,28 @@ impl Sampler<'_> {
                     }
                     _ => Vec::new(),
                 };
-                stopped = wait_until(tick_end, events);
+                stopped = loop {
+                    let step = match (self.progress_every, &self.tracker, &self.estimator) {
+                        (Some(every), Some(_), Some(e))
+                            if ticks == 1 && e.ticks_per_interval() == 1 =>
+                        {
+                            (Instant::now() + every).min(tick_end)
+                        }
+                        _ => tick_end,
+                    };
+                    let ev = wait_until(step, events);
+                    if ev.is_some() || step >= tick_end {
+                        break ev;
+                    }
+                    if let (Some(t), Some(e)) = (&self.tracker, &self.estimator) {
+                        let touched = t.touched_so_far();
+                        on_progress(Progress {
+                            t_s: start.elapsed().as_secs_f64(),
+                            touched_so_far: touched,
+                            estimate: e.peek(touched),
+                        });
+                    }
+                };
                 if let (Some(t), Some(e)) = (&self.tracker, &mut self.estimator) {
                     let t0 = Instant::now();
                     let touched = t.collect()?;
