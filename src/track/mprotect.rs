@@ -303,11 +303,8 @@ impl MprotectTracker {
     /// Reads the vCPU state and decodes the faulting instruction. Only a
     /// failing register ioctl is an error; bad guest state is a diagnosis.
     fn diagnose(&self, vcpu: &Vcpu) -> Result<Fault, String> {
-        let regs = vcpu
-            .regs()
-            .map_err(|e| format!("mprotect tracker: {}", crate::error_chain(&e)))?;
-        let sregs = vcpu
-            .sregs()
+        let (regs, sregs) = vcpu
+            .exit_registers()
             .map_err(|e| format!("mprotect tracker: {}", crate::error_chain(&e)))?;
         let rip = regs.rip;
         let cr3 = sregs.cr3;
@@ -549,6 +546,12 @@ impl Tracker for MprotectTracker {
 }
 
 impl FaultHandler for MprotectTracker {
+    /// Every fault needs RIP, the general registers, CR3 and the FS/GS
+    /// bases.
+    fn wants_registers(&self) -> bool {
+        true
+    }
+
     fn on_memory_fault(&self, vcpu: &Vcpu, gpa: Option<u64>) -> Result<(), String> {
         let start = Instant::now();
         let result = match gpa {
