@@ -6,9 +6,11 @@
 //! memory locations it uses, and resolve their linear addresses from the vCPU's
 //! registers. The guest runs in 64-bit mode, so only FS and GS have non-zero bases.
 
+use std::collections::HashMap;
+
 use iced_x86::{
     Decoder, DecoderError, DecoderOptions, IcedError, Instruction, InstructionInfoFactory,
-    Mnemonic, OpAccess, OpKind, Register,
+    Mnemonic, OpAccess, OpKind, Register, UsedMemory,
 };
 use kvm_bindings::kvm_regs;
 use thiserror::Error;
@@ -108,6 +110,26 @@ pub fn decode_accesses(
     regs: &kvm_regs,
     seg: &SegmentBases,
 ) -> Result<Decoded, DecodeError> {
+    decode_insn(code, rip)?.accesses(regs, seg)
+}
+
+/// An instruction decoded at one address, with what [`DecodedInsn::accesses`]
+/// needs to resolve its memory operands for any register values.
+#[derive(Debug, Clone)]
+pub struct DecodedInsn {
+    instr: Instruction,
+    /// The instruction's own bytes, to recognise it again.
+    bytes: Vec<u8>,
+    mnemonic: String,
+    kind: AccessKind,
+    /// iced's memory operands, for every register state (RIP-relative ones are
+    /// already absolute, which is why an entry is only valid at its address).
+    used: Vec<UsedMemory>,
+}
+
+/// Decodes the instruction at `rip`, leaving the registers out: see
+/// [`decode_accesses`] for the arguments and errors.
+pub fn decode_insn(code: &[u8], rip: u64) -> Result<DecodedInsn, DecodeError> {
     let mut decoder =
         Decoder::try_with_ip(64, code, rip, DecoderOptions::NONE).map_err(DecodeError::Decoder)?;
     let instr = decoder.decode();
@@ -126,78 +148,147 @@ pub fn decode_accesses(
             });
         }
     }
+    let mut factory = InstructionInfoFactory::new();
+    let used = factory.info(&instr).used_memory().to_vec();
+    Ok(DecodedInsn {
+        bytes: code[..instr.len().min(code.len())].to_vec(),
+        mnemonic: mnemonic_text(&instr),
+        kind: access_kind(&instr),
+        used,
+        instr,
+    })
+}
 
-    let mnemonic = mnemonic_text(&instr);
-    let kind = access_kind(&instr);
-    let rep_count = string_rep_count(&instr, regs);
-    if rep_count == Some(0) {
-        // A rep string instruction with a zero count completes without touching memory.
-        return Ok(Decoded {
+impl DecodedInsn {
+    /// Whether `code` (the bytes at this instruction's address) still starts
+    /// with this instruction.
+    pub fn matches(&self, code: &[u8]) -> bool {
+        code.starts_with(&self.bytes)
+    }
+
+    /// The memory the instruction accesses in its current step, given the
+    /// registers and segment bases.
+    pub fn accesses(&self, regs: &kvm_regs, seg: &SegmentBases) -> Result<Decoded, DecodeError> {
+        let instr = &self.instr;
+        let rip = instr.ip();
+        let mnemonic = self.mnemonic.clone();
+        let kind = self.kind;
+        let rep_count = string_rep_count(instr, regs);
+        if rep_count == Some(0) {
+            // A rep string instruction with a zero count completes without touching memory.
+            return Ok(Decoded {
+                len: instr.len(),
+                mnemonic,
+                kind,
+                accesses: Vec::new(),
+            });
+        }
+
+        // One spare slot: the tracker appends the instruction fetch.
+        let mut accesses = Vec::with_capacity(self.used.len() + 1);
+        for mem in &self.used {
+            let (read, write, conditional) = match mem.access() {
+                OpAccess::Read => (true, false, false),
+                OpAccess::Write => (false, true, false),
+                OpAccess::ReadWrite => (true, true, false),
+                OpAccess::CondRead => (true, false, true),
+                OpAccess::CondWrite => (false, true, true),
+                OpAccess::ReadCondWrite => (true, true, true),
+                OpAccess::None | OpAccess::NoMemAccess => continue,
+            };
+            // iced describes a rep string instruction as a whole (conditional accesses of
+            // unknown size); the faulting step is one element at the current RSI/RDI,
+            // certain to happen because the count is non-zero. The direction flag only
+            // decides where the next element is.
+            let (size, conditional) = match rep_count {
+                Some(_) => (instr.memory_size().size(), false),
+                None => (mem.memory_size().size(), conditional),
+            };
+            if size == 0 {
+                return Err(DecodeError::UnknownSize {
+                    rip,
+                    mnemonic,
+                    memory_size: format!("{:?}", mem.memory_size()),
+                });
+            }
+            let mut unresolved = None;
+            let addr = mem.virtual_address(0, |reg, _, _| {
+                let value = register_value(reg, regs, seg);
+                if value.is_none() {
+                    unresolved = Some(reg);
+                }
+                value
+            });
+            let Some(addr) = addr else {
+                return Err(DecodeError::UnresolvedRegister {
+                    rip,
+                    mnemonic,
+                    register: format!("{:?}", unresolved.unwrap_or(Register::None)),
+                });
+            };
+            accesses.push(MemAccess {
+                addr,
+                len: size as u64,
+                read,
+                write,
+                conditional,
+            });
+        }
+
+        Ok(Decoded {
             len: instr.len(),
             mnemonic,
             kind,
-            accesses: Vec::new(),
-        });
+            accesses,
+        })
     }
+}
 
-    let mut factory = InstructionInfoFactory::new();
-    let info = factory.info(&instr);
-    let mut accesses = Vec::with_capacity(info.used_memory().len());
-    for mem in info.used_memory() {
-        let (read, write, conditional) = match mem.access() {
-            OpAccess::Read => (true, false, false),
-            OpAccess::Write => (false, true, false),
-            OpAccess::ReadWrite => (true, true, false),
-            OpAccess::CondRead => (true, false, true),
-            OpAccess::CondWrite => (false, true, true),
-            OpAccess::ReadCondWrite => (true, true, true),
-            OpAccess::None | OpAccess::NoMemAccess => continue,
-        };
-        // iced describes a rep string instruction as a whole (conditional accesses of
-        // unknown size); the faulting step is one element at the current RSI/RDI,
-        // certain to happen because the count is non-zero. The direction flag only
-        // decides where the next element is.
-        let (size, conditional) = match rep_count {
-            Some(_) => (instr.memory_size().size(), false),
-            None => (mem.memory_size().size(), conditional),
-        };
-        if size == 0 {
-            return Err(DecodeError::UnknownSize {
-                rip,
-                mnemonic,
-                memory_size: format!("{:?}", mem.memory_size()),
-            });
+/// Entries a [`DecodeCache`] holds before it starts over: far more than the
+/// distinct faulting instructions of a guest's hot loops.
+pub const DECODE_CACHE_ENTRIES: usize = 1024;
+
+/// Instructions decoded before, by address. A fault at a known instruction
+/// (the usual case: a guest's few hot loads and stores fault again and again)
+/// skips the decoder, which is the costliest step of attributing a fault:
+/// its tables are cold after every trip through `KVM_RUN`. An entry is used
+/// only while the bytes at its address are still its instruction's, so
+/// self-modifying code is decoded afresh.
+#[derive(Debug, Default)]
+pub struct DecodeCache {
+    entries: HashMap<u64, DecodedInsn>,
+}
+
+impl DecodeCache {
+    /// [`decode_accesses`], through the cache.
+    pub fn decode_accesses(
+        &mut self,
+        code: &[u8],
+        rip: u64,
+        regs: &kvm_regs,
+        seg: &SegmentBases,
+    ) -> Result<Decoded, DecodeError> {
+        if let Some(insn) = self.entries.get(&rip)
+            && insn.matches(code)
+        {
+            return insn.accesses(regs, seg);
         }
-        let mut unresolved = None;
-        let addr = mem.virtual_address(0, |reg, _, _| {
-            let value = register_value(reg, regs, seg);
-            if value.is_none() {
-                unresolved = Some(reg);
-            }
-            value
-        });
-        let Some(addr) = addr else {
-            return Err(DecodeError::UnresolvedRegister {
-                rip,
-                mnemonic,
-                register: format!("{:?}", unresolved.unwrap_or(Register::None)),
-            });
-        };
-        accesses.push(MemAccess {
-            addr,
-            len: size as u64,
-            read,
-            write,
-            conditional,
-        });
+        let insn = decode_insn(code, rip)?;
+        let decoded = insn.accesses(regs, seg);
+        if self.entries.len() >= DECODE_CACHE_ENTRIES {
+            self.entries.clear();
+        }
+        self.entries.insert(rip, insn);
+        decoded
     }
 
-    Ok(Decoded {
-        len: instr.len(),
-        mnemonic,
-        kind,
-        accesses,
-    })
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 /// The distinct 4 KiB pages (linear page numbers, addr >> 12) an access list covers,
@@ -866,6 +957,84 @@ mod tests {
         }
         // Most of the 64 Ki two-byte starts are valid instructions.
         assert!(decoded > 50_000, "only {decoded} decoded");
+    }
+
+    #[test]
+    fn cache_reuses_an_instruction_with_new_registers() {
+        let mut cache = DecodeCache::default();
+        // mov rax, qword ptr [rbx+rcx*8+0x10], then junk after it.
+        let code = [0x48, 0x8b, 0x44, 0xcb, 0x10, 0xff, 0xff];
+        let at = |rbx: u64| kvm_regs {
+            rbx,
+            rcx: 3,
+            ..regs()
+        };
+        let first = cache
+            .decode_accesses(&code, RIP, &at(0x10_0000), &SEG)
+            .expect("decode");
+        assert_eq!(first.accesses, vec![load(0x10_0028, 8)]);
+        assert_eq!(cache.len(), 1);
+        // Same bytes (the trailing ones may differ), other registers: a hit
+        // that resolves the operand afresh, equal to decoding from scratch.
+        let code2 = [0x48, 0x8b, 0x44, 0xcb, 0x10, 0x90];
+        let hit = cache
+            .decode_accesses(&code2, RIP, &at(0x20_0000), &SEG)
+            .expect("decode");
+        assert_eq!(hit, decode(&code2, &at(0x20_0000)));
+        assert_eq!(hit.accesses, vec![load(0x20_0028, 8)]);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn cache_decodes_again_when_the_code_changed() {
+        let mut cache = DecodeCache::default();
+        let r = kvm_regs {
+            rdi: 0x20_0ff8,
+            ..regs()
+        };
+        // mov qword ptr [rdi+0x8], rdx; then the same address holds
+        // mov rax, qword ptr [rdi], which does not start with the store.
+        let store_insn = [0x48, 0x89, 0x57, 0x08];
+        let load_insn = [0x48, 0x8b, 0x07];
+        let d = cache
+            .decode_accesses(&store_insn, RIP, &r, &SEG)
+            .expect("decode");
+        assert_eq!(d.accesses, vec![store(0x20_1000, 8)]);
+        let d = cache
+            .decode_accesses(&load_insn, RIP, &r, &SEG)
+            .expect("decode");
+        assert_eq!((d.mnemonic.as_str(), d.len), ("mov", 3));
+        assert_eq!(d.accesses, vec![load(0x20_0ff8, 8)]);
+        // A different address is a different entry even for equal bytes
+        // (RIP-relative operands are resolved at decode time).
+        // mov rax, qword ptr [rip+0x100]
+        let rel = [0x48, 0x8b, 0x05, 0x00, 0x01, 0x00, 0x00];
+        let a = cache.decode_accesses(&rel, RIP, &r, &SEG).expect("decode");
+        let b = cache
+            .decode_accesses(&rel, RIP + 0x1000, &r, &SEG)
+            .expect("decode");
+        assert_eq!(a.accesses, vec![load(RIP + 7 + 0x100, 8)]);
+        assert_eq!(b.accesses, vec![load(RIP + 0x1000 + 7 + 0x100, 8)]);
+        assert_eq!(cache.len(), 2);
+        // Errors are not cached.
+        assert!(cache.decode_accesses(&[0x48], RIP + 8, &r, &SEG).is_err());
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn cache_starts_over_when_full() {
+        let mut cache = DecodeCache::default();
+        let nop = [0x90];
+        for i in 0..DECODE_CACHE_ENTRIES as u64 {
+            cache
+                .decode_accesses(&nop, RIP + i, &regs(), &SEG)
+                .expect("decode");
+        }
+        assert_eq!(cache.len(), DECODE_CACHE_ENTRIES);
+        cache
+            .decode_accesses(&nop, RIP + (1 << 20), &regs(), &SEG)
+            .expect("decode");
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]
