@@ -9,6 +9,7 @@
 
 mod floor;
 pub mod native;
+mod realtime;
 pub mod trackers;
 
 pub use native::{NativeResult, NativeRound, native};

@@ -10,7 +10,9 @@
 //! the untracked baseline of that same VM, and a tracked round costs
 //! `(cycles − touches × baseline) / tracked touches`. Boots alternate
 //! kvm-wss, floor, kvm-wss, floor, ... (R repetitions of each), so machine
-//! noise hits both sides alike.
+//! noise hits both sides alike, and all of it runs under `SCHED_FIFO` when
+//! allowed (realtime.rs), so that other processes' time slices stay out of
+//! the rounds.
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use wss_abi::PAGE_SIZE;
 
+use super::realtime::Realtime;
 use super::{BenchError, floor, median};
 use crate::track::{self, RamPage, TrackError, Tracker, TrackerKind};
 use crate::vmm::exit::Stop;
@@ -313,6 +316,8 @@ impl TrackerCost {
 pub struct TrackersResult {
     pub pages: u64,
     pub rounds: u64,
+    /// How the benchmark's threads were scheduled.
+    pub scheduling: String,
     pub trackers: Vec<TrackerCost>,
 }
 
@@ -329,6 +334,15 @@ pub fn trackers(pages: u64, rounds: u64) -> Result<TrackersResult, BenchError> {
     if rounds == 0 {
         return Err(BenchError::NoRounds);
     }
+    // Held to the end: dropping it restores the caller's scheduling.
+    let realtime = Realtime::enter();
+    let scheduling = match &realtime {
+        Ok(_) => "SCHED_FIFO".to_string(),
+        Err(e) => {
+            log::warn!("bench trackers: running without SCHED_FIFO ({e}): expect noisy rounds");
+            format!("unchanged (SCHED_FIFO refused: {e})")
+        }
+    };
     let mut out = Vec::new();
     for kind in KINDS {
         let mut reps = Vec::new();
@@ -348,9 +362,11 @@ pub fn trackers(pages: u64, rounds: u64) -> Result<TrackersResult, BenchError> {
         }
         out.push(TrackerCost::new(kind, pages, reps));
     }
+    drop(realtime);
     Ok(TrackersResult {
         pages,
         rounds,
+        scheduling,
         trackers: out,
     })
 }
