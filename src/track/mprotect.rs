@@ -24,7 +24,6 @@
 //! have raced with `collect` on another thread. A fault that persists
 //! after that is not the tracker's and ends the run.
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -100,29 +99,59 @@ pub struct Attribution {
     pub restore: Vec<RamPage>,
     /// Accessed linear pages that did not translate.
     pub untranslated: u64,
+    /// Distinct linear pages the data accesses cover.
+    pub data_pages: usize,
+    /// Whether the instruction fetch covers an armed page.
+    pub fetch_armed: bool,
 }
 
-/// The pure attribution step: the armed RAM pages that `accesses` (linear
-/// ranges, the instruction fetch included) cover. `translate` maps a linear
-/// address to a guest-physical one.
+/// The pure attribution step: the armed RAM pages that the data accesses
+/// and the instruction fetch (linear ranges) cover. `translate` maps a
+/// linear address to a guest-physical one. Each page is walked once (a
+/// fetch from a page the data also uses, rarely, twice), and the usual
+/// single data access allocates nothing but the result.
 pub fn attribute(
-    accesses: &[MemAccess],
+    data: &[MemAccess],
+    fetch: Option<&MemAccess>,
     translate: impl Fn(u64) -> Result<u64, WalkError>,
-    armed: &BTreeSet<RamPage>,
+    armed: impl Fn(RamPage) -> bool,
 ) -> Attribution {
     let mut out = Attribution::default();
-    for linear_page in decode::pages_touched(accesses) {
-        match translate(linear_page << 12) {
-            Ok(gpa) => {
-                if let Some(page) = ram_page(gpa).filter(|p| armed.contains(p)) {
-                    out.restore.push(page);
-                }
+    let check = |linear_page: u64, out: &mut Attribution| match translate(linear_page << 12) {
+        Ok(gpa) => match ram_page(gpa).filter(|&p| armed(p)) {
+            Some(page) => {
+                out.restore.push(page);
+                true
             }
-            Err(_) => out.untranslated += 1,
+            None => false,
+        },
+        Err(_) => {
+            out.untranslated += 1;
+            false
+        }
+    };
+    if let [one] = data {
+        // The pages of one access are distinct already.
+        for page in decode::access_pages(one) {
+            out.data_pages += 1;
+            check(page, &mut out);
+        }
+    } else {
+        let pages = decode::pages_touched(data);
+        out.data_pages = pages.len();
+        for page in pages {
+            check(page, &mut out);
         }
     }
-    out.restore.sort_unstable();
-    out.restore.dedup();
+    for page in fetch.into_iter().flat_map(decode::access_pages) {
+        if check(page, &mut out) {
+            out.fetch_armed = true;
+        }
+    }
+    if out.restore.len() > 1 {
+        out.restore.sort_unstable();
+        out.restore.dedup();
+    }
     out
 }
 
@@ -190,12 +219,10 @@ enum Fault {
     Insn {
         cr3: u64,
         rip: u64,
-        mnemonic: String,
+        mnemonic: Arc<str>,
         kind: AccessKind,
         /// The data accesses followed by the instruction fetch.
         accesses: Vec<MemAccess>,
-        /// Pages the data accesses cover.
-        data_pages: usize,
     },
     /// The code at RIP could not be fetched.
     Unreadable { rip: u64, why: String },
@@ -232,9 +259,71 @@ impl Fault {
     }
 }
 
+/// A set of RAM pages as one bit per page: a fault tests and clears its
+/// page with one (cold) cache line, where a tree took several.
+#[derive(Debug, Clone, Default)]
+struct PageSet {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl PageSet {
+    fn new(pages: u64) -> PageSet {
+        PageSet {
+            words: vec![0; pages.div_ceil(64) as usize],
+            len: 0,
+        }
+    }
+
+    /// Pages out of range are never members.
+    fn contains(&self, page: RamPage) -> bool {
+        self.words
+            .get((page / 64) as usize)
+            .is_some_and(|w| w & (1 << (page % 64)) != 0)
+    }
+
+    /// Callers pass pages they range-checked.
+    fn insert(&mut self, page: RamPage) {
+        if let Some(w) = self.words.get_mut((page / 64) as usize) {
+            let bit = 1 << (page % 64);
+            if *w & bit == 0 {
+                *w |= bit;
+                self.len += 1;
+            }
+        }
+    }
+
+    fn remove(&mut self, page: RamPage) {
+        if let Some(w) = self.words.get_mut((page / 64) as usize) {
+            let bit = 1 << (page % 64);
+            if *w & bit != 0 {
+                *w &= !bit;
+                self.len -= 1;
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The members, sorted.
+    fn to_vec(&self) -> Vec<RamPage> {
+        let mut out = Vec::with_capacity(self.len);
+        for (i, &w) in self.words.iter().enumerate() {
+            let mut rest = w;
+            while rest != 0 {
+                out.push(i as u64 * 64 + u64::from(rest.trailing_zeros()));
+                rest &= rest - 1;
+            }
+        }
+        out
+    }
+}
+
 struct State {
     /// Pages still `PROT_NONE`.
-    armed: BTreeSet<RamPage>,
+    armed: PageSet,
     /// Armed pages restored by attributed faults since `arm`.
     touched: Vec<RamPage>,
     /// Between `arm` and `collect`.
@@ -283,27 +372,34 @@ impl CodeView {
         Ok(CodeView { region })
     }
 
-    /// Appends the `len` bytes at guest-physical `gpa` to `out`: from the
-    /// view when they lie in RAM, else through `memory` (which checks the
-    /// bounds). On failure `out` is unchanged.
-    fn read_into(
-        &self,
-        memory: &GuestMemory,
-        gpa: u64,
-        len: u64,
-        out: &mut Vec<u8>,
-    ) -> Result<(), String> {
+    /// Fills `out` with the bytes at guest-physical `gpa`: from the view
+    /// when they lie in RAM, else through `memory` (which checks the
+    /// bounds).
+    fn read_into(&self, memory: &GuestMemory, gpa: u64, out: &mut [u8]) -> Result<(), String> {
         if let Some(off) = gpa.checked_sub(RAM_BASE)
-            && let Ok(slice) = self.region.get_slice(off as usize, len as usize)
+            && let Ok(slice) = self.region.get_slice(off as usize, out.len())
         {
-            let start = out.len();
-            out.resize(start + len as usize, 0);
-            slice.copy_to(&mut out[start..]);
+            slice.copy_to(out);
             return Ok(());
         }
-        let bytes = memory.read(gpa, len).map_err(|e| crate::error_chain(&e))?;
-        out.extend_from_slice(&bytes);
+        let bytes = memory
+            .read(gpa, out.len() as u64)
+            .map_err(|e| crate::error_chain(&e))?;
+        out.copy_from_slice(&bytes);
         Ok(())
+    }
+}
+
+/// Up to 15 code bytes, kept on the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Code {
+    bytes: [u8; MAX_INSN_LEN as usize],
+    len: usize,
+}
+
+impl Code {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -337,7 +433,7 @@ impl MprotectTracker {
             code: CodeView::new(memory)?,
             ram_pages: ram_size / PAGE_SIZE,
             state: Mutex::new(State {
-                armed: BTreeSet::new(),
+                armed: PageSet::new(ram_size / PAGE_SIZE),
                 touched: Vec::new(),
                 cycle_open: false,
                 epoch: 0,
@@ -368,7 +464,7 @@ impl MprotectTracker {
         for (first, count) in runs(pages) {
             self.protect(first, count, false)?;
             for p in first..first + count {
-                st.armed.remove(&p);
+                st.armed.remove(p);
             }
         }
         Ok(())
@@ -390,7 +486,7 @@ impl MprotectTracker {
             fs: sregs.fs.base,
             gs: sregs.gs.base,
         };
-        let d = match decoder.decode_accesses(&code, rip, &regs, &seg) {
+        let d = match decoder.decode_accesses(code.as_slice(), rip, &regs, &seg) {
             Ok(d) => d,
             Err(e) => {
                 return Ok(Fault::Undecodable {
@@ -399,7 +495,6 @@ impl MprotectTracker {
                 });
             }
         };
-        let data_pages = decode::pages_touched(&d.accesses).len();
         let mut accesses = d.accesses;
         accesses.push(MemAccess {
             addr: rip,
@@ -414,26 +509,29 @@ impl MprotectTracker {
             mnemonic: d.mnemonic,
             kind: d.kind,
             accesses,
-            data_pages,
         })
     }
 
     /// Up to 15 code bytes at `rip`, each page translated on its own. A
     /// second page that does not translate shortens the fetch; the decoder
     /// then says whether the instruction needed it.
-    fn fetch_code(&self, cr3: u64, rip: u64) -> Result<Vec<u8>, String> {
-        let first_len = MAX_INSN_LEN.min(PAGE_SIZE - (rip & (PAGE_SIZE - 1)));
+    fn fetch_code(&self, cr3: u64, rip: u64) -> Result<Code, String> {
+        let first_len = MAX_INSN_LEN.min(PAGE_SIZE - (rip & (PAGE_SIZE - 1))) as usize;
         let gpa = self.translate(cr3, rip).map_err(|e| e.to_string())?;
-        let mut code = Vec::with_capacity(MAX_INSN_LEN as usize);
+        let mut code = Code {
+            bytes: [0; MAX_INSN_LEN as usize],
+            len: first_len,
+        };
         self.code
-            .read_into(&self.memory, gpa, first_len, &mut code)?;
-        if first_len < MAX_INSN_LEN
-            && let Ok(gpa) = self.translate(cr3, rip.wrapping_add(first_len))
-        {
-            // Shortened, not failed: see above.
-            let _ = self
+            .read_into(&self.memory, gpa, &mut code.bytes[..first_len])?;
+        if first_len < code.bytes.len()
+            && let Ok(gpa) = self.translate(cr3, rip.wrapping_add(first_len as u64))
+            && self
                 .code
-                .read_into(&self.memory, gpa, MAX_INSN_LEN - first_len, &mut code);
+                .read_into(&self.memory, gpa, &mut code.bytes[first_len..])
+                .is_ok()
+        {
+            code.len = code.bytes.len();
         }
         Ok(code)
     }
@@ -454,14 +552,13 @@ impl MprotectTracker {
         let restore = match fault {
             Fault::Gpa(gpa) => {
                 bump(stats, counter::KERNEL_GPA, 1);
-                let page = ram_page(*gpa).filter(|p| st.armed.contains(p));
+                let page = ram_page(*gpa).filter(|&p| st.armed.contains(p));
                 page.into_iter().collect()
             }
             Fault::Insn {
                 cr3,
                 kind,
                 accesses,
-                data_pages,
                 ..
             } => {
                 match kind {
@@ -469,25 +566,18 @@ impl MprotectTracker {
                     AccessKind::Stack => bump(stats, counter::STACK_OPS, 1),
                     AccessKind::Plain | AccessKind::Other => {}
                 }
-                if *data_pages > 1 {
+                let (data, fetch) = match accesses.split_last() {
+                    Some((fetch, data)) => (data, Some(fetch)),
+                    None => (&accesses[..], None),
+                };
+                let walk = |gva| self.translate(*cr3, gva);
+                let a = attribute(data, fetch, walk, |p| st.armed.contains(p));
+                if a.data_pages > 1 {
                     bump(stats, counter::SPLIT_ACCESSES, 1);
                 }
-                let walk = |gva| self.translate(*cr3, gva);
-                // The fetch apart, so that each page is walked once and the
-                // code-fetch counter needs no second pass.
-                let (data, fetch) = accesses.split_at(accesses.len().saturating_sub(1));
-                let mut a = attribute(data, walk, &st.armed);
-                let f = attribute(fetch, walk, &st.armed);
-                bump(
-                    stats,
-                    counter::TRANSLATION_FAILURES,
-                    a.untranslated + f.untranslated,
-                );
-                if !f.restore.is_empty() {
+                bump(stats, counter::TRANSLATION_FAILURES, a.untranslated);
+                if a.fetch_armed {
                     bump(stats, counter::CODE_FETCHES, 1);
-                    a.restore.extend(f.restore);
-                    a.restore.sort_unstable();
-                    a.restore.dedup();
                 }
                 a.restore
             }
@@ -524,7 +614,7 @@ impl MprotectTracker {
             bump(&mut st.stats, counter::STALE_FAULTS, 1);
             return Ok(());
         }
-        let all: Vec<RamPage> = st.armed.iter().copied().collect();
+        let all = st.armed.to_vec();
         self.restore(st, &all)
             .map_err(|e| format!("mprotect tracker fallback: {}", crate::error_chain(&e)))?;
         bump(&mut st.stats, counter::FALLBACK_RESTORES, 1);
@@ -589,7 +679,9 @@ impl Tracker for MprotectTracker {
                 result = Err(e);
                 break;
             }
-            st.armed.extend(first..first + count);
+            for p in first..first + count {
+                st.armed.insert(p);
+            }
         }
         self.lock().stats.arm_us += start.elapsed().as_secs_f64() * 1e6;
         result
@@ -597,7 +689,7 @@ impl Tracker for MprotectTracker {
 
     fn collect(&self) -> Result<Vec<RamPage>, TrackError> {
         let start = Instant::now();
-        let still_armed: Vec<RamPage> = self.lock().armed.iter().copied().collect();
+        let still_armed = self.lock().armed.to_vec();
         let mut result = Ok(());
         for (first, count) in runs(&still_armed) {
             let mut st = self.lock();
@@ -658,7 +750,7 @@ impl Drop for MprotectTracker {
     /// Leaves no page inaccessible behind: the mapping outlives the tracker
     /// when the VM keeps running untracked.
     fn drop(&mut self) {
-        let all: Vec<RamPage> = self.lock().armed.iter().copied().collect();
+        let all = self.lock().armed.to_vec();
         let mut st = self.lock();
         if let Err(e) = self.restore(&mut st, &all) {
             log::warn!("mprotect tracker: {}", crate::error_chain(&e));
@@ -668,6 +760,8 @@ impl Drop for MprotectTracker {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
     use crate::vmm::layout::Layout;
 
@@ -687,8 +781,9 @@ mod tests {
         }
     }
 
-    fn armed(pages: &[RamPage]) -> BTreeSet<RamPage> {
-        pages.iter().copied().collect()
+    fn armed(pages: &[RamPage]) -> impl Fn(RamPage) -> bool {
+        let set: BTreeSet<RamPage> = pages.iter().copied().collect();
+        move |p| set.contains(&p)
     }
 
     fn identity(gva: u64) -> Result<u64, WalkError> {
@@ -696,46 +791,99 @@ mod tests {
     }
 
     #[test]
+    fn page_set_tracks_members_and_their_count() {
+        let mut set = PageSet::new(130);
+        assert!(set.is_empty());
+        for p in [129, 0, 64, 63, 64] {
+            set.insert(p);
+        }
+        assert_eq!(set.to_vec(), vec![0, 63, 64, 129]);
+        assert!(set.contains(63) && !set.contains(62) && !set.contains(130));
+        set.remove(63);
+        set.remove(63);
+        set.remove(5);
+        assert_eq!(set.to_vec(), vec![0, 64, 129]);
+        // Out of range: never a member, and no panic.
+        set.insert(1 << 40);
+        set.remove(1 << 40);
+        assert!(!set.contains(u64::MAX));
+        for p in [0, 64, 129] {
+            set.remove(p);
+        }
+        assert!(set.is_empty() && set.to_vec().is_empty());
+    }
+
+    #[test]
     fn single_page_access_restores_its_page() {
         let a = attribute(
             &[access(page_addr(5) + 8, 8, false)],
+            None,
             identity,
-            &armed(&[4, 5, 9]),
+            armed(&[4, 5, 9]),
         );
-        assert_eq!(a.restore, vec![5]);
-        assert_eq!(a.untranslated, 0);
+        assert_eq!(
+            a,
+            Attribution {
+                restore: vec![5],
+                untranslated: 0,
+                data_pages: 1,
+                fetch_armed: false,
+            }
+        );
     }
 
     #[test]
     fn split_access_restores_both_armed_pages() {
         let split = [access(page_addr(6) - 4, 8, true)];
-        let a = attribute(&split, identity, &armed(&[5, 6]));
-        assert_eq!(a.restore, vec![5, 6]);
+        let a = attribute(&split, None, identity, armed(&[5, 6]));
+        assert_eq!((a.restore, a.data_pages), (vec![5, 6], 2));
         // One armed, one not: only the armed one is restored.
-        let a = attribute(&split, identity, &armed(&[6, 8]));
+        let a = attribute(&split, None, identity, armed(&[6, 8]));
         assert_eq!(a.restore, vec![6]);
     }
 
     #[test]
     fn operands_on_two_pages_and_the_fetch() {
-        // movs-like: destination, source, then the fetch from page 1.
-        let accesses = [
+        // movs-like: destination, source, then the fetch across pages 1/2.
+        let data = [
             access(page_addr(20), 1, true),
             access(page_addr(30) + 7, 1, false),
-            access(page_addr(1) + 0xffe, 4, false),
         ];
-        let a = attribute(&accesses, identity, &armed(&[1, 2, 20, 31]));
+        let fetch = access(page_addr(1) + 0xffe, 4, false);
+        let a = attribute(&data, Some(&fetch), identity, armed(&[1, 2, 20, 31]));
         assert_eq!(a.restore, vec![1, 2, 20]);
+        assert_eq!(a.data_pages, 2);
+        assert!(a.fetch_armed);
+        // The same with the code not armed.
+        let a = attribute(&data, Some(&fetch), identity, armed(&[20, 31]));
+        assert_eq!(a.restore, vec![20]);
+        assert!(!a.fetch_armed);
+        // Code that reads its own armed page: restored once, and a fetch.
+        let own = [access(page_addr(1) + 0x800, 8, false)];
+        let a = attribute(
+            &own,
+            Some(&access(page_addr(1), 4, false)),
+            identity,
+            armed(&[1]),
+        );
+        assert_eq!((a.restore, a.fetch_armed), (vec![1], true));
     }
 
     #[test]
     fn nothing_armed_is_unattributed() {
-        let a = attribute(&[access(page_addr(5), 8, false)], identity, &armed(&[4, 6]));
-        assert_eq!(a, Attribution::default());
+        let a = attribute(
+            &[access(page_addr(5), 8, false)],
+            None,
+            identity,
+            armed(&[4, 6]),
+        );
+        assert!(a.restore.is_empty() && !a.fetch_armed);
+        assert_eq!((a.untranslated, a.data_pages), (0, 1));
         // Addresses below RAM (metadata, doorbells) are never RAM pages.
-        let a = attribute(&[access(0x20_0000, 8, true)], identity, &armed(&[0]));
+        let a = attribute(&[access(0x20_0000, 8, true)], None, identity, armed(&[0]));
         assert!(a.restore.is_empty());
-        assert!(attribute(&[], identity, &armed(&[0])).restore.is_empty());
+        let a = attribute(&[], None, identity, armed(&[0]));
+        assert_eq!(a, Attribution::default());
     }
 
     #[test]
@@ -749,19 +897,23 @@ mod tests {
             }
         };
         let accesses = [access(page_addr(8) - 8, 16, false)];
-        let a = attribute(&accesses, walk, &armed(&[7, 9, 10]));
+        let a = attribute(&accesses, None, walk, armed(&[7, 9, 10]));
         assert_eq!(a.restore, vec![10]);
         assert_eq!(a.untranslated, 1);
+        let fetch = access(page_addr(40), 4, false);
         let a = attribute(
             &accesses[..],
+            Some(&fetch),
             |gva| Err(WalkError::NonCanonical(gva)),
-            &armed(&[7]),
+            armed(&[7]),
         );
         assert_eq!(
             a,
             Attribution {
                 restore: vec![],
-                untranslated: 2
+                untranslated: 3,
+                data_pages: 2,
+                fetch_armed: false,
             }
         );
     }
@@ -853,7 +1005,6 @@ mod tests {
     }
 
     fn insn(cr3: u64, kind: AccessKind, data: Vec<MemAccess>, rip: u64) -> Fault {
-        let data_pages = decode::pages_touched(&data).len();
         let mut accesses = data;
         accesses.push(access(rip, 4, false));
         Fault::Insn {
@@ -862,7 +1013,6 @@ mod tests {
             mnemonic: "test".into(),
             kind,
             accesses,
-            data_pages,
         }
     }
 
@@ -944,10 +1094,10 @@ mod tests {
         let rip = page_addr(3) - 5;
         memory.write(rip, &code).expect("write code");
         t.arm(&[2, 3]).expect("arm");
-        assert_eq!(t.fetch_code(cr3, rip).expect("fetch"), code);
+        assert_eq!(t.fetch_code(cr3, rip).expect("fetch").as_slice(), &code[..]);
         // Near the top of RAM the second page lies outside guest memory.
         let last = page_addr(1024) - 3;
-        assert_eq!(t.fetch_code(cr3, last).expect("fetch").len(), 3);
+        assert_eq!(t.fetch_code(cr3, last).expect("fetch").as_slice().len(), 3);
         t.collect().expect("collect");
     }
 
