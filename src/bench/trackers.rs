@@ -36,8 +36,9 @@ pub const KINDS: [TrackerKind; 3] = [
     TrackerKind::DirtyLog,
 ];
 
-/// Fewest region pages: with fewer than 2 the probe writes nothing, and
-/// dirty logging (writes only) would catch no touch.
+/// Fewest region pages: one of each of the probe's four page classes (with
+/// fewer than 2 it writes nothing, and dirty logging, which sees writes
+/// only, would catch no touch).
 pub const MIN_PAGES: u64 = 4;
 
 /// RAM beyond the region for the probe's image, stack and page tables.
@@ -421,19 +422,25 @@ fn sync_hook(
     })
 }
 
-/// RAM for a region of `wss` bytes, a whole number of 2 MiB pages.
-fn mem_for(wss: u64) -> u64 {
-    (wss + HEADROOM).next_multiple_of(2 << 20)
+/// The region's bytes and the RAM to boot with (the region plus headroom,
+/// in whole 2 MiB pages), or `None` when they overflow.
+fn sizes_for(pages: u64) -> Option<(u64, u64)> {
+    let wss = pages.checked_mul(PAGE_SIZE)?;
+    let mem = wss
+        .checked_add(HEADROOM)?
+        .checked_next_multiple_of(2 << 20)?;
+    Some((wss, mem))
 }
 
 /// Boots the probe once and measures one side.
 fn boot(kind: TrackerKind, side: Side, pages: u64, rounds: u64) -> Result<BootCost, BenchError> {
     let image = crate::guests::embedded("probe").ok_or(BenchError::NoGuest("probe"))?;
-    let wss = pages * PAGE_SIZE;
+    // Sizes too large for this host are the boot's to reject.
+    let (wss, mem) = sizes_for(pages).ok_or(BenchError::TooManyPages(pages))?;
     let machine = Machine::boot(
         image,
         &MachineConfig {
-            mem: mem_for(wss),
+            mem,
             wss,
             seed: 1,
             params: vec![("rounds".into(), (rounds + 1).to_string())],
@@ -684,8 +691,10 @@ mod tests {
     }
 
     #[test]
-    fn mem_for_holds_the_region_in_whole_2m_pages() {
-        assert_eq!(mem_for(4 << 20), 20 << 20);
-        assert_eq!(mem_for(4096), 18 << 20);
+    fn sizes_hold_the_region_in_whole_2m_pages() {
+        assert_eq!(sizes_for(1024), Some((4 << 20, 20 << 20)));
+        assert_eq!(sizes_for(1), Some((4096, 18 << 20)));
+        assert_eq!(sizes_for(u64::MAX / 4096 + 1), None);
+        assert_eq!(sizes_for(u64::MAX / 4096), None);
     }
 }
