@@ -9,6 +9,7 @@
 
 mod floor;
 pub mod native;
+mod realtime;
 pub mod trackers;
 
 pub use native::{NativeResult, NativeRound, native};
@@ -29,8 +30,10 @@ pub enum BenchError {
     Guest(String),
     #[error("cannot allocate {0} bytes for the host kernel")]
     Alloc(u64),
-    #[error("--pages must be at least {min} (got {got}): the probe writes one page in four")]
+    #[error("--pages must be at least {min} (got {got}): one of each of the probe's page classes")]
     TooFewPages { got: u64, min: u64 },
+    #[error("--pages {0} is too large for guest memory")]
+    TooManyPages(u64),
     #[error("--rounds must be at least 1")]
     NoRounds,
     #[error("the {side} {tracker} failed")]

@@ -10,7 +10,9 @@
 //! the untracked baseline of that same VM, and a tracked round costs
 //! `(cycles − touches × baseline) / tracked touches`. Boots alternate
 //! kvm-wss, floor, kvm-wss, floor, ... (R repetitions of each), so machine
-//! noise hits both sides alike.
+//! noise hits both sides alike, and all of it runs under `SCHED_FIFO` when
+//! allowed (realtime.rs), so that other processes' time slices stay out of
+//! the rounds.
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use wss_abi::PAGE_SIZE;
 
+use super::realtime::Realtime;
 use super::{BenchError, floor, median};
 use crate::track::{self, RamPage, TrackError, Tracker, TrackerKind};
 use crate::vmm::exit::Stop;
@@ -34,8 +37,9 @@ pub const KINDS: [TrackerKind; 3] = [
     TrackerKind::DirtyLog,
 ];
 
-/// Fewest region pages: with fewer than 2 the probe writes nothing, and
-/// dirty logging (writes only) would catch no touch.
+/// Fewest region pages: one of each of the probe's four page classes (with
+/// fewer than 2 it writes nothing, and dirty logging, which sees writes
+/// only, would catch no touch).
 pub const MIN_PAGES: u64 = 4;
 
 /// RAM beyond the region for the probe's image, stack and page tables.
@@ -315,6 +319,8 @@ pub struct TrackersResult {
     pub pages: u64,
     pub rounds: u64,
     pub guest_pages: GuestPageSize,
+    /// How the benchmark's threads were scheduled.
+    pub scheduling: String,
     pub trackers: Vec<TrackerCost>,
 }
 
@@ -335,6 +341,15 @@ pub fn trackers(
     if rounds == 0 {
         return Err(BenchError::NoRounds);
     }
+    // Held to the end: dropping it restores the caller's scheduling.
+    let realtime = Realtime::enter();
+    let scheduling = match &realtime {
+        Ok(_) => "SCHED_FIFO".to_string(),
+        Err(e) => {
+            log::warn!("bench trackers: running without SCHED_FIFO ({e}): expect noisy rounds");
+            format!("unchanged (SCHED_FIFO refused: {e})")
+        }
+    };
     let mut out = Vec::new();
     for kind in KINDS {
         let mut reps = Vec::new();
@@ -354,10 +369,12 @@ pub fn trackers(
         }
         out.push(TrackerCost::new(kind, pages, reps));
     }
+    drop(realtime);
     Ok(TrackersResult {
         pages,
         rounds,
         guest_pages,
+        scheduling,
         trackers: out,
     })
 }
@@ -412,9 +429,14 @@ fn sync_hook(
     })
 }
 
-/// RAM for a region of `wss` bytes, a whole number of 2 MiB pages.
-fn mem_for(wss: u64) -> u64 {
-    (wss + HEADROOM).next_multiple_of(2 << 20)
+/// The region's bytes and the RAM to boot with (the region plus headroom,
+/// in whole 2 MiB pages), or `None` when they overflow.
+fn sizes_for(pages: u64) -> Option<(u64, u64)> {
+    let wss = pages.checked_mul(PAGE_SIZE)?;
+    let mem = wss
+        .checked_add(HEADROOM)?
+        .checked_next_multiple_of(2 << 20)?;
+    Some((wss, mem))
 }
 
 /// Boots the probe once and measures one side.
@@ -426,11 +448,12 @@ fn boot(
     guest_pages: GuestPageSize,
 ) -> Result<BootCost, BenchError> {
     let image = crate::guests::embedded("probe").ok_or(BenchError::NoGuest("probe"))?;
-    let wss = pages * PAGE_SIZE;
+    // Sizes too large for this host are the boot's to reject.
+    let (wss, mem) = sizes_for(pages).ok_or(BenchError::TooManyPages(pages))?;
     let machine = Machine::boot(
         image,
         &MachineConfig {
-            mem: mem_for(wss),
+            mem,
             wss,
             seed: 1,
             params: vec![("rounds".into(), (rounds + 1).to_string())],
@@ -706,8 +729,10 @@ mod tests {
     }
 
     #[test]
-    fn mem_for_holds_the_region_in_whole_2m_pages() {
-        assert_eq!(mem_for(4 << 20), 20 << 20);
-        assert_eq!(mem_for(4096), 18 << 20);
+    fn sizes_hold_the_region_in_whole_2m_pages() {
+        assert_eq!(sizes_for(1024), Some((4 << 20, 20 << 20)));
+        assert_eq!(sizes_for(1), Some((4096, 18 << 20)));
+        assert_eq!(sizes_for(u64::MAX / 4096 + 1), None);
+        assert_eq!(sizes_for(u64::MAX / 4096), None);
     }
 }

@@ -6,9 +6,12 @@
 //! memory locations it uses, and resolve their linear addresses from the vCPU's
 //! registers. The guest runs in 64-bit mode, so only FS and GS have non-zero bases.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use iced_x86::{
     Decoder, DecoderError, DecoderOptions, IcedError, Instruction, InstructionInfoFactory,
-    Mnemonic, OpAccess, OpKind, Register,
+    Mnemonic, OpAccess, OpKind, Register, UsedMemory,
 };
 use kvm_bindings::kvm_regs;
 use thiserror::Error;
@@ -61,8 +64,9 @@ pub enum AccessKind {
 pub struct Decoded {
     /// Instruction length in bytes.
     pub len: usize,
-    /// Lower-case mnemonic with its `lock`/`rep`/`repe`/`repne` prefix, for logs.
-    pub mnemonic: String,
+    /// Lower-case mnemonic with its `lock`/`rep`/`repe`/`repne` prefix, for logs
+    /// (shared, so that a cached instruction hands it out without allocating).
+    pub mnemonic: Arc<str>,
     pub kind: AccessKind,
     /// For a string instruction, only the element at the current RSI/RDI: that is
     /// the iteration that faulted. Empty if the instruction accesses no memory.
@@ -108,6 +112,61 @@ pub fn decode_accesses(
     regs: &kvm_regs,
     seg: &SegmentBases,
 ) -> Result<Decoded, DecodeError> {
+    decode_insn(code, rip)?.accesses(regs, seg)
+}
+
+/// An instruction decoded at one address, compiled into what
+/// [`DecodedInsn::accesses`] needs to resolve its memory operands for any
+/// register values without consulting iced's tables again.
+#[derive(Debug, Clone)]
+pub struct DecodedInsn {
+    rip: u64,
+    /// The instruction's own bytes, to recognise it again.
+    bytes: Vec<u8>,
+    mnemonic: Arc<str>,
+    kind: AccessKind,
+    /// For a rep-prefixed string instruction: whether its count is ECX
+    /// (32-bit addresses) rather than RCX.
+    rep_ecx: Option<bool>,
+    operands: Vec<Operand>,
+}
+
+/// One memory operand, as resolved at decode time.
+#[derive(Debug, Clone)]
+struct Operand {
+    /// iced's description (RIP-relative displacements are already absolute,
+    /// which is why an entry is only valid at its address).
+    mem: UsedMemory,
+    read: bool,
+    write: bool,
+    conditional: bool,
+    /// Bytes accessed; 0 when iced does not know (an error when resolved).
+    size: usize,
+    /// Where each register the address uses comes from, in the order iced
+    /// asks for them (base, index, segment); `None` for a register the vCPU
+    /// state does not hold.
+    sources: [(Register, Option<RegSource>); 3],
+}
+
+/// Where a register's value comes from in the vCPU state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RegSource {
+    /// ES, CS, SS and DS have base 0 in 64-bit mode.
+    Zero,
+    Fs,
+    Gs,
+    /// Bits `shift..shift + width` of general register `index` (RAX = 0 ...
+    /// R15 = 15), `mask` being the width's.
+    Gpr {
+        index: u8,
+        shift: u8,
+        mask: u64,
+    },
+}
+
+/// Decodes the instruction at `rip`, leaving the registers out: see
+/// [`decode_accesses`] for the arguments and errors.
+pub fn decode_insn(code: &[u8], rip: u64) -> Result<DecodedInsn, DecodeError> {
     let mut decoder =
         Decoder::try_with_ip(64, code, rip, DecoderOptions::NONE).map_err(DecodeError::Decoder)?;
     let instr = decoder.decode();
@@ -126,24 +185,10 @@ pub fn decode_accesses(
             });
         }
     }
-
-    let mnemonic = mnemonic_text(&instr);
-    let kind = access_kind(&instr);
-    let rep_count = string_rep_count(&instr, regs);
-    if rep_count == Some(0) {
-        // A rep string instruction with a zero count completes without touching memory.
-        return Ok(Decoded {
-            len: instr.len(),
-            mnemonic,
-            kind,
-            accesses: Vec::new(),
-        });
-    }
-
+    let rep_ecx = string_rep_ecx(&instr);
     let mut factory = InstructionInfoFactory::new();
-    let info = factory.info(&instr);
-    let mut accesses = Vec::with_capacity(info.used_memory().len());
-    for mem in info.used_memory() {
+    let mut operands = Vec::new();
+    for mem in factory.info(&instr).used_memory() {
         let (read, write, conditional) = match mem.access() {
             OpAccess::Read => (true, false, false),
             OpAccess::Write => (false, true, false),
@@ -157,62 +202,168 @@ pub fn decode_accesses(
         // unknown size); the faulting step is one element at the current RSI/RDI,
         // certain to happen because the count is non-zero. The direction flag only
         // decides where the next element is.
-        let (size, conditional) = match rep_count {
+        let (size, conditional) = match rep_ecx {
             Some(_) => (instr.memory_size().size(), false),
             None => (mem.memory_size().size(), conditional),
         };
-        if size == 0 {
-            return Err(DecodeError::UnknownSize {
-                rip,
-                mnemonic,
-                memory_size: format!("{:?}", mem.memory_size()),
-            });
-        }
-        let mut unresolved = None;
-        let addr = mem.virtual_address(0, |reg, _, _| {
-            let value = register_value(reg, regs, seg);
-            if value.is_none() {
-                unresolved = Some(reg);
-            }
-            value
-        });
-        let Some(addr) = addr else {
-            return Err(DecodeError::UnresolvedRegister {
-                rip,
-                mnemonic,
-                register: format!("{:?}", unresolved.unwrap_or(Register::None)),
-            });
-        };
-        accesses.push(MemAccess {
-            addr,
-            len: size as u64,
+        let source = |reg: Register| (reg, reg_source(reg));
+        operands.push(Operand {
+            mem: *mem,
             read,
             write,
             conditional,
+            size,
+            sources: [
+                source(mem.base()),
+                source(mem.index()),
+                source(mem.segment()),
+            ],
         });
     }
-
-    Ok(Decoded {
-        len: instr.len(),
-        mnemonic,
-        kind,
-        accesses,
+    Ok(DecodedInsn {
+        rip,
+        bytes: code[..instr.len().min(code.len())].to_vec(),
+        mnemonic: mnemonic_text(&instr).into(),
+        kind: access_kind(&instr),
+        rep_ecx,
+        operands,
     })
+}
+
+impl DecodedInsn {
+    /// Whether `code` (the bytes at this instruction's address) still starts
+    /// with this instruction.
+    pub fn matches(&self, code: &[u8]) -> bool {
+        code.starts_with(&self.bytes)
+    }
+
+    /// The memory the instruction accesses in its current step, given the
+    /// registers and segment bases.
+    pub fn accesses(&self, regs: &kvm_regs, seg: &SegmentBases) -> Result<Decoded, DecodeError> {
+        let rip = self.rip;
+        let mnemonic = || self.mnemonic.to_string();
+        let decoded = |accesses| Decoded {
+            len: self.bytes.len(),
+            mnemonic: Arc::clone(&self.mnemonic),
+            kind: self.kind,
+            accesses,
+        };
+        let rep_count = self.rep_ecx.map(|ecx| {
+            if ecx {
+                regs.rcx & u64::from(u32::MAX)
+            } else {
+                regs.rcx
+            }
+        });
+        if rep_count == Some(0) {
+            // A rep string instruction with a zero count completes without touching memory.
+            return Ok(decoded(Vec::new()));
+        }
+
+        // One spare slot: the tracker appends the instruction fetch.
+        let mut accesses = Vec::with_capacity(self.operands.len() + 1);
+        for op in &self.operands {
+            if op.size == 0 {
+                return Err(DecodeError::UnknownSize {
+                    rip,
+                    mnemonic: mnemonic(),
+                    memory_size: format!("{:?}", op.mem.memory_size()),
+                });
+            }
+            let mut unresolved = None;
+            let addr = op.mem.virtual_address(0, |reg, _, _| {
+                let value = op
+                    .sources
+                    .iter()
+                    .find(|(r, _)| *r == reg)
+                    .and_then(|(_, source)| *source)
+                    .map(|source| source.value(regs, seg));
+                if value.is_none() {
+                    unresolved = Some(reg);
+                }
+                value
+            });
+            let Some(addr) = addr else {
+                return Err(DecodeError::UnresolvedRegister {
+                    rip,
+                    mnemonic: mnemonic(),
+                    register: format!("{:?}", unresolved.unwrap_or(Register::None)),
+                });
+            };
+            accesses.push(MemAccess {
+                addr,
+                len: op.size as u64,
+                read: op.read,
+                write: op.write,
+                conditional: op.conditional,
+            });
+        }
+        Ok(decoded(accesses))
+    }
+}
+
+/// Entries a [`DecodeCache`] holds before it starts over: far more than the
+/// distinct faulting instructions of a guest's hot loops.
+pub const DECODE_CACHE_ENTRIES: usize = 1024;
+
+/// Instructions decoded before, by address. A fault at a known instruction
+/// (the usual case: a guest's few hot loads and stores fault again and again)
+/// skips the decoder, which is the costliest step of attributing a fault:
+/// its tables are cold after every trip through `KVM_RUN`. An entry is used
+/// only while the bytes at its address are still its instruction's, so
+/// self-modifying code is decoded afresh.
+#[derive(Debug, Default)]
+pub struct DecodeCache {
+    entries: HashMap<u64, DecodedInsn>,
+}
+
+impl DecodeCache {
+    /// [`decode_accesses`], through the cache.
+    pub fn decode_accesses(
+        &mut self,
+        code: &[u8],
+        rip: u64,
+        regs: &kvm_regs,
+        seg: &SegmentBases,
+    ) -> Result<Decoded, DecodeError> {
+        if let Some(insn) = self.entries.get(&rip)
+            && insn.matches(code)
+        {
+            return insn.accesses(regs, seg);
+        }
+        let insn = decode_insn(code, rip)?;
+        let decoded = insn.accesses(regs, seg);
+        if self.entries.len() >= DECODE_CACHE_ENTRIES {
+            self.entries.clear();
+        }
+        self.entries.insert(rip, insn);
+        decoded
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 /// The distinct 4 KiB pages (linear page numbers, addr >> 12) an access list covers,
 /// splitting accesses that cross a page boundary. Sorted, deduplicated.
 pub fn pages_touched(accesses: &[MemAccess]) -> Vec<u64> {
-    let mut pages: Vec<u64> = accesses
-        .iter()
-        .flat_map(|a| {
-            let first = a.addr >> PAGE_SHIFT;
-            (0..page_count(a)).map(move |i| first.wrapping_add(i) & PAGE_NUMBER_MASK)
-        })
-        .collect();
+    let mut pages: Vec<u64> = accesses.iter().flat_map(access_pages).collect();
     pages.sort_unstable();
     pages.dedup();
     pages
+}
+
+/// The 4 KiB pages (linear page numbers) one access covers, in increasing order
+/// (wrapping at the top of the address space): one, or two for an access that
+/// crosses a page boundary.
+pub fn access_pages(a: &MemAccess) -> impl Iterator<Item = u64> + use<> {
+    let first = a.addr >> PAGE_SHIFT;
+    (0..page_count(a)).map(move |i| first.wrapping_add(i) & PAGE_NUMBER_MASK)
 }
 
 /// Whether the access spans more than one 4 KiB page.
@@ -231,19 +382,17 @@ fn page_count(a: &MemAccess) -> u64 {
     (last + 1) as u64
 }
 
-/// The count of a rep-prefixed string instruction, or `None` if the instruction is
-/// not one. The address size (0x67 prefix) picks RCX or ECX.
-fn string_rep_count(instr: &Instruction, regs: &kvm_regs) -> Option<u64> {
+/// For a rep-prefixed string instruction, whether its count register is ECX (the
+/// 0x67 prefix selects 32-bit addresses) rather than RCX; `None` if the instruction
+/// is not one.
+fn string_rep_ecx(instr: &Instruction) -> Option<bool> {
     if !instr.is_string_instruction() || !(instr.has_rep_prefix() || instr.has_repne_prefix()) {
         return None;
     }
-    let uses_32bit_addresses = (0..instr.op_count())
-        .any(|i| matches!(instr.op_kind(i), OpKind::MemorySegESI | OpKind::MemoryESEDI));
-    Some(if uses_32bit_addresses {
-        regs.rcx & u64::from(u32::MAX)
-    } else {
-        regs.rcx
-    })
+    Some(
+        (0..instr.op_count())
+            .any(|i| matches!(instr.op_kind(i), OpKind::MemorySegESI | OpKind::MemoryESEDI)),
+    )
 }
 
 fn access_kind(instr: &Instruction) -> AccessKind {
@@ -285,49 +434,81 @@ fn mnemonic_text(instr: &Instruction) -> String {
     format!("{prefix}{name}")
 }
 
-/// Value of a general register (any width) or base of a segment register, as iced's
-/// address computation asks for them. `None` for anything kvm_regs does not hold,
-/// such as the vector index of a VSIB gather.
-fn register_value(reg: Register, regs: &kvm_regs, seg: &SegmentBases) -> Option<u64> {
+/// Where iced's address computation finds a general register (any width) or the
+/// base of a segment register. `None` for anything kvm_regs does not hold, such as
+/// the vector index of a VSIB gather.
+fn reg_source(reg: Register) -> Option<RegSource> {
     match reg {
-        Register::ES | Register::CS | Register::SS | Register::DS => return Some(0),
-        Register::FS => return Some(seg.fs),
-        Register::GS => return Some(seg.gs),
+        Register::ES | Register::CS | Register::SS | Register::DS => return Some(RegSource::Zero),
+        Register::FS => return Some(RegSource::Fs),
+        Register::GS => return Some(RegSource::Gs),
         _ => {}
     }
     if !reg.is_gpr() {
         return None;
     }
-    let full = match reg.full_register() {
-        Register::RAX => regs.rax,
-        Register::RBX => regs.rbx,
-        Register::RCX => regs.rcx,
-        Register::RDX => regs.rdx,
-        Register::RSI => regs.rsi,
-        Register::RDI => regs.rdi,
-        Register::RSP => regs.rsp,
-        Register::RBP => regs.rbp,
-        Register::R8 => regs.r8,
-        Register::R9 => regs.r9,
-        Register::R10 => regs.r10,
-        Register::R11 => regs.r11,
-        Register::R12 => regs.r12,
-        Register::R13 => regs.r13,
-        Register::R14 => regs.r14,
-        Register::R15 => regs.r15,
+    let index = match reg.full_register() {
+        Register::RAX => 0,
+        Register::RCX => 1,
+        Register::RDX => 2,
+        Register::RBX => 3,
+        Register::RSP => 4,
+        Register::RBP => 5,
+        Register::RSI => 6,
+        Register::RDI => 7,
+        Register::R8 => 8,
+        Register::R9 => 9,
+        Register::R10 => 10,
+        Register::R11 => 11,
+        Register::R12 => 12,
+        Register::R13 => 13,
+        Register::R14 => 14,
+        Register::R15 => 15,
         _ => return None,
     };
     // The legacy high-byte registers are bits 8..16 of their 64-bit register.
-    let shifted = match reg {
-        Register::AH | Register::BH | Register::CH | Register::DH => full >> 8,
-        _ => full,
+    let shift = match reg {
+        Register::AH | Register::BH | Register::CH | Register::DH => 8,
+        _ => 0,
     };
-    Some(match reg.size() {
-        1 => shifted & 0xff,
-        2 => shifted & 0xffff,
-        4 => shifted & 0xffff_ffff,
-        _ => shifted,
-    })
+    let mask = match reg.size() {
+        1 => 0xff,
+        2 => 0xffff,
+        4 => 0xffff_ffff,
+        _ => u64::MAX,
+    };
+    Some(RegSource::Gpr { index, shift, mask })
+}
+
+impl RegSource {
+    fn value(self, regs: &kvm_regs, seg: &SegmentBases) -> u64 {
+        let RegSource::Gpr { index, shift, mask } = self else {
+            return match self {
+                RegSource::Fs => seg.fs,
+                RegSource::Gs => seg.gs,
+                _ => 0,
+            };
+        };
+        let full = match index {
+            0 => regs.rax,
+            1 => regs.rcx,
+            2 => regs.rdx,
+            3 => regs.rbx,
+            4 => regs.rsp,
+            5 => regs.rbp,
+            6 => regs.rsi,
+            7 => regs.rdi,
+            8 => regs.r8,
+            9 => regs.r9,
+            10 => regs.r10,
+            11 => regs.r11,
+            12 => regs.r12,
+            13 => regs.r13,
+            14 => regs.r14,
+            _ => regs.r15,
+        };
+        (full >> shift) & mask
+    }
 }
 
 #[cfg(test)]
@@ -394,10 +575,7 @@ mod tests {
             ..regs()
         };
         let d = decode(&[0x48, 0x8b, 0x44, 0xcb, 0x10], &r);
-        assert_eq!(
-            (d.mnemonic.as_str(), d.len, d.kind),
-            ("mov", 5, AccessKind::Plain)
-        );
+        assert_eq!((&*d.mnemonic, d.len, d.kind), ("mov", 5, AccessKind::Plain));
         assert_eq!(d.accesses, vec![load(0x10_0028, 8)]);
         assert_eq!(pages_touched(&d.accesses), vec![0x100]);
     }
@@ -410,7 +588,7 @@ mod tests {
             ..regs()
         };
         let d = decode(&[0x48, 0x89, 0x57, 0x08], &r);
-        assert_eq!((d.mnemonic.as_str(), d.len), ("mov", 4));
+        assert_eq!((&*d.mnemonic, d.len), ("mov", 4));
         assert_eq!(d.accesses, vec![store(0x20_1000, 8)]);
     }
 
@@ -422,7 +600,7 @@ mod tests {
             ..regs()
         };
         let d = decode(&[0x01, 0x07], &r);
-        assert_eq!((d.mnemonic.as_str(), d.len), ("add", 2));
+        assert_eq!((&*d.mnemonic, d.len), ("add", 2));
         assert_eq!(d.accesses, vec![rmw(0x3004, 4)]);
     }
 
@@ -437,7 +615,7 @@ mod tests {
         };
         let d = decode(&[0xf3, 0xa4], &r);
         assert_eq!(
-            (d.mnemonic.as_str(), d.len, d.kind),
+            (&*d.mnemonic, d.len, d.kind),
             ("rep movsb", 2, AccessKind::String)
         );
         assert_eq!(d.accesses, vec![store(0x20_0000, 1), load(0x10_0fff, 1)]);
@@ -454,7 +632,7 @@ mod tests {
             ..regs()
         };
         let d = decode(&[0xf3, 0x48, 0xa5], &r);
-        assert_eq!((d.mnemonic.as_str(), d.len), ("rep movsq", 3));
+        assert_eq!((&*d.mnemonic, d.len), ("rep movsq", 3));
         assert_eq!(d.accesses, vec![store(0x20_0ff8, 8), load(0x10_0ffc, 8)]);
         assert!(!crosses_page(&d.accesses[0]));
         assert!(crosses_page(&d.accesses[1]));
@@ -484,7 +662,7 @@ mod tests {
             ..regs()
         };
         let d = decode(&[0xf3, 0x48, 0xab], &r);
-        assert_eq!((d.mnemonic.as_str(), d.len), ("rep stosq", 3));
+        assert_eq!((&*d.mnemonic, d.len), ("rep stosq", 3));
         assert_eq!(d.accesses, vec![store(0x5008, 8)]);
     }
 
@@ -499,7 +677,7 @@ mod tests {
             ..regs()
         };
         let d = decode(&[0x48, 0xa5], &r);
-        assert_eq!((d.mnemonic.as_str(), d.len), ("movsq", 2));
+        assert_eq!((&*d.mnemonic, d.len), ("movsq", 2));
         assert_eq!(d.accesses, vec![store(0x20_0000, 8), load(0x10_0000, 8)]);
         assert_eq!(pages_touched(&d.accesses), vec![0x100, 0x200]);
     }
@@ -514,11 +692,11 @@ mod tests {
         };
         // repz cmps byte ptr ds:[rsi], byte ptr es:[rdi]
         let d = decode(&[0xf3, 0xa6], &r);
-        assert_eq!(d.mnemonic, "repe cmpsb");
+        assert_eq!(&*d.mnemonic, "repe cmpsb");
         assert_eq!(d.accesses, vec![load(0x10_0010, 1), load(0x20_0020, 1)]);
         // repnz scas al, byte ptr es:[rdi]
         let d = decode(&[0xf2, 0xae], &r);
-        assert_eq!(d.mnemonic, "repne scasb");
+        assert_eq!(&*d.mnemonic, "repne scasb");
         assert_eq!(d.accesses, vec![load(0x20_0020, 1)]);
     }
 
@@ -566,22 +744,22 @@ mod tests {
         };
         // push rax
         let d = decode(&[0x50], &r);
-        assert_eq!((d.mnemonic.as_str(), d.kind), ("push", AccessKind::Stack));
+        assert_eq!((&*d.mnemonic, d.kind), ("push", AccessKind::Stack));
         assert_eq!(d.accesses, vec![store(0x6ff8, 8)]);
         // pop rbx
         let d = decode(&[0x5b], &r);
-        assert_eq!((d.mnemonic.as_str(), d.kind), ("pop", AccessKind::Stack));
+        assert_eq!((&*d.mnemonic, d.kind), ("pop", AccessKind::Stack));
         assert_eq!(d.accesses, vec![load(0x7000, 8)]);
         // call qword ptr [rax]: reads the target, pushes the return address
         let d = decode(&[0xff, 0x10], &r);
-        assert_eq!((d.mnemonic.as_str(), d.kind), ("call", AccessKind::Stack));
+        assert_eq!((&*d.mnemonic, d.kind), ("call", AccessKind::Stack));
         assert_eq!(d.accesses, vec![load(0x9000, 8), store(0x6ff8, 8)]);
         // call rel32
         let d = decode(&[0xe8, 0, 0, 0, 0], &r);
         assert_eq!(d.accesses, vec![store(0x6ff8, 8)]);
         // ret
         let d = decode(&[0xc3], &r);
-        assert_eq!((d.mnemonic.as_str(), d.kind), ("ret", AccessKind::Stack));
+        assert_eq!((&*d.mnemonic, d.kind), ("ret", AccessKind::Stack));
         assert_eq!(d.accesses, vec![load(0x7000, 8)]);
     }
 
@@ -592,7 +770,7 @@ mod tests {
         assert_eq!(d.accesses, vec![store(0x7010, 8), load(0x7000, 8)]);
         // leave: reads the saved RBP at [rbp]
         let d = decode(&[0xc9], &regs());
-        assert_eq!((d.mnemonic.as_str(), d.kind), ("leave", AccessKind::Stack));
+        assert_eq!((&*d.mnemonic, d.kind), ("leave", AccessKind::Stack));
         assert_eq!(d.accesses, vec![load(0x7100, 8)]);
         // enter 0x20, 0: pushes RBP only
         let d = decode(&[0xc8, 0x20, 0x00, 0x00], &regs());
@@ -607,7 +785,7 @@ mod tests {
             ..regs()
         };
         let d = decode(&[0xf3, 0x0f, 0x6f, 0x06], &r);
-        assert_eq!((d.mnemonic.as_str(), d.len), ("movdqu", 4));
+        assert_eq!((&*d.mnemonic, d.len), ("movdqu", 4));
         assert_eq!(d.accesses, vec![load(0x1ff8, 16)]);
         assert!(crosses_page(&d.accesses[0]));
         assert_eq!(pages_touched(&d.accesses), vec![1, 2]);
@@ -622,11 +800,11 @@ mod tests {
         };
         // movdqa xmmword ptr [rdi], xmm1
         let d = decode(&[0x66, 0x0f, 0x7f, 0x0f], &r);
-        assert_eq!(d.mnemonic, "movdqa");
+        assert_eq!(&*d.mnemonic, "movdqa");
         assert_eq!(d.accesses, vec![store(0xa000, 16)]);
         // movups xmm2, xmmword ptr [rax+0x10]
         let d = decode(&[0x0f, 0x10, 0x50, 0x10], &r);
-        assert_eq!(d.mnemonic, "movups");
+        assert_eq!(&*d.mnemonic, "movups");
         assert_eq!(d.accesses, vec![load(0x8010, 16)]);
     }
 
@@ -638,7 +816,7 @@ mod tests {
         };
         // vmovdqu ymm0, ymmword ptr [rax]
         let d = decode(&[0xc5, 0xfe, 0x6f, 0x00], &r);
-        assert_eq!((d.mnemonic.as_str(), d.len), ("vmovdqu", 4));
+        assert_eq!((&*d.mnemonic, d.len), ("vmovdqu", 4));
         assert_eq!(d.accesses, vec![load(0x8ff0, 32)]);
         assert_eq!(pages_touched(&d.accesses), vec![8, 9]);
         // vmovdqu ymmword ptr [rax], ymm1
@@ -654,7 +832,7 @@ mod tests {
             ..regs()
         };
         let d = decode(&[0x62, 0xf1, 0x7e, 0x49, 0x7f, 0x00], &r);
-        assert_eq!(d.mnemonic, "vmovdqu32");
+        assert_eq!(&*d.mnemonic, "vmovdqu32");
         assert_eq!(
             d.accesses,
             vec![MemAccess {
@@ -668,7 +846,7 @@ mod tests {
     fn rip_relative_is_based_on_the_next_instruction() {
         // mov eax, dword ptr [rip+0x100]; 6 bytes long, so the target is rip+6+0x100.
         let d = decode(&[0x8b, 0x05, 0x00, 0x01, 0x00, 0x00], &regs());
-        assert_eq!((d.mnemonic.as_str(), d.len), ("mov", 6));
+        assert_eq!((&*d.mnemonic, d.len), ("mov", 6));
         assert_eq!(d.accesses, vec![load(RIP + 6 + 0x100, 4)]);
     }
 
@@ -676,7 +854,7 @@ mod tests {
     fn fs_and_gs_overrides_add_the_segment_base() {
         // mov rax, qword ptr fs:0x28
         let d = decode(&[0x64, 0x48, 0x8b, 0x04, 0x25, 0x28, 0, 0, 0], &regs());
-        assert_eq!((d.mnemonic.as_str(), d.len), ("mov", 9));
+        assert_eq!((&*d.mnemonic, d.len), ("mov", 9));
         assert_eq!(d.accesses, vec![load(FS_BASE + 0x28, 8)]);
         // mov rax, qword ptr gs:[rbx]
         let r = kvm_regs {
@@ -696,18 +874,15 @@ mod tests {
         };
         // lea rax, [rbx+rcx*4+0x8]
         let d = decode(&[0x48, 0x8d, 0x44, 0x8b, 0x08], &r);
-        assert_eq!(
-            (d.mnemonic.as_str(), d.len, d.kind),
-            ("lea", 5, AccessKind::Plain)
-        );
+        assert_eq!((&*d.mnemonic, d.len, d.kind), ("lea", 5, AccessKind::Plain));
         assert!(d.accesses.is_empty());
         // nop dword ptr [rax+rax*1]
         let d = decode(&[0x0f, 0x1f, 0x04, 0x00], &r);
-        assert_eq!((d.mnemonic.as_str(), d.len), ("nop", 4));
+        assert_eq!((&*d.mnemonic, d.len), ("nop", 4));
         assert!(d.accesses.is_empty());
         // prefetcht0 byte ptr [rax]
         let d = decode(&[0x0f, 0x18, 0x08], &r);
-        assert_eq!(d.mnemonic, "prefetcht0");
+        assert_eq!(&*d.mnemonic, "prefetcht0");
         assert!(d.accesses.is_empty());
     }
 
@@ -721,7 +896,7 @@ mod tests {
         };
         // lock cmpxchg dword ptr [rdi], ecx: iced reports the write as conditional.
         let d = decode(&[0xf0, 0x0f, 0xb1, 0x0f], &r);
-        assert_eq!((d.mnemonic.as_str(), d.len), ("lock cmpxchg", 4));
+        assert_eq!((&*d.mnemonic, d.len), ("lock cmpxchg", 4));
         assert_eq!(
             d.accesses,
             vec![MemAccess {
@@ -731,15 +906,15 @@ mod tests {
         );
         // lock xadd qword ptr [rdi], rax
         let d = decode(&[0xf0, 0x48, 0x0f, 0xc1, 0x07], &r);
-        assert_eq!(d.mnemonic, "lock xadd");
+        assert_eq!(&*d.mnemonic, "lock xadd");
         assert_eq!(d.accesses, vec![rmw(0xa000, 8)]);
         // xchg qword ptr [rsi], rax (implicitly locked, no prefix)
         let d = decode(&[0x48, 0x87, 0x06], &r);
-        assert_eq!(d.mnemonic, "xchg");
+        assert_eq!(&*d.mnemonic, "xchg");
         assert_eq!(d.accesses, vec![rmw(0xb000, 8)]);
         // lock inc qword ptr [rdx]
         let d = decode(&[0xf0, 0x48, 0xff, 0x02], &r);
-        assert_eq!(d.mnemonic, "lock inc");
+        assert_eq!(&*d.mnemonic, "lock inc");
         assert_eq!(d.accesses, vec![rmw(0xc000, 8)]);
     }
 
@@ -756,10 +931,7 @@ mod tests {
         assert_eq!(d.accesses, vec![load(0x3005, 1)]);
         // maskmovdqu xmm0, xmm1: writes selected bytes of [rdi]
         let d = decode(&[0x66, 0x0f, 0xf7, 0xc1], &r);
-        assert_eq!(
-            (d.mnemonic.as_str(), d.kind),
-            ("maskmovdqu", AccessKind::Other)
-        );
+        assert_eq!((&*d.mnemonic, d.kind), ("maskmovdqu", AccessKind::Other));
         assert_eq!(d.accesses, vec![store(0x4000, 16)]);
     }
 
@@ -767,7 +939,7 @@ mod tests {
     fn trailing_bytes_after_the_instruction_are_ignored() {
         // push rax; pop rbx; ret
         let d = decode(&[0x50, 0x5b, 0xc3], &regs());
-        assert_eq!((d.mnemonic.as_str(), d.len), ("push", 1));
+        assert_eq!((&*d.mnemonic, d.len), ("push", 1));
         assert_eq!(d.accesses, vec![store(0x6ff8, 8)]);
     }
 
@@ -866,6 +1038,84 @@ mod tests {
         }
         // Most of the 64 Ki two-byte starts are valid instructions.
         assert!(decoded > 50_000, "only {decoded} decoded");
+    }
+
+    #[test]
+    fn cache_reuses_an_instruction_with_new_registers() {
+        let mut cache = DecodeCache::default();
+        // mov rax, qword ptr [rbx+rcx*8+0x10], then junk after it.
+        let code = [0x48, 0x8b, 0x44, 0xcb, 0x10, 0xff, 0xff];
+        let at = |rbx: u64| kvm_regs {
+            rbx,
+            rcx: 3,
+            ..regs()
+        };
+        let first = cache
+            .decode_accesses(&code, RIP, &at(0x10_0000), &SEG)
+            .expect("decode");
+        assert_eq!(first.accesses, vec![load(0x10_0028, 8)]);
+        assert_eq!(cache.len(), 1);
+        // Same bytes (the trailing ones may differ), other registers: a hit
+        // that resolves the operand afresh, equal to decoding from scratch.
+        let code2 = [0x48, 0x8b, 0x44, 0xcb, 0x10, 0x90];
+        let hit = cache
+            .decode_accesses(&code2, RIP, &at(0x20_0000), &SEG)
+            .expect("decode");
+        assert_eq!(hit, decode(&code2, &at(0x20_0000)));
+        assert_eq!(hit.accesses, vec![load(0x20_0028, 8)]);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn cache_decodes_again_when_the_code_changed() {
+        let mut cache = DecodeCache::default();
+        let r = kvm_regs {
+            rdi: 0x20_0ff8,
+            ..regs()
+        };
+        // mov qword ptr [rdi+0x8], rdx; then the same address holds
+        // mov rax, qword ptr [rdi], which does not start with the store.
+        let store_insn = [0x48, 0x89, 0x57, 0x08];
+        let load_insn = [0x48, 0x8b, 0x07];
+        let d = cache
+            .decode_accesses(&store_insn, RIP, &r, &SEG)
+            .expect("decode");
+        assert_eq!(d.accesses, vec![store(0x20_1000, 8)]);
+        let d = cache
+            .decode_accesses(&load_insn, RIP, &r, &SEG)
+            .expect("decode");
+        assert_eq!((&*d.mnemonic, d.len), ("mov", 3));
+        assert_eq!(d.accesses, vec![load(0x20_0ff8, 8)]);
+        // A different address is a different entry even for equal bytes
+        // (RIP-relative operands are resolved at decode time).
+        // mov rax, qword ptr [rip+0x100]
+        let rel = [0x48, 0x8b, 0x05, 0x00, 0x01, 0x00, 0x00];
+        let a = cache.decode_accesses(&rel, RIP, &r, &SEG).expect("decode");
+        let b = cache
+            .decode_accesses(&rel, RIP + 0x1000, &r, &SEG)
+            .expect("decode");
+        assert_eq!(a.accesses, vec![load(RIP + 7 + 0x100, 8)]);
+        assert_eq!(b.accesses, vec![load(RIP + 0x1000 + 7 + 0x100, 8)]);
+        assert_eq!(cache.len(), 2);
+        // Errors are not cached.
+        assert!(cache.decode_accesses(&[0x48], RIP + 8, &r, &SEG).is_err());
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn cache_starts_over_when_full() {
+        let mut cache = DecodeCache::default();
+        let nop = [0x90];
+        for i in 0..DECODE_CACHE_ENTRIES as u64 {
+            cache
+                .decode_accesses(&nop, RIP + i, &regs(), &SEG)
+                .expect("decode");
+        }
+        assert_eq!(cache.len(), DECODE_CACHE_ENTRIES);
+        cache
+            .decode_accesses(&nop, RIP + (1 << 20), &regs(), &SEG)
+            .expect("decode");
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]

@@ -114,16 +114,19 @@ pub trait Tracker: Send + Sync {
 }
 
 /// Splits sorted pages into maximal runs of consecutive pages, as
-/// `(first, count)`: one syscall per run instead of one per page.
-pub fn runs(pages: &[RamPage]) -> Vec<(RamPage, u64)> {
-    let mut out: Vec<(RamPage, u64)> = Vec::new();
-    for &p in pages {
-        match out.last_mut() {
-            Some((first, n)) if *first + *n == p => *n += 1,
-            _ => out.push((p, 1)),
-        }
-    }
-    out
+/// `(first, count)`: one syscall per run instead of one per page. Lazy, so
+/// that the mprotect tracker's fault path allocates nothing for it.
+pub fn runs(pages: &[RamPage]) -> impl Iterator<Item = (RamPage, u64)> + '_ {
+    let mut rest = pages;
+    std::iter::from_fn(move || {
+        let &first = rest.first()?;
+        let n = 1 + rest
+            .windows(2)
+            .take_while(|w| w[0].checked_add(1) == Some(w[1]))
+            .count();
+        rest = &rest[n..];
+        Some((first, n as u64))
+    })
 }
 
 /// Creates the tracker `kind` for a booted machine (`None` for no tracking).
@@ -145,8 +148,12 @@ mod tests {
 
     #[test]
     fn runs_coalesce_consecutive_pages() {
-        assert_eq!(runs(&[]), vec![]);
-        assert_eq!(runs(&[5]), vec![(5, 1)]);
-        assert_eq!(runs(&[1, 2, 3, 7, 8, 10]), vec![(1, 3), (7, 2), (10, 1)]);
+        let all = |pages: &[RamPage]| runs(pages).collect::<Vec<_>>();
+        assert_eq!(all(&[]), vec![]);
+        assert_eq!(all(&[5]), vec![(5, 1)]);
+        assert_eq!(all(&[1, 2, 3, 7, 8, 10]), vec![(1, 3), (7, 2), (10, 1)]);
+        // Repeats and the top of the page range end a run without panicking.
+        assert_eq!(all(&[4, 4, 5]), vec![(4, 1), (4, 2)]);
+        assert_eq!(all(&[u64::MAX - 1, u64::MAX]), vec![(u64::MAX - 1, 2)]);
     }
 }

@@ -10,19 +10,29 @@
 //! guest must still make progress, so every armed page is restored without
 //! being reported as touched.
 //!
+//! A fault's own cost (a few to a few dozen microseconds inside `KVM_RUN`)
+//! is the kernel's; the VMM's share is kept small, as `bench trackers`
+//! measures against a floor that knows the faulting page: the registers
+//! come from the run page (`Vcpu::exit_registers`), the code from a
+//! read-only second mapping of RAM (`CodeView`, no syscall), the decoded
+//! instruction from a cache checked against the current bytes
+//! (`DecodeCache`), and each page is walked once.
+//!
 //! Every attributed fault removes at least one page from the armed set and
 //! every fallback empties it, so a cycle ends after at most one fault per
 //! armed page plus two: the fallback, and one retry of a fault that may
 //! have raced with `collect` on another thread. A fault that persists
 //! after that is not the tracker's and ends the run.
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use wss_abi::{PAGE_SIZE, RAM_BASE};
 
-use super::decode::{self, AccessKind, MemAccess, SegmentBases};
+use vm_memory::VolatileMemory;
+use vm_memory::mmap::{MmapRegion, MmapRegionBuilder};
+
+use super::decode::{self, AccessKind, DecodeCache, MemAccess, SegmentBases};
 use super::{RamPage, TrackError, Tracker, TrackerKind, TrackerStats, runs};
 use crate::vmm::memory::GuestMemory;
 use crate::vmm::paging::{self, WalkError};
@@ -89,29 +99,59 @@ pub struct Attribution {
     pub restore: Vec<RamPage>,
     /// Accessed linear pages that did not translate.
     pub untranslated: u64,
+    /// Distinct linear pages the data accesses cover.
+    pub data_pages: usize,
+    /// Whether the instruction fetch covers an armed page.
+    pub fetch_armed: bool,
 }
 
-/// The pure attribution step: the armed RAM pages that `accesses` (linear
-/// ranges, the instruction fetch included) cover. `translate` maps a linear
-/// address to a guest-physical one.
+/// The pure attribution step: the armed RAM pages that the data accesses
+/// and the instruction fetch (linear ranges) cover. `translate` maps a
+/// linear address to a guest-physical one. Each page is walked once (a
+/// fetch from a page the data also uses, rarely, twice), and the usual
+/// single data access allocates nothing but the result.
 pub fn attribute(
-    accesses: &[MemAccess],
+    data: &[MemAccess],
+    fetch: Option<&MemAccess>,
     translate: impl Fn(u64) -> Result<u64, WalkError>,
-    armed: &BTreeSet<RamPage>,
+    armed: impl Fn(RamPage) -> bool,
 ) -> Attribution {
     let mut out = Attribution::default();
-    for linear_page in decode::pages_touched(accesses) {
-        match translate(linear_page << 12) {
-            Ok(gpa) => {
-                if let Some(page) = ram_page(gpa).filter(|p| armed.contains(p)) {
-                    out.restore.push(page);
-                }
+    let check = |linear_page: u64, out: &mut Attribution| match translate(linear_page << 12) {
+        Ok(gpa) => match ram_page(gpa).filter(|&p| armed(p)) {
+            Some(page) => {
+                out.restore.push(page);
+                true
             }
-            Err(_) => out.untranslated += 1,
+            None => false,
+        },
+        Err(_) => {
+            out.untranslated += 1;
+            false
+        }
+    };
+    if let [one] = data {
+        // The pages of one access are distinct already.
+        for page in decode::access_pages(one) {
+            out.data_pages += 1;
+            check(page, &mut out);
+        }
+    } else {
+        let pages = decode::pages_touched(data);
+        out.data_pages = pages.len();
+        for page in pages {
+            check(page, &mut out);
         }
     }
-    out.restore.sort_unstable();
-    out.restore.dedup();
+    for page in fetch.into_iter().flat_map(decode::access_pages) {
+        if check(page, &mut out) {
+            out.fetch_armed = true;
+        }
+    }
+    if out.restore.len() > 1 {
+        out.restore.sort_unstable();
+        out.restore.dedup();
+    }
     out
 }
 
@@ -179,12 +219,10 @@ enum Fault {
     Insn {
         cr3: u64,
         rip: u64,
-        mnemonic: String,
+        mnemonic: Arc<str>,
         kind: AccessKind,
         /// The data accesses followed by the instruction fetch.
         accesses: Vec<MemAccess>,
-        /// Pages the data accesses cover.
-        data_pages: usize,
     },
     /// The code at RIP could not be fetched.
     Unreadable { rip: u64, why: String },
@@ -221,9 +259,71 @@ impl Fault {
     }
 }
 
+/// A set of RAM pages as one bit per page: a fault tests and clears its
+/// page with one (cold) cache line, where a tree took several.
+#[derive(Debug, Clone, Default)]
+struct PageSet {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl PageSet {
+    fn new(pages: u64) -> PageSet {
+        PageSet {
+            words: vec![0; pages.div_ceil(64) as usize],
+            len: 0,
+        }
+    }
+
+    /// Pages out of range are never members.
+    fn contains(&self, page: RamPage) -> bool {
+        self.words
+            .get((page / 64) as usize)
+            .is_some_and(|w| w & (1 << (page % 64)) != 0)
+    }
+
+    /// Callers pass pages they range-checked.
+    fn insert(&mut self, page: RamPage) {
+        if let Some(w) = self.words.get_mut((page / 64) as usize) {
+            let bit = 1 << (page % 64);
+            if *w & bit == 0 {
+                *w |= bit;
+                self.len += 1;
+            }
+        }
+    }
+
+    fn remove(&mut self, page: RamPage) {
+        if let Some(w) = self.words.get_mut((page / 64) as usize) {
+            let bit = 1 << (page % 64);
+            if *w & bit != 0 {
+                *w &= !bit;
+                self.len -= 1;
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The members, sorted.
+    fn to_vec(&self) -> Vec<RamPage> {
+        let mut out = Vec::with_capacity(self.len);
+        for (i, &w) in self.words.iter().enumerate() {
+            let mut rest = w;
+            while rest != 0 {
+                out.push(i as u64 * 64 + u64::from(rest.trailing_zeros()));
+                rest &= rest - 1;
+            }
+        }
+        out
+    }
+}
+
 struct State {
     /// Pages still `PROT_NONE`.
-    armed: BTreeSet<RamPage>,
+    armed: PageSet,
     /// Armed pages restored by attributed faults since `arm`.
     touched: Vec<RamPage>,
     /// Between `arm` and `collect`.
@@ -234,12 +334,80 @@ struct State {
     epoch: u64,
     stale_epoch: Option<u64>,
     stats: TrackerStats,
+    /// Instructions seen faulting before.
+    decoder: DecodeCache,
+}
+
+/// A second, read-only mapping of the RAM memfd, which the tracker never
+/// protects: code bytes are copied from it rather than read with `pread`,
+/// a syscall per fault (about a microsecond on PVM hosts, where every
+/// trip through `KVM_RUN` leaves the caches cold). Like `pread` it sees
+/// the page cache, so armed pages read fine.
+struct CodeView {
+    region: MmapRegion,
+}
+
+impl CodeView {
+    fn new(memory: &GuestMemory) -> Result<CodeView, TrackError> {
+        let setup = |what: &str, source| TrackError::Setup {
+            tracker: NAME,
+            what: what.into(),
+            source: Some(source),
+        };
+        let file = memory
+            .ram_file()
+            .try_clone()
+            .map_err(|e| setup("cannot duplicate the RAM memfd", e))?;
+        let region = MmapRegionBuilder::new(memory.layout().ram_size as usize)
+            .with_file_offset(vm_memory::FileOffset::new(file, 0))
+            .with_mmap_prot(libc::PROT_READ)
+            .with_mmap_flags(libc::MAP_SHARED | libc::MAP_NORESERVE)
+            .build()
+            .map_err(|e| {
+                setup(
+                    "cannot map a read-only view of guest RAM",
+                    std::io::Error::other(e),
+                )
+            })?;
+        Ok(CodeView { region })
+    }
+
+    /// Fills `out` with the bytes at guest-physical `gpa`: from the view
+    /// when they lie in RAM, else through `memory` (which checks the
+    /// bounds).
+    fn read_into(&self, memory: &GuestMemory, gpa: u64, out: &mut [u8]) -> Result<(), String> {
+        if let Some(off) = gpa.checked_sub(RAM_BASE)
+            && let Ok(slice) = self.region.get_slice(off as usize, out.len())
+        {
+            slice.copy_to(out);
+            return Ok(());
+        }
+        let bytes = memory
+            .read(gpa, out.len() as u64)
+            .map_err(|e| crate::error_chain(&e))?;
+        out.copy_from_slice(&bytes);
+        Ok(())
+    }
+}
+
+/// Up to 15 code bytes, kept on the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Code {
+    bytes: [u8; MAX_INSN_LEN as usize],
+    len: usize,
+}
+
+impl Code {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 /// `PROT_NONE` invalidation of guest RAM pages, with faults attributed by
 /// decoding the faulting instruction.
 pub struct MprotectTracker {
     memory: Arc<GuestMemory>,
+    code: CodeView,
     ram_pages: u64,
     /// The armed set is also what tells which mprotect state a page is in,
     /// so it changes only together with the syscall, under this lock.
@@ -262,9 +430,10 @@ impl MprotectTracker {
         let counters = counter::ALL.iter().map(|c| (c.to_string(), 0)).collect();
         Ok(Arc::new(MprotectTracker {
             memory: Arc::clone(memory),
+            code: CodeView::new(memory)?,
             ram_pages: ram_size / PAGE_SIZE,
             state: Mutex::new(State {
-                armed: BTreeSet::new(),
+                armed: PageSet::new(ram_size / PAGE_SIZE),
                 touched: Vec::new(),
                 cycle_open: false,
                 epoch: 0,
@@ -273,6 +442,7 @@ impl MprotectTracker {
                     counters,
                     ..TrackerStats::default()
                 },
+                decoder: DecodeCache::default(),
             }),
         }))
     }
@@ -294,7 +464,7 @@ impl MprotectTracker {
         for (first, count) in runs(pages) {
             self.protect(first, count, false)?;
             for p in first..first + count {
-                st.armed.remove(&p);
+                st.armed.remove(p);
             }
         }
         Ok(())
@@ -302,12 +472,9 @@ impl MprotectTracker {
 
     /// Reads the vCPU state and decodes the faulting instruction. Only a
     /// failing register ioctl is an error; bad guest state is a diagnosis.
-    fn diagnose(&self, vcpu: &Vcpu) -> Result<Fault, String> {
-        let regs = vcpu
-            .regs()
-            .map_err(|e| format!("mprotect tracker: {}", crate::error_chain(&e)))?;
-        let sregs = vcpu
-            .sregs()
+    fn diagnose(&self, vcpu: &Vcpu, decoder: &mut DecodeCache) -> Result<Fault, String> {
+        let (regs, sregs) = vcpu
+            .exit_registers()
             .map_err(|e| format!("mprotect tracker: {}", crate::error_chain(&e)))?;
         let rip = regs.rip;
         let cr3 = sregs.cr3;
@@ -319,7 +486,7 @@ impl MprotectTracker {
             fs: sregs.fs.base,
             gs: sregs.gs.base,
         };
-        let d = match decode::decode_accesses(&code, rip, &regs, &seg) {
+        let d = match decoder.decode_accesses(code.as_slice(), rip, &regs, &seg) {
             Ok(d) => d,
             Err(e) => {
                 return Ok(Fault::Undecodable {
@@ -328,7 +495,6 @@ impl MprotectTracker {
                 });
             }
         };
-        let data_pages = decode::pages_touched(&d.accesses).len();
         let mut accesses = d.accesses;
         accesses.push(MemAccess {
             addr: rip,
@@ -343,29 +509,29 @@ impl MprotectTracker {
             mnemonic: d.mnemonic,
             kind: d.kind,
             accesses,
-            data_pages,
         })
     }
 
     /// Up to 15 code bytes at `rip`, each page translated on its own. A
     /// second page that does not translate shortens the fetch; the decoder
     /// then says whether the instruction needed it.
-    fn fetch_code(&self, cr3: u64, rip: u64) -> Result<Vec<u8>, String> {
-        let first_len = MAX_INSN_LEN.min(PAGE_SIZE - (rip & (PAGE_SIZE - 1)));
+    fn fetch_code(&self, cr3: u64, rip: u64) -> Result<Code, String> {
+        let first_len = MAX_INSN_LEN.min(PAGE_SIZE - (rip & (PAGE_SIZE - 1))) as usize;
         let gpa = self.translate(cr3, rip).map_err(|e| e.to_string())?;
-        let mut code = self
-            .memory
-            .read(gpa, first_len)
-            .map_err(|e| crate::error_chain(&e))?;
-        if first_len < MAX_INSN_LEN {
-            let next = rip.wrapping_add(first_len);
-            let rest = self
-                .translate(cr3, next)
-                .ok()
-                .and_then(|gpa| self.memory.read(gpa, MAX_INSN_LEN - first_len).ok());
-            if let Some(rest) = rest {
-                code.extend_from_slice(&rest);
-            }
+        let mut code = Code {
+            bytes: [0; MAX_INSN_LEN as usize],
+            len: first_len,
+        };
+        self.code
+            .read_into(&self.memory, gpa, &mut code.bytes[..first_len])?;
+        if first_len < code.bytes.len()
+            && let Ok(gpa) = self.translate(cr3, rip.wrapping_add(first_len as u64))
+            && self
+                .code
+                .read_into(&self.memory, gpa, &mut code.bytes[first_len..])
+                .is_ok()
+        {
+            code.len = code.bytes.len();
         }
         Ok(code)
     }
@@ -375,21 +541,24 @@ impl MprotectTracker {
     }
 
     /// Resolves a diagnosed fault against the armed set.
+    #[cfg(test)]
     fn resolve(&self, fault: Fault) -> Result<(), String> {
-        let mut guard = self.lock();
-        let st = &mut *guard;
+        self.resolve_locked(&mut self.lock(), &fault)
+    }
+
+    /// `resolve` under the caller's lock.
+    fn resolve_locked(&self, st: &mut State, fault: &Fault) -> Result<(), String> {
         let stats = &mut st.stats;
-        let restore = match &fault {
+        let restore = match fault {
             Fault::Gpa(gpa) => {
                 bump(stats, counter::KERNEL_GPA, 1);
-                let page = ram_page(*gpa).filter(|p| st.armed.contains(p));
+                let page = ram_page(*gpa).filter(|&p| st.armed.contains(p));
                 page.into_iter().collect()
             }
             Fault::Insn {
                 cr3,
                 kind,
                 accesses,
-                data_pages,
                 ..
             } => {
                 match kind {
@@ -397,17 +566,17 @@ impl MprotectTracker {
                     AccessKind::Stack => bump(stats, counter::STACK_OPS, 1),
                     AccessKind::Plain | AccessKind::Other => {}
                 }
-                if *data_pages > 1 {
+                let (data, fetch) = match accesses.split_last() {
+                    Some((fetch, data)) => (data, Some(fetch)),
+                    None => (&accesses[..], None),
+                };
+                let walk = |gva| self.translate(*cr3, gva);
+                let a = attribute(data, fetch, walk, |p| st.armed.contains(p));
+                if a.data_pages > 1 {
                     bump(stats, counter::SPLIT_ACCESSES, 1);
                 }
-                let walk = |gva| self.translate(*cr3, gva);
-                let a = attribute(accesses, walk, &st.armed);
                 bump(stats, counter::TRANSLATION_FAILURES, a.untranslated);
-                let fetch = accesses
-                    .last()
-                    .map(std::slice::from_ref)
-                    .unwrap_or_default();
-                if !attribute(fetch, walk, &st.armed).restore.is_empty() {
+                if a.fetch_armed {
                     bump(stats, counter::CODE_FETCHES, 1);
                 }
                 a.restore
@@ -445,7 +614,7 @@ impl MprotectTracker {
             bump(&mut st.stats, counter::STALE_FAULTS, 1);
             return Ok(());
         }
-        let all: Vec<RamPage> = st.armed.iter().copied().collect();
+        let all = st.armed.to_vec();
         self.restore(st, &all)
             .map_err(|e| format!("mprotect tracker fallback: {}", crate::error_chain(&e)))?;
         bump(&mut st.stats, counter::FALLBACK_RESTORES, 1);
@@ -463,7 +632,11 @@ impl MprotectTracker {
 }
 
 fn bump(stats: &mut TrackerStats, name: &str, by: u64) {
-    // The names are all present from `new`; only the lookup runs per fault.
+    // The names are all present from `new`; only the lookup runs per fault,
+    // and not even that for the zero adds of the common case.
+    if by == 0 {
+        return;
+    }
     match stats.counters.get_mut(name) {
         Some(v) => *v += by,
         None => {
@@ -490,7 +663,7 @@ impl Tracker for MprotectTracker {
             if st.cycle_open {
                 return Err(TrackError::StillArmed {
                     tracker: NAME,
-                    pages: st.armed.len(),
+                    pages: st.armed.len,
                 });
             }
             st.cycle_open = true;
@@ -505,7 +678,9 @@ impl Tracker for MprotectTracker {
                 result = Err(e);
                 break;
             }
-            st.armed.extend(first..first + count);
+            for p in first..first + count {
+                st.armed.insert(p);
+            }
         }
         self.lock().stats.arm_us += start.elapsed().as_secs_f64() * 1e6;
         result
@@ -513,7 +688,7 @@ impl Tracker for MprotectTracker {
 
     fn collect(&self) -> Result<Vec<RamPage>, TrackError> {
         let start = Instant::now();
-        let still_armed: Vec<RamPage> = self.lock().armed.iter().copied().collect();
+        let still_armed = self.lock().armed.to_vec();
         let mut result = Ok(());
         for (first, count) in runs(&still_armed) {
             let mut st = self.lock();
@@ -548,13 +723,22 @@ impl Tracker for MprotectTracker {
 }
 
 impl FaultHandler for MprotectTracker {
+    /// Every fault needs RIP, the general registers, CR3 and the FS/GS
+    /// bases.
+    fn wants_registers(&self) -> bool {
+        true
+    }
+
     fn on_memory_fault(&self, vcpu: &Vcpu, gpa: Option<u64>) -> Result<(), String> {
         let start = Instant::now();
-        let result = match gpa {
-            Some(gpa) => self.resolve(Fault::Gpa(gpa)),
-            None => self.diagnose(vcpu).and_then(|f| self.resolve(f)),
-        };
+        // One lock per fault, for decoding, resolving and counting it: only
+        // arm and collect compete for it, and they wait a few microseconds.
         let mut st = self.lock();
+        let fault = match gpa {
+            Some(gpa) => Ok(Fault::Gpa(gpa)),
+            None => self.diagnose(vcpu, &mut st.decoder),
+        };
+        let result = fault.and_then(|f| self.resolve_locked(&mut st, &f));
         st.stats.faults += 1;
         st.stats.fault_service_us += start.elapsed().as_secs_f64() * 1e6;
         result
@@ -565,7 +749,7 @@ impl Drop for MprotectTracker {
     /// Leaves no page inaccessible behind: the mapping outlives the tracker
     /// when the VM keeps running untracked.
     fn drop(&mut self) {
-        let all: Vec<RamPage> = self.lock().armed.iter().copied().collect();
+        let all = self.lock().armed.to_vec();
         let mut st = self.lock();
         if let Err(e) = self.restore(&mut st, &all) {
             log::warn!("mprotect tracker: {}", crate::error_chain(&e));
@@ -575,6 +759,8 @@ impl Drop for MprotectTracker {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
     use crate::vmm::layout::Layout;
 
@@ -594,8 +780,9 @@ mod tests {
         }
     }
 
-    fn armed(pages: &[RamPage]) -> BTreeSet<RamPage> {
-        pages.iter().copied().collect()
+    fn armed(pages: &[RamPage]) -> impl Fn(RamPage) -> bool {
+        let set: BTreeSet<RamPage> = pages.iter().copied().collect();
+        move |p| set.contains(&p)
     }
 
     fn identity(gva: u64) -> Result<u64, WalkError> {
@@ -603,46 +790,99 @@ mod tests {
     }
 
     #[test]
+    fn page_set_tracks_members_and_their_count() {
+        let mut set = PageSet::new(130);
+        assert!(set.is_empty());
+        for p in [129, 0, 64, 63, 64] {
+            set.insert(p);
+        }
+        assert_eq!(set.to_vec(), vec![0, 63, 64, 129]);
+        assert!(set.contains(63) && !set.contains(62) && !set.contains(130));
+        set.remove(63);
+        set.remove(63);
+        set.remove(5);
+        assert_eq!(set.to_vec(), vec![0, 64, 129]);
+        // Out of range: never a member, and no panic.
+        set.insert(1 << 40);
+        set.remove(1 << 40);
+        assert!(!set.contains(u64::MAX));
+        for p in [0, 64, 129] {
+            set.remove(p);
+        }
+        assert!(set.is_empty() && set.to_vec().is_empty());
+    }
+
+    #[test]
     fn single_page_access_restores_its_page() {
         let a = attribute(
             &[access(page_addr(5) + 8, 8, false)],
+            None,
             identity,
-            &armed(&[4, 5, 9]),
+            armed(&[4, 5, 9]),
         );
-        assert_eq!(a.restore, vec![5]);
-        assert_eq!(a.untranslated, 0);
+        assert_eq!(
+            a,
+            Attribution {
+                restore: vec![5],
+                untranslated: 0,
+                data_pages: 1,
+                fetch_armed: false,
+            }
+        );
     }
 
     #[test]
     fn split_access_restores_both_armed_pages() {
         let split = [access(page_addr(6) - 4, 8, true)];
-        let a = attribute(&split, identity, &armed(&[5, 6]));
-        assert_eq!(a.restore, vec![5, 6]);
+        let a = attribute(&split, None, identity, armed(&[5, 6]));
+        assert_eq!((a.restore, a.data_pages), (vec![5, 6], 2));
         // One armed, one not: only the armed one is restored.
-        let a = attribute(&split, identity, &armed(&[6, 8]));
+        let a = attribute(&split, None, identity, armed(&[6, 8]));
         assert_eq!(a.restore, vec![6]);
     }
 
     #[test]
     fn operands_on_two_pages_and_the_fetch() {
-        // movs-like: destination, source, then the fetch from page 1.
-        let accesses = [
+        // movs-like: destination, source, then the fetch across pages 1/2.
+        let data = [
             access(page_addr(20), 1, true),
             access(page_addr(30) + 7, 1, false),
-            access(page_addr(1) + 0xffe, 4, false),
         ];
-        let a = attribute(&accesses, identity, &armed(&[1, 2, 20, 31]));
+        let fetch = access(page_addr(1) + 0xffe, 4, false);
+        let a = attribute(&data, Some(&fetch), identity, armed(&[1, 2, 20, 31]));
         assert_eq!(a.restore, vec![1, 2, 20]);
+        assert_eq!(a.data_pages, 2);
+        assert!(a.fetch_armed);
+        // The same with the code not armed.
+        let a = attribute(&data, Some(&fetch), identity, armed(&[20, 31]));
+        assert_eq!(a.restore, vec![20]);
+        assert!(!a.fetch_armed);
+        // Code that reads its own armed page: restored once, and a fetch.
+        let own = [access(page_addr(1) + 0x800, 8, false)];
+        let a = attribute(
+            &own,
+            Some(&access(page_addr(1), 4, false)),
+            identity,
+            armed(&[1]),
+        );
+        assert_eq!((a.restore, a.fetch_armed), (vec![1], true));
     }
 
     #[test]
     fn nothing_armed_is_unattributed() {
-        let a = attribute(&[access(page_addr(5), 8, false)], identity, &armed(&[4, 6]));
-        assert_eq!(a, Attribution::default());
+        let a = attribute(
+            &[access(page_addr(5), 8, false)],
+            None,
+            identity,
+            armed(&[4, 6]),
+        );
+        assert!(a.restore.is_empty() && !a.fetch_armed);
+        assert_eq!((a.untranslated, a.data_pages), (0, 1));
         // Addresses below RAM (metadata, doorbells) are never RAM pages.
-        let a = attribute(&[access(0x20_0000, 8, true)], identity, &armed(&[0]));
+        let a = attribute(&[access(0x20_0000, 8, true)], None, identity, armed(&[0]));
         assert!(a.restore.is_empty());
-        assert!(attribute(&[], identity, &armed(&[0])).restore.is_empty());
+        let a = attribute(&[], None, identity, armed(&[0]));
+        assert_eq!(a, Attribution::default());
     }
 
     #[test]
@@ -656,19 +896,23 @@ mod tests {
             }
         };
         let accesses = [access(page_addr(8) - 8, 16, false)];
-        let a = attribute(&accesses, walk, &armed(&[7, 9, 10]));
+        let a = attribute(&accesses, None, walk, armed(&[7, 9, 10]));
         assert_eq!(a.restore, vec![10]);
         assert_eq!(a.untranslated, 1);
+        let fetch = access(page_addr(40), 4, false);
         let a = attribute(
             &accesses[..],
+            Some(&fetch),
             |gva| Err(WalkError::NonCanonical(gva)),
-            &armed(&[7]),
+            armed(&[7]),
         );
         assert_eq!(
             a,
             Attribution {
                 restore: vec![],
-                untranslated: 2
+                untranslated: 3,
+                data_pages: 2,
+                fetch_armed: false,
             }
         );
     }
@@ -768,7 +1012,6 @@ mod tests {
     }
 
     fn insn(cr3: u64, kind: AccessKind, data: Vec<MemAccess>, rip: u64) -> Fault {
-        let data_pages = decode::pages_touched(&data).len();
         let mut accesses = data;
         accesses.push(access(rip, 4, false));
         Fault::Insn {
@@ -777,7 +1020,6 @@ mod tests {
             mnemonic: "test".into(),
             kind,
             accesses,
-            data_pages,
         }
     }
 
@@ -859,10 +1101,10 @@ mod tests {
         let rip = page_addr(3) - 5;
         memory.write(rip, &code).expect("write code");
         t.arm(&[2, 3]).expect("arm");
-        assert_eq!(t.fetch_code(cr3, rip).expect("fetch"), code);
+        assert_eq!(t.fetch_code(cr3, rip).expect("fetch").as_slice(), &code[..]);
         // Near the top of RAM the second page lies outside guest memory.
         let last = page_addr(1024) - 3;
-        assert_eq!(t.fetch_code(cr3, last).expect("fetch").len(), 3);
+        assert_eq!(t.fetch_code(cr3, last).expect("fetch").as_slice().len(), 3);
         t.collect().expect("collect");
     }
 

@@ -569,7 +569,7 @@ impl Tracker for UffdTracker {
         }
         st.armed = pages;
         self.shared.touched.store(0, Ordering::Relaxed);
-        let armed_runs = runs(&st.armed);
+        let armed_runs: Vec<(RamPage, u64)> = runs(&st.armed).collect();
         let result = armed_runs.iter().try_for_each(|&(first, n)| {
             self.populate(&mut st, first, n)?;
             self.zap(first, n)

@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use kvm_bindings::{kvm_regs, kvm_segment, kvm_sregs};
-use kvm_ioctls::{VcpuExit, VcpuFd};
+use kvm_bindings::{KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, kvm_regs, kvm_segment, kvm_sregs};
+use kvm_ioctls::{Cap, SyncReg, VcpuExit, VcpuFd};
 
 use super::exit::Exit;
 use super::kvm::Kvm;
@@ -61,7 +61,18 @@ pub enum VcpuError {
 pub struct Vcpu {
     fd: VcpuFd,
     _memory: Arc<GuestMemory>,
+    /// KVM can copy the registers and special registers into the run page
+    /// at every exit (`KVM_CAP_SYNC_REGS`).
+    can_sync_regs: bool,
+    /// It does so (`enable_sync_regs`).
+    sync_regs: bool,
+    /// With sync registers, the state KVM stored at the last failed
+    /// `KVM_RUN` (the memory faults the mprotect tracker handles).
+    fault_regs: Option<(kvm_regs, kvm_sregs)>,
 }
+
+/// The `KVM_CAP_SYNC_REGS` fields `exit_registers` needs.
+const SYNC_FIELDS: u64 = (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS) as u64;
 
 fn segment(selector: u16, type_: u8, long: bool) -> kvm_segment {
     kvm_segment {
@@ -153,10 +164,58 @@ impl Vcpu {
                 what: "registers",
                 source,
             })?;
+        let sync_fields = u64::try_from(vm.fd().check_extension_int(Cap::SyncRegs)).unwrap_or(0);
         Ok(Vcpu {
             fd,
             _memory: Arc::clone(vm.memory()),
+            can_sync_regs: sync_fields & SYNC_FIELDS == SYNC_FIELDS,
+            sync_regs: false,
+            fault_regs: None,
         })
+    }
+
+    /// Has KVM store the registers and special registers in the run page
+    /// at every exit, so that `exit_registers` needs no ioctl: on PVM hosts
+    /// each `KVM_GET_REGS`/`KVM_GET_SREGS` reloads the vCPU (MSR reads that
+    /// trap to the outer hypervisor), a few microseconds apiece. Returns
+    /// false (and changes nothing) when KVM cannot.
+    pub fn enable_sync_regs(&mut self) -> bool {
+        if self.can_sync_regs {
+            self.fd.set_sync_valid_reg(SyncReg::Register);
+            self.fd.set_sync_valid_reg(SyncReg::SystemRegister);
+            self.sync_regs = true;
+        }
+        self.sync_regs
+    }
+
+    /// Whether KVM stores the registers at every exit (`enable_sync_regs`).
+    pub fn syncs_registers(&self) -> bool {
+        self.sync_regs
+    }
+
+    /// The registers and special registers as of the last exit: what
+    /// `KVM_RUN` stored at a memory fault when sync registers are on, else
+    /// by ioctl.
+    pub fn exit_registers(&self) -> Result<(kvm_regs, kvm_sregs), VcpuError> {
+        match self.fault_regs {
+            Some(state) => Ok(state),
+            None => Ok((self.regs()?, self.sregs()?)),
+        }
+    }
+
+    /// Copies out the registers KVM stored in the run page. Only the two
+    /// structures, not the whole 2 KiB sync area that `VcpuFd::sync_regs`
+    /// copies: most of it is padding nobody wrote, cold in the cache.
+    fn capture_fault_regs(&mut self) {
+        if self.sync_regs {
+            let run = self.fd.get_kvm_run();
+            // SAFETY: with KVM_SYNC_X86_REGS and KVM_SYNC_X86_SREGS valid,
+            // KVM_RUN stores a kvm_sync_regs in this union on every return
+            // (kvm_arch_vcpu_ioctl_run's store_regs); `regs` is plain data
+            // of that layout, and any bit pattern is a valid value.
+            let sync = unsafe { &run.s.regs };
+            self.fault_regs = Some((sync.regs, sync.sregs));
+        }
     }
 
     /// The guest TSC frequency in Hz.
@@ -187,6 +246,7 @@ impl Vcpu {
         // A KVM_RUN that fails keeps the previous exit reason; clear it so a
         // stale KVM_EXIT_MEMORY_FAULT is never mistaken for a fresh one.
         self.fd.get_kvm_run().exit_reason = 0;
+        self.fault_regs = None;
         let exit = match self.fd.run() {
             Ok(VcpuExit::MmioWrite(addr, data)) => {
                 let mut buf = [0u8; 8];
@@ -231,7 +291,10 @@ impl Vcpu {
             Ok(other) => Exit::Other(format!("{other:?}")),
             Err(e) if e.errno() == libc::EINTR => Exit::Interrupted,
             Err(e) if e.errno() == libc::EAGAIN => Exit::Interrupted,
-            Err(e) if e.errno() == libc::EFAULT => Exit::Efault,
+            Err(e) if e.errno() == libc::EFAULT => {
+                self.capture_fault_regs();
+                Exit::Efault
+            }
             Err(e) => return Err(VcpuError::Run(e)),
         };
         Ok(exit)

@@ -26,6 +26,12 @@ pub trait FaultHandler: Send + Sync {
     /// The guest faulted; `gpa` is the address when the kernel gave it.
     /// Returns once the access can be retried.
     fn on_memory_fault(&self, vcpu: &Vcpu, gpa: Option<u64>) -> Result<(), String>;
+
+    /// Whether the handler reads the vCPU's registers on a fault: the loop
+    /// then has KVM hand them over at every exit (`Vcpu::exit_registers`).
+    fn wants_registers(&self) -> bool {
+        false
+    }
 }
 
 /// Called on the vCPU thread at each `sync` hypercall, guest paused.
@@ -93,6 +99,9 @@ impl VcpuThread {
         on_end: Box<dyn FnOnce() + Send>,
     ) -> Result<VcpuThread, std::io::Error> {
         install_kick_handler()?;
+        if faults.as_ref().is_some_and(|f| f.wants_registers()) && !vcpu.enable_sync_regs() {
+            log::debug!("KVM offers no sync registers: faults read registers by ioctl");
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = Arc::clone(&stop);
         let handle = std::thread::Builder::new().name("vcpu0".into()).spawn(move || {
