@@ -267,19 +267,7 @@ impl Mechanism for UffdFloor {
 
 impl Drop for UffdFloor {
     fn drop(&mut self) {
-        let Some(handle) = self.handler.take() else {
-            return;
-        };
-        match self.stop.write(1) {
-            Ok(()) => {
-                if handle.join().is_err() {
-                    log::error!("uffd floor: the handler thread panicked");
-                }
-            }
-            // Without the signal the thread never sees the stop: leave it
-            // parked in poll rather than hang here.
-            Err(e) => log::error!("uffd floor: cannot stop the handler thread: {e}"),
-        }
+        uffd::stop_handler("uffd floor", &self.stop, self.handler.take());
     }
 }
 

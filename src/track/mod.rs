@@ -142,6 +142,25 @@ pub fn create(
     })
 }
 
+/// Checks what every tracker must refuse: a page past the end of RAM
+/// (`ram_pages` pages) and a second `arm` before `collect`; then that it
+/// arms again after a collect.
+#[cfg(test)]
+pub(crate) fn assert_rejects_bad_arms(t: &dyn Tracker, name: &str, ram_pages: u64) {
+    assert!(matches!(
+        t.arm(&[1, ram_pages]),
+        Err(TrackError::OutOfRange { page, pages }) if page == ram_pages && pages == ram_pages
+    ));
+    t.arm(&[1]).expect("arm");
+    assert!(matches!(
+        t.arm(&[2]),
+        Err(TrackError::StillArmed { tracker, pages: 1 }) if tracker == name
+    ));
+    t.collect().expect("collect");
+    t.arm(&[2]).expect("arm after collect");
+    t.collect().expect("collect");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -975,24 +975,7 @@ mod tests {
     #[test]
     fn arm_rejects_out_of_range_and_a_second_arm() {
         let (_memory, t) = machine();
-        assert!(matches!(
-            t.arm(&[1, 1024]),
-            Err(TrackError::OutOfRange {
-                page: 1024,
-                pages: 1024
-            })
-        ));
-        t.arm(&[1]).expect("arm");
-        assert!(matches!(
-            t.arm(&[2]),
-            Err(TrackError::StillArmed {
-                tracker: "mprotect",
-                pages: 1
-            })
-        ));
-        t.collect().expect("collect");
-        t.arm(&[2]).expect("arm after collect");
-        t.collect().expect("collect");
+        crate::track::assert_rejects_bad_arms(t.as_ref(), "mprotect", 1024);
     }
 
     #[test]

@@ -527,22 +527,28 @@ fn handler_main(
     }
 }
 
+/// Stops a userfaultfd handler thread through its stop eventfd and joins
+/// it. `who` names the owner in log messages.
+pub(crate) fn stop_handler(who: &str, stop: &EventFd, handler: Option<JoinHandle<()>>) {
+    let Some(handle) = handler else {
+        return;
+    };
+    match stop.write(1) {
+        Ok(()) => {
+            if handle.join().is_err() {
+                log::error!("{who}: the handler thread panicked");
+            }
+        }
+        // Without the signal the thread would never see the stop; leave it
+        // parked in poll (it holds its own references) rather than hang
+        // here.
+        Err(e) => log::error!("{who}: cannot stop the handler thread: {e}"),
+    }
+}
+
 impl Drop for UffdTracker {
     fn drop(&mut self) {
-        let Some(handle) = self.handler.take() else {
-            return;
-        };
-        match self.stop.write(1) {
-            Ok(()) => {
-                if handle.join().is_err() {
-                    log::error!("uffd tracker: the handler thread panicked");
-                }
-            }
-            // Without the signal the thread would never see the stop; leave
-            // it parked in poll (it holds its own references) rather than
-            // hang here.
-            Err(e) => log::error!("uffd tracker: cannot stop the handler thread: {e}"),
-        }
+        stop_handler("uffd tracker", &self.stop, self.handler.take());
         // Closing the userfaultfd (with the last `Shared`) wakes any access
         // still waiting and unregisters guest RAM.
     }
@@ -734,22 +740,8 @@ mod tests {
     fn rejects_bad_arms() {
         let mem = memory();
         let Some(t) = tracker(&mem) else { return };
-        assert!(matches!(
-            t.arm(&[1, 1024]),
-            Err(TrackError::OutOfRange {
-                page: 1024,
-                pages: 1024
-            })
-        ));
-        t.arm(&[1]).expect("arm");
-        assert!(matches!(
-            t.arm(&[2]),
-            Err(TrackError::StillArmed {
-                tracker: "uffd",
-                pages: 1
-            })
-        ));
-        assert_eq!(t.collect().expect("collect"), Vec::<RamPage>::new());
+        crate::track::assert_rejects_bad_arms(t.as_ref(), "uffd", 1024);
+        // Nothing touched: nothing reported, nothing counted, data intact.
         assert_eq!(t.collect().expect("collect"), Vec::<RamPage>::new());
         assert_eq!(read(&mem, 1), 0);
         assert_eq!(t.stats().faults, 0);
