@@ -47,7 +47,7 @@ endef
 bench: build
 	mkdir -p docs/bench
 	$(BIN) bench native > docs/bench/native.json
-	$(BIN) bench trackers > docs/bench/trackers.json
+	$(BIN) bench trackers --detail docs/bench/trackers-detail.json > docs/bench/trackers.json
 	{ echo '```json'; cat docs/bench/native.json; echo '```'; } > docs/bench/native.md
 	{ echo '```json'; cat docs/bench/trackers.json; echo '```'; } > docs/bench/trackers.md
 	$(call splice,bench-native,docs/bench/native.md)
@@ -61,7 +61,8 @@ examples: build
 	rm -rf $(EXAMPLE_RUN) $(EXAMPLE_SWEEP)
 	$(BIN) run --guest phases --wss 128M --duration 30s --interval 1s --tracker uffd --param period=6s --quiet --out $(EXAMPLE_RUN)
 	$(BIN) sweep --guest hotset --wss 64M --param rate=1000000 --duration 12s --tracker uffd --sample-pages 100,400,1600 --interval 500ms,1s,2s --no-plot --quiet --out $(EXAMPLE_SWEEP)
-	$(call splice,sweep.md,$(EXAMPLE_SWEEP)/sweep.md)
+	tail -n +3 $(EXAMPLE_SWEEP)/sweep.md > $(EXAMPLE_SWEEP)/table.md
+	$(call splice,sweep.md,$(EXAMPLE_SWEEP)/table.md)
 
 clean:
 	$(CARGO) clean

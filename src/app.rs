@@ -31,6 +31,12 @@ pub enum AppError {
     Stdout(#[source] std::io::Error),
     #[error("cannot encode the summary")]
     Json(#[source] serde_json::Error),
+    #[error("cannot write {path}")]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Sweep(#[from] SweepError),
     #[error("benchmark failed")]
@@ -76,8 +82,17 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             pages,
             rounds,
             guest_pages,
+            detail,
         }) => {
-            let result = crate::bench::trackers(pages, rounds, guest_pages)?;
+            let mut result = crate::bench::trackers(pages, rounds, guest_pages)?;
+            if let Some(path) = detail {
+                let json = serde_json::to_string_pretty(&result).map_err(AppError::Json)?;
+                std::fs::write(&path, json + "\n")
+                    .map_err(|source| AppError::Write { path, source })?;
+            }
+            for t in &mut result.trackers {
+                t.repetitions.clear();
+            }
             print_json(&result)
         }
         Command::Plot { run_dir } => {

@@ -68,6 +68,9 @@ pub enum BenchCommand {
         /// Page size of the probe's identity map over RAM.
         #[arg(long, value_enum, default_value = "2m")]
         guest_pages: GuestPageSize,
+        /// Also write every repetition's costs, as JSON, to this file (stdout gets the medians).
+        #[arg(long)]
+        detail: Option<PathBuf>,
     },
 }
 
@@ -459,26 +462,39 @@ mod tests {
                 pages,
                 rounds,
                 guest_pages,
+                detail,
             }) => {
                 assert_eq!(
-                    (pages, rounds, guest_pages),
-                    (1024, 5, GuestPageSize::Size2M)
+                    (pages, rounds, guest_pages, detail),
+                    (1024, 5, GuestPageSize::Size2M, None)
                 );
             }
             other => panic!("not bench trackers: {other:?}"),
         }
-        match parse(&["bench", "trackers", "--pages", "256", "--rounds", "1"])
-            .expect("parses")
-            .command
+        match parse(&[
+            "bench",
+            "trackers",
+            "--pages",
+            "256",
+            "--rounds",
+            "1",
+            "--guest-pages",
+            "4k",
+            "--detail",
+            "d.json",
+        ])
+        .expect("parses")
+        .command
         {
             Command::Bench(BenchCommand::Trackers {
                 pages,
                 rounds,
                 guest_pages,
+                detail,
             }) => {
                 assert_eq!(
-                    (pages, rounds, guest_pages),
-                    (256, 1, GuestPageSize::Size2M)
+                    (pages, rounds, guest_pages, detail),
+                    (256, 1, GuestPageSize::Size4K, Some(PathBuf::from("d.json")))
                 );
             }
             other => panic!("not bench trackers: {other:?}"),

@@ -13,8 +13,13 @@ fn bench_trackers_reports_both_costs_for_every_tracker() {
     if !common::kvm_available("bench_trackers_reports_both_costs_for_every_tracker") {
         return;
     }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let detail_path = dir.path().join("detail.json");
     let out = Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
-        .args(["bench", "trackers", "--pages", "256", "--rounds", "1"])
+        .args([
+            "bench", "trackers", "--pages", "256", "--rounds", "1", "--detail",
+        ])
+        .arg(&detail_path)
         .output()
         .expect("run kvm-wss");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -23,13 +28,24 @@ fn bench_trackers_reports_both_costs_for_every_tracker() {
     assert_eq!(json["pages"], 256);
     assert_eq!(json["rounds"], 1);
     let trackers = json["trackers"].as_array().expect("trackers array");
+    let detail: Value =
+        serde_json::from_str(&std::fs::read_to_string(&detail_path).expect("detail written"))
+            .expect("detail is JSON");
+    assert_eq!(
+        detail["trackers"][0]["kvmwss_us_per_touch"], trackers[0]["kvmwss_us_per_touch"],
+        "one measurement, two views"
+    );
     let names: Vec<&str> = trackers
         .iter()
         .map(|t| t["tracker"].as_str().expect("tracker name"))
         .collect();
     assert_eq!(names, ["mprotect", "uffd", "dirty-log"]);
-    for t in trackers {
+    for (i, t) in trackers.iter().enumerate() {
         let name = &t["tracker"];
+        assert!(
+            t.get("repetitions").is_none(),
+            "stdout has the medians only"
+        );
         for key in [
             "kvmwss_us_per_touch",
             "floor_us_per_touch",
@@ -46,7 +62,9 @@ fn bench_trackers_reports_both_costs_for_every_tracker() {
         assert_eq!(touches["expected"], expected, "{name}");
         assert_eq!(touches["kvmwss"], expected, "{name}: {touches}");
         assert_eq!(touches["floor"], expected, "{name}: {touches}");
-        let reps = t["repetitions"].as_array().expect("repetitions");
+        let reps = detail["trackers"][i]["repetitions"]
+            .as_array()
+            .expect("repetitions");
         assert_eq!(reps.len(), 1, "{name}");
         for side in ["kvmwss", "floor"] {
             let rounds = reps[0][side]["us_per_touch"].as_array().expect("rounds");

@@ -261,6 +261,8 @@ pub struct TrackerCost {
     pub tracked_touches_per_round: TouchCounts,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kvmwss_service_us_per_fault: Option<f64>,
+    /// Every repetition; left out of the printed medians (see `--detail`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub repetitions: Vec<Repetition>,
 }
 
