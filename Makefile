@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BIN := target/release/kvm-wss
 
-.PHONY: all deps build run test lint bench clean
+.PHONY: all deps build run test lint bench study clean
 
 all: build
 
@@ -36,6 +36,12 @@ lint: deps
 
 bench: build
 	$(BIN) bench native
+
+# The study (docs/study.md, its figures and data): about 35 minutes of runs.
+# Finished runs under docs/study/runs/ are reused, so an interrupted study
+# continues; `$(BIN) study --out docs --fresh` measures everything again.
+study: build
+	$(BIN) study --out docs
 
 clean:
 	$(CARGO) clean

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::catalog::{CATALOG, COMMON_PARAMS};
-use crate::cli::{BenchCommand, Cli, Command, RunArgs, UsageError};
+use crate::cli::{BenchCommand, Cli, Command, RunArgs, StudyArgs, UsageError};
 use crate::report::ReportError;
 use crate::report::summary::{Summary, read_summary};
 use crate::report::timeseries::read_timeseries;
@@ -32,6 +32,8 @@ pub enum AppError {
     Json(#[source] serde_json::Error),
     #[error("benchmark failed")]
     Bench(#[from] crate::bench::BenchError),
+    #[error("study failed")]
+    Study(#[from] crate::study::StudyError),
 }
 
 impl AppError {
@@ -44,6 +46,7 @@ impl AppError {
                 BootError::Load(_) | BootError::Layout(_) | BootError::Param(_),
             ))
             | AppError::Run(RunError::Estimator(_)) => EXIT_USAGE,
+            AppError::Study(crate::study::StudyError::Interrupted { .. }) => EXIT_INTERRUPTED,
             _ => EXIT_RUNTIME,
         }
     }
@@ -65,6 +68,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Study(args) => study(&args),
         Command::Plot { run_dir } => {
             let rows = read_timeseries(&run_dir.join("timeseries.csv"))?;
             let summary = read_summary(&run_dir.join("summary.json"))?;
@@ -157,6 +161,17 @@ fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
             ExitCode::from(EXIT_RUNTIME)
         }
     })
+}
+
+fn study(args: &StudyArgs) -> Result<ExitCode, AppError> {
+    let opts = crate::study::StudyOptions {
+        out: args.out.clone(),
+        quick: args.quick,
+        fresh: args.fresh,
+    };
+    let outcome = crate::study::study(&opts, &mut std::io::stderr())?;
+    println!("{}", outcome.doc.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn opt(v: Option<f64>, unit: &str, digits: usize) -> String {

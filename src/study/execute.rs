@@ -1,0 +1,282 @@
+//! Making the planned runs, one at a time, each into its own folder under
+//! `study/runs/<id>/`. A run whose summary.json is already there (from a
+//! study that was interrupted, or an earlier one) is read back instead of
+//! being made again, unless `--fresh` asks for new measurements.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::StudyError;
+use super::format::{opt, pct};
+
+use super::plan::{Plan, Spec};
+use crate::report::summary::{Summary, read_summary};
+use crate::report::timeseries::{Row, read_timeseries};
+
+/// Time a run costs beyond its duration (boot, writing its outputs),
+/// measured on the study machine at well under this; used only to print
+/// the estimate.
+pub const RUN_OVERHEAD: Duration = Duration::from_millis(100);
+
+/// What became of one planned run.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Done {
+        summary: Box<Summary>,
+        rows: Vec<Row>,
+        cached: bool,
+    },
+    /// The run could not be made, or the guest crashed: the reason.
+    Failed(String),
+}
+
+/// Every run of the study, by id.
+#[derive(Debug, Default)]
+pub struct Results {
+    runs: HashMap<String, Outcome>,
+    /// Wall time spent making runs (not reading cached ones).
+    pub run_wall: Duration,
+}
+
+impl Results {
+    /// Builds results from outcomes directly (tests and re-rendering).
+    pub fn from_outcomes(outcomes: impl IntoIterator<Item = (String, Outcome)>) -> Results {
+        Results {
+            runs: outcomes.into_iter().collect(),
+            run_wall: Duration::ZERO,
+        }
+    }
+
+    /// The summary and rows of a finished run.
+    pub fn get(&self, spec: &Spec) -> Option<(&Summary, &[Row])> {
+        match self.runs.get(&spec.id()) {
+            Some(Outcome::Done { summary, rows, .. }) => Some((summary, rows)),
+            _ => None,
+        }
+    }
+
+    pub fn summary(&self, spec: &Spec) -> Option<&Summary> {
+        self.get(spec).map(|(s, _)| s)
+    }
+
+    /// The failed runs of `plan`, with their reasons.
+    pub fn failures<'a>(&'a self, plan: &'a Plan) -> Vec<(&'a Spec, &'a str)> {
+        plan.runs()
+            .into_iter()
+            .filter_map(|s| match self.runs.get(&s.id()) {
+                Some(Outcome::Failed(why)) => Some((s, why.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// How many runs were read back from an earlier study.
+    pub fn cached(&self) -> usize {
+        self.runs
+            .values()
+            .filter(|o| matches!(o, Outcome::Done { cached: true, .. }))
+            .count()
+    }
+}
+
+/// Reads a finished run back; `None` when the folder holds no complete
+/// run (missing or unreadable files, or a run cut short by Ctrl-C or an
+/// error, which is worth making again).
+pub fn load_cached(dir: &Path) -> Option<(Summary, Vec<Row>)> {
+    let summary = read_summary(&dir.join("summary.json")).ok()?;
+    if !matches!(summary.end.as_str(), "duration" | "guest_exit") {
+        return None;
+    }
+    let rows = read_timeseries(&dir.join("timeseries.csv")).ok()?;
+    Some((summary, rows))
+}
+
+/// The planned run time of the runs not already cached, with overheads.
+pub fn estimate(specs: &[&Spec], runs_dir: &Path, fresh: bool) -> (usize, Duration) {
+    let todo: Vec<&&Spec> = specs
+        .iter()
+        .filter(|s| fresh || load_cached(&runs_dir.join(s.id())).is_none())
+        .collect();
+    let time = todo
+        .iter()
+        .map(|s| s.run_time() + RUN_OVERHEAD * if s.baseline { 2 } else { 1 })
+        .sum();
+    (todo.len(), time)
+}
+
+/// One progress line for a finished run.
+fn progress_line(i: usize, total: usize, spec: &Spec, outcome: &Outcome, took: Duration) -> String {
+    let width = total.to_string().len();
+    let mut what = format!("{} {}", spec.workload.label, spec.method());
+    if spec.estimator == crate::estimate::EstimatorKind::Esx {
+        what.push_str(&format!(" n={}", spec.sample_pages));
+        if spec.gains != crate::estimate::EsxGains::default() {
+            what.push_str(&format!(" gains={}/{}", spec.gains.slow, spec.gains.fast));
+        }
+    }
+    what.push_str(&format!(" every {}", super::format::setting(spec.interval)));
+    if spec.baseline {
+        what.push_str(" +baseline");
+    }
+    let result = match outcome {
+        Outcome::Done {
+            summary,
+            cached: true,
+            ..
+        } => format!("cached, mape {}", opt(summary.mape, pct)),
+        Outcome::Done { summary, .. } => format!(
+            "{}, mape {}, {} tracked faults",
+            super::format::setting(took),
+            opt(summary.mape, pct),
+            summary.tracked_faults.unwrap_or(0)
+        ),
+        Outcome::Failed(why) => format!("FAILED: {why}"),
+    };
+    format!("[{:>width$}/{total}] {what}: {result}", i + 1)
+}
+
+/// Makes (or reads back) every run of `plan` into `runs_dir`, printing a
+/// line per run to `log`.
+pub fn execute(
+    plan: &Plan,
+    runs_dir: &Path,
+    fresh: bool,
+    log: &mut dyn Write,
+) -> Result<Results, StudyError> {
+    let specs = plan.runs();
+    let total = specs.len();
+    let mut results = Results::default();
+    for (i, spec) in specs.iter().enumerate() {
+        if crate::run::interrupted() {
+            return Err(StudyError::Interrupted { done: i, total });
+        }
+        let dir = runs_dir.join(spec.id());
+        let start = Instant::now();
+        let outcome = match (fresh, load_cached(&dir)) {
+            (false, Some((summary, rows))) => Outcome::Done {
+                summary: Box::new(summary),
+                rows,
+                cached: true,
+            },
+            _ => {
+                let o = make(spec, &dir)?;
+                results.run_wall += start.elapsed();
+                o
+            }
+        };
+        if let Outcome::Done { summary, .. } = &outcome
+            && summary.end == "interrupted"
+        {
+            return Err(StudyError::Interrupted { done: i, total });
+        }
+        let line = progress_line(i, total, spec, &outcome, start.elapsed());
+        writeln!(log, "{line}").map_err(StudyError::Log)?;
+        results.runs.insert(spec.id(), outcome);
+    }
+    Ok(results)
+}
+
+/// Makes one run into a clean `dir`.
+fn make(spec: &Spec, dir: &PathBuf) -> Result<Outcome, StudyError> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|source| StudyError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    Ok(match crate::run::run(&spec.run_config(), dir) {
+        Ok(out) => match out.end {
+            crate::run::RunEnd::GuestCrash(msg) => Outcome::Failed(format!("guest crashed: {msg}")),
+            crate::run::RunEnd::Error(msg) => Outcome::Failed(msg),
+            crate::run::RunEnd::GuestExit(code) if code != 0 => {
+                Outcome::Failed(format!("guest exited with code {code}"))
+            }
+            _ => Outcome::Done {
+                summary: Box::new(out.summary),
+                rows: out.rows,
+                cached: false,
+            },
+        },
+        Err(e) => Outcome::Failed(crate::error_chain(&e)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::summary::write_summary;
+    use crate::study::plan::Scale;
+
+    #[test]
+    fn only_complete_runs_are_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert!(load_cached(d).is_none());
+        let mut s = Summary {
+            end: "duration".into(),
+            ..Summary::default()
+        };
+        write_summary(&d.join("summary.json"), &s).unwrap();
+        // No time series yet.
+        assert!(load_cached(d).is_none());
+        let mut w =
+            crate::report::timeseries::TimeseriesWriter::create(&d.join("timeseries.csv")).unwrap();
+        w.write_row(&crate::report::timeseries::tests::row(1.0, 10, Some(9.0)))
+            .unwrap();
+        drop(w);
+        let (summary, rows) = load_cached(d).unwrap();
+        assert_eq!(summary, s);
+        assert_eq!(rows.len(), 1);
+        s.end = "interrupted".into();
+        write_summary(&d.join("summary.json"), &s).unwrap();
+        assert!(load_cached(d).is_none());
+    }
+
+    #[test]
+    fn estimate_counts_uncached_runs_with_their_baselines() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = super::super::plan::Plan::new(Scale::quick());
+        let specs = plan.runs();
+        let (n, t) = estimate(&specs, dir.path(), false);
+        assert_eq!(n, specs.len());
+        let expected: Duration = specs
+            .iter()
+            .map(|s| {
+                let sides = if s.baseline { 2 } else { 1 };
+                (s.duration + RUN_OVERHEAD) * sides
+            })
+            .sum();
+        assert_eq!(t, expected);
+    }
+
+    #[test]
+    fn progress_lines_name_the_run_and_its_result() {
+        let plan = super::super::plan::Plan::new(Scale::full());
+        let spec = &plan.defaults[1];
+        let done = Outcome::Done {
+            summary: Box::new(Summary {
+                mape: Some(0.052),
+                tracked_faults: Some(1000),
+                ..Summary::default()
+            }),
+            rows: Vec::new(),
+            cached: false,
+        };
+        assert_eq!(
+            progress_line(4, 153, spec, &done, Duration::from_secs(20)),
+            "[  5/153] hotset uffd+esx n=400 every 1 s: 20 s, mape 5.2%, 1000 tracked faults"
+        );
+        let mut g = spec.clone();
+        g.gains.slow = 0.5;
+        g.baseline = true;
+        assert_eq!(
+            progress_line(0, 9, &g, &done, Duration::from_millis(310)),
+            "[1/9] hotset uffd+esx n=400 gains=0.5/0.75 every 1 s +baseline: 310 ms, mape 5.2%, \
+             1000 tracked faults"
+        );
+        let failed = Outcome::Failed("no tracker".into());
+        assert!(progress_line(0, 9, spec, &failed, Duration::ZERO).ends_with("FAILED: no tracker"));
+    }
+}
