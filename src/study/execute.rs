@@ -20,15 +20,23 @@ use crate::report::timeseries::{Row, read_timeseries};
 /// the estimate.
 pub const RUN_OVERHEAD: Duration = Duration::from_millis(100);
 
+/// Where the study keeps why a run ended early: summary.json says only
+/// that it did ("error", "guest_crash").
+const END_NOTE: &str = "study-end.txt";
+
 /// What became of one planned run.
 #[derive(Debug, Clone)]
 pub enum Outcome {
+    /// The run left a summary and a time series. `ended_early` says why
+    /// when it stopped before its duration (a tracker error, a guest
+    /// crash): what it measured until then still counts.
     Done {
         summary: Box<Summary>,
         rows: Vec<Row>,
         cached: bool,
+        ended_early: Option<String>,
     },
-    /// The run could not be made, or the guest crashed: the reason.
+    /// The run could not be made at all: the reason.
     Failed(String),
 }
 
@@ -72,6 +80,20 @@ impl Results {
             .collect()
     }
 
+    /// The runs of `plan` that stopped before their duration, with why.
+    pub fn ended_early<'a>(&'a self, plan: &'a Plan) -> Vec<(&'a Spec, &'a str)> {
+        plan.runs()
+            .into_iter()
+            .filter_map(|s| match self.runs.get(&s.id()) {
+                Some(Outcome::Done {
+                    ended_early: Some(why),
+                    ..
+                }) => Some((s, why.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// How many runs were read back from an earlier study.
     pub fn cached(&self) -> usize {
         self.runs
@@ -81,16 +103,32 @@ impl Results {
     }
 }
 
-/// Reads a finished run back; `None` when the folder holds no complete
-/// run (missing or unreadable files, or a run cut short by Ctrl-C or an
-/// error, which is worth making again).
-pub fn load_cached(dir: &Path) -> Option<(Summary, Vec<Row>)> {
+/// Reads a finished run back, with why it ended early if it did; `None`
+/// when the folder holds no finished run (missing or unreadable files, or
+/// a run cut short by Ctrl-C, which is worth making again).
+pub fn load_cached(dir: &Path) -> Option<(Summary, Vec<Row>, Option<String>)> {
     let summary = read_summary(&dir.join("summary.json")).ok()?;
-    if !matches!(summary.end.as_str(), "duration" | "guest_exit") {
+    if summary.end == "interrupted" {
         return None;
     }
     let rows = read_timeseries(&dir.join("timeseries.csv")).ok()?;
-    Some((summary, rows))
+    let early = early_end(&summary.end).map(|default| {
+        std::fs::read_to_string(dir.join(END_NOTE))
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .unwrap_or(default)
+    });
+    Some((summary, rows, early))
+}
+
+/// For a summary's `end`, a description of an early end (`None` for a
+/// run that lasted its duration or whose guest exited cleanly).
+fn early_end(end: &str) -> Option<String> {
+    match end {
+        "duration" | "guest_exit" => None,
+        other => Some(format!("ended early ({other})")),
+    }
 }
 
 /// The planned run time of the runs not already cached, with overheads.
@@ -134,6 +172,13 @@ fn progress_line(i: usize, total: usize, spec: &Spec, outcome: &Outcome, took: D
         ),
         Outcome::Failed(why) => format!("FAILED: {why}"),
     };
+    let result = match outcome {
+        Outcome::Done {
+            ended_early: Some(why),
+            ..
+        } => format!("{result}; {why}"),
+        _ => result,
+    };
     format!("[{:>width$}/{total}] {what}: {result}", i + 1)
 }
 
@@ -155,10 +200,11 @@ pub fn execute(
         let dir = runs_dir.join(spec.id());
         let start = Instant::now();
         let outcome = match (fresh, load_cached(&dir)) {
-            (false, Some((summary, rows))) => Outcome::Done {
+            (false, Some((summary, rows, ended_early))) => Outcome::Done {
                 summary: Box::new(summary),
                 rows,
                 cached: true,
+                ended_early,
             },
             _ => {
                 let o = make(spec, &dir)?;
@@ -186,20 +232,28 @@ fn make(spec: &Spec, dir: &PathBuf) -> Result<Outcome, StudyError> {
             source,
         })?;
     }
-    Ok(match crate::run::run(&spec.run_config(), dir) {
-        Ok(out) => match out.end {
-            crate::run::RunEnd::GuestCrash(msg) => Outcome::Failed(format!("guest crashed: {msg}")),
-            crate::run::RunEnd::Error(msg) => Outcome::Failed(msg),
-            crate::run::RunEnd::GuestExit(code) if code != 0 => {
-                Outcome::Failed(format!("guest exited with code {code}"))
-            }
-            _ => Outcome::Done {
-                summary: Box::new(out.summary),
-                rows: out.rows,
-                cached: false,
-            },
-        },
-        Err(e) => Outcome::Failed(crate::error_chain(&e)),
+    let out = match crate::run::run(&spec.run_config(), dir) {
+        Ok(out) => out,
+        Err(e) => return Ok(Outcome::Failed(crate::error_chain(&e))),
+    };
+    let ended_early = match &out.end {
+        crate::run::RunEnd::GuestCrash(msg) => Some(format!("guest crashed: {msg}")),
+        crate::run::RunEnd::Error(msg) => Some(msg.clone()),
+        crate::run::RunEnd::GuestExit(code) if *code != 0 => {
+            Some(format!("guest exited with code {code}"))
+        }
+        _ => None,
+    };
+    if let Some(why) = &ended_early {
+        let path = dir.join(END_NOTE);
+        std::fs::write(&path, format!("{why}\n"))
+            .map_err(|source| StudyError::Io { path, source })?;
+    }
+    Ok(Outcome::Done {
+        summary: Box::new(out.summary),
+        rows: out.rows,
+        cached: false,
+        ended_early,
     })
 }
 
@@ -226,9 +280,16 @@ mod tests {
         w.write_row(&crate::report::timeseries::tests::row(1.0, 10, Some(9.0)))
             .unwrap();
         drop(w);
-        let (summary, rows) = load_cached(d).unwrap();
+        let (summary, rows, early) = load_cached(d).unwrap();
         assert_eq!(summary, s);
         assert_eq!(rows.len(), 1);
+        assert_eq!(early, None);
+        // A run stopped by a tracker error keeps what it measured.
+        s.end = "error".into();
+        write_summary(&d.join("summary.json"), &s).unwrap();
+        assert_eq!(load_cached(d).unwrap().2.as_deref(), Some("ended early (error)"));
+        std::fs::write(d.join(END_NOTE), "mprotect failed\n").unwrap();
+        assert_eq!(load_cached(d).unwrap().2.as_deref(), Some("mprotect failed"));
         s.end = "interrupted".into();
         write_summary(&d.join("summary.json"), &s).unwrap();
         assert!(load_cached(d).is_none());
@@ -263,6 +324,7 @@ mod tests {
             }),
             rows: Vec::new(),
             cached: false,
+            ended_early: None,
         };
         assert_eq!(
             progress_line(4, 153, spec, &done, Duration::from_secs(20)),
@@ -275,6 +337,16 @@ mod tests {
             progress_line(0, 9, &g, &done, Duration::from_millis(310)),
             "[1/9] hotset uffd+esx n=400 gains=0.5/0.75 every 1 s +baseline: 310 ms, mape 5.2%, \
              1000 tracked faults"
+        );
+        let early = Outcome::Done {
+            summary: Box::new(Summary::default()),
+            rows: Vec::new(),
+            cached: true,
+            ended_early: Some("tracker failed".into()),
+        };
+        assert_eq!(
+            progress_line(0, 9, spec, &early, Duration::ZERO),
+            "[1/9] hotset uffd+esx n=400 every 1 s: cached, mape n/a; tracker failed"
         );
         let failed = Outcome::Failed("no tracker".into());
         assert!(progress_line(0, 9, spec, &failed, Duration::ZERO).ends_with("FAILED: no tracker"));

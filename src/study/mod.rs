@@ -143,6 +143,11 @@ pub fn study(opts: &StudyOptions, log: &mut dyn Write) -> Result<StudyOutcome, S
         .into_iter()
         .map(|(s, why)| (s.id(), why.to_string()))
         .collect();
+    let ended_early: Vec<(String, String)> = results
+        .ended_early(&plan)
+        .into_iter()
+        .map(|(s, why)| (s.id(), why.to_string()))
+        .collect();
     let prov = render::Provenance {
         command: opts.command(),
         runs_dir: runs_dir.display().to_string(),
@@ -150,6 +155,7 @@ pub fn study(opts: &StudyOptions, log: &mut dyn Write) -> Result<StudyOutcome, S
         runs: specs.len(),
         cached: results.cached(),
         failed: failed.clone(),
+        ended_early,
         run_wall_s: results.run_wall.as_secs_f64(),
     };
     let doc = opts.out.join("study.md");

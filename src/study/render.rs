@@ -41,6 +41,8 @@ pub struct Provenance {
     pub runs: usize,
     pub cached: usize,
     pub failed: Vec<(String, String)>,
+    /// Runs that stopped before their duration but left data, with why.
+    pub ended_early: Vec<(String, String)>,
     /// Wall time this invocation spent making runs.
     pub run_wall_s: f64,
 }
@@ -84,6 +86,50 @@ pub fn largest_drop(rows: &[Row], warmup: usize) -> Option<(f64, f64)> {
         .filter(|w| w[1] > 0.0 && w[1] <= 0.75 * w[0])
         .map(|w| (w[0], w[1]))
         .max_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1)))
+}
+
+/// Whether the run's first interval (boot and the program's set-up)
+/// touched far more than the scored intervals while the estimate stayed
+/// above the truth: ESX's slow average still remembers the set-up. Returns
+/// (pages of the first interval, mean true WSS, intervals the slow average
+/// with gain `slow_gain` needs to forget it).
+pub fn startup_memory(rows: &[Row], s: &Summary, slow_gain: f64) -> Option<(f64, f64, f64)> {
+    let first = rows.first()?.true_wss_pages as f64;
+    let mean = s.true_wss_mean_pages;
+    let bias = s.bias_pages?;
+    if !(mean > 0.0 && first >= 1.25 * mean && bias > 0.05 * mean) {
+        return None;
+    }
+    Some((first, mean, expected_shrink_lag(first, mean, slow_gain)?))
+}
+
+/// Intervals a run's metrics were computed over (full rows after warm-up).
+fn scored_intervals(rows: &[Row], s: &Summary) -> usize {
+    let warmup = usize::try_from(s.warmup_intervals).unwrap_or(usize::MAX);
+    rows.iter().skip(warmup).filter(|r| r.full).count()
+}
+
+/// The sentence explaining a start-up memory, if the run shows one.
+fn startup_sentence(rows: &[Row], s: &Summary, gains: EsxGains) -> Option<String> {
+    let (first, mean, k) = startup_memory(rows, s, gains.slow)?;
+    Some(format!(
+        "its first interval, with the program's set-up, touched {} pages against {} per \
+         interval afterwards, and ESX's slow average (gain {}) needs {} intervals to forget \
+         that, while the run scored {}: the estimate stays high (bias {}). This is ESX's \
+         deliberately slow release of a shrunken working set (section 4), not the access \
+         pattern.",
+        count(first),
+        count(mean),
+        gains.slow,
+        count(k),
+        scored_intervals(rows, s),
+        opt(rel_bias(s), signed_pct)
+    ))
+}
+
+/// The ESX gains of a run, the default when there is none.
+fn sp_gains(spec: Option<&Spec>) -> EsxGains {
+    spec.map_or_else(EsxGains::default, |s| s.gains)
 }
 
 /// A lag cell: the mean lag, or why there is none.
@@ -395,8 +441,8 @@ impl Doc<'_> {
                     good.push(item);
                 } else {
                     bad.push(item);
-                    if let Some(d) = d {
-                        notes.push(self.why_default_fails(w, d, domain));
+                    if let Some((d, rows)) = self.results.get(&self.plan.defaults[i]) {
+                        notes.push(self.why_default_fails(w, d, rows, domain));
                     }
                 }
             }
@@ -464,9 +510,18 @@ impl Doc<'_> {
 
     /// A sentence on why the default setting misses on `w`, where the data
     /// points to a reason.
-    fn why_default_fails(&self, w: &Workload, d: &Summary, domain: u64) -> Option<String> {
+    fn why_default_fails(
+        &self,
+        w: &Workload,
+        d: &Summary,
+        rows: &[Row],
+        domain: u64,
+    ) -> Option<String> {
         let n = self.plan.scale.sample_pages;
         let per_sample = domain as f64 / n as f64;
+        if let Some(why) = startup_sentence(rows, d, self.plan.defaults[0].gains) {
+            return Some(format!("`{}`: {why}", w.label));
+        }
         if d.true_wss_mean_pages < per_sample {
             return Some(format!(
                 "`{}`: its true WSS ({} pages) is smaller than what one sampled page stands \
@@ -542,10 +597,20 @@ impl Doc<'_> {
                  the other sections rely on.",
             );
         } else {
-            text.push_str(
+            let gap = self
+                .plan
+                .exhaustive
+                .iter()
+                .filter_map(|sp| self.s(sp))
+                .map(|s| (s.arm_us_total + s.collect_us_total) / 1e6 / s.duration_s.max(1e-9))
+                .reduce(f64::max);
+            let _ = write!(
+                text,
                 "Where they differ, the VMM misses touches: between collecting one interval's \
-                 touches and re-arming for the next, the guest runs untracked, and pages it \
-                 touches only then count in the guest's truth but not in the VMM's.",
+                 touches and re-arming every page for the next, the guest runs untracked, and \
+                 pages it touches only then count in the guest's truth but not in the VMM's. \
+                 Collecting and re-arming took up to {} of the run time.",
+                opt(gap, pct)
             );
         }
         self.para(&text);
@@ -809,29 +874,56 @@ impl Doc<'_> {
                 list(&failing)
             );
         }
-        let damon_worse = matches!((esx, damon), (Some(a), Some(b)) if b.0 > a.0);
-        let why = match w.guest {
-            "chase" => {
-                "Pointer chasing visits pages in a random cycle, so neighbouring pages are not \
-                 accessed alike; each load depends on the previous one, so every tracked fault \
-                 stalls the whole chain."
-            }
-            "stride" => {
-                "A stride of k pages touches one page in k: any region of neighbouring pages \
-                 is only partly in the working set."
-            }
-            _ => {
-                "A heavy-tailed Zipf distribution concentrates the accesses on a few pages; the \
-                 rest of the working set is a long tail of pages touched once or twice per \
-                 interval, and the WSS is small relative to the domain."
-            }
+        let esx_by_tracker: Vec<String> = TRACKERS
+            .iter()
+            .map(|&t| format!("{} {}", t.name(), opt(get(t, EstimatorKind::Esx).map(|x| x.0), pct)))
+            .collect();
+        let _ = write!(s, " ESX's MAPE by tracker: {}.", list(&esx_by_tracker));
+        let pattern = match w.guest {
+            "chase" => "Pointer chasing follows one random cycle through the pages: neighbouring \
+                        pages are not accessed alike, and each load depends on the previous one, \
+                        so a tracked fault stalls the chain (pacing lets the guest catch up)."
+                .to_string(),
+            "stride" => format!(
+                "A stride of {} pages touches one page in {}: every region of neighbouring \
+                 pages is only partly in the working set.",
+                w.param("k").unwrap_or(NA),
+                w.param("k").unwrap_or(NA)
+            ),
+            _ => format!(
+                "A Zipf distribution with theta {} puts most accesses on a few pages; the rest \
+                 of its working set is a long tail of pages touched once or twice per interval.",
+                w.param("theta").unwrap_or(NA)
+            ),
         };
         s.push(' ');
-        s.push_str(why);
-        if damon_worse {
+        s.push_str(&pattern);
+        let esx_ok = esx.is_some_and(|x| x.0 < CRITERIA.max_mape);
+        let uffd_esx = self.plan.failures.iter().find(|x| {
+            x.workload == *w && x.tracker == TrackerKind::Uffd && x.estimator == EstimatorKind::Esx
+        });
+        let startup = uffd_esx
+            .and_then(|sp| self.results.get(sp))
+            .and_then(|(sum, rows)| startup_sentence(rows, sum, sp_gains(uffd_esx)));
+        if esx_ok {
             s.push_str(
-                " DAMON samples one page per region and assumes the region behaves like it, \
-                 which this pattern breaks; ESX's uniform sample makes no such assumption.",
+                " ESX's uniform sample does not care where the touched pages lie, so the \
+                 pattern costs it nothing.",
+            );
+        } else if let Some(why) = startup {
+            let _ = write!(s, " ESX misses here for another reason: {why}");
+        }
+        let damon_fails = damon.is_some_and(|d| d.0 >= CRITERIA.max_mape);
+        if damon_fails {
+            let ticks = crate::estimate::DamonConfig::default().ticks_per_interval;
+            let _ = write!(
+                s,
+                " DAMON misses: it samples one page per region per tick and takes the region \
+                 to behave like that page, and it sees a page only if the guest touches it \
+                 within the tick it is armed for ({} of the {} interval), so a page touched \
+                 once per interval is mostly missed.",
+                setting(self.plan.scale.interval / ticks.max(1)),
+                setting(self.plan.scale.interval)
             );
         }
         s
@@ -1262,13 +1354,28 @@ impl Doc<'_> {
     }
 
     fn failed_runs(&mut self) {
+        if !self.prov.ended_early.is_empty() {
+            self.line("## Runs that ended early");
+            self.line("");
+            self.para(
+                "These runs stopped before their planned duration; what they measured until \
+                 then is in the figures and tables.",
+            );
+            let rows: Vec<Vec<String>> = self
+                .prov
+                .ended_early
+                .iter()
+                .map(|(id, why)| vec![format!("`{id}`"), why.clone()])
+                .collect();
+            self.para(&table(&["run", "why"], &[Align::Left, Align::Left], &rows));
+        }
         if self.prov.failed.is_empty() {
             return;
         }
         self.line("## Runs that failed");
         self.line("");
         self.para(
-            "These runs did not finish; the figures and tables show n/a where they would \
+            "These runs could not be made; the figures and tables show n/a where they would \
              have been.",
         );
         let rows: Vec<Vec<String>> = self
@@ -1277,11 +1384,7 @@ impl Doc<'_> {
             .iter()
             .map(|(id, why)| vec![format!("`{id}`"), why.clone()])
             .collect();
-        self.para(&table(
-            &["run", "reason"],
-            &[Align::Left, Align::Left],
-            &rows,
-        ));
+        self.para(&table(&["run", "reason"], &[Align::Left, Align::Left], &rows));
     }
 }
 
