@@ -34,8 +34,11 @@ lint: deps
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
 	cd guest-programs && $(CARGO) clippy --release --locked -- -D warnings
 
+# The figures the README quotes, regenerated side by side in one run each.
 bench: build
-	$(BIN) bench native
+	mkdir -p docs/bench
+	$(BIN) bench native > docs/bench/native.json
+	cat docs/bench/native.json
 
 # The study (docs/study.md, its figures and data): about 35 minutes of runs.
 # Finished runs under docs/study/runs/ are reused, so an interrupted study

@@ -6,11 +6,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::catalog::{CATALOG, COMMON_PARAMS};
-use crate::cli::{BenchCommand, Cli, Command, RunArgs, StudyArgs, UsageError};
+use crate::cli::{BenchCommand, Cli, Command, RunArgs, StudyArgs, SweepArgs, UsageError};
 use crate::report::ReportError;
 use crate::report::summary::{Summary, read_summary};
 use crate::report::timeseries::read_timeseries;
 use crate::run::{RunEnd, RunError, RunOutput};
+use crate::sweep::SweepError;
 use crate::vmm::machine::BootError;
 
 pub const EXIT_RUNTIME: u8 = 1;
@@ -30,6 +31,8 @@ pub enum AppError {
     Stdout(#[source] std::io::Error),
     #[error("cannot encode the summary")]
     Json(#[source] serde_json::Error),
+    #[error(transparent)]
+    Sweep(#[from] SweepError),
     #[error("benchmark failed")]
     Bench(#[from] crate::bench::BenchError),
     #[error("study failed")]
@@ -40,15 +43,22 @@ impl AppError {
     pub fn exit_code(&self) -> u8 {
         match self {
             AppError::Usage(_) => EXIT_USAGE,
-            // A guest image or size that cannot work is bad input too.
-            AppError::Run(RunError::Guest(_))
-            | AppError::Run(RunError::Boot(
-                BootError::Load(_) | BootError::Layout(_) | BootError::Param(_),
-            ))
-            | AppError::Run(RunError::Estimator(_)) => EXIT_USAGE,
+            AppError::Run(e) | AppError::Sweep(SweepError::Run { source: e, .. }) => {
+                run_error_exit_code(e)
+            }
             AppError::Study(crate::study::StudyError::Interrupted { .. }) => EXIT_INTERRUPTED,
             _ => EXIT_RUNTIME,
         }
+    }
+}
+
+fn run_error_exit_code(e: &RunError) -> u8 {
+    match e {
+        // A guest image or size that cannot work is bad input too.
+        RunError::Guest(_)
+        | RunError::Boot(BootError::Load(_) | BootError::Layout(_) | BootError::Param(_))
+        | RunError::Estimator(_) => EXIT_USAGE,
+        _ => EXIT_RUNTIME,
     }
 }
 
@@ -56,6 +66,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
     match cli.command {
         Command::Guests => list_guests().map_err(AppError::Stdout),
         Command::Run(args) => run(&args),
+        Command::Sweep(args) => sweep(&args),
         Command::Bench(BenchCommand::Native {
             duration,
             wss,
@@ -172,6 +183,43 @@ fn study(args: &StudyArgs) -> Result<ExitCode, AppError> {
     let outcome = crate::study::study(&opts, &mut std::io::stderr())?;
     println!("{}", outcome.doc.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Exit code of a sweep: 130 after Ctrl-C, else 1 if a run failed in the
+/// VMM, else 3 if a guest crashed or exited non-zero, else 0. A failure that
+/// stopped the sweep is returned as an error, after the table.
+fn sweep(args: &SweepArgs) -> Result<ExitCode, AppError> {
+    let plan = args.to_plan()?;
+    let outcome = crate::sweep::run_sweep(&plan)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(outcome.table.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(AppError::Stdout)?;
+    eprintln!("kvm-wss: sweep output in {}", plan.out_dir.display());
+    if let Some(e) = outcome.failure {
+        return Err(e.into());
+    }
+    let any = |f: &dyn Fn(&Summary) -> bool| outcome.records.iter().any(|r| f(&r.summary));
+    Ok(if outcome.counts.interrupted {
+        eprintln!(
+            "kvm-wss: interrupted after {} of {} runs; what was measured is in {}",
+            outcome.counts.finished,
+            outcome.counts.planned,
+            plan.out_dir.display()
+        );
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if any(&|s| s.end == "error") {
+        eprintln!("kvm-wss: a run failed in the VMM; see the end column of sweep.csv");
+        ExitCode::from(EXIT_RUNTIME)
+    } else if any(&|s| {
+        s.end == "guest_crash" || s.end == "guest_exit" && s.guest_exit_code != Some(0)
+    }) {
+        eprintln!("kvm-wss: a guest crashed or exited non-zero; see the end column of sweep.csv");
+        ExitCode::from(EXIT_GUEST_CRASH)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn opt(v: Option<f64>, unit: &str, digits: usize) -> String {

@@ -6,9 +6,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{DEFAULT_SAMPLE_PAGES, RunConfig};
-use crate::estimate::{DamonConfig, EstimatorKind, EsxGains};
+use crate::estimate::{self, DamonConfig, EstimateError, EstimatorConfig, EstimatorKind, EsxGains};
 use crate::guests::GuestSource;
 use crate::report::metrics::DEFAULT_WARMUP_INTERVALS;
+use crate::sweep::{self, SweepPlan, Targets};
 use crate::track::TrackerKind;
 
 #[derive(Debug, Parser)]
@@ -28,6 +29,9 @@ pub enum Command {
     Guests,
     /// Boot one guest program and estimate its working-set size over time.
     Run(RunArgs),
+    /// Run one guest program under every combination of settings and recommend the cheapest
+    /// accurate one.
+    Sweep(SweepArgs),
     /// Draw true against estimated WSS for a finished run (RUN_DIR holds timeseries.csv and summary.json).
     Plot {
         /// A run's output folder.
@@ -91,17 +95,15 @@ pub fn key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Options every run takes, shared by `run` and `sweep`.
 #[derive(Debug, Clone, Args)]
-pub struct RunArgs {
+pub struct CommonArgs {
     /// A built-in program (see `kvm-wss guests`) or the path of a guest ELF.
     #[arg(long)]
     pub guest: String,
     /// How long to run (the guest may exit earlier).
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub duration: Duration,
-    /// Length of one sampling interval.
-    #[arg(long, default_value = "1s", value_parser = duration)]
-    pub interval: Duration,
     /// Guest RAM (a multiple of 2M).
     #[arg(long, default_value = "512M", value_parser = size)]
     pub mem: u64,
@@ -114,15 +116,6 @@ pub struct RunArgs {
     /// Seed of the guest's PRNG and of page sampling.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// How sampled pages are invalidated.
-    #[arg(long, value_enum, default_value = "none")]
-    pub tracker: TrackerKind,
-    /// How touches become an estimate.
-    #[arg(long, value_enum, default_value = "esx")]
-    pub estimator: EstimatorKind,
-    /// Pages sampled per interval (esx).
-    #[arg(long, default_value_t = DEFAULT_SAMPLE_PAGES)]
-    pub sample_pages: u64,
     /// Gain of ESX's slow moving average.
     #[arg(long, default_value_t = EsxGains::default().slow)]
     pub esx_slow_gain: f64,
@@ -144,18 +137,69 @@ pub struct RunArgs {
     /// First run the untracked twin and report the guest slowdown.
     #[arg(long)]
     pub baseline: bool,
+    /// Do not draw the run plot (a sweep still draws its heat maps).
+    #[arg(long)]
+    pub no_plot: bool,
+    /// Do not print a line per interval while running (nor, in a sweep, the progress).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Length of one sampling interval.
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub interval: Duration,
+    /// How sampled pages are invalidated.
+    #[arg(long, value_enum, default_value = "none")]
+    pub tracker: TrackerKind,
+    /// How touches become an estimate.
+    #[arg(long, value_enum, default_value = "esx")]
+    pub estimator: EstimatorKind,
+    /// Pages sampled per interval (esx).
+    #[arg(long, default_value_t = DEFAULT_SAMPLE_PAGES)]
+    pub sample_pages: u64,
     /// Output folder (default: a new folder under runs/).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Print summary.json to stdout instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// Do not draw the plot.
+}
+
+/// `kvm-wss sweep`: every combination of the lists, each `--repeat` times.
+#[derive(Debug, Clone, Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Pages sampled per interval, a comma-separated list (esx only; damon
+    /// and exhaustive run once per interval whatever this says).
+    #[arg(long, value_delimiter = ',', default_values_t = [DEFAULT_SAMPLE_PAGES])]
+    pub sample_pages: Vec<u64>,
+    /// Interval lengths, a comma-separated list.
+    #[arg(long, value_delimiter = ',', value_parser = duration, default_value = "1s")]
+    pub interval: Vec<Duration>,
+    /// Trackers, a comma-separated list (`none` runs once per interval, as a
+    /// reference without estimate or tracking cost).
+    #[arg(long, value_delimiter = ',', value_enum, required = true)]
+    pub tracker: Vec<TrackerKind>,
+    /// Estimators, a comma-separated list.
+    #[arg(long, value_delimiter = ',', value_enum, default_value = "esx")]
+    pub estimator: Vec<EstimatorKind>,
+    /// Runs per setting; repeat i uses seed + i.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
+    /// Largest acceptable mean MAPE (a fraction: 0.1 = 10%) for the recommendation.
+    #[arg(long, default_value_t = 0.1)]
+    pub target_mape: f64,
+    /// Largest acceptable mean lag up, in intervals, for the recommendation.
+    #[arg(long, default_value_t = 2.0)]
+    pub target_lag: f64,
+    /// Output folder (default: a new folder under runs/). Must not hold a sweep.csv already.
     #[arg(long)]
-    pub no_plot: bool,
-    /// Do not print a line per interval while running.
-    #[arg(long, short)]
-    pub quiet: bool,
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +217,20 @@ pub enum UsageError {
         interval: Duration,
         duration: Duration,
     },
+    #[error("--{0} needs at least one value")]
+    EmptyList(&'static str),
+    #[error("--repeat must be at least 1")]
+    NoRepeat,
+    #[error("--{name} {value} must be a finite number {bound}")]
+    BadTarget {
+        name: &'static str,
+        value: f64,
+        bound: &'static str,
+    },
+    #[error("bad estimator settings")]
+    Estimator(#[from] EstimateError),
+    #[error("{} already holds a {}; choose another --out", .0.display(), sweep::SWEEP_CSV)]
+    SweepExists(PathBuf),
 }
 
 /// Total memory of the host, from /proc/meminfo.
@@ -183,9 +241,17 @@ pub fn host_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
-impl RunArgs {
-    /// Checks what can be checked without KVM and builds the config.
-    pub fn to_config(&self) -> Result<RunConfig, UsageError> {
+impl CommonArgs {
+    /// Checks what can be checked without KVM and builds the config of one
+    /// run with the given per-run choices. The result has no output folder
+    /// and prints live lines unless `--quiet`.
+    pub fn to_config(
+        &self,
+        tracker: TrackerKind,
+        estimator: EstimatorKind,
+        sample_pages: u64,
+        interval: Duration,
+    ) -> Result<RunConfig, UsageError> {
         let guest = GuestSource::parse(&self.guest)?;
         if let GuestSource::Builtin(name) = &guest
             && let Some(info) = crate::catalog::find(name)
@@ -213,9 +279,9 @@ impl RunArgs {
                 host,
             });
         }
-        if self.interval > self.duration {
+        if interval > self.duration {
             return Err(UsageError::IntervalTooLong {
-                interval: self.interval,
+                interval,
                 duration: self.duration,
             });
         }
@@ -226,10 +292,10 @@ impl RunArgs {
             seed: self.seed,
             params: self.params.clone(),
             duration: self.duration,
-            interval: self.interval,
-            tracker: self.tracker,
-            estimator: self.estimator,
-            sample_pages: self.sample_pages,
+            interval,
+            tracker,
+            estimator,
+            sample_pages,
             esx: EsxGains {
                 slow: self.esx_slow_gain,
                 fast: self.esx_fast_gain,
@@ -241,9 +307,107 @@ impl RunArgs {
             },
             warmup_intervals: self.warmup,
             baseline: self.baseline,
-            out_dir: self.out.clone(),
+            out_dir: None,
             plot: !self.no_plot,
-            live: !self.quiet && !self.json,
+            live: !self.quiet,
+        })
+    }
+}
+
+impl RunArgs {
+    /// Checks what can be checked without KVM and builds the config.
+    pub fn to_config(&self) -> Result<RunConfig, UsageError> {
+        let mut cfg = self.common.to_config(
+            self.tracker,
+            self.estimator,
+            self.sample_pages,
+            self.interval,
+        )?;
+        cfg.out_dir = self.out.clone();
+        cfg.live &= !self.json;
+        Ok(cfg)
+    }
+}
+
+impl SweepArgs {
+    /// Checks the lists and targets and every run's config, so that bad
+    /// input is refused before the first run starts.
+    pub fn to_plan(&self) -> Result<SweepPlan, UsageError> {
+        let lists = [
+            ("sample-pages", self.sample_pages.is_empty()),
+            ("interval", self.interval.is_empty()),
+            ("tracker", self.tracker.is_empty()),
+            ("estimator", self.estimator.is_empty()),
+        ];
+        if let Some((name, _)) = lists.iter().find(|(_, empty)| *empty) {
+            return Err(UsageError::EmptyList(name));
+        }
+        if self.repeat == 0 {
+            return Err(UsageError::NoRepeat);
+        }
+        // Written so that NaN fails too.
+        if !(self.target_mape.is_finite() && self.target_mape > 0.0) {
+            return Err(UsageError::BadTarget {
+                name: "target-mape",
+                value: self.target_mape,
+                bound: "above 0",
+            });
+        }
+        if !(self.target_lag.is_finite() && self.target_lag >= 0.0) {
+            return Err(UsageError::BadTarget {
+                name: "target-lag",
+                value: self.target_lag,
+                bound: "0 or more",
+            });
+        }
+        let grid = sweep::expand_grid(
+            &self.tracker,
+            &self.estimator,
+            &self.sample_pages,
+            &self.interval,
+        );
+        let mut settings = Vec::with_capacity(grid.len());
+        for setting in grid {
+            let mut cfg = self.common.to_config(
+                setting.tracker,
+                setting.estimator.unwrap_or(EstimatorKind::Esx),
+                setting.sample_pages.unwrap_or(DEFAULT_SAMPLE_PAGES),
+                setting.interval,
+            )?;
+            if let Some(kind) = setting.estimator {
+                // The real domain (data pages) is known only after the guest
+                // image is laid out; all of guest RAM bounds it, which
+                // catches every setting that cannot work on any layout.
+                estimate::build(&EstimatorConfig {
+                    kind,
+                    domain_pages: self.common.mem / wss_abi::PAGE_SIZE,
+                    sample_pages: cfg.sample_pages,
+                    esx: cfg.esx,
+                    damon: cfg.damon,
+                })?;
+            }
+            // The sweep's progress bar replaces each run's per-interval lines.
+            cfg.live = false;
+            settings.push((setting, cfg));
+        }
+        let out_dir = match &self.out {
+            Some(dir) => dir.clone(),
+            None => sweep::default_out_dir(&self.common.guest),
+        };
+        if out_dir.join(sweep::SWEEP_CSV).exists() {
+            return Err(UsageError::SweepExists(out_dir));
+        }
+        Ok(SweepPlan {
+            guest: self.common.guest.clone(),
+            settings,
+            repeat: self.repeat,
+            targets: Targets {
+                mape: self.target_mape,
+                lag_up: self.target_lag,
+            },
+            baseline: self.common.baseline,
+            out_dir,
+            progress: !self.common.quiet,
         })
     }
 }
@@ -277,11 +441,11 @@ mod tests {
             "--param",
             "k=8",
         ]);
-        assert_eq!(r.wss, 4 << 20);
-        assert_eq!(r.mem, 512 << 20);
+        assert_eq!(r.common.wss, 4 << 20);
+        assert_eq!(r.common.mem, 512 << 20);
         assert_eq!(r.interval, Duration::from_millis(250));
-        assert_eq!(r.duration, Duration::from_secs(10));
-        assert_eq!(r.params, vec![("k".to_string(), "8".to_string())]);
+        assert_eq!(r.common.duration, Duration::from_secs(10));
+        assert_eq!(r.common.params, vec![("k".to_string(), "8".to_string())]);
         assert_eq!(r.tracker, TrackerKind::None);
         assert_eq!(r.estimator, EstimatorKind::Esx);
     }
@@ -328,5 +492,199 @@ mod tests {
             .to_config()
             .expect("valid");
         assert_eq!(ok.guest, GuestSource::Builtin("stride".into()));
+    }
+
+    #[test]
+    fn run_output_options_stay_as_they_were() {
+        let cfg = run_args(&["--guest", "seq", "--out", "here", "--sample-pages", "50"])
+            .to_config()
+            .expect("valid");
+        assert_eq!(cfg.out_dir, Some(PathBuf::from("here")));
+        assert_eq!(cfg.sample_pages, 50);
+        assert!(cfg.live && cfg.plot && !cfg.baseline);
+        let cfg = run_args(&["--guest", "seq", "--json", "--no-plot", "--baseline"])
+            .to_config()
+            .expect("valid");
+        assert!(!cfg.live && !cfg.plot && cfg.baseline);
+        assert!(
+            !run_args(&["--guest", "seq", "-q"])
+                .to_config()
+                .expect("valid")
+                .live
+        );
+    }
+
+    fn sweep_args(args: &[&str]) -> SweepArgs {
+        let mut all = vec!["sweep", "--guest", "seq"];
+        all.extend_from_slice(args);
+        match parse(&all).expect("parses").command {
+            Command::Sweep(s) => s,
+            other => panic!("not sweep: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sweep_lists_and_defaults() {
+        let a = sweep_args(&[
+            "--sample-pages",
+            "50,200",
+            "--interval",
+            "500ms,1s",
+            "--tracker",
+            "uffd,mprotect",
+            "--estimator",
+            "esx,damon",
+            "--mem",
+            "64M",
+            "--wss",
+            "8M",
+        ]);
+        assert_eq!(a.sample_pages, [50, 200]);
+        assert_eq!(
+            a.interval,
+            [Duration::from_millis(500), Duration::from_secs(1)]
+        );
+        assert_eq!(a.tracker, [TrackerKind::Uffd, TrackerKind::Mprotect]);
+        assert_eq!(a.estimator, [EstimatorKind::Esx, EstimatorKind::Damon]);
+        assert_eq!((a.repeat, a.target_mape, a.target_lag), (1, 0.1, 2.0));
+        assert_eq!(a.common.mem, 64 << 20);
+        let d = sweep_args(&["--tracker", "uffd"]);
+        assert_eq!(d.sample_pages, [DEFAULT_SAMPLE_PAGES]);
+        assert_eq!(d.interval, [Duration::from_secs(1)]);
+        assert_eq!(d.estimator, [EstimatorKind::Esx]);
+        assert!(d.out.is_none());
+    }
+
+    #[test]
+    fn sweep_plan_expands_the_grid_and_seeds_the_repeats() {
+        let plan = sweep_args(&[
+            "--sample-pages",
+            "50,200",
+            "--interval",
+            "500ms,1s",
+            "--tracker",
+            "uffd,mprotect",
+            "--estimator",
+            "esx,damon",
+            "--repeat",
+            "2",
+            "--seed",
+            "7",
+            "--duration",
+            "3s",
+            "--out",
+            "somewhere",
+        ])
+        .to_plan()
+        .expect("valid");
+        // Per tracker: esx 2 sample sizes x 2 intervals, damon 2 intervals.
+        assert_eq!(plan.settings.len(), 2 * (4 + 2));
+        assert_eq!(plan.total_runs(), 24);
+        let runs: Vec<_> = plan.runs().collect();
+        assert_eq!(runs.len(), 24);
+        assert_eq!(
+            runs.iter()
+                .map(|r| r.config.seed)
+                .take(4)
+                .collect::<Vec<_>>(),
+            [7, 8, 7, 8]
+        );
+        assert!(runs.iter().all(|r| !r.config.live));
+        for r in &runs {
+            let (setting, _) = &plan.settings[r.setting];
+            assert_eq!(r.config.tracker, setting.tracker);
+            assert_eq!(r.config.interval, setting.interval);
+            assert_eq!(r.config.duration, Duration::from_secs(3));
+            if let Some(n) = setting.sample_pages {
+                assert_eq!(r.config.sample_pages, n);
+            }
+        }
+        assert_eq!(plan.out_dir, PathBuf::from("somewhere"));
+        assert_eq!(plan.targets.mape, 0.1);
+        assert!(plan.progress && !plan.baseline);
+    }
+
+    #[test]
+    fn sweep_usage_errors() {
+        for bad in [
+            vec!["sweep", "--guest", "seq"],
+            vec![
+                "sweep",
+                "--guest",
+                "seq",
+                "--tracker",
+                "uffd",
+                "--sample-pages=",
+            ],
+            vec![
+                "sweep",
+                "--guest",
+                "seq",
+                "--tracker",
+                "uffd",
+                "--sample-pages",
+                "1,,2",
+            ],
+            vec![
+                "sweep",
+                "--guest",
+                "seq",
+                "--tracker",
+                "uffd",
+                "--interval",
+                "1s,2",
+            ],
+            vec!["sweep", "--guest", "seq", "--tracker", "uffd,ept"],
+            vec![
+                "sweep",
+                "--guest",
+                "seq",
+                "--tracker",
+                "uffd",
+                "--repeat",
+                "-1",
+            ],
+        ] {
+            assert!(parse(&bad).is_err(), "{bad:?} should not parse");
+        }
+        let err = |args: &[&str]| {
+            let mut all = vec!["--tracker", "uffd"];
+            all.extend_from_slice(args);
+            sweep_args(&all)
+                .to_plan()
+                .expect_err("must fail")
+                .to_string()
+        };
+        assert_eq!(err(&["--repeat", "0"]), "--repeat must be at least 1");
+        assert_eq!(
+            err(&["--target-mape", "0"]),
+            "--target-mape 0 must be a finite number above 0"
+        );
+        assert!(err(&["--target-mape", "NaN"]).contains("finite"));
+        assert_eq!(
+            err(&["--target-lag=-1"]),
+            "--target-lag -1 must be a finite number 0 or more"
+        );
+        assert!(err(&["--sample-pages", "100,0"]).contains("estimator"));
+        assert!(err(&["--interval", "1s,20s"]).contains("longer than --duration"));
+        let mut unknown = sweep_args(&["--tracker", "uffd"]);
+        unknown.common.guest = "nope".into();
+        assert!(
+            unknown
+                .to_plan()
+                .expect_err("must fail")
+                .to_string()
+                .contains("unknown guest")
+        );
+        let mut empty = sweep_args(&["--tracker", "uffd"]);
+        empty.estimator.clear();
+        assert_eq!(
+            empty.to_plan().expect_err("must fail").to_string(),
+            "--estimator needs at least one value"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("sweep.csv"), "x").expect("write");
+        let out = dir.path().to_str().expect("utf-8");
+        assert!(err(&["--out", out]).contains("already holds a sweep.csv"));
     }
 }

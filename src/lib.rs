@@ -12,6 +12,7 @@ pub mod report;
 pub mod run;
 pub mod sampler;
 pub mod study;
+pub mod sweep;
 pub mod track;
 pub mod truth;
 pub mod vmm;

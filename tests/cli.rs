@@ -212,3 +212,53 @@ fn guests_lists_every_program_name_first() {
         );
     }
 }
+
+#[test]
+fn ctrl_c_writes_what_was_measured() {
+    if !common::kvm_available("ctrl_c_writes_what_was_measured") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
+        .args([
+            "run",
+            "--guest",
+            "seq",
+            "--wss",
+            "4M",
+            "--mem",
+            "64M",
+            "--duration",
+            "60s",
+            "--interval",
+            "500ms",
+        ])
+        .args(["--tracker", "uffd", "--quiet", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Wait until at least two intervals are on disk, then press Ctrl-C.
+    let csv = out.join("timeseries.csv");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) < 3 {
+        assert!(std::time::Instant::now() < deadline, "no rows after 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: kill sends a signal to the child we spawned and still own.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("summary.json")).expect("summary written"),
+    )
+    .expect("json");
+    assert_eq!(summary["end"], "interrupted");
+    let rows = std::fs::read_to_string(&csv).expect("csv").lines().count() - 1;
+    assert!(rows >= 2, "{rows} rows");
+    assert_eq!(summary["intervals"].as_u64(), Some(rows as u64));
+    assert!(summary["duration_s"].as_f64().expect("duration") < 30.0);
+}

@@ -5,12 +5,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::{RunSpec, run};
 use kvm_wss::config::RunConfig;
-use kvm_wss::estimate::{DamonConfig, EstimatorKind, EsxGains};
-use kvm_wss::guests::GuestSource;
 use kvm_wss::report::timeseries::Row;
-use kvm_wss::run::{RunEnd, RunOutput};
-use kvm_wss::track::TrackerKind;
+use kvm_wss::run::RunEnd;
 
 fn config(
     guest: &str,
@@ -19,34 +17,14 @@ fn config(
     interval_ms: u64,
     params: &[(&str, &str)],
 ) -> RunConfig {
-    RunConfig {
-        guest: GuestSource::Builtin(guest.into()),
-        mem: 64 << 20,
+    RunSpec {
         wss,
-        seed: 7,
-        params: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
         duration: Duration::from_millis(duration_ms),
         interval: Duration::from_millis(interval_ms),
-        tracker: TrackerKind::None,
-        estimator: EstimatorKind::Esx,
-        sample_pages: 100,
-        esx: EsxGains::default(),
-        damon: DamonConfig::default(),
-        warmup_intervals: 1,
-        baseline: false,
-        out_dir: None,
-        plot: false,
-        live: false,
+        params,
+        ..RunSpec::new(guest)
     }
-}
-
-fn run(cfg: &RunConfig) -> RunOutput {
-    let dir = tempfile::tempdir().expect("tempdir");
-    kvm_wss::run::run(cfg, dir.path())
-        .unwrap_or_else(|e| panic!("run failed: {}", kvm_wss::error_chain(&e)))
+    .config()
 }
 
 /// Full intervals after the first (which includes the program's set-up).

@@ -2,122 +2,26 @@
 //! pages the guest touched, never change what the guest computes, and cope
 //! with faults on code and stack pages.
 
-// tests/common (shared, not this file's to change) has a `v % 2 == 0` that
-// clippy 1.95 flags; allowed here so this target stays clean with -D warnings.
-#[allow(clippy::manual_is_multiple_of)]
 mod common;
 
 use std::sync::Arc;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use kvm_wss::track::mprotect::MprotectTracker;
-use kvm_wss::track::{RamPage, TrackError, Tracker, TrackerKind, TrackerStats};
-use kvm_wss::vmm::exit::Stop;
-use kvm_wss::vmm::machine::Machine;
-use kvm_wss::vmm::vcpu_thread::{VcpuEnd, VcpuThread};
-use wss_abi::{PAGE_SIZE, RAM_BASE, Status};
+use kvm_wss::track::{RamPage, Tracker};
+use wss_abi::{PAGE_SIZE, RAM_BASE};
 
-const MEM: u64 = 64 << 20;
-const WSS: u64 = 1 << 20;
-/// The probe's region: the first WSS / 4 KiB data pages.
-const REGION: u64 = WSS / PAGE_SIZE;
-const RAM_PAGES: u64 = MEM / PAGE_SIZE;
-
-/// Arms nothing: the baseline the tracked runs are compared with.
-struct Untracked;
-
-impl Tracker for Untracked {
-    fn kind(&self) -> TrackerKind {
-        TrackerKind::None
-    }
-    fn arm(&self, _: &[RamPage]) -> Result<(), TrackError> {
-        Ok(())
-    }
-    fn collect(&self) -> Result<Vec<RamPage>, TrackError> {
-        Ok(Vec::new())
-    }
-    fn touched_so_far(&self) -> usize {
-        0
-    }
-    fn stats(&self) -> TrackerStats {
-        TrackerStats::default()
-    }
-}
-
-/// Round 0: the whole region. Round 1: every third page. Round 2: a sparse
-/// mix, plus pages past the region and at the end of RAM that the guest
-/// never touches.
-fn sample(round: u64, first: RamPage) -> Vec<RamPage> {
-    let region = first..first + REGION;
-    match round {
-        0 => region.collect(),
-        1 => region.step_by(3).collect(),
-        _ => {
-            let mut pages: Vec<RamPage> = region
-                .filter(|p| (p - first).is_multiple_of(5) || (p - first) % 7 == 3)
-                .collect();
-            pages.extend(first + REGION..first + REGION + 40);
-            pages.extend(RAM_PAGES - 8..RAM_PAGES);
-            pages
-        }
-    }
-}
-
-fn expected_touched(armed: &[RamPage], first: RamPage) -> Vec<RamPage> {
-    armed
-        .iter()
-        .copied()
-        .filter(|&p| p < first + REGION && common::probe_touched(p, first, false))
-        .collect()
-}
-
-/// Mean cycles per timed page access the probe measured.
-fn mean_cycles(s: &Status) -> f64 {
-    s.user[0] as f64 / s.user[1] as f64
-}
-
-fn probe(rounds: u64) -> Machine {
-    common::boot("probe", MEM, WSS, &[("rounds", &rounds.to_string())], false)
-}
+const RAM_PAGES: u64 = common::PROBE_MEM / PAGE_SIZE;
 
 #[test]
 fn probe_reports_exactly_the_armed_pages_it_touched() {
     if !common::kvm_available("probe_reports_exactly_the_armed_pages_it_touched") {
         return;
     }
-    let plain = probe(3);
-    let plain_mem = Arc::clone(plain.memory());
-    common::run_probe(plain, Arc::new(Untracked), 3, sample);
-    let base = plain_mem.status();
-
-    let machine = probe(3);
-    let first = machine.layout.data_first_page();
-    let tsc_hz = machine.tsc_hz as f64;
-    let memory = Arc::clone(machine.memory());
-    let tracker = MprotectTracker::new(&memory).expect("tracker");
-    let (rounds, _) = common::run_probe(machine, tracker.clone(), 3, sample);
-
-    let mut tracked_touches = 0;
-    for (r, round) in rounds.iter().enumerate() {
-        let expected = expected_touched(&round.armed, first);
-        assert_eq!(round.touched, expected, "round {r}");
-        tracked_touches += expected.len() as u64;
-    }
-    assert_eq!(tracked_touches, 192 + 64 + 60);
-
-    let status = memory.status();
-    assert!(base.checksum_valid != 0 && status.checksum_valid != 0);
-    assert_eq!(
-        status.checksum, base.checksum,
-        "tracking changed guest memory"
-    );
-    assert_eq!(status.user[1], base.user[1]);
-
-    let stats = tracker.stats();
-    println!("mprotect probe stats: {stats:?}");
-    // Each touch is one aligned 8-byte access: one fault, one page.
-    assert_eq!(stats.faults, tracked_touches);
+    let t = common::check_exact_tracking("mprotect", false, |m| {
+        MprotectTracker::new(m.memory()).expect("tracker")
+    });
+    let stats = t.tracker.stats();
+    // Each probe touch is one aligned 8-byte access: one page, decoded.
     for c in [
         "unattributed",
         "fallback_restores",
@@ -131,59 +35,6 @@ fn probe_reports_exactly_the_armed_pages_it_touched() {
     ] {
         assert_eq!(stats.counters[c], 0, "counter {c}");
     }
-    assert_eq!(tracker.touched_so_far(), 0);
-
-    // What a tracked touch costs the guest: its extra cycles over the
-    // untracked run, spread over the touches that faulted.
-    let extra_cycles = status.user[0] as f64 - base.user[0] as f64;
-    println!(
-        "probe mean per timed access: untracked {:.0} cycles ({:.3} us), tracked {:.0} cycles \
-         ({:.3} us) over {} accesses; extra per tracked touch {:.1} us ({} touches); \
-         VMM service {:.1} us per fault; tsc {:.0} MHz",
-        mean_cycles(&base),
-        mean_cycles(&base) / tsc_hz * 1e6,
-        mean_cycles(&status),
-        mean_cycles(&status) / tsc_hz * 1e6,
-        status.user[1],
-        extra_cycles / tracked_touches as f64 / tsc_hz * 1e6,
-        tracked_touches,
-        stats.fault_service_us / stats.faults as f64,
-        tsc_hz / 1e6,
-    );
-}
-
-/// Runs a machine to its exit with every page in `armed` armed from the
-/// first instruction on, and returns the pages it touched.
-fn run_armed_from_boot(
-    machine: Machine,
-    tracker: Arc<MprotectTracker>,
-    armed: &[RamPage],
-) -> Vec<RamPage> {
-    tracker.arm(armed).expect("arm");
-    let memory = Arc::clone(machine.memory());
-    let Machine { vcpu, vm, kvm, .. } = machine;
-    let (done_tx, done_rx) = mpsc::channel();
-    let thread = VcpuThread::spawn(
-        vcpu,
-        memory,
-        Instant::now(),
-        Arc::clone(&tracker).fault_handler(),
-        None,
-        Box::new(move || {
-            let _ = done_tx.send(());
-        }),
-    )
-    .expect("spawn vcpu");
-    let finished = done_rx.recv_timeout(Duration::from_secs(120)).is_ok();
-    let report = thread.stop();
-    drop((vm, kvm));
-    assert!(
-        finished,
-        "guest did not finish within 120 s: {:?}",
-        report.end
-    );
-    assert_eq!(report.end, VcpuEnd::Guest(Stop::Exit(0)));
-    tracker.collect().expect("collect")
 }
 
 #[test]
@@ -193,13 +44,22 @@ fn code_and_stack_pages_armed_from_boot() {
     }
     // RUST_LOG=kvm_wss::track::mprotect=trace lists every fault.
     let _ = env_logger::builder().is_test(true).try_init();
-    let plain = probe(1);
+    let probe = || {
+        common::boot(
+            "probe",
+            common::PROBE_MEM,
+            common::PROBE_WSS,
+            &[("rounds", "1")],
+            false,
+        )
+    };
+    let plain = probe();
     let plain_mem = Arc::clone(plain.memory());
-    common::run_probe(plain, Arc::new(Untracked), 1, |_, _| Vec::new());
+    common::run_probe(plain, Arc::new(common::Untracked), 1, |_, _| Vec::new());
     let base = plain_mem.status();
 
     // All of RAM: image, stack and the data region.
-    let machine = probe(1);
+    let machine = probe();
     let first = machine.layout.data_first_page();
     let entry = machine.vcpu.regs().expect("regs").rip;
     let entry_page = (entry - RAM_BASE) / PAGE_SIZE;
@@ -207,7 +67,9 @@ fn code_and_stack_pages_armed_from_boot() {
     let memory = Arc::clone(machine.memory());
     let tracker = MprotectTracker::new(&memory).expect("tracker");
     let all: Vec<RamPage> = (0..RAM_PAGES).collect();
-    let touched = run_armed_from_boot(machine, tracker.clone(), &all);
+    tracker.arm(&all).expect("arm");
+    common::run_to_exit(machine, Arc::clone(&tracker).fault_handler(), None);
+    let touched = tracker.collect().expect("collect");
 
     let stats = tracker.stats();
     println!("mprotect armed-from-boot stats: {stats:?}");
@@ -217,7 +79,10 @@ fn code_and_stack_pages_armed_from_boot() {
     );
     // The probe writes its whole region first, and nothing else there.
     let data: Vec<RamPage> = touched.iter().copied().filter(|&p| p >= first).collect();
-    assert_eq!(data, (first..first + REGION).collect::<Vec<_>>());
+    assert_eq!(
+        data,
+        (first..first + common::PROBE_REGION).collect::<Vec<_>>()
+    );
     assert!(touched.contains(&entry_page), "entry page {entry_page}");
     assert!(touched.contains(&stack_page), "top stack page {stack_page}");
     assert!(stats.counters["code_fetches"] >= 1);

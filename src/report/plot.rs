@@ -517,43 +517,46 @@ where
     root.fill(&WHITE)?;
     let (width, _) = root.dim_in_pixel();
     let (main, bar) = root.split_horizontally(width.saturating_sub(130));
-    let nx = i32::try_from(v.x_labels.len())?;
-    let ny = i32::try_from(v.y_labels.len())?;
+    let nx = v.x_labels.len();
+    let ny = v.y_labels.len();
+    // Cell (col, row) covers [col, col + 1] x [ny - 1 - row, ny - row]; its
+    // label sits on the half-integer tick at its centre. Plain f64 axes
+    // (unlike segmented ones) stay valid with a single row or column.
     let mut chart = ChartBuilder::on(&main)
         .caption(v.title, (FONT, 22))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(150)
-        // Integer ranges are inclusive in plotters' discrete coordinates.
-        .build_cartesian_2d((0..nx - 1).into_segmented(), (0..ny - 1).into_segmented())?;
-    let x_label = |x: &SegmentValue<i32>| match x {
-        SegmentValue::CenterOf(i) => usize::try_from(*i)
-            .ok()
-            .and_then(|i| v.x_labels.get(i).cloned())
-            .unwrap_or_default(),
-        _ => String::new(),
+        .build_cartesian_2d(0.0..nx as f64, 0.0..ny as f64)?;
+    let centre_label = |labels: &[String], at: f64, flip: bool| {
+        let offset = at - 0.5;
+        if offset < 0.0 || (offset - offset.round()).abs() > 1e-6 {
+            return String::new();
+        }
+        let i = offset.round() as usize;
+        let i = if flip {
+            labels.len().wrapping_sub(1).wrapping_sub(i)
+        } else {
+            i
+        };
+        labels.get(i).cloned().unwrap_or_default()
     };
-    let y_label = |y: &SegmentValue<i32>| match y {
-        SegmentValue::CenterOf(i) => usize::try_from(ny - 1 - *i)
-            .ok()
-            .and_then(|i| v.y_labels.get(i).cloned())
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
+    let x_label = |x: &f64| centre_label(&v.x_labels, *x, false);
+    let y_label = |y: &f64| centre_label(&v.y_labels, *y, true);
     chart
         .configure_mesh()
         .disable_mesh()
-        .x_labels(v.x_labels.len() + 1)
-        .y_labels(v.y_labels.len() + 1)
+        .x_labels(2 * nx + 1)
+        .y_labels(2 * ny + 1)
         .x_label_formatter(&x_label)
         .y_label_formatter(&y_label)
         .label_style((FONT, 15))
         .draw()?;
     for (row, cells) in v.values.iter().enumerate() {
         // Row 0 is drawn at the top, as in a table.
-        let y = ny - 1 - i32::try_from(row)?;
+        let y = (ny - 1 - row) as f64;
         for (col, cell) in cells.iter().enumerate() {
-            let x = i32::try_from(col)?;
+            let x = col as f64;
             let (fill, text_color, text) = match (finite(*cell), v.range) {
                 (Some(value), Some(range)) => {
                     let (fill, text_color) = cell_colors(value, range);
@@ -562,15 +565,12 @@ where
                 _ => (MISSING_CELL, RGBColor(90, 90, 90), "n/a".to_string()),
             };
             chart.draw_series(std::iter::once(Rectangle::new(
-                [
-                    (SegmentValue::Exact(x), SegmentValue::Exact(y)),
-                    (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
-                ],
+                [(x, y), (x + 1.0, y + 1.0)],
                 fill.filled(),
             )))?;
             chart.draw_series(std::iter::once(Text::new(
                 text,
-                (SegmentValue::CenterOf(x), SegmentValue::CenterOf(y)),
+                (x + 0.5, y + 0.5),
                 (FONT, 16)
                     .into_font()
                     .color(&text_color)

@@ -287,9 +287,15 @@ mod tests {
         // A run stopped by a tracker error keeps what it measured.
         s.end = "error".into();
         write_summary(&d.join("summary.json"), &s).unwrap();
-        assert_eq!(load_cached(d).unwrap().2.as_deref(), Some("ended early (error)"));
+        assert_eq!(
+            load_cached(d).unwrap().2.as_deref(),
+            Some("ended early (error)")
+        );
         std::fs::write(d.join(END_NOTE), "mprotect failed\n").unwrap();
-        assert_eq!(load_cached(d).unwrap().2.as_deref(), Some("mprotect failed"));
+        assert_eq!(
+            load_cached(d).unwrap().2.as_deref(),
+            Some("mprotect failed")
+        );
         s.end = "interrupted".into();
         write_summary(&d.join("summary.json"), &s).unwrap();
         assert!(load_cached(d).is_none());

@@ -876,7 +876,13 @@ impl Doc<'_> {
         }
         let esx_by_tracker: Vec<String> = TRACKERS
             .iter()
-            .map(|&t| format!("{} {}", t.name(), opt(get(t, EstimatorKind::Esx).map(|x| x.0), pct)))
+            .map(|&t| {
+                format!(
+                    "{} {}",
+                    t.name(),
+                    opt(get(t, EstimatorKind::Esx).map(|x| x.0), pct)
+                )
+            })
             .collect();
         let _ = write!(s, " ESX's MAPE by tracker: {}.", list(&esx_by_tracker));
         let pattern = match w.guest {
@@ -1384,7 +1390,11 @@ impl Doc<'_> {
             .iter()
             .map(|(id, why)| vec![format!("`{id}`"), why.clone()])
             .collect();
-        self.para(&table(&["run", "reason"], &[Align::Left, Align::Left], &rows));
+        self.para(&table(
+            &["run", "reason"],
+            &[Align::Left, Align::Left],
+            &rows,
+        ));
     }
 }
 

@@ -3,7 +3,9 @@
 //! trait, chosen with `--tracker`.
 
 pub mod decode;
+pub mod dirty_log;
 pub mod mprotect;
+pub mod uffd;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -66,6 +68,8 @@ pub enum TrackError {
     OutOfRange { page: RamPage, pages: u64 },
     #[error("the {0} tracker's handler thread failed: {1}")]
     Handler(&'static str, String),
+    #[error("the {tracker} tracker still has {pages} pages armed: collect before arming again")]
+    StillArmed { tracker: &'static str, pages: usize },
 }
 
 /// What a tracker has cost so far. Times are wall-clock microseconds.
@@ -127,11 +131,12 @@ pub fn create(
     kind: TrackerKind,
     machine: &crate::vmm::machine::Machine,
 ) -> Result<Option<Arc<dyn Tracker>>, TrackError> {
-    let _ = machine;
-    match kind {
-        TrackerKind::None => Ok(None),
-        _ => Err(TrackError::Handler("tracker", "not merged yet".into())),
-    }
+    Ok(match kind {
+        TrackerKind::None => None,
+        TrackerKind::Mprotect => Some(mprotect::MprotectTracker::new(machine.memory())?),
+        TrackerKind::Uffd => Some(uffd::UffdTracker::new(machine.memory())?),
+        TrackerKind::DirtyLog => Some(dirty_log::DirtyLogTracker::new(&machine.vm)?),
+    })
 }
 
 #[cfg(test)]

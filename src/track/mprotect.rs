@@ -472,10 +472,9 @@ impl Tracker for MprotectTracker {
         {
             let mut st = self.lock();
             if st.cycle_open {
-                return Err(TrackError::Setup {
+                return Err(TrackError::StillArmed {
                     tracker: NAME,
-                    what: "arm called again before collect".into(),
-                    source: None,
+                    pages: st.armed.len(),
                 });
             }
             st.cycle_open = true;
@@ -722,7 +721,13 @@ mod tests {
             })
         ));
         t.arm(&[1]).expect("arm");
-        assert!(matches!(t.arm(&[2]), Err(TrackError::Setup { .. })));
+        assert!(matches!(
+            t.arm(&[2]),
+            Err(TrackError::StillArmed {
+                tracker: "mprotect",
+                pages: 1
+            })
+        ));
         t.collect().expect("collect");
         t.arm(&[2]).expect("arm after collect");
         t.collect().expect("collect");

@@ -151,11 +151,19 @@ mod tests {
                 level: 2
             })
         );
+        // 3 GiB: PDPT entry 3 is empty. 1 TiB: PML4 entry 2 is empty.
+        assert_eq!(
+            translate(pt.cr3, 3 << 30, &read),
+            Err(WalkError::NotPresent {
+                gva: 3 << 30,
+                level: 3
+            })
+        );
         assert_eq!(
             translate(pt.cr3, 1 << 40, &read),
             Err(WalkError::NotPresent {
                 gva: 1 << 40,
-                level: 3
+                level: 4
             })
         );
     }

@@ -64,7 +64,6 @@ pub fn run_probe(
     choose: impl Fn(u64, RamPage) -> Vec<RamPage> + Send + 'static,
 ) -> (Vec<Round>, VcpuReport) {
     let first = machine.layout.data_first_page();
-    let memory = Arc::clone(machine.memory());
     let results = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&results);
     let hook_tracker = Arc::clone(&tracker);
@@ -82,33 +81,8 @@ pub fn run_probe(
             });
         }
     });
-    let (done_tx, done_rx) = mpsc::channel();
     let faults = Arc::clone(&tracker).fault_handler();
-    let Machine { vcpu, vm, kvm, .. } = machine;
-    let thread = VcpuThread::spawn(
-        vcpu,
-        memory,
-        Instant::now(),
-        faults,
-        Some(hook),
-        Box::new(move || {
-            let _ = done_tx.send(());
-        }),
-    )
-    .expect("spawn vcpu");
-    let finished = done_rx.recv_timeout(Duration::from_secs(120)).is_ok();
-    let report = thread.stop();
-    drop((vm, kvm));
-    assert!(
-        finished,
-        "probe did not finish within 120 s: {:?}",
-        report.end
-    );
-    assert_eq!(
-        report.end,
-        VcpuEnd::Guest(kvm_wss::vmm::exit::Stop::Exit(0)),
-        "probe must exit cleanly"
-    );
+    let report = run_to_exit(machine, faults, Some(hook));
     let rounds_seen = results.lock().expect("lock").clone();
     assert_eq!(rounds_seen.len() as u64, rounds);
     (rounds_seen, report)
@@ -122,5 +96,265 @@ pub fn probe_touched(page: RamPage, first: RamPage, writes_only: bool) -> bool {
         class == 1 || class == 2
     } else {
         class != 3
+    }
+}
+
+/// A run's settings for tests: untracked unless `tracker` says otherwise,
+/// no plot, no live output.
+#[derive(Clone, Copy)]
+pub struct RunSpec<'a> {
+    pub guest: &'a str,
+    pub mem: u64,
+    pub wss: u64,
+    pub duration: Duration,
+    pub interval: Duration,
+    pub tracker: kvm_wss::track::TrackerKind,
+    pub estimator: kvm_wss::estimate::EstimatorKind,
+    pub sample_pages: u64,
+    pub params: &'a [(&'a str, &'a str)],
+    pub seed: u64,
+    pub warmup_intervals: usize,
+}
+
+impl RunSpec<'_> {
+    pub fn new(guest: &str) -> RunSpec<'_> {
+        RunSpec {
+            guest,
+            mem: 64 << 20,
+            wss: 4 << 20,
+            duration: Duration::from_secs(3),
+            interval: Duration::from_millis(500),
+            tracker: kvm_wss::track::TrackerKind::None,
+            estimator: kvm_wss::estimate::EstimatorKind::Esx,
+            sample_pages: 100,
+            params: &[],
+            seed: 7,
+            warmup_intervals: 1,
+        }
+    }
+
+    pub fn config(&self) -> kvm_wss::config::RunConfig {
+        kvm_wss::config::RunConfig {
+            guest: kvm_wss::guests::GuestSource::Builtin(self.guest.into()),
+            mem: self.mem,
+            wss: self.wss,
+            seed: self.seed,
+            params: self
+                .params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            duration: self.duration,
+            interval: self.interval,
+            tracker: self.tracker,
+            estimator: self.estimator,
+            sample_pages: self.sample_pages,
+            esx: kvm_wss::estimate::EsxGains::default(),
+            damon: kvm_wss::estimate::DamonConfig::default(),
+            warmup_intervals: self.warmup_intervals,
+            baseline: false,
+            out_dir: None,
+            plot: false,
+            live: false,
+        }
+    }
+}
+
+/// Runs a config into a temporary folder; a failure fails the test.
+pub fn run(cfg: &kvm_wss::config::RunConfig) -> kvm_wss::run::RunOutput {
+    let dir = tempfile::tempdir().expect("tempdir");
+    kvm_wss::run::run(cfg, dir.path())
+        .unwrap_or_else(|e| panic!("run failed: {}", kvm_wss::error_chain(&e)))
+}
+
+/// Runs a machine until its guest exits (at most two minutes) and asserts
+/// that it exited cleanly.
+pub fn run_to_exit(
+    machine: Machine,
+    faults: Option<Arc<dyn kvm_wss::vmm::vcpu_thread::FaultHandler>>,
+    hook: Option<kvm_wss::vmm::vcpu_thread::SyncHook>,
+) -> VcpuReport {
+    let memory = Arc::clone(machine.memory());
+    let (done_tx, done_rx) = mpsc::channel();
+    let Machine { vcpu, vm, kvm, .. } = machine;
+    let thread = VcpuThread::spawn(
+        vcpu,
+        memory,
+        Instant::now(),
+        faults,
+        hook,
+        Box::new(move || {
+            let _ = done_tx.send(());
+        }),
+    )
+    .expect("spawn vcpu");
+    let finished = done_rx.recv_timeout(Duration::from_secs(120)).is_ok();
+    let report = thread.stop();
+    drop((vm, kvm));
+    assert!(
+        finished,
+        "guest did not finish within 120 s: {:?}",
+        report.end
+    );
+    assert_eq!(
+        report.end,
+        VcpuEnd::Guest(kvm_wss::vmm::exit::Stop::Exit(0)),
+        "guest must exit cleanly"
+    );
+    report
+}
+
+/// Tracks nothing: the baseline a tracked probe run is compared with.
+pub struct Untracked;
+
+impl Tracker for Untracked {
+    fn kind(&self) -> kvm_wss::track::TrackerKind {
+        kvm_wss::track::TrackerKind::None
+    }
+    fn arm(&self, _: &[RamPage]) -> Result<(), kvm_wss::track::TrackError> {
+        Ok(())
+    }
+    fn collect(&self) -> Result<Vec<RamPage>, kvm_wss::track::TrackError> {
+        Ok(Vec::new())
+    }
+    fn touched_so_far(&self) -> usize {
+        0
+    }
+    fn stats(&self) -> kvm_wss::track::TrackerStats {
+        kvm_wss::track::TrackerStats::default()
+    }
+}
+
+pub const PROBE_MEM: u64 = 64 << 20;
+pub const PROBE_WSS: u64 = 1 << 20;
+/// Pages of the probe's region (PROBE_WSS / 4 KiB).
+pub const PROBE_REGION: u64 = 256;
+pub const PROBE_ROUNDS: u64 = 3;
+
+/// Round 0: the whole region. Round 1: every third page. Round 2: a sparse
+/// mix, plus pages past the region and at the end of RAM that the guest
+/// never touches (never populated: holes in the memfd until armed).
+pub fn probe_sample(round: u64, first: RamPage) -> Vec<RamPage> {
+    let region = first..first + PROBE_REGION;
+    match round {
+        0 => region.collect(),
+        1 => region.step_by(3).collect(),
+        _ => {
+            let ram_pages = PROBE_MEM / 4096;
+            let mut pages: Vec<RamPage> = region
+                .filter(|p| (p - first).is_multiple_of(5) || (p - first) % 7 == 3)
+                .collect();
+            pages.extend(first + PROBE_REGION..first + PROBE_REGION + 40);
+            pages.extend(ram_pages - 8..ram_pages);
+            pages
+        }
+    }
+}
+
+/// What the probe reported at exit.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeOutcome {
+    pub checksum: u64,
+    /// Cycles and count of the timed page touches, over all rounds.
+    pub cycles: u64,
+    pub touches: u64,
+    pub tsc_hz: u64,
+}
+
+impl ProbeOutcome {
+    pub fn us_per_touch(&self) -> f64 {
+        self.cycles as f64 / self.touches as f64 / self.tsc_hz as f64 * 1e6
+    }
+}
+
+fn probe_outcome(memory: &kvm_wss::vmm::memory::GuestMemory, tsc_hz: u64) -> ProbeOutcome {
+    let s = memory.status();
+    assert_ne!(s.checksum_valid, 0, "the probe must publish its checksum");
+    ProbeOutcome {
+        checksum: s.checksum,
+        cycles: s.user[0],
+        touches: s.user[1],
+        tsc_hz,
+    }
+}
+
+/// The result of [`check_exact_tracking`], for tracker-specific checks.
+pub struct Tracked<T> {
+    pub tracker: Arc<T>,
+    pub rounds: Vec<Round>,
+    pub first: RamPage,
+    pub base: ProbeOutcome,
+    pub run: ProbeOutcome,
+    /// Armed pages the guest touched (or wrote, for a writes-only tracker).
+    pub tracked: u64,
+}
+
+/// Runs the probe untracked, then with the tracker `make` builds, arming
+/// [`probe_sample`] in each round, and checks that the tracker reported
+/// exactly the armed pages the guest touched (wrote, if `writes_only`),
+/// that it counted one fault per such page, and that guest memory ended up
+/// identical. Prints what a tracked touch cost the guest.
+pub fn check_exact_tracking<T: Tracker + 'static>(
+    name: &str,
+    dirty_log: bool,
+    make: impl FnOnce(&Machine) -> Arc<T>,
+) -> Tracked<T> {
+    let params = [("rounds", "3")];
+    let plain = boot("probe", PROBE_MEM, PROBE_WSS, &params, false);
+    let plain_mem = Arc::clone(plain.memory());
+    let tsc_hz = plain.tsc_hz;
+    let (rounds, _) = run_probe(plain, Arc::new(Untracked), PROBE_ROUNDS, probe_sample);
+    assert!(rounds.iter().all(|r| r.touched.is_empty()));
+    let base = probe_outcome(&plain_mem, tsc_hz);
+
+    let machine = boot("probe", PROBE_MEM, PROBE_WSS, &params, dirty_log);
+    let memory = Arc::clone(machine.memory());
+    let first = machine.layout.data_first_page();
+    let tracker = make(&machine);
+    let writes_only = tracker.kind().writes_only();
+    let (rounds, _) = run_probe(machine, tracker.clone(), PROBE_ROUNDS, probe_sample);
+    let mut tracked = 0u64;
+    for (r, round) in rounds.iter().enumerate() {
+        assert_eq!(round.armed, probe_sample(r as u64, first));
+        let expected: Vec<RamPage> = round
+            .armed
+            .iter()
+            .copied()
+            .filter(|&p| p < first + PROBE_REGION && probe_touched(p, first, writes_only))
+            .collect();
+        assert_eq!(round.touched, expected, "{name}: round {r}");
+        tracked += expected.len() as u64;
+    }
+    let stats = tracker.stats();
+    assert_eq!(stats.faults, tracked, "{name}: one fault per tracked touch");
+    assert_eq!(
+        tracker.touched_so_far(),
+        0,
+        "{name}: nothing armed after collect"
+    );
+    let run = probe_outcome(&memory, tsc_hz);
+    assert_eq!(
+        run.checksum, base.checksum,
+        "{name}: tracking changed guest memory"
+    );
+    assert_eq!(run.touches, base.touches);
+    let extra_us = run.cycles.saturating_sub(base.cycles) as f64 / tsc_hz as f64 * 1e6;
+    println!(
+        "{name}: {:.3} us/touch untracked, {:.1} us per tracked touch ({tracked} tracked); \
+         VMM {:.1} us/fault; arm {:.0} us, collect {:.0} us; {:?}",
+        base.us_per_touch(),
+        extra_us / tracked.max(1) as f64,
+        stats.fault_service_us / stats.faults.max(1) as f64,
+        stats.arm_us,
+        stats.collect_us,
+        stats.counters
+    );
+    Tracked {
+        tracker,
+        rounds,
+        first,
+        base,
+        run,
+        tracked,
     }
 }

@@ -1,0 +1,294 @@
+//! Results per setting, averaged over its repeats, and the choice of the
+//! setting to recommend.
+
+use serde::Serialize;
+
+use super::{RunRecord, Setting, Targets, is_counted};
+use crate::report::summary::Summary;
+
+/// A setting's results, averaged over its counted runs. Each mean is over
+/// the runs that measured it, `None` when none did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Aggregate {
+    #[serde(flatten)]
+    pub setting: Setting,
+    /// Runs that finished (counted or not).
+    pub finished: usize,
+    /// Runs that ran their course and are averaged here.
+    pub runs: usize,
+    pub mape: Option<f64>,
+    pub bias_pages: Option<f64>,
+    /// Bias as a fraction of the mean truth it was measured against.
+    pub bias: Option<f64>,
+    /// Mean over the runs that measured a lag.
+    pub lag_up_intervals: Option<f64>,
+    /// Runs whose truth grew but whose estimate never caught up.
+    pub lag_up_unresolved_runs: usize,
+    pub faults_per_s: Option<f64>,
+    pub fault_cost_us: Option<f64>,
+    /// Fraction of guest throughput lost against the untracked twin.
+    pub slowdown: Option<f64>,
+    pub vmm_cpu_s: Option<f64>,
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values
+        .filter(|v| v.is_finite())
+        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// One aggregate per setting that has at least one finished run, in plan
+/// order. `records` refer to `settings` by index.
+pub fn aggregate(settings: &[Setting], records: &[RunRecord]) -> Vec<Aggregate> {
+    settings
+        .iter()
+        .enumerate()
+        .filter_map(|(i, setting)| {
+            let finished: Vec<&Summary> = records
+                .iter()
+                .filter(|r| r.setting == i)
+                .map(|r| &r.summary)
+                .collect();
+            if finished.is_empty() {
+                return None;
+            }
+            let runs: Vec<&Summary> = finished.iter().copied().filter(|s| is_counted(s)).collect();
+            let each = |f: &dyn Fn(&Summary) -> Option<f64>| mean(runs.iter().filter_map(|s| f(s)));
+            Some(Aggregate {
+                setting: *setting,
+                finished: finished.len(),
+                runs: runs.len(),
+                mape: each(&|s| s.mape),
+                bias_pages: each(&|s| s.bias_pages),
+                bias: each(&|s| {
+                    let truth = if s.compared_against == "true_wss_write_pages" {
+                        s.true_wss_write_mean_pages
+                    } else {
+                        s.true_wss_mean_pages
+                    };
+                    s.bias_pages.filter(|_| truth > 0.0).map(|b| b / truth)
+                }),
+                lag_up_intervals: each(&|s| s.lag_up_intervals),
+                lag_up_unresolved_runs: runs
+                    .iter()
+                    .filter(|s| s.lag_up_intervals.is_none() && s.lag_up_events > 0)
+                    .count(),
+                faults_per_s: each(&|s| {
+                    s.tracked_faults
+                        .filter(|_| s.duration_s > 0.0)
+                        .map(|f| f as f64 / s.duration_s)
+                }),
+                fault_cost_us: each(&|s| s.fault_cost_us),
+                slowdown: each(&|s| s.slowdown),
+                vmm_cpu_s: each(&|s| Some(s.vmm_cpu_s)),
+            })
+        })
+        .collect()
+}
+
+/// True when `a` meets both targets (see the module notes on lag).
+pub fn meets(a: &Aggregate, t: &Targets) -> bool {
+    a.runs > 0
+        && a.mape.is_some_and(|m| m <= t.mape)
+        && a.lag_up_unresolved_runs == 0
+        && a.lag_up_intervals.is_none_or(|l| l <= t.lag_up)
+}
+
+/// The outcome of a sweep: the cheapest setting meeting the targets, or,
+/// when none does, the most accurate one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recommendation {
+    pub targets: Targets,
+    /// The cheapest setting (fewest tracked faults per second) meeting both
+    /// targets.
+    pub recommended: Option<Aggregate>,
+    /// When none qualifies: the setting with the lowest mean MAPE.
+    pub most_accurate: Option<Aggregate>,
+    /// The line printed after the table.
+    pub message: String,
+}
+
+/// Picks the recommendation. Ties in cost go to the lower MAPE, then to the
+/// earlier setting; a setting without a fault rate costs the most.
+pub fn recommend(aggregates: &[Aggregate], targets: Targets) -> Recommendation {
+    let cost = |a: &Aggregate| a.faults_per_s.unwrap_or(f64::INFINITY);
+    let error = |a: &Aggregate| a.mape.unwrap_or(f64::INFINITY);
+    let recommended = aggregates
+        .iter()
+        .filter(|a| meets(a, &targets))
+        .min_by(|a, b| {
+            cost(a)
+                .total_cmp(&cost(b))
+                .then(error(a).total_cmp(&error(b)))
+        })
+        .cloned();
+    let most_accurate = match recommended {
+        Some(_) => None,
+        None => aggregates
+            .iter()
+            .filter(|a| a.runs > 0 && a.mape.is_some())
+            .min_by(|a, b| {
+                error(a)
+                    .total_cmp(&error(b))
+                    .then(cost(a).total_cmp(&cost(b)))
+            })
+            .cloned(),
+    };
+    let message = match (&recommended, &most_accurate) {
+        (Some(a), _) => format!("recommendation: {} ({})", a.setting.args(), brief(a)),
+        (None, Some(a)) => format!(
+            "recommendation: none of the {} settings keeps mape <= {} and lag up <= {} intervals; \
+             the most accurate is {} ({})",
+            aggregates.len(),
+            percent(targets.mape),
+            targets.lag_up,
+            a.setting.args(),
+            brief(a)
+        ),
+        (None, None) => "recommendation: none: no completed run measured an estimate".to_string(),
+    };
+    Recommendation {
+        targets,
+        recommended,
+        most_accurate,
+        message,
+    }
+}
+
+pub(super) fn percent(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+pub(super) fn lag_text(a: &Aggregate) -> String {
+    if a.lag_up_unresolved_runs > 0 {
+        "unresolved".to_string()
+    } else {
+        a.lag_up_intervals
+            .map_or("no rise".to_string(), |l| format!("{l:.1}"))
+    }
+}
+
+/// "mape 4.2%, lag up 1.0, 120 faults/s"
+fn brief(a: &Aggregate) -> String {
+    format!(
+        "mape {}, lag up {}, {} faults/s",
+        a.mape.map_or("-".to_string(), percent),
+        lag_text(a),
+        a.faults_per_s
+            .map_or("-".to_string(), |f| format!("{f:.0}"))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::fixtures::{TARGETS, agg, esx, record, summary};
+
+    #[test]
+    fn aggregates_average_counted_runs_only() {
+        let settings = [esx(100, 500), esx(400, 500), esx(400, 1000)];
+        let mut crashed = summary(0.9, Some(9.0), 9_000);
+        crashed.end = "guest_crash".into();
+        let mut interrupted = summary(0.8, None, 100);
+        interrupted.end = "interrupted".into();
+        let records = [
+            record(0, 0, summary(0.10, Some(1.0), 1_000)),
+            record(0, 1, summary(0.20, Some(2.0), 3_000)),
+            record(0, 2, crashed),
+            record(1, 0, interrupted),
+        ];
+        let aggs = aggregate(&settings, &records);
+        // Setting 2 never ran.
+        assert_eq!(aggs.len(), 2);
+        let a = &aggs[0];
+        assert_eq!((a.finished, a.runs), (3, 2));
+        assert!((a.mape.unwrap() - 0.15).abs() < 1e-12);
+        assert_eq!(a.lag_up_intervals, Some(1.5));
+        assert_eq!(a.faults_per_s, Some(200.0));
+        assert_eq!(a.bias_pages, Some(-50.0));
+        assert_eq!(a.bias, Some(-0.05));
+        assert_eq!(a.fault_cost_us, Some(20.0));
+        assert_eq!(a.vmm_cpu_s, Some(1.0));
+        assert_eq!(a.slowdown, None);
+        let b = &aggs[1];
+        assert_eq!((b.finished, b.runs), (1, 0));
+        assert_eq!((b.mape, b.faults_per_s), (None, None));
+        assert!(!meets(b, &TARGETS));
+    }
+
+    #[test]
+    fn lag_that_never_resolved_fails_but_no_rise_passes() {
+        let settings = [esx(100, 500), esx(400, 500)];
+        let mut unresolved = summary(0.05, None, 1_000);
+        unresolved.lag_up_events = 2;
+        let records = [
+            record(0, 0, summary(0.05, None, 1_000)),
+            record(0, 1, summary(0.05, None, 1_000)),
+            record(1, 0, summary(0.05, Some(1.0), 2_000)),
+            record(1, 1, unresolved),
+        ];
+        let aggs = aggregate(&settings, &records);
+        assert_eq!(aggs[0].lag_up_intervals, None);
+        assert_eq!(aggs[0].lag_up_unresolved_runs, 0);
+        assert!(meets(&aggs[0], &TARGETS));
+        assert_eq!(aggs[1].lag_up_intervals, Some(1.0));
+        assert_eq!(aggs[1].lag_up_unresolved_runs, 1);
+        assert!(!meets(&aggs[1], &TARGETS));
+        assert_eq!(lag_text(&aggs[0]), "no rise");
+        assert_eq!(lag_text(&aggs[1]), "unresolved");
+    }
+
+    #[test]
+    fn recommends_the_cheapest_setting_meeting_both_targets() {
+        let aggs = [
+            agg(esx(800, 500), 0.02, Some(1.0), 800.0),
+            // Cheapest, but too inaccurate.
+            agg(esx(50, 1000), 0.30, Some(1.0), 50.0),
+            // Cheap enough, accurate, but lags.
+            agg(esx(100, 500), 0.05, Some(3.0), 100.0),
+            agg(esx(400, 1000), 0.08, Some(2.0), 200.0),
+            // Same cost, less accurate: loses the tie.
+            agg(esx(400, 250), 0.09, None, 200.0),
+        ];
+        let rec = recommend(&aggs, TARGETS);
+        assert_eq!(
+            rec.recommended.as_ref().map(|a| a.setting),
+            Some(esx(400, 1000))
+        );
+        assert_eq!(rec.most_accurate, None);
+        assert_eq!(
+            rec.message,
+            "recommendation: --tracker uffd --estimator esx --sample-pages 400 --interval 1s \
+             (mape 8.0%, lag up 2.0, 200 faults/s)"
+        );
+        // A setting whose truth never rose passes the lag target.
+        let rec = recommend(&aggs[4..], TARGETS);
+        assert_eq!(rec.recommended.map(|a| a.setting), Some(esx(400, 250)));
+        assert!(rec.message.contains("lag up no rise"), "{}", rec.message);
+    }
+
+    #[test]
+    fn without_a_qualifying_setting_names_the_most_accurate() {
+        let aggs = [
+            agg(esx(50, 1000), 0.30, Some(1.0), 50.0),
+            agg(esx(100, 500), 0.05, Some(3.0), 100.0),
+            agg(esx(800, 500), 0.12, Some(1.0), 800.0),
+        ];
+        let rec = recommend(&aggs, TARGETS);
+        assert_eq!(rec.recommended, None);
+        assert_eq!(rec.most_accurate.map(|a| a.setting), Some(esx(100, 500)));
+        assert!(
+            rec.message.starts_with(
+                "recommendation: none of the 3 settings keeps mape <= 10.0% and lag up <= 2 \
+                 intervals; the most accurate is --tracker uffd --estimator esx --sample-pages \
+                 100 --interval 500ms (mape 5.0%, lag up 3.0, 100 faults/s)"
+            ),
+            "{}",
+            rec.message
+        );
+        let empty = recommend(&[], TARGETS);
+        assert_eq!((empty.recommended, empty.most_accurate), (None, None));
+        assert!(empty.message.contains("no completed run"));
+    }
+}

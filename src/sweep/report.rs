@@ -1,0 +1,376 @@
+//! What a sweep shows people: the table (stdout and sweep.md),
+//! recommendation.json and the heat maps.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::aggregate::{lag_text, percent};
+use super::{
+    Aggregate, RECOMMENDATION_JSON, Recommendation, SWEEP_MD, Setting, SweepPlan, format_interval,
+};
+use crate::estimate::EstimatorKind;
+use crate::report::ReportError;
+use crate::report::plot::plot_heatmap;
+use crate::track::TrackerKind;
+
+const TABLE_HEADER: [&str; 12] = [
+    "tracker",
+    "estimator",
+    "sample pages",
+    "interval",
+    "runs",
+    "mape",
+    "bias",
+    "lag up",
+    "faults/s",
+    "fault cost us",
+    "slowdown",
+    "vmm cpu s",
+];
+
+fn table_cells(a: &Aggregate) -> [String; 12] {
+    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
+    [
+        a.setting.tracker.name().to_string(),
+        a.setting
+            .estimator
+            .map_or("-".to_string(), |e| e.name().to_string()),
+        a.setting.sample_label(),
+        format_interval(a.setting.interval),
+        format!("{}/{}", a.runs, a.finished),
+        opt(a.mape, &percent),
+        opt(a.bias, &|b| format!("{:+.1}%", b * 100.0)),
+        // Without scored intervals there was nothing to lag behind either.
+        if a.mape.is_none() {
+            "-".to_string()
+        } else {
+            lag_text(a)
+        },
+        opt(a.faults_per_s, &|f| format!("{f:.0}")),
+        opt(a.fault_cost_us, &|c| format!("{c:.1}")),
+        opt(a.slowdown, &percent),
+        opt(a.vmm_cpu_s, &|c| format!("{c:.2}")),
+    ]
+}
+
+/// The table printed to stdout: one aligned line per setting.
+pub fn render_table(aggregates: &[Aggregate]) -> String {
+    let rows: Vec<[String; 12]> = aggregates.iter().map(table_cells).collect();
+    let widths: Vec<usize> = (0..TABLE_HEADER.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain(std::iter::once(TABLE_HEADER[c].len()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[&str]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (cell, &w))| {
+                // Text columns left, numbers right.
+                if c < 4 {
+                    format!("{cell:<w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
+            })
+            .collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    let mut out = line(&TABLE_HEADER);
+    out.push('\n');
+    for r in &rows {
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        out.push_str(&line(&cells));
+        out.push('\n');
+    }
+    out
+}
+
+/// Counts of the sweep's runs, for the reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RunCounts {
+    pub planned: u64,
+    pub finished: usize,
+    pub counted: usize,
+    pub interrupted: bool,
+}
+
+fn counts_line(c: &RunCounts) -> String {
+    let mut s = format!(
+        "{} of {} runs finished, {} counted (runs column: counted/finished)",
+        c.finished, c.planned, c.counted
+    );
+    if c.interrupted {
+        s.push_str("; interrupted by Ctrl-C");
+    }
+    s
+}
+
+/// sweep.md: the same table as markdown, with the recommendation.
+pub fn render_markdown(
+    guest: &str,
+    aggregates: &[Aggregate],
+    rec: &Recommendation,
+    counts: &RunCounts,
+) -> String {
+    let mut out = format!(
+        "# Sweep of {guest}\n\nTargets: mape <= {}, lag up <= {} intervals. {}.\n\n",
+        percent(rec.targets.mape),
+        rec.targets.lag_up,
+        counts_line(counts)
+    );
+    let row = |cells: &[&str]| format!("| {} |\n", cells.join(" | "));
+    out.push_str(&row(&TABLE_HEADER));
+    out.push_str(&row(&["---"; 12]));
+    for a in aggregates {
+        let cells = table_cells(a);
+        let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
+        out.push_str(&row(&cells));
+    }
+    let _ = write!(out, "\n{}\n", rec.message);
+    out
+}
+
+/// A heat map's grid for one (tracker, estimator): sample-pages labels
+/// (x, ascending), interval labels (y, ascending) and `metric` of each
+/// cell, `None` where no counted run measured it or no setting exists.
+pub fn heatmap_grid(
+    settings: &[Setting],
+    aggregates: &[Aggregate],
+    tracker: TrackerKind,
+    estimator: EstimatorKind,
+    metric: impl Fn(&Aggregate) -> Option<f64>,
+) -> (Vec<String>, Vec<String>, Vec<Vec<Option<f64>>>) {
+    let mine: Vec<&Setting> = settings
+        .iter()
+        .filter(|s| s.tracker == tracker && s.estimator == Some(estimator))
+        .collect();
+    let mut xs: Vec<Option<u64>> = mine.iter().map(|s| s.sample_pages).collect();
+    xs.sort_unstable();
+    xs.dedup();
+    let mut ys: Vec<Duration> = mine.iter().map(|s| s.interval).collect();
+    ys.sort_unstable();
+    ys.dedup();
+    let values = ys
+        .iter()
+        .map(|&interval| {
+            xs.iter()
+                .map(|&sample_pages| {
+                    let want = Setting {
+                        tracker,
+                        estimator: Some(estimator),
+                        sample_pages,
+                        interval,
+                    };
+                    aggregates
+                        .iter()
+                        .find(|a| a.setting == want)
+                        .and_then(&metric)
+                })
+                .collect()
+        })
+        .collect();
+    // The heat map has no axis titles: the labels say what they count.
+    let x_labels = xs
+        .iter()
+        .map(|&sample_pages| match sample_pages {
+            Some(n) => format!("{n} pages"),
+            None => Setting {
+                tracker,
+                estimator: Some(estimator),
+                sample_pages,
+                interval: Duration::ZERO,
+            }
+            .sample_label(),
+        })
+        .collect();
+    let y_labels = ys.iter().map(|&d| format_interval(d)).collect();
+    (x_labels, y_labels, values)
+}
+
+type Metric = (&'static str, &'static str, fn(&Aggregate) -> Option<f64>);
+
+const HEATMAP_METRICS: [Metric; 3] = [
+    ("mape", "mean MAPE (%)", |a| a.mape.map(|m| m * 100.0)),
+    ("faults-per-s", "tracked faults / s", |a| a.faults_per_s),
+    ("slowdown", "guest slowdown (%)", |a| {
+        a.slowdown.map(|s| s * 100.0)
+    }),
+];
+
+/// Draws the heat maps of every (tracker, estimator) with data; slowdown
+/// only with a baseline. Returns the files written.
+pub fn write_heatmaps(
+    settings: &[Setting],
+    aggregates: &[Aggregate],
+    baseline: bool,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let mut pairs: Vec<(TrackerKind, EstimatorKind)> = Vec::new();
+    for a in aggregates {
+        if let Some(e) = a.setting.estimator
+            && !pairs.contains(&(a.setting.tracker, e))
+        {
+            pairs.push((a.setting.tracker, e));
+        }
+    }
+    let mut files = Vec::new();
+    for (tracker, estimator) in pairs {
+        for (name, label, metric) in HEATMAP_METRICS {
+            if name == "slowdown" && !baseline {
+                continue;
+            }
+            let (xs, ys, values) = heatmap_grid(settings, aggregates, tracker, estimator, metric);
+            if values.iter().flatten().all(Option::is_none) {
+                continue;
+            }
+            let title = format!("{} / {}: {label}", tracker.name(), estimator.name());
+            let base = dir.join(format!(
+                "heatmap-{name}-{}-{}",
+                tracker.name(),
+                estimator.name()
+            ));
+            files.extend(plot_heatmap(&title, &xs, &ys, &values, label, &base)?);
+        }
+    }
+    Ok(files)
+}
+
+/// recommendation.json: the recommendation, then every setting's results.
+#[derive(Serialize)]
+struct RecommendationFile<'a> {
+    guest: &'a str,
+    #[serde(flatten)]
+    recommendation: &'a Recommendation,
+    runs: &'a RunCounts,
+    settings: &'a [Aggregate],
+}
+
+/// Writes sweep.md, recommendation.json and the heat maps into the sweep
+/// folder, adding each file to `files` as it is written.
+pub(super) fn write_reports(
+    plan: &SweepPlan,
+    settings: &[Setting],
+    aggregates: &[Aggregate],
+    rec: &Recommendation,
+    counts: &RunCounts,
+    files: &mut Vec<PathBuf>,
+) -> Result<(), ReportError> {
+    let dir = &plan.out_dir;
+    let write = |path: PathBuf, text: String| {
+        std::fs::write(&path, text)
+            .map(|_| path.clone())
+            .map_err(|source| ReportError::Io { path, source })
+    };
+    files.push(write(
+        dir.join(SWEEP_MD),
+        render_markdown(&plan.guest, aggregates, rec, counts),
+    )?);
+    let json_path = dir.join(RECOMMENDATION_JSON);
+    let json = RecommendationFile {
+        guest: &plan.guest,
+        recommendation: rec,
+        runs: counts,
+        settings: aggregates,
+    };
+    let mut text = serde_json::to_string_pretty(&json).map_err(|source| ReportError::Json {
+        path: json_path.clone(),
+        source,
+    })?;
+    text.push('\n');
+    files.push(write(json_path, text)?);
+    files.extend(write_heatmaps(settings, aggregates, plan.baseline, dir)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::fixtures::{TARGETS, agg, esx};
+    use crate::sweep::recommend;
+
+    #[test]
+    fn heatmap_grid_is_sorted_and_leaves_missing_cells_empty() {
+        let settings = [esx(400, 1000), esx(100, 1000), esx(400, 500), esx(100, 500)];
+        let aggs = [
+            agg(esx(400, 1000), 0.04, None, 40.0),
+            agg(esx(100, 500), 0.20, None, 200.0),
+            agg(esx(100, 1000), 0.10, None, 100.0),
+        ];
+        let (xs, ys, values) = heatmap_grid(
+            &settings,
+            &aggs,
+            TrackerKind::Uffd,
+            EstimatorKind::Esx,
+            |a| a.faults_per_s,
+        );
+        assert_eq!(xs, ["100 pages", "400 pages"]);
+        assert_eq!(ys, ["500ms", "1s"]);
+        assert_eq!(
+            values,
+            vec![vec![Some(200.0), None], vec![Some(100.0), Some(40.0)]]
+        );
+        let (xs, _, values) = heatmap_grid(
+            &settings,
+            &aggs,
+            TrackerKind::Mprotect,
+            EstimatorKind::Esx,
+            |a| a.mape,
+        );
+        assert!(xs.is_empty() && values.is_empty());
+    }
+
+    #[test]
+    fn table_and_markdown_show_every_setting_and_the_recommendation() {
+        let mut damon = agg(
+            Setting {
+                estimator: Some(EstimatorKind::Damon),
+                sample_pages: None,
+                ..esx(0, 1000)
+            },
+            0.2,
+            Some(1.0),
+            30.0,
+        );
+        damon.slowdown = Some(0.031);
+        let aggs = [agg(esx(400, 1000), 0.042, Some(1.0), 120.0), damon];
+        let text = render_table(&aggs);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("tracker  estimator  sample pages  interval"));
+        let words: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            words,
+            [
+                "uffd", "esx", "400", "1s", "1/1", "4.2%", "-", "1.0", "120", "-", "-", "-"
+            ]
+        );
+        let words: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(words[2], "regions");
+        assert_eq!(words[10], "3.1%");
+        // Columns line up.
+        assert_eq!(lines[0].find("mape"), Some(lines[1].find("4.2%").unwrap()));
+        let rec = recommend(&aggs, TARGETS);
+        let counts = RunCounts {
+            planned: 4,
+            finished: 2,
+            counted: 2,
+            interrupted: true,
+        };
+        let md = render_markdown("hotset", &aggs, &rec, &counts);
+        assert!(md.starts_with("# Sweep of hotset\n"));
+        assert!(md.contains("2 of 4 runs finished, 2 counted"));
+        assert!(md.contains("interrupted by Ctrl-C"));
+        assert!(md.contains("| uffd | esx | 400 | 1s | 1/1 | 4.2% |"));
+        assert!(md.contains("| --- |"));
+        assert!(md.trim_end().ends_with(&rec.message));
+    }
+}

@@ -1,0 +1,729 @@
+//! The userfaultfd tracker: minor faults on the memfd-backed RAM mapping.
+//!
+//! Arming zaps the host page-table entries of the chosen pages with
+//! `MADV_DONTNEED`. The pages stay in the memfd's page cache, so no data is
+//! lost, but the next access (by the guest through KVM, which faults from
+//! the kernel) finds no PTE over a cached page: a *minor* fault, which the
+//! kernel reports on the userfaultfd and holds until a handler installs the
+//! page again with `UFFDIO_CONTINUE`. The handler thread learns the exact
+//! page of every read or write.
+//!
+//! Minor faults only exist for pages that are in the page cache. A page the
+//! guest never touched since boot is a hole in the memfd; its first touch
+//! would be an ordinary missing fault that MINOR mode does not report, and
+//! `UFFDIO_CONTINUE` could not install it. Arming therefore `fallocate`s
+//! the chosen pages first (a zero page reads the same as a hole, and only
+//! sampled pages are allocated), remembering which pages are known to be
+//! present so each page costs that syscall once.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use libc::c_void;
+use userfaultfd::{Event, EventBuffer, FeatureFlags, RegisterMode, Uffd, UffdBuilder};
+use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
+use wss_abi::PAGE_SIZE;
+
+use super::{RamPage, TrackError, Tracker, TrackerKind, TrackerStats, runs};
+use crate::vmm::memory::GuestMemory;
+
+const NAME: &str = "uffd";
+const THREAD_NAME: &str = "uffd-handler";
+/// `UFFD_FEATURE_MINOR_SHMEM` (linux/userfaultfd.h); the crate has no name
+/// for it.
+const FEATURE_MINOR_SHMEM: u64 = 1 << 10;
+/// Bit of `UFFDIO_CONTINUE` (`_UFFDIO_CONTINUE` = 7) in the ioctl mask that
+/// `UFFDIO_REGISTER` returns for a range.
+const CONTINUE_IOCTL: u64 = 1 << 7;
+/// Fault messages read per `read` on the userfaultfd.
+const EVENT_BATCH: usize = 64;
+/// How long `new` waits for the handler thread to report it is running.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// `UFFDIO_CONTINUE` returns EAGAIN without progress only while the address
+/// space is changing under it; bounded so a broken kernel cannot spin us.
+const MAX_CONTINUE_RETRIES: u32 = 1000;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The state stays consistent across a panic (plain counters and bits),
+    // so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn uffd_io_error(e: userfaultfd::Error) -> io::Error {
+    match e {
+        userfaultfd::Error::SystemError(errno) => io::Error::from_raw_os_error(errno as i32),
+        other => io::Error::other(other),
+    }
+}
+
+fn setup_error(what: impl Into<String>, source: Option<io::Error>) -> TrackError {
+    TrackError::Setup {
+        tracker: NAME,
+        what: what.into(),
+        source,
+    }
+}
+
+fn bit(words: &[u64], page: RamPage) -> bool {
+    words[(page / 64) as usize] & (1 << (page % 64)) != 0
+}
+
+fn set_bit(words: &mut [u64], page: RamPage) {
+    words[(page / 64) as usize] |= 1 << (page % 64);
+}
+
+fn clear_bit(words: &mut [u64], page: RamPage) {
+    words[(page / 64) as usize] &= !(1 << (page % 64));
+}
+
+/// Everything the sampler and the handler thread share, under one lock so
+/// that recording a touch and installing the page are atomic with respect
+/// to `arm` and `collect`.
+#[derive(Default)]
+struct State {
+    /// The armed pages of this cycle, sorted.
+    armed: Vec<RamPage>,
+    armed_bits: Vec<u64>,
+    touched_bits: Vec<u64>,
+    /// Pages known to be in the memfd's page cache (fallocated by us).
+    present_bits: Vec<u64>,
+    faults: u64,
+    service: Duration,
+    arm: Duration,
+    collect: Duration,
+    spurious: u64,
+    continue_eexist: u64,
+    fallocated: u64,
+    disarmed: u64,
+    other_events: u64,
+}
+
+struct Shared {
+    uffd: Uffd,
+    /// Kept alive so the registered mapping outlives the registration.
+    memory: Arc<GuestMemory>,
+    ram_host: usize,
+    pages: u64,
+    state: Mutex<State>,
+    /// Armed pages touched in this cycle, readable without the lock.
+    touched: AtomicUsize,
+}
+
+/// Errors the handler thread reported; the first one is kept for good.
+struct HandlerErrors {
+    rx: Receiver<String>,
+    first: Option<String>,
+    count: u64,
+    exited: bool,
+}
+
+impl HandlerErrors {
+    /// Takes in whatever the handler sent and says whether it failed.
+    fn check(&mut self) -> Result<(), TrackError> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(why) => {
+                    self.count += 1;
+                    self.first.get_or_insert(why);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.exited = true;
+                    break;
+                }
+            }
+        }
+        match (&self.first, self.exited) {
+            (Some(why), _) => Err(TrackError::Handler(NAME, why.clone())),
+            (None, true) => Err(TrackError::Handler(
+                NAME,
+                "the handler thread exited".into(),
+            )),
+            (None, false) => Ok(()),
+        }
+    }
+}
+
+/// Tracks touches with userfaultfd minor faults. See the module comment.
+pub struct UffdTracker {
+    shared: Arc<Shared>,
+    stop: EventFd,
+    handler: Option<JoinHandle<()>>,
+    errors: Mutex<HandlerErrors>,
+}
+
+impl UffdTracker {
+    /// Registers guest RAM for minor faults and starts the handler thread.
+    /// Returns once the handler runs, so set-up errors surface here, before
+    /// the guest can fault.
+    pub fn new(memory: &Arc<GuestMemory>) -> Result<Arc<UffdTracker>, TrackError> {
+        let layout = *memory.layout();
+        let ram_host = memory.ram_host_addr();
+        let ram_len = usize::try_from(layout.ram_size)
+            .map_err(|_| setup_error("guest RAM does not fit the address space", None))?;
+        // Not user-mode-only: KVM touches guest memory from the kernel, and
+        // those faults must reach the handler too.
+        let uffd = UffdBuilder::new()
+            .close_on_exec(true)
+            .non_blocking(true)
+            .user_mode_only(false)
+            .require_features(FeatureFlags::from_bits_retain(FEATURE_MINOR_SHMEM))
+            .create()
+            .map_err(|e| {
+                setup_error(
+                    "cannot create a userfaultfd with minor faults on shmem that also sees \
+                     kernel faults (needs Linux 5.14+ and CAP_SYS_PTRACE or \
+                     vm.unprivileged_userfaultfd=1)",
+                    Some(uffd_io_error(e)),
+                )
+            })?;
+        let ioctls = uffd
+            .register_with_mode(ram_host as *mut c_void, ram_len, RegisterMode::MINOR)
+            .map_err(|e| {
+                setup_error(
+                    "cannot register guest RAM for minor faults",
+                    Some(uffd_io_error(e)),
+                )
+            })?;
+        if ioctls.bits() & CONTINUE_IOCTL == 0 {
+            return Err(setup_error(
+                "UFFDIO_CONTINUE is not offered on guest RAM",
+                None,
+            ));
+        }
+        let stop = EventFd::new(EFD_NONBLOCK)
+            .map_err(|e| setup_error("cannot create the stop eventfd", Some(e)))?;
+        let stop_rx = stop
+            .try_clone()
+            .map_err(|e| setup_error("cannot duplicate the stop eventfd", Some(e)))?;
+        let words = layout.ram_pages().div_ceil(64) as usize;
+        let shared = Arc::new(Shared {
+            uffd,
+            memory: Arc::clone(memory),
+            ram_host,
+            pages: layout.ram_pages(),
+            state: Mutex::new(State {
+                armed_bits: vec![0; words],
+                touched_bits: vec![0; words],
+                present_bits: vec![0; words],
+                ..State::default()
+            }),
+            touched: AtomicUsize::new(0),
+        });
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (err_tx, err_rx) = mpsc::channel();
+        let thread_shared = Arc::clone(&shared);
+        let handle = std::thread::Builder::new()
+            .name(THREAD_NAME.into())
+            .spawn(move || handler_main(&thread_shared, &stop_rx, &ready_tx, &err_tx))
+            .map_err(|e| setup_error("cannot start the handler thread", Some(e)))?;
+        // From here on, dropping `tracker` stops and joins the thread.
+        let tracker = UffdTracker {
+            shared,
+            stop,
+            handler: Some(handle),
+            errors: Mutex::new(HandlerErrors {
+                rx: err_rx,
+                first: None,
+                count: 0,
+                exited: false,
+            }),
+        };
+        match ready_rx.recv_timeout(READY_TIMEOUT) {
+            Ok(Ok(())) => Ok(Arc::new(tracker)),
+            Ok(Err(why)) => Err(setup_error(why, None)),
+            Err(RecvTimeoutError::Timeout) => Err(setup_error(
+                format!("the handler thread did not start within {READY_TIMEOUT:?}"),
+                None,
+            )),
+            Err(RecvTimeoutError::Disconnected) => Err(setup_error(
+                "the handler thread exited before it was ready",
+                None,
+            )),
+        }
+    }
+
+    fn check_handler(&self) -> Result<(), TrackError> {
+        lock(&self.errors).check()
+    }
+
+    /// Sorted, unique, in-range copy of the caller's pages.
+    fn normalize(&self, pages: &[RamPage]) -> Result<Vec<RamPage>, TrackError> {
+        if let Some(&page) = pages.iter().find(|&&p| p >= self.shared.pages) {
+            return Err(TrackError::OutOfRange {
+                page,
+                pages: self.shared.pages,
+            });
+        }
+        let mut v = pages.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        Ok(v)
+    }
+
+    fn syscall_error(op: &'static str, first: RamPage, n: u64, source: io::Error) -> TrackError {
+        TrackError::Syscall {
+            op,
+            first,
+            end: first + n,
+            source,
+        }
+    }
+
+    /// Makes sure every page of the run has a page-cache page (see the
+    /// module comment), allocating only the ones not known to be present.
+    fn populate(&self, st: &mut State, first: RamPage, n: u64) -> Result<(), TrackError> {
+        let missing: Vec<RamPage> = (first..first + n)
+            .filter(|&p| !bit(&st.present_bits, p))
+            .collect();
+        let fd = self.shared.memory.ram_file().as_raw_fd();
+        for (start, count) in runs(&missing) {
+            // SAFETY: fallocate on our own memfd within its size (the pages
+            // were range-checked); mode 0 only allocates, never discards.
+            let r = unsafe {
+                libc::fallocate(
+                    fd,
+                    0,
+                    (start * PAGE_SIZE) as libc::off_t,
+                    (count * PAGE_SIZE) as libc::off_t,
+                )
+            };
+            if r != 0 {
+                let e = io::Error::last_os_error();
+                return Err(Self::syscall_error("fallocate", start, count, e));
+            }
+            for p in start..start + count {
+                set_bit(&mut st.present_bits, p);
+            }
+            st.fallocated += count;
+        }
+        Ok(())
+    }
+
+    fn zap(&self, first: RamPage, n: u64) -> Result<(), TrackError> {
+        let addr = self.shared.ram_host + (first * PAGE_SIZE) as usize;
+        // SAFETY: the range lies inside the RAM mapping, which `memory`
+        // keeps alive. It is MAP_SHARED over a memfd, so dropping the PTEs
+        // loses no data, and the VMM holds no Rust reference into guest RAM
+        // (it reads RAM with pread), so nothing observes the unmapped state.
+        let r = unsafe {
+            libc::madvise(
+                addr as *mut c_void,
+                (n * PAGE_SIZE) as usize,
+                libc::MADV_DONTNEED,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            return Err(Self::syscall_error("madvise(MADV_DONTNEED)", first, n, e));
+        }
+        Ok(())
+    }
+}
+
+impl Shared {
+    /// Installs pages `[first, first + n)` again, skipping those already
+    /// mapped. Returns how many were already mapped (EEXIST).
+    fn install(&self, first: RamPage, n: u64) -> Result<u64, TrackError> {
+        let start = self.ram_host + (first * PAGE_SIZE) as usize;
+        let len = (n * PAGE_SIZE) as usize;
+        let mut done = 0usize;
+        let mut eexist = 0u64;
+        let mut retries = 0u32;
+        while done < len {
+            let at = start + done;
+            match self.uffd.r#continue(at as *mut c_void, len - done, true) {
+                Ok(mapped) if mapped > 0 => done += mapped as usize,
+                Ok(_) => {
+                    retries += 1;
+                }
+                Err(e) => {
+                    let e = uffd_io_error(e);
+                    match e.raw_os_error() {
+                        // Already installed: the access that raced us won.
+                        Some(libc::EEXIST) => {
+                            eexist += 1;
+                            done += PAGE_SIZE as usize;
+                        }
+                        Some(libc::EAGAIN) => retries += 1,
+                        _ => {
+                            let page = first + (done as u64) / PAGE_SIZE;
+                            return Err(TrackError::Syscall {
+                                op: "UFFDIO_CONTINUE",
+                                first: page,
+                                end: first + n,
+                                source: e,
+                            });
+                        }
+                    }
+                }
+            }
+            if retries > MAX_CONTINUE_RETRIES {
+                let page = first + (done as u64) / PAGE_SIZE;
+                return Err(TrackError::Syscall {
+                    op: "UFFDIO_CONTINUE",
+                    first: page,
+                    end: first + n,
+                    source: io::Error::other("no progress after repeated EAGAIN"),
+                });
+            }
+        }
+        Ok(eexist)
+    }
+
+    /// One fault: record it if it is a first touch of an armed page, then
+    /// let the access proceed. Both under the lock, so a concurrent `arm`
+    /// cannot zap the page between the two and lose the next touch.
+    fn resolve(&self, addr: usize) -> Result<(), String> {
+        let t0 = Instant::now();
+        let page = addr
+            .checked_sub(self.ram_host)
+            .map(|off| off as u64 / PAGE_SIZE)
+            .filter(|&p| p < self.pages)
+            .ok_or_else(|| format!("fault at {addr:#x}, outside guest RAM"))?;
+        let mut st = lock(&self.state);
+        if bit(&st.armed_bits, page) && !bit(&st.touched_bits, page) {
+            set_bit(&mut st.touched_bits, page);
+            st.faults += 1;
+            self.touched.fetch_add(1, Ordering::Relaxed);
+        } else {
+            st.spurious += 1;
+        }
+        let eexist = self.install(page, 1).map_err(|e| crate::error_chain(&e))?;
+        st.continue_eexist += eexist;
+        st.service += t0.elapsed();
+        Ok(())
+    }
+
+    fn serve(&self, buf: &mut EventBuffer) -> Result<(), String> {
+        let events = self
+            .uffd
+            .read_events(buf)
+            .map_err(|e| format!("cannot read the userfaultfd: {}", uffd_io_error(e)))?;
+        for event in events {
+            match event.map_err(|e| format!("bad userfaultfd message: {e}"))? {
+                Event::Pagefault { addr, .. } => self.resolve(addr as usize)?,
+                _ => lock(&self.state).other_events += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// After a handler failure: unregister guest RAM, which wakes every
+    /// blocked access and lets later ones fault normally, so the guest is
+    /// never left waiting on a handler that is gone.
+    fn release_all(&self) {
+        let len = (self.pages * PAGE_SIZE) as usize;
+        if let Err(e) = self.uffd.unregister(self.ram_host as *mut c_void, len) {
+            log::error!(
+                "uffd tracker: cannot unregister guest RAM after a handler failure: {}",
+                uffd_io_error(e)
+            );
+        }
+    }
+}
+
+fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<()> {
+    // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd of the
+    // length passed.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn handler_main(
+    shared: &Shared,
+    stop: &EventFd,
+    ready: &Sender<Result<(), String>>,
+    errors: &Sender<String>,
+) {
+    let pollfd = |fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let mut fds = [pollfd(shared.uffd.as_raw_fd()), pollfd(stop.as_raw_fd())];
+    // A zero-timeout poll proves both descriptors usable before `new`
+    // returns.
+    if let Err(e) = poll(&mut fds, 0) {
+        let _ = ready.send(Err(format!("cannot poll the userfaultfd: {e}")));
+        return;
+    }
+    if ready.send(Ok(())).is_err() {
+        return;
+    }
+    let mut buf = EventBuffer::new(EVENT_BATCH);
+    let fail = |why: String| {
+        // The receiver lives in the tracker, which is joining us if gone.
+        let _ = errors.send(why);
+        shared.release_all();
+    };
+    loop {
+        match poll(&mut fds, -1) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return fail(format!("poll failed: {e}")),
+        }
+        if fds[1].revents != 0 {
+            return;
+        }
+        let revents = fds[0].revents;
+        if revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+            return fail(format!("the userfaultfd reported poll events {revents:#x}"));
+        }
+        if revents & libc::POLLIN != 0
+            && let Err(why) = shared.serve(&mut buf)
+        {
+            return fail(why);
+        }
+    }
+}
+
+impl Drop for UffdTracker {
+    fn drop(&mut self) {
+        let Some(handle) = self.handler.take() else {
+            return;
+        };
+        match self.stop.write(1) {
+            Ok(()) => {
+                if handle.join().is_err() {
+                    log::error!("uffd tracker: the handler thread panicked");
+                }
+            }
+            // Without the signal the thread would never see the stop; leave
+            // it parked in poll (it holds its own references) rather than
+            // hang here.
+            Err(e) => log::error!("uffd tracker: cannot stop the handler thread: {e}"),
+        }
+        // Closing the userfaultfd (with the last `Shared`) wakes any access
+        // still waiting and unregisters guest RAM.
+    }
+}
+
+impl Tracker for UffdTracker {
+    fn kind(&self) -> TrackerKind {
+        TrackerKind::Uffd
+    }
+
+    fn arm(&self, pages: &[RamPage]) -> Result<(), TrackError> {
+        let t0 = Instant::now();
+        self.check_handler()?;
+        let pages = self.normalize(pages)?;
+        let mut st = lock(&self.shared.state);
+        if !st.armed.is_empty() {
+            return Err(TrackError::StillArmed {
+                tracker: NAME,
+                pages: st.armed.len(),
+            });
+        }
+        for &p in &pages {
+            set_bit(&mut st.armed_bits, p);
+        }
+        st.armed = pages;
+        self.shared.touched.store(0, Ordering::Relaxed);
+        let armed_runs = runs(&st.armed);
+        let result = armed_runs.iter().try_for_each(|&(first, n)| {
+            self.populate(&mut st, first, n)?;
+            self.zap(first, n)
+        });
+        st.arm += t0.elapsed();
+        result
+    }
+
+    fn collect(&self) -> Result<Vec<RamPage>, TrackError> {
+        let t0 = Instant::now();
+        self.check_handler()?;
+        let mut st = lock(&self.shared.state);
+        let armed = std::mem::take(&mut st.armed);
+        let (touched, untouched): (Vec<RamPage>, Vec<RamPage>) =
+            armed.iter().partition(|&&p| bit(&st.touched_bits, p));
+        for &p in &armed {
+            clear_bit(&mut st.armed_bits, p);
+            clear_bit(&mut st.touched_bits, p);
+        }
+        self.shared.touched.store(0, Ordering::Relaxed);
+        // Install the untouched pages now, while nobody waits on them, so
+        // that a page left unsampled never costs the guest a fault later.
+        let mut result = Ok(());
+        for (first, n) in runs(&untouched) {
+            match self.shared.install(first, n) {
+                Ok(eexist) => {
+                    st.continue_eexist += eexist;
+                    st.disarmed += n - eexist;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        st.collect += t0.elapsed();
+        result.map(|()| touched)
+    }
+
+    fn touched_so_far(&self) -> usize {
+        self.shared.touched.load(Ordering::Relaxed)
+    }
+
+    fn stats(&self) -> TrackerStats {
+        let mut errors = lock(&self.errors);
+        // Only draining the channel here; the error itself surfaces from
+        // arm/collect, and its count from the counter below.
+        let _ = errors.check();
+        let handler_errors = errors.count;
+        drop(errors);
+        let st = lock(&self.shared.state);
+        let counters = [
+            ("spurious_faults", st.spurious),
+            ("continue_eexist", st.continue_eexist),
+            ("fallocated_pages", st.fallocated),
+            ("disarmed_pages", st.disarmed),
+            ("other_events", st.other_events),
+            ("handler_errors", handler_errors),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        TrackerStats {
+            faults: st.faults,
+            fault_service_us: st.service.as_secs_f64() * 1e6,
+            arm_us: st.arm.as_secs_f64() * 1e6,
+            collect_us: st.collect.as_secs_f64() * 1e6,
+            counters,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vmm::layout::Layout;
+    use wss_abi::RAM_BASE;
+
+    /// 4 MiB of RAM (1024 pages), no KVM needed: the test thread itself
+    /// plays the guest, touching RAM through the mapping.
+    fn memory() -> Arc<GuestMemory> {
+        let layout = Layout::new(4 << 20, RAM_BASE + PAGE_SIZE, 1 << 20).expect("layout");
+        Arc::new(GuestMemory::new(&layout).expect("guest memory"))
+    }
+
+    fn tracker(mem: &Arc<GuestMemory>) -> Option<Arc<UffdTracker>> {
+        match UffdTracker::new(mem) {
+            Ok(t) => Some(t),
+            Err(TrackError::Setup {
+                source: Some(e), ..
+            }) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOSYS)) => {
+                eprintln!("skipping: userfaultfd for kernel faults is not permitted here: {e}");
+                None
+            }
+            Err(e) => panic!("uffd tracker: {}", crate::error_chain(&e)),
+        }
+    }
+
+    fn word_ptr(mem: &GuestMemory, page: RamPage) -> *mut u64 {
+        (mem.ram_host_addr() + (page * PAGE_SIZE) as usize) as *mut u64
+    }
+
+    fn read(mem: &GuestMemory, page: RamPage) -> u64 {
+        // SAFETY: the page lies inside the live RAM mapping; an armed page
+        // blocks this thread until the handler installs it.
+        unsafe { word_ptr(mem, page).read_volatile() }
+    }
+
+    fn write(mem: &GuestMemory, page: RamPage, v: u64) {
+        // SAFETY: as in `read`.
+        unsafe { word_ptr(mem, page).write_volatile(v) }
+    }
+
+    fn pread(mem: &GuestMemory, page: RamPage) -> u64 {
+        let bytes = mem.read(RAM_BASE + page * PAGE_SIZE, 8).expect("pread");
+        u64::from_le_bytes(bytes.try_into().expect("8 bytes"))
+    }
+
+    #[test]
+    fn reports_exactly_the_touched_armed_pages_and_keeps_data() {
+        let mem = memory();
+        for p in 0..16 {
+            mem.write(RAM_BASE + p * PAGE_SIZE, &(p + 100).to_le_bytes())
+                .expect("write");
+        }
+        let Some(t) = tracker(&mem) else { return };
+        // Page 700 was never written: a hole in the memfd until armed.
+        t.arm(&[9, 3, 2, 5, 700, 3]).expect("arm");
+        assert_eq!(t.touched_so_far(), 0);
+        assert_eq!(read(&mem, 2), 102);
+        write(&mem, 3, 7);
+        assert_eq!(read(&mem, 4), 104, "unarmed page");
+        assert_eq!(read(&mem, 700), 0);
+        assert_eq!(read(&mem, 2), 102, "second touch of a page");
+        assert_eq!(t.touched_so_far(), 3);
+        assert_eq!(t.collect().expect("collect"), vec![2, 3, 700]);
+        assert_eq!(t.touched_so_far(), 0);
+
+        // Disarmed by collect: touching them now costs no fault.
+        assert_eq!(read(&mem, 5), 105);
+        assert_eq!(read(&mem, 9), 109);
+        assert_eq!(pread(&mem, 3), 7);
+        let s = t.stats();
+        assert_eq!(s.faults, 3);
+        assert_eq!(s.counters["spurious_faults"], 0);
+        assert_eq!(s.counters["disarmed_pages"], 2);
+        assert_eq!(s.counters["fallocated_pages"], 5);
+        assert_eq!(s.counters["handler_errors"], 0);
+        assert!(s.fault_service_us > 0.0 && s.arm_us > 0.0 && s.collect_us > 0.0);
+
+        // A second cycle over a page already known present allocates
+        // nothing more.
+        t.arm(&[3]).expect("arm");
+        write(&mem, 3, 8);
+        assert_eq!(t.collect().expect("collect"), vec![3]);
+        assert_eq!(pread(&mem, 3), 8);
+        let s = t.stats();
+        assert_eq!((s.faults, s.counters["fallocated_pages"]), (4, 5));
+    }
+
+    #[test]
+    fn rejects_bad_arms() {
+        let mem = memory();
+        let Some(t) = tracker(&mem) else { return };
+        assert!(matches!(
+            t.arm(&[1, 1024]),
+            Err(TrackError::OutOfRange {
+                page: 1024,
+                pages: 1024
+            })
+        ));
+        t.arm(&[1]).expect("arm");
+        assert!(matches!(
+            t.arm(&[2]),
+            Err(TrackError::StillArmed {
+                tracker: "uffd",
+                pages: 1
+            })
+        ));
+        assert_eq!(t.collect().expect("collect"), Vec::<RamPage>::new());
+        assert_eq!(t.collect().expect("collect"), Vec::<RamPage>::new());
+        assert_eq!(read(&mem, 1), 0);
+        assert_eq!(t.stats().faults, 0);
+    }
+
+    #[test]
+    fn drop_stops_the_handler_and_leaves_memory_usable() {
+        let mem = memory();
+        let Some(t) = tracker(&mem) else { return };
+        write(&mem, 6, 66);
+        t.arm(&[6]).expect("arm");
+        drop(t);
+        // The page is still zapped, but with the userfaultfd closed its
+        // fault is an ordinary one.
+        assert_eq!(read(&mem, 6), 66);
+    }
+}

@@ -1,0 +1,29 @@
+//! The uffd tracker against the `probe` guest, whose accesses are known
+//! exactly: it must report every armed page the guest read or wrote, and
+//! nothing else, without changing what the guest computes.
+
+mod common;
+
+use kvm_wss::track::Tracker;
+use kvm_wss::track::uffd::UffdTracker;
+
+#[test]
+fn uffd_reports_exactly_the_touched_armed_pages() {
+    if !common::kvm_available("uffd_reports_exactly_the_touched_armed_pages") {
+        return;
+    }
+    let t = common::check_exact_tracking("uffd", false, |m| {
+        UffdTracker::new(m.memory())
+            .unwrap_or_else(|e| panic!("uffd tracker: {}", kvm_wss::error_chain(&e)))
+    });
+    let stats = t.tracker.stats();
+    assert_eq!(stats.counters["handler_errors"], 0);
+    let armed: u64 = t.rounds.iter().map(|r| r.armed.len() as u64).sum();
+    assert_eq!(
+        stats.counters["disarmed_pages"] + stats.counters["continue_eexist"],
+        armed - t.tracked,
+        "collect installs every untouched armed page again"
+    );
+    // Pages past the region were holes in the memfd until armed.
+    assert!(stats.counters["fallocated_pages"] >= 48);
+}

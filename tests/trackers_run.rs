@@ -1,0 +1,105 @@
+//! `kvm-wss run --tracker {mprotect,uffd,dirty-log}` works with every guest
+//! program, fills its cost fields, and never changes guest memory.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{RunSpec, run};
+use kvm_wss::run::RunEnd;
+use kvm_wss::track::TrackerKind;
+
+const TRACKERS: [TrackerKind; 3] = [
+    TrackerKind::Mprotect,
+    TrackerKind::Uffd,
+    TrackerKind::DirtyLog,
+];
+
+#[test]
+fn every_tracker_runs_every_program_and_reports_its_costs() {
+    if !common::kvm_available("every_tracker_runs_every_program_and_reports_its_costs") {
+        return;
+    }
+    for tracker in TRACKERS {
+        for guest in [
+            "seq", "random", "hotset", "zipf", "phases", "ramp", "stride", "chase", "idle",
+        ] {
+            let out = run(&RunSpec {
+                tracker,
+                duration: Duration::from_millis(2000),
+                sample_pages: 200,
+                ..RunSpec::new(guest)
+            }
+            .config());
+            let s = &out.summary;
+            let what = format!("{guest} under {tracker:?}");
+            assert_eq!(out.end, RunEnd::Duration, "{what}");
+            assert_eq!(s.tracker, tracker.name(), "{what}");
+            assert_eq!(s.estimator.as_deref(), Some("esx"), "{what}");
+            let faults = s
+                .tracked_faults
+                .unwrap_or_else(|| panic!("{what}: no tracked_faults"));
+            assert_eq!(
+                faults,
+                out.rows.iter().map(|r| r.faults).sum::<u64>(),
+                "{what}"
+            );
+            assert!(
+                s.est_wss_mean_pages.is_some() && s.mape.is_some() || s.true_wss_mean_pages < 2.0,
+                "{what}"
+            );
+            assert!(
+                s.arm_us_total > 0.0 && s.collect_us_total > 0.0,
+                "{what}: sampler costs"
+            );
+            if guest != "idle" {
+                assert!(
+                    faults > 0,
+                    "{what}: sampled pages of a busy program must be touched"
+                );
+                assert!(s.fault_cost_us.is_some(), "{what}: fault cost");
+            }
+            assert_eq!(
+                s.compared_against,
+                if tracker == TrackerKind::DirtyLog {
+                    "true_wss_write_pages"
+                } else {
+                    "true_wss_pages"
+                },
+                "{what}"
+            );
+        }
+    }
+}
+
+#[test]
+fn tracked_memory_ends_up_identical() {
+    if !common::kvm_available("tracked_memory_ends_up_identical") {
+        return;
+    }
+    for guest in ["hotset", "chase", "zipf"] {
+        let spec = RunSpec {
+            duration: Duration::from_secs(60),
+            interval: Duration::from_millis(100),
+            params: &[("ops", "3000000")],
+            sample_pages: 400,
+            ..RunSpec::new(guest)
+        };
+        let untracked = run(&spec.config());
+        assert_eq!(untracked.end, RunEnd::GuestExit(0), "{guest}");
+        let expected = untracked.summary.guest_checksum.clone().expect("checksum");
+        for tracker in TRACKERS {
+            let out = run(&RunSpec { tracker, ..spec }.config());
+            assert_eq!(out.end, RunEnd::GuestExit(0), "{guest} under {tracker:?}");
+            assert!(
+                out.summary.tracked_faults.unwrap_or(0) > 0,
+                "{guest} under {tracker:?}: nothing tracked"
+            );
+            assert_eq!(
+                out.summary.guest_checksum.as_deref(),
+                Some(expected.as_str()),
+                "{guest} under {tracker:?}"
+            );
+        }
+    }
+}
