@@ -23,6 +23,10 @@ pub const RUN_OVERHEAD: Duration = Duration::from_millis(100);
 /// Where the study keeps why a run ended early: summary.json says only
 /// that it did ("error", "guest_crash").
 const END_NOTE: &str = "study-end.txt";
+/// Where the study keeps how long making the run took (wall seconds, its
+/// untracked twin included), so a document rendered from reused runs can
+/// still say what making them cost.
+const WALL_NOTE: &str = "study-wall-s.txt";
 
 /// What became of one planned run.
 #[derive(Debug, Clone)]
@@ -35,6 +39,8 @@ pub enum Outcome {
         rows: Vec<Row>,
         cached: bool,
         ended_early: Option<String>,
+        /// Wall time making the run took, when recorded.
+        wall_s: Option<f64>,
     },
     /// The run could not be made at all: the reason.
     Failed(String),
@@ -44,8 +50,6 @@ pub enum Outcome {
 #[derive(Debug, Default)]
 pub struct Results {
     runs: HashMap<String, Outcome>,
-    /// Wall time spent making runs (not reading cached ones).
-    pub run_wall: Duration,
 }
 
 impl Results {
@@ -53,7 +57,6 @@ impl Results {
     pub fn from_outcomes(outcomes: impl IntoIterator<Item = (String, Outcome)>) -> Results {
         Results {
             runs: outcomes.into_iter().collect(),
-            run_wall: Duration::ZERO,
         }
     }
 
@@ -94,6 +97,19 @@ impl Results {
             .collect()
     }
 
+    /// Wall time making the runs of `plan` took, summed over the runs that
+    /// recorded it, and how many did not.
+    pub fn recorded_wall(&self, plan: &Plan) -> (f64, usize) {
+        plan.runs()
+            .into_iter()
+            .fold((0.0, 0), |(sum, missing), s| match self.runs.get(&s.id()) {
+                Some(Outcome::Done {
+                    wall_s: Some(w), ..
+                }) => (sum + w, missing),
+                _ => (sum, missing + 1),
+            })
+    }
+
     /// How many runs were read back from an earlier study.
     pub fn cached(&self) -> usize {
         self.runs
@@ -103,23 +119,40 @@ impl Results {
     }
 }
 
-/// Reads a finished run back, with why it ended early if it did; `None`
-/// when the folder holds no finished run (missing or unreadable files, or
-/// a run cut short by Ctrl-C, which is worth making again).
-pub fn load_cached(dir: &Path) -> Option<(Summary, Vec<Row>, Option<String>)> {
+/// A finished run read back from its folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cached {
+    pub summary: Summary,
+    pub rows: Vec<Row>,
+    pub ended_early: Option<String>,
+    pub wall_s: Option<f64>,
+}
+
+/// Reads a finished run back; `None` when the folder holds no finished run
+/// (missing or unreadable files, or a run cut short by Ctrl-C, which is
+/// worth making again).
+pub fn load_cached(dir: &Path) -> Option<Cached> {
     let summary = read_summary(&dir.join("summary.json")).ok()?;
     if summary.end == "interrupted" {
         return None;
     }
     let rows = read_timeseries(&dir.join("timeseries.csv")).ok()?;
-    let early = early_end(&summary.end).map(|default| {
-        std::fs::read_to_string(dir.join(END_NOTE))
+    let note = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
             .ok()
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
-            .unwrap_or(default)
-    });
-    Some((summary, rows, early))
+    };
+    let ended_early = early_end(&summary.end).map(|default| note(END_NOTE).unwrap_or(default));
+    let wall_s = note(WALL_NOTE)
+        .and_then(|t| t.parse::<f64>().ok())
+        .filter(|w| w.is_finite());
+    Some(Cached {
+        summary,
+        rows,
+        ended_early,
+        wall_s,
+    })
 }
 
 /// For a summary's `end`, a description of an early end (`None` for a
@@ -200,17 +233,14 @@ pub fn execute(
         let dir = runs_dir.join(spec.id());
         let start = Instant::now();
         let outcome = match (fresh, load_cached(&dir)) {
-            (false, Some((summary, rows, ended_early))) => Outcome::Done {
-                summary: Box::new(summary),
-                rows,
+            (false, Some(c)) => Outcome::Done {
+                summary: Box::new(c.summary),
+                rows: c.rows,
                 cached: true,
-                ended_early,
+                ended_early: c.ended_early,
+                wall_s: c.wall_s,
             },
-            _ => {
-                let o = make(spec, &dir)?;
-                results.run_wall += start.elapsed();
-                o
-            }
+            _ => make(spec, &dir)?,
         };
         if let Outcome::Done { summary, .. } = &outcome
             && summary.end == "interrupted"
@@ -232,10 +262,15 @@ fn make(spec: &Spec, dir: &PathBuf) -> Result<Outcome, StudyError> {
             source,
         })?;
     }
+    let start = Instant::now();
     let out = match crate::run::run(&spec.run_config(), dir) {
         Ok(out) => out,
         Err(e) => return Ok(Outcome::Failed(crate::error_chain(&e))),
     };
+    let wall_s = start.elapsed().as_secs_f64();
+    let path = dir.join(WALL_NOTE);
+    std::fs::write(&path, format!("{wall_s}\n"))
+        .map_err(|source| StudyError::Io { path, source })?;
     let ended_early = match &out.end {
         crate::run::RunEnd::GuestCrash(msg) => Some(format!("guest crashed: {msg}")),
         crate::run::RunEnd::Error(msg) => Some(msg.clone()),
@@ -254,6 +289,7 @@ fn make(spec: &Spec, dir: &PathBuf) -> Result<Outcome, StudyError> {
         rows: out.rows,
         cached: false,
         ended_early,
+        wall_s: Some(wall_s),
     })
 }
 
@@ -280,20 +316,22 @@ mod tests {
         w.write_row(&crate::report::timeseries::tests::row(1.0, 10, Some(9.0)))
             .unwrap();
         drop(w);
-        let (summary, rows, early) = load_cached(d).unwrap();
-        assert_eq!(summary, s);
-        assert_eq!(rows.len(), 1);
-        assert_eq!(early, None);
+        let c = load_cached(d).unwrap();
+        assert_eq!(c.summary, s);
+        assert_eq!(c.rows.len(), 1);
+        assert_eq!((c.ended_early, c.wall_s), (None, None));
+        std::fs::write(d.join(WALL_NOTE), "20.5\n").unwrap();
+        assert_eq!(load_cached(d).unwrap().wall_s, Some(20.5));
         // A run stopped by a tracker error keeps what it measured.
         s.end = "error".into();
         write_summary(&d.join("summary.json"), &s).unwrap();
         assert_eq!(
-            load_cached(d).unwrap().2.as_deref(),
+            load_cached(d).unwrap().ended_early.as_deref(),
             Some("ended early (error)")
         );
         std::fs::write(d.join(END_NOTE), "mprotect failed\n").unwrap();
         assert_eq!(
-            load_cached(d).unwrap().2.as_deref(),
+            load_cached(d).unwrap().ended_early.as_deref(),
             Some("mprotect failed")
         );
         s.end = "interrupted".into();
@@ -331,6 +369,7 @@ mod tests {
             rows: Vec::new(),
             cached: false,
             ended_early: None,
+            wall_s: Some(20.0),
         };
         assert_eq!(
             progress_line(4, 153, spec, &done, Duration::from_secs(20)),
@@ -349,6 +388,7 @@ mod tests {
             rows: Vec::new(),
             cached: true,
             ended_early: Some("tracker failed".into()),
+            wall_s: None,
         };
         assert_eq!(
             progress_line(0, 9, spec, &early, Duration::ZERO),

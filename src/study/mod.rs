@@ -156,7 +156,8 @@ pub fn study(opts: &StudyOptions, log: &mut dyn Write) -> Result<StudyOutcome, S
         cached: results.cached(),
         failed: failed.clone(),
         ended_early,
-        run_wall_s: results.run_wall.as_secs_f64(),
+        recorded_wall_s: results.recorded_wall(&plan).0,
+        unrecorded: results.recorded_wall(&plan).1,
     };
     let doc = opts.out.join("study.md");
     let text = render::render(&plan, &results, &figs, &prov);
@@ -203,6 +204,117 @@ mod tests {
         assert_eq!(o.command(), "kvm-wss study --out docs");
         o.quick = true;
         assert_eq!(o.command(), "kvm-wss study --out docs --quick");
+    }
+
+    /// A plausible finished run of `spec`: the truth steps between two
+    /// levels and the estimate follows one interval late.
+    fn synthetic(spec: &plan::Spec, i: usize) -> execute::Outcome {
+        use crate::report::metrics::TruthColumn;
+        use crate::report::timeseries::tests::row;
+        let rows: Vec<crate::report::timeseries::Row> = (0..12)
+            .map(|k| {
+                let truth = if (k / 4) % 2 == 0 { 1000 } else { 3000 } + 10 * i as u64;
+                let prev = if ((k.max(1) - 1) / 4) % 2 == 0 {
+                    1000.0
+                } else {
+                    3000.0
+                };
+                row(k as f64 + 1.0, truth, Some(prev * 1.05))
+            })
+            .collect();
+        let mut summary = crate::report::summary::Summary {
+            guest: spec.workload.guest.into(),
+            tracker: spec.tracker.name().into(),
+            estimator: Some(spec.estimator.name().into()),
+            sample_pages: Some(spec.sample_pages),
+            interval_s: spec.interval.as_secs_f64(),
+            duration_s: 12.0,
+            intervals: 12,
+            domain_pages: 130_000,
+            tracked_faults: Some(100 * (i as u64 + 1)),
+            fault_cost_us: Some(30.0),
+            vmm_cpu_s: 0.5,
+            end: "duration".into(),
+            slowdown: spec.baseline.then_some(0.01 * i as f64),
+            baseline_guest_ops_per_s: spec.baseline.then_some(5e7),
+            ..Default::default()
+        };
+        let column = if spec.tracker.writes_only() {
+            TruthColumn::Writes
+        } else {
+            TruthColumn::All
+        };
+        summary.record_accuracy(&rows, spec.warmup, column);
+        execute::Outcome::Done {
+            summary: Box::new(summary),
+            rows,
+            cached: true,
+            ended_early: (i == 3).then(|| "tracker gave up".to_string()),
+            wall_s: Some(12.5),
+        }
+    }
+
+    #[test]
+    fn document_renders_every_section_from_synthetic_runs() {
+        let p = plan::Plan::new(plan::Scale::full());
+        let runs = p.runs();
+        let results = execute::Results::from_outcomes(runs.iter().enumerate().map(|(i, s)| {
+            let o = if i == 5 {
+                execute::Outcome::Failed("no KVM".into())
+            } else {
+                synthetic(s, i)
+            };
+            (s.id(), o)
+        }));
+        let dir = tempfile::tempdir().unwrap();
+        let figs = figures::draw_all(&p, &results, &dir.path().join("study")).unwrap();
+        let prov = render::Provenance {
+            command: "kvm-wss study --out docs".into(),
+            runs_dir: "docs/study/runs".into(),
+            host: host::Host::current(),
+            runs: runs.len(),
+            cached: runs.len() - 1,
+            failed: results
+                .failures(&p)
+                .into_iter()
+                .map(|(s, w)| (s.id(), w.to_string()))
+                .collect(),
+            ended_early: results
+                .ended_early(&p)
+                .into_iter()
+                .map(|(s, w)| (s.id(), w.to_string()))
+                .collect(),
+            recorded_wall_s: results.recorded_wall(&p).0,
+            unrecorded: results.recorded_wall(&p).1,
+        };
+        assert_eq!(prov.failed.len(), 1);
+        assert_eq!(prov.ended_early.len(), 1);
+        assert_eq!(prov.unrecorded, 1);
+        let doc = render::render(&p, &results, &figs, &prov);
+        for heading in [
+            "## 1. Does it work?",
+            "## 2. How effective is it?",
+            "### Where it fails, and why",
+            "## 3. How efficient is it?",
+            "## 4. Is it agile?",
+            "## 5. Which interval and sample size to use?",
+            "## Threats to validity",
+            "## Runs that ended early",
+            "## Runs that failed",
+        ] {
+            assert!(doc.contains(heading), "no {heading:?}");
+        }
+        for bad in ["NaN", "null", "inf%"] {
+            assert!(!doc.contains(bad), "{bad:?} in the document");
+        }
+        for f in figs.all() {
+            assert!(doc.contains(&f.png()), "{} not shown", f.stem);
+            assert!(dir.path().join(f.csv()).exists(), "{} has no data", f.stem);
+        }
+        // Every figure lists the runs behind it as commands.
+        assert_eq!(doc.matches("<details><summary>").count(), figs.all().len());
+        // The host notes are quoted, labelled as such.
+        assert!(doc.contains("The host notes report"));
     }
 
     #[test]

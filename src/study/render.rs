@@ -43,8 +43,10 @@ pub struct Provenance {
     pub failed: Vec<(String, String)>,
     /// Runs that stopped before their duration but left data, with why.
     pub ended_early: Vec<(String, String)>,
-    /// Wall time this invocation spent making runs.
-    pub run_wall_s: f64,
+    /// Wall time making the runs took, over those that recorded it, and
+    /// how many did not (runs that failed).
+    pub recorded_wall_s: f64,
+    pub unrecorded: usize,
 }
 
 /// A relative share of a sample that shrinks as the sample grows: the
@@ -243,28 +245,19 @@ impl Doc<'_> {
         self.line("");
         let mut text = format!(
             "This document, its figures, tables and every number in its text were generated \
-             by `{}` from {} runs of `kvm-wss`, {} of guest run time in all (runs with a \
-             baseline count twice: they are preceded by an untracked twin). ",
+             by `{}` from {} runs of `kvm-wss`: {} of planned run time (runs with a baseline \
+             count twice: an untracked twin runs first); making them took {} of wall time. ",
             p.command,
             p.runs,
-            elapsed(planned)
+            elapsed(planned),
+            elapsed(p.recorded_wall_s),
         );
         if p.cached > 0 {
             let _ = write!(
                 text,
-                "{} of the runs were read back from an earlier invocation (their folders \
-                 under `{}` held a complete summary.json); this invocation spent {} making the \
-                 other {}. ",
-                p.cached,
-                p.runs_dir,
-                elapsed(p.run_wall_s),
-                p.runs - p.cached
-            );
-        } else {
-            let _ = write!(
-                text,
-                "This invocation made every run, in {} of wall time. ",
-                elapsed(p.run_wall_s)
+                "This rendering read {} of the runs back from `{}`, where an earlier \
+                 invocation of the same command left them. ",
+                p.cached, p.runs_dir
             );
         }
         text.push_str(
@@ -1463,6 +1456,36 @@ mod tests {
         assert_eq!(largest_drop(&rows, 1), Some((800.0, 200.0)));
         assert_eq!(largest_drop(&rows, 0), Some((1000.0, 100.0)));
         assert_eq!(largest_drop(&rows[..2], 1), None);
+    }
+
+    #[test]
+    fn startup_memory_needs_a_big_first_interval_and_a_high_estimate() {
+        // chase: the set-up touches all 65536 pages, then 32768 per interval.
+        let mut rows = vec![row(1.0, 65536, Some(65536.0))];
+        rows.extend((2..8).map(|i| row(i as f64, 32768, Some(50000.0))));
+        let s = Summary {
+            true_wss_mean_pages: 32768.0,
+            bias_pages: Some(17232.0),
+            warmup_intervals: 2,
+            ..Summary::default()
+        };
+        // 32768 * 0.875^k <= 3276.8 -> k = 18.
+        assert_eq!(
+            startup_memory(&rows, &s, 0.125),
+            Some((65536.0, 32768.0, 18.0))
+        );
+        assert_eq!(scored_intervals(&rows, &s), 5);
+        let text = startup_sentence(&rows, &s, EsxGains::default()).unwrap();
+        assert!(text.contains("touched 65536 pages against 32768"), "{text}");
+        assert!(text.contains("needs 18 intervals"), "{text}");
+        // No memory when the estimate is not high, or the start not big.
+        let unbiased = Summary {
+            bias_pages: Some(100.0),
+            ..s.clone()
+        };
+        assert_eq!(startup_memory(&rows, &unbiased, 0.125), None);
+        rows[0].true_wss_pages = 33000;
+        assert_eq!(startup_memory(&rows, &s, 0.125), None);
     }
 
     #[test]
