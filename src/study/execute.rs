@@ -83,6 +83,17 @@ impl Results {
             .collect()
     }
 
+    /// Why `spec`'s run stopped before its duration, if it did.
+    pub fn early_end(&self, spec: &Spec) -> Option<&str> {
+        match self.runs.get(&spec.id()) {
+            Some(Outcome::Done {
+                ended_early: Some(why),
+                ..
+            }) => Some(why),
+            _ => None,
+        }
+    }
+
     /// The runs of `plan` that stopped before their duration, with why.
     pub fn ended_early<'a>(&'a self, plan: &'a Plan) -> Vec<(&'a Spec, &'a str)> {
         plan.runs()

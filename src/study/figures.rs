@@ -69,6 +69,35 @@ impl Figures {
     }
 }
 
+/// The lag criteria of `report::metrics::compute`, for the text: a step is
+/// a change of the truth by at least `STEP` of its previous value; growth
+/// is caught once the estimate reaches `REACH_UP` of the truth, shrinking
+/// once it falls to `REACH_DOWN` of it.
+pub const STEP: f64 = 0.25;
+pub const REACH_UP: f64 = 0.9;
+pub const REACH_DOWN: f64 = 1.1;
+
+/// The lag criteria in words, for captions and text.
+pub fn lag_definition() -> String {
+    format!(
+        "intervals until the estimate reaches {} of a working set that grew by {} or more, \
+         or falls to {} of one that shrank by {} or more",
+        super::format::pct(REACH_UP),
+        super::format::pct(STEP),
+        super::format::pct(REACH_DOWN),
+        super::format::pct(STEP)
+    )
+}
+
+/// A lag cell: the mean lag in intervals, or why there is none.
+pub fn lag_cell(lag: Option<f64>, events: u32) -> String {
+    match (lag, events) {
+        (Some(l), _) => super::format::num(l),
+        (None, 0) => "no step".into(),
+        (None, _) => "not caught".into(),
+    }
+}
+
 /// Tracked faults per second of wall time.
 pub fn faults_per_s(s: &Summary) -> Option<f64> {
     s.tracked_faults.map(|f| f as f64 / s.duration_s.max(1e-9))
@@ -92,6 +121,28 @@ pub fn rel_bias(s: &Summary) -> Option<f64> {
 /// A lag in intervals, in seconds.
 pub fn lag_s(lag_intervals: Option<f64>, s: &Summary) -> Option<f64> {
     lag_intervals.map(|l| l * s.interval_s)
+}
+
+/// Guest time lost per tracked fault, from the slowdown: the share of the
+/// guest's time lost, spread over the faults of one second, in µs.
+pub fn lost_us_per_fault(s: &Summary) -> Option<f64> {
+    let f = faults_per_s(s).filter(|f| *f > 0.0)?;
+    s.slowdown.map(|sl| sl / f * 1e6)
+}
+
+/// The cost per tracked fault that best explains a set of runs' slowdowns,
+/// in µs: the least-squares slope through the origin of slowdown against
+/// tracked faults per second. Runs with many faults weigh most, which is
+/// where the slowdown stands out of the noise. `None` from fewer than two
+/// runs or no faults.
+pub fn fitted_cost_us(points: &[(f64, f64)]) -> Option<f64> {
+    let pts: Vec<&(f64, f64)> = points
+        .iter()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    let sxx: f64 = pts.iter().map(|(x, _)| x * x).sum();
+    let sxy: f64 = pts.iter().map(|(x, y)| x * y).sum();
+    (pts.len() >= 2 && sxx > 0.0).then(|| sxy / sxx * 1e6)
 }
 
 /// Share of one CPU the VMM process used besides the vCPU thread.
@@ -202,8 +253,8 @@ pub fn draw_all(plan: &Plan, results: &Results, study_dir: &Path) -> Result<Figu
         failures: ctx.failures()?,
         reads: ctx.reads()?,
         cost: ctx.cost()?,
-        lag_intervals: ctx.lag_intervals()?,
-        lag_gains: ctx.lag_gains()?,
+        lag_intervals: ctx.agility(true)?,
+        lag_gains: ctx.agility(false)?,
     })
 }
 
@@ -608,7 +659,7 @@ impl Ctx<'_> {
                     sl.push((x, v));
                 }
                 c.push((x, vmm_cpu_share(s)));
-                if let Some(v) = s.fault_cost_us {
+                if let Some(v) = lost_us_per_fault(s) {
                     pt.push((x, v));
                 }
             }
@@ -635,9 +686,11 @@ impl Ctx<'_> {
                 spec.estimator.name().to_string(),
                 s.and_then(|s| s.sample_pages)
                     .map_or(String::new(), |n| n.to_string()),
+                format!("{}", spec.interval.as_secs_f64()),
                 cell(s.map(|s| s.duration_s)),
                 cell(s.and_then(faults_per_s)),
                 cell(s.and_then(|s| s.fault_cost_us)),
+                cell(s.and_then(lost_us_per_fault)),
                 cell(service),
                 cell(s.and_then(|s| s.slowdown)),
                 cell(s.map(|s| s.guest_ops_per_s)),
@@ -653,9 +706,11 @@ impl Ctx<'_> {
                 "tracker",
                 "estimator",
                 "sample_pages",
+                "interval_s",
                 "duration_s",
                 "faults_per_s",
                 "fault_cost_us",
+                "lost_us_per_fault",
                 "vmm_service_us_per_fault",
                 "slowdown",
                 "guest_ops_per_s",
@@ -695,7 +750,7 @@ impl Ctx<'_> {
                 slowdown,
             ),
             panel(
-                "Guest time lost per tracked touch",
+                "Guest time lost per tracked fault (slowdown / faults per s)",
                 "microseconds",
                 YFormat::Plain,
                 per_touch,
@@ -709,100 +764,142 @@ impl Ctx<'_> {
         ];
         let title = format!(
             "Cost of tracking an unpaced random program (esx, {} interval)",
-            super::format::setting(self.plan.scale.interval)
+            super::format::setting(self.plan.scale.cost_interval)
         );
         line_panels(&self.base(stem), &title, &panels, 2)?;
         Ok(Figure {
             stem,
             title,
-            caption: "What each mechanism costs as the sample grows, on a guest that touches \
-                      its whole working set as fast as it can, so that nearly every sampled \
-                      page in it faults. Each run is preceded by its untracked twin, which \
-                      gives the slowdown. The data also holds exhaustive tracking."
-                .into(),
+            caption: format!(
+                "What each mechanism costs as the sample grows, on a guest that touches its \
+                 whole working set as fast as it can, so that nearly every sampled page in it \
+                 faults. The interval is {} so that faults are frequent enough to measure. \
+                 Each run is preceded by its untracked twin, which gives the slowdown. The \
+                 data also holds exhaustive tracking (at the default {} interval).",
+                super::format::setting(self.plan.scale.cost_interval),
+                super::format::setting(self.plan.scale.interval)
+            ),
             runs: runs.into_iter().cloned().collect(),
         })
     }
 
-    /// Lag after growth and after shrinking, against the interval.
-    fn lag_intervals(&self) -> Result<Figure, StudyError> {
-        let stem = "fig8-lag-vs-interval";
-        let specs = &self.plan.agility_intervals;
-        let mut data = Vec::new();
-        let mut in_s = Vec::new();
-        let mut in_iv = Vec::new();
-        for label in ["phases", "ramp"] {
-            let mine: Vec<&Spec> = specs.iter().filter(|s| s.workload.label == label).collect();
-            for (dir, up) in [("growth", true), ("shrink", false)] {
-                let mut secs = Vec::new();
-                let mut ivs = Vec::new();
-                for spec in &mine {
-                    let Some(s) = self.summary(spec) else {
-                        continue;
-                    };
-                    let lag = if up {
-                        s.lag_up_intervals
-                    } else {
-                        s.lag_down_intervals
-                    };
-                    let x = spec.interval.as_secs_f64();
-                    if let Some(l) = lag {
-                        ivs.push((x, l));
-                    }
-                    if let Some(l) = lag_s(lag, s) {
-                        secs.push((x, l));
-                    }
-                }
-                let label = format!("{label}, after {dir}");
-                in_s.push(Line {
-                    label: label.clone(),
-                    points: secs,
-                    dashed: !up,
-                });
-                in_iv.push(Line {
-                    label,
-                    points: ivs,
-                    dashed: !up,
-                });
-            }
-            for spec in mine {
-                data.push(self.lag_cells(spec));
+    /// The estimate following a changing working set: phases and ramp at
+    /// each interval (`by_interval`) or under each pair of ESX gains.
+    fn agility(&self, by_interval: bool) -> Result<Figure, StudyError> {
+        let (stem, specs) = if by_interval {
+            ("fig8-agility-vs-interval", &self.plan.agility_intervals)
+        } else {
+            ("fig9-agility-vs-gains", &self.plan.agility_gains)
+        };
+        let mut runs: Vec<&Spec> = Vec::new();
+        for sp in specs {
+            if !runs.iter().any(|r| r.id() == sp.id()) {
+                runs.push(sp);
             }
         }
-        self.csv(stem, &LAG_COLUMNS, &data)?;
-        let ticks: Vec<f64> = self
-            .plan
-            .scale
-            .agility_intervals
-            .iter()
-            .map(|d| d.as_secs_f64())
-            .collect();
-        let panel = |title: &str, y_label: &str, lines| LinePanel {
-            title: title.into(),
-            x_label: "interval (s)".into(),
-            x_ticks: ticks.clone(),
-            y_label: y_label.into(),
-            y_format: YFormat::Plain,
-            lines,
-            y_ref: None,
+        let mut panels = Vec::new();
+        let mut data = Vec::new();
+        let mut lags = Vec::new();
+        for sp in &runs {
+            let setting = if by_interval {
+                super::format::setting(sp.interval)
+            } else {
+                format!("gains {}/{}", sp.gains.slow, sp.gains.fast)
+            };
+            let got = self.results.get(sp);
+            let title = match got {
+                Some((s, _)) => format!(
+                    "{}, {setting}: lag up {}, down {}",
+                    sp.workload.label,
+                    lag_cell(s.lag_up_intervals, s.lag_up_events),
+                    lag_cell(s.lag_down_intervals, s.lag_down_events)
+                ),
+                None => format!("{}, {setting}: run failed", sp.workload.label),
+            };
+            let rows = got.map(|g| g.1.to_vec()).unwrap_or_default();
+            for r in &rows {
+                data.push(vec![
+                    sp.id(),
+                    sp.workload.label.clone(),
+                    format!("{}", sp.interval.as_secs_f64()),
+                    format!("{}", sp.gains.slow),
+                    format!("{}", sp.gains.fast),
+                    format!("{}", r.t_s),
+                    r.true_wss_pages.to_string(),
+                    cell(r.est_wss_pages),
+                    cell(r.est_lo_pages),
+                    cell(r.est_hi_pages),
+                ]);
+            }
+            lags.push(self.lag_cells(sp));
+            panels.push(SeriesPanel {
+                title,
+                rows,
+                show_writes: false,
+            });
+        }
+        self.csv(
+            stem,
+            &[
+                "run_id",
+                "workload",
+                "interval_s",
+                "esx_slow_gain",
+                "esx_fast_gain",
+                "t_s",
+                "true_wss_pages",
+                "est_wss_pages",
+                "est_lo_pages",
+                "est_hi_pages",
+            ],
+            &data,
+        )?;
+        self.csv(&format!("{stem}-lags"), &LAG_COLUMNS, &lags)?;
+        let s = &self.plan.scale;
+        let d = crate::estimate::EsxGains::default();
+        let (title, caption) = if by_interval {
+            (
+                format!(
+                    "Following a changing working set at each interval (uffd + esx, {} samples)",
+                    s.sample_pages
+                ),
+                format!(
+                    "`phases` and `ramp` under the default ESX gains ({} slow, {} fast) at each \
+                     interval. Each title gives the mean lag after growth and after shrinking, \
+                     in {}; the lags are also in the table below and in {}.",
+                    d.slow,
+                    d.fast,
+                    lag_definition(),
+                    format_args!("study/data/{stem}-lags.csv")
+                ),
+            )
+        } else {
+            (
+                format!(
+                    "Following a changing working set under other ESX gains (uffd, {} samples, \
+                     {} interval)",
+                    s.sample_pages,
+                    super::format::setting(s.interval)
+                ),
+                format!(
+                    "`phases` and `ramp` with one of the ESX gains changed from its default \
+                     ({} slow, {} fast). ESX reports the larger of a slow and a fast moving \
+                     average of the sampled fraction: the fast gain sets how soon growth \
+                     shows, the slow gain how long a shrunken working set is still reported at \
+                     its old size. Lags as in Figure 8; also in {}.",
+                    d.slow,
+                    d.fast,
+                    format_args!("study/data/{stem}-lags.csv")
+                ),
+            )
         };
-        let panels = [
-            panel("Lag in seconds", "seconds", in_s),
-            panel("Lag in intervals", "intervals", in_iv),
-        ];
-        let title = format!(
-            "How fast the estimate follows a changing working set (uffd + esx, {} samples)",
-            self.plan.scale.sample_pages
-        );
-        line_panels(&self.base(stem), &title, &panels, 2)?;
+        let cols = runs.len().div_ceil(2).max(1);
+        series_panels(&self.base(stem), &title, &panels, cols)?;
         Ok(Figure {
             stem,
             title,
-            caption: "Mean number of intervals (and seconds) until the estimate reaches 90% of \
-                      a working set that grew by 25% or more, or falls to 110% of one that \
-                      shrank by 25% or more; steps that were never caught are left out."
-                .into(),
-            runs: specs.clone(),
+            caption,
+            runs: runs.into_iter().cloned().collect(),
         })
     }
 
@@ -824,99 +921,6 @@ impl Ctx<'_> {
             cell(s.and_then(|s| s.mape)),
             cell(s.and_then(rel_bias)),
         ]
-    }
-
-    /// Lag against the ESX gains.
-    fn lag_gains(&self) -> Result<Figure, StudyError> {
-        let stem = "fig9-lag-vs-gains";
-        let d = crate::estimate::EsxGains::default();
-        let specs = &self.plan.agility_gains;
-        let mut slow_lines = Vec::new();
-        let mut fast_lines = Vec::new();
-        let mut data = Vec::new();
-        for label in ["phases", "ramp"] {
-            let mine: Vec<&Spec> = specs.iter().filter(|s| s.workload.label == label).collect();
-            let points = |vary_slow: bool, up: bool| -> Vec<(f64, f64)> {
-                mine.iter()
-                    .filter(|s| {
-                        if vary_slow {
-                            s.gains.fast == d.fast
-                        } else {
-                            s.gains.slow == d.slow
-                        }
-                    })
-                    .filter_map(|spec| {
-                        let s = self.summary(spec)?;
-                        let lag = if up {
-                            s.lag_up_intervals
-                        } else {
-                            s.lag_down_intervals
-                        };
-                        let x = if vary_slow {
-                            spec.gains.slow
-                        } else {
-                            spec.gains.fast
-                        };
-                        lag.map(|l| (x, l))
-                    })
-                    .collect()
-            };
-            for (up, dir) in [(true, "growth"), (false, "shrink")] {
-                slow_lines.push(Line {
-                    label: format!("{label}, after {dir}"),
-                    points: points(true, up),
-                    dashed: !up,
-                });
-                fast_lines.push(Line {
-                    label: format!("{label}, after {dir}"),
-                    points: points(false, up),
-                    dashed: !up,
-                });
-            }
-            for spec in mine {
-                data.push(self.lag_cells(spec));
-            }
-        }
-        self.csv(stem, &LAG_COLUMNS, &data)?;
-        let s = &self.plan.scale;
-        let panel = |title: String, x_label: &str, ticks: &[f64], lines| LinePanel {
-            title,
-            x_label: x_label.into(),
-            x_ticks: ticks.to_vec(),
-            y_label: "lag (intervals)".into(),
-            y_format: YFormat::Plain,
-            lines,
-            y_ref: None,
-        };
-        let panels = [
-            panel(
-                format!("Slow gain varied (fast gain {})", d.fast),
-                "slow gain",
-                &s.slow_gains,
-                slow_lines,
-            ),
-            panel(
-                format!("Fast gain varied (slow gain {})", d.slow),
-                "fast gain",
-                &s.fast_gains,
-                fast_lines,
-            ),
-        ];
-        let title = format!(
-            "Lag against the ESX gains (uffd, {} samples, {} interval)",
-            s.sample_pages,
-            super::format::setting(s.interval)
-        );
-        line_panels(&self.base(stem), &title, &panels, 2)?;
-        Ok(Figure {
-            stem,
-            title,
-            caption: "ESX reports the larger of a slow and a fast moving average of the sampled \
-                      fraction. The fast gain sets how soon growth shows; the slow gain how \
-                      long a shrunken working set is still reported at its old size."
-                .into(),
-            runs: specs.clone(),
-        })
     }
 }
 
@@ -968,6 +972,59 @@ mod tests {
             ..s
         };
         assert_eq!(rel_bias(&none), None);
+        let slowed = Summary {
+            duration_s: 10.0,
+            tracked_faults: Some(20_000),
+            slowdown: Some(0.05),
+            ..Summary::default()
+        };
+        // 5% of each second over 2000 faults: 25 µs each.
+        assert!((lost_us_per_fault(&slowed).unwrap() - 25.0).abs() < 1e-9);
+        assert_eq!(lost_us_per_fault(&Summary::default()), None);
+    }
+
+    #[test]
+    fn fitted_cost_is_the_slope_through_the_origin() {
+        // Slowdown = 30 µs x faults/s, with noise at the low end.
+        let pts = [(100.0, 0.02), (1000.0, 0.03), (10000.0, 0.3)];
+        let c = fitted_cost_us(&pts).unwrap();
+        assert!((c - 30.0).abs() < 0.5, "{c}");
+        assert_eq!(fitted_cost_us(&pts[..1]), None);
+        assert_eq!(fitted_cost_us(&[(0.0, 0.1), (0.0, 0.2)]), None);
+        assert_eq!(fitted_cost_us(&[(f64::NAN, 0.1), (100.0, 0.01)]), None);
+    }
+
+    #[test]
+    fn lag_criteria_match_the_metrics() {
+        use crate::report::timeseries::tests::row;
+        let lag_up = |est_frac: f64| {
+            let rows = [
+                row(1.0, 1000, Some(1000.0)),
+                row(2.0, 1250, Some(1250.0 * est_frac)),
+            ];
+            metrics::compute(&rows, 0, TruthColumn::All).lag_up_intervals
+        };
+        assert_eq!(lag_up(REACH_UP), Some(0.0));
+        assert_eq!(lag_up(REACH_UP - 0.01), None);
+        let rows = [
+            row(1.0, 1000, Some(1000.0)),
+            // 750 x REACH_DOWN, written exactly: the product rounds up.
+            row(2.0, 750, Some(825.0)),
+        ];
+        assert!((750.0 * REACH_DOWN - 825.0).abs() < 1e-9);
+        let m = metrics::compute(&rows, 0, TruthColumn::All);
+        assert_eq!((m.lag_down_events, m.lag_down_intervals), (1, Some(0.0)));
+        // A step of a little less than STEP is no step.
+        let rows = [row(1.0, 1000, Some(1000.0)), row(2.0, 1249, Some(0.0))];
+        assert_eq!(
+            metrics::compute(&rows, 0, TruthColumn::All).lag_up_events,
+            0
+        );
+        assert_eq!(
+            lag_definition(),
+            "intervals until the estimate reaches 90% of a working set that grew by 25% or \
+             more, or falls to 110% of one that shrank by 25% or more"
+        );
     }
 
     #[test]

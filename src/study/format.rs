@@ -38,7 +38,7 @@ pub fn pct(frac: f64) -> String {
     if p.abs() >= 10.0 {
         format!("{}%", trim_zeros(&sig(p, 3)))
     } else {
-        format!("{}%", sig(p, 2))
+        format!("{}%", trim_zeros(&sig(p, 2)))
     }
 }
 
@@ -76,6 +76,12 @@ pub fn setting(d: Duration) -> String {
     } else {
         format!("{} s", trim_zeros(&sig(ms / 1e3, 3)))
     }
+}
+
+/// A plain number with at most three significant digits and no trailing
+/// zeros: "2", "0.125", "1.5".
+pub fn num(x: f64) -> String {
+    trim_zeros(&sig(x, 3))
 }
 
 /// "2.50" -> "2.5", "10.0" -> "10", "100" -> "100".
@@ -170,6 +176,8 @@ mod tests {
         assert_eq!(pct(0.1), "10%");
         assert_eq!(pct(0.123), "12.3%");
         assert_eq!(pct(0.0), "0%");
+        assert_eq!(pct(0.05), "5%");
+        assert_eq!(pct(0.0301), "3%");
         assert_eq!(pct(f64::NAN), NA);
         assert_eq!(signed_pct(0.052), "+5.2%");
         assert_eq!(signed_pct(-0.12), "-12%");
@@ -188,6 +196,10 @@ mod tests {
         assert_eq!(setting(Duration::from_millis(2500)), "2.5 s");
         assert_eq!(setting(Duration::from_secs(10)), "10 s");
         assert_eq!(setting(Duration::from_millis(250)), "250 ms");
+        assert_eq!(num(2.0), "2");
+        assert_eq!(num(0.125), "0.125");
+        assert_eq!(num(1.25), "1.25");
+        assert_eq!(num(f64::NAN), NA);
         assert_eq!(elapsed(42.4), "42 s");
         assert_eq!(elapsed(185.0), "3 min 05 s");
         assert_eq!(elapsed(3725.0), "1 h 02 min");

@@ -239,6 +239,10 @@ pub struct Scale {
     pub sweep_duration: Duration,
     /// Length of one side of a cost run (it runs twice: untracked, tracked).
     pub cost_duration: Duration,
+    /// Interval of the sampled cost runs: shorter than the default so that
+    /// tracked faults are frequent enough for their cost to stand out of
+    /// the noise of a shared machine.
+    pub cost_interval: Duration,
     pub sample_grid: Vec<u64>,
     pub interval_grid: Vec<Duration>,
     pub agility_intervals: Vec<Duration>,
@@ -268,6 +272,7 @@ impl Scale {
             run_duration: Duration::from_secs(20),
             sweep_duration: Duration::from_secs(10),
             cost_duration: Duration::from_secs(5),
+            cost_interval: Duration::from_millis(100),
             sample_grid: vec![25, 50, 100, 200, 400, 800, 1600, 3200],
             interval_grid: [100, 200, 500, 1000, 2000, 5000, 10000]
                 .into_iter()
@@ -298,6 +303,7 @@ impl Scale {
             run_duration: ms(300),
             sweep_duration: ms(200),
             cost_duration: ms(150),
+            cost_interval: ms(50),
             sample_grid: vec![50, 100],
             interval_grid: vec![ms(50), ms(100)],
             agility_intervals: vec![ms(50), ms(100)],
@@ -429,8 +435,9 @@ pub struct Plan {
     pub failures: Vec<Spec>,
     /// Section 2: a read-heavy program under uffd and under dirty-log.
     pub read_heavy: Vec<Spec>,
-    /// Section 3: per tracker, esx over the sample grid with a baseline;
-    /// then exhaustive tracking with a baseline.
+    /// Section 3: per tracker, esx over the sample grid at the cost
+    /// interval with a baseline; then exhaustive tracking at the default
+    /// interval with a baseline.
     pub cost: Vec<Spec>,
     pub cost_exhaustive: Vec<Spec>,
     /// Section 4: phases and ramp over intervals, and over gains.
@@ -500,20 +507,18 @@ impl Plan {
             .iter()
             .filter_map(|name| workloads.iter().find(|w| w.label == *name).cloned())
             .collect();
-        // The default point of each sweep is the section-1 run itself.
+        // Every point of a sweep lasts as long, the default one included, so
+        // that effects that fade over a run (such as ESX forgetting a busy
+        // start) weigh the same at every point.
         let esx_at = |w: &Workload, n: u64, interval: Duration| {
-            if n == s.sample_pages && interval == s.interval {
-                default(w)
-            } else {
-                spec(
-                    w,
-                    TrackerKind::Uffd,
-                    EstimatorKind::Esx,
-                    n,
-                    interval,
-                    s.sweep_duration,
-                )
-            }
+            spec(
+                w,
+                TrackerKind::Uffd,
+                EstimatorKind::Esx,
+                n,
+                interval,
+                s.sweep_duration,
+            )
         };
         let sample_sweep = sweep_workloads
             .iter()
@@ -574,7 +579,7 @@ impl Plan {
                     tracker,
                     EstimatorKind::Esx,
                     n,
-                    s.interval,
+                    s.cost_interval,
                     s.cost_duration,
                 )));
             }
@@ -760,22 +765,20 @@ mod tests {
         let runs = p.runs();
         let ids: BTreeSet<String> = runs.iter().map(|r| r.id()).collect();
         assert_eq!(ids.len(), runs.len());
-        // The default hotset run is in section 1 and in both sweeps.
-        let hot = p
-            .defaults
-            .iter()
-            .find(|s| s.workload.label == "hotset")
-            .unwrap();
-        let in_samples = p.sample_sweep[0].1.iter().filter(|s| *s == hot).count();
-        let in_intervals = p.interval_sweep[0].1.iter().filter(|s| *s == hot).count();
-        assert_eq!((in_samples, in_intervals), (1, 1));
-        // Sections 1 and 2 share the default runs, the DAMON runs of
-        // chase and stride (in both section 1 and the failure matrix), and
-        // the default gains of section 4 (once among the slow gains, once
-        // among the fast ones).
+        // The sweeps of hotset share their default point, which lasts as
+        // long as the other points rather than as the section-1 run.
+        let (samples, intervals) = (&p.sample_sweep[0].1, &p.interval_sweep[0].1);
+        assert_eq!(samples[4], intervals[3]);
+        assert_eq!(samples[4].duration, p.scale.sweep_duration);
+        assert_ne!(samples[4], p.defaults[1]);
+        // Shared: the default point of each workload's two sweeps; the
+        // DAMON runs of chase and stride (section 1 and the failure matrix)
+        // and their uffd + esx runs (sweep default point and the failure
+        // matrix); the default gains of section 4 (among the slow gains and
+        // among the fast ones, both the section-1 run).
         assert_eq!(
             runs.len(),
-            9 + 9 + 9 + 5 * 13 + (18 - 2) + 2 + 24 + 3 + 6 + 8
+            9 + 9 + 9 + 5 * 14 + (18 - 4) + 2 + 24 + 3 + 6 + 8
         );
     }
 

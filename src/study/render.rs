@@ -7,9 +7,12 @@ use std::path::Path;
 
 use super::execute::Results;
 use super::figures::{
-    Figure, Figures, compared_truth, faults_per_s, metrics_against, rel_bias, vmm_cpu_share,
+    Figure, Figures, REACH_DOWN, STEP, compared_truth, faults_per_s, fitted_cost_us, lag_cell,
+    lag_definition, lost_us_per_fault, metrics_against, rel_bias, vmm_cpu_share,
 };
-use super::format::{Align, NA, count, elapsed, list, opt, pct, setting, sig, signed_pct, table};
+use super::format::{
+    Align, NA, count, elapsed, list, num, opt, pct, setting, sig, signed_pct, table,
+};
 use super::host::Host;
 use super::plan::{Plan, Spec, TRACKERS, Workload};
 use super::recommend::{CRITERIA, Candidate, recommend};
@@ -59,19 +62,20 @@ pub fn sampling_error(truth_pages: f64, domain_pages: u64, n: u64) -> Option<f64
 }
 
 /// Intervals the slow average of ESX needs to fall from `from` pages to
-/// within 10% of `to` (the shrink-lag criterion) with gain `g`, when it
-/// starts at `from`: smallest k with (from - to)(1 - g)^k <= 0.1 to.
+/// `REACH_DOWN` of `to` (the shrink-lag criterion) with gain `g`, when it
+/// starts at `from`: the smallest k with (from - to)(1 - g)^k <= (REACH_DOWN - 1) to.
 pub fn expected_shrink_lag(from: f64, to: f64, g: f64) -> Option<f64> {
     if !(to > 0.0 && g > 0.0 && g <= 1.0) {
         return None;
     }
-    if from <= to * 1.1 {
+    let slack = REACH_DOWN - 1.0;
+    if from <= to * REACH_DOWN {
         return Some(0.0);
     }
     if g >= 1.0 {
         return Some(1.0);
     }
-    Some(((0.1 * to / (from - to)).ln() / (1.0 - g).ln()).ceil())
+    Some(((slack * to / (from - to)).ln() / (1.0 - g).ln()).ceil())
 }
 
 /// The largest drop between consecutive scored intervals of a run, as
@@ -85,24 +89,59 @@ pub fn largest_drop(rows: &[Row], warmup: usize) -> Option<(f64, f64)> {
         .collect();
     scored
         .windows(2)
-        .filter(|w| w[1] > 0.0 && w[1] <= 0.75 * w[0])
+        .filter(|w| w[1] > 0.0 && w[1] <= (1.0 - STEP) * w[0])
         .map(|w| (w[0], w[1]))
         .max_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1)))
 }
 
-/// Whether the run's first interval (boot and the program's set-up)
-/// touched far more than the scored intervals while the estimate stayed
-/// above the truth: ESX's slow average still remembers the set-up. Returns
-/// (pages of the first interval, mean true WSS, intervals the slow average
-/// with gain `slow_gain` needs to forget it).
-pub fn startup_memory(rows: &[Row], s: &Summary, slow_gain: f64) -> Option<(f64, f64, f64)> {
-    let first = rows.first()?.true_wss_pages as f64;
-    let mean = s.true_wss_mean_pages;
-    let bias = s.bias_pages?;
-    if !(mean > 0.0 && first >= 1.25 * mean && bias > 0.05 * mean) {
+/// A run whose warm-up saw many more armed pages touched than the rest of
+/// it, while its estimate stayed above the truth: ESX's slow average still
+/// remembers the start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartupMemory {
+    /// Largest touched fraction of the armed pages during warm-up.
+    pub first_fraction: f64,
+    /// Median touched fraction over the scored intervals.
+    pub later_fraction: f64,
+    /// True pages of the first interval, and the mean over scored ones.
+    pub first_truth: f64,
+    pub mean_truth: f64,
+    /// Intervals the slow average needs to forget the start.
+    pub intervals: f64,
+}
+
+/// Finds a start-up memory in an ESX run (see [`StartupMemory`]).
+pub fn startup_memory(rows: &[Row], s: &Summary, slow_gain: f64) -> Option<StartupMemory> {
+    if s.estimator.as_deref() != Some("esx") {
         return None;
     }
-    Some((first, mean, expected_shrink_lag(first, mean, slow_gain)?))
+    let fraction =
+        |r: &Row| (r.sampled_pages > 0).then(|| r.touched_samples as f64 / r.sampled_pages as f64);
+    let warmup = usize::try_from(s.warmup_intervals).unwrap_or(0).max(1);
+    let first = rows
+        .iter()
+        .take(warmup)
+        .filter_map(fraction)
+        .reduce(f64::max)?;
+    let later: Vec<f64> = rows
+        .iter()
+        .skip(warmup)
+        .filter(|r| r.full)
+        .filter_map(fraction)
+        .collect();
+    let later = median(&later)?;
+    let truth = compared_truth(s);
+    let bias = s.bias_pages?;
+    if !(truth > 0.0 && first >= (1.0 + STEP) * later && bias > 0.05 * truth) {
+        return None;
+    }
+    Some(StartupMemory {
+        first_fraction: first,
+        later_fraction: later,
+        first_truth: rows.first()?.true_wss_pages as f64,
+        mean_truth: s.true_wss_mean_pages,
+        intervals: expected_shrink_lag(first, later, slow_gain)?,
+    })
 }
 
 /// Intervals a run's metrics were computed over (full rows after warm-up).
@@ -113,34 +152,55 @@ fn scored_intervals(rows: &[Row], s: &Summary) -> usize {
 
 /// The sentence explaining a start-up memory, if the run shows one.
 fn startup_sentence(rows: &[Row], s: &Summary, gains: EsxGains) -> Option<String> {
-    let (first, mean, k) = startup_memory(rows, s, gains.slow)?;
+    let m = startup_memory(rows, s, gains.slow)?;
+    let cause = if m.first_truth >= (1.0 + STEP) * m.mean_truth {
+        format!(
+            "because the program's set-up touched {} pages in the first interval against {} \
+             per interval afterwards",
+            count(m.first_truth),
+            count(m.mean_truth)
+        )
+    } else {
+        "although the truth was no higher then: the tracker itself reported more touches at \
+         the start"
+            .to_string()
+    };
     Some(format!(
-        "its first interval, with the program's set-up, touched {} pages against {} per \
-         interval afterwards, and ESX's slow average (gain {}) needs {} intervals to forget \
-         that, while the run scored {}: the estimate stays high (bias {}). This is ESX's \
-         deliberately slow release of a shrunken working set (section 4), not the access \
-         pattern.",
-        count(first),
-        count(mean),
+        "during warm-up the tracker saw up to {} of the armed pages touched against {} later, \
+         {cause}; ESX's slow average (gain {}) needs {} intervals to forget that, and the run \
+         scored {}, so the estimate stays high (bias {}). This is ESX's deliberately slow \
+         release of a shrunken working set (section 4), not the access pattern.",
+        pct(m.first_fraction),
+        pct(m.later_fraction),
         gains.slow,
-        count(k),
+        count(m.intervals),
         scored_intervals(rows, s),
         opt(rel_bias(s), signed_pct)
     ))
 }
 
+/// The fitted cost per tracked fault of tracker `t` over the sampled cost
+/// runs of `plan`, in µs.
+fn fitted_for(plan: &Plan, results: &Results, t: TrackerKind) -> Option<f64> {
+    let pts: Vec<(f64, f64)> = plan
+        .cost
+        .iter()
+        .filter(|x| x.tracker == t)
+        .filter_map(|sp| results.summary(sp))
+        .filter_map(|g| Some((faults_per_s(g)?, g.slowdown?)))
+        .collect();
+    fitted_cost_us(&pts)
+}
+
+/// A tracker counter summed over runs.
+fn counter_sum<'a>(runs: impl Iterator<Item = &'a Summary>, name: &str) -> u64 {
+    runs.filter_map(|s| s.tracker_stats.get(name).and_then(|v| v.as_u64()))
+        .sum()
+}
+
 /// The ESX gains of a run, the default when there is none.
 fn sp_gains(spec: Option<&Spec>) -> EsxGains {
     spec.map_or_else(EsxGains::default, |s| s.gains)
-}
-
-/// A lag cell: the mean lag, or why there is none.
-fn lag_cell(lag: Option<f64>, events: u32) -> String {
-    match (lag, events) {
-        (Some(l), _) => sig(l, 2),
-        (None, 0) => "no step".into(),
-        (None, _) => "not caught".into(),
-    }
 }
 
 struct Doc<'a> {
@@ -149,6 +209,9 @@ struct Doc<'a> {
     figs: &'a Figures,
     prov: &'a Provenance,
     out: String,
+    /// One line per question for the summary at the top, filled in as the
+    /// sections are written.
+    summary: Vec<String>,
 }
 
 impl Doc<'_> {
@@ -221,7 +284,6 @@ impl Doc<'_> {
     }
 
     fn render(mut self) -> String {
-        self.intro();
         self.setup();
         self.works();
         self.effective();
@@ -230,6 +292,15 @@ impl Doc<'_> {
         self.recommendations();
         self.threats();
         self.failed_runs();
+        let body = std::mem::take(&mut self.out);
+        self.intro();
+        self.line("## In short");
+        self.line("");
+        for line in std::mem::take(&mut self.summary) {
+            self.line(&format!("- {line}"));
+        }
+        self.line("");
+        self.out.push_str(&body);
         self.out
     }
 
@@ -296,7 +367,7 @@ impl Doc<'_> {
             "Every run boots one guest program with {} of guest RAM and a {} working region \
              (`--wss`), on a single vCPU. The sampler can arm any page of the guest's data \
              region: {} pages, the *domain*. The default setting, from which each question \
-             varies one thing, is uffd tracking with the ESX estimator sampling {} pages every \
+             varies one thing, is uffd tracking with the ESX estimator sampling {} pages per \
              {} interval. ",
             super::plan::size_arg(s.mem),
             super::plan::size_arg(s.wss),
@@ -465,6 +536,25 @@ impl Doc<'_> {
             );
         }
         self.para(&text);
+        self.summary.push(format!(
+            "**Does it work?** At the default setting (uffd + ESX, {} samples every {}) the \
+             MAPE is under {} for {} of {} workloads{}{} (section 1 says why).",
+            s.sample_pages,
+            setting(s.interval),
+            pct(CRITERIA.max_mape),
+            good.len(),
+            good.len() + bad.len(),
+            if good.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", list(&good))
+            },
+            if bad.is_empty() {
+                String::new()
+            } else {
+                format!("; it is not for {}", list(&bad))
+            }
+        ));
         for n in notes.into_iter().flatten() {
             self.line(&format!("- {n}"));
         }
@@ -496,6 +586,44 @@ impl Doc<'_> {
             setting(s.sweep_duration)
         ));
         self.para(&t);
+        let (mut damon_ok, mut damon_bad) = (Vec::new(), Vec::new());
+        for sp in &self.plan.damon {
+            if let Some(m) = self.s(sp).and_then(|m| m.mape) {
+                let item = format!("`{}` ({})", sp.workload.label, pct(m));
+                if m < CRITERIA.max_mape {
+                    damon_ok.push(item);
+                } else {
+                    damon_bad.push(item);
+                }
+            }
+        }
+        if !damon_ok.is_empty() || !damon_bad.is_empty() {
+            let mut text = String::from("**DAMON** at the same setting");
+            if !damon_ok.is_empty() {
+                let _ = write!(
+                    text,
+                    " is under {} on {}",
+                    pct(CRITERIA.max_mape),
+                    list(&damon_ok)
+                );
+            }
+            if !damon_bad.is_empty() {
+                let _ = write!(
+                    text,
+                    "{} {} or more on {}",
+                    if damon_ok.is_empty() { " is" } else { ", and" },
+                    pct(CRITERIA.max_mape),
+                    list(&damon_bad)
+                );
+            }
+            text.push_str(
+                ". Its regions assume that neighbouring pages are used alike, which holds for \
+                 a working set that is one contiguous part of the region, touched throughout \
+                 (as in `phases` and `ramp`), and not for one scattered over it; section 2 \
+                 looks at the patterns that break it.",
+            );
+            self.para(&text);
+        }
         self.exhaustive_check();
         let fig = self.figs.estimators.clone();
         self.figure(&fig);
@@ -514,6 +642,24 @@ impl Doc<'_> {
         let per_sample = domain as f64 / n as f64;
         if let Some(why) = startup_sentence(rows, d, self.plan.defaults[0].gains) {
             return Some(format!("`{}`: {why}", w.label));
+        }
+        if d.lag_down_events > 0
+            && d.bias_pages.is_some_and(|b| b > 0.0)
+            && d.lag_down_intervals
+                .is_none_or(|l| l >= CRITERIA.max_lag_up)
+        {
+            return Some(format!(
+                "`{}`: its working set shrinks by {} or more {} times during the run, and ESX's \
+                 slow average (gain {}) lets go of a shrunken working set over many intervals \
+                 (lag down: {}), so the estimate stays above the truth after each shrink (bias \
+                 {}); section 4 weighs this against reacting to growth.",
+                w.label,
+                pct(STEP),
+                d.lag_down_events,
+                self.plan.defaults[0].gains.slow,
+                lag_cell(d.lag_down_intervals, d.lag_down_events),
+                opt(rel_bias(d), signed_pct)
+            ));
         }
         if d.true_wss_mean_pages < per_sample {
             return Some(format!(
@@ -574,16 +720,30 @@ impl Doc<'_> {
             .iter()
             .filter_map(|sp| self.s(sp).and_then(faults_per_s))
             .collect();
+        let worst_mae = self
+            .plan
+            .exhaustive
+            .iter()
+            .find(|sp| sp.workload.label == label)
+            .and_then(|sp| self.s(sp))
+            .and_then(|s| s.mae_pages);
         let mut text = format!(
             "**Cross-check of the truth.** Exhaustive tracking arms every page of the domain \
              every interval, so its estimate is the VMM's own count of the pages the guest \
              touched. Against the guest runtime's count its MAPE has a median of {} over the \
-             workloads and is at most {} (`{label}`), at a cost of up to {} tracked faults per \
-             second. ",
+             workloads and is at most {} (`{label}`, off by {} pages per interval on average), \
+             at a cost of up to {} tracked faults per second. ",
             opt(median(&all), pct),
             pct(max),
+            opt(worst_mae, count),
             opt(faults.iter().copied().reduce(f64::max), count),
         );
+        self.summary.push(format!(
+            "**Is the truth right?** The VMM's own exhaustive count agrees with the guest's \
+             count of touched pages to a median MAPE of {} over the workloads (at most {}).",
+            opt(median(&all), pct),
+            pct(max)
+        ));
         if max < 0.02 {
             text.push_str(
                 "The two independent counts agree, which supports the guest-reported truth \
@@ -618,6 +778,7 @@ impl Doc<'_> {
         let fi = self.number_of(&self.figs.intervals);
         let mut rows = Vec::new();
         let mut enough = Vec::new();
+        let mut never = Vec::new();
         for (w, specs) in &self.plan.sample_sweep {
             let pts: Vec<(u64, &Summary)> = specs
                 .iter()
@@ -644,8 +805,9 @@ impl Doc<'_> {
                     pct,
                 ),
             ]);
-            if let Some(n) = first_ok {
-                enough.push(format!("`{}` from {n}", w.label));
+            match first_ok {
+                Some(n) => enough.push(format!("{n} for `{}`", w.label)),
+                None => never.push(format!("`{}`", w.label)),
             }
         }
         let mut text = format!(
@@ -671,26 +833,78 @@ impl Doc<'_> {
                     .collect::<Vec<_>>()
             ),
         );
-        if enough.is_empty() {
+        if !enough.is_empty() {
             let _ = write!(
                 text,
-                "No sample size in the grid brings any of them under {} MAPE.",
-                pct(CRITERIA.max_mape)
-            );
-        } else {
-            let _ = write!(
-                text,
-                "The MAPE falls under {} with {} sampled pages.",
+                "The smallest sample giving a MAPE under {} is {}.",
                 pct(CRITERIA.max_mape),
                 list(&enough)
             );
         }
-        text.push_str(
+        if !never.is_empty() {
+            let _ = write!(
+                text,
+                " No sample size in the grid brings {} under {}.",
+                list(&never),
+                pct(CRITERIA.max_mape)
+            );
+            let remembered: Vec<String> = self
+                .plan
+                .sample_sweep
+                .iter()
+                .filter(|(w, _)| never.contains(&format!("`{}`", w.label)))
+                .filter(|(w, _)| {
+                    self.default_of(&w.label)
+                        .and_then(|sp| self.results.get(sp).map(|(m, r)| (sp, m, r)))
+                        .and_then(|(sp, m, r)| startup_memory(r, m, sp.gains.slow))
+                        .is_some()
+                })
+                .map(|(w, _)| format!("`{}`", w.label))
+                .collect();
+            if !remembered.is_empty() {
+                let _ = write!(
+                    text,
+                    " For {} the cause is not the sample but the start-up memory explained in \
+                     section 1, which no sample size removes.",
+                    list(&remembered)
+                );
+            }
+        }
+        let median_at = |n: u64| {
+            let v: Vec<f64> = self
+                .plan
+                .sample_sweep
+                .iter()
+                .filter_map(|(_, specs)| specs.iter().find(|sp| sp.sample_pages == n))
+                .filter_map(|sp| self.s(sp).and_then(|s| s.mape))
+                .collect();
+            median(&v)
+        };
+        let lo = s.sample_grid.first().copied().unwrap_or(0);
+        let hi = s.sample_grid.last().copied().unwrap_or(0);
+        self.summary.push(format!(
+            "**How effective?** The error falls as the sample grows: over {} the median MAPE \
+             is {} with {lo} sampled pages, {} with {} and {} with {hi} (section 2).",
+            list(
+                &self
+                    .plan
+                    .sample_sweep
+                    .iter()
+                    .map(|(w, _)| format!("`{}`", w.label))
+                    .collect::<Vec<_>>()
+            ),
+            opt(median_at(lo), pct),
+            opt(median_at(s.sample_pages), pct),
+            s.sample_pages,
+            opt(median_at(hi), pct),
+        ));
+        text.push_str(&format!(
             " A sample of n pages out of a domain of N, of which a fraction p is in the \
-             working set, sees about n·p touched pages, so its relative error shrinks as \
-             1/√(n·p): doubling the sample cuts the noise by about 30%, and a small working \
-             set in a large domain needs a large sample.",
-        );
+                 working set, sees about n·p touched pages, so its relative error shrinks as \
+                 1/√(n·p): doubling the sample cuts the noise by {}, and a small working set \
+                 in a large domain needs a large sample.",
+            pct(1.0 - 1.0 / 2f64.sqrt())
+        ));
         self.para(&text);
         let fig = self.figs.samples.clone();
         self.figure(&fig);
@@ -764,6 +978,7 @@ impl Doc<'_> {
         let works = super::plan::failure_workloads(&s);
         let mut rows = Vec::new();
         let mut lines = Vec::new();
+        let mut all_per = Vec::new();
         for w in &works {
             let mut per = Vec::new();
             for t in TRACKERS {
@@ -794,7 +1009,37 @@ impl Doc<'_> {
                 }
             }
             lines.push(self.hard_case_text(w, &per));
+            all_per.push((w.label.clone(), per));
         }
+        let missed = |e: EstimatorKind| -> Vec<String> {
+            all_per
+                .iter()
+                .filter(|(_, per)| {
+                    per.iter().any(|x| {
+                        x.0 == TrackerKind::Uffd
+                            && x.1 == e
+                            && x.2.is_some_and(|m| m >= CRITERIA.max_mape)
+                    })
+                })
+                .map(|(l, _)| format!("`{l}`"))
+                .collect()
+        };
+        let (esx_missed, damon_missed) = (missed(EstimatorKind::Esx), missed(EstimatorKind::Damon));
+        let say = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                list(v)
+            }
+        };
+        self.summary.push(format!(
+            "**Where does it fail?** Of the hard cases (pointer chasing, strided access, \
+             heavy-tailed Zipf), uffd + ESX reaches a MAPE of {} or more on {} and uffd + \
+             DAMON on {}.",
+            pct(CRITERIA.max_mape),
+            say(&esx_missed),
+            say(&damon_missed)
+        ));
         self.para(&format!(
             "Figure {n} runs three access patterns that challenge sampling under all three \
              trackers, with ESX and with DAMON ({} runs, default setting otherwise).",
@@ -804,6 +1049,32 @@ impl Doc<'_> {
             self.line(&format!("- {l}"));
         }
         self.line("");
+        let dirty: Vec<&Spec> = self
+            .plan
+            .failures
+            .iter()
+            .filter(|sp| sp.tracker == TrackerKind::DirtyLog && sp.estimator == EstimatorKind::Esx)
+            .collect();
+        let busy: Vec<String> = dirty
+            .iter()
+            .filter(|sp| {
+                self.results
+                    .get(sp)
+                    .and_then(|(m, r)| startup_memory(r, m, sp.gains.slow))
+                    .is_some()
+            })
+            .map(|sp| format!("`{}`", sp.workload.label))
+            .collect();
+        if !busy.is_empty() {
+            self.para(&format!(
+                "The dirty-log + ESX runs of {} ({} of {}) show the busy start described under \
+                 write-only tracking below, which inflates their error against the written \
+                 pages.",
+                list(&busy),
+                busy.len(),
+                dirty.len()
+            ));
+        }
         let fig = self.figs.failures.clone();
         self.figure(&fig);
         let h = [
@@ -847,7 +1118,11 @@ impl Doc<'_> {
         let mut s = format!(
             "`{}` ({}): uffd+esx {}; uffd+damon {}. ",
             w.label,
-            w.describe(),
+            w.params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
             fmt(esx),
             fmt(damon)
         );
@@ -911,19 +1186,50 @@ impl Doc<'_> {
             );
         } else if let Some(why) = startup {
             let _ = write!(s, " ESX misses here for another reason: {why}");
-        }
-        let damon_fails = damon.is_some_and(|d| d.0 >= CRITERIA.max_mape);
-        if damon_fails {
-            let ticks = crate::estimate::DamonConfig::default().ticks_per_interval;
+        } else if let Some((sum, _)) = uffd_esx.and_then(|sp| self.results.get(sp)) {
+            let err = sampling_error(
+                sum.true_wss_mean_pages,
+                sum.domain_pages,
+                sum.sample_pages.unwrap_or(0),
+            );
             let _ = write!(
                 s,
-                " DAMON misses: it samples one page per region per tick and takes the region \
-                 to behave like that page, and it sees a page only if the guest touches it \
-                 within the tick it is armed for ({} of the {} interval), so a page touched \
-                 once per interval is mostly missed.",
+                " ESX's error here is its sample's: at this WSS one interval's sample has a {} \
+                 standard error, and ESX reports the larger of its two averages, which errs \
+                 upwards when the sampled fraction fluctuates (bias {}); nothing in the \
+                 pattern itself defeats uniform sampling.",
+                opt(err, pct),
+                opt(rel_bias(sum), signed_pct)
+            );
+        }
+        let damon_fails = damon.is_some_and(|d| d.0 >= CRITERIA.max_mape);
+        if let (true, Some((m, bias))) = (damon_fails, damon) {
+            let ticks = crate::estimate::DamonConfig::default().ticks_per_interval;
+            let half = CRITERIA.max_mape / 2.0;
+            let _ = write!(
+                s,
+                " DAMON misses (MAPE {}): it arms one page per region per tick ({} of the {} \
+                 interval) and takes the whole region to behave like that page",
+                pct(m),
                 setting(self.plan.scale.interval / ticks.max(1)),
                 setting(self.plan.scale.interval)
             );
+            s.push_str(match bias {
+                Some(b) if b <= -half => {
+                    "; a page the guest touches once per interval is touched within the tick \
+                     it is armed for only by chance, so DAMON sees too few touches and \
+                     under-estimates."
+                }
+                Some(b) if b >= half => {
+                    "; a region whose sampled page happens to be hot counts as hot throughout, \
+                     so the few hot pages of this pattern inflate whole regions and DAMON \
+                     over-estimates."
+                }
+                _ => {
+                    "; one page per region and tick is too small a sample of each region, so \
+                     its estimate swings around the truth."
+                }
+            });
         }
         s
     }
@@ -946,9 +1252,7 @@ impl Doc<'_> {
                 text,
                 "The program reads or writes {} pages per interval but writes only {}. \
                  Dirty logging estimates {} pages: against the written pages its MAPE is {}, \
-                 against all pages touched it is {} (bias {}). It measures the write working \
-                 set well and the working set badly: for a read-heavy guest it is the wrong \
-                 mechanism, however well it samples. ",
+                 against all pages touched it is {} (bias {}). ",
                 count(s.true_wss_mean_pages),
                 count(s.true_wss_write_mean_pages),
                 opt(s.est_wss_mean_pages, count),
@@ -961,6 +1265,38 @@ impl Doc<'_> {
                     signed_pct
                 ),
             );
+            if let Some(why) = startup_sentence(rows, s, d.gains) {
+                let _ = write!(text, "Against the written pages, {why} ");
+            }
+            let ok = |m: Option<f64>| m.is_some_and(|m| m < CRITERIA.max_mape);
+            if ok(writes.mape) && !ok(all.mape) {
+                text.push_str(
+                    "It measures the write working set well and the working set badly: for a \
+                     read-heavy guest it is the wrong mechanism, however well it samples. ",
+                );
+            } else if !ok(all.mape) {
+                text.push_str(
+                    "It misses the working set, and here even the write working set it can \
+                     see. ",
+                );
+            }
+            let start = if startup_memory(rows, s, d.gains.slow).is_some() {
+                " (against the written pages mostly a busy start that ESX is slow to forget, \
+                 section 2)"
+            } else {
+                ""
+            };
+            self.summary.push(format!(
+                "**Write-only tracking** (dirty logging) on a program with {} writes: MAPE {} \
+                 against the pages it wrote, {} against all the pages it touched{start}.",
+                self.plan.read_heavy[0]
+                    .workload
+                    .param("write_ratio")
+                    .and_then(|r| r.parse::<f64>().ok())
+                    .map_or(NA.to_string(), pct),
+                opt(writes.mape, pct),
+                opt(all.mape, pct)
+            ));
         }
         if let Some(s) = self.s(u) {
             let _ = write!(
@@ -975,21 +1311,28 @@ impl Doc<'_> {
     }
 
     fn efficient(&mut self) {
-        let s = self.plan.scale.clone();
+        // Copies of the shared references, so that closures reading the
+        // runs do not hold `self` while the text is written.
+        let (plan, results) = (self.plan, self.results);
+        let s = plan.scale.clone();
         let n = self.number_of(&self.figs.cost);
         self.line("## 3. How efficient is it?");
         self.line("");
-        let mut rows = Vec::new();
-        let mut measured = Vec::new();
+        let hi = s.sample_grid.last().copied().unwrap_or(0);
         let find = |t: TrackerKind, n: u64| {
-            self.plan
-                .cost
+            plan.cost
                 .iter()
                 .find(|x| x.tracker == t && x.sample_pages == n)
         };
-        let hi = s.sample_grid.last().copied().unwrap_or(0);
+        let fitted = |t: TrackerKind| fitted_for(plan, results, t);
+        let note = |t: TrackerKind| {
+            HOST_NOTES_US
+                .iter()
+                .find(|h| h.0 == t)
+                .map_or(NA.to_string(), |h| h.1.to_string())
+        };
         let row = |label: String, sp: Option<&Spec>, t: TrackerKind| -> Vec<String> {
-            let got = sp.and_then(|sp| self.s(sp));
+            let got = sp.and_then(|sp| results.summary(sp));
             let service = got.and_then(|g| {
                 g.tracker_stats
                     .get("vmm_service_us_per_fault")
@@ -999,86 +1342,141 @@ impl Doc<'_> {
                 t.name().to_string(),
                 label,
                 opt(got.and_then(faults_per_s), |x| sig(x, 3)),
+                opt(got.and_then(|g| g.slowdown), signed_pct),
+                opt(got.and_then(lost_us_per_fault), |x| sig(x, 3)),
                 opt(got.and_then(|g| g.fault_cost_us), |x| sig(x, 3)),
                 opt(service, |x| sig(x, 3)),
-                opt(got.and_then(|g| g.slowdown), signed_pct),
                 opt(got.map(vmm_cpu_share), pct),
-                HOST_NOTES_US
-                    .iter()
-                    .find(|h| h.0 == t)
-                    .map_or(NA.to_string(), |h| h.1.to_string()),
             ]
         };
+        let mut rows = Vec::new();
+        let mut fit_rows = Vec::new();
         for t in TRACKERS {
+            let every = setting(s.cost_interval);
             rows.push(row(
-                format!("esx, {} samples", s.sample_pages),
+                format!("esx, {} samples every {every}", s.sample_pages),
                 find(t, s.sample_pages),
                 t,
             ));
-            rows.push(row(format!("esx, {hi} samples"), find(t, hi), t));
-            let exh = self.plan.cost_exhaustive.iter().find(|x| x.tracker == t);
-            rows.push(row("exhaustive".into(), exh, t));
-            if let Some(c) = find(t, hi)
-                .and_then(|sp| self.s(sp))
-                .and_then(|g| g.fault_cost_us)
-            {
-                measured.push((t, c));
-            }
+            rows.push(row(
+                format!("esx, {hi} samples every {every}"),
+                find(t, hi),
+                t,
+            ));
+            let exh = plan.cost_exhaustive.iter().find(|x| x.tracker == t);
+            rows.push(row(
+                format!("exhaustive, every {}", setting(s.interval)),
+                exh,
+                t,
+            ));
+            // At the default interval the same sample is armed a tenth as
+            // often (for a 100 ms cost interval), so faults fall in the same
+            // proportion.
+            let scale = s.cost_interval.as_secs_f64() / s.interval.as_secs_f64();
+            let default_faults = find(t, s.sample_pages)
+                .and_then(|sp| results.summary(sp))
+                .and_then(faults_per_s)
+                .map(|f| f * scale);
+            let cost = fitted(t);
+            fit_rows.push(vec![
+                t.name().to_string(),
+                opt(cost, |x| sig(x, 3)),
+                note(t),
+                opt(default_faults, |x| sig(x, 3)),
+                opt(default_faults.zip(cost).map(|(f, c)| f * c * 1e-6), pct),
+            ]);
         }
-        let mut text = format!(
+        let fits: Vec<String> = TRACKERS
+            .iter()
+            .map(|&t| {
+                format!(
+                    "{} µs with {} (the host notes report {})",
+                    opt(fitted(t), |x| sig(x, 3)),
+                    t.name(),
+                    note(t)
+                )
+            })
+            .collect();
+        self.para(&format!(
             "Figure {n} measures each mechanism on `random` run unpaced, which touches every \
              page of its region within an interval, so that nearly every sampled page in the \
-             region costs a tracked fault. Each run ({} of tracking) follows an untracked \
-             twin of the same length; the slowdown is 1 − (accesses per second tracked) / \
-             (accesses per second untracked). The time the guest loses per tracked touch is \
-             measured inside the guest (the stall of the batch of accesses that faulted, less \
-             the stalls the untracked twin saw); the VMM's service time per fault is measured \
-             in the VMM where it handles faults (uffd's handler thread, mprotect's EFAULT path; \
-             dirty logging's are handled inside the kernel). ",
-            setting(s.cost_duration)
-        );
-        if !measured.is_empty() {
-            let m: Vec<String> = measured
-                .iter()
-                .map(|(t, c)| {
-                    let note = HOST_NOTES_US.iter().find(|h| h.0 == *t).map_or(NA, |h| h.1);
-                    format!(
-                        "{} µs with {} (the host notes report {note})",
-                        sig(*c, 3),
-                        t.name()
-                    )
-                })
-                .collect();
-            let _ = write!(
-                text,
-                "At {hi} samples a tracked touch cost the guest {}.",
-                list(&m)
-            );
-        }
-        self.para(&text);
+             region costs a tracked fault. The sampled runs use a {} interval, so that tracked \
+             faults are frequent enough for their cost to stand out of the noise of a shared \
+             machine. Each run ({} of tracking) follows an untracked twin of the same length; \
+             the slowdown is 1 − (accesses per second tracked) / (accesses per second \
+             untracked), and can come out negative where tracking costs less than the noise \
+             between the two runs. Dividing the slowdown by the tracked faults per second \
+             gives the guest time lost per tracked fault, everything the mechanism costs the \
+             guest included (arming and disarming pages as well as the fault itself); the \
+             slope through the origin of slowdown against faults per second over all sample \
+             sizes, which weighs the runs with many faults most, gives one cost per \
+             mechanism: {}.",
+            setting(s.cost_interval),
+            setting(s.cost_duration),
+            list(&fits)
+        ));
         let fig = self.figs.cost.clone();
         self.figure(&fig);
         let h = [
             "tracker",
             "setting",
             "tracked faults/s",
-            "µs lost per tracked touch (guest)",
-            "VMM µs per fault",
             "slowdown",
+            "guest µs lost per tracked fault (slowdown ÷ faults/s)",
+            "guest stall µs per fault (measured in the guest)",
+            "VMM µs per fault",
             "VMM CPU (share of one CPU)",
-            "host notes' cost per tracked access",
         ];
         let mut align = vec![Align::Left, Align::Left];
         align.extend([Align::Right; 6]);
         self.para(&table(&h, &align, &rows));
+        self.para(
+            "The guest's own stall measure (the excess time of the batches of accesses that \
+             took a fault, less what the untracked twin lost) and the VMM's service time per \
+             fault (where the VMM sees the fault: uffd's handler thread, mprotect's EFAULT \
+             path; dirty logging's are resolved inside the kernel) are given for comparison; \
+             the slowdown is the measure of what the guest pays.",
+        );
+        let default_h = format!(
+            "tracked faults/s at {} samples every {} (the rate above × {})",
+            s.sample_pages,
+            setting(s.interval),
+            num(s.cost_interval.as_secs_f64() / s.interval.as_secs_f64())
+        );
+        let h2 = [
+            "tracker",
+            "fitted µs per tracked fault",
+            "host notes' cost per tracked access",
+            default_h.as_str(),
+            "slowdown this predicts",
+        ];
+        self.para(&format!(
+            "At the default setting the same guest would take a fraction of the faults \
+             measured above, as the sample is armed less often; with the fitted cost per \
+             fault that predicts the slowdown of the default setting:\n\n{}",
+            table(
+                &h2,
+                &[
+                    Align::Left,
+                    Align::Right,
+                    Align::Right,
+                    Align::Right,
+                    Align::Right
+                ],
+                &fit_rows
+            )
+        ));
         let exh: Vec<String> = self
             .plan
             .cost_exhaustive
             .iter()
             .filter_map(|sp| {
-                let g = self.s(sp)?;
+                let g = results.summary(sp)?;
+                let early = results.early_end(sp).map_or(String::new(), |why| {
+                    format!(" (the run stopped after {}: {why})", elapsed(g.duration_s))
+                });
                 Some(format!(
-                    "{} takes {} faults per second and slows the guest by {}",
+                    "{} takes {} faults per second and slows the guest by {}{early}",
                     sp.tracker.name(),
                     opt(faults_per_s(g), count),
                     opt(g.slowdown, pct)
@@ -1090,10 +1488,100 @@ impl Doc<'_> {
                 "**What exhaustive tracking costs.** Arming every page every interval makes \
                  every page the guest touches a tracked fault: {}. Sampling pays for the \
                  pages it samples, exhaustive tracking for the whole working set, every \
-                 interval; it is a check, not a way to run.",
+                 interval.",
                 list(&exh)
             ));
         }
+        let cheaper: Vec<String> = plan
+            .cost_exhaustive
+            .iter()
+            .filter_map(|sp| {
+                let lost = results.summary(sp).and_then(lost_us_per_fault)?;
+                let fit = fitted(sp.tracker)?;
+                (lost < fit).then(|| {
+                    format!(
+                        "{} µs against {} µs with {}",
+                        sig(lost, 3),
+                        sig(fit, 3),
+                        sp.tracker.name()
+                    )
+                })
+            })
+            .collect();
+        if !cheaper.is_empty() {
+            self.para(&format!(
+                "Per tracked fault, exhaustive tracking cost the guest less than sampling ({}): \
+                 it arms the whole region with one call per interval, where a scattered \
+                 sample needs a call per run of neighbouring pages.",
+                list(&cheaper)
+            ));
+        }
+        let fallbacks = counter_sum(
+            plan.runs()
+                .into_iter()
+                .filter(|sp| sp.tracker == TrackerKind::Mprotect)
+                .filter_map(|sp| results.summary(sp)),
+            "fallback_restores",
+        );
+        if fallbacks > 0 {
+            let cost_fallbacks = counter_sum(
+                plan.cost
+                    .iter()
+                    .filter(|sp| sp.tracker == TrackerKind::Mprotect)
+                    .filter_map(|sp| results.summary(sp)),
+                "fallback_restores",
+            );
+            self.para(&format!(
+                "The mprotect tracker could not attribute a fault to an armed page {} times \
+                 over the study ({} of them in the runs of Figure {n}), and each time restored \
+                 every armed page, losing that interval's sample (the `fallback_restores` \
+                 counter in summary.json). The cause is probably a fault still in flight when the \
+                 sampler collects and re-arms, which short intervals make frequent; the lost \
+                 samples lower mprotect's tracked faults, and its estimates there.",
+                fallbacks, cost_fallbacks
+            ));
+        }
+        let predicted: Vec<String> = TRACKERS
+            .iter()
+            .filter_map(|&t| {
+                let scale = s.cost_interval.as_secs_f64() / s.interval.as_secs_f64();
+                let f = find(t, s.sample_pages)
+                    .and_then(|sp| results.summary(sp))
+                    .and_then(faults_per_s)?
+                    * scale;
+                let c = fitted(t)?;
+                Some(format!("{} {}", t.name(), pct(f * c * 1e-6)))
+            })
+            .collect();
+        let exh_slow: Vec<String> = self
+            .plan
+            .cost_exhaustive
+            .iter()
+            .filter_map(|sp| {
+                let g = results.summary(sp)?;
+                Some(format!("{} {}", sp.tracker.name(), opt(g.slowdown, pct)))
+            })
+            .collect();
+        let or_na = |v: &[String]| {
+            if v.is_empty() {
+                NA.to_string()
+            } else {
+                list(v)
+            }
+        };
+        self.summary.push(format!(
+            "**How efficient?** Each tracked fault cost the guest about {}; at the default \
+             setting that predicts a slowdown of {} for a guest that touches its whole region \
+             every interval, while exhaustive tracking slowed it by {} (section 3).",
+            or_na(
+                &TRACKERS
+                    .iter()
+                    .map(|&t| format!("{} µs ({})", opt(fitted(t), |x| sig(x, 3)), t.name()))
+                    .collect::<Vec<_>>()
+            ),
+            or_na(&predicted),
+            or_na(&exh_slow),
+        ));
     }
 
     fn agile(&mut self) {
@@ -1103,15 +1591,19 @@ impl Doc<'_> {
         self.line("");
         let fi = self.number_of(&self.figs.lag_intervals);
         let fg = self.number_of(&self.figs.lag_gains);
+        let sizes = crate::catalog::find("phases")
+            .and_then(|p| p.params.iter().find(|q| q.key == "sizes"))
+            .map_or(NA, |q| q.default);
         let mut text = format!(
-            "`phases` changes the size of its active set every {} (one eighth of the region, \
-             all of it, a quarter, and again), `ramp` grows it over {}, holds it, and shrinks \
-             it. Figure {fi} gives the lag after growth (intervals until the estimate reaches \
-             90% of the truth) and after shrinking (until it falls to 110%) as the interval \
-             varies; Figure {fg} as the ESX gains vary. ESX reports the larger of a slow \
-             average (gain {}) and a fast one (gain {}) of the sampled fraction. ",
+            "`phases` changes the size of its active set every {}, cycling through the sizes \
+             {sizes} (its default), and `ramp` grows it over {}, holds it, and shrinks it. \
+             Figure {fi} shows the estimate following them at each interval, Figure {fg} \
+             under other ESX gains; each panel's title gives the lag after growth and after \
+             shrinking, the mean number of {}. ESX reports the larger of a slow average (gain \
+             {}) and a fast one (gain {}) of the sampled fraction. ",
             setting(s.phase_period),
             setting(s.phase_period),
+            lag_definition(),
             g.slow,
             g.fast
         );
@@ -1122,20 +1614,30 @@ impl Doc<'_> {
         {
             let k = expected_shrink_lag(from, to, g.slow);
             let k_one = expected_shrink_lag(from, to, 1.0);
+            let phase = s.phase_period.as_secs_f64() / s.interval.as_secs_f64();
             let _ = write!(
                 text,
                 "After the largest drop in the default `phases` run, from {} to {} pages, the \
-                 slow average alone needs {} intervals to come within 10% of the new size \
-                 (the smallest k with (from − to)(1 − g)^k ≤ 0.1·to), more than the {} \
-                 intervals of a phase: shrinking is reported late by design, so that a \
-                 briefly idle guest is not judged to have shed its memory; with a slow gain \
-                 of 1 it would take {}. The measured lags:",
+                 slow average alone needs {} intervals to fall to {} of the new size (the \
+                 smallest k with (from − to)(1 − g)^k ≤ {}·to), ",
                 count(from),
                 count(to),
                 opt(k, count),
-                count(s.phase_period.as_secs_f64() / s.interval.as_secs_f64()),
-                opt(k_one, count),
+                pct(REACH_DOWN),
+                sig(REACH_DOWN - 1.0, 1),
             );
+            if k.is_some_and(|k| k > phase) {
+                let _ = write!(
+                    text,
+                    "more than the {} intervals of a phase: shrinking is reported late by \
+                     design, so that a briefly idle guest is not judged to have shed its \
+                     memory; with a slow gain of 1 it would take {}. ",
+                    count(phase),
+                    opt(k_one, count)
+                );
+            } else {
+                let _ = write!(text, "within the {} intervals of a phase. ", count(phase));
+            }
         }
         self.para(&text);
         let mut rows = Vec::new();
@@ -1184,14 +1686,110 @@ impl Doc<'_> {
         ];
         let mut align = vec![Align::Left];
         align.extend([Align::Right; 9]);
+        self.para(&format!(
+            "The lags of Figures {fi} and {fg} (also in [{a}]({a}) and [{b}]({b})):",
+            a = format!("study/data/{}-lags.csv", self.figs.lag_intervals.stem),
+            b = format!("study/data/{}-lags.csv", self.figs.lag_gains.stem),
+        ));
         self.para(&table(&h, &align, &rows));
         self.para(
             "\"not caught\" means the estimate did not get there before the next step of the \
-             same kind or the end of the run. A longer interval makes each lag fewer \
-             intervals but not fewer seconds; a higher fast gain follows growth sooner at the \
-             price of noisier estimates, and a higher slow gain releases a shrunken working \
-             set sooner at the price of under-reporting a guest that pauses.",
+             same kind or the end of the run; \"no step\" that the run had none.",
         );
+        let mut findings = Vec::new();
+        for label in ["phases", "ramp"] {
+            let by_interval: Vec<(&Spec, &Summary)> = self
+                .plan
+                .agility_intervals
+                .iter()
+                .filter(|sp| sp.workload.label == label)
+                .filter_map(|sp| self.s(sp).map(|m| (sp, m)))
+                .collect();
+            if let (Some(a), Some(b)) = (by_interval.first(), by_interval.last()) {
+                let secs = |m: &Summary, up: bool| {
+                    let (lag, events) = if up {
+                        (m.lag_up_intervals, m.lag_up_events)
+                    } else {
+                        (m.lag_down_intervals, m.lag_down_events)
+                    };
+                    super::figures::lag_s(lag, m)
+                        .map_or_else(|| lag_cell(None, events), |x| format!("{} s", num(x)))
+                };
+                findings.push(format!(
+                    "`{label}`: after growth {} (at {} intervals) and {} (at {}); after \
+                     shrinking {} and {}",
+                    secs(a.1, true),
+                    setting(a.0.interval),
+                    secs(b.1, true),
+                    setting(b.0.interval),
+                    secs(a.1, false),
+                    secs(b.1, false),
+                ));
+            }
+        }
+        let d = EsxGains::default();
+        // The phases runs with one gain at its default, by the other gain.
+        let varied = |slow: bool| -> Vec<(f64, &Summary)> {
+            let mut v: Vec<(f64, &Summary)> = Vec::new();
+            for sp in &self.plan.agility_gains {
+                let fixed = if slow {
+                    sp.gains.fast == d.fast
+                } else {
+                    sp.gains.slow == d.slow
+                };
+                let x = if slow { sp.gains.slow } else { sp.gains.fast };
+                if sp.workload.label == "phases"
+                    && fixed
+                    && !v.iter().any(|(y, _)| *y == x)
+                    && let Some(m) = self.s(sp)
+                {
+                    v.push((x, m));
+                }
+            }
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            v
+        };
+        let slow_runs = varied(true);
+        if let (Some(a), Some(b)) = (slow_runs.first(), slow_runs.last())
+            && slow_runs.len() > 1
+        {
+            findings.push(format!(
+                "raising the slow gain from {} to {} on `phases` takes the lag after shrinking \
+                 from {} to {} intervals and the MAPE from {} to {}",
+                a.0,
+                b.0,
+                lag_cell(a.1.lag_down_intervals, a.1.lag_down_events),
+                lag_cell(b.1.lag_down_intervals, b.1.lag_down_events),
+                opt(a.1.mape, pct),
+                opt(b.1.mape, pct),
+            ));
+        }
+        let fast_runs = varied(false);
+        if let (Some(a), Some(b)) = (fast_runs.first(), fast_runs.last())
+            && fast_runs.len() > 1
+        {
+            findings.push(format!(
+                "raising the fast gain from {} to {} takes the lag after growth from {} to {} \
+                 intervals",
+                a.0,
+                b.0,
+                lag_cell(a.1.lag_up_intervals, a.1.lag_up_events),
+                lag_cell(b.1.lag_up_intervals, b.1.lag_up_events),
+            ));
+        }
+        if !findings.is_empty() {
+            let mut text = String::from("Lags: ");
+            text.push_str(&findings.join("; "));
+            text.push_str(
+                ". The slow average is slow on purpose: a guest that pauses briefly should not \
+                 be judged to have shed its working set, which a fast release would do.",
+            );
+            self.para(&text);
+            self.summary.push(format!(
+                "**Is it agile?** {}.",
+                upper_first(&findings.join("; "))
+            ));
+        }
     }
 
     fn recommendations(&mut self) {
@@ -1206,7 +1804,7 @@ impl Doc<'_> {
              2 had the most settings to choose from; the others only those of sections 1, 3 \
              and 4.",
             pct(c.max_mape),
-            sig(c.max_lag_up, 2)
+            num(c.max_lag_up)
         ));
         let mut labels: Vec<&Workload> = Vec::new();
         let runs = self.plan.runs();
@@ -1218,16 +1816,25 @@ impl Doc<'_> {
         let mut rows = Vec::new();
         let mut none = Vec::new();
         for w in labels {
-            let cands: Vec<Candidate> = runs
-                .iter()
-                .filter(|r| {
-                    r.workload.label == w.label
-                        && r.tracker == TrackerKind::Uffd
-                        && r.estimator == EstimatorKind::Esx
-                        && r.gains == EsxGains::default()
-                })
-                .filter_map(|r| self.s(r).and_then(Candidate::from_summary))
-                .collect();
+            let cands: Vec<Candidate> =
+                runs.iter()
+                    .filter(|r| {
+                        r.workload.label == w.label
+                            && r.tracker == TrackerKind::Uffd
+                            && r.estimator == EstimatorKind::Esx
+                            && r.gains == EsxGains::default()
+                    })
+                    .filter_map(|r| self.s(r).and_then(Candidate::from_summary))
+                    .fold(Vec::new(), |mut v: Vec<Candidate>, c| {
+                        // A setting run twice (section 1's run and a sweep's
+                        // point) counts once: the first, longer run.
+                        if !v.iter().any(|x| {
+                            x.sample_pages == c.sample_pages && x.interval_s == c.interval_s
+                        }) {
+                            v.push(c);
+                        }
+                        v
+                    });
             if cands.is_empty() {
                 continue;
             }
@@ -1296,19 +1903,28 @@ impl Doc<'_> {
                 list(&none)
             ));
         }
+        let total = rows.len();
+        self.summary.push(format!(
+            "**Which setting?** {} of {} workloads have a setting the study ran with a MAPE \
+             under {} and a lag after growth under {} intervals; section 5 gives the cheapest \
+             for each{}.",
+            total - none.len(),
+            total,
+            pct(c.max_mape),
+            num(c.max_lag_up),
+            if none.is_empty() {
+                String::new()
+            } else {
+                format!(", and none qualifies for {}", list(&none))
+            }
+        ));
     }
 
     fn threats(&mut self) {
         let measured: Vec<String> = TRACKERS
             .iter()
             .filter_map(|&t| {
-                let hi = self.plan.scale.sample_grid.last().copied()?;
-                let sp = self
-                    .plan
-                    .cost
-                    .iter()
-                    .find(|x| x.tracker == t && x.sample_pages == hi)?;
-                let c = self.s(sp)?.fault_cost_us?;
+                let c = fitted_for(self.plan, self.results, t)?;
                 Some(format!("{} µs ({})", sig(c, 3), t.name()))
             })
             .collect();
@@ -1321,7 +1937,8 @@ impl Doc<'_> {
         self.line(&format!(
             "- **Fault costs of this host.** The host notes report the cost of one tracked \
              access on this kind of machine (KVM served by PVM, shadow paging, no VT-x) as {} \
-             and expect bare-metal VT-x hosts to be {}. The study measured {}. Every cost \
+             and expect bare-metal VT-x hosts to be {}. The study measured {} of guest time \
+             per tracked fault, all costs of the mechanism included (section 3). Every cost \
              and slowdown in section 3, and any accuracy loss that comes from tracking \
              slowing the guest, would shrink accordingly on hardware virtualisation; the \
              sampling error does not depend on the mechanism.",
@@ -1391,6 +2008,13 @@ impl Doc<'_> {
     }
 }
 
+/// `s` with its first letter in upper case.
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
+}
+
 fn median(v: &[f64]) -> Option<f64> {
     let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
@@ -1413,6 +2037,7 @@ pub fn render(plan: &Plan, results: &Results, figs: &Figures, prov: &Provenance)
         figs,
         prov,
         out: String::new(),
+        summary: Vec::new(),
     }
     .render()
 }
@@ -1459,38 +2084,58 @@ mod tests {
     }
 
     #[test]
-    fn startup_memory_needs_a_big_first_interval_and_a_high_estimate() {
-        // chase: the set-up touches all 65536 pages, then 32768 per interval.
-        let mut rows = vec![row(1.0, 65536, Some(65536.0))];
-        rows.extend((2..8).map(|i| row(i as f64, 32768, Some(50000.0))));
+    fn startup_memory_needs_a_busy_warmup_and_a_high_estimate() {
+        // chase: the set-up touches all 65536 pages (half the domain), then
+        // 32768 per interval (a quarter).
+        let with = |truth: u64, touched: u64| {
+            let mut r = row(0.0, truth, Some(50000.0));
+            r.sampled_pages = 400;
+            r.touched_samples = touched;
+            r
+        };
+        let mut rows = vec![with(65536, 200), with(32768, 100)];
+        rows.extend((0..6).map(|_| with(32768, 100)));
         let s = Summary {
+            estimator: Some("esx".into()),
             true_wss_mean_pages: 32768.0,
             bias_pages: Some(17232.0),
             warmup_intervals: 2,
+            compared_against: "true_wss_pages".into(),
             ..Summary::default()
         };
-        // 32768 * 0.875^k <= 3276.8 -> k = 18.
-        assert_eq!(
-            startup_memory(&rows, &s, 0.125),
-            Some((65536.0, 32768.0, 18.0))
-        );
-        assert_eq!(scored_intervals(&rows, &s), 5);
+        // 0.25 * 0.875^k <= 0.025 -> k = 18.
+        let m = startup_memory(&rows, &s, 0.125).unwrap();
+        assert_eq!((m.first_fraction, m.later_fraction), (0.5, 0.25));
+        assert_eq!(m.intervals, 18.0);
+        assert_eq!(scored_intervals(&rows, &s), 6);
         let text = startup_sentence(&rows, &s, EsxGains::default()).unwrap();
-        assert!(text.contains("touched 65536 pages against 32768"), "{text}");
+        assert!(text.contains("set-up touched 65536 pages"), "{text}");
         assert!(text.contains("needs 18 intervals"), "{text}");
-        // No memory when the estimate is not high, or the start not big.
+        // The tracker, not the truth, was high at the start.
+        rows[0].true_wss_pages = 32768;
+        let text = startup_sentence(&rows, &s, EsxGains::default()).unwrap();
+        assert!(text.contains("the tracker itself reported more"), "{text}");
+        // No memory when the estimate is not high, for another estimator,
+        // or when the warm-up was not busier.
         let unbiased = Summary {
             bias_pages: Some(100.0),
             ..s.clone()
         };
         assert_eq!(startup_memory(&rows, &unbiased, 0.125), None);
-        rows[0].true_wss_pages = 33000;
+        let damon = Summary {
+            estimator: Some("damon".into()),
+            ..s.clone()
+        };
+        assert_eq!(startup_memory(&rows, &damon, 0.125), None);
+        rows[0].touched_samples = 110;
+        rows[1].touched_samples = 110;
         assert_eq!(startup_memory(&rows, &s, 0.125), None);
     }
 
     #[test]
     fn lag_cells_say_why_there_is_no_lag() {
         assert_eq!(lag_cell(Some(1.5), 2), "1.5");
+        assert_eq!(lag_cell(Some(1.0), 2), "1");
         assert_eq!(lag_cell(None, 0), "no step");
         assert_eq!(lag_cell(None, 3), "not caught");
     }
