@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BIN := target/release/kvm-wss
 
-.PHONY: all deps build run test lint bench examples clean
+.PHONY: all deps build run test lint bench examples study clean
 
 all: build
 
@@ -63,6 +63,12 @@ examples: build
 	$(BIN) sweep --guest hotset --wss 64M --param rate=1000000 --duration 12s --tracker uffd --sample-pages 100,400,1600 --interval 500ms,1s,2s --no-plot --quiet --out $(EXAMPLE_SWEEP)
 	tail -n +3 $(EXAMPLE_SWEEP)/sweep.md > $(EXAMPLE_SWEEP)/table.md
 	$(call splice,sweep.md,$(EXAMPLE_SWEEP)/table.md)
+
+# The study (docs/study.md, its figures and data): about 35 minutes of runs.
+# Finished runs under docs/study/runs/ are reused, so an interrupted study
+# continues; `$(BIN) study --out docs --fresh` measures everything again.
+study: build
+	$(BIN) study --out docs
 
 clean:
 	$(CARGO) clean

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::catalog::{CATALOG, COMMON_PARAMS};
-use crate::cli::{BenchCommand, Cli, Command, RunArgs, SweepArgs, UsageError};
+use crate::cli::{BenchCommand, Cli, Command, RunArgs, StudyArgs, SweepArgs, UsageError};
 use crate::report::ReportError;
 use crate::report::summary::{Summary, read_summary};
 use crate::report::timeseries::read_timeseries;
@@ -41,6 +41,8 @@ pub enum AppError {
     Sweep(#[from] SweepError),
     #[error("benchmark failed")]
     Bench(#[from] crate::bench::BenchError),
+    #[error("study failed")]
+    Study(#[from] crate::study::StudyError),
 }
 
 impl AppError {
@@ -50,6 +52,7 @@ impl AppError {
             AppError::Run(e) | AppError::Sweep(SweepError::Run { source: e, .. }) => {
                 run_error_exit_code(e)
             }
+            AppError::Study(crate::study::StudyError::Interrupted { .. }) => EXIT_INTERRUPTED,
             _ => EXIT_RUNTIME,
         }
     }
@@ -95,6 +98,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             }
             print_json(&result)
         }
+        Command::Study(args) => study(&args),
         Command::Plot { run_dir } => {
             let rows = read_timeseries(&run_dir.join("timeseries.csv"))?;
             let summary = read_summary(&run_dir.join("summary.json"))?;
@@ -195,6 +199,17 @@ fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
             ExitCode::from(EXIT_RUNTIME)
         }
     })
+}
+
+fn study(args: &StudyArgs) -> Result<ExitCode, AppError> {
+    let opts = crate::study::StudyOptions {
+        out: args.out.clone(),
+        quick: args.quick,
+        fresh: args.fresh,
+    };
+    let outcome = crate::study::study(&opts, &mut std::io::stderr())?;
+    println!("{}", outcome.doc.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Exit code of a sweep: 130 after Ctrl-C, else 1 if a run failed in the

@@ -41,6 +41,21 @@ pub enum Command {
     /// Measurements side by side in one run, printed as JSON.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Make the study: every workload, tracker and estimator over a matrix of settings, with figures and OUT/study.md.
+    Study(StudyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StudyArgs {
+    /// Folder for study.md; runs, figures and data go under OUT/study/.
+    #[arg(long, default_value = "docs")]
+    pub out: PathBuf,
+    /// Shrink every duration and grid to seconds in all (for tests).
+    #[arg(long)]
+    pub quick: bool,
+    /// Make every run again instead of reusing finished ones under OUT/study/runs/.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ pub mod guests;
 pub mod report;
 pub mod run;
 pub mod sampler;
+pub mod study;
 pub mod sweep;
 pub mod track;
 pub mod truth;

@@ -19,7 +19,7 @@ use super::timeseries::Row;
 /// PNG must not depend on fontconfig/freetype being installed; see
 /// assets/DejaVuSans-LICENSE.txt for its license.
 const FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
 /// Pixel size of the run plot.
 pub const RUN_PLOT_SIZE: (u32, u32) = (1200, 760);
@@ -34,11 +34,11 @@ const FAULT_COLOR: RGBColor = RGBColor(148, 103, 189);
 const PHASE_COLOR: RGBColor = RGBColor(120, 120, 120);
 const MISSING_CELL: RGBColor = RGBColor(225, 225, 225);
 
-type DrawResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) type DrawResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// Registers the embedded font under the generic family names plotters uses
 /// by default, once per process; the registry is global to plotters.
-fn ensure_font() -> Result<(), ReportError> {
+pub(crate) fn ensure_font() -> Result<(), ReportError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         ["sans-serif", "serif", "monospace"]
@@ -49,7 +49,7 @@ fn ensure_font() -> Result<(), ReportError> {
 }
 
 /// Draws with `draw` on `backend` and writes the file out.
-fn render<DB: DrawingBackend>(
+pub(crate) fn render<DB: DrawingBackend>(
     backend: DB,
     path: &Path,
     draw: impl FnOnce(&DrawingArea<DB, Shift>) -> DrawResult,
@@ -67,7 +67,7 @@ where
 }
 
 /// `base` with `ext` appended, keeping any dots already in the file name.
-fn with_suffix(base: &Path, ext: &str) -> PathBuf {
+pub(crate) fn with_suffix(base: &Path, ext: &str) -> PathBuf {
     let mut name = OsString::from(base.as_os_str());
     name.push(".");
     name.push(ext);
@@ -76,7 +76,7 @@ fn with_suffix(base: &Path, ext: &str) -> PathBuf {
 
 /// A cell or summary value with three significant digits (more for large
 /// integers-to-be, which keep all their integer digits).
-fn format_value(v: f64) -> String {
+pub(crate) fn format_value(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v:.0}");
     }
@@ -88,7 +88,7 @@ fn format_value(v: f64) -> String {
 
 /// An axis tick: the shortest form of the value rounded to 1/1000, so ticks
 /// read 0.5, 1, 1.5 rather than 0.500, 1.00.
-fn format_tick(v: f64) -> String {
+pub(crate) fn format_tick(v: f64) -> String {
     let rounded = (v * 1000.0).round() / 1000.0;
     // Avoid "-0" for ticks that round to zero from below.
     format!("{}", if rounded == 0.0 { 0.0 } else { rounded })

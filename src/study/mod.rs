@@ -1,0 +1,331 @@
+//! `kvm-wss study`: the runs, figures and document (study.md) that answer
+//! whether sampled invalidation estimates a working set well, at what cost,
+//! how fast it follows change, and which setting to use.
+//!
+//! The plan (`plan`) is a fixed matrix of runs; `execute` makes them one by
+//! one into `<out>/study/runs/<id>/`, reusing finished ones, so that an
+//! interrupted study continues where it stopped; `figures` draws from
+//! their outputs and writes the data behind each figure; `render` writes
+//! `<out>/study.md`.
+
+pub mod chart;
+pub mod execute;
+pub mod figures;
+pub mod format;
+pub mod host;
+pub mod plan;
+pub mod recommend;
+pub mod render;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::report::ReportError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StudyError {
+    #[error("cannot write {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("cannot write the progress log")]
+    Log(#[source] std::io::Error),
+    #[error(
+        "interrupted after {done} of {total} runs; the same command continues where it stopped"
+    )]
+    Interrupted { done: usize, total: usize },
+    #[error("{failed} of {total} runs failed; {doc} lists them")]
+    RunsFailed {
+        failed: usize,
+        total: usize,
+        doc: PathBuf,
+    },
+}
+
+/// What `kvm-wss study` was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StudyOptions {
+    /// The document goes to `<out>/study.md`, everything else under
+    /// `<out>/study/`.
+    pub out: PathBuf,
+    /// The whole matrix shrunk to seconds, for tests.
+    pub quick: bool,
+    /// Make every run again even if its folder holds a finished one.
+    pub fresh: bool,
+}
+
+impl StudyOptions {
+    /// The command line that makes this study's document, for captions.
+    pub fn command(&self) -> String {
+        let mut c = format!("kvm-wss study --out {}", self.out.display());
+        if self.quick {
+            c.push_str(" --quick");
+        }
+        c
+    }
+}
+
+/// What a finished study produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StudyOutcome {
+    pub doc: PathBuf,
+    pub runs: usize,
+    pub cached: usize,
+    pub figures: usize,
+    pub elapsed_s: f64,
+}
+
+fn mkdir(path: &Path) -> Result<(), StudyError> {
+    std::fs::create_dir_all(path).map_err(|source| StudyError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Folders under `runs_dir` that are not runs of this plan.
+fn stale_runs(runs_dir: &Path, plan: &plan::Plan) -> Vec<String> {
+    let ids: std::collections::BTreeSet<String> = plan.runs().iter().map(|s| s.id()).collect();
+    let Ok(entries) = std::fs::read_dir(runs_dir) else {
+        return Vec::new();
+    };
+    let mut stale: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| !ids.contains(name))
+        .collect();
+    stale.sort();
+    stale
+}
+
+/// Runs the study described by `opts`, logging progress to `log`.
+pub fn study(opts: &StudyOptions, log: &mut dyn Write) -> Result<StudyOutcome, StudyError> {
+    let start = Instant::now();
+    let scale = if opts.quick {
+        plan::Scale::quick()
+    } else {
+        plan::Scale::full()
+    };
+    let plan = plan::Plan::new(scale);
+    let study_dir = opts.out.join("study");
+    let runs_dir = study_dir.join("runs");
+    mkdir(&runs_dir)?;
+    let specs = plan.runs();
+    let (todo, time) = execute::estimate(&specs, &runs_dir, opts.fresh);
+    writeln!(
+        log,
+        "study: {} runs planned, {} already made, {} to make: about {} of run time",
+        specs.len(),
+        specs.len() - todo,
+        todo,
+        format::elapsed(time.as_secs_f64())
+    )
+    .map_err(StudyError::Log)?;
+    let stale = stale_runs(&runs_dir, &plan);
+    if !stale.is_empty() {
+        writeln!(
+            log,
+            "study: {} folders under {} belong to no planned run and are left alone",
+            stale.len(),
+            runs_dir.display()
+        )
+        .map_err(StudyError::Log)?;
+    }
+    let results = execute::execute(&plan, &runs_dir, opts.fresh, log)?;
+    let figs = figures::draw_all(&plan, &results, &study_dir)?;
+    let failed: Vec<(String, String)> = results
+        .failures(&plan)
+        .into_iter()
+        .map(|(s, why)| (s.id(), why.to_string()))
+        .collect();
+    let ended_early: Vec<(String, String)> = results
+        .ended_early(&plan)
+        .into_iter()
+        .map(|(s, why)| (s.id(), why.to_string()))
+        .collect();
+    let prov = render::Provenance {
+        command: opts.command(),
+        runs_dir: runs_dir.display().to_string(),
+        host: host::Host::current(),
+        runs: specs.len(),
+        cached: results.cached(),
+        failed: failed.clone(),
+        ended_early,
+        recorded_wall_s: results.recorded_wall(&plan).0,
+        unrecorded: results.recorded_wall(&plan).1,
+    };
+    let doc = opts.out.join("study.md");
+    let text = render::render(&plan, &results, &figs, &prov);
+    std::fs::write(&doc, text).map_err(|source| StudyError::Io {
+        path: doc.clone(),
+        source,
+    })?;
+    let elapsed_s = start.elapsed().as_secs_f64();
+    writeln!(
+        log,
+        "study: wrote {} with {} figures; total elapsed {}",
+        doc.display(),
+        figs.all().len(),
+        format::elapsed(elapsed_s)
+    )
+    .map_err(StudyError::Log)?;
+    if !failed.is_empty() {
+        return Err(StudyError::RunsFailed {
+            failed: failed.len(),
+            total: specs.len(),
+            doc,
+        });
+    }
+    Ok(StudyOutcome {
+        doc,
+        runs: specs.len(),
+        cached: results.cached(),
+        figures: figs.all().len(),
+        elapsed_s,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_names_the_output_and_quick() {
+        let mut o = StudyOptions {
+            out: "docs".into(),
+            quick: false,
+            fresh: true,
+        };
+        assert_eq!(o.command(), "kvm-wss study --out docs");
+        o.quick = true;
+        assert_eq!(o.command(), "kvm-wss study --out docs --quick");
+    }
+
+    /// A plausible finished run of `spec`: the truth steps between two
+    /// levels and the estimate follows one interval late.
+    fn synthetic(spec: &plan::Spec, i: usize) -> execute::Outcome {
+        use crate::report::metrics::TruthColumn;
+        use crate::report::timeseries::tests::row;
+        let rows: Vec<crate::report::timeseries::Row> = (0..12)
+            .map(|k| {
+                let truth = if (k / 4) % 2 == 0 { 1000 } else { 3000 } + 10 * i as u64;
+                let prev = if ((k.max(1) - 1) / 4) % 2 == 0 {
+                    1000.0
+                } else {
+                    3000.0
+                };
+                row(k as f64 + 1.0, truth, Some(prev * 1.05))
+            })
+            .collect();
+        let mut summary = crate::report::summary::Summary {
+            guest: spec.workload.guest.into(),
+            tracker: spec.tracker.name().into(),
+            estimator: Some(spec.estimator.name().into()),
+            sample_pages: Some(spec.sample_pages),
+            interval_s: spec.interval.as_secs_f64(),
+            duration_s: 12.0,
+            intervals: 12,
+            domain_pages: 130_000,
+            tracked_faults: Some(100 * (i as u64 + 1)),
+            fault_cost_us: Some(30.0),
+            vmm_cpu_s: 0.5,
+            end: "duration".into(),
+            slowdown: spec.baseline.then_some(0.01 * i as f64),
+            baseline_guest_ops_per_s: spec.baseline.then_some(5e7),
+            ..Default::default()
+        };
+        let column = if spec.tracker.writes_only() {
+            TruthColumn::Writes
+        } else {
+            TruthColumn::All
+        };
+        summary.record_accuracy(&rows, spec.warmup, column);
+        execute::Outcome::Done {
+            summary: Box::new(summary),
+            rows,
+            cached: true,
+            ended_early: (i == 3).then(|| "tracker gave up".to_string()),
+            wall_s: Some(12.5),
+        }
+    }
+
+    #[test]
+    fn document_renders_every_section_from_synthetic_runs() {
+        let p = plan::Plan::new(plan::Scale::full());
+        let runs = p.runs();
+        let results = execute::Results::from_outcomes(runs.iter().enumerate().map(|(i, s)| {
+            let o = if i == 5 {
+                execute::Outcome::Failed("no KVM".into())
+            } else {
+                synthetic(s, i)
+            };
+            (s.id(), o)
+        }));
+        let dir = tempfile::tempdir().unwrap();
+        let figs = figures::draw_all(&p, &results, &dir.path().join("study")).unwrap();
+        let prov = render::Provenance {
+            command: "kvm-wss study --out docs".into(),
+            runs_dir: "docs/study/runs".into(),
+            host: host::Host::current(),
+            runs: runs.len(),
+            cached: runs.len() - 1,
+            failed: results
+                .failures(&p)
+                .into_iter()
+                .map(|(s, w)| (s.id(), w.to_string()))
+                .collect(),
+            ended_early: results
+                .ended_early(&p)
+                .into_iter()
+                .map(|(s, w)| (s.id(), w.to_string()))
+                .collect(),
+            recorded_wall_s: results.recorded_wall(&p).0,
+            unrecorded: results.recorded_wall(&p).1,
+        };
+        assert_eq!(prov.failed.len(), 1);
+        assert_eq!(prov.ended_early.len(), 1);
+        assert_eq!(prov.unrecorded, 1);
+        let doc = render::render(&p, &results, &figs, &prov);
+        for heading in [
+            "## 1. Does it work?",
+            "## 2. How effective is it?",
+            "### Where it fails, and why",
+            "## 3. How efficient is it?",
+            "## 4. Is it agile?",
+            "## 5. Which interval and sample size to use?",
+            "## Threats to validity",
+            "## Runs that ended early",
+            "## Runs that failed",
+        ] {
+            assert!(doc.contains(heading), "no {heading:?}");
+        }
+        for bad in ["NaN", "null", "inf%"] {
+            assert!(!doc.contains(bad), "{bad:?} in the document");
+        }
+        for f in figs.all() {
+            assert!(doc.contains(&f.png()), "{} not shown", f.stem);
+            assert!(dir.path().join(f.csv()).exists(), "{} has no data", f.stem);
+        }
+        // Every figure lists the runs behind it as commands.
+        assert_eq!(doc.matches("<details><summary>").count(), figs.all().len());
+        // The host notes are quoted, labelled as such.
+        assert!(doc.contains("The host notes report"));
+    }
+
+    #[test]
+    fn stale_folders_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = plan::Plan::new(plan::Scale::quick());
+        let keep = p.defaults[0].id();
+        std::fs::create_dir(dir.path().join(&keep)).unwrap();
+        std::fs::create_dir(dir.path().join("old-run")).unwrap();
+        std::fs::write(dir.path().join("a-file"), "").unwrap();
+        assert_eq!(stale_runs(dir.path(), &p), vec!["old-run".to_string()]);
+        assert!(stale_runs(&dir.path().join("missing"), &p).is_empty());
+    }
+}

@@ -1,0 +1,864 @@
+//! The matrix of runs a study makes: which workloads, mechanisms,
+//! estimators, sample sizes, intervals and gains, and how long each run
+//! lasts. Pure data, so the plan can be listed, costed and tested without
+//! KVM.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::RunConfig;
+use crate::estimate::{DamonConfig, EstimatorKind, EsxGains};
+use crate::guests::GuestSource;
+use crate::track::TrackerKind;
+
+/// A guest program with the parameters the study runs it with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    /// Short name used in figures, tables and run ids (e.g. `zipf-1.2`).
+    pub label: String,
+    pub guest: &'static str,
+    pub params: Vec<(String, String)>,
+}
+
+impl Workload {
+    fn new(label: &str, guest: &'static str, params: &[(&str, String)]) -> Workload {
+        Workload {
+            label: label.to_string(),
+            guest,
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        }
+    }
+
+    /// The value of parameter `key`, if set.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// True when the guest runs as fast as it can (no `rate`).
+    pub fn unpaced(&self) -> bool {
+        self.param("rate").is_none()
+    }
+
+    /// `guest (k=v, ...)`, for tables.
+    pub fn describe(&self) -> String {
+        if self.params.is_empty() {
+            return self.guest.to_string();
+        }
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!("{} ({})", self.guest, params.join(", "))
+    }
+}
+
+/// One planned run: everything `kvm-wss run` needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    pub workload: Workload,
+    pub mem: u64,
+    pub wss: u64,
+    pub seed: u64,
+    pub tracker: TrackerKind,
+    pub estimator: EstimatorKind,
+    pub sample_pages: u64,
+    pub interval: Duration,
+    pub duration: Duration,
+    pub gains: EsxGains,
+    pub warmup: usize,
+    pub baseline: bool,
+}
+
+/// `n` bytes as the CLI takes them: `512M`, `64K` or a plain number.
+pub fn size_arg(n: u64) -> String {
+    for (shift, unit) in [(30, "G"), (20, "M"), (10, "K")] {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
+/// `d` as the CLI takes it: whole seconds as `2s`, anything else in `ms`.
+pub fn duration_arg(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms > 0 && ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// A gain as typed on the command line (shortest form that round-trips).
+fn gain_arg(g: f64) -> String {
+    format!("{g}")
+}
+
+impl Spec {
+    /// A stable name for the run's folder, made of every setting that
+    /// changes its outcome, so a cached run is reused only for the very
+    /// same settings.
+    pub fn id(&self) -> String {
+        let mut id = self.workload.guest.to_string();
+        for (k, v) in &self.workload.params {
+            id.push_str(&format!(",{k}={v}"));
+        }
+        id.push_str(&format!(
+            "__{}-{}",
+            self.tracker.name(),
+            self.estimator.name()
+        ));
+        if self.estimator == EstimatorKind::Esx {
+            id.push_str(&format!("-n{}", self.sample_pages));
+        }
+        id.push_str(&format!(
+            "-i{}-d{}-m{}-w{}-s{}-wu{}",
+            duration_arg(self.interval),
+            duration_arg(self.duration),
+            size_arg(self.mem),
+            size_arg(self.wss),
+            self.seed,
+            self.warmup
+        ));
+        if self.gains != EsxGains::default() && self.estimator == EstimatorKind::Esx {
+            id.push_str(&format!("-g{}-{}", self.gains.slow, self.gains.fast));
+        }
+        if self.baseline {
+            id.push_str("-base");
+        }
+        id.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ',' | '=') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+
+    /// The run's settings as the library takes them.
+    pub fn run_config(&self) -> RunConfig {
+        RunConfig {
+            guest: GuestSource::Builtin(self.workload.guest.to_string()),
+            mem: self.mem,
+            wss: self.wss,
+            seed: self.seed,
+            params: self.workload.params.clone(),
+            duration: self.duration,
+            interval: self.interval,
+            tracker: self.tracker,
+            estimator: self.estimator,
+            sample_pages: self.sample_pages,
+            esx: self.gains,
+            damon: DamonConfig::default(),
+            warmup_intervals: self.warmup,
+            baseline: self.baseline,
+            out_dir: None,
+            plot: false,
+            live: false,
+        }
+    }
+
+    /// The equivalent stand-alone command, writing where the study does.
+    pub fn command(&self, run_dir: &Path) -> String {
+        let mut c = format!(
+            "kvm-wss run --guest {} --mem {} --wss {}",
+            self.workload.guest,
+            size_arg(self.mem),
+            size_arg(self.wss)
+        );
+        for (k, v) in &self.workload.params {
+            c.push_str(&format!(" --param {k}={v}"));
+        }
+        c.push_str(&format!(
+            " --tracker {} --estimator {}",
+            self.tracker.name(),
+            self.estimator.name()
+        ));
+        if self.estimator == EstimatorKind::Esx {
+            c.push_str(&format!(" --sample-pages {}", self.sample_pages));
+            let d = EsxGains::default();
+            if self.gains.slow != d.slow {
+                c.push_str(&format!(" --esx-slow-gain {}", gain_arg(self.gains.slow)));
+            }
+            if self.gains.fast != d.fast {
+                c.push_str(&format!(" --esx-fast-gain {}", gain_arg(self.gains.fast)));
+            }
+        }
+        c.push_str(&format!(
+            " --interval {} --duration {} --warmup {} --seed {}",
+            duration_arg(self.interval),
+            duration_arg(self.duration),
+            self.warmup,
+            self.seed
+        ));
+        if self.baseline {
+            c.push_str(" --baseline");
+        }
+        c.push_str(&format!(" --no-plot --quiet --out {}", run_dir.display()));
+        c
+    }
+
+    /// Wall-clock run time, counting the untracked twin of a baseline run.
+    pub fn run_time(&self) -> Duration {
+        if self.baseline {
+            self.duration * 2
+        } else {
+            self.duration
+        }
+    }
+
+    /// Tracker-and-estimator label such as `uffd+esx`.
+    pub fn method(&self) -> String {
+        format!("{}+{}", self.tracker.name(), self.estimator.name())
+    }
+}
+
+/// Every knob that differs between the full study and `--quick`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scale {
+    pub quick: bool,
+    pub mem: u64,
+    pub wss: u64,
+    pub seed: u64,
+    /// The default setting every section starts from.
+    pub interval: Duration,
+    pub sample_pages: u64,
+    /// Length of the default-setting runs (section 1, agility).
+    pub run_duration: Duration,
+    /// Length of the other accuracy runs (estimator checks, sweeps, failures).
+    pub sweep_duration: Duration,
+    /// Length of one side of a cost run (it runs twice: untracked, tracked).
+    pub cost_duration: Duration,
+    /// Interval of the sampled cost runs: shorter than the default so that
+    /// tracked faults are frequent enough for their cost to stand out of
+    /// the noise of a shared machine.
+    pub cost_interval: Duration,
+    pub sample_grid: Vec<u64>,
+    pub interval_grid: Vec<Duration>,
+    pub agility_intervals: Vec<Duration>,
+    pub slow_gains: Vec<f64>,
+    pub fast_gains: Vec<f64>,
+    /// Start-up excluded from the metrics, as time; turned into intervals.
+    pub warmup_time: Duration,
+    /// Fewest scored intervals a run must have; long intervals lengthen it.
+    pub min_scored: u32,
+    /// Phase length of `phases` and each stage of `ramp`.
+    pub phase_period: Duration,
+}
+
+impl Scale {
+    /// The study `make study` runs: about 33 minutes of guest time. The
+    /// working region is large (half the RAM) so that paced programs can
+    /// run many of the guest runtime's 256-access batches per interval,
+    /// even the shortest, without touching the whole region in one.
+    pub fn full() -> Scale {
+        Scale {
+            quick: false,
+            mem: 512 << 20,
+            wss: 256 << 20,
+            seed: 1,
+            interval: Duration::from_secs(1),
+            sample_pages: 400,
+            run_duration: Duration::from_secs(20),
+            sweep_duration: Duration::from_secs(10),
+            cost_duration: Duration::from_secs(5),
+            cost_interval: Duration::from_millis(100),
+            sample_grid: vec![25, 50, 100, 200, 400, 800, 1600, 3200],
+            interval_grid: [100, 200, 500, 1000, 2000, 5000, 10000]
+                .into_iter()
+                .map(Duration::from_millis)
+                .collect(),
+            agility_intervals: [250, 500, 1000, 2000]
+                .into_iter()
+                .map(Duration::from_millis)
+                .collect(),
+            slow_gains: vec![0.125, 0.5, 1.0],
+            fast_gains: vec![0.25, 0.75, 1.0],
+            warmup_time: Duration::from_secs(2),
+            min_scored: 3,
+            phase_period: Duration::from_secs(5),
+        }
+    }
+
+    /// The same study shrunk to seconds, for the integration test.
+    pub fn quick() -> Scale {
+        let ms = Duration::from_millis;
+        Scale {
+            quick: true,
+            mem: 32 << 20,
+            wss: 8 << 20,
+            seed: 1,
+            interval: ms(50),
+            sample_pages: 100,
+            run_duration: ms(300),
+            sweep_duration: ms(200),
+            cost_duration: ms(150),
+            cost_interval: ms(50),
+            sample_grid: vec![50, 100],
+            interval_grid: vec![ms(50), ms(100)],
+            agility_intervals: vec![ms(50), ms(100)],
+            slow_gains: vec![0.125, 1.0],
+            fast_gains: vec![0.75, 1.0],
+            warmup_time: ms(50),
+            min_scored: 1,
+            phase_period: ms(200),
+        }
+    }
+
+    pub fn wss_pages(&self) -> u64 {
+        self.wss / wss_abi::PAGE_SIZE
+    }
+
+    /// Intervals left out of the metrics for `interval`: the warm-up time,
+    /// rounded up, and at least one interval (boot happens in the first).
+    pub fn warmup_for(&self, interval: Duration) -> usize {
+        let n = self
+            .warmup_time
+            .as_nanos()
+            .div_ceil(interval.as_nanos().max(1));
+        usize::try_from(n).unwrap_or(usize::MAX).max(1)
+    }
+
+    /// `base`, lengthened so that runs with long intervals still have
+    /// `min_scored` intervals after warm-up.
+    pub fn duration_for(&self, base: Duration, interval: Duration) -> Duration {
+        let needed = self.warmup_for(interval) as u32 + self.min_scored;
+        base.max(interval * needed)
+    }
+
+    /// A pacing rate: `per_wss` times the working set's pages per default
+    /// interval, in accesses per second.
+    fn rate(&self, per_wss: f64) -> String {
+        let per_s = self.wss_pages() as f64 * per_wss / self.interval.as_secs_f64();
+        let r = per_s.round().max(1.0);
+        format!("{r:.0}")
+    }
+
+    fn period(&self) -> String {
+        duration_arg(self.phase_period)
+    }
+}
+
+/// The workloads of the study, in the order figures show them. Programs
+/// that would touch their whole region every interval when unpaced get a
+/// `rate` so that each interval touches only part of it; `phases` and
+/// `ramp` stay unpaced, as their point is a working set that changes size
+/// on a clock, and `idle` paces itself.
+pub fn workloads(s: &Scale) -> Vec<Workload> {
+    vec![
+        Workload::new("chase", "chase", &[("rate", s.rate(0.5))]),
+        Workload::new("hotset", "hotset", &[("rate", s.rate(1.0))]),
+        Workload::new("idle", "idle", &[]),
+        Workload::new("phases", "phases", &[("period", s.period())]),
+        Workload::new(
+            "ramp",
+            "ramp",
+            &[
+                ("grow", s.period()),
+                ("hold", s.period()),
+                ("shrink", s.period()),
+            ],
+        ),
+        Workload::new("random", "random", &[("rate", s.rate(0.5))]),
+        Workload::new("seq", "seq", &[("rate", s.rate(0.5))]),
+        Workload::new(
+            "stride",
+            "stride",
+            &[("k", "4".into()), ("rate", s.rate(0.125))],
+        ),
+        Workload::new("zipf", "zipf", &[("rate", s.rate(1.0))]),
+    ]
+}
+
+/// The heavy-tailed Zipf variant of the failure analysis.
+pub fn zipf_heavy(s: &Scale) -> Workload {
+    Workload::new(
+        "zipf-1.2",
+        "zipf",
+        &[("theta", "1.2".into()), ("rate", s.rate(1.0))],
+    )
+}
+
+/// `random` paced like the study's, but 95% reads: what write-only
+/// tracking misses.
+pub fn read_heavy(s: &Scale) -> Workload {
+    Workload::new(
+        "random-reads",
+        "random",
+        &[("write_ratio", "0.05".into()), ("rate", s.rate(0.5))],
+    )
+}
+
+/// `random` unpaced: every page of the working set is touched soon after
+/// it is armed, so tracked faults are as many as the samples can give, and
+/// the guest's access rate shows what each one costs.
+pub fn cost_workload() -> Workload {
+    Workload::new("random-unpaced", "random", &[])
+}
+
+/// Names of the workloads the effectiveness sweeps cover.
+pub const SWEEP_WORKLOADS: [&str; 5] = ["hotset", "zipf", "chase", "stride", "random"];
+/// The trackers, in the order tables list them.
+pub const TRACKERS: [TrackerKind; 3] = [
+    TrackerKind::Mprotect,
+    TrackerKind::Uffd,
+    TrackerKind::DirtyLog,
+];
+
+/// The study's runs, grouped by the question they answer. A run may appear
+/// in several groups (the default setting is a point of every sweep); it
+/// is made once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub scale: Scale,
+    pub workloads: Vec<Workload>,
+    /// Section 1: uffd + esx at the default setting, per workload.
+    pub defaults: Vec<Spec>,
+    /// Section 1: the same with DAMON and with exhaustive tracking.
+    pub damon: Vec<Spec>,
+    pub exhaustive: Vec<Spec>,
+    /// Section 2: per sweep workload, esx over the sample grid at the
+    /// default interval, and over the interval grid at the default sample.
+    pub sample_sweep: Vec<(Workload, Vec<Spec>)>,
+    pub interval_sweep: Vec<(Workload, Vec<Spec>)>,
+    /// Section 2: the hard workloads under every tracker and estimator.
+    pub failures: Vec<Spec>,
+    /// Section 2: a read-heavy program under uffd and under dirty-log.
+    pub read_heavy: Vec<Spec>,
+    /// Section 3: per tracker, esx over the sample grid at the cost
+    /// interval with a baseline; then exhaustive tracking at the default
+    /// interval with a baseline.
+    pub cost: Vec<Spec>,
+    pub cost_exhaustive: Vec<Spec>,
+    /// Section 4: phases and ramp over intervals, and over gains.
+    pub agility_intervals: Vec<Spec>,
+    pub agility_gains: Vec<Spec>,
+}
+
+/// The hard cases of the failure analysis, in table order.
+pub fn failure_workloads(s: &Scale) -> Vec<Workload> {
+    let all = workloads(s);
+    let pick = |name: &str| all.iter().find(|w| w.label == name).cloned();
+    [pick("chase"), pick("stride"), Some(zipf_heavy(s))]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+impl Plan {
+    pub fn new(scale: Scale) -> Plan {
+        let s = &scale;
+        let workloads = workloads(s);
+        let spec = |w: &Workload,
+                    tracker: TrackerKind,
+                    estimator: EstimatorKind,
+                    sample_pages: u64,
+                    interval: Duration,
+                    base: Duration| Spec {
+            workload: w.clone(),
+            mem: s.mem,
+            wss: s.wss,
+            seed: s.seed,
+            tracker,
+            estimator,
+            sample_pages,
+            interval,
+            duration: s.duration_for(base, interval),
+            gains: EsxGains::default(),
+            warmup: s.warmup_for(interval),
+            baseline: false,
+        };
+        let default = |w: &Workload| {
+            spec(
+                w,
+                TrackerKind::Uffd,
+                EstimatorKind::Esx,
+                s.sample_pages,
+                s.interval,
+                s.run_duration,
+            )
+        };
+        let by_estimator = |kind: EstimatorKind| -> Vec<Spec> {
+            workloads
+                .iter()
+                .map(|w| {
+                    spec(
+                        w,
+                        TrackerKind::Uffd,
+                        kind,
+                        s.sample_pages,
+                        s.interval,
+                        s.sweep_duration,
+                    )
+                })
+                .collect()
+        };
+        let sweep_workloads: Vec<Workload> = SWEEP_WORKLOADS
+            .iter()
+            .filter_map(|name| workloads.iter().find(|w| w.label == *name).cloned())
+            .collect();
+        // Every point of a sweep lasts as long, the default one included, so
+        // that effects that fade over a run (such as ESX forgetting a busy
+        // start) weigh the same at every point.
+        let esx_at = |w: &Workload, n: u64, interval: Duration| {
+            spec(
+                w,
+                TrackerKind::Uffd,
+                EstimatorKind::Esx,
+                n,
+                interval,
+                s.sweep_duration,
+            )
+        };
+        let sample_sweep = sweep_workloads
+            .iter()
+            .map(|w| {
+                let runs = s.sample_grid.iter().map(|&n| esx_at(w, n, s.interval));
+                (w.clone(), runs.collect())
+            })
+            .collect();
+        let interval_sweep = sweep_workloads
+            .iter()
+            .map(|w| {
+                let runs = s
+                    .interval_grid
+                    .iter()
+                    .map(|&i| esx_at(w, s.sample_pages, i));
+                (w.clone(), runs.collect())
+            })
+            .collect();
+        let mut failures = Vec::new();
+        for w in failure_workloads(s) {
+            for tracker in TRACKERS {
+                for estimator in [EstimatorKind::Esx, EstimatorKind::Damon] {
+                    failures.push(spec(
+                        &w,
+                        tracker,
+                        estimator,
+                        s.sample_pages,
+                        s.interval,
+                        s.sweep_duration,
+                    ));
+                }
+            }
+        }
+        let reads = read_heavy(s);
+        let read_heavy = [TrackerKind::Uffd, TrackerKind::DirtyLog]
+            .into_iter()
+            .map(|t| {
+                spec(
+                    &reads,
+                    t,
+                    EstimatorKind::Esx,
+                    s.sample_pages,
+                    s.interval,
+                    s.run_duration,
+                )
+            })
+            .collect();
+        let unpaced = cost_workload();
+        let with_baseline = |mut sp: Spec| {
+            sp.baseline = true;
+            sp
+        };
+        let mut cost = Vec::new();
+        for tracker in TRACKERS {
+            for &n in &s.sample_grid {
+                cost.push(with_baseline(spec(
+                    &unpaced,
+                    tracker,
+                    EstimatorKind::Esx,
+                    n,
+                    s.cost_interval,
+                    s.cost_duration,
+                )));
+            }
+        }
+        let cost_exhaustive = TRACKERS
+            .iter()
+            .map(|&t| {
+                with_baseline(spec(
+                    &unpaced,
+                    t,
+                    EstimatorKind::Exhaustive,
+                    s.sample_pages,
+                    s.interval,
+                    s.cost_duration,
+                ))
+            })
+            .collect();
+        let agile: Vec<Workload> = workloads
+            .iter()
+            .filter(|w| w.label == "phases" || w.label == "ramp")
+            .cloned()
+            .collect();
+        let mut agility_intervals = Vec::new();
+        let mut agility_gains = Vec::new();
+        for w in &agile {
+            for &i in &s.agility_intervals {
+                agility_intervals.push(if i == s.interval {
+                    default(w)
+                } else {
+                    spec(
+                        w,
+                        TrackerKind::Uffd,
+                        EstimatorKind::Esx,
+                        s.sample_pages,
+                        i,
+                        s.run_duration,
+                    )
+                });
+            }
+            let d = EsxGains::default();
+            let gains = s
+                .slow_gains
+                .iter()
+                .map(|&slow| EsxGains { slow, fast: d.fast })
+                .chain(
+                    s.fast_gains
+                        .iter()
+                        .map(|&fast| EsxGains { slow: d.slow, fast }),
+                );
+            for g in gains {
+                let mut sp = default(w);
+                sp.gains = g;
+                agility_gains.push(sp);
+            }
+        }
+        Plan {
+            defaults: workloads.iter().map(default).collect(),
+            damon: by_estimator(EstimatorKind::Damon),
+            exhaustive: by_estimator(EstimatorKind::Exhaustive),
+            sample_sweep,
+            interval_sweep,
+            failures,
+            read_heavy,
+            cost,
+            cost_exhaustive,
+            agility_intervals,
+            agility_gains,
+            workloads,
+            scale,
+        }
+    }
+
+    /// Every distinct run, each once, in the order they are made.
+    pub fn runs(&self) -> Vec<&Spec> {
+        let groups: [&[Spec]; 8] = [
+            &self.defaults,
+            &self.damon,
+            &self.exhaustive,
+            &self.failures,
+            &self.read_heavy,
+            &self.cost,
+            &self.cost_exhaustive,
+            &self.agility_intervals,
+        ];
+        let sweeps = self
+            .sample_sweep
+            .iter()
+            .chain(&self.interval_sweep)
+            .flat_map(|(_, runs)| runs.iter());
+        let mut seen = BTreeSet::new();
+        groups[..3]
+            .iter()
+            .flat_map(|g| g.iter())
+            .chain(sweeps)
+            .chain(groups[3..].iter().flat_map(|g| g.iter()))
+            .chain(self.agility_gains.iter())
+            .filter(|sp| seen.insert(sp.id()))
+            .collect()
+    }
+
+    /// Sum of the runs' wall-clock times.
+    pub fn run_time(&self) -> Duration {
+        self.runs().iter().map(|s| s.run_time()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_forms_of_sizes_and_durations() {
+        assert_eq!(size_arg(512 << 20), "512M");
+        assert_eq!(size_arg(2 << 30), "2G");
+        assert_eq!(size_arg(96 << 10), "96K");
+        assert_eq!(size_arg(1000), "1000");
+        assert_eq!(duration_arg(Duration::from_secs(10)), "10s");
+        assert_eq!(duration_arg(Duration::from_millis(250)), "250ms");
+        assert_eq!(duration_arg(Duration::from_millis(1500)), "1500ms");
+        for d in [250u64, 1000, 1500, 10000] {
+            let arg = duration_arg(Duration::from_millis(d));
+            assert_eq!(wss_abi::units::parse_duration_ns(&arg), Some(d * 1_000_000));
+        }
+    }
+
+    #[test]
+    fn warmup_and_duration_follow_the_interval() {
+        let s = Scale::full();
+        let ms = Duration::from_millis;
+        assert_eq!(s.warmup_for(ms(100)), 20);
+        assert_eq!(s.warmup_for(ms(1000)), 2);
+        assert_eq!(s.warmup_for(ms(3000)), 1);
+        assert_eq!(s.warmup_for(ms(10000)), 1);
+        // 10 s: one warm-up and three scored intervals.
+        assert_eq!(s.duration_for(ms(10000), ms(10000)), ms(40000));
+        assert_eq!(s.duration_for(ms(10000), ms(5000)), ms(20000));
+        assert_eq!(s.duration_for(ms(10000), ms(100)), ms(10000));
+    }
+
+    #[test]
+    fn full_plan_covers_the_matrix() {
+        let p = Plan::new(Scale::full());
+        let names: Vec<&str> = p.workloads.iter().map(|w| w.guest).collect();
+        assert_eq!(
+            names,
+            [
+                "chase", "hotset", "idle", "phases", "ramp", "random", "seq", "stride", "zipf"
+            ]
+        );
+        for (_, runs) in &p.sample_sweep {
+            let n: Vec<u64> = runs.iter().map(|r| r.sample_pages).collect();
+            assert_eq!(n, [25, 50, 100, 200, 400, 800, 1600, 3200]);
+        }
+        assert_eq!(p.sample_sweep.len(), 5);
+        assert_eq!(p.interval_sweep[0].1.len(), 7);
+        // 3 workloads x 3 trackers x 2 estimators.
+        assert_eq!(p.failures.len(), 18);
+        assert_eq!(p.cost.len(), 24);
+        assert!(p.cost.iter().all(|s| s.baseline && s.workload.unpaced()));
+        assert_eq!(p.agility_gains.len(), 12);
+        // Every tracker and estimator appears.
+        let runs = p.runs();
+        for t in TRACKERS {
+            assert!(runs.iter().any(|r| r.tracker == t), "{t:?}");
+        }
+        for e in [
+            EstimatorKind::Esx,
+            EstimatorKind::Damon,
+            EstimatorKind::Exhaustive,
+        ] {
+            assert!(runs.iter().any(|r| r.estimator == e), "{e:?}");
+        }
+        // Test-only programs are not studied.
+        assert!(
+            runs.iter()
+                .all(|r| !matches!(r.workload.guest, "probe" | "badcall"))
+        );
+    }
+
+    #[test]
+    fn shared_runs_are_made_once() {
+        let p = Plan::new(Scale::full());
+        let runs = p.runs();
+        let ids: BTreeSet<String> = runs.iter().map(|r| r.id()).collect();
+        assert_eq!(ids.len(), runs.len());
+        // The sweeps of hotset share their default point, which lasts as
+        // long as the other points rather than as the section-1 run.
+        let (samples, intervals) = (&p.sample_sweep[0].1, &p.interval_sweep[0].1);
+        assert_eq!(samples[4], intervals[3]);
+        assert_eq!(samples[4].duration, p.scale.sweep_duration);
+        assert_ne!(samples[4], p.defaults[1]);
+        // Shared: the default point of each workload's two sweeps; the
+        // DAMON runs of chase and stride (section 1 and the failure matrix)
+        // and their uffd + esx runs (sweep default point and the failure
+        // matrix); the default gains of section 4 (among the slow gains and
+        // among the fast ones, both the section-1 run).
+        assert_eq!(
+            runs.len(),
+            9 + 9 + 9 + 5 * 14 + (18 - 4) + 2 + 24 + 3 + 6 + 8
+        );
+    }
+
+    #[test]
+    fn full_plan_fits_the_time_budget() {
+        let p = Plan::new(Scale::full());
+        let t = p.run_time().as_secs();
+        assert!((1800..=2400).contains(&t), "{t} s of runs");
+        let q = Plan::new(Scale::quick());
+        assert!(q.run_time() < Duration::from_secs(40), "{:?}", q.run_time());
+    }
+
+    #[test]
+    fn ids_distinguish_every_setting_and_read_well() {
+        let p = Plan::new(Scale::full());
+        let hot = p.defaults[1].clone();
+        assert_eq!(
+            hot.id(),
+            "hotset,rate=65536__uffd-esx-n400-i1s-d20s-m512M-w256M-s1-wu2"
+        );
+        let mut other = hot.clone();
+        other.gains.slow = 0.5;
+        assert_eq!(
+            other.id(),
+            "hotset,rate=65536__uffd-esx-n400-i1s-d20s-m512M-w256M-s1-wu2-g0.5-0.75"
+        );
+        other.baseline = true;
+        assert!(other.id().ends_with("-base"));
+        let exh = &p.exhaustive[0];
+        assert!(!exh.id().contains("-n"), "{}", exh.id());
+    }
+
+    #[test]
+    fn command_reproduces_the_run() {
+        let p = Plan::new(Scale::full());
+        let s = &p.agility_gains[1];
+        let cmd = s.command(Path::new("docs/study/runs/x"));
+        assert_eq!(
+            cmd,
+            "kvm-wss run --guest phases --mem 512M --wss 256M --param period=5s \
+             --tracker uffd --estimator esx --sample-pages 400 --esx-slow-gain 0.5 \
+             --interval 1s --duration 20s --warmup 2 --seed 1 --no-plot --quiet \
+             --out docs/study/runs/x"
+        );
+        // The command parses into the same configuration.
+        use clap::Parser;
+        let args: Vec<&str> = cmd.split(' ').collect();
+        let cli = crate::cli::Cli::try_parse_from(args).unwrap();
+        let crate::cli::Command::Run(run) = cli.command else {
+            panic!("not a run command");
+        };
+        let mut cfg = run.to_config().unwrap();
+        assert_eq!(cfg.out_dir, Some("docs/study/runs/x".into()));
+        cfg.out_dir = None;
+        assert_eq!(cfg, s.run_config());
+    }
+
+    #[test]
+    fn rates_scale_with_the_working_set() {
+        let s = Scale::full();
+        let w = workloads(&s);
+        let rate = |label: &str| {
+            w.iter()
+                .find(|x| x.label == label)
+                .and_then(|x| x.param("rate"))
+                .map(str::to_string)
+        };
+        // Half the 65536-page region per 1 s interval; stride covers half
+        // of its 16384 strided pages.
+        assert_eq!(rate("random").as_deref(), Some("32768"));
+        assert_eq!(rate("stride").as_deref(), Some("8192"));
+        // Quick: per 50 ms interval, half of 2048 pages.
+        let q = workloads(&Scale::quick());
+        let r = q
+            .iter()
+            .find(|x| x.label == "random")
+            .and_then(|x| x.param("rate"));
+        assert_eq!(r, Some("20480"));
+        assert_eq!(rate("ramp"), None);
+        assert_eq!(zipf_heavy(&s).param("theta"), Some("1.2"));
+        assert_eq!(read_heavy(&s).param("write_ratio"), Some("0.05"));
+    }
+}

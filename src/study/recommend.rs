@@ -1,0 +1,215 @@
+//! Which sampling setting to use for a workload: the cheapest one that was
+//! accurate and agile enough, among the settings the study ran.
+
+use crate::report::summary::Summary;
+
+/// What "good enough" means.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Criteria {
+    /// MAPE must be below this (a fraction).
+    pub max_mape: f64,
+    /// Lag after growth must be below this many intervals.
+    pub max_lag_up: f64,
+}
+
+/// The criteria of the study's recommendation table.
+pub const CRITERIA: Criteria = Criteria {
+    max_mape: 0.1,
+    max_lag_up: 2.0,
+};
+
+/// One setting that was run, with what it achieved and cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub sample_pages: u64,
+    pub interval_s: f64,
+    pub faults_per_s: f64,
+    pub mape: Option<f64>,
+    pub lag_up: Option<f64>,
+    /// Growth events the run saw; without any, there was nothing to lag.
+    pub lag_up_events: u32,
+}
+
+impl Candidate {
+    /// The candidate a run's summary describes; `None` for a run without
+    /// an estimate or a sample size.
+    pub fn from_summary(s: &Summary) -> Option<Candidate> {
+        let sample_pages = s.sample_pages?;
+        s.estimator.as_ref()?;
+        Some(Candidate {
+            sample_pages,
+            interval_s: s.interval_s,
+            faults_per_s: s.tracked_faults.unwrap_or(0) as f64 / s.duration_s.max(1e-9),
+            mape: s.mape.filter(|m| m.is_finite()),
+            lag_up: s.lag_up_intervals.filter(|l| l.is_finite()),
+            lag_up_events: s.lag_up_events,
+        })
+    }
+
+    /// Accurate enough: a measured MAPE under the limit.
+    pub fn accurate(&self, c: &Criteria) -> bool {
+        self.mape.is_some_and(|m| m < c.max_mape)
+    }
+
+    /// Agile enough: growth was caught within the limit, or there was no
+    /// growth to catch. Growth that was never caught fails.
+    pub fn agile(&self, c: &Criteria) -> bool {
+        match self.lag_up {
+            Some(l) => l < c.max_lag_up,
+            None => self.lag_up_events == 0,
+        }
+    }
+
+    pub fn qualifies(&self, c: &Criteria) -> bool {
+        self.accurate(c) && self.agile(c)
+    }
+}
+
+/// The outcome for one workload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    /// The cheapest qualifying setting.
+    pub best: Option<Candidate>,
+    /// How many settings were tried and how many qualified.
+    pub tried: usize,
+    pub qualified: usize,
+    /// With none qualifying: the most accurate setting, to say how close
+    /// the study came.
+    pub closest: Option<Candidate>,
+}
+
+/// Picks the qualifying candidate with the fewest tracked faults per
+/// second; ties go to the lower MAPE, then to the longer interval (fewer
+/// wake-ups of the sampler).
+pub fn recommend(candidates: &[Candidate], c: &Criteria) -> Recommendation {
+    let qualifying: Vec<&Candidate> = candidates.iter().filter(|x| x.qualifies(c)).collect();
+    let best = qualifying
+        .iter()
+        .min_by(|a, b| {
+            a.faults_per_s
+                .total_cmp(&b.faults_per_s)
+                .then(mape_key(a).total_cmp(&mape_key(b)))
+                .then(b.interval_s.total_cmp(&a.interval_s))
+        })
+        .map(|x| (*x).clone());
+    let closest = if best.is_some() {
+        None
+    } else {
+        candidates
+            .iter()
+            .filter(|x| x.mape.is_some())
+            .min_by(|a, b| mape_key(a).total_cmp(&mape_key(b)))
+            .cloned()
+    };
+    Recommendation {
+        best,
+        tried: candidates.len(),
+        qualified: qualifying.len(),
+        closest,
+    }
+}
+
+fn mape_key(c: &Candidate) -> f64 {
+    c.mape.unwrap_or(f64::INFINITY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(
+        n: u64,
+        interval_s: f64,
+        faults: f64,
+        mape: Option<f64>,
+        lag: Option<f64>,
+    ) -> Candidate {
+        Candidate {
+            sample_pages: n,
+            interval_s,
+            faults_per_s: faults,
+            mape,
+            lag_up: lag,
+            lag_up_events: u32::from(lag.is_some()),
+        }
+    }
+
+    #[test]
+    fn criteria_are_strict_and_missing_values_fail() {
+        let c = CRITERIA;
+        assert!(cand(1, 1.0, 1.0, Some(0.099), Some(1.9)).qualifies(&c));
+        assert!(!cand(1, 1.0, 1.0, Some(0.1), Some(0.0)).qualifies(&c));
+        assert!(!cand(1, 1.0, 1.0, Some(0.05), Some(2.0)).qualifies(&c));
+        assert!(!cand(1, 1.0, 1.0, None, Some(0.0)).qualifies(&c));
+        // No growth event: nothing to lag behind.
+        assert!(cand(1, 1.0, 1.0, Some(0.05), None).qualifies(&c));
+        // Growth that was never caught.
+        let mut unresolved = cand(1, 1.0, 1.0, Some(0.05), None);
+        unresolved.lag_up_events = 2;
+        assert!(!unresolved.qualifies(&c));
+    }
+
+    #[test]
+    fn cheapest_qualifying_setting_wins() {
+        let cands = [
+            cand(3200, 1.0, 400.0, Some(0.02), Some(0.0)),
+            cand(400, 1.0, 50.0, Some(0.08), Some(1.0)),
+            cand(100, 1.0, 12.0, Some(0.25), Some(1.0)),
+            cand(400, 2.0, 25.0, Some(0.09), Some(3.0)),
+        ];
+        let r = recommend(&cands, &CRITERIA);
+        assert_eq!(r.best, Some(cands[1].clone()));
+        assert_eq!((r.tried, r.qualified), (4, 2));
+        assert_eq!(r.closest, None);
+    }
+
+    #[test]
+    fn ties_go_to_accuracy_then_longer_intervals() {
+        let cands = [
+            cand(400, 0.5, 50.0, Some(0.08), Some(0.0)),
+            cand(400, 1.0, 50.0, Some(0.05), Some(0.0)),
+            cand(400, 2.0, 50.0, Some(0.05), Some(0.0)),
+        ];
+        let r = recommend(&cands, &CRITERIA);
+        assert_eq!(r.best, Some(cands[2].clone()));
+    }
+
+    #[test]
+    fn none_qualifying_reports_the_closest() {
+        let cands = [
+            cand(400, 1.0, 50.0, Some(0.5), Some(0.0)),
+            cand(3200, 1.0, 400.0, Some(0.3), Some(0.0)),
+            cand(25, 1.0, 3.0, None, None),
+        ];
+        let r = recommend(&cands, &CRITERIA);
+        assert_eq!(r.best, None);
+        assert_eq!(r.qualified, 0);
+        assert_eq!(r.closest, Some(cands[1].clone()));
+        let empty = recommend(&[], &CRITERIA);
+        assert_eq!((empty.best, empty.closest, empty.tried), (None, None, 0));
+    }
+
+    #[test]
+    fn candidates_come_from_summaries() {
+        let s = Summary {
+            sample_pages: Some(400),
+            estimator: Some("esx".into()),
+            interval_s: 1.0,
+            duration_s: 20.0,
+            tracked_faults: Some(1000),
+            mape: Some(0.04),
+            lag_up_intervals: None,
+            lag_up_events: 0,
+            ..Summary::default()
+        };
+        let c = Candidate::from_summary(&s).unwrap();
+        assert_eq!(c.faults_per_s, 50.0);
+        assert_eq!(c.mape, Some(0.04));
+        assert!(c.qualifies(&CRITERIA));
+        let untracked = Summary {
+            estimator: None,
+            ..s
+        };
+        assert_eq!(Candidate::from_summary(&untracked), None);
+    }
+}
