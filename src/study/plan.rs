@@ -161,6 +161,7 @@ impl Spec {
             esx: self.gains,
             damon: DamonConfig::default(),
             warmup_intervals: self.warmup,
+            guest_pages: crate::vmm::paging::GuestPageSize::Size2M,
             baseline: self.baseline,
             out_dir: None,
             plot: false,
