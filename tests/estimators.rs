@@ -184,3 +184,28 @@ fn four_kib_guest_pages_track_exactly_too() {
         }
     }
 }
+
+#[test]
+fn exhaustive_mprotect_survives_long_runs_of_faults() {
+    if !common::kvm_available("exhaustive_mprotect_survives_long_runs_of_faults") {
+        return;
+    }
+    // An unpaced sweep over 32768 pages faults on a fresh page again and
+    // again with no other exit in between; every fault makes progress.
+    let out = run(&RunSpec {
+        tracker: TrackerKind::Mprotect,
+        estimator: EstimatorKind::Exhaustive,
+        mem: 256 << 20,
+        wss: 128 << 20,
+        duration: Duration::from_secs(8),
+        interval: Duration::from_secs(1),
+        ..RunSpec::new("seq")
+    }
+    .config());
+    assert_eq!(out.end, kvm_wss::run::RunEnd::Duration, "{:?}", out.end);
+    let faults = out.summary.tracked_faults.expect("faults");
+    assert!(
+        faults > 100_000,
+        "only {faults} tracked faults: the test no longer exercises long fault runs"
+    );
+}

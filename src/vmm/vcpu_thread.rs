@@ -17,14 +17,15 @@ use super::exit::{Action, ExitState, Stop, handle_exit};
 use super::memory::GuestMemory;
 use super::vcpu::Vcpu;
 
-/// Consecutive memory faults without an intervening normal exit after
-/// which the guest is declared stuck.
-const MAX_FAULT_STREAK: u64 = 100_000;
-
 /// Resolves a fault on tracked memory (the mprotect tracker).
 pub trait FaultHandler: Send + Sync {
     /// The guest faulted; `gpa` is the address when the kernel gave it.
-    /// Returns once the access can be retried.
+    /// Returns once the access can be retried. A handler that cannot make
+    /// the access succeed (nothing of its own to restore) must return an
+    /// error rather than Ok, or the guest would fault on it forever: only
+    /// the handler can tell a new fault from the same one again, since
+    /// consecutive faults on fresh pages are normal under exhaustive
+    /// tracking.
     fn on_memory_fault(&self, vcpu: &Vcpu, gpa: Option<u64>) -> Result<(), String>;
 
     /// Whether the handler reads the vCPU's registers on a fault: the loop
@@ -107,7 +108,6 @@ impl VcpuThread {
         let handle = std::thread::Builder::new().name("vcpu0".into()).spawn(move || {
             let mut exits = ExitState::default();
             let read = |addr: u64, len: u64| memory.read(addr, len).ok();
-            let mut fault_streak = 0u64;
             let end = loop {
                 if stop_flag.load(Ordering::Acquire) {
                     break VcpuEnd::Stopped;
@@ -117,15 +117,13 @@ impl VcpuThread {
                     Err(e) => break VcpuEnd::Failed(crate::error_chain(&e)),
                 };
                 match handle_exit(&exit, &mut exits, &read, start.elapsed().as_secs_f64()) {
-                    Action::Resume | Action::Kicked => fault_streak = 0,
+                    Action::Resume | Action::Kicked => {}
                     Action::Sync(v) => {
-                        fault_streak = 0;
                         if let Some(hook) = sync.as_mut() {
                             hook(v);
                         }
                     }
                     Action::MemoryFault(gpa) => {
-                        fault_streak += 1;
                         let Some(handler) = faults.as_ref() else {
                             break VcpuEnd::Failed(
                                 "KVM_RUN failed with EFAULT: guest memory is unreachable and no tracker protects it".into(),
@@ -133,11 +131,6 @@ impl VcpuThread {
                         };
                         if let Err(why) = handler.on_memory_fault(&vcpu, gpa) {
                             break VcpuEnd::Failed(why);
-                        }
-                        if fault_streak > MAX_FAULT_STREAK {
-                            break VcpuEnd::Failed(format!(
-                                "guest faulted {MAX_FAULT_STREAK} times in a row without progress"
-                            ));
                         }
                     }
                     Action::Stop(s) => break VcpuEnd::Guest(s),
