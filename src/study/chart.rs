@@ -93,6 +93,18 @@ fn tick_index(ticks: &[f64], x: f64) -> Option<i32> {
         .and_then(|i| i32::try_from(i).ok())
 }
 
+/// The grid (rows, columns) for `n` panels at most `cols` wide, and the
+/// picture's size in pixels for panels of `cell` pixels under the header.
+fn grid_layout(n: usize, cols: usize, cell: (usize, usize)) -> ((usize, usize), (u32, u32)) {
+    let cols = cols.clamp(1, n.max(1));
+    let rows = n.div_ceil(cols).max(1);
+    let size = (
+        u32::try_from(cols * cell.0).unwrap_or(u32::MAX),
+        HEADER.saturating_add(u32::try_from(rows * cell.1).unwrap_or(u32::MAX)),
+    );
+    ((rows, cols), size)
+}
+
 /// Writes `<base>.svg` and `<base>.png`: `panels` in a grid `cols` wide
 /// under `title`.
 pub fn line_panels(
@@ -102,15 +114,9 @@ pub fn line_panels(
     cols: usize,
 ) -> Result<Vec<PathBuf>, ReportError> {
     ensure_font()?;
-    let cols = cols.clamp(1, panels.len().max(1));
-    let rows = panels.len().div_ceil(cols).max(1);
-    let size = (
-        u32::try_from(cols * 620).unwrap_or(1240),
-        HEADER + u32::try_from(rows * 430).unwrap_or(860),
-    );
+    let (grid, size) = grid_layout(panels.len(), cols, (620, 430));
     let svg = with_suffix(base, "svg");
     let png = with_suffix(base, "png");
-    let grid = (rows, cols);
     render(SVGBackend::new(&svg, size), &svg, |r| {
         line_grid(r, title, panels, grid)
     })?;
@@ -272,15 +278,9 @@ pub fn series_panels(
     cols: usize,
 ) -> Result<Vec<PathBuf>, ReportError> {
     ensure_font()?;
-    let cols = cols.clamp(1, panels.len().max(1));
-    let rows = panels.len().div_ceil(cols).max(1);
-    let size = (
-        u32::try_from(cols * 560).unwrap_or(1120),
-        HEADER + u32::try_from(rows * 360).unwrap_or(720),
-    );
+    let (grid, size) = grid_layout(panels.len(), cols, (560, 360));
     let svg = with_suffix(base, "svg");
     let png = with_suffix(base, "png");
-    let grid = (rows, cols);
     render(SVGBackend::new(&svg, size), &svg, |r| {
         series_grid(r, title, panels, grid)
     })?;
