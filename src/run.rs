@@ -221,6 +221,7 @@ fn run_once(
         seed: cfg.seed,
         tsc_hz,
         progress_every: (cfg.live && cfg.interval > PROGRESS_EVERY).then_some(PROGRESS_EVERY),
+        vcpu: Some(&thread),
     };
     let mut rows = Vec::new();
     let live = cfg.live;

@@ -1,7 +1,7 @@
 //! The interval loop: at every tick it asks the estimator which pages to
-//! watch and has the tracker arm them; at the end of each tick it collects
-//! the touched ones; at the end of each interval it reads the guest's
-//! truth, closes the estimate and emits one row.
+//! watch and has the tracker arm them; at the end of each tick it holds the
+//! guest and collects the touched ones; at the end of each interval it
+//! reads the guest's truth, closes the estimate and emits one row.
 //!
 //! It runs on the main thread, which must wake at every boundary anyway and
 //! is the one to notice the end of the run (duration, guest exit, Ctrl-C):
@@ -15,10 +15,12 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::estimate::Estimator;
-use crate::report::timeseries::Row;
+use crate::report::timeseries::{FULL_FRACTION, Row};
 use crate::track::{RamPage, TrackError, Tracker};
 use crate::truth::{self, TruthSample};
+use crate::vmm::hold::Held;
 use crate::vmm::memory::GuestMemory;
+use crate::vmm::vcpu_thread::VcpuThread;
 
 /// Something that ends the run early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +59,9 @@ pub struct Sampler<'a> {
     /// interval (ESX's average that takes in the current samples as they
     /// arrive), for a person watching a long interval.
     pub progress_every: Option<Duration>,
+    /// The running guest, held at every boundary; `None` runs the loop
+    /// without holding anything.
+    pub vcpu: Option<&'a VcpuThread>,
 }
 
 /// An estimate made before its interval ended.
@@ -67,9 +72,38 @@ pub struct Progress {
     pub estimate: crate::estimate::Estimate,
 }
 
+/// Counts that carry from one interval to the next.
+struct Carry {
+    ops: u64,
+    stall: u64,
+    faults: u64,
+}
+
+/// One interval's sampling so far.
+#[derive(Default)]
+struct Tally {
+    sampled: u64,
+    touched: u64,
+    arm_us: f64,
+    collect_us: f64,
+    /// Time the guest ran.
+    ran: Duration,
+    /// Time it was held at the interval's ticks and closing boundary.
+    held: Duration,
+}
+
 impl Sampler<'_> {
     /// Runs intervals from `start` until `duration` or an event, calling
     /// `sink` with each row as soon as it is complete.
+    ///
+    /// Every tick and interval ends at a boundary where the guest is held
+    /// (when there is a vCPU to hold): the sampler collects the tick's
+    /// touches, reads the truth at the end of an interval, arms the next
+    /// tick and only then lets the guest go on. Nothing the guest does can
+    /// fall between the tracker's count and the truth's. A boundary is due
+    /// a tick's length after the guest was released, so every full
+    /// interval gives the guest the same running time however long the
+    /// boundary before it took.
     pub fn run(
         mut self,
         start: Instant,
@@ -82,117 +116,195 @@ impl Sampler<'_> {
         let data = first..first + layout.data_pages();
         let (read_bits, write_bits) = self.memory.truth_bitmaps();
         let mut rng = StdRng::seed_from_u64(self.seed ^ 0x5a5a_5a5a);
-        // Bits set before the first boundary belong to no interval.
+        let ticks = self
+            .estimator
+            .as_ref()
+            .map_or(1, |e| e.ticks_per_interval().max(1));
+        let tick_len = self.interval / ticks;
+        let end_at = start + self.duration;
+
+        // The first boundary: bits set before it belong to no interval.
+        let held = self.vcpu.map(|v| v.hold());
         truth::take(read_bits, write_bits, data.clone());
         let status = self.memory.status();
-        let mut last_ops = status.guest_ops;
-        let mut last_stall = status.stall_cycles;
-        let mut last_faults = self.tracker.as_ref().map_or(0, |t| t.stats().faults);
-        let mut interval_start = start;
-        let end_at = start + self.duration;
-        let mut end = LoopEnd::Duration;
-        while interval_start < end_at {
-            let interval_end = (interval_start + self.interval).min(end_at);
-            let ticks = self
-                .estimator
-                .as_ref()
-                .map_or(1, |e| e.ticks_per_interval().max(1));
-            let (mut sampled, mut touched_samples, mut arm_us, mut collect_us) =
-                (0u64, 0u64, 0.0, 0.0);
-            let mut stopped = None;
-            for tick in 0..ticks {
-                let tick_end =
-                    interval_start + (interval_end - interval_start) * (tick + 1) / ticks;
-                let armed: Vec<RamPage> = match (&self.tracker, &mut self.estimator) {
-                    (Some(t), Some(e)) => {
-                        let pages: Vec<RamPage> =
-                            e.choose(&mut rng).into_iter().map(|p| first + p).collect();
-                        let t0 = Instant::now();
-                        t.arm(&pages)?;
-                        arm_us += t0.elapsed().as_secs_f64() * 1e6;
-                        pages
-                    }
-                    _ => Vec::new(),
-                };
-                stopped = loop {
-                    let step = match (self.progress_every, &self.tracker, &self.estimator) {
-                        (Some(every), Some(_), Some(e))
-                            if ticks == 1 && e.ticks_per_interval() == 1 =>
-                        {
-                            (Instant::now() + every).min(tick_end)
-                        }
-                        _ => tick_end,
-                    };
-                    let ev = wait_until(step, events);
-                    if ev.is_some() || step >= tick_end {
-                        break ev;
-                    }
-                    if let (Some(t), Some(e)) = (&self.tracker, &self.estimator) {
-                        let touched = t.touched_so_far();
-                        on_progress(Progress {
-                            t_s: start.elapsed().as_secs_f64(),
-                            touched_so_far: touched,
-                            estimate: e.peek(touched),
-                        });
-                    }
-                };
-                if let (Some(t), Some(e)) = (&self.tracker, &mut self.estimator) {
-                    let t0 = Instant::now();
-                    let touched = t.collect()?;
-                    collect_us += t0.elapsed().as_secs_f64() * 1e6;
-                    let touched: Vec<u64> = touched
-                        .into_iter()
-                        .filter(|p| data.contains(p))
-                        .map(|p| p - first)
-                        .collect();
-                    sampled += armed.len() as u64;
-                    touched_samples += touched.len() as u64;
-                    e.observe_tick(&touched);
-                }
-                if stopped.is_some() {
-                    break;
-                }
+        let mut carry = Carry {
+            ops: status.guest_ops,
+            stall: status.stall_cycles,
+            faults: self.tracker.as_ref().map_or(0, |t| t.stats().faults),
+        };
+        let mut tally = Tally::default();
+        let mut armed = self.arm(first, &mut rng, &mut tally)?;
+        release(held);
+        let mut resumed_at = Instant::now();
+
+        let mut tick = 0;
+        loop {
+            let tick_end = (resumed_at + tick_len).min(end_at);
+            let stopped = self.wait_tick(start, tick_end, ticks, events, &mut on_progress);
+            let held = self.vcpu.map(|v| v.hold());
+            let held_at = held.as_ref().map_or_else(Instant::now, |h| h.held_at);
+            tally.ran += held_at.saturating_duration_since(resumed_at);
+            self.collect(first, &data, armed, &mut tally)?;
+            tick += 1;
+            let run_over = stopped.is_some() || held_at >= end_at;
+            let interval_over = run_over || tick == ticks;
+            let mut row = None;
+            if interval_over {
+                row = Some(self.close_interval(
+                    start, held_at, read_bits, write_bits, &data, &mut carry, &tally, stopped,
+                ));
+                tally = Tally::default();
+                tick = 0;
             }
-            let now = Instant::now();
-            let sample: TruthSample = truth::take(read_bits, write_bits, data.clone());
-            let status = self.memory.status();
-            let ops = status.guest_ops;
-            let faults = self.tracker.as_ref().map_or(0, |t| t.stats().faults);
-            let estimate = self.estimator.as_mut().map(|e| e.end_interval());
-            let full = stopped.is_none()
-                && now + Duration::from_millis(1) >= interval_start + self.interval;
-            sink(Row {
-                t_s: now.duration_since(start).as_secs_f64(),
-                true_wss_pages: sample.all,
-                true_wss_write_pages: sample.writes,
-                est_wss_pages: estimate.map(|e| e.pages),
-                est_lo_pages: estimate.map(|e| e.lo),
-                est_hi_pages: estimate.map(|e| e.hi),
-                sampled_pages: sampled,
-                touched_samples,
-                faults: faults - last_faults,
-                guest_ops: ops.saturating_sub(last_ops),
-                interval_s: now.duration_since(interval_start).as_secs_f64(),
-                full,
-                phase: status.phase,
-                arm_us,
-                collect_us,
-                stall_us: status.stall_cycles.saturating_sub(last_stall) as f64
-                    / self.tsc_hz.max(1) as f64
-                    * 1e6,
-            })
-            .map_err(SamplerError::Sink)?;
-            last_ops = ops;
-            last_faults = faults;
-            last_stall = status.stall_cycles;
-            interval_start = interval_end;
+            armed = if run_over {
+                Vec::new()
+            } else {
+                self.arm(first, &mut rng, &mut tally)?
+            };
+            let held_for = release(held);
+            resumed_at = Instant::now();
+            if let Some(mut row) = row {
+                // The hold that closed the interval is the interval's.
+                row.hold_us += held_for.as_secs_f64() * 1e6;
+                sink(row).map_err(SamplerError::Sink)?;
+            } else {
+                tally.held += held_for;
+            }
             if let Some(ev) = stopped {
-                end = LoopEnd::Event(ev);
-                break;
+                return Ok(LoopEnd::Event(ev));
+            }
+            if run_over {
+                return Ok(LoopEnd::Duration);
             }
         }
-        Ok(end)
     }
+
+    /// Has the tracker arm the estimator's choice for the next tick.
+    fn arm(
+        &mut self,
+        first: RamPage,
+        rng: &mut StdRng,
+        tally: &mut Tally,
+    ) -> Result<Vec<RamPage>, SamplerError> {
+        let (Some(t), Some(e)) = (&self.tracker, &mut self.estimator) else {
+            return Ok(Vec::new());
+        };
+        let pages: Vec<RamPage> = e.choose(rng).into_iter().map(|p| first + p).collect();
+        let t0 = Instant::now();
+        t.arm(&pages)?;
+        tally.arm_us += t0.elapsed().as_secs_f64() * 1e6;
+        tally.sampled += pages.len() as u64;
+        Ok(pages)
+    }
+
+    /// Collects the tick's touched pages into the estimator.
+    fn collect(
+        &mut self,
+        first: RamPage,
+        data: &std::ops::Range<RamPage>,
+        armed: Vec<RamPage>,
+        tally: &mut Tally,
+    ) -> Result<(), SamplerError> {
+        let (Some(t), Some(e)) = (&self.tracker, &mut self.estimator) else {
+            return Ok(());
+        };
+        let t0 = Instant::now();
+        let touched = t.collect()?;
+        tally.collect_us += t0.elapsed().as_secs_f64() * 1e6;
+        let touched: Vec<u64> = touched
+            .into_iter()
+            .filter(|p| data.contains(p))
+            .map(|p| p - first)
+            .collect();
+        debug_assert!(touched.len() <= armed.len());
+        tally.touched += touched.len() as u64;
+        e.observe_tick(&touched);
+        Ok(())
+    }
+
+    /// Waits for the end of a tick, reporting progress during long ones.
+    fn wait_tick(
+        &self,
+        start: Instant,
+        tick_end: Instant,
+        ticks: u32,
+        events: &Receiver<Event>,
+        on_progress: &mut impl FnMut(Progress),
+    ) -> Option<Event> {
+        loop {
+            let step = match (self.progress_every, &self.tracker, &self.estimator) {
+                (Some(every), Some(_), Some(_)) if ticks == 1 => {
+                    (Instant::now() + every).min(tick_end)
+                }
+                _ => tick_end,
+            };
+            let ev = wait_until(step, events);
+            if ev.is_some() || step >= tick_end {
+                return ev;
+            }
+            if let (Some(t), Some(e)) = (&self.tracker, &self.estimator) {
+                let touched = t.touched_so_far();
+                on_progress(Progress {
+                    t_s: start.elapsed().as_secs_f64(),
+                    touched_so_far: touched,
+                    estimate: e.peek(touched),
+                });
+            }
+        }
+    }
+
+    /// Reads the truth and closes the estimate: the interval's row, but
+    /// for the hold that is still going on.
+    #[allow(clippy::too_many_arguments)]
+    fn close_interval(
+        &mut self,
+        start: Instant,
+        held_at: Instant,
+        read_bits: &[std::sync::atomic::AtomicU64],
+        write_bits: &[std::sync::atomic::AtomicU64],
+        data: &std::ops::Range<RamPage>,
+        carry: &mut Carry,
+        tally: &Tally,
+        stopped: Option<Event>,
+    ) -> Row {
+        let sample: TruthSample = truth::take(read_bits, write_bits, data.clone());
+        let status = self.memory.status();
+        let faults = self.tracker.as_ref().map_or(0, |t| t.stats().faults);
+        let estimate = self.estimator.as_mut().map(|e| e.end_interval());
+        let interval_s = tally.ran.as_secs_f64();
+        let row = Row {
+            t_s: held_at.duration_since(start).as_secs_f64(),
+            true_wss_pages: sample.all,
+            true_wss_write_pages: sample.writes,
+            est_wss_pages: estimate.map(|e| e.pages),
+            est_lo_pages: estimate.map(|e| e.lo),
+            est_hi_pages: estimate.map(|e| e.hi),
+            sampled_pages: tally.sampled,
+            touched_samples: tally.touched,
+            faults: faults - carry.faults,
+            guest_ops: status.guest_ops.saturating_sub(carry.ops),
+            interval_s,
+            full: stopped.is_none() && interval_s >= FULL_FRACTION * self.interval.as_secs_f64(),
+            phase: status.phase,
+            arm_us: tally.arm_us,
+            collect_us: tally.collect_us,
+            stall_us: status.stall_cycles.saturating_sub(carry.stall) as f64
+                / self.tsc_hz.max(1) as f64
+                * 1e6,
+            hold_us: tally.held.as_secs_f64() * 1e6,
+        };
+        *carry = Carry {
+            ops: status.guest_ops,
+            stall: status.stall_cycles,
+            faults,
+        };
+        row
+    }
+}
+
+/// Lets a held guest go on; how long it was held (zero with no guest).
+fn release(held: Option<Held<'_>>) -> Duration {
+    held.map_or(Duration::ZERO, Held::release)
 }
 
 /// Sleeps until `deadline` unless an event arrives first.

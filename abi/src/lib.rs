@@ -53,6 +53,10 @@ pub mod doorbell {
     /// VMM's sync hook has run (tests and benchmarks arm and collect pages
     /// there at exactly known points of the program).
     pub const SYNC: u64 = 0x20;
+    /// `boundary()`: the guest finished the access it was in when the VMM
+    /// held it at an interval boundary. Only the runtime's finishing copy
+    /// of the access routines rings it (see [`super::Status::touch_code`]).
+    pub const BOUNDARY: u64 = 0x28;
 }
 
 /// Bits of a packed buffer descriptor that hold the guest address.
@@ -74,7 +78,7 @@ pub const fn unpack_buf(data: u64) -> (u64, u64) {
 pub const PARAMS_MAGIC: u64 = u64::from_le_bytes(*b"KVMWSS01");
 
 /// Version of this ABI. Bumped on any incompatible change.
-pub const ABI_VERSION: u64 = 1;
+pub const ABI_VERSION: u64 = 2;
 
 /// Longest parameter key, in bytes.
 pub const PARAM_KEY_LEN: usize = 32;
@@ -182,6 +186,16 @@ pub struct Status {
     pub run_cycles: u64,
     /// Program-specific results (for example the probe's timed touches).
     pub user: [u64; 8],
+    /// Where the runtime's access routines are: `[touch_code, touch_code +
+    /// touch_code_len)`. Each routine does one access and marks its page in
+    /// the truth, so an access and its mark are one step only if no
+    /// interval boundary falls between them. A vCPU held with its `rip` in
+    /// that range is moved to the same offset of the finishing copy at
+    /// `touch_finish`, which completes the access and its mark, rings
+    /// [`doorbell::BOUNDARY`] and returns. Zero until the runtime starts.
+    pub touch_code: u64,
+    pub touch_code_len: u64,
+    pub touch_finish: u64,
 }
 
 /// Byte offset of [`Params`] inside the metadata slot.

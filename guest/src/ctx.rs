@@ -69,6 +69,14 @@ impl<'p> Ctx<'p> {
             ticks_per_op: 0,
         };
         // No pacing (0) when `rate` is 0.
+        let (code, len, finish) = crate::mem::touch_code();
+        let s = ctx.status();
+        // SAFETY: volatile stores into our status block, so the VMM sees them.
+        unsafe {
+            core::ptr::write_volatile(&mut s.touch_code, code);
+            core::ptr::write_volatile(&mut s.touch_code_len, len);
+            core::ptr::write_volatile(&mut s.touch_finish, finish);
+        }
         let rate = ctx.param_u64_or("rate", 0);
         ctx.ticks_per_op = ctx.clock.tsc_hz().checked_div(rate).map_or(0, |t| t.max(1));
         ctx.ops_limit = ctx.param_u64_or("ops", 0);

@@ -660,6 +660,7 @@ mod tests {
                 arm_us: 10.0,
                 collect_us: 20.0,
                 stall_us: 0.0,
+                hold_us: 0.0,
             });
             prev = t as f64;
         }

@@ -33,10 +33,13 @@ pub struct Row {
     pub faults: u64,
     /// Guest memory accesses in the interval.
     pub guest_ops: u64,
-    /// Actual length of this interval, seconds.
+    /// Time the guest ran in this interval, seconds: from the release of
+    /// the hold that began it to the hold that ended it, less the holds at
+    /// ticks inside it.
     pub interval_s: f64,
-    /// False for a partial last interval (the run ended mid-interval): its
-    /// counts cover less time and must not be compared with full ones.
+    /// Whether the guest ran at least [`FULL_FRACTION`] of the interval
+    /// asked for, and the run did not end during it. Only full intervals
+    /// are compared with the truth: a short one covers less time.
     pub full: bool,
     /// Guest phase marker in force at the end of the interval.
     pub phase: u64,
@@ -47,10 +50,18 @@ pub struct Row {
     /// Time the guest spent stalled in this interval (tracked faults, host
     /// preemption), as its own run loop measured it, microseconds.
     pub stall_us: f64,
+    /// Time the guest was held out of `KVM_RUN` at this interval's ticks
+    /// and at the boundary that ended it (collect, truth, re-arm), from
+    /// the request to the release, microseconds.
+    pub hold_us: f64,
 }
 
+/// The least share of `--interval` the guest must have run for an interval
+/// to count as full.
+pub const FULL_FRACTION: f64 = 0.9;
+
 /// Column names in file order; the same names serde derives from [`Row`].
-pub const COLUMNS: [&str; 16] = [
+pub const COLUMNS: [&str; 17] = [
     "t_s",
     "true_wss_pages",
     "true_wss_write_pages",
@@ -67,6 +78,7 @@ pub const COLUMNS: [&str; 16] = [
     "arm_us",
     "collect_us",
     "stall_us",
+    "hold_us",
 ];
 
 /// Appends rows to timeseries.csv. The header is written when the file is
@@ -166,6 +178,7 @@ pub(crate) mod tests {
             arm_us: 0.0,
             collect_us: 0.0,
             stall_us: 0.0,
+            hold_us: 0.0,
         }
     }
 

@@ -8,10 +8,18 @@ use wss_abi::{DOORBELL_BASE, DOORBELL_SIZE, LOG_MAX, doorbell, unpack_buf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hypercall {
     Exit(u64),
-    Log { addr: u64, len: u64 },
+    Log {
+        addr: u64,
+        len: u64,
+    },
     Phase(u64),
-    Panic { addr: u64, len: u64 },
+    Panic {
+        addr: u64,
+        len: u64,
+    },
     Sync(u64),
+    /// The guest finished the access it was held in (see `vmm::hold`).
+    Boundary,
 }
 
 /// Why an MMIO exit is not a valid hypercall.
@@ -64,6 +72,7 @@ pub fn decode(addr: u64, data: &[u8], is_write: bool) -> Result<Hypercall, Hyper
         doorbell::PHASE => Ok(Hypercall::Phase(value)),
         doorbell::PANIC => buffer(value).map(|(addr, len)| Hypercall::Panic { addr, len }),
         doorbell::SYNC => Ok(Hypercall::Sync(value)),
+        doorbell::BOUNDARY => Ok(Hypercall::Boundary),
         other => Err(HypercallError::UnknownDoorbell(other)),
     }
 }
@@ -82,6 +91,7 @@ mod tests {
         assert_eq!(store(doorbell::EXIT, 3), Ok(Hypercall::Exit(3)));
         assert_eq!(store(doorbell::PHASE, 7), Ok(Hypercall::Phase(7)));
         assert_eq!(store(doorbell::SYNC, 9), Ok(Hypercall::Sync(9)));
+        assert_eq!(store(doorbell::BOUNDARY, 0), Ok(Hypercall::Boundary));
         assert_eq!(
             store(doorbell::LOG, pack_buf(0x4000_1234, 12)),
             Ok(Hypercall::Log {

@@ -65,6 +65,8 @@ pub enum Action {
     MemoryFault(Option<u64>),
     /// The loop was kicked: check whether to stop, else resume.
     Kicked,
+    /// The guest finished an access it was held in: the hold may begin.
+    Boundary,
     Stop(Stop),
 }
 
@@ -167,6 +169,7 @@ fn hypercall(
             state.syncs += 1;
             Action::Sync(v)
         }
+        Hypercall::Boundary => Action::Boundary,
         Hypercall::Log { addr, len } => match read_text(read, addr, len) {
             Some(text) => {
                 log::info!("guest: {text}");
@@ -225,6 +228,10 @@ mod tests {
         assert_eq!(
             handle_exit(&mmio(db::SYNC, 4), &mut st, &reader, 2.0),
             Action::Sync(4)
+        );
+        assert_eq!(
+            handle_exit(&mmio(db::BOUNDARY, 0), &mut st, &reader, 2.5),
+            Action::Boundary
         );
         assert_eq!(
             handle_exit(&mmio(db::EXIT, 0), &mut st, &reader, 3.0),

@@ -2,6 +2,7 @@
 
 pub mod doorbell;
 pub mod exit;
+pub mod hold;
 pub mod kvm;
 pub mod layout;
 pub mod loader;

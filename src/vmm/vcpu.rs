@@ -304,6 +304,23 @@ impl Vcpu {
         self.fd.get_regs().map(|r| r.rip).unwrap_or(0)
     }
 
+    /// Moves the guest's instruction pointer (the vCPU is out of the guest).
+    pub fn set_rip(&self, rip: u64) -> Result<(), VcpuError> {
+        let mut regs = self.regs()?;
+        regs.rip = rip;
+        self.fd.set_regs(&regs).map_err(|source| VcpuError::Set {
+            what: "registers",
+            source,
+        })
+    }
+
+    /// Where KVM reads `immediate_exit` before each entry: set to 1, the
+    /// next (or current, once a signal interrupts it) `KVM_RUN` returns
+    /// EINTR at once. Valid as long as this vCPU lives.
+    pub fn immediate_exit_flag(&mut self) -> *mut u8 {
+        &raw mut self.fd.get_kvm_run().immediate_exit
+    }
+
     /// The raw fd, for trackers that inspect registers on a fault.
     pub fn fd(&self) -> &VcpuFd {
         &self.fd

@@ -1,19 +1,22 @@
-//! The vCPU thread: runs the guest, handles its exits, and stops cleanly
-//! when asked.
+//! The vCPU thread: runs the guest, handles its exits, holds it at the
+//! sampler's boundaries, and stops cleanly when asked.
 //!
-//! Stopping a vCPU that runs natively needs a signal: `KVM_RUN` only returns
-//! on an exit. The stopper sets a flag and sends a real-time signal (whose
-//! handler does nothing) until the thread has left its loop; repeating the
-//! signal closes the race where it lands just before `KVM_RUN` is entered.
+//! A vCPU that runs natively leaves `KVM_RUN` only on an exit, so holding or
+//! stopping it needs a kick: the asker sets its flag, then sends a real-time
+//! signal whose handler sets `kvm_run.immediate_exit` (as Firecracker does).
+//! KVM checks that flag at every entry, so the kick works whether the signal
+//! lands in the guest or just before the thread enters it; the thread
+//! clears the flag before it looks at the requests, so no kick is lost.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::Cell;
 use std::sync::{Arc, Once};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use vmm_sys_util::signal::{Killable, SIGRTMIN, register_signal_handler};
 
 use super::exit::{Action, ExitState, Stop, handle_exit};
+use super::hold::{Held, Hold, Step, step_at};
 use super::memory::GuestMemory;
 use super::vcpu::Vcpu;
 
@@ -58,10 +61,36 @@ pub struct VcpuReport {
 
 pub struct VcpuThread {
     handle: JoinHandle<VcpuReport>,
-    stop: Arc<AtomicBool>,
+    hold: Arc<Hold>,
 }
 
-extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+thread_local! {
+    /// The `immediate_exit` byte of the vCPU this thread runs, if any.
+    static IMMEDIATE_EXIT: Cell<*mut u8> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // A const-initialised thread local with no destructor: no allocation,
+    // safe in a signal handler.
+    let flag = IMMEDIATE_EXIT.with(Cell::get);
+    if !flag.is_null() {
+        // SAFETY: the vCPU thread publishes the pointer while its vCPU
+        // lives and clears it before the vCPU is dropped; the handler runs
+        // on that same thread, so the byte is valid here.
+        unsafe { flag.write_volatile(1) };
+    }
+}
+
+/// Publishes (or, with null, withdraws) the byte the kick sets.
+fn publish_immediate_exit(flag: *mut u8) {
+    IMMEDIATE_EXIT.with(|c| c.set(flag));
+}
+
+/// Clears the kick flag before the thread looks at its requests.
+fn clear_immediate_exit(flag: *mut u8) {
+    // SAFETY: `flag` is the live vCPU's run-page byte (see `on_kick`).
+    unsafe { flag.write_volatile(0) };
+}
 
 fn kick_signal() -> libc::c_int {
     SIGRTMIN()
@@ -103,14 +132,49 @@ impl VcpuThread {
         if faults.as_ref().is_some_and(|f| f.wants_registers()) && !vcpu.enable_sync_regs() {
             log::debug!("KVM offers no sync registers: faults read registers by ioctl");
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_flag = Arc::clone(&stop);
+        let hold = Arc::new(Hold::default());
+        let shared = Arc::clone(&hold);
         let handle = std::thread::Builder::new().name("vcpu0".into()).spawn(move || {
+            let hold = shared;
             let mut exits = ExitState::default();
             let read = |addr: u64, len: u64| memory.read(addr, len).ok();
+            let flag = vcpu.immediate_exit_flag();
+            publish_immediate_exit(flag);
+            // Inside a finishing copy of an access routine, on the way to a
+            // hold (see `vmm::hold`).
+            let mut finishing = false;
             let end = loop {
-                if stop_flag.load(Ordering::Acquire) {
+                clear_immediate_exit(flag);
+                if hold.stopping() {
                     break VcpuEnd::Stopped;
+                }
+                if let Some(forced) = hold.wanted() {
+                    let step = if finishing && !forced {
+                        None
+                    } else if forced {
+                        Some(Step::Park)
+                    } else {
+                        match vcpu.regs() {
+                            Ok(r) => Some(step_at(r.rip, &memory.status())),
+                            Err(e) => break VcpuEnd::Failed(crate::error_chain(&e)),
+                        }
+                    };
+                    match step {
+                        None => {}
+                        Some(Step::Park) => {
+                            finishing = false;
+                            if !hold.park() {
+                                break VcpuEnd::Stopped;
+                            }
+                            continue;
+                        }
+                        Some(Step::Finish(rip)) => {
+                            if let Err(e) = vcpu.set_rip(rip) {
+                                break VcpuEnd::Failed(crate::error_chain(&e));
+                            }
+                            finishing = true;
+                        }
+                    }
                 }
                 let exit = match vcpu.run() {
                     Ok(e) => e,
@@ -118,6 +182,15 @@ impl VcpuThread {
                 };
                 match handle_exit(&exit, &mut exits, &read, start.elapsed().as_secs_f64()) {
                     Action::Resume | Action::Kicked => {}
+                    Action::Boundary => {
+                        // The access is complete: a clean point.
+                        if finishing {
+                            finishing = false;
+                            if hold.wanted().is_some() && !hold.park() {
+                                break VcpuEnd::Stopped;
+                            }
+                        }
+                    }
                     Action::Sync(v) => {
                         if let Some(hook) = sync.as_mut() {
                             hook(v);
@@ -136,11 +209,25 @@ impl VcpuThread {
                     Action::Stop(s) => break VcpuEnd::Guest(s),
                 }
             };
+            publish_immediate_exit(std::ptr::null_mut());
+            hold.gone();
             let report = VcpuReport { end, exits, thread_cpu_s: thread_cpu_s() };
             on_end();
             report
         })?;
-        Ok(VcpuThread { handle, stop })
+        Ok(VcpuThread { handle, hold })
+    }
+
+    /// Holds the guest out of `KVM_RUN` at a clean point (see `vmm::hold`)
+    /// until the returned guard is dropped. Returns at once if the guest
+    /// has ended.
+    pub fn hold(&self) -> Held<'_> {
+        self.hold.hold(&|| self.kick())
+    }
+
+    fn kick(&self) {
+        // An error means the thread is already gone.
+        let _ = self.handle.kill(kick_signal());
     }
 
     pub fn is_finished(&self) -> bool {
@@ -149,12 +236,8 @@ impl VcpuThread {
 
     /// Stops the guest (if it still runs) and returns the thread's report.
     pub fn stop(self) -> VcpuReport {
-        self.stop.store(true, Ordering::Release);
-        while !self.handle.is_finished() {
-            // An error means the thread is already gone.
-            let _ = self.handle.kill(kick_signal());
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        self.hold.stop();
+        self.kick();
         match self.handle.join() {
             Ok(report) => report,
             Err(_) => VcpuReport {

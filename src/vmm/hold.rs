@@ -1,0 +1,307 @@
+//! Holding the vCPU out of the guest at interval boundaries, so that the
+//! sampler collects, reads the truth and re-arms while the guest stands
+//! still.
+//!
+//! The sampler asks for a hold and kicks the vCPU thread; the kick's signal
+//! handler sets `kvm_run.immediate_exit`, so `KVM_RUN` returns at once
+//! whether the signal lands in the guest or just before the next entry.
+//! The vCPU thread then parks at a *clean point*: one where no access is
+//! half done. The runtime's access routines do an access and mark its page
+//! in the truth; a vCPU kicked inside one is moved to the same instruction
+//! of the routine's finishing copy (published in the status block), which
+//! completes the access and the mark and rings the `boundary` doorbell, and
+//! the thread parks there. Holds are released by dropping the guard.
+//!
+//! The guest is untrusted: a guest that never reaches the doorbell is
+//! parked wherever it is after [`FINISH_TIMEOUT`], which costs only its own
+//! exactness.
+
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use wss_abi::Status;
+
+/// How long a held guest may take to finish the access it was in before
+/// it is parked wherever it stands. An access takes nanoseconds, a tracked
+/// fault well under a millisecond.
+pub const FINISH_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// How often the sampler kicks again while it waits for the vCPU to park,
+/// in case it was between exits that do not look at the hold (a fault
+/// handler, a sync hook).
+const REKICK_EVERY: Duration = Duration::from_millis(10);
+
+#[derive(Debug, Default)]
+struct State {
+    /// The sampler wants the guest held.
+    requested: bool,
+    /// Park now, even mid-access (the guest did not finish in time).
+    forced: bool,
+    /// The vCPU thread is parked.
+    held: bool,
+    /// The vCPU thread has left its loop for good.
+    gone: bool,
+    /// The thread must leave its loop (the run is over).
+    stop: bool,
+}
+
+/// The hold shared by the sampler and the vCPU thread.
+#[derive(Debug, Default)]
+pub struct Hold {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// What the vCPU thread does when a hold is requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The guest is at a clean point: park.
+    Park,
+    /// The guest is inside an access routine: continue it at this address
+    /// of the finishing copy, and park when it rings the doorbell.
+    Finish(u64),
+}
+
+/// Where a vCPU stopped at `rip` must go before it can be held, given the
+/// access routines the guest published. Pure, so it is tested without a
+/// guest; the guest's values are not trusted to be sane.
+pub fn step_at(rip: u64, status: &Status) -> Step {
+    let code = status.touch_code;
+    let inside = rip
+        .checked_sub(code)
+        .filter(|&off| code != 0 && off < status.touch_code_len);
+    match inside.and_then(|off| status.touch_finish.checked_add(off)) {
+        Some(target) if status.touch_finish != 0 => Step::Finish(target),
+        _ => Step::Park,
+    }
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    // Plain flags: consistent even if a holder panicked.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A granted hold: the guest stands still until this is dropped.
+#[must_use = "the guest resumes when the hold is dropped"]
+pub struct Held<'a> {
+    hold: &'a Hold,
+    /// When the sampler asked for the hold.
+    pub requested_at: Instant,
+    /// When the guest stood still (or was found gone).
+    pub held_at: Instant,
+    /// The guest had to be parked mid-access (see [`FINISH_TIMEOUT`]).
+    pub forced: bool,
+}
+
+impl Held<'_> {
+    /// Releases the guest; returns how long it was held, from the request.
+    pub fn release(self) -> Duration {
+        let held_for = self.requested_at.elapsed();
+        drop(self);
+        held_for
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut st = lock(&self.hold.state);
+        st.requested = false;
+        st.forced = false;
+        self.hold.changed.notify_all();
+    }
+}
+
+impl Hold {
+    /// Sampler side: holds the guest. `kick` interrupts the vCPU thread's
+    /// `KVM_RUN`; it is called once, then again while the thread is slow
+    /// to park. Returns when the guest stands still or the thread is gone.
+    pub fn hold(&self, kick: &dyn Fn()) -> Held<'_> {
+        let requested_at = Instant::now();
+        lock(&self.state).requested = true;
+        kick();
+        let mut st = lock(&self.state);
+        let mut forced = false;
+        while !st.held && !st.gone {
+            if !forced && requested_at.elapsed() >= FINISH_TIMEOUT {
+                st.forced = true;
+                forced = true;
+                log::warn!("the guest did not finish its access in time: held mid-access");
+            }
+            let (guard, _) = self
+                .changed
+                .wait_timeout(st, REKICK_EVERY)
+                .unwrap_or_else(PoisonError::into_inner);
+            st = guard;
+            if !st.held && !st.gone {
+                drop(st);
+                kick();
+                st = lock(&self.state);
+            }
+        }
+        drop(st);
+        Held {
+            hold: self,
+            requested_at,
+            held_at: Instant::now(),
+            forced,
+        }
+    }
+
+    /// vCPU side: whether a hold is wanted, and whether it must be taken
+    /// where the guest stands.
+    pub fn wanted(&self) -> Option<bool> {
+        let st = lock(&self.state);
+        st.requested.then_some(st.forced)
+    }
+
+    /// vCPU side: parks until the hold is released or the run stops.
+    /// Returns false when the run stops.
+    pub fn park(&self) -> bool {
+        let mut st = lock(&self.state);
+        st.held = true;
+        self.changed.notify_all();
+        while st.requested && !st.stop {
+            st = self
+                .changed
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        st.held = false;
+        !st.stop
+    }
+
+    /// Ends the run: a parked thread wakes and leaves its loop.
+    pub fn stop(&self) {
+        lock(&self.state).stop = true;
+        self.changed.notify_all();
+    }
+
+    pub fn stopping(&self) -> bool {
+        lock(&self.state).stop
+    }
+
+    /// vCPU side: the thread left its loop; holds are granted at once.
+    pub fn gone(&self) {
+        lock(&self.state).gone = true;
+        self.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    fn status(code: u64, len: u64, finish: u64) -> Status {
+        Status {
+            touch_code: code,
+            touch_code_len: len,
+            touch_finish: finish,
+            ..Status::default()
+        }
+    }
+
+    #[test]
+    fn a_vcpu_inside_a_routine_finishes_in_the_copy() {
+        let s = status(0x4000_0480, 64, 0x4000_04c0);
+        assert_eq!(step_at(0x4000_0480, &s), Step::Finish(0x4000_04c0));
+        assert_eq!(step_at(0x4000_04a8, &s), Step::Finish(0x4000_04e8));
+        assert_eq!(step_at(0x4000_04bf, &s), Step::Finish(0x4000_04ff));
+    }
+
+    #[test]
+    fn a_vcpu_outside_the_routines_parks() {
+        let s = status(0x4000_0480, 64, 0x4000_04c0);
+        assert_eq!(step_at(0x4000_047f, &s), Step::Park);
+        assert_eq!(step_at(0x4000_04c0, &s), Step::Park, "the copy itself");
+        assert_eq!(step_at(0, &s), Step::Park);
+    }
+
+    #[test]
+    fn unpublished_or_hostile_routines_never_redirect_wildly() {
+        assert_eq!(step_at(0x10, &status(0, 64, 0x4000_0000)), Step::Park);
+        assert_eq!(
+            step_at(0x4000_0000, &status(0x4000_0000, 64, 0)),
+            Step::Park
+        );
+        // An offset that would overflow the finishing address.
+        let s = status(0x1000, u64::MAX, u64::MAX - 4);
+        assert_eq!(step_at(0x1010, &s), Step::Park);
+        let s = status(u64::MAX - 8, 64, 0x1000);
+        assert_eq!(step_at(3, &s), Step::Park, "rip below the code");
+    }
+
+    /// A stand-in vCPU thread: parks whenever a hold is wanted.
+    fn vcpu_loop(hold: Arc<Hold>, steps: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            while !hold.stopping() {
+                if hold.wanted().is_some() {
+                    if !hold.park() {
+                        break;
+                    }
+                } else {
+                    steps.fetch_add(1, Ordering::SeqCst);
+                    std::thread::yield_now();
+                }
+            }
+            hold.gone();
+        })
+    }
+
+    #[test]
+    fn a_held_guest_takes_no_step_until_released() {
+        let hold = Arc::new(Hold::default());
+        let steps = Arc::new(AtomicU64::new(0));
+        let t = vcpu_loop(Arc::clone(&hold), Arc::clone(&steps));
+        for _ in 0..50 {
+            let held = hold.hold(&|| {});
+            assert!(!held.forced);
+            let before = steps.load(Ordering::SeqCst);
+            std::thread::sleep(Duration::from_micros(200));
+            assert_eq!(steps.load(Ordering::SeqCst), before, "no step while held");
+            held.release();
+        }
+        hold.stop();
+        t.join().expect("the stand-in thread ends");
+        // A thread that is gone grants holds at once.
+        let held = hold.hold(&|| {});
+        assert!(held.held_at >= held.requested_at);
+    }
+
+    #[test]
+    fn stop_wakes_a_parked_thread() {
+        let hold = Arc::new(Hold::default());
+        let steps = Arc::new(AtomicU64::new(0));
+        let t = vcpu_loop(Arc::clone(&hold), steps);
+        let held = hold.hold(&|| {});
+        hold.stop();
+        t.join().expect("the parked thread leaves");
+        drop(held);
+    }
+
+    #[test]
+    fn a_guest_that_never_parks_is_forced_after_the_timeout() {
+        let hold = Arc::new(Hold::default());
+        let h = Arc::clone(&hold);
+        // This thread only parks once the hold is forced.
+        let t = std::thread::spawn(move || {
+            loop {
+                if h.stopping() {
+                    break;
+                }
+                if h.wanted() == Some(true) && !h.park() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            h.gone();
+        });
+        let held = hold.hold(&|| {});
+        assert!(held.forced);
+        assert!(held.held_at - held.requested_at >= FINISH_TIMEOUT);
+        drop(held);
+        hold.stop();
+        t.join().expect("ends");
+    }
+}
