@@ -245,6 +245,7 @@ fn run_once(
         },
     );
     let sampler_cpu_s = crate::vmm::vcpu_thread::thread_cpu_s() - sampler_cpu_before;
+    let thread_forced_holds = thread.forced_holds();
     let report = thread.stop();
     let elapsed = start.elapsed().as_secs_f64();
     let cpu_total = process_cpu_s() - cpu_before;
@@ -314,6 +315,9 @@ fn run_once(
             .collect(),
         arm_us_total: rows.iter().map(|r| r.arm_us).sum(),
         collect_us_total: rows.iter().map(|r| r.collect_us).sum(),
+        hold_us_mean: rows.iter().map(|r| r.hold_us).sum::<f64>() / rows.len().max(1) as f64,
+        hold_us_max: rows.iter().map(|r| r.hold_us).fold(0.0, f64::max),
+        forced_holds: thread_forced_holds,
         stall_us: status.stall_cycles as f64 / tsc_hz as f64 * 1e6,
         ..Summary::default()
     };

@@ -81,6 +81,17 @@ pub struct Summary {
     pub phases: Vec<Phase>,
     pub arm_us_total: f64,
     pub collect_us_total: f64,
+    /// Time the guest was held at each interval's boundaries (see the
+    /// `hold_us` column), microseconds: mean and largest over intervals.
+    #[serde(default)]
+    pub hold_us_mean: f64,
+    #[serde(default)]
+    pub hold_us_max: f64,
+    /// Holds where the guest did not reach a clean point in time and was
+    /// held mid-access (an untrusted guest's doing): those intervals may
+    /// differ from the truth by the access in flight.
+    #[serde(default)]
+    pub forced_holds: u64,
     /// CPU time of the sampler (the main thread) during the run, seconds.
     pub sampler_cpu_s: f64,
     /// Time the guest's run loop spent stalled (tracked faults, and the

@@ -52,7 +52,9 @@ pub struct Row {
     pub stall_us: f64,
     /// Time the guest was held out of `KVM_RUN` at this interval's ticks
     /// and at the boundary that ended it (collect, truth, re-arm), from
-    /// the request to the release, microseconds.
+    /// the request to the release, microseconds. Files written before the
+    /// column existed read as 0.
+    #[serde(default)]
     pub hold_us: f64,
 }
 
@@ -226,14 +228,14 @@ pub(crate) mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             text.lines().nth(1).unwrap(),
-            "0.5,1000,500,980.5,900.0,1061.25,512,77,77,123456,0.5,true,3,12.25,40.5,0.0"
+            "0.5,1000,500,980.5,900.0,1061.25,512,77,77,123456,0.5,true,3,12.25,40.5,0.0,0.0"
         );
         w.write_row(&rows[1]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         // No estimate: the three estimate cells are empty.
         assert_eq!(
             text.lines().nth(2).unwrap(),
-            "0.75,7,3,,,,0,0,0,0,0.25,false,0,0.0,0.0,0.0"
+            "0.75,7,3,,,,0,0,0,0,0.25,false,0,0.0,0.0,0.0,0.0"
         );
         assert_eq!(w.path(), path.as_path());
         drop(w);
@@ -245,7 +247,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ts.csv");
         let text = format!(
-            "{},later_extra\n1.0,10,5,,,,0,0,0,9,1.0,true,2,0.0,0.0,0.0,xyz\n",
+            "{},later_extra\n1.0,10,5,,,,0,0,0,9,1.0,true,2,0.0,0.0,0.0,3.5,xyz\n",
             COLUMNS.join(",")
         );
         std::fs::write(&path, text).unwrap();
@@ -255,6 +257,21 @@ pub(crate) mod tests {
         assert_eq!(rows[0].guest_ops, 9);
         assert_eq!(rows[0].phase, 2);
         assert_eq!(rows[0].est_wss_pages, None);
+        assert_eq!(rows[0].hold_us, 3.5);
+    }
+
+    #[test]
+    fn reader_takes_files_from_before_the_hold_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ts.csv");
+        let text = format!(
+            "{}\n1.0,10,5,,,,0,0,0,9,1.0,true,2,0.0,0.0,0.0\n",
+            COLUMNS[..16].join(",")
+        );
+        std::fs::write(&path, text).unwrap();
+        let rows = read_timeseries(&path).unwrap();
+        assert_eq!(rows[0].hold_us, 0.0);
+        assert_eq!(rows[0].guest_ops, 9);
     }
 
     #[test]

@@ -237,7 +237,7 @@ mod tests {
             handle_exit(&mmio(db::EXIT, 0), &mut st, &reader, 3.0),
             Action::Stop(Stop::Exit(0))
         );
-        assert_eq!(st.exits, 3);
+        assert_eq!(st.exits, 4);
         assert_eq!(st.syncs, 1);
     }
 

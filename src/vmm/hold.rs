@@ -43,6 +43,8 @@ struct State {
     gone: bool,
     /// The thread must leave its loop (the run is over).
     stop: bool,
+    /// Holds taken mid-access so far.
+    forced_holds: u64,
 }
 
 /// The hold shared by the sampler and the vCPU thread.
@@ -124,6 +126,7 @@ impl Hold {
         while !st.held && !st.gone {
             if !forced && requested_at.elapsed() >= FINISH_TIMEOUT {
                 st.forced = true;
+                st.forced_holds += 1;
                 forced = true;
                 log::warn!("the guest did not finish its access in time: held mid-access");
             }
@@ -174,6 +177,11 @@ impl Hold {
     pub fn stop(&self) {
         lock(&self.state).stop = true;
         self.changed.notify_all();
+    }
+
+    /// How many holds had to be taken mid-access.
+    pub fn forced_holds(&self) -> u64 {
+        lock(&self.state).forced_holds
     }
 
     pub fn stopping(&self) -> bool {
@@ -299,6 +307,7 @@ mod tests {
         });
         let held = hold.hold(&|| {});
         assert!(held.forced);
+        assert_eq!(hold.forced_holds(), 1);
         assert!(held.held_at - held.requested_at >= FINISH_TIMEOUT);
         drop(held);
         hold.stop();

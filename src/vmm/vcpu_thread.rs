@@ -225,6 +225,11 @@ impl VcpuThread {
         self.hold.hold(&|| self.kick())
     }
 
+    /// How many holds had to be taken mid-access (see `vmm::hold`).
+    pub fn forced_holds(&self) -> u64 {
+        self.hold.forced_holds()
+    }
+
     fn kick(&self) {
         // An error means the thread is already gone.
         let _ = self.handle.kill(kick_signal());
