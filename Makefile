@@ -1,23 +1,15 @@
 # kvm-wss: build, demo, tests, benchmarks.
-# Every target installs what it needs first (libclang for userfaultfd-sys's
-# bindgen), so a fresh clone on a fresh machine needs no manual step.
+# A Rust toolchain is all the build needs: no target installs system
+# packages (tests/no_bindgen.rs keeps libclang-needing crates out).
 
 CARGO ?= cargo
 BIN := target/release/kvm-wss
 
-.PHONY: all deps build run test lint bench examples study clean
+.PHONY: all build run test lint bench examples study clean
 
 all: build
 
-# userfaultfd-sys generates its bindings with bindgen, which needs libclang.
-deps:
-	@if ! ldconfig -p 2>/dev/null | grep -q 'libclang.*\.so'; then \
-		echo "installing libclang-dev (needed by userfaultfd-sys's bindgen)"; \
-		if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libclang-dev >/dev/null; \
-	fi
-
-build: deps
+build:
 	$(CARGO) build --release --locked
 
 # A demo: the working set changes size every 5 s; uffd tracking with ESX
@@ -25,10 +17,10 @@ build: deps
 run: build
 	$(BIN) run --guest phases --wss 128M --duration 20s --interval 1s --tracker uffd --sample-pages 400 --out runs/demo
 
-test: deps
+test:
 	$(CARGO) test --release --locked --workspace
 
-lint: deps
+lint:
 	$(CARGO) fmt --all --check
 	cd guest-programs && $(CARGO) fmt --check
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings

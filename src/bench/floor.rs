@@ -22,13 +22,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use libc::c_void;
-use userfaultfd::{Event, EventBuffer, Uffd};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use wss_abi::PAGE_SIZE;
 
 use super::trackers::{Driver, Mechanism, Region, probe_tracked_touches};
 use crate::track::dirty_log::{self, ClearWindow};
+use crate::track::uffd_sys::{Event, EventBuffer, Userfaultfd};
 use crate::track::{RamPage, TrackError, TrackerKind, mprotect, uffd};
 use crate::vmm::machine::Machine;
 use crate::vmm::memory::GuestMemory;
@@ -180,7 +179,7 @@ impl UffdFloor {
                         // fault normally: the guest never waits on a
                         // handler that is gone.
                         let len = (ram_pages * PAGE_SIZE) as usize;
-                        let _ = uffd.unregister(ram_host as *mut c_void, len);
+                        let _ = uffd.unregister(ram_host, len);
                     }
                 })
                 .map_err(|e| setup("cannot start the handler thread", e))?
@@ -205,7 +204,7 @@ impl UffdFloor {
 
 /// The handler loop: wait, read the faults, continue each one.
 fn serve(
-    uffd: &Uffd,
+    uffd: &Userfaultfd,
     stop: &EventFd,
     ram_host: usize,
     ram_pages: u64,
@@ -232,16 +231,16 @@ fn serve(
         }
         let events = uffd
             .read_events(&mut buf)
-            .map_err(|e| format!("cannot read the userfaultfd: {}", uffd::uffd_io_error(e)))?;
+            .map_err(|e| format!("cannot read the userfaultfd: {e}"))?;
         for event in events {
-            if let Event::Pagefault { addr, .. } =
+            if let Event::Pagefault { address, .. } =
                 event.map_err(|e| format!("bad userfaultfd message: {e}"))?
             {
-                let page: RamPage = (addr as usize)
+                let page: RamPage = (address as usize)
                     .checked_sub(ram_host)
                     .map(|off| off as u64 / PAGE_SIZE)
                     .filter(|&p| p < ram_pages)
-                    .ok_or_else(|| format!("fault at {addr:?}, outside guest RAM"))?;
+                    .ok_or_else(|| format!("fault at {address:#x}, outside guest RAM"))?;
                 // Counted before the install wakes the guest, which may
                 // then reach the round's end and collect at once.
                 caught.fetch_add(1, Ordering::Release);

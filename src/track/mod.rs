@@ -6,6 +6,7 @@ pub mod decode;
 pub mod dirty_log;
 pub mod mprotect;
 pub mod uffd;
+pub mod uffd_sys;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

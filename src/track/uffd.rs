@@ -25,21 +25,21 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use libc::c_void;
-use userfaultfd::{Event, EventBuffer, FeatureFlags, RegisterMode, Uffd, UffdBuilder};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use wss_abi::PAGE_SIZE;
 
+use super::uffd_sys::{
+    _UFFDIO_CONTINUE, Event, EventBuffer, UFFD_FEATURE_MINOR_SHMEM, UFFDIO_REGISTER_MODE_MINOR,
+    Userfaultfd,
+};
 use super::{RamPage, TrackError, Tracker, TrackerKind, TrackerStats, runs};
 use crate::vmm::memory::GuestMemory;
 
 const NAME: &str = "uffd";
 const THREAD_NAME: &str = "uffd-handler";
-/// `UFFD_FEATURE_MINOR_SHMEM` (linux/userfaultfd.h); the crate has no name
-/// for it.
-const FEATURE_MINOR_SHMEM: u64 = 1 << 10;
-/// Bit of `UFFDIO_CONTINUE` (`_UFFDIO_CONTINUE` = 7) in the ioctl mask that
-/// `UFFDIO_REGISTER` returns for a range.
-const CONTINUE_IOCTL: u64 = 1 << 7;
+/// Bit of `UFFDIO_CONTINUE` in the ioctl mask that `UFFDIO_REGISTER`
+/// returns for a range.
+const CONTINUE_IOCTL: u64 = 1 << _UFFDIO_CONTINUE;
 /// Fault messages read per `read` on the userfaultfd.
 const EVENT_BATCH: usize = 64;
 /// How long `new` waits for the handler thread to report it is running.
@@ -52,13 +52,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The state stays consistent across a panic (plain counters and bits),
     // so a poisoned lock is still usable.
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-pub(crate) fn uffd_io_error(e: userfaultfd::Error) -> io::Error {
-    match e {
-        userfaultfd::Error::SystemError(errno) => io::Error::from_raw_os_error(errno as i32),
-        other => io::Error::other(other),
-    }
 }
 
 fn setup_error(what: impl Into<String>, source: Option<io::Error>) -> TrackError {
@@ -85,36 +78,24 @@ fn clear_bit(words: &mut [u64], page: RamPage) {
 /// `UFFDIO_CONTINUE`. Not user-mode-only: KVM touches guest memory from the
 /// kernel, and those faults must reach the handler too. Non-blocking, for a
 /// handler that polls it together with a stop event.
-pub(crate) fn open_minor(memory: &GuestMemory) -> Result<Uffd, TrackError> {
+pub(crate) fn open_minor(memory: &GuestMemory) -> Result<Userfaultfd, TrackError> {
     let ram_len = usize::try_from(memory.layout().ram_size)
         .map_err(|_| setup_error("guest RAM does not fit the address space", None))?;
-    let uffd = UffdBuilder::new()
-        .close_on_exec(true)
-        .non_blocking(true)
-        .user_mode_only(false)
-        .require_features(FeatureFlags::from_bits_retain(FEATURE_MINOR_SHMEM))
-        .create()
+    // No UFFD_USER_MODE_ONLY: KVM faults from the kernel.
+    let uffd = Userfaultfd::new(libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .and_then(|uffd| uffd.api(UFFD_FEATURE_MINOR_SHMEM).map(|_| uffd))
         .map_err(|e| {
             setup_error(
                 "cannot create a userfaultfd with minor faults on shmem that also sees \
                  kernel faults (needs Linux 5.14+ and CAP_SYS_PTRACE or \
                  vm.unprivileged_userfaultfd=1)",
-                Some(uffd_io_error(e)),
+                Some(e),
             )
         })?;
     let ioctls = uffd
-        .register_with_mode(
-            memory.ram_host_addr() as *mut c_void,
-            ram_len,
-            RegisterMode::MINOR,
-        )
-        .map_err(|e| {
-            setup_error(
-                "cannot register guest RAM for minor faults",
-                Some(uffd_io_error(e)),
-            )
-        })?;
-    if ioctls.bits() & CONTINUE_IOCTL == 0 {
+        .register(memory.ram_host_addr(), ram_len, UFFDIO_REGISTER_MODE_MINOR)
+        .map_err(|e| setup_error("cannot register guest RAM for minor faults", Some(e)))?;
+    if ioctls & CONTINUE_IOCTL == 0 {
         return Err(setup_error(
             "UFFDIO_CONTINUE is not offered on guest RAM",
             None,
@@ -160,7 +141,7 @@ pub(crate) fn zap(memory: &GuestMemory, first: RamPage, n: u64) -> Result<(), Tr
 /// (waking whoever waits on them), skipping those already mapped. Returns
 /// how many were already mapped (EEXIST).
 pub(crate) fn install(
-    uffd: &Uffd,
+    uffd: &Userfaultfd,
     ram_host: usize,
     first: RamPage,
     n: u64,
@@ -172,13 +153,12 @@ pub(crate) fn install(
     let mut retries = 0u32;
     while done < len {
         let at = start + done;
-        match uffd.r#continue(at as *mut c_void, len - done, true) {
+        match uffd.r#continue(at, len - done, true) {
             Ok(mapped) if mapped > 0 => done += mapped as usize,
             Ok(_) => {
                 retries += 1;
             }
             Err(e) => {
-                let e = uffd_io_error(e);
                 match e.raw_os_error() {
                     // Already installed: the access that raced us won.
                     Some(libc::EEXIST) => {
@@ -234,7 +214,7 @@ struct State {
 }
 
 struct Shared {
-    uffd: Uffd,
+    uffd: Userfaultfd,
     /// Kept alive so the registered mapping outlives the registration.
     memory: Arc<GuestMemory>,
     ram_host: usize,
@@ -444,11 +424,11 @@ impl Shared {
         let events = self
             .uffd
             .read_events(buf)
-            .map_err(|e| format!("cannot read the userfaultfd: {}", uffd_io_error(e)))?;
+            .map_err(|e| format!("cannot read the userfaultfd: {e}"))?;
         for event in events {
             match event.map_err(|e| format!("bad userfaultfd message: {e}"))? {
-                Event::Pagefault { addr, .. } => self.resolve(addr as usize)?,
-                _ => lock(&self.state).other_events += 1,
+                Event::Pagefault { address, .. } => self.resolve(address as usize)?,
+                Event::Other { .. } => lock(&self.state).other_events += 1,
             }
         }
         Ok(())
@@ -459,11 +439,8 @@ impl Shared {
     /// never left waiting on a handler that is gone.
     fn release_all(&self) {
         let len = (self.pages * PAGE_SIZE) as usize;
-        if let Err(e) = self.uffd.unregister(self.ram_host as *mut c_void, len) {
-            log::error!(
-                "uffd tracker: cannot unregister guest RAM after a handler failure: {}",
-                uffd_io_error(e)
-            );
+        if let Err(e) = self.uffd.unregister(self.ram_host, len) {
+            log::error!("uffd tracker: cannot unregister guest RAM after a handler failure: {e}");
         }
     }
 }
