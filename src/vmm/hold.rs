@@ -142,10 +142,15 @@ impl Hold {
             }
         }
         drop(st);
+        let held_at = Instant::now();
+        log::debug!(
+            "guest held {:.0} us after the request",
+            (held_at - requested_at).as_secs_f64() * 1e6
+        );
         Held {
             hold: self,
             requested_at,
-            held_at: Instant::now(),
+            held_at,
             forced,
         }
     }
