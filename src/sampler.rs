@@ -323,3 +323,140 @@ fn wait_until(deadline: Instant, events: &Receiver<Event>) -> Option<Event> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::estimate::{EstimatorConfig, EstimatorKind};
+    use crate::track::{TrackerKind, TrackerStats};
+    use crate::vmm::layout::Layout;
+    use std::sync::Mutex;
+    use std::sync::atomic::Ordering;
+    use std::sync::mpsc;
+    use wss_abi::RAM_BASE;
+
+    /// A tracker with a scripted guest: at every arm the "guest" touches
+    /// every other armed page, marking it in the truth as a real guest
+    /// would; collect reports exactly those. One collect can be made slow.
+    struct Scripted {
+        memory: Arc<GuestMemory>,
+        armed: Mutex<Vec<RamPage>>,
+        collects: Mutex<u32>,
+        slow_collect: Option<(u32, Duration)>,
+    }
+
+    impl Tracker for Scripted {
+        fn kind(&self) -> TrackerKind {
+            TrackerKind::Uffd
+        }
+        fn arm(&self, pages: &[RamPage]) -> Result<(), TrackError> {
+            let (read, _) = self.memory.truth_bitmaps();
+            for &p in pages.iter().step_by(2) {
+                read[(p / 64) as usize].fetch_or(1 << (p % 64), Ordering::Relaxed);
+            }
+            *self.armed.lock().expect("lock") = pages.to_vec();
+            Ok(())
+        }
+        fn collect(&self) -> Result<Vec<RamPage>, TrackError> {
+            let mut n = self.collects.lock().expect("lock");
+            *n += 1;
+            if let Some((at, pause)) = self.slow_collect
+                && *n == at
+            {
+                std::thread::sleep(pause);
+            }
+            let armed = std::mem::take(&mut *self.armed.lock().expect("lock"));
+            Ok(armed.into_iter().step_by(2).collect())
+        }
+        fn touched_so_far(&self) -> usize {
+            0
+        }
+        fn stats(&self) -> TrackerStats {
+            TrackerStats::default()
+        }
+    }
+
+    fn run_loop(interval_ms: u64, duration_ms: u64, slow: Option<(u32, Duration)>) -> Vec<Row> {
+        let layout = Layout::new(64 << 20, RAM_BASE + 0x10_0000, 4 << 20).expect("layout");
+        let memory = Arc::new(GuestMemory::new(&layout).expect("memory"));
+        let tracker: Arc<dyn Tracker> = Arc::new(Scripted {
+            memory: Arc::clone(&memory),
+            armed: Mutex::new(Vec::new()),
+            collects: Mutex::new(0),
+            slow_collect: slow,
+        });
+        let estimator = crate::estimate::build(&EstimatorConfig {
+            kind: EstimatorKind::Exhaustive,
+            domain_pages: layout.data_pages(),
+            sample_pages: 0,
+            esx: Default::default(),
+            damon: Default::default(),
+        })
+        .expect("estimator");
+        let (_tx, rx) = mpsc::channel();
+        let mut rows = Vec::new();
+        let end = Sampler {
+            memory: &memory,
+            tracker: Some(tracker),
+            estimator: Some(estimator),
+            interval: Duration::from_millis(interval_ms),
+            duration: Duration::from_millis(duration_ms),
+            seed: 1,
+            tsc_hz: 1_000_000_000,
+            progress_every: None,
+            vcpu: None,
+        }
+        .run(
+            Instant::now(),
+            &rx,
+            |r| {
+                rows.push(r);
+                Ok(())
+            },
+            |_| {},
+        )
+        .expect("loop");
+        assert_eq!(end, LoopEnd::Duration);
+        rows
+    }
+
+    #[test]
+    fn exhaustive_rows_equal_the_truth_of_a_scripted_guest() {
+        let rows = run_loop(40, 200, None);
+        assert!(rows.len() >= 4, "{} rows", rows.len());
+        for r in &rows {
+            assert_eq!(r.est_wss_pages, Some(r.true_wss_pages as f64));
+            assert_eq!(r.touched_samples, r.true_wss_pages);
+            assert!(r.true_wss_pages > 0);
+        }
+    }
+
+    #[test]
+    fn an_interval_after_a_slow_boundary_still_gets_its_full_length() {
+        // The second collect takes three intervals. The interval after it
+        // starts when it ends, so no row is short yet marked full.
+        let rows = run_loop(50, 500, Some((2, Duration::from_millis(150))));
+        let full: Vec<&Row> = rows.iter().filter(|r| r.full).collect();
+        assert!(
+            full.len() >= 3,
+            "{} full rows of {}",
+            full.len(),
+            rows.len()
+        );
+        for r in &rows {
+            assert_eq!(
+                r.full,
+                r.interval_s >= FULL_FRACTION * 0.05,
+                "interval_s {} at t={}",
+                r.interval_s,
+                r.t_s
+            );
+        }
+        for r in &full {
+            assert!(r.interval_s >= 0.045, "{}", r.interval_s);
+        }
+        // Three 50 ms intervals fit in the 150 ms the slow collect took:
+        // the run has fewer rows than 500 / 50.
+        assert!(rows.len() < 10, "{} rows", rows.len());
+    }
+}
