@@ -24,10 +24,21 @@
 //! each of those costs one in-kernel fault on its next write, if any, and
 //! is writable from then on.
 //!
-//! A caveat of the mechanism: KVM may map a page writable on a read fault
-//! when the page had no mapping at all, and that sets its bit too. Pages
-//! armed while mapped (the usual case) keep a read-only mapping after the
-//! CLEAR, so reads of them are not reported.
+//! Reads can be logged as writes, through the guest's Dirty bits. KVM here
+//! uses shadow paging (PVM, no EPT). When a read faults on a page that has
+//! no shadow mapping yet, KVM's guest page-table walker keeps write access
+//! in the new mapping if the guest's leaf entry already has its Dirty bit
+//! set (`protect_clean_gpte` in `paging_tmpl.h`), and a writable mapping
+//! sets the page's bit in the dirty log (`make_spte`). With 2 MiB guest
+//! pages one Dirty bit covers 512 tracked pages: once the guest writes any
+//! of them, the first read of each neighbour is reported as a write (a
+//! paced `seq`, half reads, reported nearly every page of its first sweep
+//! as written). With 4 KiB guest pages the Dirty bit is the page's own, so
+//! only a page the guest really wrote can be mapped writable, and a
+//! measurement run with this tracker therefore always uses 4 KiB guest
+//! pages ([`GUEST_PAGES`], checked by [`check_guest_pages`]). Pages armed
+//! while mapped keep a read-only mapping after the CLEAR, so their reads
+//! fault nowhere and are never reported.
 
 use std::fs::File;
 use std::io;
@@ -43,6 +54,7 @@ use vmm_sys_util::ioctl::ioctl_with_ref;
 
 use super::{RamPage, TrackError, Tracker, TrackerKind, TrackerStats};
 use crate::vmm::memory::GuestMemory;
+use crate::vmm::paging::GuestPageSize;
 use crate::vmm::vm::{DirtyLog, RAM_SLOT, Vm};
 
 const NAME: &str = "dirty-log";
@@ -55,6 +67,42 @@ mod sys {
 
     ioctl_iow_nr!(KVM_GET_DIRTY_LOG, KVMIO, 0x42, kvm_dirty_log);
     ioctl_iowr_nr!(KVM_CLEAR_DIRTY_LOG, KVMIO, 0xc0, kvm_clear_dirty_log);
+}
+
+/// The guest page size this tracker needs to report exactly the written
+/// pages: 4 KiB, so that each tracked page has its own Dirty bit in the
+/// guest's page tables. See the module comment.
+pub const GUEST_PAGES: GuestPageSize = GuestPageSize::Size4K;
+
+/// A guest page size that a measurement run with the tracker cannot use.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GuestPagesError {
+    #[error(
+        "--tracker dirty-log needs --guest-pages 4k (its default there): with 2 MiB guest \
+         pages, shadow-paging KVM logs first reads of a written 2 MiB page as writes"
+    )]
+    DirtyLogNeeds4K,
+}
+
+/// The guest page size of a run with `tracker` when none is asked for:
+/// [`GUEST_PAGES`] for this tracker, 2 MiB (small page tables) otherwise.
+pub fn default_guest_pages(tracker: TrackerKind) -> GuestPageSize {
+    match tracker {
+        TrackerKind::DirtyLog => GUEST_PAGES,
+        _ => GuestPageSize::Size2M,
+    }
+}
+
+/// Refuses the guest page sizes that would make `tracker` inexact: 2 MiB
+/// pages with this tracker.
+pub fn check_guest_pages(
+    tracker: TrackerKind,
+    pages: GuestPageSize,
+) -> Result<(), GuestPagesError> {
+    if tracker == TrackerKind::DirtyLog && pages != GUEST_PAGES {
+        return Err(GuestPagesError::DirtyLogNeeds4K);
+    }
+    Ok(())
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -373,6 +421,28 @@ mod tests {
         let w = clear_window(&[0, 63], 128).expect("window");
         assert_eq!((w.first_page, w.num_pages), (0, 64));
         assert_eq!(w.bitmap, vec![1 | (1 << 63)]);
+    }
+
+    #[test]
+    fn dirty_log_runs_on_4k_guest_pages_only() {
+        assert_eq!(
+            default_guest_pages(TrackerKind::DirtyLog),
+            GuestPageSize::Size4K
+        );
+        for kind in [TrackerKind::None, TrackerKind::Mprotect, TrackerKind::Uffd] {
+            assert_eq!(default_guest_pages(kind), GuestPageSize::Size2M);
+            for pages in [GuestPageSize::Size2M, GuestPageSize::Size4K] {
+                assert_eq!(check_guest_pages(kind, pages), Ok(()));
+            }
+        }
+        assert_eq!(
+            check_guest_pages(TrackerKind::DirtyLog, GuestPageSize::Size4K),
+            Ok(())
+        );
+        assert_eq!(
+            check_guest_pages(TrackerKind::DirtyLog, GuestPageSize::Size2M),
+            Err(GuestPagesError::DirtyLogNeeds4K)
+        );
     }
 
     #[test]
