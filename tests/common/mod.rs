@@ -115,7 +115,8 @@ pub struct RunSpec<'a> {
     pub params: &'a [(&'a str, &'a str)],
     pub seed: u64,
     pub warmup_intervals: usize,
-    pub guest_pages: kvm_wss::vmm::paging::GuestPageSize,
+    /// `None`: what `kvm-wss run` uses for the tracker when not told.
+    pub guest_pages: Option<kvm_wss::vmm::paging::GuestPageSize>,
 }
 
 impl RunSpec<'_> {
@@ -132,7 +133,7 @@ impl RunSpec<'_> {
             params: &[],
             seed: 7,
             warmup_intervals: 1,
-            guest_pages: kvm_wss::vmm::paging::GuestPageSize::Size2M,
+            guest_pages: None,
         }
     }
 
@@ -155,7 +156,9 @@ impl RunSpec<'_> {
             esx: kvm_wss::estimate::EsxGains::default(),
             damon: kvm_wss::estimate::DamonConfig::default(),
             warmup_intervals: self.warmup_intervals,
-            guest_pages: self.guest_pages,
+            guest_pages: self
+                .guest_pages
+                .unwrap_or_else(|| kvm_wss::track::dirty_log::default_guest_pages(self.tracker)),
             baseline: false,
             out_dir: None,
             plot: false,
