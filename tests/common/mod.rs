@@ -28,7 +28,7 @@ pub fn kvm_available(test: &str) -> bool {
     }
 }
 
-/// Boots a built-in guest program.
+/// Boots a built-in guest program, with dirty logging on RAM if `dirty_log`.
 pub fn boot(name: &str, mem: u64, wss: u64, params: &[(&str, &str)], dirty_log: bool) -> Machine {
     let image =
         kvm_wss::guests::embedded(name).unwrap_or_else(|| panic!("no built-in guest {name}"));
@@ -41,7 +41,12 @@ pub fn boot(name: &str, mem: u64, wss: u64, params: &[(&str, &str)], dirty_log: 
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         dirty_log,
-        guest_pages: kvm_wss::vmm::paging::GuestPageSize::Size2M,
+        // What a run with the dirty-log tracker needs; 2 MiB otherwise.
+        guest_pages: if dirty_log {
+            kvm_wss::track::dirty_log::GUEST_PAGES
+        } else {
+            kvm_wss::vmm::paging::GuestPageSize::Size2M
+        },
     };
     Machine::boot(image, &cfg)
         .unwrap_or_else(|e| panic!("boot {name}: {}", kvm_wss::error_chain(&e)))
