@@ -63,7 +63,8 @@ fn run_error_exit_code(e: &RunError) -> u8 {
         // A guest image or size that cannot work is bad input too.
         RunError::Guest(_)
         | RunError::Boot(BootError::Load(_) | BootError::Layout(_) | BootError::Param(_))
-        | RunError::Estimator(_) => EXIT_USAGE,
+        | RunError::Estimator(_)
+        | RunError::GuestPages(_) => EXIT_USAGE,
         _ => EXIT_RUNTIME,
     }
 }

@@ -11,6 +11,7 @@ use crate::guests::GuestSource;
 use crate::report::metrics::DEFAULT_WARMUP_INTERVALS;
 use crate::sweep::{self, SweepPlan, Targets};
 use crate::track::TrackerKind;
+use crate::track::dirty_log::{GuestPagesError, check_guest_pages, default_guest_pages};
 use crate::vmm::paging::GuestPageSize;
 
 #[derive(Debug, Parser)]
@@ -150,9 +151,10 @@ pub struct CommonArgs {
     /// Intervals left out of the error metrics at the start.
     #[arg(long, default_value_t = DEFAULT_WARMUP_INTERVALS)]
     pub warmup: usize,
-    /// Page size of the guest's identity map over RAM (tracking always acts on 4 KiB host pages).
-    #[arg(long, value_enum, default_value = "2m")]
-    pub guest_pages: GuestPageSize,
+    /// Page size of the guest's identity map over RAM (tracking always acts on 4 KiB host
+    /// pages). Default: 2m, except 4k with --tracker dirty-log, which refuses 2m.
+    #[arg(long, value_enum)]
+    pub guest_pages: Option<GuestPageSize>,
     /// First run the untracked twin and report the guest slowdown.
     #[arg(long)]
     pub baseline: bool,
@@ -250,6 +252,8 @@ pub enum UsageError {
     Estimator(#[from] EstimateError),
     #[error("{} already holds a {}; choose another --out", .0.display(), sweep::SWEEP_CSV)]
     SweepExists(PathBuf),
+    #[error(transparent)]
+    GuestPages(#[from] GuestPagesError),
 }
 
 /// Total memory of the host, from /proc/meminfo.
@@ -298,6 +302,10 @@ impl CommonArgs {
                 host,
             });
         }
+        let guest_pages = self
+            .guest_pages
+            .unwrap_or_else(|| default_guest_pages(tracker));
+        check_guest_pages(tracker, guest_pages)?;
         if interval > self.duration {
             return Err(UsageError::IntervalTooLong {
                 interval,
@@ -325,7 +333,7 @@ impl CommonArgs {
                 ticks_per_interval: self.damon_ticks,
             },
             warmup_intervals: self.warmup,
-            guest_pages: self.guest_pages,
+            guest_pages,
             baseline: self.baseline,
             out_dir: None,
             plot: !self.no_plot,
@@ -582,6 +590,56 @@ mod tests {
                 .to_config()
                 .expect("valid")
                 .live
+        );
+    }
+
+    #[test]
+    fn guest_pages_default_to_what_the_tracker_needs() {
+        let pages = |args: &[&str]| {
+            let mut all = vec!["--guest", "seq"];
+            all.extend_from_slice(args);
+            run_args(&all).to_config().map(|c| c.guest_pages)
+        };
+        assert_eq!(pages(&[]).expect("valid"), GuestPageSize::Size2M);
+        assert_eq!(
+            pages(&["--tracker", "uffd"]).expect("valid"),
+            GuestPageSize::Size2M
+        );
+        assert_eq!(
+            pages(&["--tracker", "dirty-log"]).expect("valid"),
+            GuestPageSize::Size4K
+        );
+        assert_eq!(
+            pages(&["--tracker", "dirty-log", "--guest-pages", "4k"]).expect("valid"),
+            GuestPageSize::Size4K
+        );
+        assert_eq!(
+            pages(&["--tracker", "mprotect", "--guest-pages", "4k"]).expect("valid"),
+            GuestPageSize::Size4K
+        );
+        // An explicit 2m is refused, not overridden: one line, a usage error.
+        let err = pages(&["--tracker", "dirty-log", "--guest-pages", "2m"]).expect_err("2m");
+        assert!(matches!(err, UsageError::GuestPages(_)), "{err:?}");
+        assert!(!err.to_string().contains('\n'));
+        // A sweep checks every setting before the first run.
+        let err = sweep_args(&["--tracker", "uffd,dirty-log", "--guest-pages", "2m"])
+            .to_plan()
+            .expect_err("2m");
+        assert!(matches!(err, UsageError::GuestPages(_)), "{err:?}");
+        let plan = sweep_args(&["--tracker", "uffd,dirty-log", "--out", "/nonexistent/x"])
+            .to_plan()
+            .expect("valid");
+        let by_tracker: Vec<_> = plan
+            .settings
+            .iter()
+            .map(|(s, c)| (s.tracker, c.guest_pages))
+            .collect();
+        assert_eq!(
+            by_tracker,
+            [
+                (TrackerKind::Uffd, GuestPageSize::Size2M),
+                (TrackerKind::DirtyLog, GuestPageSize::Size4K)
+            ]
         );
     }
 

@@ -44,6 +44,8 @@ pub enum RunError {
     Spawn(#[source] std::io::Error),
     #[error("cannot measure the cost of a tracked touch")]
     Calibration(#[source] crate::bench::BenchError),
+    #[error(transparent)]
+    GuestPages(#[from] crate::track::dirty_log::GuestPagesError),
 }
 
 /// How a run ended.
@@ -132,6 +134,7 @@ pub fn default_out_dir(cfg: &RunConfig) -> PathBuf {
 /// Runs `cfg`, first its untracked twin when `cfg.baseline` is set, and
 /// writes the outputs into `dir`.
 pub fn run(cfg: &RunConfig, dir: &Path) -> Result<RunOutput, RunError> {
+    crate::track::dirty_log::check_guest_pages(cfg.tracker, cfg.guest_pages)?;
     let baseline = if cfg.baseline && cfg.tracker != TrackerKind::None {
         Some(run_once(&cfg.untracked(), &dir.join("baseline"), None)?)
     } else {

@@ -176,7 +176,7 @@ fn four_kib_guest_pages_track_exactly_too() {
         let out = run(&RunSpec {
             tracker,
             estimator: EstimatorKind::Exhaustive,
-            guest_pages: kvm_wss::vmm::paging::GuestPageSize::Size4K,
+            guest_pages: Some(kvm_wss::vmm::paging::GuestPageSize::Size4K),
             duration: Duration::from_secs(3),
             ..RunSpec::new("seq")
         }

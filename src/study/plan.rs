@@ -161,7 +161,7 @@ impl Spec {
             esx: self.gains,
             damon: DamonConfig::default(),
             warmup_intervals: self.warmup,
-            guest_pages: crate::vmm::paging::GuestPageSize::Size2M,
+            guest_pages: crate::track::dirty_log::default_guest_pages(self.tracker),
             baseline: self.baseline,
             out_dir: None,
             plot: false,

@@ -24,10 +24,33 @@
 //! each of those costs one in-kernel fault on its next write, if any, and
 //! is writable from then on.
 //!
-//! A caveat of the mechanism: KVM may map a page writable on a read fault
-//! when the page had no mapping at all, and that sets its bit too. Pages
-//! armed while mapped (the usual case) keep a read-only mapping after the
-//! CLEAR, so reads of them are not reported.
+//! Reads can be logged as writes, through the guest's Dirty bits. KVM here
+//! uses shadow paging (PVM, no EPT). When a read faults on a page that has
+//! no shadow mapping yet, KVM's guest page-table walker keeps write access
+//! in the new mapping if the guest's leaf entry already has its Dirty bit
+//! set (`protect_clean_gpte` in `paging_tmpl.h`), and a writable mapping
+//! sets the page's bit in the dirty log (`make_spte`). With 2 MiB guest
+//! pages one Dirty bit covers 512 tracked pages: once the guest writes any
+//! of them, the first read of each neighbour is reported as a write (a
+//! paced `seq`, half reads, reported nearly every page of its first sweep
+//! as written). With 4 KiB guest pages the Dirty bit is the page's own, so
+//! only a page the guest really wrote can be mapped writable, and a
+//! measurement run with this tracker therefore always uses 4 KiB guest
+//! pages ([`GUEST_PAGES`], checked by [`check_guest_pages`]). Pages armed
+//! while mapped keep a read-only mapping after the CLEAR, so their reads
+//! fault nowhere and are never reported.
+//!
+//! A page written in an earlier interval keeps its Dirty bit, though, and
+//! KVM may drop its shadow mapping at any time (any MMU-notifier event on
+//! the host range: reclaim, migration, NUMA balancing, an mprotect). Its
+//! next read would then map it writable again and be logged. So arming also
+//! clears the guest Dirty bit of every armed page whose log bit is set
+//! (the pages written since they were last re-armed; no other page can
+//! have it set, as the VMM builds the tables with Dirty clear and only a
+//! logged write fault sets it), before the CLEAR write-protects them. The
+//! next write faults, KVM sets the bit again and logs the page; a read maps
+//! it read-only. With 2 MiB guest pages (`kvm-wss bench trackers` only)
+//! there is no per-page bit to clear.
 
 use std::fs::File;
 use std::io;
@@ -41,9 +64,13 @@ use kvm_bindings::{
 };
 use vmm_sys_util::ioctl::ioctl_with_ref;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::{RamPage, TrackError, Tracker, TrackerKind, TrackerStats};
 use crate::vmm::memory::GuestMemory;
+use crate::vmm::paging::{GuestPageSize, PTE_DIRTY, pte_address};
 use crate::vmm::vm::{DirtyLog, RAM_SLOT, Vm};
+use wss_abi::{META_BASE, PAGE_SIZE, RAM_BASE};
 
 const NAME: &str = "dirty-log";
 
@@ -55,6 +82,42 @@ mod sys {
 
     ioctl_iow_nr!(KVM_GET_DIRTY_LOG, KVMIO, 0x42, kvm_dirty_log);
     ioctl_iowr_nr!(KVM_CLEAR_DIRTY_LOG, KVMIO, 0xc0, kvm_clear_dirty_log);
+}
+
+/// The guest page size this tracker needs to report exactly the written
+/// pages: 4 KiB, so that each tracked page has its own Dirty bit in the
+/// guest's page tables. See the module comment.
+pub const GUEST_PAGES: GuestPageSize = GuestPageSize::Size4K;
+
+/// A guest page size that a measurement run with the tracker cannot use.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GuestPagesError {
+    #[error(
+        "--tracker dirty-log needs --guest-pages 4k (its default there): with 2 MiB guest \
+         pages, shadow-paging KVM logs first reads of a written 2 MiB page as writes"
+    )]
+    DirtyLogNeeds4K,
+}
+
+/// The guest page size of a run with `tracker` when none is asked for:
+/// [`GUEST_PAGES`] for this tracker, 2 MiB (small page tables) otherwise.
+pub fn default_guest_pages(tracker: TrackerKind) -> GuestPageSize {
+    match tracker {
+        TrackerKind::DirtyLog => GUEST_PAGES,
+        _ => GuestPageSize::Size2M,
+    }
+}
+
+/// Refuses the guest page sizes that would make `tracker` inexact: 2 MiB
+/// pages with this tracker.
+pub fn check_guest_pages(
+    tracker: TrackerKind,
+    pages: GuestPageSize,
+) -> Result<(), GuestPagesError> {
+    if tracker == TrackerKind::DirtyLog && pages != GUEST_PAGES {
+        return Err(GuestPagesError::DirtyLogNeeds4K);
+    }
+    Ok(())
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -177,6 +240,49 @@ pub(crate) fn clear_log(vm: &File, w: &mut ClearWindow) -> Result<(), TrackError
     Ok(())
 }
 
+/// The level-1 entries of guest RAM in the guest's page tables (4 KiB
+/// guest pages only), one per RAM page, in page order.
+struct GuestPtes {
+    /// Host address of the entry of RAM page 0, in the metadata slot.
+    host: usize,
+    pages: u64,
+}
+
+impl GuestPtes {
+    /// The entries of `memory`'s RAM, or `None` when 2 MiB pages map it.
+    fn of(memory: &GuestMemory) -> Option<GuestPtes> {
+        let l = memory.layout();
+        let small = l.small_pages();
+        let pages = l.ram_pages();
+        let first = pte_address(l.page_tables, l.ram_end(), &small, RAM_BASE)?;
+        let last = pte_address(l.page_tables, l.ram_end(), &small, l.ram_end() - PAGE_SIZE)?;
+        // Contiguous, 8-byte aligned and inside the metadata slot, or not used.
+        let inside = first >= META_BASE
+            && first.is_multiple_of(8)
+            && last == first + (pages - 1) * 8
+            && last + 8 <= META_BASE + l.meta_size;
+        inside.then(|| GuestPtes {
+            host: memory.meta_host_addr() + (first - META_BASE) as usize,
+            pages,
+        })
+    }
+
+    /// Clears the Dirty bit of `page`'s entry; true if it was set.
+    fn clear_dirty(&self, page: RamPage) -> bool {
+        if page >= self.pages {
+            return false;
+        }
+        let at = (self.host + page as usize * 8) as *const AtomicU64;
+        // SAFETY: `of` checked that the `pages` entries lie, 8-byte aligned,
+        // inside the metadata slot's host mapping, which stays mapped while
+        // the tracker holds the `GuestMemory` (`_memory`), and `page` is
+        // below `pages`. KVM updates these entries only with atomic
+        // compare-and-exchange, so an atomic read-modify-write is sound.
+        let entry = unsafe { &*at };
+        entry.fetch_and(!PTE_DIRTY, Ordering::SeqCst) & PTE_DIRTY != 0
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// The armed pages of this cycle, sorted.
@@ -188,6 +294,8 @@ struct State {
     collect: Duration,
     armed_dirty: u64,
     armed_clean: u64,
+    /// Guest Dirty bits cleared at arming.
+    pte_dirty_cleared: u64,
 }
 
 /// Tracks writes with KVM's dirty log. See the module comment.
@@ -200,6 +308,8 @@ pub struct DirtyLogTracker {
     _memory: Arc<GuestMemory>,
     pages: u64,
     initially_set: bool,
+    /// The guest entries whose Dirty bits arming clears (4 KiB guest pages).
+    ptes: Option<GuestPtes>,
     state: Mutex<State>,
 }
 
@@ -223,6 +333,7 @@ impl DirtyLogTracker {
             _memory: Arc::clone(vm.memory()),
             pages,
             initially_set,
+            ptes: GuestPtes::of(vm.memory()),
             state: Mutex::new(State {
                 log: vec![0; pages.div_ceil(64) as usize],
                 ..State::default()
@@ -278,10 +389,20 @@ impl Tracker for DirtyLogTracker {
         };
         let mut log = std::mem::take(&mut st.log);
         let got = self.get_log(&mut log);
-        let dirty = sorted.iter().filter(|&&p| bit(&log, p)).count() as u64;
+        let mut dirty = 0;
+        let mut cleared = 0;
+        if got.is_ok() {
+            for &p in sorted.iter().filter(|&&p| bit(&log, p)) {
+                dirty += 1;
+                if let Some(ptes) = &self.ptes {
+                    cleared += u64::from(ptes.clear_dirty(p));
+                }
+            }
+        }
         st.log = log;
         got?;
         self.clear_log(&mut window)?;
+        st.pte_dirty_cleared += cleared;
         st.armed_dirty += dirty;
         st.armed_clean += sorted.len() as u64 - dirty;
         st.armed = sorted;
@@ -329,6 +450,7 @@ impl Tracker for DirtyLogTracker {
             ("initially_set", u64::from(self.initially_set)),
             ("armed_dirty", st.armed_dirty),
             ("armed_clean", st.armed_clean),
+            ("pte_dirty_cleared", st.pte_dirty_cleared),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -373,6 +495,28 @@ mod tests {
         let w = clear_window(&[0, 63], 128).expect("window");
         assert_eq!((w.first_page, w.num_pages), (0, 64));
         assert_eq!(w.bitmap, vec![1 | (1 << 63)]);
+    }
+
+    #[test]
+    fn dirty_log_runs_on_4k_guest_pages_only() {
+        assert_eq!(
+            default_guest_pages(TrackerKind::DirtyLog),
+            GuestPageSize::Size4K
+        );
+        for kind in [TrackerKind::None, TrackerKind::Mprotect, TrackerKind::Uffd] {
+            assert_eq!(default_guest_pages(kind), GuestPageSize::Size2M);
+            for pages in [GuestPageSize::Size2M, GuestPageSize::Size4K] {
+                assert_eq!(check_guest_pages(kind, pages), Ok(()));
+            }
+        }
+        assert_eq!(
+            check_guest_pages(TrackerKind::DirtyLog, GuestPageSize::Size4K),
+            Ok(())
+        );
+        assert_eq!(
+            check_guest_pages(TrackerKind::DirtyLog, GuestPageSize::Size2M),
+            Err(GuestPagesError::DirtyLogNeeds4K)
+        );
     }
 
     #[test]

@@ -8,6 +8,9 @@ use std::ops::Range;
 pub const PTE_PRESENT: u64 = 1 << 0;
 pub const PTE_WRITABLE: u64 = 1 << 1;
 pub const PTE_USER: u64 = 1 << 2;
+/// Dirty: set by KVM's walker when the guest writes through the entry.
+/// [`identity_map`] leaves it clear.
+pub const PTE_DIRTY: u64 = 1 << 6;
 pub const PTE_HUGE: u64 = 1 << 7;
 /// Bits 12..51: the physical address in an entry.
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
@@ -126,6 +129,18 @@ pub fn identity_map(base: u64, map_end: u64, small: Range<u64>) -> Result<PageTa
         }
     }
     Ok(PageTables { cr3: base, bytes })
+}
+
+/// The guest-physical address of the level-1 entry that maps `gpa` in the
+/// tables [`identity_map`]`(base, map_end, small)` builds, or `None` when a
+/// 2 MiB page maps `gpa` (outside `small`). The entries of `small` are
+/// contiguous, in address order.
+pub fn pte_address(base: u64, map_end: u64, small: &Range<u64>, gpa: u64) -> Option<u64> {
+    if !small.contains(&gpa) {
+        return None;
+    }
+    let first_pt = 2 + map_end.div_ceil(GIB);
+    Some(base + first_pt * TABLE + (gpa - small.start) / TABLE * 8)
 }
 
 /// Translates `gva` through the 4-level tables at `cr3`, reading entries
@@ -269,6 +284,28 @@ mod tests {
         assert_eq!(pd_entry(GIB) & PTE_HUGE, 0);
         let low = read(pt.cr3 + 2 * TABLE).expect("entry");
         assert_ne!(low & PTE_HUGE, 0);
+    }
+
+    #[test]
+    fn pte_address_names_the_entry_of_a_small_page() {
+        let ram = GIB..GIB + 8 * MIB2;
+        let base = 0x20_0000;
+        let pt = identity_map(base, ram.end, ram.clone()).expect("fits");
+        let read = reader(&pt);
+        for gpa in [GIB, GIB + 0x1000, GIB + MIB2 + 0x5000, ram.end - 0x1000] {
+            let at = pte_address(base, ram.end, &ram, gpa).expect("small page");
+            let entry = read(at).expect("inside the tables");
+            assert_eq!(entry & ADDR_MASK, gpa, "gpa {gpa:#x}");
+            assert_eq!(entry & (PTE_DIRTY | PTE_HUGE), 0);
+            assert_eq!(
+                pte_address(base, ram.end, &ram, gpa + 0xfff),
+                Some(at),
+                "same page"
+            );
+        }
+        assert_eq!(pte_address(base, ram.end, &ram, GIB - 1), None);
+        assert_eq!(pte_address(base, ram.end, &ram, ram.end), None);
+        assert_eq!(pte_address(base, ram.end, &(0..0), GIB), None);
     }
 
     #[test]

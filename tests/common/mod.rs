@@ -28,7 +28,7 @@ pub fn kvm_available(test: &str) -> bool {
     }
 }
 
-/// Boots a built-in guest program.
+/// Boots a built-in guest program, with dirty logging on RAM if `dirty_log`.
 pub fn boot(name: &str, mem: u64, wss: u64, params: &[(&str, &str)], dirty_log: bool) -> Machine {
     let image =
         kvm_wss::guests::embedded(name).unwrap_or_else(|| panic!("no built-in guest {name}"));
@@ -41,7 +41,12 @@ pub fn boot(name: &str, mem: u64, wss: u64, params: &[(&str, &str)], dirty_log: 
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         dirty_log,
-        guest_pages: kvm_wss::vmm::paging::GuestPageSize::Size2M,
+        // What a run with the dirty-log tracker needs; 2 MiB otherwise.
+        guest_pages: if dirty_log {
+            kvm_wss::track::dirty_log::GUEST_PAGES
+        } else {
+            kvm_wss::vmm::paging::GuestPageSize::Size2M
+        },
     };
     Machine::boot(image, &cfg)
         .unwrap_or_else(|e| panic!("boot {name}: {}", kvm_wss::error_chain(&e)))
@@ -115,7 +120,8 @@ pub struct RunSpec<'a> {
     pub params: &'a [(&'a str, &'a str)],
     pub seed: u64,
     pub warmup_intervals: usize,
-    pub guest_pages: kvm_wss::vmm::paging::GuestPageSize,
+    /// `None`: what `kvm-wss run` uses for the tracker when not told.
+    pub guest_pages: Option<kvm_wss::vmm::paging::GuestPageSize>,
 }
 
 impl RunSpec<'_> {
@@ -132,7 +138,7 @@ impl RunSpec<'_> {
             params: &[],
             seed: 7,
             warmup_intervals: 1,
-            guest_pages: kvm_wss::vmm::paging::GuestPageSize::Size2M,
+            guest_pages: None,
         }
     }
 
@@ -155,7 +161,9 @@ impl RunSpec<'_> {
             esx: kvm_wss::estimate::EsxGains::default(),
             damon: kvm_wss::estimate::DamonConfig::default(),
             warmup_intervals: self.warmup_intervals,
-            guest_pages: self.guest_pages,
+            guest_pages: self
+                .guest_pages
+                .unwrap_or_else(|| kvm_wss::track::dirty_log::default_guest_pages(self.tracker)),
             baseline: false,
             out_dir: None,
             plot: false,
