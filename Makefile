@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BIN := target/release/kvm-wss
 
-.PHONY: all build run test lint bench examples study clean
+.PHONY: all build run test lint bench examples study exactness clean
 
 all: build
 
@@ -56,6 +56,11 @@ examples: build
 	$(BIN) sweep --guest hotset --wss 64M --param rate=1000000 --duration 12s --tracker uffd --sample-pages 100,400,1600 --interval 500ms,1s,2s --no-plot --quiet --out $(EXAMPLE_SWEEP)
 	tail -n +3 $(EXAMPLE_SWEEP)/sweep.md > $(EXAMPLE_SWEEP)/table.md
 	$(call splice,sweep.md,$(EXAMPLE_SWEEP)/table.md)
+
+# Exhaustive tracking against the truth for every program, pacing, size,
+# guest page size and tracker (about 15 minutes): docs/exactness.md.
+exactness: build
+	EXACTNESS_OUT=$(CURDIR)/docs/exactness.md $(CARGO) test --release --locked --test exactness -- --ignored --nocapture
 
 # The study (docs/study.md, its figures and data): about 35 minutes of runs.
 # Finished runs under docs/study/runs/ are reused, so an interrupted study

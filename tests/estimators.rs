@@ -92,27 +92,6 @@ fn esx_follows_phases_within_two_intervals() {
     assert!(lag <= 2.0, "lag_up {lag}");
 }
 
-/// Whether every full interval of an exhaustive run saw exactly the pages
-/// the guest reports; the mismatches otherwise, as (t, tracker, truth).
-fn exhaustive_mismatches(
-    out: &kvm_wss::run::RunOutput,
-    tracker: TrackerKind,
-) -> Vec<(f64, f64, u64)> {
-    out.rows
-        .iter()
-        .filter(|r| r.full)
-        .filter_map(|r| {
-            let truth = if tracker.writes_only() {
-                r.true_wss_write_pages
-            } else {
-                r.true_wss_pages
-            };
-            let est = r.est_wss_pages.unwrap_or(-1.0);
-            (est != truth as f64).then_some((r.t_s, est, truth))
-        })
-        .collect()
-}
-
 #[test]
 fn exhaustive_equals_the_guest_reported_truth() {
     if !common::kvm_available("exhaustive_equals_the_guest_reported_truth") {
@@ -156,7 +135,7 @@ fn exhaustive_equals_the_guest_reported_truth() {
                     out.rows.iter().any(|r| r.true_wss_pages > 0),
                     "{what}: the guest touched nothing"
                 );
-                let off = exhaustive_mismatches(&out, tracker);
+                let off = common::exhaustive_mismatches(&out, tracker);
                 assert!(off.is_empty(), "{what}: (t, exhaustive, truth) {off:?}");
             }
         }

@@ -370,3 +370,25 @@ pub fn check_exact_tracking<T: Tracker + 'static>(
         tracked,
     }
 }
+
+/// The full intervals of an exhaustive run where the VMM's count differs
+/// from the pages the guest reports, as (t, exhaustive, truth): none when
+/// the two agree exactly.
+pub fn exhaustive_mismatches(
+    out: &kvm_wss::run::RunOutput,
+    tracker: kvm_wss::track::TrackerKind,
+) -> Vec<(f64, f64, u64)> {
+    out.rows
+        .iter()
+        .filter(|r| r.full)
+        .filter_map(|r| {
+            let truth = if tracker.writes_only() {
+                r.true_wss_write_pages
+            } else {
+                r.true_wss_pages
+            };
+            let est = r.est_wss_pages.unwrap_or(-1.0);
+            (est != truth as f64).then_some((r.t_s, est, truth))
+        })
+        .collect()
+}
