@@ -165,6 +165,9 @@ fn flat(s: &str) -> String {
 
 fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     let cfg = args.to_config()?;
+    if let Some(note) = args.common.overcommit_note() {
+        eprintln!("kvm-wss: {note}");
+    }
     let dir = cfg
         .out_dir
         .clone()
@@ -217,6 +220,9 @@ fn study(args: &StudyArgs) -> Result<ExitCode, AppError> {
 /// stopped the sweep is returned as an error, after the table.
 fn sweep(args: &SweepArgs) -> Result<ExitCode, AppError> {
     let plan = args.to_plan()?;
+    if let Some(note) = args.common.overcommit_note() {
+        eprintln!("kvm-wss: {note}");
+    }
     let outcome = crate::sweep::run_sweep(&plan)?;
     let mut stdout = std::io::stdout().lock();
     stdout
