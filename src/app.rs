@@ -98,6 +98,34 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             }
             print_json(&result)
         }
+        Command::Bench(BenchCommand::Overcommit {
+            mems,
+            wss,
+            sample_pages,
+            tracker,
+            duration,
+            interval,
+            rounds,
+        }) => {
+            if mems.is_empty() {
+                return Err(UsageError::EmptyList("mems").into());
+            }
+            for &mem in &mems {
+                crate::memlimit::MemLimits::of_this_process()
+                    .check(mem)
+                    .map_err(UsageError::from)?;
+            }
+            let plan = crate::bench::overcommit::OvercommitPlan {
+                mems,
+                wss,
+                sample_pages,
+                tracker,
+                duration,
+                interval,
+                rounds: usize::try_from(rounds).unwrap_or(usize::MAX),
+            };
+            print_json(&crate::bench::overcommit::overcommit(&plan)?)
+        }
         Command::Study(args) => study(&args),
         Command::Plot { run_dir } => {
             let rows = read_timeseries(&run_dir.join("timeseries.csv"))?;

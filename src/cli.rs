@@ -87,6 +87,30 @@ pub enum BenchCommand {
         #[arg(long)]
         detail: Option<PathBuf>,
     },
+    /// The VMM's cost per interval (arm, collect, truth, sampler CPU) of the same guest at growing --mem, up to past host memory.
+    Overcommit {
+        /// Guest RAM sizes, a comma-separated list; ratios are to the first.
+        #[arg(long, value_delimiter = ',', value_parser = size, default_value = "512M,8G,64G")]
+        mems: Vec<u64>,
+        /// Working set of the hotset guest.
+        #[arg(long, default_value = "64M", value_parser = size)]
+        wss: u64,
+        /// Pages sampled per interval.
+        #[arg(long, default_value_t = DEFAULT_SAMPLE_PAGES)]
+        sample_pages: u64,
+        /// How sampled pages are invalidated.
+        #[arg(long, value_enum, default_value = "uffd")]
+        tracker: TrackerKind,
+        /// Length of each run.
+        #[arg(long, default_value = "6s", value_parser = duration)]
+        duration: Duration,
+        /// Length of one sampling interval.
+        #[arg(long, default_value = "1s", value_parser = duration)]
+        interval: Duration,
+        /// Rounds; each runs every size once, in an order rotated per round.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+        rounds: u64,
+    },
 }
 
 /// Parses a size with an optional K/M/G suffix.
