@@ -10,6 +10,7 @@
 //! time of arm and collect from the per-interval rows (`arm_us`,
 //! `collect_us`) and the whole VMM's CPU (the uffd handler thread too).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -111,7 +112,9 @@ pub struct OvercommitResult {
     pub sizes: Vec<SizeResult>,
     /// Median cost of each size over the median cost of the first (the
     /// smallest), keyed "8G/512M" and so on.
-    pub ratios: Vec<(String, f64)>,
+    pub ratios: BTreeMap<String, f64>,
+    /// The ratio of the last size (the largest) to the first.
+    pub largest_ratio: Option<f64>,
     /// The goal: the largest size costs at most 1.2 times the smallest.
     pub goal: &'static str,
     pub goal_met: Option<bool>,
@@ -258,7 +261,8 @@ pub fn overcommit(plan: &OvercommitPlan) -> Result<OvercommitResult, BenchError>
     // The run folders only held the CSV and summary this reads back above.
     let _ = std::fs::remove_dir_all(&dir);
     let (sizes, ratios) = summarise(&plan.mems, &runs);
-    let goal_met = ratios.last().map(|(_, r)| *r <= GOAL_RATIO);
+    let largest_ratio = ratios.last().map(|(_, r)| *r);
+    let goal_met = largest_ratio.map(|r| r <= GOAL_RATIO);
     Ok(OvercommitResult {
         what: "VMM cost per interval at each --mem: sampler-thread CPU (arm + collect + truth + \
                estimator), with arm and collect wall time and the whole VMM's CPU; \
@@ -278,7 +282,8 @@ pub fn overcommit(plan: &OvercommitPlan) -> Result<OvercommitResult, BenchError>
             quiet: before.map(|l| l[0] < 0.5),
         },
         sizes,
-        ratios,
+        ratios: ratios.into_iter().collect(),
+        largest_ratio,
         goal: "largest size costs at most 1.2x the smallest (cost_us median)",
         goal_met,
         runs,
