@@ -98,14 +98,20 @@ impl MemLimits {
         }
         Ok(self.host.filter(|&host| mem > host).map(|host| {
             format!(
-                "note: --mem {mem} is more than this host's memory ({host} bytes); guest RAM is \
-                 sparse, so only the pages the guest touches use host memory"
+                "note: --mem {:.1} GiB is more than this host's memory ({:.1} GiB); guest RAM is \
+                 sparse, so only the pages the guest touches use host memory",
+                gib(mem),
+                gib(host)
             )
         }))
     }
 }
 
 /// Total memory of the host, from /proc/meminfo.
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
 pub fn host_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
