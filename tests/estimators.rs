@@ -136,7 +136,11 @@ fn exhaustive_equals_the_guest_reported_truth() {
                     "{what}: the guest touched nothing"
                 );
                 let off = common::exhaustive_mismatches(&out, tracker);
-                assert!(off.is_empty(), "{what}: (t, exhaustive, truth) {off:?}");
+                assert!(
+                    off.is_empty(),
+                    "{what}: (t, exhaustive, truth) {off:?}, forced holds {}",
+                    out.summary.forced_holds
+                );
             }
         }
     }

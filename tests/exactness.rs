@@ -84,7 +84,10 @@ fn exhaustive_equals_the_truth_everywhere() {
                             tracker.name()
                         );
                         if full < 3 || !off.is_empty() {
-                            failures.push(format!("{what}: {full} full, off {off:?}"));
+                            failures.push(format!(
+                                "{what}: {full} full, off {off:?}, forced holds {}",
+                                out.summary.forced_holds
+                            ));
                         }
                         let _ = writeln!(
                             table,

@@ -434,14 +434,13 @@ impl Shared {
     /// One fault: record it if it is a first touch of an armed page, then
     /// let the access proceed. Both under the lock, so a concurrent `arm`
     /// cannot zap the page between the two and lose the next touch.
-    fn resolve(&self, addr: usize) -> Result<(), String> {
+    fn resolve(&self, st: &mut State, addr: usize) -> Result<(), String> {
         let t0 = Instant::now();
         let page = addr
             .checked_sub(self.ram_host)
             .map(|off| off as u64 / PAGE_SIZE)
             .filter(|&p| p < self.pages)
             .ok_or_else(|| format!("fault at {addr:#x}, outside guest RAM"))?;
-        let mut st = lock(&self.state);
         if bit(&st.armed_bits, page) && !bit(&st.touched_bits, page) {
             set_bit(&mut st.touched_bits, page);
             st.faults += 1;
@@ -455,15 +454,24 @@ impl Shared {
         Ok(())
     }
 
+    /// Reads and resolves the pending faults as one step under the state
+    /// lock. A fault read but not yet resolved must never meet a later
+    /// cycle: the vCPU, kicked out of its wait, may retry and retire the
+    /// access through another fault, the boundary collect and re-arm the
+    /// page, and the stale message would then count a touch of the new
+    /// cycle that never happened. With the lock held from the read on,
+    /// `collect` waits for every message already read; the kernel drops
+    /// the unread ones of a waiter that left.
     fn serve(&self, buf: &mut EventBuffer) -> Result<(), String> {
+        let mut st = lock(&self.state);
         let events = self
             .uffd
             .read_events(buf)
             .map_err(|e| format!("cannot read the userfaultfd: {e}"))?;
         for event in events {
             match event.map_err(|e| format!("bad userfaultfd message: {e}"))? {
-                Event::Pagefault { address, .. } => self.resolve(address as usize)?,
-                Event::Other { .. } => lock(&self.state).other_events += 1,
+                Event::Pagefault { address, .. } => self.resolve(&mut st, address as usize)?,
+                Event::Other { .. } => st.other_events += 1,
             }
         }
         Ok(())

@@ -22,14 +22,11 @@ use std::time::{Duration, Instant};
 use wss_abi::Status;
 
 /// How long a held guest may take to finish the access it was in before
-/// it is parked wherever it stands. An access takes nanoseconds, a tracked
-/// fault well under a millisecond.
-pub const FINISH_TIMEOUT: Duration = Duration::from_millis(200);
-
-/// How often the sampler kicks again while it waits for the vCPU to park,
-/// in case it was between exits that do not look at the hold (a fault
-/// handler, a sync hook).
-const REKICK_EVERY: Duration = Duration::from_millis(10);
+/// it is parked wherever it stands. An access takes nanoseconds and a
+/// tracked fault well under a millisecond, but on a loaded host the uffd
+/// handler thread may wait long for a CPU: generous, as a forced hold
+/// costs exactness.
+pub const FINISH_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 struct State {
@@ -120,26 +117,32 @@ impl Hold {
     pub fn hold(&self, kick: &dyn Fn()) -> Held<'_> {
         let requested_at = Instant::now();
         lock(&self.state).requested = true;
+        // One kick is enough: its `immediate_exit` stays set until the
+        // thread looks at the request. Kicking again would only interrupt
+        // the access the guest is finishing.
         kick();
         let mut st = lock(&self.state);
         let mut forced = false;
         while !st.held && !st.gone {
-            if !forced && requested_at.elapsed() >= FINISH_TIMEOUT {
+            let waited = requested_at.elapsed();
+            if !forced && waited >= FINISH_TIMEOUT {
                 st.forced = true;
                 st.forced_holds += 1;
                 forced = true;
                 log::warn!("the guest did not finish its access in time: held mid-access");
-            }
-            let (guard, _) = self
-                .changed
-                .wait_timeout(st, REKICK_EVERY)
-                .unwrap_or_else(PoisonError::into_inner);
-            st = guard;
-            if !st.held && !st.gone {
                 drop(st);
                 kick();
                 st = lock(&self.state);
+                continue;
             }
+            let wait = FINISH_TIMEOUT
+                .saturating_sub(waited)
+                .max(Duration::from_millis(1));
+            st = self
+                .changed
+                .wait_timeout(st, wait)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
         drop(st);
         let held_at = Instant::now();
