@@ -57,6 +57,14 @@ pub struct StudyArgs {
     /// Make every run again instead of reusing finished ones under OUT/study/runs/.
     #[arg(long)]
     pub fresh: bool,
+    /// Do not run: write the runs not yet finished under OUT/study/runs/ to FILE, one
+    /// `kvm-wss run` command line each; then `study --collect OUT`.
+    #[arg(long, value_name = "FILE", conflicts_with = "fresh")]
+    pub emit_jobs: Option<PathBuf>,
+    /// Do not run: read the finished runs under DIR/study/runs/ and write DIR/study.md and
+    /// its figures (DIR is the --out of --emit-jobs; give --quick if the jobs were quick).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["fresh", "emit_jobs", "out"])]
+    pub collect: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +200,8 @@ pub struct RunArgs {
 
 /// `kvm-wss sweep`: every combination of the lists, each `--repeat` times.
 #[derive(Debug, Clone, Args)]
+// `--collect DIR` alone needs no guest: the sweep folder's plan says it all.
+#[command(mut_arg("guest", |a| a.required(false).default_value("").required_unless_present("collect")))]
 pub struct SweepArgs {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -204,7 +214,7 @@ pub struct SweepArgs {
     pub interval: Vec<Duration>,
     /// Trackers, a comma-separated list (`none` runs once per interval, as a
     /// reference without estimate or tracking cost).
-    #[arg(long, value_delimiter = ',', value_enum, required = true)]
+    #[arg(long, value_delimiter = ',', value_enum, required_unless_present = "collect")]
     pub tracker: Vec<TrackerKind>,
     /// Estimators, a comma-separated list.
     #[arg(long, value_delimiter = ',', value_enum, default_value = "esx")]
@@ -218,9 +228,18 @@ pub struct SweepArgs {
     /// Largest acceptable mean lag up, in intervals, for the recommendation.
     #[arg(long, default_value_t = 2.0)]
     pub target_lag: f64,
-    /// Output folder (default: a new folder under runs/). Must not hold a sweep.csv already.
+    /// Output folder (default: a new folder under runs/). Must not hold a sweep.csv already,
+    /// except with --emit-jobs.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Do not run: write the runs not yet finished under --out to FILE, one `kvm-wss run`
+    /// command line each, for GNU parallel, xargs or a Slurm array; then `--collect` the folder.
+    #[arg(long, value_name = "FILE", requires = "out")]
+    pub emit_jobs: Option<PathBuf>,
+    /// Do not run: read the finished runs of the sweep folder DIR (from --emit-jobs or a
+    /// sweep) and write its sweep.csv, heat maps and recommendation.
+    #[arg(long, value_name = "DIR", exclusive = true)]
+    pub collect: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -254,6 +273,8 @@ pub enum UsageError {
     SweepExists(PathBuf),
     #[error(transparent)]
     GuestPages(#[from] GuestPagesError),
+    #[error(transparent)]
+    Sweep(sweep::SweepError),
 }
 
 /// Total memory of the host, from /proc/meminfo.
@@ -422,7 +443,7 @@ impl SweepArgs {
             Some(dir) => dir.clone(),
             None => sweep::default_out_dir(&self.common.guest),
         };
-        if out_dir.join(sweep::SWEEP_CSV).exists() {
+        if self.emit_jobs.is_none() && out_dir.join(sweep::SWEEP_CSV).exists() {
             return Err(UsageError::SweepExists(out_dir));
         }
         Ok(SweepPlan {

@@ -514,11 +514,13 @@ impl Hosts {
     /// A warning when the runs were measured on more than one kind of host.
     pub fn mixed_note(&self) -> Option<String> {
         (self.kinds.len() > 1).then(|| {
+            let mut kinds = self.kinds.clone();
+            kinds.sort();
             format!(
                 "Warning: these results mix runs from {} kinds of host ({}); costs and \
                  accuracy may differ between them.",
-                self.kinds.len(),
-                self.kinds.join("; ")
+                kinds.len(),
+                kinds.join("; ")
             )
         })
     }
