@@ -232,7 +232,10 @@ fn study(args: &StudyArgs) -> Result<ExitCode, AppError> {
 /// stopped the sweep is returned as an error, after the table.
 fn sweep(args: &SweepArgs) -> Result<ExitCode, AppError> {
     let (outcome, out_dir) = match &args.collect {
-        Some(dir) => (crate::sweep::collect(dir).map_err(collect_error)?, dir.clone()),
+        Some(dir) => (
+            crate::sweep::collect(dir).map_err(collect_error)?,
+            dir.clone(),
+        ),
         None => {
             let plan = args.to_plan()?;
             if let Some(file) = &args.emit_jobs {

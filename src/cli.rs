@@ -214,7 +214,12 @@ pub struct SweepArgs {
     pub interval: Vec<Duration>,
     /// Trackers, a comma-separated list (`none` runs once per interval, as a
     /// reference without estimate or tracking cost).
-    #[arg(long, value_delimiter = ',', value_enum, required_unless_present = "collect")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_enum,
+        required_unless_present = "collect"
+    )]
     pub tracker: Vec<TrackerKind>,
     /// Estimators, a comma-separated list.
     #[arg(long, value_delimiter = ',', value_enum, default_value = "esx")]

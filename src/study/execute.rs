@@ -247,7 +247,8 @@ pub enum Mode {
 }
 
 /// Why a run counts as failed under `Mode::Collect`.
-pub const MISSING: &str = "missing: no finished run in its folder (its job did not run or did not finish)";
+pub const MISSING: &str =
+    "missing: no finished run in its folder (its job did not run or did not finish)";
 
 /// Makes (or reads back) every run of `plan` into `runs_dir`, printing a
 /// line per run to `log`.

@@ -220,7 +220,11 @@ pub fn study(opts: &StudyOptions, log: &mut dyn Write) -> Result<StudyOutcome, S
 /// under `<out>/study/runs/` to `file`, one job line each (see
 /// `crate::sweep::jobs`), into the very folders the study makes them in.
 /// Returns how many were listed and how many are finished already.
-pub fn emit_jobs(opts: &StudyOptions, bin: &str, file: &Path) -> Result<(usize, usize), StudyError> {
+pub fn emit_jobs(
+    opts: &StudyOptions,
+    bin: &str,
+    file: &Path,
+) -> Result<(usize, usize), StudyError> {
     let scale = if opts.quick {
         plan::Scale::quick()
     } else {
@@ -238,11 +242,7 @@ pub fn emit_jobs(opts: &StudyOptions, bin: &str, file: &Path) -> Result<(usize, 
             skipped += 1;
             continue;
         }
-        text.push_str(&crate::sweep::jobs::job_line(
-            bin,
-            &spec.run_config(),
-            &dir,
-        ));
+        text.push_str(&crate::sweep::jobs::job_line(bin, &spec.run_config(), &dir));
         text.push('\n');
     }
     std::fs::write(file, &text).map_err(|source| StudyError::Io {

@@ -170,14 +170,8 @@ impl PlanFile {
             .zip(&settings)
             .enumerate()
             .flat_map(|(i, (p, s))| {
-                (0..self.repeat).map(move |r| {
-                    (
-                        i,
-                        r,
-                        p.seed.wrapping_add(u64::from(r)),
-                        s.dir_name(r),
-                    )
-                })
+                (0..self.repeat)
+                    .map(move |r| (i, r, p.seed.wrapping_add(u64::from(r)), s.dir_name(r)))
             })
             .collect()
     }
@@ -190,7 +184,10 @@ mod tests {
     #[test]
     fn quoting_leaves_plain_words_and_quotes_the_rest() {
         assert_eq!(shell_quote("--sample-pages"), "--sample-pages");
-        assert_eq!(shell_quote("/tmp/a_b/c.d,k=v:1+2@3%"), "/tmp/a_b/c.d,k=v:1+2@3%");
+        assert_eq!(
+            shell_quote("/tmp/a_b/c.d,k=v:1+2@3%"),
+            "/tmp/a_b/c.d,k=v:1+2@3%"
+        );
         assert_eq!(shell_quote(""), "''");
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
@@ -259,12 +256,19 @@ mod tests {
         };
         let out = Path::new("/results/dir with space/r0");
         let line = job_line("/opt/kvm wss/kvm-wss", &cfg, out);
-        assert!(line.starts_with("'/opt/kvm wss/kvm-wss' run --guest hotset "), "{line}");
-        assert!(line.contains("--out '/results/dir with space/r0'"), "{line}");
+        assert!(
+            line.starts_with("'/opt/kvm wss/kvm-wss' run --guest hotset "),
+            "{line}"
+        );
+        assert!(
+            line.contains("--out '/results/dir with space/r0'"),
+            "{line}"
+        );
         assert!(!line.contains('\n'));
         let argv = run_args(&cfg, out);
-        let cli = crate::cli::Cli::try_parse_from(std::iter::once("kvm-wss".to_string()).chain(argv))
-            .expect("parses");
+        let cli =
+            crate::cli::Cli::try_parse_from(std::iter::once("kvm-wss".to_string()).chain(argv))
+                .expect("parses");
         let crate::cli::Command::Run(run) = cli.command else {
             panic!("not a run");
         };

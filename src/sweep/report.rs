@@ -8,10 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::aggregate::{lag_text, percent};
-use super::{
-    Aggregate, RECOMMENDATION_JSON, Recommendation, SWEEP_MD, Setting, format_interval,
-};
 use super::jobs::PlanFile;
+use super::{Aggregate, RECOMMENDATION_JSON, Recommendation, SWEEP_MD, Setting, format_interval};
 use crate::estimate::EstimatorKind;
 use crate::report::ReportError;
 use crate::report::plot::plot_heatmap;
