@@ -842,4 +842,49 @@ mod tests {
         let out = dir.path().to_str().expect("utf-8");
         assert!(err(&["--out", out]).contains("already holds a sweep.csv"));
     }
+
+    #[test]
+    fn collect_stands_alone_and_emit_jobs_needs_out() {
+        let Command::Sweep(a) = parse(&["sweep", "--collect", "dir"])
+            .expect("parses")
+            .command
+        else {
+            panic!("not sweep");
+        };
+        assert_eq!(a.collect, Some(PathBuf::from("dir")));
+        assert!(parse(&["sweep", "--collect", "dir", "--guest", "seq"]).is_err());
+        assert!(parse(&["sweep", "--collect", "dir", "--tracker", "uffd"]).is_err());
+        assert!(parse(&["sweep", "--tracker", "uffd"]).is_err(), "no guest");
+        assert!(parse(&["sweep", "--guest", "seq"]).is_err(), "no tracker");
+        let emit = [
+            "sweep",
+            "--guest",
+            "seq",
+            "--tracker",
+            "uffd",
+            "--emit-jobs",
+            "j",
+        ];
+        assert!(parse(&emit).is_err(), "--emit-jobs without --out");
+        let a = sweep_args(&["--tracker", "uffd", "--emit-jobs", "j", "--out", "o"]);
+        assert_eq!(a.emit_jobs, Some(PathBuf::from("j")));
+        // Emitting again into a folder that already holds a sweep is allowed.
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("sweep.csv"), "x").expect("write");
+        let out = dir.path().to_str().expect("utf-8");
+        assert!(
+            sweep_args(&["--tracker", "uffd", "--emit-jobs", "j", "--out", out])
+                .to_plan()
+                .is_ok()
+        );
+        let Command::Study(s) = parse(&["study", "--quick", "--collect", "d"])
+            .expect("parses")
+            .command
+        else {
+            panic!("not study");
+        };
+        assert_eq!((s.collect, s.quick), (Some(PathBuf::from("d")), true));
+        assert!(parse(&["study", "--collect", "d", "--emit-jobs", "j"]).is_err());
+        assert!(parse(&["study", "--emit-jobs", "j", "--fresh"]).is_err());
+    }
 }

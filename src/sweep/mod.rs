@@ -617,3 +617,112 @@ pub(crate) mod fixtures {
         lag_up: 2.0,
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::host::{Host, KvmKind};
+
+    fn on(name: &str, cpu: &str, kvm: KvmKind) -> Summary {
+        Summary {
+            host: Some(Host {
+                name: name.into(),
+                nproc: 2,
+                kernel: "Linux 6.1".into(),
+                cpu_model: cpu.into(),
+                hw_virt: kvm == KvmKind::Hardware,
+                mem_bytes: None,
+                kvm,
+            }),
+            ..Summary::default()
+        }
+    }
+
+    #[test]
+    fn hosts_are_counted_and_mixed_kinds_flagged() {
+        let a = on("a", "EPYC", KvmKind::Pvm);
+        let b = on("b", "EPYC", KvmKind::Pvm);
+        let h = Hosts::from_summaries([&a, &b, &a, &Summary::default()]);
+        assert_eq!(
+            h.hosts,
+            [
+                ("a (Linux 6.1, EPYC, pvm KVM)".to_string(), 2),
+                ("b (Linux 6.1, EPYC, pvm KVM)".to_string(), 1)
+            ]
+        );
+        assert_eq!(h.unrecorded, 1);
+        // Alike machines under other names are one kind of host.
+        assert_eq!(h.mixed_note(), None);
+        let c = on("c", "EPYC", KvmKind::Hardware);
+        let note = Hosts::from_summaries([&a, &c]).mixed_note().expect("mixed");
+        assert!(note.contains("2 kinds of host"), "{note}");
+        assert!(
+            note.contains("hardware KVM on EPYC; pvm KVM on EPYC"),
+            "{note}"
+        );
+    }
+
+    #[test]
+    fn the_plan_file_lists_every_run_with_its_folder_and_seed() {
+        let file = PlanFile {
+            guest: "hotset".into(),
+            repeat: 2,
+            targets: fixtures::TARGETS,
+            baseline: false,
+            settings: vec![PlanSetting {
+                tracker: crate::track::TrackerKind::Uffd,
+                estimator: Some(crate::estimate::EstimatorKind::Esx),
+                sample_pages: Some(50),
+                interval_ns: 250_000_000,
+                seed: 7,
+            }],
+        };
+        assert_eq!(
+            file.runs(),
+            [
+                (0, 0, 7, "uffd-esx-s50-i250ms-r0".to_string()),
+                (0, 1, 8, "uffd-esx-s50-i250ms-r1".to_string())
+            ]
+        );
+        let text = serde_json::to_string(&file).expect("json");
+        assert_eq!(
+            serde_json::from_str::<PlanFile>(&text).expect("parses"),
+            file
+        );
+    }
+
+    /// `--collect` on a folder with a plan but no runs lists them all as
+    /// missing, and still writes the (empty) reports.
+    #[test]
+    fn collect_lists_runs_without_a_summary_as_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = PlanFile {
+            guest: "hotset".into(),
+            repeat: 1,
+            targets: fixtures::TARGETS,
+            baseline: false,
+            settings: vec![PlanSetting {
+                tracker: crate::track::TrackerKind::None,
+                estimator: None,
+                sample_pages: None,
+                interval_ns: 1_000_000_000,
+                seed: 1,
+            }],
+        };
+        std::fs::write(
+            dir.path().join(jobs::PLAN_JSON),
+            serde_json::to_string(&file).expect("json"),
+        )
+        .expect("write");
+        // A folder without summary.json: a run killed before it ended.
+        std::fs::create_dir(dir.path().join("none-i1s-r0")).expect("mkdir");
+        let out = collect(dir.path()).expect("collects");
+        assert_eq!(out.missing, ["none-i1s-r0"]);
+        assert!(out.records.is_empty() && out.failure.is_none());
+        assert!(dir.path().join(SWEEP_CSV).is_file());
+        assert!(matches!(
+            collect(&dir.path().join("none-i1s-r0")),
+            Err(SweepError::NoPlan { .. })
+        ));
+    }
+}
