@@ -252,7 +252,10 @@ fn sweep(args: &SweepArgs) -> Result<ExitCode, AppError> {
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            (crate::sweep::run_sweep(&plan)?, plan.out_dir)
+            (
+                crate::sweep::run_sweep(&plan).map_err(collect_error)?,
+                plan.out_dir,
+            )
         }
     };
     let mut stdout = std::io::stdout().lock();
@@ -299,7 +302,7 @@ fn sweep(args: &SweepArgs) -> Result<ExitCode, AppError> {
 }
 
 /// Errors of the sweep folder named on the command line (no plan in it,
-/// another sweep's plan) are bad input; the rest stay runtime errors.
+/// another sweep's plan in it) are bad input; the rest keep their codes.
 fn collect_error(e: SweepError) -> AppError {
     match e {
         SweepError::NoPlan { .. } | SweepError::BadPlan { .. } | SweepError::OtherPlan(_) => {

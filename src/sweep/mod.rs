@@ -15,6 +15,11 @@
 //!   target, or when no counted run saw the truth grow (lag up is `null`:
 //!   there was no step to lag behind). A run that saw growth but whose
 //!   estimate never caught up fails it.
+//! - Every row comes from the run's summary.json as read back from disk,
+//!   both in a local sweep and in `--collect`, so that collecting a sweep
+//!   folder again writes the same sweep.csv, sweep.md and
+//!   recommendation.json byte for byte. `--emit-jobs` (see `jobs`) writes
+//!   the runs as command lines for other engines to run instead.
 
 mod aggregate;
 mod grid;
