@@ -41,6 +41,7 @@ bench: build
 	$(BIN) bench native > docs/bench/native.json
 	$(BIN) bench trackers --detail docs/bench/trackers-detail.json > docs/bench/trackers.json
 	$(BIN) bench trackers --guest-pages 4k > docs/bench/trackers-4k-guest-pages.json
+	$(BIN) bench overcommit > docs/bench/overcommit.json
 	{ echo '```json'; cat docs/bench/native.json; echo '```'; } > docs/bench/native.md
 	{ echo '```json'; cat docs/bench/trackers.json; echo '```'; } > docs/bench/trackers.md
 	$(call splice,bench-native,docs/bench/native.md)

@@ -99,6 +99,34 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             }
             print_json(&result)
         }
+        Command::Bench(BenchCommand::Overcommit {
+            mems,
+            wss,
+            sample_pages,
+            tracker,
+            duration,
+            interval,
+            rounds,
+        }) => {
+            if mems.is_empty() {
+                return Err(UsageError::EmptyList("mems").into());
+            }
+            for &mem in &mems {
+                crate::memlimit::MemLimits::of_this_process()
+                    .check(mem)
+                    .map_err(UsageError::from)?;
+            }
+            let plan = crate::bench::overcommit::OvercommitPlan {
+                mems,
+                wss,
+                sample_pages,
+                tracker,
+                duration,
+                interval,
+                rounds: usize::try_from(rounds).unwrap_or(usize::MAX),
+            };
+            print_json(&crate::bench::overcommit::overcommit(&plan)?)
+        }
         Command::Study(args) => study(&args),
         Command::Plot { run_dir } => {
             let rows = read_timeseries(&run_dir.join("timeseries.csv"))?;
@@ -166,6 +194,9 @@ fn flat(s: &str) -> String {
 
 fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     let cfg = args.to_config()?;
+    if let Some(note) = args.common.overcommit_note() {
+        eprintln!("kvm-wss: {note}");
+    }
     let dir = cfg
         .out_dir
         .clone()
@@ -238,6 +269,9 @@ fn sweep(args: &SweepArgs) -> Result<ExitCode, AppError> {
         ),
         None => {
             let plan = args.to_plan()?;
+            if let Some(note) = args.common.overcommit_note() {
+                eprintln!("kvm-wss: {note}");
+            }
             if let Some(file) = &args.emit_jobs {
                 let bin = crate::sweep::jobs::current_binary();
                 let e = crate::sweep::emit_jobs(&plan, &bin, file).map_err(collect_error)?;

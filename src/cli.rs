@@ -96,6 +96,30 @@ pub enum BenchCommand {
         #[arg(long)]
         detail: Option<PathBuf>,
     },
+    /// The VMM's cost per interval (arm, collect, truth, sampler CPU) of the same guest at growing --mem, up to past host memory.
+    Overcommit {
+        /// Guest RAM sizes, a comma-separated list; ratios are to the first.
+        #[arg(long, value_delimiter = ',', value_parser = size, default_value = "512M,8G,64G")]
+        mems: Vec<u64>,
+        /// Working set of the hotset guest.
+        #[arg(long, default_value = "64M", value_parser = size)]
+        wss: u64,
+        /// Pages sampled per interval.
+        #[arg(long, default_value_t = DEFAULT_SAMPLE_PAGES)]
+        sample_pages: u64,
+        /// How sampled pages are invalidated.
+        #[arg(long, value_enum, default_value = "uffd")]
+        tracker: TrackerKind,
+        /// Length of each run.
+        #[arg(long, default_value = "6s", value_parser = duration)]
+        duration: Duration,
+        /// Length of one sampling interval.
+        #[arg(long, default_value = "1s", value_parser = duration)]
+        interval: Duration,
+        /// Rounds; each runs every size once, in an order rotated per round.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+        rounds: u64,
+    },
 }
 
 /// Parses a size with an optional K/M/G suffix.
@@ -255,8 +279,8 @@ pub enum UsageError {
     UnknownParam { guest: String, key: String },
     #[error("--wss {wss} is larger than --mem {mem}")]
     WssLargerThanMem { wss: u64, mem: u64 },
-    #[error("--mem {mem} is larger than this host's memory ({host} bytes)")]
-    MemLargerThanHost { mem: u64, host: u64 },
+    #[error(transparent)]
+    Mem(#[from] crate::memlimit::MemLimitError),
     #[error("--interval {interval:?} is longer than --duration {duration:?}")]
     IntervalTooLong {
         interval: Duration,
@@ -282,15 +306,18 @@ pub enum UsageError {
     Sweep(sweep::SweepError),
 }
 
-/// Total memory of the host, from /proc/meminfo.
-pub fn host_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
+pub use crate::memlimit::host_memory;
 
 impl CommonArgs {
+    /// The one-line note to print when `--mem` exceeds host memory (an
+    /// overcommitted guest, which is allowed), if it does.
+    pub fn overcommit_note(&self) -> Option<String> {
+        crate::memlimit::MemLimits::of_this_process()
+            .check(self.mem)
+            .ok()
+            .flatten()
+    }
+
     /// Checks what can be checked without KVM and builds the config of one
     /// run with the given per-run choices. The result has no output folder
     /// and prints live lines unless `--quiet`.
@@ -320,14 +347,8 @@ impl CommonArgs {
                 mem: self.mem,
             });
         }
-        if let Some(host) = host_memory()
-            && self.mem > host
-        {
-            return Err(UsageError::MemLargerThanHost {
-                mem: self.mem,
-                host,
-            });
-        }
+        // Bounded by what can be mapped, not by host memory: see memlimit.
+        crate::memlimit::MemLimits::of_this_process().check(self.mem)?;
         let guest_pages = self
             .guest_pages
             .unwrap_or_else(|| default_guest_pages(tracker));
@@ -587,8 +608,15 @@ mod tests {
         );
         assert!(
             err(&["--guest", "seq", "--mem", "1024G", "--wss", "1M"])
-                .contains("larger than this host")
+                .contains("larger than the largest guest RAM")
         );
+        // More than this host's memory but mappable: an overcommitted guest.
+        let big = run_args(&["--guest", "seq", "--mem", "64G"]);
+        big.to_config().expect("64G is mappable");
+        if crate::memlimit::host_memory().is_some_and(|h| h < 64 << 30) {
+            assert!(big.common.overcommit_note().is_some());
+        }
+        assert_eq!(run_args(&["--guest", "seq"]).common.overcommit_note(), None);
         assert!(
             err(&["--guest", "seq", "--interval", "5s", "--duration", "1s"])
                 .contains("longer than --duration")

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod estimate;
 pub mod guests;
+pub mod memlimit;
 pub mod report;
 pub mod run;
 pub mod sampler;

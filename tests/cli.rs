@@ -42,7 +42,7 @@ fn usage_errors_exit_2_with_one_line() {
     assert_fails(
         &["run", "--guest", "seq", "--mem", "4096G", "--wss", "1M"],
         2,
-        "larger than this host",
+        "larger than the largest guest RAM",
     );
     assert_fails(&["run", "--guest", "seq", "--mem", "lots"], 2, "not a size");
     assert_fails(
@@ -61,6 +61,25 @@ fn usage_errors_exit_2_with_one_line() {
         "invalid value",
     );
     assert_fails(&["frobnicate"], 2, "unrecognized subcommand");
+}
+
+#[test]
+fn mem_beyond_the_address_space_limit_exits_2() {
+    // 4 GiB of address space cannot hold 8 GiB of guest RAM: refused
+    // before any KVM call, whatever the host's memory.
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 4194304 && exec \"$0\" run --guest seq --mem 8G --duration 1s")
+        .arg(env!("CARGO_BIN_EXE_kvm-wss"))
+        .output()
+        .expect("run kvm-wss under sh");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "stderr {err}");
+    assert!(
+        err.contains("cannot be mapped") && err.contains("RLIMIT_AS"),
+        "{err:?}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err:?}");
 }
 
 #[test]

@@ -6,9 +6,12 @@
 //! - `trackers` (trackers.rs): each tracker's cost per tracked touch through
 //!   kvm-wss and through the floor (floor.rs), a minimal loop that drives
 //!   the same kernel mechanism directly: what kvm-wss adds.
+//! - `overcommit` (overcommit.rs): the VMM's cost per interval at growing
+//!   `--mem`, up to past host memory: does it stay flat?
 
 mod floor;
 pub mod native;
+pub mod overcommit;
 mod realtime;
 pub mod trackers;
 
@@ -26,6 +29,8 @@ pub enum BenchError {
     Boot(#[from] BootError),
     #[error("cannot start the vCPU thread")]
     Spawn(#[source] std::io::Error),
+    #[error("a benchmark run failed")]
+    Run(#[source] Box<crate::run::RunError>),
     #[error("the benchmark guest did not run: {0}")]
     Guest(String),
     #[error("cannot allocate {0} bytes for the host kernel")]

@@ -62,16 +62,52 @@ fn setup_error(what: impl Into<String>, source: Option<io::Error>) -> TrackError
     }
 }
 
-fn bit(words: &[u64], page: RamPage) -> bool {
-    words[(page / 64) as usize] & (1 << (page % 64)) != 0
+/// Pages per chunk of a [`SparseBits`]: 16 MiB of guest RAM, 512 bytes.
+const CHUNK_PAGES: u64 = 4096;
+
+/// A bit per RAM page, allocated a chunk at a time where a bit was ever
+/// set: its memory, and the page faults of first touching it, grow with
+/// the pages sampled, not with guest RAM. (A dense bitmap of a 64 GiB
+/// guest is 2 MiB, and scattered samples fault in a new page of it with
+/// almost every bit they set.)
+#[derive(Default)]
+struct SparseBits {
+    chunks: Vec<Option<Box<[u64; (CHUNK_PAGES / 64) as usize]>>>,
 }
 
-fn set_bit(words: &mut [u64], page: RamPage) {
-    words[(page / 64) as usize] |= 1 << (page % 64);
+impl SparseBits {
+    fn new(pages: u64) -> SparseBits {
+        SparseBits {
+            chunks: (0..pages.div_ceil(CHUNK_PAGES)).map(|_| None).collect(),
+        }
+    }
+
+    fn word(page: RamPage) -> (usize, usize, u64) {
+        (
+            (page / CHUNK_PAGES) as usize,
+            ((page % CHUNK_PAGES) / 64) as usize,
+            1 << (page % 64),
+        )
+    }
 }
 
-fn clear_bit(words: &mut [u64], page: RamPage) {
-    words[(page / 64) as usize] &= !(1 << (page % 64));
+fn bit(bits: &SparseBits, page: RamPage) -> bool {
+    let (c, w, mask) = SparseBits::word(page);
+    bits.chunks[c]
+        .as_ref()
+        .is_some_and(|chunk| chunk[w] & mask != 0)
+}
+
+fn set_bit(bits: &mut SparseBits, page: RamPage) {
+    let (c, w, mask) = SparseBits::word(page);
+    bits.chunks[c].get_or_insert_with(|| Box::new([0; (CHUNK_PAGES / 64) as usize]))[w] |= mask;
+}
+
+fn clear_bit(bits: &mut SparseBits, page: RamPage) {
+    let (c, w, mask) = SparseBits::word(page);
+    if let Some(chunk) = bits.chunks[c].as_mut() {
+        chunk[w] &= !mask;
+    }
 }
 
 /// A userfaultfd with guest RAM registered for minor faults, offering
@@ -198,10 +234,10 @@ pub(crate) fn install(
 struct State {
     /// The armed pages of this cycle, sorted.
     armed: Vec<RamPage>,
-    armed_bits: Vec<u64>,
-    touched_bits: Vec<u64>,
+    armed_bits: SparseBits,
+    touched_bits: SparseBits,
     /// Pages known to be in the memfd's page cache (fallocated by us).
-    present_bits: Vec<u64>,
+    present_bits: SparseBits,
     faults: u64,
     service: Duration,
     arm: Duration,
@@ -280,16 +316,15 @@ impl UffdTracker {
         let stop_rx = stop
             .try_clone()
             .map_err(|e| setup_error("cannot duplicate the stop eventfd", Some(e)))?;
-        let words = layout.ram_pages().div_ceil(64) as usize;
         let shared = Arc::new(Shared {
             uffd,
             memory: Arc::clone(memory),
             ram_host,
             pages: layout.ram_pages(),
             state: Mutex::new(State {
-                armed_bits: vec![0; words],
-                touched_bits: vec![0; words],
-                present_bits: vec![0; words],
+                armed_bits: SparseBits::new(layout.ram_pages()),
+                touched_bits: SparseBits::new(layout.ram_pages()),
+                present_bits: SparseBits::new(layout.ram_pages()),
                 ..State::default()
             }),
             touched: AtomicUsize::new(0),
@@ -711,6 +746,25 @@ mod tests {
         assert_eq!(pread(&mem, 3), 8);
         let s = t.stats();
         assert_eq!((s.faults, s.counters["fallocated_pages"]), (4, 5));
+    }
+
+    #[test]
+    fn sparse_bits_allocate_only_where_set() {
+        let pages = (64u64 << 30) / PAGE_SIZE;
+        let mut b = SparseBits::new(pages);
+        assert_eq!(b.chunks.len(), 4096);
+        for p in [0, 63, 64, CHUNK_PAGES - 1, pages / 2, pages - 1] {
+            assert!(!bit(&b, p));
+            set_bit(&mut b, p);
+            assert!(bit(&b, p));
+        }
+        assert!(!bit(&b, 1) && !bit(&b, CHUNK_PAGES) && !bit(&b, pages - 2));
+        // Three chunks hold the six bits; clearing frees nothing, sets nothing.
+        assert_eq!(b.chunks.iter().filter(|c| c.is_some()).count(), 3);
+        clear_bit(&mut b, 63);
+        clear_bit(&mut b, CHUNK_PAGES * 7);
+        assert!(!bit(&b, 63) && bit(&b, 0) && bit(&b, 64));
+        assert_eq!(b.chunks.iter().filter(|c| c.is_some()).count(), 3);
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub struct GuestMemory {
     ram_host: usize,
     meta_host: usize,
     layout: Layout,
+    /// The host range of both truth bitmaps when it is locked on fault and
+    /// registered with `truth` (see `lock_bitmaps`).
+    locked_bitmaps: Option<std::ops::Range<usize>>,
 }
 
 impl GuestMemory {
@@ -104,12 +107,15 @@ impl GuestMemory {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mem = GuestMemoryMmap::from_regions(regions).map_err(MemoryError::Collection)?;
+        let bitmaps = meta_host + (layout.read_bitmap - META_BASE) as usize
+            ..meta_host + (layout.page_tables - META_BASE) as usize;
         Ok(GuestMemory {
             mem,
             ram_file,
             ram_host,
             meta_host,
             layout: *layout,
+            locked_bitmaps: lock_bitmaps(bitmaps),
         })
     }
 
@@ -245,6 +251,43 @@ impl GuestMemory {
     }
 }
 
+/// Locks the truth bitmaps' pages as they fault in (`MLOCK_ONFAULT`: no
+/// page is allocated here) so that they are never swapped out, and tells
+/// `truth` so: then a page `mincore` reports absent was never written, and
+/// reading the truth costs the pages in use, not all of RAM. Small huge
+/// pages are refused on the range so that residency stays per 4 KiB page.
+/// Without the lock (RLIMIT_MEMLOCK too low) the truth reads every page,
+/// as exact and slower.
+fn lock_bitmaps(range: std::ops::Range<usize>) -> Option<std::ops::Range<usize>> {
+    let (addr, len) = (range.start as *mut libc::c_void, range.end - range.start);
+    // SAFETY: the range lies inside the metadata mapping just created and
+    // owned by the caller; the advice and the lock change no contents.
+    let (_, locked) = unsafe {
+        (
+            libc::madvise(addr, len, libc::MADV_NOHUGEPAGE),
+            libc::mlock2(addr, len, libc::MLOCK_ONFAULT),
+        )
+    };
+    if locked != 0 {
+        log::info!(
+            "cannot lock the truth bitmaps ({}); the truth reads all of them",
+            std::io::Error::last_os_error()
+        );
+        return None;
+    }
+    crate::truth::register_locked(range.clone());
+    Some(range)
+}
+
+impl Drop for GuestMemory {
+    fn drop(&mut self) {
+        // Before the fields (and the mapping) go.
+        if let Some(range) = &self.locked_bitmaps {
+            crate::truth::unregister_locked(range);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +314,38 @@ mod tests {
         assert_eq!(m.read_u64(layout.ram_end() - 8), Some(0));
         assert_eq!(m.read_u64(layout.ram_end()), None);
         assert_eq!(m.read_u64(u64::MAX - 3), None);
+    }
+
+    #[test]
+    fn truth_of_a_64g_guest_reads_only_the_bitmap_pages_in_use() {
+        use std::sync::atomic::Ordering;
+        let layout =
+            Layout::new(wss_abi::MAX_RAM_SIZE, RAM_BASE + 0x1000, 64 << 20).expect("layout");
+        let m = GuestMemory::new(&layout).expect("memory");
+        let (read, write) = m.truth_bitmaps();
+        let data = layout.data_first_page()..layout.ram_pages();
+        let words = layout.bitmap_words;
+        // Pages near the start, the middle and the end of RAM, as a guest
+        // with a small working set in a large RAM would touch.
+        let last = layout.ram_pages() - 1;
+        for p in [data.start, data.start + 1, last / 2, last] {
+            read[(p / 64) as usize].fetch_or(1 << (p % 64), Ordering::Relaxed);
+        }
+        write[(last / 2 / 64) as usize].fetch_or(1 << (last / 2 % 64), Ordering::Relaxed);
+        let (sample, scanned) = crate::truth::take_counting(read, write, data.clone());
+        assert_eq!(sample, crate::truth::TruthSample { all: 4, writes: 1 });
+        if m.locked_bitmaps.is_none() {
+            eprintln!("skipping the scaling check: the bitmaps could not be locked");
+            return;
+        }
+        // Three pages of each bitmap hold bits (512 words a page); the
+        // other 2 * 509 were never read, let alone swapped.
+        assert!(
+            scanned <= 2 * 3 * 512,
+            "{scanned} of {} words read",
+            2 * words
+        );
+        let (again, _) = crate::truth::take_counting(read, write, data);
+        assert_eq!(again, crate::truth::TruthSample::default());
     }
 }
