@@ -97,6 +97,15 @@ pub fn run_args(cfg: &RunConfig, out: &Path) -> Vec<String> {
     a
 }
 
+/// The run arguments of `cfg` without `--out`: what the run measures.
+pub fn setting_args(cfg: &RunConfig) -> Vec<String> {
+    let mut args = run_args(cfg, Path::new(""));
+    if let Some(i) = args.iter().position(|a| a == "--out") {
+        args.drain(i..(i + 2).min(args.len()));
+    }
+    args
+}
+
 /// One job line: `bin` then the run's arguments, quoted.
 pub fn job_line(bin: &str, cfg: &RunConfig, out: &Path) -> String {
     let mut argv = vec![bin.to_string()];
@@ -137,6 +146,10 @@ pub struct PlanSetting {
     pub sample_pages: Option<u64>,
     pub interval_ns: u64,
     pub seed: u64,
+    /// The `kvm-wss run` arguments of repeat 0, less `--out`: every option
+    /// of the run, so that a sweep with another `--duration`, `--mem`,
+    /// `--param`... is not taken for this one.
+    pub args: Vec<String>,
 }
 
 /// sweep-plan.json: what `--collect` needs to read a sweep folder back.
@@ -266,6 +279,13 @@ mod tests {
         );
         assert!(!line.contains('\n'));
         let argv = run_args(&cfg, out);
+        let setting = setting_args(&cfg);
+        assert_eq!(setting.len() + 2, argv.len());
+        assert!(
+            !setting
+                .iter()
+                .any(|a| a == "--out" || a.starts_with("/results"))
+        );
         let cli =
             crate::cli::Cli::try_parse_from(std::iter::once("kvm-wss".to_string()).chain(argv))
                 .expect("parses");

@@ -98,6 +98,7 @@ impl SweepPlan {
                     sample_pages: s.sample_pages,
                     interval_ns: u64::try_from(s.interval.as_nanos()).unwrap_or(u64::MAX),
                     seed: cfg.seed,
+                    args: jobs::setting_args(cfg),
                 })
                 .collect(),
         }
@@ -680,6 +681,7 @@ mod tests {
                 sample_pages: Some(50),
                 interval_ns: 250_000_000,
                 seed: 7,
+                args: vec!["run".into()],
             }],
         };
         assert_eq!(
@@ -712,6 +714,7 @@ mod tests {
                 sample_pages: None,
                 interval_ns: 1_000_000_000,
                 seed: 1,
+                args: vec!["run".into()],
             }],
         };
         std::fs::write(
@@ -728,6 +731,55 @@ mod tests {
         assert!(matches!(
             collect(&dir.path().join("none-i1s-r0")),
             Err(SweepError::NoPlan { .. })
+        ));
+    }
+
+    fn plan(dir: &Path, duration: &str) -> SweepPlan {
+        use clap::Parser;
+        let out = dir.to_str().expect("utf-8");
+        let args = [
+            "kvm-wss",
+            "sweep",
+            "--guest",
+            "hotset",
+            "--tracker",
+            "uffd",
+            "--mem",
+            "64M",
+            "--wss",
+            "8M",
+            "--duration",
+            duration,
+            "--out",
+            out,
+            "--emit-jobs",
+            "j",
+        ];
+        match crate::cli::Cli::try_parse_from(args)
+            .expect("parses")
+            .command
+        {
+            crate::cli::Command::Sweep(a) => a.to_plan().expect("valid"),
+            other => panic!("not a sweep: {other:?}"),
+        }
+    }
+
+    /// Re-emitting the same sweep is fine; a sweep that differs in any run
+    /// option (here only --duration, which run ids do not name) is refused,
+    /// so its runs are never taken for the finished runs of another.
+    #[test]
+    fn another_sweep_cannot_emit_into_the_same_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let jobs = dir.path().join("jobs.txt");
+        let out = dir.path().join("s");
+        let first = emit_jobs(&plan(&out, "2s"), "kvm-wss", &jobs).expect("emits");
+        assert_eq!((first.listed, first.skipped), (1, 0));
+        let line = std::fs::read_to_string(&jobs).expect("jobs");
+        assert!(line.starts_with("kvm-wss run --guest hotset "), "{line}");
+        assert!(emit_jobs(&plan(&out, "2s"), "kvm-wss", &jobs).is_ok());
+        assert!(matches!(
+            emit_jobs(&plan(&out, "3s"), "kvm-wss", &jobs),
+            Err(SweepError::OtherPlan(_))
         ));
     }
 }
