@@ -120,14 +120,25 @@ pub fn study(opts: &StudyOptions, log: &mut dyn Write) -> Result<StudyOutcome, S
     mkdir(&runs_dir)?;
     let specs = plan.runs();
     let (todo, time) = execute::estimate(&specs, &runs_dir, opts.fresh);
-    writeln!(
-        log,
-        "study: {} runs planned, {} already made, {} to make: about {} of run time",
-        specs.len(),
-        specs.len() - todo,
-        todo,
-        format::elapsed(time.as_secs_f64())
-    )
+    if opts.collect {
+        writeln!(
+            log,
+            "study: {} runs planned, {} finished under {}, {} missing",
+            specs.len(),
+            specs.len() - todo,
+            runs_dir.display(),
+            todo
+        )
+    } else {
+        writeln!(
+            log,
+            "study: {} runs planned, {} already made, {} to make: about {} of run time",
+            specs.len(),
+            specs.len() - todo,
+            todo,
+            format::elapsed(time.as_secs_f64())
+        )
+    }
     .map_err(StudyError::Log)?;
     let stale = stale_runs(&runs_dir, &plan);
     if !stale.is_empty() {
