@@ -235,10 +235,24 @@ fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
 
 fn study(args: &StudyArgs) -> Result<ExitCode, AppError> {
     let opts = crate::study::StudyOptions {
-        out: args.out.clone(),
+        out: args.collect.clone().unwrap_or_else(|| args.out.clone()),
         quick: args.quick,
         fresh: args.fresh,
+        collect: args.collect.is_some(),
     };
+    if let Some(file) = &args.emit_jobs {
+        let bin = crate::sweep::jobs::current_binary();
+        let (listed, skipped) = crate::study::emit_jobs(&opts, &bin, file)?;
+        eprintln!(
+            "kvm-wss: {listed} runs listed in {}, {skipped} already finished under {}; \
+             run the list, then `kvm-wss study{} --collect {}`",
+            file.display(),
+            opts.out.join("study").join("runs").display(),
+            if opts.quick { " --quick" } else { "" },
+            opts.out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let outcome = crate::study::study(&opts, &mut std::io::stderr())?;
     println!("{}", outcome.doc.display());
     Ok(ExitCode::SUCCESS)
@@ -248,19 +262,56 @@ fn study(args: &StudyArgs) -> Result<ExitCode, AppError> {
 /// VMM, else 3 if a guest crashed or exited non-zero, else 0. A failure that
 /// stopped the sweep is returned as an error, after the table.
 fn sweep(args: &SweepArgs) -> Result<ExitCode, AppError> {
-    let plan = args.to_plan()?;
-    if let Some(note) = args.common.overcommit_note() {
-        eprintln!("kvm-wss: {note}");
-    }
-    let outcome = crate::sweep::run_sweep(&plan)?;
+    let (outcome, out_dir) = match &args.collect {
+        Some(dir) => (
+            crate::sweep::collect(dir).map_err(collect_error)?,
+            dir.clone(),
+        ),
+        None => {
+            let plan = args.to_plan()?;
+            if let Some(note) = args.common.overcommit_note() {
+                eprintln!("kvm-wss: {note}");
+            }
+            if let Some(file) = &args.emit_jobs {
+                let bin = crate::sweep::jobs::current_binary();
+                let e = crate::sweep::emit_jobs(&plan, &bin, file).map_err(collect_error)?;
+                eprintln!(
+                    "kvm-wss: {} runs listed in {}, {} already finished in {}; \
+                     run the list, then `kvm-wss sweep --collect {}`",
+                    e.listed,
+                    file.display(),
+                    e.skipped,
+                    plan.out_dir.display(),
+                    plan.out_dir.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            (
+                crate::sweep::run_sweep(&plan).map_err(collect_error)?,
+                plan.out_dir,
+            )
+        }
+    };
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(outcome.table.as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(AppError::Stdout)?;
-    eprintln!("kvm-wss: sweep output in {}", plan.out_dir.display());
+    eprintln!("kvm-wss: sweep output in {}", out_dir.display());
+    if args.collect.is_some() {
+        report_collected(&outcome);
+    }
     if let Some(e) = outcome.failure {
         return Err(e.into());
+    }
+    if !outcome.missing.is_empty() {
+        eprintln!(
+            "kvm-wss: {} of {} runs missing; emit the job list again (same sweep options and \
+             --out) to list just those",
+            outcome.missing.len(),
+            outcome.counts.planned
+        );
+        return Ok(ExitCode::from(EXIT_RUNTIME));
     }
     let any = |f: &dyn Fn(&Summary) -> bool| outcome.records.iter().any(|r| f(&r.summary));
     Ok(if outcome.counts.interrupted {
@@ -268,7 +319,7 @@ fn sweep(args: &SweepArgs) -> Result<ExitCode, AppError> {
             "kvm-wss: interrupted after {} of {} runs; what was measured is in {}",
             outcome.counts.finished,
             outcome.counts.planned,
-            plan.out_dir.display()
+            out_dir.display()
         );
         ExitCode::from(EXIT_INTERRUPTED)
     } else if any(&|s| s.end == "error") {
@@ -282,6 +333,42 @@ fn sweep(args: &SweepArgs) -> Result<ExitCode, AppError> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Errors of the sweep folder named on the command line (no plan in it,
+/// another sweep's plan in it) are bad input; the rest keep their codes.
+fn collect_error(e: SweepError) -> AppError {
+    match e {
+        SweepError::NoPlan { .. } | SweepError::BadPlan { .. } | SweepError::OtherPlan(_) => {
+            AppError::Usage(UsageError::Sweep(e))
+        }
+        other => AppError::Sweep(other),
+    }
+}
+
+/// What `sweep --collect` found: the missing and failed runs, and the
+/// hosts the runs ran on.
+fn report_collected(outcome: &crate::sweep::SweepOutcome) {
+    for dir in &outcome.missing {
+        eprintln!("kvm-wss: missing: {dir} (no finished summary.json)");
+    }
+    for r in &outcome.records {
+        if !crate::sweep::is_counted(&r.summary) {
+            eprintln!("kvm-wss: failed: {} (end {})", r.run_dir, r.summary.end);
+        }
+    }
+    for (line, n) in &outcome.hosts.hosts {
+        eprintln!("kvm-wss: {n} runs on {line}");
+    }
+    if outcome.hosts.unrecorded > 0 {
+        eprintln!(
+            "kvm-wss: {} runs do not record their host",
+            outcome.hosts.unrecorded
+        );
+    }
+    if let Some(note) = outcome.hosts.mixed_note() {
+        eprintln!("kvm-wss: {note}");
+    }
 }
 
 fn opt(v: Option<f64>, unit: &str, digits: usize) -> String {

@@ -57,6 +57,14 @@ pub struct StudyArgs {
     /// Make every run again instead of reusing finished ones under OUT/study/runs/.
     #[arg(long)]
     pub fresh: bool,
+    /// Do not run: write the runs not yet finished under OUT/study/runs/ to FILE, one
+    /// `kvm-wss run` command line each; then `study --collect OUT`.
+    #[arg(long, value_name = "FILE", conflicts_with = "fresh")]
+    pub emit_jobs: Option<PathBuf>,
+    /// Do not run: read the finished runs under DIR/study/runs/ and write DIR/study.md and
+    /// its figures (DIR is the --out of --emit-jobs; give --quick if the jobs were quick).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["fresh", "emit_jobs", "out"])]
+    pub collect: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,6 +224,8 @@ pub struct RunArgs {
 
 /// `kvm-wss sweep`: every combination of the lists, each `--repeat` times.
 #[derive(Debug, Clone, Args)]
+// `--collect DIR` alone needs no guest: the sweep folder's plan says it all.
+#[command(mut_arg("guest", |a| a.required(false).default_value("").required_unless_present("collect")))]
 pub struct SweepArgs {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -228,7 +238,12 @@ pub struct SweepArgs {
     pub interval: Vec<Duration>,
     /// Trackers, a comma-separated list (`none` runs once per interval, as a
     /// reference without estimate or tracking cost).
-    #[arg(long, value_delimiter = ',', value_enum, required = true)]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_enum,
+        required_unless_present = "collect"
+    )]
     pub tracker: Vec<TrackerKind>,
     /// Estimators, a comma-separated list.
     #[arg(long, value_delimiter = ',', value_enum, default_value = "esx")]
@@ -242,9 +257,18 @@ pub struct SweepArgs {
     /// Largest acceptable mean lag up, in intervals, for the recommendation.
     #[arg(long, default_value_t = 2.0)]
     pub target_lag: f64,
-    /// Output folder (default: a new folder under runs/). Must not hold a sweep.csv already.
+    /// Output folder (default: a new folder under runs/). Must not hold a sweep.csv already,
+    /// except with --emit-jobs.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Do not run: write the runs not yet finished under --out to FILE, one `kvm-wss run`
+    /// command line each, for GNU parallel, xargs or a Slurm array; then `--collect` the folder.
+    #[arg(long, value_name = "FILE", requires = "out")]
+    pub emit_jobs: Option<PathBuf>,
+    /// Do not run: read the finished runs of the sweep folder DIR (from --emit-jobs or a
+    /// sweep) and write its sweep.csv, heat maps and recommendation.
+    #[arg(long, value_name = "DIR", exclusive = true)]
+    pub collect: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +302,8 @@ pub enum UsageError {
     SweepExists(PathBuf),
     #[error(transparent)]
     GuestPages(#[from] GuestPagesError),
+    #[error(transparent)]
+    Sweep(sweep::SweepError),
 }
 
 pub use crate::memlimit::host_memory;
@@ -443,7 +469,7 @@ impl SweepArgs {
             Some(dir) => dir.clone(),
             None => sweep::default_out_dir(&self.common.guest),
         };
-        if out_dir.join(sweep::SWEEP_CSV).exists() {
+        if self.emit_jobs.is_none() && out_dir.join(sweep::SWEEP_CSV).exists() {
             return Err(UsageError::SweepExists(out_dir));
         }
         Ok(SweepPlan {
@@ -843,5 +869,50 @@ mod tests {
         std::fs::write(dir.path().join("sweep.csv"), "x").expect("write");
         let out = dir.path().to_str().expect("utf-8");
         assert!(err(&["--out", out]).contains("already holds a sweep.csv"));
+    }
+
+    #[test]
+    fn collect_stands_alone_and_emit_jobs_needs_out() {
+        let Command::Sweep(a) = parse(&["sweep", "--collect", "dir"])
+            .expect("parses")
+            .command
+        else {
+            panic!("not sweep");
+        };
+        assert_eq!(a.collect, Some(PathBuf::from("dir")));
+        assert!(parse(&["sweep", "--collect", "dir", "--guest", "seq"]).is_err());
+        assert!(parse(&["sweep", "--collect", "dir", "--tracker", "uffd"]).is_err());
+        assert!(parse(&["sweep", "--tracker", "uffd"]).is_err(), "no guest");
+        assert!(parse(&["sweep", "--guest", "seq"]).is_err(), "no tracker");
+        let emit = [
+            "sweep",
+            "--guest",
+            "seq",
+            "--tracker",
+            "uffd",
+            "--emit-jobs",
+            "j",
+        ];
+        assert!(parse(&emit).is_err(), "--emit-jobs without --out");
+        let a = sweep_args(&["--tracker", "uffd", "--emit-jobs", "j", "--out", "o"]);
+        assert_eq!(a.emit_jobs, Some(PathBuf::from("j")));
+        // Emitting again into a folder that already holds a sweep is allowed.
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("sweep.csv"), "x").expect("write");
+        let out = dir.path().to_str().expect("utf-8");
+        assert!(
+            sweep_args(&["--tracker", "uffd", "--emit-jobs", "j", "--out", out])
+                .to_plan()
+                .is_ok()
+        );
+        let Command::Study(s) = parse(&["study", "--quick", "--collect", "d"])
+            .expect("parses")
+            .command
+        else {
+            panic!("not study");
+        };
+        assert_eq!((s.collect, s.quick), (Some(PathBuf::from("d")), true));
+        assert!(parse(&["study", "--collect", "d", "--emit-jobs", "j"]).is_err());
+        assert!(parse(&["study", "--emit-jobs", "j", "--fresh"]).is_err());
     }
 }

@@ -322,6 +322,7 @@ fn run_once(
         hold_us_max: rows.iter().map(|r| r.hold_us).fold(0.0, f64::max),
         forced_holds: thread_forced_holds,
         stall_us: status.stall_cycles as f64 / tsc_hz as f64 * 1e6,
+        host: Some(crate::study::host::Host::current()),
         ..Summary::default()
     };
     s.record_accuracy(&rows, cfg.warmup_intervals, truth_column);

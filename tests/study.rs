@@ -95,3 +95,45 @@ fn quick_study_writes_a_complete_document() {
     assert!(stderr.contains(" 0 to make"), "{stderr}");
     assert!(stderr.lines().filter(|l| l.contains(": cached")).count() >= 6);
 }
+
+/// The quick study as a job list: emitted, run by xargs, collected into
+/// the document; emitted again, nothing is left to run.
+#[test]
+fn quick_study_jobs_run_with_xargs_and_collect_into_the_document() {
+    if !common::kvm_available("quick_study_jobs_run_with_xargs_and_collect_into_the_document") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("docs");
+    let jobs = dir.path().join("jobs.txt");
+    let kvm_wss = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
+            .args(["study", "--quick"])
+            .args(args)
+            .output()
+            .expect("run kvm-wss study")
+    };
+    let path = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let o = kvm_wss(&["--out", &path(&out), "--emit-jobs", &path(&jobs)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines = std::fs::read_to_string(&jobs).expect("job list");
+    assert!(lines.lines().count() > 10, "{lines}");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("xargs -d '\\n' -P 2 -n 1 sh -c < \"$1\" > /dev/null")
+        .arg("sh")
+        .arg(&jobs)
+        .output()
+        .expect("xargs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = kvm_wss(&["--collect", &path(&out)]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains(" runs on "), "{stderr}");
+    let doc = std::fs::read_to_string(out.join("study.md")).expect("study.md");
+    assert!(doc.contains("## 1. Does it work?"));
+    assert!(!doc.contains("## Runs that failed"), "{doc}");
+    let o = kvm_wss(&["--out", &path(&out), "--emit-jobs", &path(&jobs)]);
+    assert!(o.status.success());
+    assert_eq!(std::fs::read_to_string(&jobs).expect("job list"), "");
+}

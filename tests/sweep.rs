@@ -236,3 +236,226 @@ fn bad_sweeps_are_usage_errors_before_any_run() {
         assert!(!out.exists(), "{extra:?} created {}", out.display());
     }
 }
+
+/// The 2x2 grid of the job-list tests: 2 s runs.
+fn jobs_grid(out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "sweep",
+        "--guest",
+        "hotset",
+        "--wss",
+        "8M",
+        "--mem",
+        "64M",
+        "--duration",
+        "2s",
+        "--warmup",
+        "1",
+        "--sample-pages",
+        "50,200",
+        "--interval",
+        "250ms,500ms",
+        "--tracker",
+        TRACKER,
+        "--no-plot",
+        "--quiet",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(out.to_str().expect("utf-8 path").to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Emits the job list of the grid into `jobs`; returns its lines.
+fn emit(out: &Path, jobs: &Path) -> Vec<String> {
+    let o = kvm_wss(&jobs_grid(
+        out,
+        &["--emit-jobs", jobs.to_str().expect("utf-8")],
+    ));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::read_to_string(jobs)
+        .expect("job list")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs job lines the way the README says, `xargs -d '\n' -P 2 -n 1 sh -c`.
+fn xargs(lines: &[String]) {
+    let mut child = Command::new("xargs")
+        .args(["-d", "\n", "-P", "2", "-n", "1", "sh", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("xargs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        for l in lines {
+            writeln!(stdin, "{l}").expect("write a job line");
+        }
+    }
+    assert!(child.wait().expect("xargs").success(), "a job failed");
+}
+
+fn collect(out: &Path) -> Output {
+    kvm_wss(&[
+        "sweep".to_string(),
+        "--collect".to_string(),
+        out.to_str().expect("utf-8").to_string(),
+    ])
+}
+
+/// The run folders of the grid, as a local sweep names them, in plan order.
+const GRID_RUNS: [&str; 4] = [
+    "uffd-esx-s50-i250ms-r0",
+    "uffd-esx-s50-i500ms-r0",
+    "uffd-esx-s200-i250ms-r0",
+    "uffd-esx-s200-i500ms-r0",
+];
+
+#[test]
+fn emitted_jobs_run_with_xargs_and_collect_into_a_recommendation() {
+    if !common::kvm_available("emitted_jobs_run_with_xargs_and_collect_into_a_recommendation") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A space in the path: the job lines must quote it.
+    let out = dir.path().join("results folder");
+    let jobs = dir.path().join("jobs.txt");
+    let lines = emit(&out, &jobs);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    for (line, run) in lines.iter().zip(GRID_RUNS) {
+        assert!(line.contains(" run --guest hotset "), "{line}");
+        assert!(line.ends_with(" --no-plot --quiet"), "{line}");
+        assert!(line.contains(&format!("/results folder/{run}'")), "{line}");
+    }
+    xargs(&lines);
+    let o = collect(&out);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("4 runs on "), "{stderr}");
+    assert!(stdout.contains("recommendation: "), "{stdout}");
+
+    let (header, rows) = read_csv(&out.join("sweep.csv"));
+    let col = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let got: Vec<(String, String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            assert_eq!(&r[col("tracker")], TRACKER);
+            assert_eq!(&r[col("estimator")], "esx");
+            assert_eq!(&r[col("end")], "duration");
+            assert!(r[col("host")].contains("\"kvm\""), "{}", &r[col("host")]);
+            (
+                r[col("run_dir")].to_string(),
+                r[col("sample_pages")].to_string(),
+                r[col("interval_s")].to_string(),
+                r[col("seed")].to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String, String, String)> = GRID_RUNS
+        .iter()
+        .zip([
+            ("50", "0.25"),
+            ("50", "0.5"),
+            ("200", "0.25"),
+            ("200", "0.5"),
+        ])
+        .map(|(run, (n, i))| (run.to_string(), n.into(), i.into(), "1".into()))
+        .collect();
+    assert_eq!(got, want);
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("recommendation.json")).expect("recommendation.json"),
+    )
+    .expect("json");
+    assert_eq!(json["runs"]["finished"], 4, "{json}");
+    assert!(
+        json["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{json}"
+    );
+}
+
+#[test]
+fn collect_over_a_local_sweep_reproduces_it_byte_for_byte() {
+    if !common::kvm_available("collect_over_a_local_sweep_reproduces_it_byte_for_byte") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("sweep");
+    let o = kvm_wss(&jobs_grid(&out, &[]));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let files = ["sweep.csv", "sweep.md", "recommendation.json"];
+    let local: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(out.join(f)).expect(f))
+        .collect();
+    let o = collect(&out);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for (f, before) in files.iter().zip(&local) {
+        let after = std::fs::read(out.join(f)).expect(f);
+        assert!(
+            after == *before,
+            "{f} differs:\n{}\n---\n{}",
+            String::from_utf8_lossy(before),
+            String::from_utf8_lossy(&after)
+        );
+    }
+    // The job list uses the local sweep's run ids: all finished, none listed.
+    assert!(emit(&out, &dir.path().join("jobs.txt")).is_empty());
+}
+
+#[test]
+fn a_job_list_emitted_again_lists_only_the_runs_not_finished() {
+    if !common::kvm_available("a_job_list_emitted_again_lists_only_the_runs_not_finished") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("sweep");
+    let jobs = dir.path().join("jobs.txt");
+    let first = emit(&out, &jobs);
+    assert_eq!(first.len(), 4);
+    // A runner killed half-way: only the first two lines ran.
+    xargs(&first[..2]);
+    let o = collect(&out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    for (i, run) in GRID_RUNS.iter().enumerate() {
+        let missing = format!("missing: {run} ");
+        assert_eq!(stderr.contains(&missing), i >= 2, "{run}: {stderr}");
+    }
+    assert!(stderr.contains("2 of 4 runs missing"), "{stderr}");
+    // A run folder left without summary.json (killed mid-run) is listed again.
+    std::fs::create_dir_all(out.join(GRID_RUNS[2])).expect("mkdir");
+    let again = emit(&out, &jobs);
+    assert_eq!(again, first[2..]);
+    xargs(&again);
+    assert!(emit(&out, &jobs).is_empty());
+    let o = collect(&out);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(read_csv(&out.join("sweep.csv")).1.len(), 4);
+}

@@ -106,6 +106,10 @@ pub struct Summary {
     pub lag_up_events: u32,
     pub lag_down_events: u32,
     pub lag_unresolved: u32,
+    /// The machine the run ran on; `None` in summaries written before it
+    /// was recorded.
+    #[serde(default)]
+    pub host: Option<crate::study::host::Host>,
 }
 
 impl Summary {

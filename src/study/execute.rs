@@ -121,6 +121,14 @@ impl Results {
             })
     }
 
+    /// The summaries of the finished runs.
+    pub fn summaries(&self) -> impl Iterator<Item = &Summary> {
+        self.runs.values().filter_map(|o| match o {
+            Outcome::Done { summary, .. } => Some(summary.as_ref()),
+            Outcome::Failed(_) => None,
+        })
+    }
+
     /// How many runs were read back from an earlier study.
     pub fn cached(&self) -> usize {
         self.runs
@@ -226,12 +234,28 @@ fn progress_line(i: usize, total: usize, spec: &Spec, outcome: &Outcome, took: D
     format!("[{:>width$}/{total}] {what}: {result}", i + 1)
 }
 
+/// Whether `execute` makes runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Read finished runs back; make the others.
+    Reuse,
+    /// Make every run again.
+    Fresh,
+    /// Make no run (`study --collect`): read finished runs back, and count
+    /// the others as failed, being missing.
+    Collect,
+}
+
+/// Why a run counts as failed under `Mode::Collect`.
+pub const MISSING: &str =
+    "missing: no finished run in its folder (its job did not run or did not finish)";
+
 /// Makes (or reads back) every run of `plan` into `runs_dir`, printing a
 /// line per run to `log`.
 pub fn execute(
     plan: &Plan,
     runs_dir: &Path,
-    fresh: bool,
+    mode: Mode,
     log: &mut dyn Write,
 ) -> Result<Results, StudyError> {
     let specs = plan.runs();
@@ -243,14 +267,15 @@ pub fn execute(
         }
         let dir = runs_dir.join(spec.id());
         let start = Instant::now();
-        let outcome = match (fresh, load_cached(&dir)) {
-            (false, Some(c)) => Outcome::Done {
+        let outcome = match (mode, load_cached(&dir)) {
+            (Mode::Reuse | Mode::Collect, Some(c)) => Outcome::Done {
                 summary: Box::new(c.summary),
                 rows: c.rows,
                 cached: true,
                 ended_early: c.ended_early,
                 wall_s: c.wall_s,
             },
+            (Mode::Collect, None) => Outcome::Failed(MISSING.to_string()),
             _ => make(spec, &dir)?,
         };
         if let Outcome::Done { summary, .. } = &outcome

@@ -1,9 +1,43 @@
-//! The machine a study ran on, as the document states it: results on a
-//! nested, shared 2-core VM mean little without saying so.
+//! The machine a run or a study ran on: every run's summary.json records
+//! it, and the study document states it, since results on a nested,
+//! shared 2-core VM mean little without saying so.
 
-/// What the document says about the machine.
-#[derive(Debug, Clone, PartialEq)]
+use serde::{Deserialize, Serialize};
+
+/// How KVM runs guests on a host: on the CPU's virtualisation extensions,
+/// or on PVM (the `kvm_pvm` module: KVM inside a VM without nested
+/// virtualisation, where every guest page-table change costs far more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KvmKind {
+    Hardware,
+    Pvm,
+}
+
+impl KvmKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            KvmKind::Hardware => "hardware",
+            KvmKind::Pvm => "pvm",
+        }
+    }
+
+    /// PVM when the `kvm_pvm` module is loaded (it appears under
+    /// /sys/module), hardware otherwise.
+    pub fn current() -> KvmKind {
+        if std::path::Path::new("/sys/module/kvm_pvm").exists() {
+            KvmKind::Pvm
+        } else {
+            KvmKind::Hardware
+        }
+    }
+}
+
+/// What a run records, and the document says, about the machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Host {
+    /// Host name (/proc/sys/kernel/hostname).
+    pub name: String,
     /// CPUs this process may use (what `nproc` prints).
     pub nproc: usize,
     /// `uname -sr`: kernel name and release.
@@ -13,6 +47,8 @@ pub struct Host {
     /// Whether the CPU flags offer hardware virtualisation (vmx or svm).
     pub hw_virt: bool,
     pub mem_bytes: Option<u64>,
+    /// KVM on hardware virtualisation or on PVM.
+    pub kvm: KvmKind,
 }
 
 const UNKNOWN: &str = "unknown";
@@ -29,6 +65,9 @@ impl Host {
             read("/proc/sys/kernel/osrelease").trim()
         );
         Host {
+            name: Some(read("/proc/sys/kernel/hostname").trim().to_string())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| UNKNOWN.to_string()),
             nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
             kernel: if kernel.trim().is_empty() {
                 UNKNOWN.to_string()
@@ -38,7 +77,26 @@ impl Host {
             cpu_model: cpu_model(&cpuinfo).unwrap_or_else(|| UNKNOWN.to_string()),
             hw_virt: has_hw_virt(&cpuinfo),
             mem_bytes: crate::cli::host_memory(),
+            kvm: KvmKind::current(),
         }
+    }
+
+    /// The kind of host, for telling whether results were measured on
+    /// comparable machines: the KVM kind and the CPU model (host names and
+    /// kernel patch levels may differ among alike machines).
+    pub fn kind(&self) -> String {
+        format!("{} KVM on {}", self.kvm.name(), self.cpu_model)
+    }
+
+    /// One line naming the host: name, kernel, CPU and KVM kind.
+    pub fn line(&self) -> String {
+        format!(
+            "{} ({}, {}, {} KVM)",
+            self.name,
+            self.kernel,
+            self.cpu_model,
+            self.kvm.name()
+        )
     }
 }
 

@@ -57,6 +57,9 @@ pub struct StudyOptions {
     pub quick: bool,
     /// Make every run again even if its folder holds a finished one.
     pub fresh: bool,
+    /// Make no run: read the finished ones back (`study --collect`) and
+    /// list the others as missing.
+    pub collect: bool,
 }
 
 impl StudyOptions {
@@ -117,14 +120,25 @@ pub fn study(opts: &StudyOptions, log: &mut dyn Write) -> Result<StudyOutcome, S
     mkdir(&runs_dir)?;
     let specs = plan.runs();
     let (todo, time) = execute::estimate(&specs, &runs_dir, opts.fresh);
-    writeln!(
-        log,
-        "study: {} runs planned, {} already made, {} to make: about {} of run time",
-        specs.len(),
-        specs.len() - todo,
-        todo,
-        format::elapsed(time.as_secs_f64())
-    )
+    if opts.collect {
+        writeln!(
+            log,
+            "study: {} runs planned, {} finished under {}, {} missing",
+            specs.len(),
+            specs.len() - todo,
+            runs_dir.display(),
+            todo
+        )
+    } else {
+        writeln!(
+            log,
+            "study: {} runs planned, {} already made, {} to make: about {} of run time",
+            specs.len(),
+            specs.len() - todo,
+            todo,
+            format::elapsed(time.as_secs_f64())
+        )
+    }
     .map_err(StudyError::Log)?;
     let stale = stale_runs(&runs_dir, &plan);
     if !stale.is_empty() {
@@ -136,7 +150,22 @@ pub fn study(opts: &StudyOptions, log: &mut dyn Write) -> Result<StudyOutcome, S
         )
         .map_err(StudyError::Log)?;
     }
-    let results = execute::execute(&plan, &runs_dir, opts.fresh, log)?;
+    let mode = if opts.collect {
+        execute::Mode::Collect
+    } else if opts.fresh {
+        execute::Mode::Fresh
+    } else {
+        execute::Mode::Reuse
+    };
+    let results = execute::execute(&plan, &runs_dir, mode, log)?;
+    let hosts = crate::sweep::Hosts::from_summaries(results.summaries());
+    for (line, n) in &hosts.hosts {
+        writeln!(log, "study: {n} runs on {line}").map_err(StudyError::Log)?;
+    }
+    let mixed = hosts.mixed_note();
+    if let Some(note) = &mixed {
+        writeln!(log, "study: {note}").map_err(StudyError::Log)?;
+    }
     let figs = figures::draw_all(&plan, &results, &study_dir)?;
     let failed: Vec<(String, String)> = results
         .failures(&plan)
@@ -151,7 +180,12 @@ pub fn study(opts: &StudyOptions, log: &mut dyn Write) -> Result<StudyOutcome, S
     let prov = render::Provenance {
         command: opts.command(),
         runs_dir: runs_dir.display().to_string(),
-        host: host::Host::current(),
+        // The machine the runs recorded (the first one's, when they were
+        // made elsewhere and collected here), else this one.
+        host: results
+            .summaries()
+            .find_map(|s| s.host.clone())
+            .unwrap_or_else(host::Host::current),
         runs: specs.len(),
         cached: results.cached(),
         failed: failed.clone(),
@@ -160,7 +194,10 @@ pub fn study(opts: &StudyOptions, log: &mut dyn Write) -> Result<StudyOutcome, S
         unrecorded: results.recorded_wall(&plan).1,
     };
     let doc = opts.out.join("study.md");
-    let text = render::render(&plan, &results, &figs, &prov);
+    let mut text = render::render(&plan, &results, &figs, &prov);
+    if let Some(note) = mixed {
+        text.push_str(&format!("\n**{note}**\n"));
+    }
     std::fs::write(&doc, text).map_err(|source| StudyError::Io {
         path: doc.clone(),
         source,
@@ -190,6 +227,42 @@ pub fn study(opts: &StudyOptions, log: &mut dyn Write) -> Result<StudyOutcome, S
     })
 }
 
+/// `study --emit-jobs FILE`: writes the runs of the study not yet finished
+/// under `<out>/study/runs/` to `file`, one job line each (see
+/// `crate::sweep::jobs`), into the very folders the study makes them in.
+/// Returns how many were listed and how many are finished already.
+pub fn emit_jobs(
+    opts: &StudyOptions,
+    bin: &str,
+    file: &Path,
+) -> Result<(usize, usize), StudyError> {
+    let scale = if opts.quick {
+        plan::Scale::quick()
+    } else {
+        plan::Scale::full()
+    };
+    let plan = plan::Plan::new(scale);
+    let runs_dir = opts.out.join("study").join("runs");
+    mkdir(&runs_dir)?;
+    let mut text = String::new();
+    let mut skipped = 0;
+    for spec in plan.runs() {
+        let dir = runs_dir.join(spec.id());
+        // The study's own rule for reusing a run.
+        if execute::load_cached(&dir).is_some() {
+            skipped += 1;
+            continue;
+        }
+        text.push_str(&crate::sweep::jobs::job_line(bin, &spec.run_config(), &dir));
+        text.push('\n');
+    }
+    std::fs::write(file, &text).map_err(|source| StudyError::Io {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    Ok((text.lines().count(), skipped))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +273,7 @@ mod tests {
             out: "docs".into(),
             quick: false,
             fresh: true,
+            collect: false,
         };
         assert_eq!(o.command(), "kvm-wss study --out docs");
         o.quick = true;

@@ -8,9 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::aggregate::{lag_text, percent};
-use super::{
-    Aggregate, RECOMMENDATION_JSON, Recommendation, SWEEP_MD, Setting, SweepPlan, format_interval,
-};
+use super::jobs::PlanFile;
+use super::{Aggregate, RECOMMENDATION_JSON, Recommendation, SWEEP_MD, Setting, format_interval};
 use crate::estimate::EstimatorKind;
 use crate::report::ReportError;
 use crate::report::plot::plot_heatmap;
@@ -255,25 +254,29 @@ struct RecommendationFile<'a> {
 }
 
 /// Writes sweep.md, recommendation.json and the heat maps into the sweep
-/// folder, adding each file to `files` as it is written.
+/// folder `dir`, adding each file to `files` as it is written. `note`, a
+/// warning about the runs (mixed hosts), ends sweep.md when given.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn write_reports(
-    plan: &SweepPlan,
+    plan: &PlanFile,
+    dir: &Path,
     settings: &[Setting],
     aggregates: &[Aggregate],
     rec: &Recommendation,
     counts: &RunCounts,
+    note: Option<&str>,
     files: &mut Vec<PathBuf>,
 ) -> Result<(), ReportError> {
-    let dir = &plan.out_dir;
     let write = |path: PathBuf, text: String| {
         std::fs::write(&path, text)
             .map(|_| path.clone())
             .map_err(|source| ReportError::Io { path, source })
     };
-    files.push(write(
-        dir.join(SWEEP_MD),
-        render_markdown(&plan.guest, aggregates, rec, counts),
-    )?);
+    let mut md = render_markdown(&plan.guest, aggregates, rec, counts);
+    if let Some(note) = note {
+        let _ = write!(md, "\n{note}\n");
+    }
+    files.push(write(dir.join(SWEEP_MD), md)?);
     let json_path = dir.join(RECOMMENDATION_JSON);
     let json = RecommendationFile {
         guest: &plan.guest,
