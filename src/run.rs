@@ -77,7 +77,10 @@ pub struct RunOutput {
     pub rows: Vec<Row>,
     pub dir: PathBuf,
     pub end: RunEnd,
+    /// The guest's log messages (the first `MAX_KEPT_LOGS`), escaped.
     pub logs: Vec<String>,
+    /// What the per-run caps left out, on one line, if anything.
+    pub dropped: Option<String>,
 }
 
 /// How often a person watching a run sees an in-progress estimate, in
@@ -316,6 +319,8 @@ fn run_once(
             .iter()
             .map(|&(t_s, marker)| Phase { t_s, marker })
             .collect(),
+        phases_dropped: report.exits.phases_dropped,
+        logs_dropped: report.exits.logs_dropped,
         arm_us_total: rows.iter().map(|r| r.arm_us).sum(),
         collect_us_total: rows.iter().map(|r| r.collect_us).sum(),
         hold_us_mean: rows.iter().map(|r| r.hold_us).sum::<f64>() / rows.len().max(1) as f64,
@@ -374,6 +379,7 @@ fn run_once(
         rows,
         dir: dir.to_path_buf(),
         end,
+        dropped: report.exits.dropped_summary(),
         logs: report.exits.logs,
     })
 }

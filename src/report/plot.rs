@@ -154,6 +154,20 @@ fn phases_from_rows(rows: &[Row]) -> Vec<Phase> {
         .collect()
 }
 
+/// Most phase markers drawn in a plot: a guest decides how many markers
+/// there are, and each one costs a line (and a label) in the figure.
+pub const MAX_PLOTTED_PHASES: usize = 50;
+
+/// At most `cap` of `phases`, evenly spread over the list (the first is
+/// always kept).
+fn thin_phases(phases: Vec<Phase>, cap: usize) -> Vec<Phase> {
+    if phases.len() <= cap || cap == 0 {
+        return if cap == 0 { Vec::new() } else { phases };
+    }
+    let step = phases.len().div_ceil(cap);
+    phases.into_iter().step_by(step).collect()
+}
+
 fn truth_label(compared_against: &str) -> &'static str {
     if compared_against == "true_wss_write_pages" {
         "vs written pages"
@@ -207,11 +221,13 @@ impl RunView {
         let fault_max = faults.iter().map(|f| f.2).fold(0.0, f64::max).max(1.0) * 1.15;
         let x_max = rows.iter().map(|r| r.t_s).fold(0.0, f64::max);
         let x_max = if x_max > 0.0 { x_max } else { 1.0 };
-        let phases = if s.phases.is_empty() {
+        let all_phases = if s.phases.is_empty() {
             phases_from_rows(rows)
         } else {
             s.phases.clone()
         };
+        let phase_total = all_phases.len() as u64 + s.phases_dropped;
+        let phases = thin_phases(all_phases, MAX_PLOTTED_PHASES);
         let mape = s
             .mape
             .map_or_else(|| "n/a".to_string(), |m| format!("{:.1}%", m * 100.0));
@@ -219,7 +235,7 @@ impl RunView {
             .sample_pages
             .map_or_else(|| "-".to_string(), |p| p.to_string());
         let title = format!("{}: true vs estimated working set", s.guest);
-        let subtitle = format!(
+        let mut subtitle = format!(
             "tracker {}, estimator {}, sample {} pages, interval {} s, MAPE {} ({}), \
              guest memory {} MiB",
             s.tracker,
@@ -230,6 +246,12 @@ impl RunView {
             truth_label(&s.compared_against),
             format_value(s.mem_pages as f64 / PAGES_PER_MIB),
         );
+        if phase_total > phases.len() as u64 {
+            subtitle.push_str(&format!(
+                ", {} of {phase_total} phase markers drawn",
+                phases.len()
+            ));
+        }
         RunView {
             title,
             subtitle,
@@ -823,6 +845,26 @@ mod tests {
         assert_eq!(v.y_max, 9000.0 * 1.3);
         assert!(v.band.iter().flatten().all(|&(_, y)| y <= 9000.0));
         assert_eq!(v.faults[11], (5.8, 6.0, 45.0));
+    }
+
+    #[test]
+    fn phase_markers_are_thinned_to_the_cap() {
+        let many: Vec<Phase> = (0..10_000)
+            .map(|i| Phase {
+                t_s: i as f64 * 1e-3,
+                marker: i,
+            })
+            .collect();
+        let thin = thin_phases(many.clone(), MAX_PLOTTED_PHASES);
+        assert!(thin.len() <= MAX_PLOTTED_PHASES && thin.len() > MAX_PLOTTED_PHASES / 2);
+        assert_eq!(thin[0].marker, 0);
+        assert_eq!(thin_phases(many[..3].to_vec(), 50).len(), 3);
+        assert!(thin_phases(many, 0).is_empty());
+        // The figure says how many it left out.
+        let mut s = step_summary();
+        s.phases_dropped = 5;
+        let v = RunView::new(&step_rows(), &s);
+        assert!(v.subtitle.contains("phase markers drawn"), "{}", v.subtitle);
     }
 
     #[test]
