@@ -101,6 +101,15 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
         }
         Command::Study(args) => study(&args),
         Command::Plot { run_dir } => {
+            for file in ["timeseries.csv", "summary.json"] {
+                if !run_dir.join(file).is_file() {
+                    return Err(UsageError::NotARunDir {
+                        path: run_dir,
+                        file,
+                    }
+                    .into());
+                }
+            }
             let rows = read_timeseries(&run_dir.join("timeseries.csv"))?;
             let summary = read_summary(&run_dir.join("summary.json"))?;
             for path in crate::report::plot::plot_run(&rows, &summary, &run_dir)? {
@@ -170,6 +179,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         .out_dir
         .clone()
         .unwrap_or_else(|| crate::run::default_out_dir(&cfg));
+    crate::cli::check_out_dir(&dir)?;
     let out = crate::run::run(&cfg, &dir)?;
     if args.json {
         let json = serde_json::to_string_pretty(&out.summary).map_err(AppError::Json)?;
@@ -218,6 +228,7 @@ fn study(args: &StudyArgs) -> Result<ExitCode, AppError> {
 /// stopped the sweep is returned as an error, after the table.
 fn sweep(args: &SweepArgs) -> Result<ExitCode, AppError> {
     let plan = args.to_plan()?;
+    crate::cli::check_out_dir(&plan.out_dir)?;
     let outcome = crate::sweep::run_sweep(&plan)?;
     let mut stdout = std::io::stdout().lock();
     stdout
@@ -316,8 +327,15 @@ fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
             .as_ref()
             .map_or(String::new(), |c| format!("  checksum {c}"))
     )?;
+    // Guest text was escaped when it was read (`vmm::exit`): one line each.
     for line in out.logs.iter().take(5) {
         writeln!(w, "guest log  {line}")?;
+    }
+    if out.logs.len() > 5 {
+        writeln!(w, "guest log  ({} more not shown)", out.logs.len() - 5)?;
+    }
+    if let Some(dropped) = &out.dropped {
+        writeln!(w, "capped     {dropped}")?;
     }
     writeln!(w, "output     {}", out.dir.display())?;
     Ok(())

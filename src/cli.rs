@@ -70,7 +70,7 @@ pub enum BenchCommand {
         #[arg(long, default_value = "64M", value_parser = size)]
         wss: u64,
         /// Alternating VM/host rounds; the medians are reported.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = positive_count)]
         rounds: usize,
     },
     /// Each tracker's cost per tracked touch through kvm-wss and through a minimal loop on the same kernel mechanism (the floor).
@@ -102,6 +102,41 @@ pub fn duration(s: &str) -> Result<Duration, String> {
         .filter(|&ns| ns > 0)
         .map(Duration::from_nanos)
         .ok_or_else(|| format!("{s:?} is not a positive duration (use e.g. 100ms, 1s, 2m)"))
+}
+
+/// Parses a whole number of at least 1.
+pub fn positive_count(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| format!("{s:?} is not a whole number of at least 1"))
+}
+
+/// The shortest `--interval`: the sampler arms, collects and writes a row
+/// every interval, which takes on the order of 100 us even for a small
+/// sample, so much shorter intervals cannot be honoured, and a run of them
+/// would only make rows faster than they are written.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
+/// VMAs left for the rest of the process when bounding mprotect samples:
+/// the binary and its libraries, heap and thread stacks, guest memory and
+/// the tracker's own mappings take a few hundred; this leaves room to spare.
+pub const MAP_COUNT_HEADROOM: u64 = 1000;
+
+/// The most pages the mprotect tracker can arm at once on this host, from
+/// `vm.max_map_count`. Arming a page in the middle of a read-write mapping
+/// splits one VMA into three, so `n` scattered pages need up to `2n + 1`
+/// VMAs; with the headroom for the rest of the process, the limit is
+/// `(max_map_count - MAP_COUNT_HEADROOM) / 2` (32,265 for the default
+/// 65,530).
+pub fn mprotect_limit_for(max_map_count: u64) -> u64 {
+    max_map_count.saturating_sub(MAP_COUNT_HEADROOM) / 2
+}
+
+/// This host's `vm.max_map_count`, if it can be read.
+pub fn max_map_count() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?;
+    text.trim().parse().ok()
 }
 
 /// Parses `key=value`.
@@ -254,6 +289,41 @@ pub enum UsageError {
     SweepExists(PathBuf),
     #[error(transparent)]
     GuestPages(#[from] GuestPagesError),
+    #[error(transparent)]
+    Param(#[from] crate::catalog::BadParam),
+    #[error(
+        "--interval {0:?} is shorter than the shortest the sampler can honour, {MIN_INTERVAL:?}"
+    )]
+    IntervalTooShort(Duration),
+    #[error(
+        "--sample-pages {pages} is more than --tracker mprotect can arm on this host ({limit}: each armed page may split a mapping in two, and vm.max_map_count is {max_map_count}); sample fewer pages or raise vm.max_map_count"
+    )]
+    TooManyForMprotect {
+        pages: u64,
+        limit: u64,
+        max_map_count: u64,
+    },
+    #[error("cannot write to the output folder {path}")]
+    OutDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a run's output folder (it lacks {file})", .path.display())]
+    NotARunDir { path: PathBuf, file: &'static str },
+}
+
+/// Creates `dir` if needed and checks that a file can be written in it, so
+/// that an unusable `--out` is refused before any guest boots.
+pub fn check_out_dir(dir: &std::path::Path) -> Result<(), UsageError> {
+    let fail = |source| UsageError::OutDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(format!(".kvm-wss-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(fail)?;
+    std::fs::remove_file(&probe).map_err(fail)
 }
 
 /// Total memory of the host, from /proc/meminfo.
@@ -276,17 +346,34 @@ impl CommonArgs {
         interval: Duration,
     ) -> Result<RunConfig, UsageError> {
         let guest = GuestSource::parse(&self.guest)?;
-        if let GuestSource::Builtin(name) = &guest
-            && let Some(info) = crate::catalog::find(name)
-        {
+        let program = match &guest {
+            GuestSource::Builtin(name) => crate::catalog::find(name),
+            GuestSource::File(_) => None,
+        };
+        if let Some(info) = program {
             for (k, _) in &self.params {
                 if !crate::catalog::accepts_param(info, k) {
                     return Err(UsageError::UnknownParam {
-                        guest: name.clone(),
+                        guest: info.name.to_string(),
                         key: k.clone(),
                     });
                 }
             }
+        }
+        crate::catalog::check_params(program, &self.params, self.wss)?;
+        if interval < MIN_INTERVAL {
+            return Err(UsageError::IntervalTooShort(interval));
+        }
+        if tracker == TrackerKind::Mprotect
+            && estimator == EstimatorKind::Esx
+            && let Some(max_map_count) = max_map_count()
+            && sample_pages > mprotect_limit_for(max_map_count)
+        {
+            return Err(UsageError::TooManyForMprotect {
+                pages: sample_pages,
+                limit: mprotect_limit_for(max_map_count),
+                max_map_count,
+            });
         }
         if self.wss > self.mem {
             return Err(UsageError::WssLargerThanMem {
