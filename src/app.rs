@@ -52,7 +52,8 @@ impl AppError {
             AppError::Run(e) | AppError::Sweep(SweepError::Run { source: e, .. }) => {
                 run_error_exit_code(e)
             }
-            AppError::Study(crate::study::StudyError::Interrupted { .. }) => EXIT_INTERRUPTED,
+            AppError::Study(crate::study::StudyError::Interrupted { .. })
+            | AppError::Report(ReportError::Interrupted { .. }) => EXIT_INTERRUPTED,
             _ => EXIT_RUNTIME,
         }
     }
@@ -186,6 +187,14 @@ fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         println!("{json}");
     } else {
         print_table(&out).map_err(AppError::Stdout)?;
+    }
+    if out.end != RunEnd::Interrupted && crate::run::interrupted() {
+        // Ctrl-C after the guest stopped: what was written is whole.
+        eprintln!(
+            "kvm-wss: interrupted while writing outputs; what was written is in {}",
+            out.dir.display()
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
     Ok(match &out.end {
         RunEnd::Duration => ExitCode::SUCCESS,

@@ -466,3 +466,64 @@ fn doorbell_spam_is_bounded() {
     let rss_mib = children_max_rss_kib() / 1024;
     assert!(rss_mib < 100, "a child peaked at {rss_mib} MiB");
 }
+
+/// Ctrl-C while the plots are drawn (right after summary.json appears):
+/// exit 130 within a second, and every file left is whole, with no
+/// temporary file. If the plots happen to be finished before the signal
+/// lands, the run exits 0 with both; either way nothing is half-written.
+/// (tests/interrupt.rs checks the interrupted path deterministically.)
+#[test]
+fn ctrl_c_while_writing_outputs_keeps_whole_files() {
+    if !common::kvm_available("ctrl_c_while_writing_outputs_keeps_whole_files") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
+        .args(["run", "--guest", "seq", "--wss", "4M", "--mem", "64M"])
+        .args(["--duration", "6s", "--interval", "1ms", "--quiet", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let summary = out.join("summary.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !summary.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no summary after 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    // SAFETY: kill sends a signal to the child we spawned and still own.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let signalled = std::time::Instant::now();
+    let status = child.wait().expect("wait");
+    let took = signalled.elapsed().as_secs_f64();
+    assert!(took < 1.0, "exited {took:.2} s after Ctrl-C");
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(!names.iter().any(|n| n.starts_with('.')), "{names:?}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary")).expect("json");
+    let csv = std::fs::read_to_string(out.join("timeseries.csv")).expect("csv");
+    assert_eq!(
+        s["intervals"].as_u64(),
+        Some(csv.lines().count() as u64 - 1)
+    );
+    if let Ok(svg) = std::fs::read_to_string(out.join("wss.svg")) {
+        assert!(svg.trim_end().ends_with("</svg>"), "half-written svg");
+    }
+    match status.code() {
+        Some(130) => eprintln!("interrupted while writing outputs: kept {names:?}"),
+        Some(0) => {
+            eprintln!("outputs were finished before the signal landed");
+            assert!(names.contains(&"wss.png".to_string()), "{names:?}");
+        }
+        other => panic!("exit {other:?}"),
+    }
+}

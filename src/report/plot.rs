@@ -66,6 +66,36 @@ where
     root.present().map_err(|e| draw_error(Box::new(e)))
 }
 
+/// Like [`render`], but into a temporary file renamed to `path` once it is
+/// complete; if Ctrl-C was pressed meanwhile, the file is dropped instead
+/// and the result is [`ReportError::Interrupted`], so that an interrupted
+/// command leaves whole files or none.
+pub(crate) fn render_atomic<'a, DB: DrawingBackend + 'a>(
+    make: impl FnOnce(&'a Path) -> DB,
+    tmp: &'a Path,
+    path: &Path,
+    draw: impl FnOnce(&DrawingArea<DB, Shift>) -> DrawResult,
+) -> Result<(), ReportError>
+where
+    DB::ErrorType: 'static,
+{
+    let interrupted = || ReportError::Interrupted {
+        path: path.to_path_buf(),
+    };
+    if crate::run::interrupted() {
+        return Err(interrupted());
+    }
+    if let Err(e) = render(make(tmp), path, draw) {
+        let _ = std::fs::remove_file(tmp);
+        return Err(e);
+    }
+    if crate::run::interrupted() {
+        let _ = std::fs::remove_file(tmp);
+        return Err(interrupted());
+    }
+    super::rename_into_place(tmp, path)
+}
+
 /// `base` with `ext` appended, keeping any dots already in the file name.
 pub(crate) fn with_suffix(base: &Path, ext: &str) -> PathBuf {
     let mut name = OsString::from(base.as_os_str());
@@ -285,12 +315,19 @@ pub fn plot_run(
     let view = RunView::new(rows, summary);
     let svg = out_dir.join("wss.svg");
     let png = out_dir.join("wss.png");
-    render(SVGBackend::new(&svg, RUN_PLOT_SIZE), &svg, |root| {
-        draw_run(root, &view)
-    })?;
-    render(BitMapBackend::new(&png, RUN_PLOT_SIZE), &png, |root| {
-        draw_run(root, &view)
-    })?;
+    let (svg_tmp, png_tmp) = (super::temp_path(&svg), super::temp_path(&png));
+    render_atomic(
+        |p| SVGBackend::new(p, RUN_PLOT_SIZE),
+        &svg_tmp,
+        &svg,
+        |root| draw_run(root, &view),
+    )?;
+    render_atomic(
+        |p| BitMapBackend::new(p, RUN_PLOT_SIZE),
+        &png_tmp,
+        &png,
+        |root| draw_run(root, &view),
+    )?;
     Ok(vec![svg, png])
 }
 
@@ -488,12 +525,19 @@ pub fn plot_heatmap<X: AsRef<str>, Y: AsRef<str>>(
     );
     let svg = with_suffix(out_base, "svg");
     let png = with_suffix(out_base, "png");
-    render(SVGBackend::new(&svg, size), &svg, |root| {
-        draw_heatmap(root, &view)
-    })?;
-    render(BitMapBackend::new(&png, size), &png, |root| {
-        draw_heatmap(root, &view)
-    })?;
+    let (svg_tmp, png_tmp) = (super::temp_path(&svg), super::temp_path(&png));
+    render_atomic(
+        |p| SVGBackend::new(p, size),
+        &svg_tmp,
+        &svg,
+        |root| draw_heatmap(root, &view),
+    )?;
+    render_atomic(
+        |p| BitMapBackend::new(p, size),
+        &png_tmp,
+        &png,
+        |root| draw_heatmap(root, &view),
+    )?;
     Ok(vec![svg, png])
 }
 

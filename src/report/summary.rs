@@ -152,10 +152,7 @@ pub fn write_summary(path: &Path, summary: &Summary) -> Result<(), ReportError> 
         source,
     })?;
     text.push('\n');
-    std::fs::write(path, text).map_err(|source| ReportError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    super::write_atomic(path, text.as_bytes())
 }
 
 /// Reads a summary.json written by [`write_summary`].
