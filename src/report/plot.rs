@@ -67,13 +67,15 @@ where
 }
 
 /// Like [`render`], but into a temporary file renamed to `path` once it is
-/// complete; if Ctrl-C was pressed meanwhile, the file is dropped instead
-/// and the result is [`ReportError::Interrupted`], so that an interrupted
-/// command leaves whole files or none.
+/// complete, so a reader never sees half a file. With `interruptible`, a
+/// Ctrl-C before or during the drawing drops the file and the result is
+/// [`ReportError::Interrupted`] (a run's plot); without, the caller decides
+/// (a sweep draws its heat maps of what was measured after Ctrl-C too).
 pub(crate) fn render_atomic<'a, DB: DrawingBackend + 'a>(
     make: impl FnOnce(&'a Path) -> DB,
     tmp: &'a Path,
     path: &Path,
+    interruptible: bool,
     draw: impl FnOnce(&DrawingArea<DB, Shift>) -> DrawResult,
 ) -> Result<(), ReportError>
 where
@@ -82,14 +84,14 @@ where
     let interrupted = || ReportError::Interrupted {
         path: path.to_path_buf(),
     };
-    if crate::run::interrupted() {
+    if interruptible && crate::run::interrupted() {
         return Err(interrupted());
     }
     if let Err(e) = render(make(tmp), path, draw) {
         let _ = std::fs::remove_file(tmp);
         return Err(e);
     }
-    if crate::run::interrupted() {
+    if interruptible && crate::run::interrupted() {
         let _ = std::fs::remove_file(tmp);
         return Err(interrupted());
     }
@@ -320,12 +322,14 @@ pub fn plot_run(
         |p| SVGBackend::new(p, RUN_PLOT_SIZE),
         &svg_tmp,
         &svg,
+        true,
         |root| draw_run(root, &view),
     )?;
     render_atomic(
         |p| BitMapBackend::new(p, RUN_PLOT_SIZE),
         &png_tmp,
         &png,
+        true,
         |root| draw_run(root, &view),
     )?;
     Ok(vec![svg, png])
@@ -530,12 +534,14 @@ pub fn plot_heatmap<X: AsRef<str>, Y: AsRef<str>>(
         |p| SVGBackend::new(p, size),
         &svg_tmp,
         &svg,
+        false,
         |root| draw_heatmap(root, &view),
     )?;
     render_atomic(
         |p| BitMapBackend::new(p, size),
         &png_tmp,
         &png,
+        false,
         |root| draw_heatmap(root, &view),
     )?;
     Ok(vec![svg, png])
