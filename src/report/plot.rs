@@ -186,6 +186,50 @@ fn phases_from_rows(rows: &[Row]) -> Vec<Phase> {
         .collect()
 }
 
+/// Most intervals drawn one by one in a run plot: a 1600-pixel-wide figure
+/// cannot show more, and each costs drawing time and bytes (a 10-minute run
+/// at 1 ms intervals has 600,000). Longer runs are drawn in steps of
+/// several intervals.
+pub const MAX_PLOTTED_ROWS: usize = 4000;
+
+/// `rows` merged `k` at a time, when there are more than `max`, into rows
+/// spanning the `k` intervals with the largest value of each (the band's
+/// lowest lower bound), so that peaks stay visible; `None` and 1 when they
+/// are few enough to draw as they are.
+fn coarsen(rows: &[Row], max: usize) -> (Option<Vec<Row>>, usize) {
+    if rows.len() <= max || max == 0 {
+        return (None, 1);
+    }
+    let k = rows.len().div_ceil(max);
+    let fold = |chunk: &[Row], f: fn(f64, f64) -> f64, get: fn(&Row) -> Option<f64>| {
+        chunk.iter().filter_map(|r| finite(get(r))).reduce(f)
+    };
+    let merged = rows
+        .chunks(k)
+        .filter_map(|chunk| {
+            let (first, last) = (chunk.first()?, chunk.last()?);
+            Some(Row {
+                t_s: last.t_s,
+                interval_s: last.t_s - (first.t_s - first.interval_s),
+                true_wss_pages: chunk.iter().map(|r| r.true_wss_pages).max().unwrap_or(0),
+                true_wss_write_pages: chunk
+                    .iter()
+                    .map(|r| r.true_wss_write_pages)
+                    .max()
+                    .unwrap_or(0),
+                est_wss_pages: fold(chunk, f64::max, |r| r.est_wss_pages),
+                est_lo_pages: fold(chunk, f64::min, |r| r.est_lo_pages),
+                est_hi_pages: fold(chunk, f64::max, |r| r.est_hi_pages),
+                faults: chunk.iter().map(|r| r.faults).max().unwrap_or(0),
+                guest_ops: chunk.iter().map(|r| r.guest_ops).sum(),
+                full: chunk.iter().all(|r| r.full),
+                ..last.clone()
+            })
+        })
+        .collect();
+    (Some(merged), k)
+}
+
 /// Most phase markers drawn in a plot: a guest decides how many markers
 /// there are, and each one costs a line (and a label) in the figure.
 pub const MAX_PLOTTED_PHASES: usize = 50;
@@ -209,7 +253,9 @@ fn truth_label(compared_against: &str) -> &'static str {
 }
 
 impl RunView {
-    fn new(rows: &[Row], s: &Summary) -> Self {
+    fn new(all_rows: &[Row], s: &Summary) -> Self {
+        let (coarse, per_point) = coarsen(all_rows, MAX_PLOTTED_ROWS);
+        let rows: &[Row] = coarse.as_deref().unwrap_or(all_rows);
         let truth = steps(rows, |r| Some(r.true_wss_pages as f64))
             .into_iter()
             .flatten()
@@ -254,7 +300,7 @@ impl RunView {
         let x_max = rows.iter().map(|r| r.t_s).fold(0.0, f64::max);
         let x_max = if x_max > 0.0 { x_max } else { 1.0 };
         let all_phases = if s.phases.is_empty() {
-            phases_from_rows(rows)
+            phases_from_rows(all_rows)
         } else {
             s.phases.clone()
         };
@@ -278,6 +324,9 @@ impl RunView {
             truth_label(&s.compared_against),
             format_value(s.mem_pages as f64 / PAGES_PER_MIB),
         );
+        if per_point > 1 {
+            subtitle.push_str(&format!(", each step the largest of {per_point} intervals"));
+        }
         if phase_total > phases.len() as u64 {
             subtitle.push_str(&format!(
                 ", {} of {phase_total} phase markers drawn",
@@ -915,6 +964,31 @@ mod tests {
         s.phases_dropped = 5;
         let v = RunView::new(&step_rows(), &s);
         assert!(v.subtitle.contains("phase markers drawn"), "{}", v.subtitle);
+    }
+
+    #[test]
+    fn long_runs_are_drawn_in_steps_keeping_peaks() {
+        let mut rows: Vec<Row> = (0..10_000).map(|i| step_rows()[i % 4].clone()).collect();
+        for (i, r) in rows.iter_mut().enumerate() {
+            r.t_s = (i + 1) as f64 * 1e-3;
+            r.interval_s = 1e-3;
+        }
+        rows[7777].true_wss_pages = 99_999;
+        let (coarse, k) = coarsen(&rows, MAX_PLOTTED_ROWS);
+        let coarse = coarse.expect("coarsened");
+        assert_eq!(k, 3);
+        assert!(coarse.len() <= MAX_PLOTTED_ROWS);
+        assert!(coarse.iter().any(|r| r.true_wss_pages == 99_999));
+        assert!((coarse.last().unwrap().t_s - 10.0).abs() < 1e-9);
+        assert!((coarse[0].interval_s - 3e-3).abs() < 1e-9);
+        assert_eq!(coarsen(&rows[..10], MAX_PLOTTED_ROWS), (None, 1));
+        let v = RunView::new(&rows, &step_summary());
+        assert!(
+            v.subtitle.contains("largest of 3 intervals"),
+            "{}",
+            v.subtitle
+        );
+        assert!(v.faults.len() <= MAX_PLOTTED_ROWS);
     }
 
     #[test]
