@@ -382,6 +382,8 @@ fn guest_text_prints_as_one_escaped_line() {
 
 /// Runs kvm-wss with `args` and returns its output and its own peak
 /// resident memory, in KiB (from `wait4`, so no other child counts).
+// The child is reaped by wait4 rather than `Child::wait`, which has no rusage.
+#[allow(clippy::zombie_processes)]
 fn kvm_wss_with_rss(args: &[&str]) -> (Output, i64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
