@@ -681,6 +681,72 @@ mod tests {
     }
 
     #[test]
+    fn bad_values_are_refused_before_boot() {
+        let cfg = |args: &[&str]| {
+            let mut all = vec!["--guest", "zipf"];
+            all.extend_from_slice(args);
+            run_args(&all).to_config()
+        };
+        for bad in [
+            &["--param", "ops=abc"][..],
+            &["--param", "ops=-5"],
+            &["--param", "ops="],
+            &["--param", "rate=-1"],
+            &["--param", "theta=NaN"],
+            &["--param", "write_ratio=2"],
+        ] {
+            assert!(
+                matches!(cfg(bad), Err(UsageError::Param(_))),
+                "{bad:?} was accepted"
+            );
+        }
+        assert!(cfg(&["--param", "theta=1.5", "--param", "ops=10"]).is_ok());
+        let err = cfg(&["--interval", "999us"]).expect_err("too short");
+        assert!(matches!(err, UsageError::IntervalTooShort(_)), "{err:?}");
+        assert!(!err.to_string().contains('\n'));
+        assert!(cfg(&["--interval", "1ms"]).is_ok());
+        // 2n + 1 VMAs for n scattered pages, with headroom.
+        assert_eq!(mprotect_limit_for(65_530), 32_265);
+        assert_eq!(mprotect_limit_for(10), 0);
+        if let Some(max) = max_map_count() {
+            let over = (mprotect_limit_for(max) + 1).to_string();
+            let err = cfg(&["--tracker", "mprotect", "--sample-pages", &over]).expect_err("over");
+            assert!(
+                matches!(err, UsageError::TooManyForMprotect { .. }),
+                "{err:?}"
+            );
+            // Other trackers have no such limit, nor exhaustive mprotect.
+            assert!(cfg(&["--tracker", "uffd", "--sample-pages", &over]).is_ok());
+            assert!(
+                cfg(&[
+                    "--tracker",
+                    "mprotect",
+                    "--estimator",
+                    "exhaustive",
+                    "--sample-pages",
+                    &over
+                ])
+                .is_ok()
+            );
+        }
+        assert!(parse(&["bench", "native", "--rounds", "0"]).is_err());
+        assert!(parse(&["bench", "native", "--rounds", "1"]).is_ok());
+    }
+
+    #[test]
+    fn out_dirs_must_be_writable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fresh = dir.path().join("a/b");
+        check_out_dir(&fresh).expect("creatable");
+        assert!(fresh.is_dir());
+        assert_eq!(std::fs::read_dir(&fresh).expect("dir").count(), 0);
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").expect("write");
+        let err = check_out_dir(&file.join("run")).expect_err("under a file");
+        assert!(matches!(err, UsageError::OutDir { .. }), "{err:?}");
+    }
+
+    #[test]
     fn guest_pages_default_to_what_the_tracker_needs() {
         let pages = |args: &[&str]| {
             let mut all = vec!["--guest", "seq"];
