@@ -52,7 +52,8 @@ impl AppError {
             AppError::Run(e) | AppError::Sweep(SweepError::Run { source: e, .. }) => {
                 run_error_exit_code(e)
             }
-            AppError::Study(crate::study::StudyError::Interrupted { .. }) => EXIT_INTERRUPTED,
+            AppError::Study(crate::study::StudyError::Interrupted { .. })
+            | AppError::Report(ReportError::Interrupted { .. }) => EXIT_INTERRUPTED,
             _ => EXIT_RUNTIME,
         }
     }
@@ -129,6 +130,15 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
         }
         Command::Study(args) => study(&args),
         Command::Plot { run_dir } => {
+            for file in ["timeseries.csv", "summary.json"] {
+                if !run_dir.join(file).is_file() {
+                    return Err(UsageError::NotARunDir {
+                        path: run_dir,
+                        file,
+                    }
+                    .into());
+                }
+            }
             let rows = read_timeseries(&run_dir.join("timeseries.csv"))?;
             let summary = read_summary(&run_dir.join("summary.json"))?;
             for path in crate::report::plot::plot_run(&rows, &summary, &run_dir)? {
@@ -201,12 +211,21 @@ fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         .out_dir
         .clone()
         .unwrap_or_else(|| crate::run::default_out_dir(&cfg));
+    crate::cli::check_out_dir(&dir)?;
     let out = crate::run::run(&cfg, &dir)?;
     if args.json {
         let json = serde_json::to_string_pretty(&out.summary).map_err(AppError::Json)?;
         println!("{json}");
     } else {
         print_table(&out).map_err(AppError::Stdout)?;
+    }
+    if out.end != RunEnd::Interrupted && crate::run::interrupted() {
+        // Ctrl-C after the guest stopped: what was written is whole.
+        eprintln!(
+            "kvm-wss: interrupted while writing outputs; what was written is in {}",
+            out.dir.display()
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
     Ok(match &out.end {
         RunEnd::Duration => ExitCode::SUCCESS,
@@ -269,6 +288,7 @@ fn sweep(args: &SweepArgs) -> Result<ExitCode, AppError> {
         ),
         None => {
             let plan = args.to_plan()?;
+            crate::cli::check_out_dir(&plan.out_dir)?;
             if let Some(note) = args.common.overcommit_note() {
                 eprintln!("kvm-wss: {note}");
             }
@@ -437,8 +457,15 @@ fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
             .as_ref()
             .map_or(String::new(), |c| format!("  checksum {c}"))
     )?;
+    // Guest text was escaped when it was read (`vmm::exit`): one line each.
     for line in out.logs.iter().take(5) {
         writeln!(w, "guest log  {line}")?;
+    }
+    if out.logs.len() > 5 {
+        writeln!(w, "guest log  ({} more not shown)", out.logs.len() - 5)?;
+    }
+    if let Some(dropped) = &out.dropped {
+        writeln!(w, "capped     {dropped}")?;
     }
     writeln!(w, "output     {}", out.dir.display())?;
     Ok(())

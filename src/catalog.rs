@@ -14,6 +14,147 @@ pub struct ParamInfo {
     /// required.
     pub default: &'static str,
     pub help: &'static str,
+    /// The values it takes, checked before the guest boots.
+    pub kind: ParamKind,
+}
+
+/// The type and range of a parameter's value. Each reads a value the way
+/// the guest does (`guest/src/ctx.rs`), so that what passes here parses
+/// there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ParamKind {
+    /// A whole number, at least `min` (`str::parse::<u64>`).
+    Count { min: u64 },
+    /// A finite number in `[min, max]`, or `(min, max]` when `min_open`
+    /// (`str::parse::<f64>`).
+    Real { min: f64, max: f64, min_open: bool },
+    /// A duration with a ms/s/m suffix, at least `min_ns`.
+    Duration { min_ns: u64 },
+    /// A comma list of sizes (K/M/G suffixes), each between one page and
+    /// `--wss`.
+    SizeList,
+    /// One of these words.
+    Choice(&'static [&'static str]),
+}
+
+/// The misbehaviours `badcall` knows.
+pub const BADCALL_CALLS: &[&str] = &[
+    "log_oob",
+    "log_huge",
+    "unknown_doorbell",
+    "narrow",
+    "read_doorbell",
+    "exit_code",
+    "panic",
+    "triple_fault",
+    "wild_store",
+    "phase_spam",
+    "log_spam",
+    "ansi_log",
+    "ansi_panic",
+];
+
+impl ParamKind {
+    /// Checks `value`; the error says what was expected, on one line.
+    /// `wss` is the run's `--wss` in bytes.
+    pub fn check(&self, value: &str, wss: u64) -> Result<(), String> {
+        use wss_abi::units::{parse_duration_ns, parse_size};
+        match *self {
+            ParamKind::Count { min } => match value.parse::<u64>() {
+                Ok(v) if v >= min => Ok(()),
+                _ => Err(format!("a whole number, at least {min}")),
+            },
+            ParamKind::Real { min, max, min_open } => {
+                let range = if max == f64::MAX {
+                    format!("a finite number, at least {min}")
+                } else if min_open {
+                    format!("a number in ({min}, {max}]")
+                } else {
+                    format!("a number in [{min}, {max}]")
+                };
+                match value.parse::<f64>() {
+                    Ok(v) if v.is_finite() && v <= max && (v > min || (!min_open && v == min)) => {
+                        Ok(())
+                    }
+                    _ => Err(range),
+                }
+            }
+            ParamKind::Duration { min_ns } => match parse_duration_ns(value) {
+                Some(ns) if ns >= min_ns => Ok(()),
+                _ if min_ns > 0 => Err("a positive duration such as 100ms, 5s or 2m".into()),
+                _ => Err("a duration such as 0s, 100ms, 5s or 2m".into()),
+            },
+            ParamKind::SizeList => {
+                let page = wss_abi::PAGE_SIZE;
+                let ok = value.split(',').all(|entry| {
+                    parse_size(entry)
+                        .is_some_and(|b| b / page >= 1 && b / page <= (wss / page).max(1))
+                });
+                if ok {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "a comma list of sizes, each between 4K and --wss ({wss} bytes)"
+                    ))
+                }
+            }
+            ParamKind::Choice(words) => {
+                if words.contains(&value) {
+                    Ok(())
+                } else {
+                    Err(format!("one of {}", words.join(", ")))
+                }
+            }
+        }
+    }
+}
+
+/// A `--param` value that is not what the program takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadParam {
+    #[error("--param {key}={value:?} is not {expected}")]
+    Value {
+        key: String,
+        value: String,
+        expected: String,
+    },
+    #[error("guest {guest} needs --param {key}=... (see `kvm-wss guests`)")]
+    Missing { guest: String, key: String },
+}
+
+/// Checks the values of `params` for `program` (`None`: a guest image from
+/// a file, whose own parameters are unknown, so only the ones every
+/// program's runtime reads are checked). Keys are checked elsewhere.
+pub fn check_params(
+    program: Option<&ProgramInfo>,
+    params: &[(String, String)],
+    wss: u64,
+) -> Result<(), BadParam> {
+    let own: &[ParamInfo] = program.map_or(&[], |p| p.params);
+    for (key, value) in params {
+        let Some(info) = COMMON_PARAMS.iter().chain(own).find(|q| q.key == key) else {
+            continue;
+        };
+        info.kind
+            .check(value, wss)
+            .map_err(|expected| BadParam::Value {
+                key: key.clone(),
+                value: value.clone(),
+                expected,
+            })?;
+    }
+    if let Some(p) = program
+        && let Some(q) = p
+            .params
+            .iter()
+            .find(|q| q.default.is_empty() && !params.iter().any(|(k, _)| k == q.key))
+    {
+        return Err(BadParam::Missing {
+            guest: p.name.to_string(),
+            key: q.key.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// One guest program.
@@ -33,16 +174,26 @@ pub struct ProgramInfo {
 pub static COMMON_PARAMS: &[ParamInfo] = &[
     ParamInfo {
         key: "ops",
+
+        kind: ParamKind::Count { min: 0 },
         default: "0",
         help: "stop after exactly this many accesses (0: run until kvm-wss stops the guest)",
     },
     ParamInfo {
         key: "write_ratio",
+
+        kind: ParamKind::Real {
+            min: 0.0,
+            max: 1.0,
+            min_open: false,
+        },
         default: "0.5",
         help: "probability that an access is a write, in [0, 1]",
     },
     ParamInfo {
         key: "rate",
+
+        kind: ParamKind::Count { min: 0 },
         default: "0",
         help: "pace the guest to this many accesses per second (0: as fast as it can); \
                time-driven programs then follow the access count, which makes them \
@@ -58,9 +209,12 @@ pub static CATALOG: &[ProgramInfo] = &[
                   rejects it; logs `survived <call>` if resumed",
         params: &[ParamInfo {
             key: "call",
+
+            kind: ParamKind::Choice(BADCALL_CALLS),
             default: "",
             help: "required: log_oob, log_huge, unknown_doorbell, narrow, read_doorbell, \
-                   exit_code, panic, triple_fault or wild_store",
+                   exit_code, panic, triple_fault, wild_store, phase_spam, log_spam, ansi_log \
+                   or ansi_panic",
         }],
         expected_truth: "no data pages",
         test_only: true,
@@ -81,11 +235,23 @@ pub static CATALOG: &[ProgramInfo] = &[
         params: &[
             ParamInfo {
                 key: "hot_frac",
+
+                kind: ParamKind::Real {
+                    min: 0.0,
+                    max: 1.0,
+                    min_open: true,
+                },
                 default: "0.1",
                 help: "fraction of --wss in the hot set, in (0, 1]",
             },
             ParamInfo {
                 key: "hot_prob",
+
+                kind: ParamKind::Real {
+                    min: 0.0,
+                    max: 1.0,
+                    min_open: false,
+                },
                 default: "0.9",
                 help: "probability that an access goes to the hot set, in [0, 1]",
             },
@@ -99,6 +265,8 @@ pub static CATALOG: &[ProgramInfo] = &[
         summary: "one access to one page every `every`, spinning on the clock in between",
         params: &[ParamInfo {
             key: "every",
+
+            kind: ParamKind::Duration { min_ns: 1 },
             default: "100ms",
             help: "time between accesses",
         }],
@@ -112,11 +280,15 @@ pub static CATALOG: &[ProgramInfo] = &[
         params: &[
             ParamInfo {
                 key: "period",
+
+                kind: ParamKind::Duration { min_ns: 1 },
                 default: "5s",
                 help: "time between size changes",
             },
             ParamInfo {
                 key: "sizes",
+
+                kind: ParamKind::SizeList,
                 default: "wss/8,wss,wss/4",
                 help: "comma list of sizes, each between 4K and --wss (e.g. 16M,128M,32M)",
             },
@@ -131,6 +303,8 @@ pub static CATALOG: &[ProgramInfo] = &[
                   sync(2r+1); ignores ops, rate and write_ratio",
         params: &[ParamInfo {
             key: "rounds",
+
+            kind: ParamKind::Count { min: 0 },
             default: "3",
             help: "number of sync-delimited rounds",
         }],
@@ -145,21 +319,33 @@ pub static CATALOG: &[ProgramInfo] = &[
         params: &[
             ParamInfo {
                 key: "floor",
+
+                kind: ParamKind::Real {
+                    min: 0.0,
+                    max: 1.0,
+                    min_open: false,
+                },
                 default: "0.05",
                 help: "final active set as a fraction of --wss, in [0, 1] (at least one page)",
             },
             ParamInfo {
                 key: "grow",
+
+                kind: ParamKind::Duration { min_ns: 0 },
                 default: "5s",
                 help: "time to grow from nothing to --wss",
             },
             ParamInfo {
                 key: "hold",
+
+                kind: ParamKind::Duration { min_ns: 0 },
                 default: "5s",
                 help: "time at --wss",
             },
             ParamInfo {
                 key: "shrink",
+
+                kind: ParamKind::Duration { min_ns: 0 },
                 default: "5s",
                 help: "time to shrink from --wss to floor",
             },
@@ -186,6 +372,8 @@ pub static CATALOG: &[ProgramInfo] = &[
         summary: "sequential sweep over every k-th page of --wss, wrapping",
         params: &[ParamInfo {
             key: "k",
+
+            kind: ParamKind::Count { min: 1 },
             default: "4",
             help: "stride in pages, at least 1",
         }],
@@ -197,6 +385,12 @@ pub static CATALOG: &[ProgramInfo] = &[
         summary: "Zipf-distributed page ranks over --wss, hot pages scattered across the region",
         params: &[ParamInfo {
             key: "theta",
+
+            kind: ParamKind::Real {
+                min: 0.0,
+                max: f64::MAX,
+                min_open: false,
+            },
             default: "0.99",
             help: "Zipf exponent, at least 0 (0 is uniform)",
         }],
@@ -410,6 +604,84 @@ mod tests {
         assert_eq!(literal("5_000_000_000"), 5e9);
         assert_eq!(parsed_default("param_duration_ns_or", "5s"), 5e9);
         assert_eq!(parsed_default("param_size_or", "16M"), (16u64 << 20) as f64);
+    }
+
+    #[test]
+    fn defaults_pass_their_own_checks() {
+        for p in CATALOG {
+            for q in COMMON_PARAMS.iter().chain(p.params) {
+                if q.default.is_empty() || q.kind == ParamKind::SizeList {
+                    continue;
+                }
+                assert_eq!(q.kind.check(q.default, 64 << 20), Ok(()), "{}", q.key);
+            }
+        }
+        // The help of badcall's `call` lists exactly the known calls.
+        let call = &find("badcall").unwrap().params[0];
+        for c in BADCALL_CALLS {
+            assert!(call.help.contains(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let zipf = find("zipf");
+        let check = |k: &str, v: &str| check_params(zipf, &[(k.into(), v.into())], 64 << 20);
+        for (k, v) in [
+            ("ops", "abc"),
+            ("ops", "-5"),
+            ("ops", ""),
+            ("ops", "1.5"),
+            ("rate", "-1"),
+            ("theta", "NaN"),
+            ("theta", "inf"),
+            ("theta", "-0.5"),
+            ("write_ratio", "2"),
+            ("write_ratio", "-0.1"),
+            ("write_ratio", "nan"),
+        ] {
+            let err = check(k, v).expect_err(v);
+            assert!(!err.to_string().contains('\n'));
+            assert!(
+                matches!(&err, BadParam::Value { key, .. } if key == k),
+                "{err:?}"
+            );
+        }
+        for (k, v) in [
+            ("ops", "0"),
+            ("ops", "18446744073709551615"),
+            ("rate", "1000"),
+            ("theta", "0"),
+            ("theta", "1.2"),
+            ("write_ratio", "1"),
+            ("write_ratio", "0"),
+            ("unknown_key", "whatever"),
+        ] {
+            assert_eq!(check(k, v), Ok(()), "{k}={v}");
+        }
+        assert_eq!(
+            check("write_ratio", "2").unwrap_err().to_string(),
+            "--param write_ratio=\"2\" is not a number in [0, 1]"
+        );
+        let hotset = find("hotset");
+        let h = |k: &str, v: &str| check_params(hotset, &[(k.into(), v.into())], 64 << 20);
+        assert!(h("hot_frac", "0").is_err() && h("hot_frac", "1").is_ok());
+        let phases = find("phases");
+        let ph = |v: &str| check_params(phases, &[("sizes".into(), v.into())], 64 << 20);
+        assert!(ph("16M,64M,4K").is_ok());
+        assert!(ph("16M,128M").is_err() && ph("1K").is_err() && ph("16M,").is_err());
+        assert!(check_params(phases, &[("period".into(), "0s".into())], 1 << 20).is_err());
+        assert!(check_params(find("stride"), &[("k".into(), "0".into())], 1 << 20).is_err());
+        let badcall = find("badcall");
+        assert!(check_params(badcall, &[("call".into(), "phase_spam".into())], 0).is_ok());
+        assert!(check_params(badcall, &[("call".into(), "nope".into())], 0).is_err());
+        assert_eq!(
+            check_params(badcall, &[], 0).unwrap_err().to_string(),
+            "guest badcall needs --param call=... (see `kvm-wss guests`)"
+        );
+        // A guest from a file: its runtime's parameters are still checked.
+        assert!(check_params(None, &[("ops".into(), "x".into())], 0).is_err());
+        assert!(check_params(None, &[("theta".into(), "x".into())], 0).is_ok());
     }
 
     #[test]

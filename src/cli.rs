@@ -78,7 +78,7 @@ pub enum BenchCommand {
         #[arg(long, default_value = "64M", value_parser = size)]
         wss: u64,
         /// Alternating VM/host rounds; the medians are reported.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = positive_count)]
         rounds: usize,
     },
     /// Each tracker's cost per tracked touch through kvm-wss and through a minimal loop on the same kernel mechanism (the floor).
@@ -134,6 +134,41 @@ pub fn duration(s: &str) -> Result<Duration, String> {
         .filter(|&ns| ns > 0)
         .map(Duration::from_nanos)
         .ok_or_else(|| format!("{s:?} is not a positive duration (use e.g. 100ms, 1s, 2m)"))
+}
+
+/// Parses a whole number of at least 1.
+pub fn positive_count(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| format!("{s:?} is not a whole number of at least 1"))
+}
+
+/// The shortest `--interval`: the sampler arms, collects and writes a row
+/// every interval, which takes on the order of 100 us even for a small
+/// sample, so much shorter intervals cannot be honoured, and a run of them
+/// would only make rows faster than they are written.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
+/// VMAs left for the rest of the process when bounding mprotect samples:
+/// the binary and its libraries, heap and thread stacks, guest memory and
+/// the tracker's own mappings take a few hundred; this leaves room to spare.
+pub const MAP_COUNT_HEADROOM: u64 = 1000;
+
+/// The most pages the mprotect tracker can arm at once on this host, from
+/// `vm.max_map_count`. Arming a page in the middle of a read-write mapping
+/// splits one VMA into three, so `n` scattered pages need up to `2n + 1`
+/// VMAs; with the headroom for the rest of the process, the limit is
+/// `(max_map_count - MAP_COUNT_HEADROOM) / 2` (32,265 for the default
+/// 65,530).
+pub fn mprotect_limit_for(max_map_count: u64) -> u64 {
+    max_map_count.saturating_sub(MAP_COUNT_HEADROOM) / 2
+}
+
+/// This host's `vm.max_map_count`, if it can be read.
+pub fn max_map_count() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?;
+    text.trim().parse().ok()
 }
 
 /// Parses `key=value`.
@@ -304,6 +339,41 @@ pub enum UsageError {
     GuestPages(#[from] GuestPagesError),
     #[error(transparent)]
     Sweep(sweep::SweepError),
+    #[error(transparent)]
+    Param(#[from] crate::catalog::BadParam),
+    #[error(
+        "--interval {0:?} is shorter than the shortest the sampler can honour, {MIN_INTERVAL:?}"
+    )]
+    IntervalTooShort(Duration),
+    #[error(
+        "--sample-pages {pages} is more than --tracker mprotect can arm on this host ({limit}: each armed page may split a mapping in two, and vm.max_map_count is {max_map_count}); sample fewer pages or raise vm.max_map_count"
+    )]
+    TooManyForMprotect {
+        pages: u64,
+        limit: u64,
+        max_map_count: u64,
+    },
+    #[error("cannot write to the output folder {path}")]
+    OutDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a run's output folder (it lacks {file})", .path.display())]
+    NotARunDir { path: PathBuf, file: &'static str },
+}
+
+/// Creates `dir` if needed and checks that a file can be written in it, so
+/// that an unusable `--out` is refused before any guest boots.
+pub fn check_out_dir(dir: &std::path::Path) -> Result<(), UsageError> {
+    let fail = |source| UsageError::OutDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(format!(".kvm-wss-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(fail)?;
+    std::fs::remove_file(&probe).map_err(fail)
 }
 
 pub use crate::memlimit::host_memory;
@@ -329,17 +399,34 @@ impl CommonArgs {
         interval: Duration,
     ) -> Result<RunConfig, UsageError> {
         let guest = GuestSource::parse(&self.guest)?;
-        if let GuestSource::Builtin(name) = &guest
-            && let Some(info) = crate::catalog::find(name)
-        {
+        let program = match &guest {
+            GuestSource::Builtin(name) => crate::catalog::find(name),
+            GuestSource::File(_) => None,
+        };
+        if let Some(info) = program {
             for (k, _) in &self.params {
                 if !crate::catalog::accepts_param(info, k) {
                     return Err(UsageError::UnknownParam {
-                        guest: name.clone(),
+                        guest: info.name.to_string(),
                         key: k.clone(),
                     });
                 }
             }
+        }
+        crate::catalog::check_params(program, &self.params, self.wss)?;
+        if interval < MIN_INTERVAL {
+            return Err(UsageError::IntervalTooShort(interval));
+        }
+        if tracker == TrackerKind::Mprotect
+            && estimator == EstimatorKind::Esx
+            && let Some(max_map_count) = max_map_count()
+            && sample_pages > mprotect_limit_for(max_map_count)
+        {
+            return Err(UsageError::TooManyForMprotect {
+                pages: sample_pages,
+                limit: mprotect_limit_for(max_map_count),
+                max_map_count,
+            });
         }
         if self.wss > self.mem {
             return Err(UsageError::WssLargerThanMem {
@@ -645,6 +732,72 @@ mod tests {
                 .expect("valid")
                 .live
         );
+    }
+
+    #[test]
+    fn bad_values_are_refused_before_boot() {
+        let cfg = |args: &[&str]| {
+            let mut all = vec!["--guest", "zipf"];
+            all.extend_from_slice(args);
+            run_args(&all).to_config()
+        };
+        for bad in [
+            &["--param", "ops=abc"][..],
+            &["--param", "ops=-5"],
+            &["--param", "ops="],
+            &["--param", "rate=-1"],
+            &["--param", "theta=NaN"],
+            &["--param", "write_ratio=2"],
+        ] {
+            assert!(
+                matches!(cfg(bad), Err(UsageError::Param(_))),
+                "{bad:?} was accepted"
+            );
+        }
+        assert!(cfg(&["--param", "theta=1.5", "--param", "ops=10"]).is_ok());
+        let err = cfg(&["--interval", "999us"]).expect_err("too short");
+        assert!(matches!(err, UsageError::IntervalTooShort(_)), "{err:?}");
+        assert!(!err.to_string().contains('\n'));
+        assert!(cfg(&["--interval", "1ms"]).is_ok());
+        // 2n + 1 VMAs for n scattered pages, with headroom.
+        assert_eq!(mprotect_limit_for(65_530), 32_265);
+        assert_eq!(mprotect_limit_for(10), 0);
+        if let Some(max) = max_map_count() {
+            let over = (mprotect_limit_for(max) + 1).to_string();
+            let err = cfg(&["--tracker", "mprotect", "--sample-pages", &over]).expect_err("over");
+            assert!(
+                matches!(err, UsageError::TooManyForMprotect { .. }),
+                "{err:?}"
+            );
+            // Other trackers have no such limit, nor exhaustive mprotect.
+            assert!(cfg(&["--tracker", "uffd", "--sample-pages", &over]).is_ok());
+            assert!(
+                cfg(&[
+                    "--tracker",
+                    "mprotect",
+                    "--estimator",
+                    "exhaustive",
+                    "--sample-pages",
+                    &over
+                ])
+                .is_ok()
+            );
+        }
+        assert!(parse(&["bench", "native", "--rounds", "0"]).is_err());
+        assert!(parse(&["bench", "native", "--rounds", "1"]).is_ok());
+    }
+
+    #[test]
+    fn out_dirs_must_be_writable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fresh = dir.path().join("a/b");
+        check_out_dir(&fresh).expect("creatable");
+        assert!(fresh.is_dir());
+        assert_eq!(std::fs::read_dir(&fresh).expect("dir").count(), 0);
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").expect("write");
+        let err = check_out_dir(&file.join("run")).expect_err("under a file");
+        assert!(matches!(err, UsageError::OutDir { .. }), "{err:?}");
     }
 
     #[test]

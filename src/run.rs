@@ -77,7 +77,10 @@ pub struct RunOutput {
     pub rows: Vec<Row>,
     pub dir: PathBuf,
     pub end: RunEnd,
+    /// The guest's log messages (the first `MAX_KEPT_LOGS`), escaped.
     pub logs: Vec<String>,
+    /// What the per-run caps left out, on one line, if anything.
+    pub dropped: Option<String>,
 }
 
 /// How often a person watching a run sees an in-progress estimate, in
@@ -93,14 +96,20 @@ static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 /// (which still writes everything measured); later runs of a sweep are
 /// not started.
 pub fn install_interrupt_handler() -> Result<(), ctrlc::Error> {
-    ctrlc::set_handler(|| {
-        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Ok(guard) = INTERRUPT.lock()
-            && let Some(tx) = guard.as_ref()
-        {
-            let _ = tx.send(Event::Interrupt);
-        }
-    })
+    ctrlc::set_handler(note_interrupt)
+}
+
+/// What Ctrl-C does: marks the process interrupted and ends the run in
+/// progress, if any. Public so that tests can interrupt without a signal.
+/// Outputs already started are finished only if whole (see
+/// `report::plot::render_atomic`); none are started afterwards.
+pub fn note_interrupt() {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Ok(guard) = INTERRUPT.lock()
+        && let Some(tx) = guard.as_ref()
+    {
+        let _ = tx.send(Event::Interrupt);
+    }
 }
 
 /// True once Ctrl-C was pressed.
@@ -316,6 +325,8 @@ fn run_once(
             .iter()
             .map(|&(t_s, marker)| Phase { t_s, marker })
             .collect(),
+        phases_dropped: report.exits.phases_dropped,
+        logs_dropped: report.exits.logs_dropped,
         arm_us_total: rows.iter().map(|r| r.arm_us).sum(),
         collect_us_total: rows.iter().map(|r| r.collect_us).sum(),
         hold_us_mean: rows.iter().map(|r| r.hold_us).sum::<f64>() / rows.len().max(1) as f64,
@@ -366,15 +377,22 @@ fn run_once(
         }
     }
     s.tracker_stats = tracker_stats;
+    // After Ctrl-C the (small) summary is still written, whole, so the
+    // folder describes what was measured; plots are left out (see
+    // `plot::render_atomic`).
     write_summary(&dir.join("summary.json"), &s)?;
-    if cfg.plot && !rows.is_empty() {
-        plot::plot_run(&rows, &s, dir)?;
+    if cfg.plot && !rows.is_empty() && !interrupted() {
+        match plot::plot_run(&rows, &s, dir) {
+            Ok(_) | Err(ReportError::Interrupted { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(RunOutput {
         summary: s,
         rows,
         dir: dir.to_path_buf(),
         end,
+        dropped: report.exits.dropped_summary(),
         logs: report.exits.logs,
     })
 }

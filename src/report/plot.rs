@@ -66,6 +66,38 @@ where
     root.present().map_err(|e| draw_error(Box::new(e)))
 }
 
+/// Like [`render`], but into a temporary file renamed to `path` once it is
+/// complete, so a reader never sees half a file. With `interruptible`, a
+/// Ctrl-C before or during the drawing drops the file and the result is
+/// [`ReportError::Interrupted`] (a run's plot); without, the caller decides
+/// (a sweep draws its heat maps of what was measured after Ctrl-C too).
+pub(crate) fn render_atomic<'a, DB: DrawingBackend + 'a>(
+    make: impl FnOnce(&'a Path) -> DB,
+    tmp: &'a Path,
+    path: &Path,
+    interruptible: bool,
+    draw: impl FnOnce(&DrawingArea<DB, Shift>) -> DrawResult,
+) -> Result<(), ReportError>
+where
+    DB::ErrorType: 'static,
+{
+    let interrupted = || ReportError::Interrupted {
+        path: path.to_path_buf(),
+    };
+    if interruptible && crate::run::interrupted() {
+        return Err(interrupted());
+    }
+    if let Err(e) = render(make(tmp), path, draw) {
+        let _ = std::fs::remove_file(tmp);
+        return Err(e);
+    }
+    if interruptible && crate::run::interrupted() {
+        let _ = std::fs::remove_file(tmp);
+        return Err(interrupted());
+    }
+    super::rename_into_place(tmp, path)
+}
+
 /// `base` with `ext` appended, keeping any dots already in the file name.
 pub(crate) fn with_suffix(base: &Path, ext: &str) -> PathBuf {
     let mut name = OsString::from(base.as_os_str());
@@ -154,6 +186,64 @@ fn phases_from_rows(rows: &[Row]) -> Vec<Phase> {
         .collect()
 }
 
+/// Most intervals drawn one by one in a run plot: a 1600-pixel-wide figure
+/// cannot show more, and each costs drawing time and bytes (a 10-minute run
+/// at 1 ms intervals has 600,000). Longer runs are drawn in steps of
+/// several intervals.
+pub const MAX_PLOTTED_ROWS: usize = 4000;
+
+/// `rows` merged `k` at a time, when there are more than `max`, into rows
+/// spanning the `k` intervals with the largest value of each (the band's
+/// lowest lower bound), so that peaks stay visible; `None` and 1 when they
+/// are few enough to draw as they are.
+fn coarsen(rows: &[Row], max: usize) -> (Option<Vec<Row>>, usize) {
+    if rows.len() <= max || max == 0 {
+        return (None, 1);
+    }
+    let k = rows.len().div_ceil(max);
+    let fold = |chunk: &[Row], f: fn(f64, f64) -> f64, get: fn(&Row) -> Option<f64>| {
+        chunk.iter().filter_map(|r| finite(get(r))).reduce(f)
+    };
+    let merged = rows
+        .chunks(k)
+        .filter_map(|chunk| {
+            let (first, last) = (chunk.first()?, chunk.last()?);
+            Some(Row {
+                t_s: last.t_s,
+                interval_s: last.t_s - (first.t_s - first.interval_s),
+                true_wss_pages: chunk.iter().map(|r| r.true_wss_pages).max().unwrap_or(0),
+                true_wss_write_pages: chunk
+                    .iter()
+                    .map(|r| r.true_wss_write_pages)
+                    .max()
+                    .unwrap_or(0),
+                est_wss_pages: fold(chunk, f64::max, |r| r.est_wss_pages),
+                est_lo_pages: fold(chunk, f64::min, |r| r.est_lo_pages),
+                est_hi_pages: fold(chunk, f64::max, |r| r.est_hi_pages),
+                faults: chunk.iter().map(|r| r.faults).max().unwrap_or(0),
+                guest_ops: chunk.iter().map(|r| r.guest_ops).sum(),
+                full: chunk.iter().all(|r| r.full),
+                ..last.clone()
+            })
+        })
+        .collect();
+    (Some(merged), k)
+}
+
+/// Most phase markers drawn in a plot: a guest decides how many markers
+/// there are, and each one costs a line (and a label) in the figure.
+pub const MAX_PLOTTED_PHASES: usize = 50;
+
+/// At most `cap` of `phases`, evenly spread over the list (the first is
+/// always kept).
+fn thin_phases(phases: Vec<Phase>, cap: usize) -> Vec<Phase> {
+    if phases.len() <= cap || cap == 0 {
+        return if cap == 0 { Vec::new() } else { phases };
+    }
+    let step = phases.len().div_ceil(cap);
+    phases.into_iter().step_by(step).collect()
+}
+
 fn truth_label(compared_against: &str) -> &'static str {
     if compared_against == "true_wss_write_pages" {
         "vs written pages"
@@ -163,7 +253,9 @@ fn truth_label(compared_against: &str) -> &'static str {
 }
 
 impl RunView {
-    fn new(rows: &[Row], s: &Summary) -> Self {
+    fn new(all_rows: &[Row], s: &Summary) -> Self {
+        let (coarse, per_point) = coarsen(all_rows, MAX_PLOTTED_ROWS);
+        let rows: &[Row] = coarse.as_deref().unwrap_or(all_rows);
         let truth = steps(rows, |r| Some(r.true_wss_pages as f64))
             .into_iter()
             .flatten()
@@ -207,11 +299,13 @@ impl RunView {
         let fault_max = faults.iter().map(|f| f.2).fold(0.0, f64::max).max(1.0) * 1.15;
         let x_max = rows.iter().map(|r| r.t_s).fold(0.0, f64::max);
         let x_max = if x_max > 0.0 { x_max } else { 1.0 };
-        let phases = if s.phases.is_empty() {
-            phases_from_rows(rows)
+        let all_phases = if s.phases.is_empty() {
+            phases_from_rows(all_rows)
         } else {
             s.phases.clone()
         };
+        let phase_total = all_phases.len() as u64 + s.phases_dropped;
+        let phases = thin_phases(all_phases, MAX_PLOTTED_PHASES);
         let mape = s
             .mape
             .map_or_else(|| "n/a".to_string(), |m| format!("{:.1}%", m * 100.0));
@@ -219,7 +313,7 @@ impl RunView {
             .sample_pages
             .map_or_else(|| "-".to_string(), |p| p.to_string());
         let title = format!("{}: true vs estimated working set", s.guest);
-        let subtitle = format!(
+        let mut subtitle = format!(
             "tracker {}, estimator {}, sample {} pages, interval {} s, MAPE {} ({}), \
              guest memory {} MiB",
             s.tracker,
@@ -230,6 +324,15 @@ impl RunView {
             truth_label(&s.compared_against),
             format_value(s.mem_pages as f64 / PAGES_PER_MIB),
         );
+        if per_point > 1 {
+            subtitle.push_str(&format!(", each step the largest of {per_point} intervals"));
+        }
+        if phase_total > phases.len() as u64 {
+            subtitle.push_str(&format!(
+                ", {} of {phase_total} phase markers drawn",
+                phases.len()
+            ));
+        }
         RunView {
             title,
             subtitle,
@@ -263,12 +366,21 @@ pub fn plot_run(
     let view = RunView::new(rows, summary);
     let svg = out_dir.join("wss.svg");
     let png = out_dir.join("wss.png");
-    render(SVGBackend::new(&svg, RUN_PLOT_SIZE), &svg, |root| {
-        draw_run(root, &view)
-    })?;
-    render(BitMapBackend::new(&png, RUN_PLOT_SIZE), &png, |root| {
-        draw_run(root, &view)
-    })?;
+    let (svg_tmp, png_tmp) = (super::temp_path(&svg), super::temp_path(&png));
+    render_atomic(
+        |p| SVGBackend::new(p, RUN_PLOT_SIZE),
+        &svg_tmp,
+        &svg,
+        true,
+        |root| draw_run(root, &view),
+    )?;
+    render_atomic(
+        |p| BitMapBackend::new(p, RUN_PLOT_SIZE),
+        &png_tmp,
+        &png,
+        true,
+        |root| draw_run(root, &view),
+    )?;
     Ok(vec![svg, png])
 }
 
@@ -466,12 +578,21 @@ pub fn plot_heatmap<X: AsRef<str>, Y: AsRef<str>>(
     );
     let svg = with_suffix(out_base, "svg");
     let png = with_suffix(out_base, "png");
-    render(SVGBackend::new(&svg, size), &svg, |root| {
-        draw_heatmap(root, &view)
-    })?;
-    render(BitMapBackend::new(&png, size), &png, |root| {
-        draw_heatmap(root, &view)
-    })?;
+    let (svg_tmp, png_tmp) = (super::temp_path(&svg), super::temp_path(&png));
+    render_atomic(
+        |p| SVGBackend::new(p, size),
+        &svg_tmp,
+        &svg,
+        false,
+        |root| draw_heatmap(root, &view),
+    )?;
+    render_atomic(
+        |p| BitMapBackend::new(p, size),
+        &png_tmp,
+        &png,
+        false,
+        |root| draw_heatmap(root, &view),
+    )?;
     Ok(vec![svg, png])
 }
 
@@ -823,6 +944,51 @@ mod tests {
         assert_eq!(v.y_max, 9000.0 * 1.3);
         assert!(v.band.iter().flatten().all(|&(_, y)| y <= 9000.0));
         assert_eq!(v.faults[11], (5.8, 6.0, 45.0));
+    }
+
+    #[test]
+    fn phase_markers_are_thinned_to_the_cap() {
+        let many: Vec<Phase> = (0..10_000)
+            .map(|i| Phase {
+                t_s: i as f64 * 1e-3,
+                marker: i,
+            })
+            .collect();
+        let thin = thin_phases(many.clone(), MAX_PLOTTED_PHASES);
+        assert!(thin.len() <= MAX_PLOTTED_PHASES && thin.len() > MAX_PLOTTED_PHASES / 2);
+        assert_eq!(thin[0].marker, 0);
+        assert_eq!(thin_phases(many[..3].to_vec(), 50).len(), 3);
+        assert!(thin_phases(many, 0).is_empty());
+        // The figure says how many it left out.
+        let mut s = step_summary();
+        s.phases_dropped = 5;
+        let v = RunView::new(&step_rows(), &s);
+        assert!(v.subtitle.contains("phase markers drawn"), "{}", v.subtitle);
+    }
+
+    #[test]
+    fn long_runs_are_drawn_in_steps_keeping_peaks() {
+        let mut rows: Vec<Row> = (0..10_000).map(|i| step_rows()[i % 4].clone()).collect();
+        for (i, r) in rows.iter_mut().enumerate() {
+            r.t_s = (i + 1) as f64 * 1e-3;
+            r.interval_s = 1e-3;
+        }
+        rows[7777].true_wss_pages = 99_999;
+        let (coarse, k) = coarsen(&rows, MAX_PLOTTED_ROWS);
+        let coarse = coarse.expect("coarsened");
+        assert_eq!(k, 3);
+        assert!(coarse.len() <= MAX_PLOTTED_ROWS);
+        assert!(coarse.iter().any(|r| r.true_wss_pages == 99_999));
+        assert!((coarse.last().unwrap().t_s - 10.0).abs() < 1e-9);
+        assert!((coarse[0].interval_s - 3e-3).abs() < 1e-9);
+        assert_eq!(coarsen(&rows[..10], MAX_PLOTTED_ROWS), (None, 1));
+        let v = RunView::new(&rows, &step_summary());
+        assert!(
+            v.subtitle.contains("largest of 3 intervals"),
+            "{}",
+            v.subtitle
+        );
+        assert!(v.faults.len() <= MAX_PLOTTED_ROWS);
     }
 
     #[test]

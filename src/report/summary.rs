@@ -78,7 +78,15 @@ pub struct Summary {
     pub guest_exit_code: Option<u64>,
     /// Guest-computed checksum, hex.
     pub guest_checksum: Option<String>,
+    /// The guest's phase markers, the first `MAX_KEPT_PHASES` of them
+    /// (see `vmm::exit`).
     pub phases: Vec<Phase>,
+    /// Phase markers past that cap: counted, not stored.
+    #[serde(default)]
+    pub phases_dropped: u64,
+    /// Guest log messages past the cap on kept ones: counted, not stored.
+    #[serde(default)]
+    pub logs_dropped: u64,
     pub arm_us_total: f64,
     pub collect_us_total: f64,
     /// Time the guest was held at each interval's boundaries (see the
@@ -148,10 +156,7 @@ pub fn write_summary(path: &Path, summary: &Summary) -> Result<(), ReportError> 
         source,
     })?;
     text.push('\n');
-    std::fs::write(path, text).map_err(|source| ReportError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    super::write_atomic(path, text.as_bytes())
 }
 
 /// Reads a summary.json written by [`write_summary`].

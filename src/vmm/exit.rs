@@ -70,17 +70,38 @@ pub enum Action {
     Stop(Stop),
 }
 
-/// Most rejected hypercalls printed per run; the rest are only counted.
+// Everything a guest can make the VMM store is capped per run, so that an
+// untrusted guest ringing doorbells in a loop costs the host a bounded amount
+// of memory and output whatever it does. Past a cap, events are counted, not
+// stored. At the caps the stored text is at most
+// MAX_KEPT_LOGS * LOG_MAX (1 MiB; escaping makes it at most six times that) plus
+// MAX_REPORTED_REJECTS short messages, and the phases 16 bytes each.
+
+/// Most rejected hypercalls whose reason is kept (and logged) per run; the
+/// rest are only counted in `rejected`.
 pub const MAX_REPORTED_REJECTS: u64 = 10;
-/// Most log lines kept for the summary.
-pub const MAX_KEPT_LOGS: usize = 1000;
+/// Most log lines kept per run; the rest are counted in `logs_dropped`.
+pub const MAX_KEPT_LOGS: usize = 256;
+/// Most phase markers kept per run; the rest are counted in
+/// `phases_dropped` (the last marker is still tracked in `last_phase`).
+/// A workload announces a phase every few seconds, so this holds hours.
+pub const MAX_KEPT_PHASES: usize = 1000;
 
 /// What the exit handler learned so far.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ExitState {
-    /// (seconds since boot, marker) for each `phase` hypercall.
+    /// (seconds since boot, marker) for the first [`MAX_KEPT_PHASES`]
+    /// `phase` hypercalls.
     pub phases: Vec<(f64, u64)>,
+    /// Phase markers past the cap, counted but not stored.
+    pub phases_dropped: u64,
+    /// The most recent phase marker, kept or not.
+    pub last_phase: Option<u64>,
+    /// The first [`MAX_KEPT_LOGS`] log messages, escaped (see
+    /// [`escape_guest_text`]).
     pub logs: Vec<String>,
+    /// Log messages past the cap, counted but not stored.
+    pub logs_dropped: u64,
     /// Hypercalls rejected as malformed.
     pub rejected: u64,
     pub reject_messages: Vec<String>,
@@ -90,7 +111,7 @@ pub struct ExitState {
 
 impl ExitState {
     pub fn last_phase(&self) -> Option<u64> {
-        self.phases.last().map(|&(_, m)| m)
+        self.last_phase
     }
 
     fn reject(&mut self, why: String) {
@@ -100,6 +121,63 @@ impl ExitState {
             self.reject_messages.push(why);
         }
     }
+
+    fn phase(&mut self, now_s: f64, marker: u64) {
+        self.last_phase = Some(marker);
+        if self.phases.len() < MAX_KEPT_PHASES {
+            self.phases.push((now_s, marker));
+        } else {
+            self.phases_dropped += 1;
+        }
+    }
+
+    /// One line on what the caps left out, if anything: "N more phase
+    /// markers dropped; M more guest log messages dropped; K more rejected
+    /// hypercalls not reported".
+    pub fn dropped_summary(&self) -> Option<String> {
+        let unreported = self
+            .rejected
+            .saturating_sub(self.reject_messages.len() as u64);
+        let parts: Vec<String> = [
+            (self.phases_dropped, "phase markers dropped"),
+            (self.logs_dropped, "guest log messages dropped"),
+            (unreported, "rejected hypercalls not reported"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} more {what}"))
+        .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// Guest text made safe to print: every control character (C0, DEL, C1)
+/// and every Unicode bidirectional or line/paragraph separator is escaped
+/// as `\u{..}` (`\n`, `\r`, `\t` and `\\` in their short forms), so a
+/// message is always one line and cannot move the cursor, recolour or
+/// retitle the terminal, or forge a line of kvm-wss's own output.
+pub fn escape_guest_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control()
+                || matches!(
+                    c,
+                    '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+                )
+                || ('\u{202a}'..='\u{202e}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c) =>
+            {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Handles one exit. `read` fetches guest memory with bounds checks (it
@@ -150,7 +228,7 @@ pub fn handle_exit(
 }
 
 fn read_text(read: &dyn Fn(u64, u64) -> Option<Vec<u8>>, addr: u64, len: u64) -> Option<String> {
-    read(addr, len).map(|b| String::from_utf8_lossy(&b).into_owned())
+    read(addr, len).map(|b| escape_guest_text(&String::from_utf8_lossy(&b)))
 }
 
 fn hypercall(
@@ -162,7 +240,7 @@ fn hypercall(
     match call {
         Hypercall::Exit(code) => Action::Stop(Stop::Exit(code)),
         Hypercall::Phase(marker) => {
-            state.phases.push((now_s, marker));
+            state.phase(now_s, marker);
             Action::Resume
         }
         Hypercall::Sync(v) => {
@@ -172,9 +250,11 @@ fn hypercall(
         Hypercall::Boundary => Action::Boundary,
         Hypercall::Log { addr, len } => match read_text(read, addr, len) {
             Some(text) => {
-                log::info!("guest: {text}");
                 if state.logs.len() < MAX_KEPT_LOGS {
+                    log::info!("guest log: {text}");
                     state.logs.push(text);
+                } else {
+                    state.logs_dropped += 1;
                 }
                 Action::Resume
             }
@@ -275,6 +355,89 @@ mod tests {
         );
         assert_eq!(st.rejected, 2);
         assert_eq!(st.logs.len(), 1);
+    }
+
+    #[test]
+    fn phases_and_logs_are_capped_and_counted() {
+        let mut st = ExitState::default();
+        let n = MAX_KEPT_PHASES as u64 + 500;
+        for i in 0..n {
+            handle_exit(&mmio(db::PHASE, i), &mut st, &reader, i as f64);
+        }
+        assert_eq!(st.phases.len(), MAX_KEPT_PHASES);
+        assert_eq!(st.phases_dropped, 500);
+        assert_eq!(st.last_phase(), Some(n - 1));
+        let logs = MAX_KEPT_LOGS as u64 + 7;
+        for _ in 0..logs {
+            handle_exit(
+                &mmio(db::LOG, pack_buf(0x4000_0000, 5)),
+                &mut st,
+                &reader,
+                0.0,
+            );
+        }
+        assert_eq!(st.logs.len(), MAX_KEPT_LOGS);
+        assert_eq!(st.logs_dropped, 7);
+        for _ in 0..(MAX_REPORTED_REJECTS + 3) {
+            handle_exit(&mmio(0x1000, 1), &mut st, &reader, 0.0);
+        }
+        assert_eq!(
+            st.dropped_summary().as_deref(),
+            Some(
+                "500 more phase markers dropped; 7 more guest log messages dropped; \
+                 3 more rejected hypercalls not reported"
+            )
+        );
+        assert_eq!(ExitState::default().dropped_summary(), None);
+    }
+
+    #[test]
+    fn guest_text_is_escaped_to_one_line() {
+        assert_eq!(escape_guest_text("plain text, ok"), "plain text, ok");
+        assert_eq!(
+            escape_guest_text("a\nkvm-wss: run finished OK\r\t\\"),
+            "a\\nkvm-wss: run finished OK\\r\\t\\\\"
+        );
+        assert_eq!(
+            escape_guest_text("\x1b[31mred\x1b]0;title\x07\u{9b}\u{7f}"),
+            "\\u{1b}[31mred\\u{1b}]0;title\\u{7}\\u{9b}\\u{7f}"
+        );
+        assert_eq!(
+            escape_guest_text("\u{202e}x\u{2028}y\u{2066}é"),
+            "\\u{202e}x\\u{2028}y\\u{2066}é"
+        );
+        // Whatever the bytes, the result has no control character left.
+        for b in 0..=255u8 {
+            let text = String::from_utf8_lossy(&[b'a', b, b'z']).into_owned();
+            let e = escape_guest_text(&text);
+            assert!(!e.chars().any(char::is_control), "{b:#x}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn log_and_panic_text_is_escaped() {
+        let mem = b"hi\n\x1b[2Jthere";
+        let read = |addr: u64, len: u64| -> Option<Vec<u8>> {
+            mem.get(addr as usize..(addr + len) as usize)
+                .map(<[u8]>::to_vec)
+        };
+        let mut st = ExitState::default();
+        handle_exit(
+            &mmio(db::LOG, pack_buf(0, mem.len() as u64)),
+            &mut st,
+            &read,
+            0.0,
+        );
+        assert_eq!(st.logs, ["hi\\n\\u{1b}[2Jthere"]);
+        assert_eq!(
+            handle_exit(
+                &mmio(db::PANIC, pack_buf(0, mem.len() as u64)),
+                &mut st,
+                &read,
+                0.0
+            ),
+            Action::Stop(Stop::Panic("hi\\n\\u{1b}[2Jthere".into()))
+        );
     }
 
     #[test]

@@ -9,7 +9,13 @@
 //! - `exit_code`: exit with code 7;
 //! - `panic`: `panic!("boom 42")`;
 //! - `triple_fault`: `ud2`, which with no guest kernel triple-faults;
-//! - `wild_store`: a store to guest address 0x10, mapped but in no slot.
+//! - `wild_store`: a store to guest address 0x10, mapped but in no slot;
+//! - `phase_spam`: phase hypercalls with a rising marker, in a loop that
+//!   never ends (the VMM must bound what it keeps);
+//! - `log_spam`: log hypercalls in a loop that never ends;
+//! - `ansi_log`: logs a message with ANSI escapes and newlines that forge
+//!   kvm-wss output lines, then returns 0;
+//! - `ansi_panic`: panics with such a message.
 //!
 //! If the VMM rejects the call and resumes the guest, the program logs
 //! `survived <call>` and returns 0. An unknown `call` panics.
@@ -22,7 +28,7 @@
 
 use wss_guest::Ctx;
 use wss_guest::abi::{DOORBELL_BASE, LOG_MAX, doorbell, pack_buf};
-use wss_guest::rt::{exit, ring};
+use wss_guest::rt::{exit, phase, ring};
 
 wss_guest::entry!(main);
 
@@ -47,6 +53,11 @@ fn raw_load(addr: u64) -> u64 {
     unsafe { core::ptr::read_volatile(addr as *const u64) }
 }
 
+/// Text that, printed raw, would recolour the terminal, set its title and
+/// forge lines of kvm-wss's own output.
+const FORGED: &str =
+    "evil\x1b[31m red\x1b]0;pwned\x07\nkvm-wss: run finished OK\r\noutput     /forged/path";
+
 fn main(g: &mut Ctx) -> u64 {
     let params = *g.params();
     let call = params.get("call").unwrap_or("");
@@ -66,6 +77,18 @@ fn main(g: &mut Ctx) -> u64 {
         // fault, which the VMM must report as a failure. No memory changes.
         "triple_fault" => unsafe { core::arch::asm!("ud2", options(nomem, nostack)) },
         "wild_store" => raw_store(0x10, 8, 0x5a5a),
+        "phase_spam" => {
+            let mut marker = 0u64;
+            loop {
+                phase(marker);
+                marker = marker.wrapping_add(1);
+            }
+        }
+        "log_spam" => loop {
+            wss_guest::log!("spam\n\x1b[31mline\x1b[0m");
+        },
+        "ansi_log" => wss_guest::log!("{FORGED}"),
+        "ansi_panic" => panic!("{FORGED}"),
         _ => panic!("badcall: unknown call {call:?}"),
     }
     wss_guest::log!("survived {call}");
