@@ -7,6 +7,7 @@ pub mod dirty_log;
 pub mod mprotect;
 pub mod uffd;
 pub mod uffd_sys;
+pub mod zap;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

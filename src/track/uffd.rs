@@ -32,6 +32,7 @@ use super::uffd_sys::{
     _UFFDIO_CONTINUE, Event, EventBuffer, UFFD_FEATURE_MINOR_SHMEM, UFFDIO_REGISTER_MODE_MINOR,
     Userfaultfd,
 };
+use super::zap::Zapper;
 use super::{RamPage, TrackError, Tracker, TrackerKind, TrackerStats, runs};
 use crate::vmm::memory::GuestMemory;
 
@@ -205,6 +206,8 @@ struct State {
     faults: u64,
     service: Duration,
     arm: Duration,
+    /// Of `arm`, the time spent making pages present (fallocate).
+    populate: Duration,
     collect: Duration,
     spurious: u64,
     continue_eexist: u64,
@@ -265,6 +268,8 @@ pub struct UffdTracker {
     stop: EventFd,
     handler: Option<JoinHandle<()>>,
     errors: Mutex<HandlerErrors>,
+    /// Drops the armed pages' PTEs, many runs per syscall.
+    zapper: Zapper,
 }
 
 impl UffdTracker {
@@ -312,6 +317,7 @@ impl UffdTracker {
                 count: 0,
                 exited: false,
             }),
+            zapper: Zapper::new(NAME),
         };
         match ready_rx.recv_timeout(READY_TIMEOUT) {
             Ok(Ok(())) => Ok(Arc::new(tracker)),
@@ -382,10 +388,6 @@ impl UffdTracker {
             st.fallocated += count;
         }
         Ok(())
-    }
-
-    fn zap(&self, first: RamPage, n: u64) -> Result<(), TrackError> {
-        zap(&self.shared.memory, first, n)
     }
 }
 
@@ -553,9 +555,16 @@ impl Tracker for UffdTracker {
         st.armed = pages;
         self.shared.touched.store(0, Ordering::Relaxed);
         let armed_runs: Vec<(RamPage, u64)> = runs(&st.armed).collect();
-        let result = armed_runs.iter().try_for_each(|&(first, n)| {
-            self.populate(&mut st, first, n)?;
-            self.zap(first, n)
+        let t_populate = Instant::now();
+        let populated = armed_runs
+            .iter()
+            .try_for_each(|&(first, n)| self.populate(&mut st, first, n));
+        st.populate += t_populate.elapsed();
+        let result = populated.and_then(|()| {
+            // The runs lie inside the RAM mapping (normalized above),
+            // which `shared.memory` keeps alive; see `zap`.
+            self.zapper
+                .zap_runs(NAME, self.shared.ram_host, &armed_runs)
         });
         st.arm += t0.elapsed();
         result
@@ -611,6 +620,8 @@ impl Tracker for UffdTracker {
             ("disarmed_pages", st.disarmed),
             ("other_events", st.other_events),
             ("handler_errors", handler_errors),
+            ("zap_calls", self.zapper.calls()),
+            ("arm_populate_us", st.populate.as_micros() as u64),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
