@@ -7,6 +7,7 @@
 //!   kvm-wss and through the floor (floor.rs), a minimal loop that drives
 //!   the same kernel mechanism directly: what kvm-wss adds.
 
+pub mod arming;
 mod floor;
 pub mod native;
 mod realtime;

@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use libc::c_void;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use wss_abi::PAGE_SIZE;
 
@@ -109,39 +108,6 @@ pub(crate) fn open_minor(memory: &GuestMemory) -> Result<Userfaultfd, TrackError
         ));
     }
     Ok(uffd)
-}
-
-/// Drops the host PTEs of RAM pages `[first, first + n)` with one
-/// `MADV_DONTNEED`, so that their next access is a minor fault.
-pub(crate) fn zap(memory: &GuestMemory, first: RamPage, n: u64) -> Result<(), TrackError> {
-    let pages = memory.layout().ram_pages();
-    if first.checked_add(n).is_none_or(|end| end > pages) {
-        return Err(TrackError::OutOfRange {
-            page: first.saturating_add(n).saturating_sub(1),
-            pages,
-        });
-    }
-    let addr = memory.ram_host_addr() + (first * PAGE_SIZE) as usize;
-    // SAFETY: the range lies inside the RAM mapping (checked above), which
-    // `memory` keeps alive. It is MAP_SHARED over a memfd, so dropping the
-    // PTEs loses no data, and the VMM holds no Rust reference into guest RAM
-    // (it reads RAM with pread), so nothing observes the unmapped state.
-    let r = unsafe {
-        libc::madvise(
-            addr as *mut c_void,
-            (n * PAGE_SIZE) as usize,
-            libc::MADV_DONTNEED,
-        )
-    };
-    if r != 0 {
-        return Err(TrackError::Syscall {
-            op: "madvise(MADV_DONTNEED)",
-            first,
-            end: first + n,
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(())
 }
 
 /// Installs RAM pages `[first, first + n)` again with `UFFDIO_CONTINUE`
