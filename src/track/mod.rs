@@ -96,7 +96,9 @@ pub struct TrackerStats {
 ///
 /// The cycle is `arm(pages)`, the guest runs, `collect()`. `collect`
 /// returns the armed pages touched since `arm` and leaves no page armed, so
-/// pages never chosen again stop costing the guest anything.
+/// pages never chosen again stop costing the guest anything beyond, for
+/// uffd, one untracked fault on their next touch (it leaves untouched pages
+/// unmapped, see uffd.rs).
 pub trait Tracker: Send + Sync {
     fn kind(&self) -> TrackerKind;
     /// Invalidates `pages` (sorted, unique). Pages still armed from an
