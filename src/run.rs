@@ -327,8 +327,6 @@ fn run_once(
             .collect(),
         phases_dropped: report.exits.phases_dropped,
         logs_dropped: report.exits.logs_dropped,
-        arm_us_total: rows.iter().map(|r| r.arm_us).sum(),
-        collect_us_total: rows.iter().map(|r| r.collect_us).sum(),
         hold_us_mean: rows.iter().map(|r| r.hold_us).sum::<f64>() / rows.len().max(1) as f64,
         hold_us_max: rows.iter().map(|r| r.hold_us).fold(0.0, f64::max),
         forced_holds: thread_forced_holds,
@@ -370,12 +368,7 @@ fn run_once(
             tracker_stats.insert(k.clone(), (*v).into());
         }
     }
-    if let Some(b) = baseline {
-        s.baseline_guest_ops_per_s = Some(b.guest_ops_per_s);
-        if b.guest_ops_per_s > 0.0 {
-            s.slowdown = Some(1.0 - s.guest_ops_per_s / b.guest_ops_per_s);
-        }
-    }
+    s.record_costs(&rows, baseline);
     s.tracker_stats = tracker_stats;
     // After Ctrl-C the (small) summary is still written, whole, so the
     // folder describes what was measured; plots are left out (see

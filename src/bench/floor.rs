@@ -2,15 +2,20 @@
 //! fewest possible steps and no tracker bookkeeping, over the probe's whole
 //! region. It uses the trackers' syscall wrappers, never their state.
 //!
-//! - mprotect: one `mprotect(PROT_NONE)` over the region. The fault handler
-//!   knows the probe's order (pages of class 0, 1 and 2 in increasing
-//!   order, see guest-programs/src/bin/probe.rs), so it restores the next
-//!   expected page with no decoding, no page walk and no lock.
+//! Each round arms the plan's pages (the whole region, one run, for the
+//! touch benchmark; scattered pages for the arming benchmark):
+//!
+//! - mprotect: one `mprotect(PROT_NONE)` per run. The fault handler knows
+//!   the probe's order (it touches pages in increasing order, skipping
+//!   every fourth, see guest-programs/src/bin/probe.rs), so it restores the
+//!   next expected armed page with no decoding, no page walk and no lock.
+//!   Collect restores every run.
 //! - uffd: a userfaultfd in minor mode on RAM and a handler thread that
-//!   reads fault events and `UFFDIO_CONTINUE`s them. Arming is one
-//!   `MADV_DONTNEED` over the region (the probe populated it first).
-//! - dirty-log: one `KVM_CLEAR_DIRTY_LOG` over the region per round, one
-//!   `KVM_GET_DIRTY_LOG` to count.
+//!   reads fault events and `UFFDIO_CONTINUE`s them. Arming is
+//!   `process_madvise(MADV_DONTNEED)` over the runs, 1024 per call (the
+//!   tracker's `Zapper`).
+//! - dirty-log: one `KVM_CLEAR_DIRTY_LOG` over the armed pages per round,
+//!   one `KVM_GET_DIRTY_LOG` to count.
 //!
 //! Each counts what it caught (a relaxed atomic add at most) so that its
 //! cost divides by the same kind of touches as the tracker's.
@@ -25,10 +30,11 @@ use std::thread::JoinHandle;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use wss_abi::PAGE_SIZE;
 
-use super::trackers::{Driver, Mechanism, Region, probe_tracked_touches};
+use super::trackers::{Driver, Mechanism, Plan, Region};
 use crate::track::dirty_log::{self, ClearWindow};
 use crate::track::uffd_sys::{Event, EventBuffer, Userfaultfd};
-use crate::track::{RamPage, TrackError, TrackerKind, mprotect, uffd};
+use crate::track::zap::Zapper;
+use crate::track::{RamPage, TrackError, TrackerKind, mprotect, runs, uffd};
 use crate::vmm::machine::Machine;
 use crate::vmm::memory::GuestMemory;
 use crate::vmm::vcpu::Vcpu;
@@ -44,13 +50,27 @@ pub(super) fn create(
     kind: TrackerKind,
     machine: &Machine,
     region: Region,
+    plan: Plan,
 ) -> Result<Driver, TrackError> {
     Ok(match kind {
         TrackerKind::Mprotect => {
+            // The armed pages the probe touches, in its order.
+            let touched = plan
+                .rounds
+                .iter()
+                .map(|armed| {
+                    armed
+                        .iter()
+                        .copied()
+                        .filter(|p| (p - region.first) % 4 != 3)
+                        .collect()
+                })
+                .collect();
             let floor = Arc::new(MprotectFloor {
                 memory: Arc::clone(machine.memory()),
-                region,
-                expected: probe_tracked_touches(region.pages, false),
+                plan,
+                touched,
+                round: AtomicU64::new(0),
                 next: AtomicU64::new(0),
             });
             Driver {
@@ -59,11 +79,11 @@ pub(super) fn create(
             }
         }
         TrackerKind::Uffd => Driver {
-            mechanism: Box::new(UffdFloor::new(machine.memory(), region)?),
+            mechanism: Box::new(UffdFloor::new(machine.memory(), plan)?),
             faults: None,
         },
         TrackerKind::DirtyLog => Driver {
-            mechanism: Box::new(DirtyLogFloor::new(machine, region)?),
+            mechanism: Box::new(DirtyLogFloor::new(machine, plan)?),
             faults: None,
         },
         TrackerKind::None => {
@@ -84,25 +104,41 @@ pub(super) fn probe_touch_order(k: u64) -> u64 {
 
 struct MprotectFloor {
     memory: Arc<GuestMemory>,
-    region: Region,
-    /// Faults per round (the probe's touched pages).
-    expected: u64,
-    /// Faults so far in this round. Only the vCPU thread uses it (the sync
-    /// hook and the fault handler both run there); atomic for `Sync`.
+    plan: Plan,
+    /// Per plan round, the armed pages the probe touches, in its order.
+    touched: Vec<Vec<RamPage>>,
+    /// The round armed, and faults so far in it. Only the vCPU thread uses
+    /// them (the sync hook and the fault handler both run there); atomic
+    /// for `Sync`.
+    round: AtomicU64,
     next: AtomicU64,
+}
+
+impl MprotectFloor {
+    fn expected(&self) -> &[RamPage] {
+        let n = self.touched.len().max(1) as u64;
+        let round = self.round.load(Ordering::Relaxed).saturating_sub(1) % n;
+        self.touched.get(round as usize).map_or(&[], Vec::as_slice)
+    }
+
+    fn protect_all(&self, armed: bool) -> Result<(), TrackError> {
+        let round = self.round.load(Ordering::Relaxed);
+        runs(self.plan.armed(round))
+            .try_for_each(|(first, n)| mprotect::protect(&self.memory, first, n, armed))
+    }
 }
 
 impl FaultHandler for MprotectFloor {
     fn on_memory_fault(&self, _vcpu: &Vcpu, _gpa: Option<u64>) -> Result<(), String> {
         let k = self.next.fetch_add(1, Ordering::Relaxed);
-        if k >= self.expected {
+        let expected = self.expected();
+        let Some(&page) = expected.get(k as usize) else {
             return Err(format!(
-                "mprotect floor: fault {} in a round where the probe touches {} pages",
+                "mprotect floor: fault {} in a round where the probe touches {} armed pages",
                 k + 1,
-                self.expected
+                expected.len()
             ));
-        }
-        let page = self.region.first + probe_touch_order(k);
+        };
         mprotect::protect(&self.memory, page, 1, false)
             .map_err(|e| format!("mprotect floor: {}", crate::error_chain(&e)))
     }
@@ -112,24 +148,25 @@ impl FaultHandler for MprotectFloor {
 struct MprotectFloorArm(Arc<MprotectFloor>);
 
 impl Mechanism for MprotectFloorArm {
-    fn arm(&mut self) -> Result<(), TrackError> {
+    fn arm(&mut self, round: u64) -> Result<(), TrackError> {
         let f = &self.0;
+        f.round.store(round, Ordering::Relaxed);
         f.next.store(0, Ordering::Relaxed);
-        mprotect::protect(&f.memory, f.region.first, f.region.pages, true)
+        f.protect_all(true)
     }
 
-    /// Restores the untouched pages too, in the same one syscall, so that
+    /// Restores the untouched pages too, in the same syscalls, so that
     /// nothing faults outside the measured rounds.
     fn collect(&mut self) -> Result<u64, TrackError> {
         let f = &self.0;
-        mprotect::protect(&f.memory, f.region.first, f.region.pages, false)?;
+        f.protect_all(false)?;
         let caught = f.next.load(Ordering::Relaxed);
-        if caught != f.expected {
+        let expected = f.expected().len() as u64;
+        if caught != expected {
             return Err(TrackError::Handler(
                 "mprotect floor",
                 format!(
-                    "{caught} faults in a round where the probe touches {} pages",
-                    f.expected
+                    "{caught} faults in a round where the probe touches {expected} armed pages"
                 ),
             ));
         }
@@ -143,8 +180,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 struct UffdFloor {
+    /// Keeps the registered mapping alive.
     memory: Arc<GuestMemory>,
-    region: Region,
+    plan: Plan,
+    zapper: Zapper,
     caught: Arc<AtomicU64>,
     /// Why the handler thread stopped, if it failed.
     failure: Arc<Mutex<Option<String>>>,
@@ -153,7 +192,7 @@ struct UffdFloor {
 }
 
 impl UffdFloor {
-    fn new(memory: &Arc<GuestMemory>, region: Region) -> Result<UffdFloor, TrackError> {
+    fn new(memory: &Arc<GuestMemory>, plan: Plan) -> Result<UffdFloor, TrackError> {
         let setup = |what: &str, source| TrackError::Setup {
             tracker: "uffd floor",
             what: what.into(),
@@ -186,7 +225,8 @@ impl UffdFloor {
         };
         Ok(UffdFloor {
             memory: Arc::clone(memory),
-            region,
+            plan,
+            zapper: Zapper::new("uffd floor"),
             caught,
             failure,
             stop,
@@ -251,10 +291,13 @@ fn serve(
 }
 
 impl Mechanism for UffdFloor {
-    fn arm(&mut self) -> Result<(), TrackError> {
+    fn arm(&mut self, round: u64) -> Result<(), TrackError> {
         self.check()?;
         self.caught.store(0, Ordering::Relaxed);
-        uffd::zap(&self.memory, self.region.first, self.region.pages)
+        let armed: Vec<(RamPage, u64)> = runs(self.plan.armed(round)).collect();
+        // The plan's pages lie in the RAM mapping that `memory` keeps alive.
+        self.zapper
+            .zap_runs("uffd floor", self.memory.ram_host_addr(), &armed)
     }
 
     /// Untouched pages stay zapped: the next arm zaps them again anyway.
@@ -272,15 +315,17 @@ impl Drop for UffdFloor {
 
 struct DirtyLogFloor {
     vm: File,
-    /// The CLEAR request for the whole region, built once.
-    window: ClearWindow,
-    region: Region,
+    /// The CLEAR request for each plan round, built once (`None`: the
+    /// round arms nothing).
+    windows: Vec<Option<ClearWindow>>,
+    plan: Plan,
+    round: u64,
     slot_pages: u64,
     log: Vec<u64>,
 }
 
 impl DirtyLogFloor {
-    fn new(machine: &Machine, region: Region) -> Result<DirtyLogFloor, TrackError> {
+    fn new(machine: &Machine, plan: Plan) -> Result<DirtyLogFloor, TrackError> {
         let setup = |what: &str| TrackError::Setup {
             tracker: "dirty-log floor",
             what: what.into(),
@@ -290,12 +335,16 @@ impl DirtyLogFloor {
             return Err(setup("the VM was created without dirty logging"));
         }
         let slot_pages = machine.layout.ram_pages();
-        let window = dirty_log::clear_window(&region.all(), slot_pages)
-            .ok_or_else(|| setup("the region is empty"))?;
+        let windows = plan
+            .rounds
+            .iter()
+            .map(|armed| dirty_log::clear_window(armed, slot_pages))
+            .collect();
         Ok(DirtyLogFloor {
             vm: dirty_log::dup_vm_fd(&machine.vm)?,
-            window,
-            region,
+            windows,
+            plan,
+            round: 0,
             slot_pages,
             log: vec![0; slot_pages.div_ceil(64) as usize],
         })
@@ -303,20 +352,30 @@ impl DirtyLogFloor {
 }
 
 impl Mechanism for DirtyLogFloor {
-    fn arm(&mut self) -> Result<(), TrackError> {
-        dirty_log::clear_log(&self.vm, &mut self.window)
+    fn arm(&mut self, round: u64) -> Result<(), TrackError> {
+        self.round = round;
+        let n = self.windows.len().max(1) as u64;
+        let i = (round.saturating_sub(1) % n) as usize;
+        match self.windows.get_mut(i) {
+            Some(Some(window)) => dirty_log::clear_log(&self.vm, window),
+            _ => Ok(()),
+        }
     }
 
     fn collect(&mut self) -> Result<u64, TrackError> {
         dirty_log::get_log(&self.vm, self.slot_pages, &mut self.log)?;
-        let region = self.region.first..self.region.first + self.region.pages;
-        Ok(region.filter(|&p| dirty_log::bit(&self.log, p)).count() as u64)
+        let armed = self.plan.armed(self.round);
+        Ok(armed
+            .iter()
+            .filter(|&&p| dirty_log::bit(&self.log, p))
+            .count() as u64)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::trackers::probe_tracked_touches;
 
     #[test]
     fn touch_order_skips_every_fourth_page() {

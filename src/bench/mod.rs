@@ -9,6 +9,7 @@
 //! - `overcommit` (overcommit.rs): the VMM's cost per interval at growing
 //!   `--mem`, up to past host memory: does it stay flat?
 
+pub mod arming;
 mod floor;
 pub mod native;
 pub mod overcommit;

@@ -23,7 +23,7 @@ use wss_abi::PAGE_SIZE;
 
 use super::realtime::Realtime;
 use super::{BenchError, floor, median};
-use crate::track::{self, RamPage, TrackError, Tracker, TrackerKind};
+use crate::track::{self, RamPage, TrackError, Tracker, TrackerKind, TrackerStats};
 use crate::vmm::exit::Stop;
 use crate::vmm::machine::{Machine, MachineConfig};
 use crate::vmm::memory::GuestMemory;
@@ -81,7 +81,8 @@ impl Side {
 /// One side's mechanism, as the sync hook drives it: arm the whole region
 /// at a round's first sync, collect at its second.
 pub(super) trait Mechanism: Send {
-    fn arm(&mut self) -> Result<(), TrackError>;
+    /// Arms tracked round `round` (1-based).
+    fn arm(&mut self, round: u64) -> Result<(), TrackError>;
     /// Ends the round; returns how many armed pages the mechanism caught.
     fn collect(&mut self) -> Result<u64, TrackError>;
 }
@@ -92,15 +93,41 @@ pub(super) struct Driver {
     pub faults: Option<Arc<dyn FaultHandler>>,
 }
 
-/// The kvm-wss side: the real tracker, every region page armed each round.
+/// The pages each tracked round arms: round r ≥ 1 arms `rounds[(r - 1) %
+/// len]`, sorted. The touch benchmark arms the whole region every round;
+/// the arming benchmark (arming.rs) scattered pages, fresh each round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Plan {
+    pub rounds: Vec<Vec<RamPage>>,
+}
+
+impl Plan {
+    pub fn whole(region: Region) -> Plan {
+        Plan {
+            rounds: vec![region.all()],
+        }
+    }
+
+    pub fn armed(&self, round: u64) -> &[RamPage] {
+        let n = self.rounds.len().max(1) as u64;
+        self.rounds
+            .get((round.saturating_sub(1) % n) as usize)
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// How a boot chooses its plan from the probe's region.
+pub(super) type Planner = fn(Region) -> Plan;
+
+/// The kvm-wss side: the real tracker, the plan's pages armed each round.
 struct KvmWss {
     tracker: Arc<dyn Tracker>,
-    pages: Vec<RamPage>,
+    plan: Plan,
 }
 
 impl Mechanism for KvmWss {
-    fn arm(&mut self) -> Result<(), TrackError> {
-        self.tracker.arm(&self.pages)
+    fn arm(&mut self, round: u64) -> Result<(), TrackError> {
+        self.tracker.arm(self.plan.armed(round))
     }
 
     fn collect(&mut self) -> Result<u64, TrackError> {
@@ -115,6 +142,9 @@ pub struct Snapshot {
     pub cycles_total: u64,
     pub touches_total: u64,
     pub tracked: u64,
+    /// Time the round's arm and collect held the vCPU out of the guest
+    /// (the sync hook runs on the vCPU thread), nanoseconds.
+    pub hold_ns: u64,
 }
 
 /// One round: guest-timed cycles and touches, and tracked touches.
@@ -123,6 +153,7 @@ pub struct RoundSample {
     pub cycles: u64,
     pub touches: u64,
     pub tracked: u64,
+    pub hold_ns: u64,
 }
 
 /// Per-round samples from the guest's running totals.
@@ -135,6 +166,7 @@ pub fn round_samples(snapshots: &[Snapshot]) -> Vec<RoundSample> {
                 cycles: s.cycles_total.wrapping_sub(prev.0),
                 touches: s.touches_total.wrapping_sub(prev.1),
                 tracked: s.tracked,
+                hold_ns: s.hold_ns,
             };
             prev = (s.cycles_total, s.touches_total);
             sample
@@ -324,6 +356,9 @@ pub struct TrackersResult {
     /// How the benchmark's threads were scheduled.
     pub scheduling: String,
     pub trackers: Vec<TrackerCost>,
+    /// What arming costs the guest, and a tracked touch with arming
+    /// included (arming.rs).
+    pub arming: super::arming::ArmingResult,
 }
 
 /// Runs the benchmark: for each tracker, `rounds` repetitions of a kvm-wss
@@ -371,6 +406,7 @@ pub fn trackers(
         }
         out.push(TrackerCost::new(kind, pages, reps));
     }
+    let arming = super::arming::arming(rounds, guest_pages)?;
     drop(realtime);
     Ok(TrackersResult {
         pages,
@@ -378,6 +414,7 @@ pub fn trackers(
         guest_pages,
         scheduling,
         trackers: out,
+        arming,
     })
 }
 
@@ -399,16 +436,25 @@ fn sync_hook(
     kind: TrackerKind,
 ) -> SyncHook {
     let mut failed = false;
+    let mut hold = Duration::ZERO;
     Box::new(move |v: u64| {
         if failed {
             return;
         }
         let round = v / 2;
         let tracked = round > 0;
+        let t0 = Instant::now();
         let result = if v.is_multiple_of(2) {
-            if tracked { mechanism.arm() } else { Ok(()) }
+            let armed = if tracked {
+                mechanism.arm(round)
+            } else {
+                Ok(())
+            };
+            hold = t0.elapsed();
+            armed
         } else {
             let caught = if tracked { mechanism.collect() } else { Ok(0) };
+            hold += t0.elapsed();
             caught.map(|tracked| {
                 let s = memory.status();
                 // The receiver outlives the guest unless the benchmark gave
@@ -417,6 +463,7 @@ fn sync_hook(
                     cycles_total: s.user[0],
                     touches_total: s.user[1],
                     tracked,
+                    hold_ns: u64::try_from(hold.as_nanos()).unwrap_or(u64::MAX),
                 }));
             })
         };
@@ -441,7 +488,8 @@ fn sizes_for(pages: u64) -> Option<(u64, u64)> {
     Some((wss, mem))
 }
 
-/// Boots the probe once and measures one side.
+/// Boots the probe once and measures one side, every region page armed
+/// each round.
 fn boot(
     kind: TrackerKind,
     side: Side,
@@ -449,6 +497,35 @@ fn boot(
     rounds: u64,
     guest_pages: GuestPageSize,
 ) -> Result<BootCost, BenchError> {
+    let b = boot_rounds(kind, side, pages, rounds, guest_pages, Plan::whole)?;
+    let mut cost = BootCost::from_samples(&b.samples, b.tsc_hz, side, kind)?;
+    if let Some(stats) = b.stats
+        && stats.faults > 0
+        && stats.fault_service_us > 0.0
+    {
+        cost.service_us_per_fault = Some(stats.fault_service_us / stats.faults as f64);
+    }
+    Ok(cost)
+}
+
+/// One boot's rounds (round 0 untracked), as the guest timed them.
+pub(super) struct BootRounds {
+    pub samples: Vec<RoundSample>,
+    pub tsc_hz: u64,
+    /// The tracker's own counters (kvm-wss side).
+    pub stats: Option<TrackerStats>,
+}
+
+/// Boots the probe once over `pages` region pages and runs `rounds`
+/// tracked rounds on one side, arming what `planner` chooses.
+pub(super) fn boot_rounds(
+    kind: TrackerKind,
+    side: Side,
+    pages: u64,
+    rounds: u64,
+    guest_pages: GuestPageSize,
+    planner: Planner,
+) -> Result<BootRounds, BenchError> {
     let image = crate::guests::embedded("probe").ok_or(BenchError::NoGuest("probe"))?;
     // Sizes too large for this host are the boot's to reject.
     let (wss, mem) = sizes_for(pages).ok_or(BenchError::TooManyPages(pages))?;
@@ -467,6 +544,7 @@ fn boot(
         first: machine.layout.data_first_page(),
         pages,
     };
+    let plan = planner(region);
     let mech_err = |source| BenchError::Mechanism {
         side: side.name(),
         tracker: kind.name(),
@@ -487,13 +565,13 @@ fn boot(
                 faults: Arc::clone(&tracker).fault_handler(),
                 mechanism: Box::new(KvmWss {
                     tracker: Arc::clone(&tracker),
-                    pages: region.all(),
+                    plan,
                 }),
             };
             (driver, Some(tracker))
         }
         Side::Floor => (
-            floor::create(kind, &machine, region).map_err(mech_err)?,
+            floor::create(kind, &machine, region, plan).map_err(mech_err)?,
             None,
         ),
     };
@@ -561,14 +639,11 @@ fn boot(
             ),
         });
     }
-    let mut cost = BootCost::from_samples(&round_samples(&snapshots), tsc_hz, side, kind)?;
-    if let Some(stats) = tracker.map(|t| t.stats())
-        && stats.faults > 0
-        && stats.fault_service_us > 0.0
-    {
-        cost.service_us_per_fault = Some(stats.fault_service_us / stats.faults as f64);
-    }
-    Ok(cost)
+    Ok(BootRounds {
+        samples: round_samples(&snapshots),
+        tsc_hz,
+        stats: tracker.map(|t| t.stats()),
+    })
 }
 
 /// Pages and tracked rounds of the calibration that gives every tracked run
@@ -604,6 +679,7 @@ mod tests {
             cycles_total,
             touches_total,
             tracked,
+            hold_ns: 0,
         }
     }
 
@@ -616,17 +692,20 @@ mod tests {
                 RoundSample {
                     cycles: 300,
                     touches: 3,
-                    tracked: 0
+                    tracked: 0,
+                    hold_ns: 0
                 },
                 RoundSample {
                     cycles: 1000,
                     touches: 3,
-                    tracked: 2
+                    tracked: 2,
+                    hold_ns: 0
                 },
                 RoundSample {
                     cycles: 600,
                     touches: 3,
-                    tracked: 3
+                    tracked: 3,
+                    hold_ns: 0
                 },
             ]
         );
@@ -641,6 +720,7 @@ mod tests {
             cycles: 768 * 50 + 512 * 4000,
             touches: 768,
             tracked: 512,
+            hold_ns: 0,
         };
         let us = us_per_tracked_touch(&s, 50.0, 2_000_000_000).expect("cost");
         assert!((us - 2.0).abs() < 1e-12, "{us}");
@@ -660,6 +740,7 @@ mod tests {
             cycles: 900,
             touches: 12,
             tracked: 0,
+            hold_ns: 0,
         };
         assert_eq!(cycles_per_touch(&s), Some(75.0));
         assert_eq!(cycles_per_touch(&RoundSample { touches: 0, ..s }), None);

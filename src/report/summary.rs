@@ -89,6 +89,22 @@ pub struct Summary {
     pub logs_dropped: u64,
     pub arm_us_total: f64,
     pub collect_us_total: f64,
+    /// Pages armed over the run (the `sampled_pages` column summed).
+    #[serde(default)]
+    pub armed_pages_total: u64,
+    /// Sampler time per armed page: arming it and disarming it at collect
+    /// (`(arm_us_total + collect_us_total) / armed_pages_total`), all of it
+    /// inside the boundary hold, so guest time too. `None` when nothing
+    /// was armed.
+    #[serde(default)]
+    pub arm_us_per_page: Option<f64>,
+    /// Guest time lost per armed page, from the ops rate against the
+    /// `--baseline` run: `slowdown × duration_s / armed_pages_total`. It
+    /// holds everything tracking cost the guest (holds, tracked touches,
+    /// host effects), so it bounds the arm cost from above. `None` without
+    /// a baseline.
+    #[serde(default)]
+    pub guest_us_per_armed_page: Option<f64>,
     /// Time the guest was held at each interval's boundaries (see the
     /// `hold_us` column), microseconds: mean and largest over intervals.
     #[serde(default)]
@@ -121,6 +137,27 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Fills the cost fields: arm and collect totals, pages armed, the
+    /// sampler's time per armed page, and, against a `--baseline` run, the
+    /// slowdown and the guest time lost per armed page. The one place these
+    /// are computed.
+    pub fn record_costs(&mut self, rows: &[Row], baseline: Option<&Summary>) {
+        self.arm_us_total = rows.iter().map(|r| r.arm_us).sum();
+        self.collect_us_total = rows.iter().map(|r| r.collect_us).sum();
+        self.armed_pages_total = rows.iter().map(|r| r.sampled_pages).sum();
+        let armed = self.armed_pages_total as f64;
+        self.arm_us_per_page =
+            (armed > 0.0).then(|| (self.arm_us_total + self.collect_us_total) / armed);
+        self.baseline_guest_ops_per_s = baseline.map(|b| b.guest_ops_per_s);
+        self.slowdown = baseline
+            .filter(|b| b.guest_ops_per_s > 0.0)
+            .map(|b| 1.0 - self.guest_ops_per_s / b.guest_ops_per_s);
+        self.guest_us_per_armed_page = self
+            .slowdown
+            .filter(|_| armed > 0.0)
+            .map(|slowdown| slowdown * self.duration_s * 1e6 / armed);
+    }
+
     /// Fills the accuracy fields (WSS means, error metrics, lags, and the
     /// settings they depend on) from the time series, and returns the
     /// metrics for callers that print them.
@@ -294,6 +331,40 @@ mod tests {
             read_summary(&dir.path().join("none.json")),
             Err(ReportError::Io { .. })
         ));
+    }
+
+    #[test]
+    fn record_costs_per_armed_page() {
+        let mut rows: Vec<Row> = (0..4).map(|i| row(i as f64, 100, Some(100.0))).collect();
+        for r in &mut rows {
+            r.sampled_pages = 1000;
+            r.arm_us = 300.0;
+            r.collect_us = 100.0;
+        }
+        let mut s = sample();
+        s.duration_s = 2.0;
+        s.guest_ops_per_s = 90.0;
+        s.record_costs(&rows, None);
+        assert_eq!((s.arm_us_total, s.collect_us_total), (1200.0, 400.0));
+        assert_eq!(s.armed_pages_total, 4000);
+        assert_eq!(s.arm_us_per_page, Some(0.4));
+        assert_eq!((s.slowdown, s.guest_us_per_armed_page), (None, None));
+
+        let mut baseline = sample();
+        baseline.guest_ops_per_s = 100.0;
+        s.record_costs(&rows, Some(&baseline));
+        assert_eq!(s.baseline_guest_ops_per_s, Some(100.0));
+        let slowdown = s.slowdown.unwrap();
+        assert!((slowdown - 0.1).abs() < 1e-12);
+        // 10% of 2 s is 200 ms lost, over 4000 armed pages.
+        assert!((s.guest_us_per_armed_page.unwrap() - 50.0).abs() < 1e-9);
+
+        // Nothing armed (no tracker): no per-page figures; a dead baseline
+        // gives no slowdown.
+        baseline.guest_ops_per_s = 0.0;
+        s.record_costs(&[], Some(&baseline));
+        assert_eq!((s.arm_us_per_page, s.guest_us_per_armed_page), (None, None));
+        assert_eq!(s.slowdown, None);
     }
 
     #[test]

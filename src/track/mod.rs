@@ -7,6 +7,7 @@ pub mod dirty_log;
 pub mod mprotect;
 pub mod uffd;
 pub mod uffd_sys;
+pub mod zap;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -95,7 +96,9 @@ pub struct TrackerStats {
 ///
 /// The cycle is `arm(pages)`, the guest runs, `collect()`. `collect`
 /// returns the armed pages touched since `arm` and leaves no page armed, so
-/// pages never chosen again stop costing the guest anything.
+/// pages never chosen again stop costing the guest anything beyond, for
+/// uffd, one untracked fault on their next touch (it leaves untouched pages
+/// unmapped, see uffd.rs).
 pub trait Tracker: Send + Sync {
     fn kind(&self) -> TrackerKind;
     /// Invalidates `pages` (sorted, unique). Pages still armed from an

@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use libc::c_void;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use wss_abi::PAGE_SIZE;
 
@@ -32,6 +31,7 @@ use super::uffd_sys::{
     _UFFDIO_CONTINUE, Event, EventBuffer, UFFD_FEATURE_MINOR_SHMEM, UFFDIO_REGISTER_MODE_MINOR,
     Userfaultfd,
 };
+use super::zap::Zapper;
 use super::{RamPage, TrackError, Tracker, TrackerKind, TrackerStats, runs};
 use crate::vmm::memory::GuestMemory;
 
@@ -47,6 +47,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// `UFFDIO_CONTINUE` returns EAGAIN without progress only while the address
 /// space is changing under it; bounded so a broken kernel cannot spin us.
 const MAX_CONTINUE_RETRIES: u32 = 1000;
+/// Collect leaves untouched pages unmapped until more than one in
+/// `LAZY_MAX_REFAULT_SHARE` of them is touched later (each such touch is a
+/// fault of ~20 us, against ~1-3 us to install a page at collect), judged
+/// once `LAZY_PROBATION` pages were left.
+const LAZY_MAX_REFAULT_SHARE: u64 = 10;
+const LAZY_PROBATION: u64 = 4096;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The state stays consistent across a panic (plain counters and bits),
@@ -140,39 +146,6 @@ pub(crate) fn open_minor(memory: &GuestMemory) -> Result<Userfaultfd, TrackError
     Ok(uffd)
 }
 
-/// Drops the host PTEs of RAM pages `[first, first + n)` with one
-/// `MADV_DONTNEED`, so that their next access is a minor fault.
-pub(crate) fn zap(memory: &GuestMemory, first: RamPage, n: u64) -> Result<(), TrackError> {
-    let pages = memory.layout().ram_pages();
-    if first.checked_add(n).is_none_or(|end| end > pages) {
-        return Err(TrackError::OutOfRange {
-            page: first.saturating_add(n).saturating_sub(1),
-            pages,
-        });
-    }
-    let addr = memory.ram_host_addr() + (first * PAGE_SIZE) as usize;
-    // SAFETY: the range lies inside the RAM mapping (checked above), which
-    // `memory` keeps alive. It is MAP_SHARED over a memfd, so dropping the
-    // PTEs loses no data, and the VMM holds no Rust reference into guest RAM
-    // (it reads RAM with pread), so nothing observes the unmapped state.
-    let r = unsafe {
-        libc::madvise(
-            addr as *mut c_void,
-            (n * PAGE_SIZE) as usize,
-            libc::MADV_DONTNEED,
-        )
-    };
-    if r != 0 {
-        return Err(TrackError::Syscall {
-            op: "madvise(MADV_DONTNEED)",
-            first,
-            end: first + n,
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(())
-}
-
 /// Installs RAM pages `[first, first + n)` again with `UFFDIO_CONTINUE`
 /// (waking whoever waits on them), skipping those already mapped. Returns
 /// how many were already mapped (EEXIST).
@@ -238,9 +211,25 @@ struct State {
     touched_bits: SparseBits,
     /// Pages known to be in the memfd's page cache (fallocated by us).
     present_bits: SparseBits,
+    /// Pages known to have no host PTE: zapped (or fallocated) by `arm`
+    /// and not installed since. Arming them again needs no syscall.
+    unmapped_bits: SparseBits,
+    /// Collect installs the untouched pages again (true), or leaves them
+    /// unmapped (false, the default) so that the next arm of them is free
+    /// and a later touch costs one untracked fault. Turns true for good
+    /// when too many pages left unmapped are touched later.
+    eager: bool,
+    /// Untouched pages that collect left unmapped, and those of them a
+    /// later fault installed while not armed.
+    left_unmapped: u64,
+    lazy_refaults: u64,
+    /// Armed pages that needed no zap: already unmapped.
+    zap_skipped: u64,
     faults: u64,
     service: Duration,
     arm: Duration,
+    /// Of `arm`, the time spent making pages present (fallocate).
+    populate: Duration,
     collect: Duration,
     spurious: u64,
     continue_eexist: u64,
@@ -301,6 +290,8 @@ pub struct UffdTracker {
     stop: EventFd,
     handler: Option<JoinHandle<()>>,
     errors: Mutex<HandlerErrors>,
+    /// Drops the armed pages' PTEs, many runs per syscall.
+    zapper: Zapper,
 }
 
 impl UffdTracker {
@@ -325,6 +316,7 @@ impl UffdTracker {
                 armed_bits: SparseBits::new(layout.ram_pages()),
                 touched_bits: SparseBits::new(layout.ram_pages()),
                 present_bits: SparseBits::new(layout.ram_pages()),
+                unmapped_bits: SparseBits::new(layout.ram_pages()),
                 ..State::default()
             }),
             touched: AtomicUsize::new(0),
@@ -347,6 +339,7 @@ impl UffdTracker {
                 count: 0,
                 exited: false,
             }),
+            zapper: Zapper::new(NAME),
         };
         match ready_rx.recv_timeout(READY_TIMEOUT) {
             Ok(Ok(())) => Ok(Arc::new(tracker)),
@@ -418,10 +411,6 @@ impl UffdTracker {
         }
         Ok(())
     }
-
-    fn zap(&self, first: RamPage, n: u64) -> Result<(), TrackError> {
-        zap(&self.shared.memory, first, n)
-    }
 }
 
 impl Shared {
@@ -447,8 +436,12 @@ impl Shared {
             self.touched.fetch_add(1, Ordering::Relaxed);
         } else {
             st.spurious += 1;
+            if bit(&st.unmapped_bits, page) && !bit(&st.armed_bits, page) {
+                st.lazy_refaults += 1;
+            }
         }
         let eexist = self.install(page, 1).map_err(|e| crate::error_chain(&e))?;
+        clear_bit(&mut st.unmapped_bits, page);
         st.continue_eexist += eexist;
         st.service += t0.elapsed();
         Ok(())
@@ -596,9 +589,27 @@ impl Tracker for UffdTracker {
         st.armed = pages;
         self.shared.touched.store(0, Ordering::Relaxed);
         let armed_runs: Vec<(RamPage, u64)> = runs(&st.armed).collect();
-        let result = armed_runs.iter().try_for_each(|&(first, n)| {
-            self.populate(&mut st, first, n)?;
-            self.zap(first, n)
+        let t_populate = Instant::now();
+        let populated = armed_runs
+            .iter()
+            .try_for_each(|&(first, n)| self.populate(&mut st, first, n));
+        st.populate += t_populate.elapsed();
+        // Pages still unmapped since an earlier arm need no zap.
+        let to_zap: Vec<RamPage> = st
+            .armed
+            .iter()
+            .copied()
+            .filter(|&p| !bit(&st.unmapped_bits, p))
+            .collect();
+        st.zap_skipped += (st.armed.len() - to_zap.len()) as u64;
+        let zap_runs: Vec<(RamPage, u64)> = runs(&to_zap).collect();
+        for &p in &to_zap {
+            set_bit(&mut st.unmapped_bits, p);
+        }
+        let result = populated.and_then(|()| {
+            // The runs lie inside the RAM mapping (normalized above),
+            // which `shared.memory` keeps alive; see `zap`.
+            self.zapper.zap_runs(NAME, self.shared.ram_host, &zap_runs)
         });
         st.arm += t0.elapsed();
         result
@@ -616,20 +627,40 @@ impl Tracker for UffdTracker {
             clear_bit(&mut st.touched_bits, p);
         }
         self.shared.touched.store(0, Ordering::Relaxed);
-        // Install the untouched pages now, while nobody waits on them, so
-        // that a page left unsampled never costs the guest a fault later.
+        // Lazily, leave the untouched pages unmapped: arming them again is
+        // then free, and a later touch costs the guest one untracked fault.
+        // Eagerly, install them now, one UFFDIO_CONTINUE per run.
+        if !st.eager
+            && st.left_unmapped >= LAZY_PROBATION
+            && st.lazy_refaults * LAZY_MAX_REFAULT_SHARE > st.left_unmapped
+        {
+            log::info!(
+                "uffd tracker: {} of {} pages left unmapped at collect were touched later; \
+                 installing untouched pages at collect from now on",
+                st.lazy_refaults,
+                st.left_unmapped
+            );
+            st.eager = true;
+        }
         let mut result = Ok(());
-        for (first, n) in runs(&untouched) {
-            match self.shared.install(first, n) {
-                Ok(eexist) => {
-                    st.continue_eexist += eexist;
-                    st.disarmed += n - eexist;
-                }
-                Err(e) => {
-                    result = Err(e);
-                    break;
+        if st.eager {
+            for (first, n) in runs(&untouched) {
+                match self.shared.install(first, n) {
+                    Ok(eexist) => {
+                        st.continue_eexist += eexist;
+                        st.disarmed += n - eexist;
+                        for p in first..first + n {
+                            clear_bit(&mut st.unmapped_bits, p);
+                        }
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
                 }
             }
+        } else {
+            st.left_unmapped += untouched.len() as u64;
         }
         st.collect += t0.elapsed();
         result.map(|()| touched)
@@ -652,8 +683,13 @@ impl Tracker for UffdTracker {
             ("continue_eexist", st.continue_eexist),
             ("fallocated_pages", st.fallocated),
             ("disarmed_pages", st.disarmed),
+            ("left_unmapped_pages", st.left_unmapped),
+            ("lazy_refaults", st.lazy_refaults),
+            ("zap_skipped_pages", st.zap_skipped),
             ("other_events", st.other_events),
             ("handler_errors", handler_errors),
+            ("zap_calls", self.zapper.calls()),
+            ("arm_populate_us", st.populate.as_micros() as u64),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -734,14 +770,22 @@ mod tests {
         assert_eq!(t.collect().expect("collect"), vec![2, 3, 700]);
         assert_eq!(t.touched_so_far(), 0);
 
-        // Disarmed by collect: touching them now costs no fault.
-        assert_eq!(read(&mem, 5), 105);
+        // Disarmed by collect but left unmapped: arming 5 again needs no
+        // zap; touching 9 costs one untracked fault, not counted as a
+        // touch, and installs it.
+        t.arm(&[5]).expect("arm");
         assert_eq!(read(&mem, 9), 109);
+        assert_eq!(read(&mem, 9), 109, "installed by the first touch");
+        assert_eq!(read(&mem, 5), 105);
+        assert_eq!(t.collect().expect("collect"), vec![5]);
         assert_eq!(pread(&mem, 3), 7);
         let s = t.stats();
-        assert_eq!(s.faults, 3);
-        assert_eq!(s.counters["spurious_faults"], 0);
-        assert_eq!(s.counters["disarmed_pages"], 2);
+        assert_eq!(s.faults, 4);
+        assert_eq!(s.counters["spurious_faults"], 1);
+        assert_eq!(s.counters["lazy_refaults"], 1);
+        assert_eq!(s.counters["left_unmapped_pages"], 2);
+        assert_eq!(s.counters["zap_skipped_pages"], 1);
+        assert_eq!(s.counters["disarmed_pages"], 0);
         assert_eq!(s.counters["fallocated_pages"], 5);
         assert_eq!(s.counters["handler_errors"], 0);
         assert!(s.fault_service_us > 0.0 && s.arm_us > 0.0 && s.collect_us > 0.0);
@@ -753,7 +797,7 @@ mod tests {
         assert_eq!(t.collect().expect("collect"), vec![3]);
         assert_eq!(pread(&mem, 3), 8);
         let s = t.stats();
-        assert_eq!((s.faults, s.counters["fallocated_pages"]), (4, 5));
+        assert_eq!((s.faults, s.counters["fallocated_pages"]), (5, 5));
     }
 
     #[test]

@@ -1,0 +1,329 @@
+//! The arming half of `bench trackers`: what a sample costs the guest
+//! beyond its tracked touches, through kvm-wss and through the floor
+//! (floor.rs), boots alternating, on the same probe guest.
+//!
+//! - **arm cost**: each tracked round arms [`ARMED_PER_ROUND`] scattered
+//!   pages the probe never touches (every fourth page of its region, a
+//!   fresh set each round, as a sampler's fresh sample), and collects them.
+//!   Guest time lost per armed page: the time the round's arm and collect
+//!   held the vCPU out of the guest (the sync hook runs on the vCPU
+//!   thread, as the sampler's hold does), plus the extra cycles of the
+//!   round's touches over those of the rounds that arm nothing, over the
+//!   armed pages. Rounds that arm nothing alternate with the measured ones
+//!   in the same boot, so the baseline sees the same caches and host.
+//! - **in-situ touch cost**: the same, plus [`TOUCHED_PER_ROUND`] pages the
+//!   probe does touch (about 1 in 128 armed pages, the ratio of `seq --wss
+//!   4M --mem 512M` at 3200 samples per 100 ms): guest time lost per
+//!   tracked touch, arming included.
+
+use serde::Serialize;
+
+use super::trackers::{KINDS, Plan, Region, RoundSample, Side, boot_rounds};
+use super::{BenchError, floor::probe_touch_order, median};
+use crate::track::RamPage;
+use crate::vmm::paging::GuestPageSize;
+
+/// Untouched pages armed per round.
+pub const ARMED_PER_ROUND: u64 = 1600;
+/// Touched pages armed per round in the in-situ scenario.
+pub const TOUCHED_PER_ROUND: u64 = 12;
+
+/// The two scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    Arm,
+    InSitu,
+}
+
+/// Region pages for `rounds` fresh sets of [`ARMED_PER_ROUND`] untouched
+/// pages (every fourth page is untouched).
+pub fn region_pages(rounds: u64) -> u64 {
+    4 * ARMED_PER_ROUND * rounds
+}
+
+/// Set r (0-based) of `rounds` holds the untouched pages `first + 4j + 3`
+/// with `j ≡ r (mod rounds)`, and with `touched` > 0 also that many pages
+/// the probe writes, spread evenly over its touch order.
+pub(super) fn plan(region: Region, rounds: u64, touched: u64) -> Vec<Vec<RamPage>> {
+    let untouched = region.pages / 4;
+    let touches = region.pages - untouched;
+    let step = touches.checked_div(touched).unwrap_or(0).max(1);
+    (0..rounds.max(1))
+        .map(|r| {
+            let mut pages: Vec<RamPage> = (r..untouched)
+                .step_by(rounds.max(1) as usize)
+                .map(|j| region.first + 4 * j + 3)
+                .chain(
+                    (0..touched.min(touches))
+                        // Touches of classes 1 and 2 (k % 3 = 1, 2):
+                        // written, so the dirty log sees them too.
+                        .map(|i| (i * step / 3 * 3 + 1 + i % 2).min(touches - 1))
+                        .map(|k| region.first + probe_touch_order(k)),
+                )
+                .collect();
+            pages.sort_unstable();
+            pages
+        })
+        .collect()
+}
+
+/// Guest time lost in a tracked round, microseconds: its hold plus the
+/// cycles of its touches beyond `baseline_cpt` each.
+pub fn lost_us(s: &RoundSample, baseline_cpt: f64, tsc_hz: u64) -> f64 {
+    let extra = s.cycles as f64 - s.touches as f64 * baseline_cpt;
+    s.hold_ns as f64 / 1e3 + extra / tsc_hz.max(1) as f64 * 1e6
+}
+
+/// Smallest, median and largest of a set of costs.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Spread {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    pub fn of(values: &[f64]) -> Spread {
+        Spread {
+            min: values.iter().copied().fold(f64::NAN, f64::min),
+            median: median(values.iter().copied()).unwrap_or(f64::NAN),
+            max: values.iter().copied().fold(f64::NAN, f64::max),
+        }
+    }
+}
+
+/// One cost through kvm-wss and the floor, over every tracked round of
+/// every repetition, microseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct SideBySide {
+    pub kvmwss_us: Spread,
+    pub floor_us: Spread,
+    /// kvm-wss median over floor median.
+    pub ratio: f64,
+    /// Of kvm-wss's time, the part spent holding the guest (arm and
+    /// collect), median per unit.
+    pub kvmwss_hold_us: f64,
+    pub floor_hold_us: f64,
+}
+
+/// One tracker's arming costs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArmingCost {
+    pub tracker: &'static str,
+    /// Per armed page the guest never touches.
+    pub arm_us_per_page: SideBySide,
+    /// Per tracked touch, arming included.
+    pub in_situ_us_per_touch: SideBySide,
+    /// Tracked touches per in-situ round (median, kvm-wss).
+    pub in_situ_tracked_per_round: u64,
+}
+
+/// The arming benchmark, with the machine's load around it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArmingResult {
+    pub armed_untouched_per_round: u64,
+    pub armed_touched_per_round: u64,
+    pub rounds: u64,
+    /// /proc/loadavg (1, 5, 15 min) before and after.
+    pub load_before: [f64; 3],
+    pub load_after: [f64; 3],
+    /// The 1-minute load stayed below half the CPUs throughout: the
+    /// figures are then the machine's, not its neighbours'.
+    pub quiet: bool,
+    pub trackers: Vec<ArmingCost>,
+}
+
+/// /proc/loadavg's three averages (NaN where unreadable).
+pub fn load_average() -> [f64; 3] {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut it = text
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(f64::NAN));
+    [0; 3].map(|_| it.next().unwrap_or(f64::NAN))
+}
+
+/// Per-unit costs of one boot's measured rounds: (lost, hold) per unit,
+/// where a round's units are its armed untouched pages (`Arm`) or its
+/// tracked touches (`InSitu`). Tracked rounds 1, 3, 5, ... arm; rounds 2,
+/// 4, ... arm nothing and give the baseline cycles per touch (round 0,
+/// which follows boot, is left out).
+fn per_unit(samples: &[RoundSample], tsc_hz: u64, scenario: Scenario) -> Vec<(f64, f64)> {
+    let empty = samples
+        .iter()
+        .skip(2)
+        .step_by(2)
+        .filter_map(super::trackers::cycles_per_touch);
+    let Some(baseline) = median(empty) else {
+        return Vec::new();
+    };
+    samples
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .filter_map(|s| {
+            let units = match scenario {
+                Scenario::Arm => ARMED_PER_ROUND,
+                Scenario::InSitu => s.tracked,
+            };
+            (units > 0).then(|| {
+                let u = units as f64;
+                (lost_us(s, baseline, tsc_hz) / u, s.hold_ns as f64 / 1e3 / u)
+            })
+        })
+        .collect()
+}
+
+fn side_by_side(k: &[(f64, f64)], f: &[(f64, f64)]) -> SideBySide {
+    let lost = |v: &[(f64, f64)]| Spread::of(&v.iter().map(|x| x.0).collect::<Vec<_>>());
+    let hold = |v: &[(f64, f64)]| median(v.iter().map(|x| x.1)).unwrap_or(f64::NAN);
+    let (kvmwss_us, floor_us) = (lost(k), lost(f));
+    SideBySide {
+        ratio: kvmwss_us.median / floor_us.median,
+        kvmwss_us,
+        floor_us,
+        kvmwss_hold_us: hold(k),
+        floor_hold_us: hold(f),
+    }
+}
+
+/// The sets of `plan`, each followed by a round that arms nothing.
+fn with_empty_rounds(sets: Vec<Vec<RamPage>>) -> Plan {
+    Plan {
+        rounds: sets.into_iter().flat_map(|s| [s, Vec::new()]).collect(),
+    }
+}
+
+fn arm_planner(region: Region) -> Plan {
+    with_empty_rounds(plan(region, region.pages / (4 * ARMED_PER_ROUND), 0))
+}
+
+fn in_situ_planner(region: Region) -> Plan {
+    let rounds = region.pages / (4 * ARMED_PER_ROUND);
+    with_empty_rounds(plan(region, rounds, TOUCHED_PER_ROUND))
+}
+
+/// Runs both scenarios for every tracker: `rounds` repetitions of a
+/// kvm-wss boot then a floor boot, each of `rounds` tracked rounds.
+pub fn arming(rounds: u64, guest_pages: GuestPageSize) -> Result<ArmingResult, BenchError> {
+    let load_before = load_average();
+    let pages = region_pages(rounds);
+    let mut out = Vec::new();
+    for kind in KINDS {
+        let mut costs = Vec::new();
+        let mut tracked = Vec::new();
+        for (scenario, planner) in [
+            (Scenario::Arm, arm_planner as fn(Region) -> Plan),
+            (Scenario::InSitu, in_situ_planner),
+        ] {
+            let (mut k, mut f) = (Vec::new(), Vec::new());
+            for rep in 0..rounds {
+                for side in [Side::KvmWss, Side::Floor] {
+                    log::info!(
+                        "bench trackers: arming {scenario:?} {} {} repetition {}/{rounds}",
+                        kind.name(),
+                        side.name(),
+                        rep + 1
+                    );
+                    let b = boot_rounds(kind, side, pages, 2 * rounds, guest_pages, planner)?;
+                    if side == Side::KvmWss && scenario == Scenario::InSitu {
+                        tracked.extend(b.samples.iter().skip(1).map(|s| s.tracked as f64));
+                    }
+                    let units = per_unit(&b.samples, b.tsc_hz, scenario);
+                    match side {
+                        Side::KvmWss => k.extend(units),
+                        Side::Floor => f.extend(units),
+                    }
+                }
+            }
+            costs.push(side_by_side(&k, &f));
+        }
+        let in_situ = costs.pop();
+        let arm = costs.pop();
+        if let (Some(arm), Some(in_situ)) = (arm, in_situ) {
+            out.push(ArmingCost {
+                tracker: kind.name(),
+                arm_us_per_page: arm,
+                in_situ_us_per_touch: in_situ,
+                in_situ_tracked_per_round: median(tracked).map_or(0, |m| m.round() as u64),
+            });
+        }
+    }
+    let load_after = load_average();
+    let half_cpus = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64 / 2.0);
+    Ok(ArmingResult {
+        armed_untouched_per_round: ARMED_PER_ROUND,
+        armed_touched_per_round: TOUCHED_PER_ROUND,
+        rounds,
+        quiet: load_before[0] < half_cpus && load_after[0] < half_cpus,
+        load_before,
+        load_after,
+        trackers: out,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_arm_fresh_untouched_pages_each_round_and_a_few_touched() {
+        let region = Region {
+            first: 100,
+            pages: region_pages(2),
+        };
+        let p = plan(region, 2, 0);
+        assert_eq!(p.len(), 2);
+        for (r, armed) in p.iter().enumerate() {
+            assert_eq!(armed.len() as u64, ARMED_PER_ROUND);
+            assert!(armed.iter().all(|&x| (x - 100) % 4 == 3));
+            assert!(armed.windows(2).all(|w| w[1] - w[0] == 8), "scattered");
+            assert_eq!(armed[0], 100 + 4 * r as u64 + 3);
+        }
+        let p = plan(region, 2, TOUCHED_PER_ROUND);
+        let touched: Vec<_> = p[0].iter().filter(|&&x| (x - 100) % 4 != 3).collect();
+        assert_eq!(touched.len() as u64, TOUCHED_PER_ROUND);
+        // All written (classes 1 and 2), so the dirty log sees them too.
+        assert!(touched.iter().all(|&&x| matches!((x - 100) % 4, 1 | 2)));
+        assert!(p[0].windows(2).all(|w| w[0] < w[1]), "sorted, unique");
+    }
+
+    #[test]
+    fn lost_time_is_hold_plus_extra_cycles() {
+        let s = RoundSample {
+            cycles: 1000 * 10 + 4000,
+            touches: 1000,
+            tracked: 2,
+            hold_ns: 3000,
+        };
+        // 3 us held, 4000 extra cycles at 1 GHz = 4 us.
+        assert!((lost_us(&s, 10.0, 1_000_000_000) - 7.0).abs() < 1e-9);
+        let untracked = RoundSample {
+            cycles: 10_000,
+            touches: 1000,
+            tracked: 0,
+            hold_ns: 0,
+        };
+        // Round 0's cost is left out; round 2's is the baseline.
+        let samples = [
+            RoundSample {
+                cycles: 1,
+                ..untracked
+            },
+            s,
+            untracked,
+        ];
+        let u = per_unit(&samples, 1_000_000_000, Scenario::InSitu);
+        assert_eq!(u.len(), 1);
+        assert!((u[0].0 - 3.5).abs() < 1e-9 && (u[0].1 - 1.5).abs() < 1e-9);
+        let sbs = side_by_side(&[(2.0, 1.0), (4.0, 1.0), (3.0, 1.0)], &[(2.0, 0.5)]);
+        assert_eq!(
+            sbs.kvmwss_us,
+            Spread {
+                min: 2.0,
+                median: 3.0,
+                max: 4.0
+            }
+        );
+        assert_eq!(sbs.ratio, 1.5);
+    }
+}
