@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BIN := target/release/kvm-wss
 
-.PHONY: all build run test lint fuzz bench bench-arming examples study exactness clean
+.PHONY: all build run test lint fuzz bench bench-arming bench-hold examples study exactness clean
 
 all: build
 
@@ -55,6 +55,17 @@ bench: build
 	$(call splice,bench-native,docs/bench/native.md)
 	$(call splice,bench-trackers,docs/bench/trackers.md)
 	$(MAKE) bench-arming
+	$(MAKE) bench-hold
+
+# How long the guest is held at each boundary at the default settings
+# (--interval 1s, 400 samples), per tracker: hold_us_mean and hold_us_max
+# in each run's summary; the README quotes them.
+bench-hold: build
+	mkdir -p docs/bench
+	for t in uffd mprotect dirty-log; do \
+		$(BIN) run --guest hotset --wss 64M --tracker $$t --duration 20s --json --no-plot --quiet \
+			--out runs/bench-hold-$$t > docs/bench/hold-$$t.json || exit 1; \
+	done
 
 # What arming a sample costs the guest (the `arming` part of bench trackers),
 # with the load average around it; the README quotes it.

@@ -133,7 +133,7 @@ impl Sampler<'_> {
             faults: self.tracker.as_ref().map_or(0, |t| t.stats().faults),
         };
         let mut tally = Tally::default();
-        let mut armed = self.arm(first, &mut rng, &mut tally)?;
+        self.arm(first, &mut rng, &mut tally)?;
         release(held);
         let mut resumed_at = Instant::now();
 
@@ -144,7 +144,7 @@ impl Sampler<'_> {
             let held = self.vcpu.map(|v| v.hold());
             let held_at = held.as_ref().map_or_else(Instant::now, |h| h.held_at);
             tally.ran += held_at.saturating_duration_since(resumed_at);
-            self.collect(first, &data, armed, &mut tally)?;
+            self.collect(first, &data, &mut tally)?;
             tick += 1;
             let run_over = stopped.is_some() || held_at >= end_at;
             let interval_over = run_over || tick == ticks;
@@ -156,11 +156,9 @@ impl Sampler<'_> {
                 tally = Tally::default();
                 tick = 0;
             }
-            armed = if run_over {
-                Vec::new()
-            } else {
-                self.arm(first, &mut rng, &mut tally)?
-            };
+            if !run_over {
+                self.arm(first, &mut rng, &mut tally)?;
+            }
             let held_for = release(held);
             resumed_at = Instant::now();
             if let Some(mut row) = row {
@@ -185,16 +183,16 @@ impl Sampler<'_> {
         first: RamPage,
         rng: &mut StdRng,
         tally: &mut Tally,
-    ) -> Result<Vec<RamPage>, SamplerError> {
+    ) -> Result<(), SamplerError> {
         let (Some(t), Some(e)) = (&self.tracker, &mut self.estimator) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let pages: Vec<RamPage> = e.choose(rng).into_iter().map(|p| first + p).collect();
         let t0 = Instant::now();
         t.arm(&pages)?;
         tally.arm_us += t0.elapsed().as_secs_f64() * 1e6;
         tally.sampled += pages.len() as u64;
-        Ok(pages)
+        Ok(())
     }
 
     /// Collects the tick's touched pages into the estimator.
@@ -202,7 +200,6 @@ impl Sampler<'_> {
         &mut self,
         first: RamPage,
         data: &std::ops::Range<RamPage>,
-        armed: Vec<RamPage>,
         tally: &mut Tally,
     ) -> Result<(), SamplerError> {
         let (Some(t), Some(e)) = (&self.tracker, &mut self.estimator) else {
@@ -216,7 +213,6 @@ impl Sampler<'_> {
             .filter(|p| data.contains(p))
             .map(|p| p - first)
             .collect();
-        debug_assert!(touched.len() <= armed.len());
         tally.touched += touched.len() as u64;
         e.observe_tick(&touched);
         Ok(())
