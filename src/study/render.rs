@@ -727,17 +727,30 @@ impl Doc<'_> {
             .find(|sp| sp.workload.label == label)
             .and_then(|sp| self.s(sp))
             .and_then(|s| s.mae_pages);
-        let mut text = format!(
+        let mut text = String::from(
             "**Cross-check of the truth.** Exhaustive tracking arms every page of the domain \
              every interval, so its estimate is the VMM's own count of the pages the guest \
-             touched. Against the guest runtime's count its MAPE has a median of {} over the \
-             workloads and is at most {} (`{label}`, off by {} pages per interval on average), \
-             at a cost of up to {} tracked faults per second. ",
-            opt(median(&all), pct),
-            pct(max),
-            opt(worst_mae, count),
-            opt(faults.iter().copied().reduce(f64::max), count),
+             touched. ",
         );
+        let peak_faults = opt(faults.iter().copied().reduce(f64::max), count);
+        if max == 0.0 {
+            let _ = write!(
+                text,
+                "Against the guest runtime's count its MAPE is 0 in all {} workloads, at a cost \
+                 of up to {peak_faults} tracked faults per second. ",
+                all.len()
+            );
+        } else {
+            let _ = write!(
+                text,
+                "Against the guest runtime's count its MAPE has a median of {} over the \
+                 workloads and is at most {} (`{label}`, off by {} pages per interval on \
+                 average), at a cost of up to {peak_faults} tracked faults per second. ",
+                opt(median(&all), pct),
+                pct(max),
+                opt(worst_mae, count),
+            );
+        }
         if max == 0.0 {
             self.summary.push(
                 "**Is the truth right?** Yes: the VMM's own exhaustive count equals the \
