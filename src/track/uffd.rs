@@ -252,9 +252,15 @@ struct State {
     armed: Vec<RamPage>,
     armed_bits: SparseBits,
     touched_bits: SparseBits,
-    /// Pages known to have no host PTE: zapped (or fallocated) by `arm`
-    /// and not installed since. Arming them again needs no syscall.
-    unmapped_bits: SparseBits,
+    /// Pages that may have a host PTE: installed or filled by the handler,
+    /// or installed by an eager collect, and not zapped since. Creation
+    /// zaps all of RAM, so a page outside this set has no PTE, and
+    /// arming it needs no syscall: a hole the guest never touched, or a
+    /// page collect left unmapped.
+    mapped_bits: SparseBits,
+    /// Untouched pages a lazy collect left unmapped, until armed again or
+    /// touched (a `lazy_refaults`).
+    left_bits: SparseBits,
     /// Collect installs the untouched pages again (true), or leaves them
     /// unmapped (false, the default) so that the next arm of them is free
     /// and a later touch costs one untracked fault. Turns true for good
@@ -357,7 +363,8 @@ impl UffdTracker {
             state: Mutex::new(State {
                 armed_bits: SparseBits::new(layout.ram_pages()),
                 touched_bits: SparseBits::new(layout.ram_pages()),
-                unmapped_bits: SparseBits::new(layout.ram_pages()),
+                mapped_bits: SparseBits::new(layout.ram_pages()),
+                left_bits: SparseBits::new(layout.ram_pages()),
                 ..State::default()
             }),
             touched: AtomicUsize::new(0),
@@ -382,6 +389,14 @@ impl UffdTracker {
             }),
             zapper: Zapper::new(NAME),
         };
+        // Whatever mapped RAM before registration (the VMM writing it, a
+        // guest that already ran) is unmapped now; every mapping made
+        // since goes through the handler, which records it. So
+        // `mapped_bits` holds every mapped page from here on. The pages
+        // stay in the memfd; their next touch is a minor fault.
+        tracker
+            .zapper
+            .zap_runs(NAME, ram_host, &[(0, tracker.shared.pages)])?;
         match ready_rx.recv_timeout(READY_TIMEOUT) {
             Ok(Ok(())) => Ok(Arc::new(tracker)),
             Ok(Err(why)) => Err(setup_error(why, None)),
@@ -457,8 +472,9 @@ impl Shared {
             self.touched.fetch_add(1, Ordering::Relaxed);
         } else {
             st.spurious += 1;
-            if bit(&st.unmapped_bits, page) && !bit(&st.armed_bits, page) {
+            if bit(&st.left_bits, page) {
                 st.lazy_refaults += 1;
+                clear_bit(&mut st.left_bits, page);
             }
         }
         let installed = if flags & UFFD_PAGEFAULT_FLAG_MINOR != 0 {
@@ -467,7 +483,7 @@ impl Shared {
             self.fill_hole(st, page)
         }
         .map_err(|e| crate::error_chain(&e))?;
-        clear_bit(&mut st.unmapped_bits, page);
+        set_bit(&mut st.mapped_bits, page);
         st.continue_eexist += installed.eexist;
         st.service += t0.elapsed();
         Ok(())
@@ -616,17 +632,20 @@ impl Tracker for UffdTracker {
         }
         st.armed = pages;
         self.shared.touched.store(0, Ordering::Relaxed);
-        // Pages still unmapped since an earlier arm need no zap.
+        // Only pages that may be mapped need a zap.
         let to_zap: Vec<RamPage> = st
             .armed
             .iter()
             .copied()
-            .filter(|&p| !bit(&st.unmapped_bits, p))
+            .filter(|&p| bit(&st.mapped_bits, p))
             .collect();
         st.zap_skipped += (st.armed.len() - to_zap.len()) as u64;
         let zap_runs: Vec<(RamPage, u64)> = runs(&to_zap).collect();
         for &p in &to_zap {
-            set_bit(&mut st.unmapped_bits, p);
+            clear_bit(&mut st.mapped_bits, p);
+        }
+        for &p in &st.armed.clone() {
+            clear_bit(&mut st.left_bits, p);
         }
         // The runs lie inside the RAM mapping (normalized above), which
         // `shared._memory` keeps alive; see `zap`. Zapping a hole is a no-op.
@@ -670,8 +689,11 @@ impl Tracker for UffdTracker {
                         st.continue_eexist += done.eexist;
                         st.continue_holes += done.holes;
                         st.disarmed += n - done.eexist - done.holes;
+                        // Holes among them stay unmapped, but which ones is
+                        // not known: count them all as mapped (a needless
+                        // zap later is harmless, a missing one is not).
                         for p in first..first + n {
-                            clear_bit(&mut st.unmapped_bits, p);
+                            set_bit(&mut st.mapped_bits, p);
                         }
                     }
                     Err(e) => {
@@ -682,6 +704,9 @@ impl Tracker for UffdTracker {
             }
         } else {
             st.left_unmapped += untouched.len() as u64;
+            for &p in &untouched {
+                set_bit(&mut st.left_bits, p);
+            }
         }
         st.collect += t0.elapsed();
         result.map(|()| touched)
@@ -802,10 +827,12 @@ mod tests {
         assert_eq!(pread(&mem, 3), 7);
         let s = t.stats();
         assert_eq!(s.faults, 4);
-        assert_eq!(s.counters["spurious_faults"], 1);
+        // Pages 4 (creation unmapped all RAM) and 9.
+        assert_eq!(s.counters["spurious_faults"], 2);
         assert_eq!(s.counters["lazy_refaults"], 1);
         assert_eq!(s.counters["left_unmapped_pages"], 2);
-        assert_eq!(s.counters["zap_skipped_pages"], 1);
+        // Nothing was mapped at the first arm; 5 was left unmapped.
+        assert_eq!(s.counters["zap_skipped_pages"], 6);
         assert_eq!(s.counters["disarmed_pages"], 0);
         assert_eq!(s.counters["zero_filled_pages"], 1, "page 700's first touch");
         assert_eq!(s.counters["handler_errors"], 0);
@@ -828,7 +855,7 @@ mod tests {
         let s = t.stats();
         assert_eq!(s.faults, 5);
         assert_eq!(s.counters["zero_filled_pages"], 2);
-        assert_eq!(s.counters["spurious_faults"], 2);
+        assert_eq!(s.counters["spurious_faults"], 3);
     }
 
     /// Whether RAM page `page` has no page in the memfd.
