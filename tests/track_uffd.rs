@@ -28,6 +28,8 @@ fn uffd_reports_exactly_the_touched_armed_pages() {
     );
     // A page left unmapped costs at most one untracked fault later.
     assert!(stats.counters["lazy_refaults"] <= stats.counters["left_unmapped_pages"]);
-    // Pages past the region were holes in the memfd until armed.
-    assert!(stats.counters["fallocated_pages"] >= 48);
+    // The probe's first touches of its region were holes in the memfd,
+    // filled by the handler at their missing faults; tracking allocates
+    // none itself (the unit tests check armed holes stay holes).
+    assert!(stats.counters["zero_filled_pages"] > 0);
 }

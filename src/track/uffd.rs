@@ -9,12 +9,13 @@
 //! page of every read or write.
 //!
 //! Minor faults only exist for pages that are in the page cache. A page the
-//! guest never touched since boot is a hole in the memfd; its first touch
-//! would be an ordinary missing fault that MINOR mode does not report, and
-//! `UFFDIO_CONTINUE` could not install it. Arming therefore `fallocate`s
-//! the chosen pages first (a zero page reads the same as a hole, and only
-//! sampled pages are allocated), remembering which pages are known to be
-//! present so each page costs that syscall once.
+//! guest never touched since boot is a hole in the memfd, and its first
+//! touch is a *missing* fault; RAM is registered for those too, and the
+//! handler fills the hole with a zeroed page (`UFFDIO_ZEROPAGE`), counting
+//! the touch if the page was armed. Arming a hole therefore needs nothing
+//! but the mark, and tracking never allocates a page the guest did not
+//! touch: host memory stays the guest's own working set, however large
+//! `--mem` and however many pages were sampled.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -28,8 +29,9 @@ use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use wss_abi::PAGE_SIZE;
 
 use super::uffd_sys::{
-    _UFFDIO_CONTINUE, Event, EventBuffer, UFFD_FEATURE_MINOR_SHMEM, UFFDIO_REGISTER_MODE_MINOR,
-    Userfaultfd,
+    _UFFDIO_CONTINUE, _UFFDIO_ZEROPAGE, Event, EventBuffer, UFFD_FEATURE_MINOR_SHMEM,
+    UFFD_FEATURE_MISSING_SHMEM, UFFD_PAGEFAULT_FLAG_MINOR, UFFDIO_REGISTER_MODE_MINOR,
+    UFFDIO_REGISTER_MODE_MISSING, Userfaultfd,
 };
 use super::zap::Zapper;
 use super::{RamPage, TrackError, Tracker, TrackerKind, TrackerStats, runs};
@@ -40,6 +42,8 @@ const THREAD_NAME: &str = "uffd-handler";
 /// Bit of `UFFDIO_CONTINUE` in the ioctl mask that `UFFDIO_REGISTER`
 /// returns for a range.
 const CONTINUE_IOCTL: u64 = 1 << _UFFDIO_CONTINUE;
+/// Bit of `UFFDIO_ZEROPAGE` in the same mask.
+const ZEROPAGE_IOCTL: u64 = 1 << _UFFDIO_ZEROPAGE;
 /// Fault messages read per `read` on the userfaultfd.
 const EVENT_BATCH: usize = 64;
 /// How long `new` waits for the handler thread to report it is running.
@@ -121,44 +125,79 @@ fn clear_bit(bits: &mut SparseBits, page: RamPage) {
 /// kernel, and those faults must reach the handler too. Non-blocking, for a
 /// handler that polls it together with a stop event.
 pub(crate) fn open_minor(memory: &GuestMemory) -> Result<Userfaultfd, TrackError> {
+    open(memory, false)
+}
+
+/// [`open_minor`], with missing faults registered as well, offering
+/// `UFFDIO_ZEROPAGE` for them: the tracker's userfaultfd (see the module
+/// comment).
+pub(crate) fn open_tracking(memory: &GuestMemory) -> Result<Userfaultfd, TrackError> {
+    open(memory, true)
+}
+
+fn open(memory: &GuestMemory, missing: bool) -> Result<Userfaultfd, TrackError> {
     let ram_len = usize::try_from(memory.layout().ram_size)
         .map_err(|_| setup_error("guest RAM does not fit the address space", None))?;
+    let (features, mode) = if missing {
+        (
+            UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_MISSING_SHMEM,
+            UFFDIO_REGISTER_MODE_MINOR | UFFDIO_REGISTER_MODE_MISSING,
+        )
+    } else {
+        (UFFD_FEATURE_MINOR_SHMEM, UFFDIO_REGISTER_MODE_MINOR)
+    };
     // No UFFD_USER_MODE_ONLY: KVM faults from the kernel.
     let uffd = Userfaultfd::new(libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .and_then(|uffd| uffd.api(UFFD_FEATURE_MINOR_SHMEM).map(|_| uffd))
+        .and_then(|uffd| uffd.api(features).map(|_| uffd))
         .map_err(|e| {
             setup_error(
-                "cannot create a userfaultfd with minor faults on shmem that also sees \
-                 kernel faults (needs Linux 5.14+ and CAP_SYS_PTRACE or \
+                "cannot create a userfaultfd with minor and missing faults on shmem that \
+                 also sees kernel faults (needs Linux 5.14+ and CAP_SYS_PTRACE or \
                  vm.unprivileged_userfaultfd=1)",
                 Some(e),
             )
         })?;
     let ioctls = uffd
-        .register(memory.ram_host_addr(), ram_len, UFFDIO_REGISTER_MODE_MINOR)
-        .map_err(|e| setup_error("cannot register guest RAM for minor faults", Some(e)))?;
+        .register(memory.ram_host_addr(), ram_len, mode)
+        .map_err(|e| setup_error("cannot register guest RAM for page faults", Some(e)))?;
     if ioctls & CONTINUE_IOCTL == 0 {
         return Err(setup_error(
             "UFFDIO_CONTINUE is not offered on guest RAM",
             None,
         ));
     }
+    if missing && ioctls & ZEROPAGE_IOCTL == 0 {
+        return Err(setup_error(
+            "UFFDIO_ZEROPAGE is not offered on guest RAM",
+            None,
+        ));
+    }
     Ok(uffd)
 }
 
+/// What one [`install`] did besides mapping pages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Installed {
+    /// Pages already mapped (EEXIST).
+    pub eexist: u64,
+    /// Pages that are holes in the memfd: nothing to install.
+    pub holes: u64,
+}
+
 /// Installs RAM pages `[first, first + n)` again with `UFFDIO_CONTINUE`
-/// (waking whoever waits on them), skipping those already mapped. Returns
-/// how many were already mapped (EEXIST).
+/// (waking whoever waits on them), skipping those already mapped and those
+/// that are holes (`UFFDIO_CONTINUE` fails with EFAULT where the memfd has
+/// no page: a hole stays one, and its first touch is a missing fault).
 pub(crate) fn install(
     uffd: &Userfaultfd,
     ram_host: usize,
     first: RamPage,
     n: u64,
-) -> Result<u64, TrackError> {
+) -> Result<Installed, TrackError> {
     let start = ram_host + (first * PAGE_SIZE) as usize;
     let len = (n * PAGE_SIZE) as usize;
     let mut done = 0usize;
-    let mut eexist = 0u64;
+    let mut installed = Installed::default();
     let mut retries = 0u32;
     while done < len {
         let at = start + done;
@@ -171,7 +210,11 @@ pub(crate) fn install(
                 match e.raw_os_error() {
                     // Already installed: the access that raced us won.
                     Some(libc::EEXIST) => {
-                        eexist += 1;
+                        installed.eexist += 1;
+                        done += PAGE_SIZE as usize;
+                    }
+                    Some(libc::EFAULT) => {
+                        installed.holes += 1;
                         done += PAGE_SIZE as usize;
                     }
                     Some(libc::EAGAIN) => retries += 1,
@@ -197,7 +240,7 @@ pub(crate) fn install(
             });
         }
     }
-    Ok(eexist)
+    Ok(installed)
 }
 
 /// Everything the sampler and the handler thread share, under one lock so
@@ -209,11 +252,15 @@ struct State {
     armed: Vec<RamPage>,
     armed_bits: SparseBits,
     touched_bits: SparseBits,
-    /// Pages known to be in the memfd's page cache (fallocated by us).
-    present_bits: SparseBits,
-    /// Pages known to have no host PTE: zapped (or fallocated) by `arm`
-    /// and not installed since. Arming them again needs no syscall.
-    unmapped_bits: SparseBits,
+    /// Pages that may have a host PTE: installed or filled by the handler,
+    /// or installed by an eager collect, and not zapped since. Creation
+    /// zaps all of RAM, so a page outside this set has no PTE, and
+    /// arming it needs no syscall: a hole the guest never touched, or a
+    /// page collect left unmapped.
+    mapped_bits: SparseBits,
+    /// Untouched pages a lazy collect left unmapped, until armed again or
+    /// touched (a `lazy_refaults`).
+    left_bits: SparseBits,
     /// Collect installs the untouched pages again (true), or leaves them
     /// unmapped (false, the default) so that the next arm of them is free
     /// and a later touch costs one untracked fault. Turns true for good
@@ -228,12 +275,13 @@ struct State {
     faults: u64,
     service: Duration,
     arm: Duration,
-    /// Of `arm`, the time spent making pages present (fallocate).
-    populate: Duration,
     collect: Duration,
     spurious: u64,
     continue_eexist: u64,
-    fallocated: u64,
+    /// Holes filled at a guest's first touch, and holes collect found
+    /// nothing to install in.
+    zero_filled: u64,
+    continue_holes: u64,
     disarmed: u64,
     other_events: u64,
 }
@@ -241,7 +289,7 @@ struct State {
 struct Shared {
     uffd: Userfaultfd,
     /// Kept alive so the registered mapping outlives the registration.
-    memory: Arc<GuestMemory>,
+    _memory: Arc<GuestMemory>,
     ram_host: usize,
     pages: u64,
     state: Mutex<State>,
@@ -301,7 +349,7 @@ impl UffdTracker {
     pub fn new(memory: &Arc<GuestMemory>) -> Result<Arc<UffdTracker>, TrackError> {
         let layout = *memory.layout();
         let ram_host = memory.ram_host_addr();
-        let uffd = open_minor(memory)?;
+        let uffd = open_tracking(memory)?;
         let stop = EventFd::new(EFD_NONBLOCK)
             .map_err(|e| setup_error("cannot create the stop eventfd", Some(e)))?;
         let stop_rx = stop
@@ -309,14 +357,14 @@ impl UffdTracker {
             .map_err(|e| setup_error("cannot duplicate the stop eventfd", Some(e)))?;
         let shared = Arc::new(Shared {
             uffd,
-            memory: Arc::clone(memory),
+            _memory: Arc::clone(memory),
             ram_host,
             pages: layout.ram_pages(),
             state: Mutex::new(State {
                 armed_bits: SparseBits::new(layout.ram_pages()),
                 touched_bits: SparseBits::new(layout.ram_pages()),
-                present_bits: SparseBits::new(layout.ram_pages()),
-                unmapped_bits: SparseBits::new(layout.ram_pages()),
+                mapped_bits: SparseBits::new(layout.ram_pages()),
+                left_bits: SparseBits::new(layout.ram_pages()),
                 ..State::default()
             }),
             touched: AtomicUsize::new(0),
@@ -341,6 +389,14 @@ impl UffdTracker {
             }),
             zapper: Zapper::new(NAME),
         };
+        // Whatever mapped RAM before registration (the VMM writing it, a
+        // guest that already ran) is unmapped now; every mapping made
+        // since goes through the handler, which records it. So
+        // `mapped_bits` holds every mapped page from here on. The pages
+        // stay in the memfd; their next touch is a minor fault.
+        tracker
+            .zapper
+            .zap_runs(NAME, ram_host, &[(0, tracker.shared.pages)])?;
         match ready_rx.recv_timeout(READY_TIMEOUT) {
             Ok(Ok(())) => Ok(Arc::new(tracker)),
             Ok(Err(why)) => Err(setup_error(why, None)),
@@ -372,58 +428,38 @@ impl UffdTracker {
         v.dedup();
         Ok(v)
     }
-
-    fn syscall_error(op: &'static str, first: RamPage, n: u64, source: io::Error) -> TrackError {
-        TrackError::Syscall {
-            op,
-            first,
-            end: first + n,
-            source,
-        }
-    }
-
-    /// Makes sure every page of the run has a page-cache page (see the
-    /// module comment), allocating only the ones not known to be present.
-    fn populate(&self, st: &mut State, first: RamPage, n: u64) -> Result<(), TrackError> {
-        let missing: Vec<RamPage> = (first..first + n)
-            .filter(|&p| !bit(&st.present_bits, p))
-            .collect();
-        let fd = self.shared.memory.ram_file().as_raw_fd();
-        for (start, count) in runs(&missing) {
-            // SAFETY: fallocate on our own memfd within its size (the pages
-            // were range-checked); mode 0 only allocates, never discards.
-            let r = unsafe {
-                libc::fallocate(
-                    fd,
-                    0,
-                    (start * PAGE_SIZE) as libc::off_t,
-                    (count * PAGE_SIZE) as libc::off_t,
-                )
-            };
-            if r != 0 {
-                let e = io::Error::last_os_error();
-                return Err(Self::syscall_error("fallocate", start, count, e));
-            }
-            for p in start..start + count {
-                set_bit(&mut st.present_bits, p);
-            }
-            st.fallocated += count;
-        }
-        Ok(())
-    }
 }
 
 impl Shared {
-    /// Installs pages `[first, first + n)` again, skipping those already
-    /// mapped. Returns how many were already mapped (EEXIST).
-    fn install(&self, first: RamPage, n: u64) -> Result<u64, TrackError> {
+    /// Installs pages `[first, first + n)` again (see [`install`]).
+    fn install(&self, first: RamPage, n: u64) -> Result<Installed, TrackError> {
         install(&self.uffd, self.ram_host, first, n)
+    }
+
+    /// Resolves a missing fault: fills the hole with a zeroed page and
+    /// maps it. If the page appeared meanwhile (EEXIST: only the guest
+    /// makes pages, so this is a second fault on it), it is installed.
+    fn fill_hole(&self, st: &mut State, page: RamPage) -> Result<Installed, TrackError> {
+        let at = self.ram_host + (page * PAGE_SIZE) as usize;
+        match self.uffd.zeropage(at, PAGE_SIZE as usize, true) {
+            Ok(_) => {
+                st.zero_filled += 1;
+                Ok(Installed::default())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => self.install(page, 1),
+            Err(source) => Err(TrackError::Syscall {
+                op: "UFFDIO_ZEROPAGE",
+                first: page,
+                end: page + 1,
+                source,
+            }),
+        }
     }
 
     /// One fault: record it if it is a first touch of an armed page, then
     /// let the access proceed. Both under the lock, so a concurrent `arm`
     /// cannot zap the page between the two and lose the next touch.
-    fn resolve(&self, st: &mut State, addr: usize) -> Result<(), String> {
+    fn resolve(&self, st: &mut State, addr: usize, flags: u64) -> Result<(), String> {
         let t0 = Instant::now();
         let page = addr
             .checked_sub(self.ram_host)
@@ -436,13 +472,19 @@ impl Shared {
             self.touched.fetch_add(1, Ordering::Relaxed);
         } else {
             st.spurious += 1;
-            if bit(&st.unmapped_bits, page) && !bit(&st.armed_bits, page) {
+            if bit(&st.left_bits, page) {
                 st.lazy_refaults += 1;
+                clear_bit(&mut st.left_bits, page);
             }
         }
-        let eexist = self.install(page, 1).map_err(|e| crate::error_chain(&e))?;
-        clear_bit(&mut st.unmapped_bits, page);
-        st.continue_eexist += eexist;
+        let installed = if flags & UFFD_PAGEFAULT_FLAG_MINOR != 0 {
+            self.install(page, 1)
+        } else {
+            self.fill_hole(st, page)
+        }
+        .map_err(|e| crate::error_chain(&e))?;
+        set_bit(&mut st.mapped_bits, page);
+        st.continue_eexist += installed.eexist;
         st.service += t0.elapsed();
         Ok(())
     }
@@ -463,7 +505,9 @@ impl Shared {
             .map_err(|e| format!("cannot read the userfaultfd: {e}"))?;
         for event in events {
             match event.map_err(|e| format!("bad userfaultfd message: {e}"))? {
-                Event::Pagefault { address, .. } => self.resolve(&mut st, address as usize)?,
+                Event::Pagefault { address, flags } => {
+                    self.resolve(&mut st, address as usize, flags)?
+                }
                 Event::Other { .. } => st.other_events += 1,
             }
         }
@@ -588,29 +632,24 @@ impl Tracker for UffdTracker {
         }
         st.armed = pages;
         self.shared.touched.store(0, Ordering::Relaxed);
-        let armed_runs: Vec<(RamPage, u64)> = runs(&st.armed).collect();
-        let t_populate = Instant::now();
-        let populated = armed_runs
-            .iter()
-            .try_for_each(|&(first, n)| self.populate(&mut st, first, n));
-        st.populate += t_populate.elapsed();
-        // Pages still unmapped since an earlier arm need no zap.
+        // Only pages that may be mapped need a zap.
         let to_zap: Vec<RamPage> = st
             .armed
             .iter()
             .copied()
-            .filter(|&p| !bit(&st.unmapped_bits, p))
+            .filter(|&p| bit(&st.mapped_bits, p))
             .collect();
         st.zap_skipped += (st.armed.len() - to_zap.len()) as u64;
         let zap_runs: Vec<(RamPage, u64)> = runs(&to_zap).collect();
         for &p in &to_zap {
-            set_bit(&mut st.unmapped_bits, p);
+            clear_bit(&mut st.mapped_bits, p);
         }
-        let result = populated.and_then(|()| {
-            // The runs lie inside the RAM mapping (normalized above),
-            // which `shared.memory` keeps alive; see `zap`.
-            self.zapper.zap_runs(NAME, self.shared.ram_host, &zap_runs)
-        });
+        for &p in &st.armed.clone() {
+            clear_bit(&mut st.left_bits, p);
+        }
+        // The runs lie inside the RAM mapping (normalized above), which
+        // `shared._memory` keeps alive; see `zap`. Zapping a hole is a no-op.
+        let result = self.zapper.zap_runs(NAME, self.shared.ram_host, &zap_runs);
         st.arm += t0.elapsed();
         result
     }
@@ -646,11 +685,15 @@ impl Tracker for UffdTracker {
         if st.eager {
             for (first, n) in runs(&untouched) {
                 match self.shared.install(first, n) {
-                    Ok(eexist) => {
-                        st.continue_eexist += eexist;
-                        st.disarmed += n - eexist;
+                    Ok(done) => {
+                        st.continue_eexist += done.eexist;
+                        st.continue_holes += done.holes;
+                        st.disarmed += n - done.eexist - done.holes;
+                        // Holes among them stay unmapped, but which ones is
+                        // not known: count them all as mapped (a needless
+                        // zap later is harmless, a missing one is not).
                         for p in first..first + n {
-                            clear_bit(&mut st.unmapped_bits, p);
+                            set_bit(&mut st.mapped_bits, p);
                         }
                     }
                     Err(e) => {
@@ -661,6 +704,9 @@ impl Tracker for UffdTracker {
             }
         } else {
             st.left_unmapped += untouched.len() as u64;
+            for &p in &untouched {
+                set_bit(&mut st.left_bits, p);
+            }
         }
         st.collect += t0.elapsed();
         result.map(|()| touched)
@@ -681,7 +727,8 @@ impl Tracker for UffdTracker {
         let counters = [
             ("spurious_faults", st.spurious),
             ("continue_eexist", st.continue_eexist),
-            ("fallocated_pages", st.fallocated),
+            ("zero_filled_pages", st.zero_filled),
+            ("continue_holes", st.continue_holes),
             ("disarmed_pages", st.disarmed),
             ("left_unmapped_pages", st.left_unmapped),
             ("lazy_refaults", st.lazy_refaults),
@@ -689,7 +736,6 @@ impl Tracker for UffdTracker {
             ("other_events", st.other_events),
             ("handler_errors", handler_errors),
             ("zap_calls", self.zapper.calls()),
-            ("arm_populate_us", st.populate.as_micros() as u64),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -781,23 +827,45 @@ mod tests {
         assert_eq!(pread(&mem, 3), 7);
         let s = t.stats();
         assert_eq!(s.faults, 4);
-        assert_eq!(s.counters["spurious_faults"], 1);
+        // Pages 4 (creation unmapped all RAM) and 9.
+        assert_eq!(s.counters["spurious_faults"], 2);
         assert_eq!(s.counters["lazy_refaults"], 1);
         assert_eq!(s.counters["left_unmapped_pages"], 2);
-        assert_eq!(s.counters["zap_skipped_pages"], 1);
+        // Nothing was mapped at the first arm; 5 was left unmapped.
+        assert_eq!(s.counters["zap_skipped_pages"], 6);
         assert_eq!(s.counters["disarmed_pages"], 0);
-        assert_eq!(s.counters["fallocated_pages"], 5);
+        assert_eq!(s.counters["zero_filled_pages"], 1, "page 700's first touch");
         assert_eq!(s.counters["handler_errors"], 0);
         assert!(s.fault_service_us > 0.0 && s.arm_us > 0.0 && s.collect_us > 0.0);
 
-        // A second cycle over a page already known present allocates
-        // nothing more.
-        t.arm(&[3]).expect("arm");
+        // A second cycle over a present page allocates nothing; an armed
+        // hole the guest never touches stays a hole, and an unarmed hole's
+        // first touch is filled but not counted.
+        assert!(is_hole(&mem, 800) && is_hole(&mem, 900));
+        t.arm(&[3, 800]).expect("arm");
         write(&mem, 3, 8);
+        assert_eq!(read(&mem, 900), 0);
         assert_eq!(t.collect().expect("collect"), vec![3]);
         assert_eq!(pread(&mem, 3), 8);
+        assert!(
+            is_hole(&mem, 800),
+            "sampling made an untouched page resident"
+        );
+        assert!(!is_hole(&mem, 900));
         let s = t.stats();
-        assert_eq!((s.faults, s.counters["fallocated_pages"]), (5, 5));
+        assert_eq!(s.faults, 5);
+        assert_eq!(s.counters["zero_filled_pages"], 2);
+        assert_eq!(s.counters["spurious_faults"], 3);
+    }
+
+    /// Whether RAM page `page` has no page in the memfd.
+    fn is_hole(mem: &GuestMemory, page: RamPage) -> bool {
+        use std::os::fd::AsRawFd;
+        let off = (page * PAGE_SIZE) as libc::off_t;
+        // SAFETY: lseek on our own memfd; it only moves the file offset.
+        let data = unsafe { libc::lseek(mem.ram_file().as_raw_fd(), off, libc::SEEK_DATA) };
+        // ENXIO: no data at or after `off`.
+        data < 0 || data >= off + PAGE_SIZE as libc::off_t
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub const UFFDIO: u32 = 0xAA;
 /// Ioctl ordinals; bit `1 << n` of an ioctl mask stands for ioctl `n`.
 pub const _UFFDIO_REGISTER: u32 = 0x00;
 pub const _UFFDIO_UNREGISTER: u32 = 0x01;
+pub const _UFFDIO_ZEROPAGE: u32 = 0x04;
 pub const _UFFDIO_CONTINUE: u32 = 0x07;
 pub const _UFFDIO_API: u32 = 0x3F;
 
@@ -43,6 +44,7 @@ pub const UFFD_PAGEFAULT_FLAG_WRITE: u64 = 1 << 0;
 pub const UFFD_PAGEFAULT_FLAG_WP: u64 = 1 << 1;
 pub const UFFD_PAGEFAULT_FLAG_MINOR: u64 = 1 << 2;
 
+pub const UFFD_FEATURE_MISSING_SHMEM: u64 = 1 << 5;
 pub const UFFD_FEATURE_MINOR_SHMEM: u64 = 1 << 10;
 
 pub const UFFDIO_REGISTER_MODE_MISSING: u64 = 1 << 0;
@@ -50,6 +52,7 @@ pub const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
 pub const UFFDIO_REGISTER_MODE_MINOR: u64 = 1 << 2;
 
 pub const UFFDIO_CONTINUE_MODE_DONTWAKE: u64 = 1 << 0;
+pub const UFFDIO_ZEROPAGE_MODE_DONTWAKE: u64 = 1 << 0;
 
 /// Flag of the userfaultfd syscall: see only faults from user mode. Never
 /// set here (KVM touches guest memory from the kernel); named so the tests
@@ -86,6 +89,15 @@ pub struct uffdio_continue {
     pub mode: u64,
     /// Bytes mapped, or a negated errno.
     pub mapped: i64,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct uffdio_zeropage {
+    pub range: uffdio_range,
+    pub mode: u64,
+    /// Bytes filled, or a negated errno.
+    pub zeropage: i64,
 }
 
 /// The `pagefault` arm of `uffd_msg::arg`. `ptid` is the one member of the
@@ -128,6 +140,8 @@ const _: () = assert!(size_of::<uffdio_range>() == 16);
 const _: () = assert!(size_of::<uffdio_register>() == 32);
 const _: () = assert!(size_of::<uffdio_continue>() == 32);
 const _: () = assert!(offset_of!(uffdio_continue, mapped) == 24);
+const _: () = assert!(size_of::<uffdio_zeropage>() == 32);
+const _: () = assert!(offset_of!(uffdio_zeropage, zeropage) == 24);
 const _: () = assert!(size_of::<uffd_msg_pagefault>() == 24);
 const _: () = assert!(size_of::<uffd_msg_arg>() == 24);
 const _: () = assert!(MSG_SIZE == 32);
@@ -149,6 +163,8 @@ pub const UFFDIO_API: c_ulong = iowr(_UFFDIO_API, size_of::<uffdio_api>());
 pub const UFFDIO_REGISTER: c_ulong = iowr(_UFFDIO_REGISTER, size_of::<uffdio_register>());
 /// `_IOR(UFFDIO, _UFFDIO_UNREGISTER, struct uffdio_range)`
 pub const UFFDIO_UNREGISTER: c_ulong = ior(_UFFDIO_UNREGISTER, size_of::<uffdio_range>());
+/// `_IOWR(UFFDIO, _UFFDIO_ZEROPAGE, struct uffdio_zeropage)`
+pub const UFFDIO_ZEROPAGE: c_ulong = iowr(_UFFDIO_ZEROPAGE, size_of::<uffdio_zeropage>());
 /// `_IOWR(UFFDIO, _UFFDIO_CONTINUE, struct uffdio_continue)`
 pub const UFFDIO_CONTINUE: c_ulong = iowr(_UFFDIO_CONTINUE, size_of::<uffdio_continue>());
 
@@ -157,6 +173,7 @@ const _: () = assert!(UFFDIO_API == 0xC018_AA3F);
 const _: () = assert!(UFFDIO_REGISTER == 0xC020_AA00);
 const _: () = assert!(UFFDIO_UNREGISTER == 0x8010_AA01);
 const _: () = assert!(UFFDIO_CONTINUE == 0xC020_AA07);
+const _: () = assert!(UFFDIO_ZEROPAGE == 0xC020_AA04);
 
 /// A message this module cannot turn into an [`Event`].
 #[derive(Debug, thiserror::Error)]
@@ -342,6 +359,31 @@ impl Userfaultfd {
             Ok(()) => Ok(cont.mapped.max(0) as u64),
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && cont.mapped > 0 => {
                 Ok(cont.mapped as u64)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `UFFDIO_ZEROPAGE` over `[start, start + len)`: fills holes with
+    /// zeroed pages and maps them, waking the accesses waiting there
+    /// unless `wake` is false. Returns the bytes filled (see `continue`).
+    pub fn zeropage(&self, start: usize, len: usize, wake: bool) -> io::Result<u64> {
+        let mut zero = uffdio_zeropage {
+            range: uffdio_range {
+                start: start as u64,
+                len: len as u64,
+            },
+            mode: if wake {
+                0
+            } else {
+                UFFDIO_ZEROPAGE_MODE_DONTWAKE
+            },
+            zeropage: 0,
+        };
+        match uffd_ioctl(self, UFFDIO_ZEROPAGE, &mut zero) {
+            Ok(()) => Ok(zero.zeropage.max(0) as u64),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && zero.zeropage > 0 => {
+                Ok(zero.zeropage as u64)
             }
             Err(e) => Err(e),
         }
