@@ -19,7 +19,7 @@
 use serde::Serialize;
 
 use super::trackers::{KINDS, Plan, Region, RoundSample, Side, boot_rounds};
-use super::{BenchError, floor::probe_touch_order, median};
+use super::{BenchError, Spread, floor::probe_touch_order, median};
 use crate::track::RamPage;
 use crate::vmm::paging::GuestPageSize;
 
@@ -72,24 +72,6 @@ pub(super) fn plan(region: Region, rounds: u64, touched: u64) -> Vec<Vec<RamPage
 pub fn lost_us(s: &RoundSample, baseline_cpt: f64, tsc_hz: u64) -> f64 {
     let extra = s.cycles as f64 - s.touches as f64 * baseline_cpt;
     s.hold_ns as f64 / 1e3 + extra / tsc_hz.max(1) as f64 * 1e6
-}
-
-/// Smallest, median and largest of a set of costs.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct Spread {
-    pub min: f64,
-    pub median: f64,
-    pub max: f64,
-}
-
-impl Spread {
-    pub fn of(values: &[f64]) -> Spread {
-        Spread {
-            min: values.iter().copied().fold(f64::NAN, f64::min),
-            median: median(values.iter().copied()).unwrap_or(f64::NAN),
-            max: values.iter().copied().fold(f64::NAN, f64::max),
-        }
-    }
 }
 
 /// One cost through kvm-wss and the floor, over every tracked round of

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{BenchError, median};
+use super::{BenchError, Spread, median};
 use crate::config::RunConfig;
 use crate::estimate::{DamonConfig, EstimatorKind, EsxGains};
 use crate::guests::GuestSource;
@@ -54,24 +54,6 @@ pub struct OvercommitRun {
     pub outside_intervals_ms: f64,
     pub true_wss_mean_pages: f64,
     pub est_wss_mean_pages: Option<f64>,
-}
-
-/// Min, median and max over rounds.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct Spread {
-    pub min: f64,
-    pub median: f64,
-    pub max: f64,
-}
-
-impl Spread {
-    fn of(values: &[f64]) -> Option<Spread> {
-        Some(Spread {
-            min: values.iter().copied().reduce(f64::min)?,
-            median: median(values.iter().copied())?,
-            max: values.iter().copied().reduce(f64::max)?,
-        })
-    }
 }
 
 /// One `--mem` size over all rounds.
@@ -192,7 +174,8 @@ pub fn summarise(mems: &[u64], runs: &[OvercommitRun]) -> (Vec<SizeResult>, Vec<
         .filter_map(|&mem| {
             let of = |f: fn(&OvercommitRun) -> f64| {
                 let v: Vec<f64> = runs.iter().filter(|r| r.mem == mem).map(f).collect();
-                Spread::of(&v)
+                // A size with no finished run has no result.
+                (!v.is_empty()).then(|| Spread::of(&v))
             };
             Some(SizeResult {
                 mem,
