@@ -271,6 +271,24 @@ impl AsFd for Userfaultfd {
 
 /// `ioctl(fd, request, arg)`, for the userfaultfd ioctls whose argument is
 /// one of the structs above.
+fn range(start: usize, len: usize) -> uffdio_range {
+    uffdio_range {
+        start: start as u64,
+        len: len as u64,
+    }
+}
+
+/// The bytes a filling ioctl (`UFFDIO_CONTINUE`, `UFFDIO_ZEROPAGE`)
+/// handled, from its result and the count the kernel wrote back: an EAGAIN
+/// after partial progress counts as that progress.
+fn progress(result: io::Result<()>, done: i64) -> io::Result<u64> {
+    match result {
+        Ok(()) => Ok(done.max(0) as u64),
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && done > 0 => Ok(done as u64),
+        Err(e) => Err(e),
+    }
+}
+
 fn uffd_ioctl<T>(uffd: &Userfaultfd, request: c_ulong, arg: &mut T) -> io::Result<()> {
     // SAFETY: `uffd` is an open userfaultfd, and every caller passes the
     // request whose encoded size is `size_of::<T>()` with `T` its argument
@@ -318,10 +336,7 @@ impl Userfaultfd {
     /// and returns the mask of the ioctls offered on it.
     pub fn register(&self, start: usize, len: usize, mode: u64) -> io::Result<u64> {
         let mut register = uffdio_register {
-            range: uffdio_range {
-                start: start as u64,
-                len: len as u64,
-            },
+            range: range(start, len),
             mode,
             ioctls: 0,
         };
@@ -331,10 +346,7 @@ impl Userfaultfd {
 
     /// Unregisters `[start, start + len)`, waking the accesses waiting in it.
     pub fn unregister(&self, start: usize, len: usize) -> io::Result<()> {
-        let mut range = uffdio_range {
-            start: start as u64,
-            len: len as u64,
-        };
+        let mut range = range(start, len);
         uffd_ioctl(self, UFFDIO_UNREGISTER, &mut range)
     }
 
@@ -344,10 +356,7 @@ impl Userfaultfd {
     /// counts as that progress).
     pub fn r#continue(&self, start: usize, len: usize, wake: bool) -> io::Result<u64> {
         let mut cont = uffdio_continue {
-            range: uffdio_range {
-                start: start as u64,
-                len: len as u64,
-            },
+            range: range(start, len),
             mode: if wake {
                 0
             } else {
@@ -355,13 +364,8 @@ impl Userfaultfd {
             },
             mapped: 0,
         };
-        match uffd_ioctl(self, UFFDIO_CONTINUE, &mut cont) {
-            Ok(()) => Ok(cont.mapped.max(0) as u64),
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && cont.mapped > 0 => {
-                Ok(cont.mapped as u64)
-            }
-            Err(e) => Err(e),
-        }
+        let r = uffd_ioctl(self, UFFDIO_CONTINUE, &mut cont);
+        progress(r, cont.mapped)
     }
 
     /// `UFFDIO_ZEROPAGE` over `[start, start + len)`: fills holes with
@@ -369,10 +373,7 @@ impl Userfaultfd {
     /// unless `wake` is false. Returns the bytes filled (see `continue`).
     pub fn zeropage(&self, start: usize, len: usize, wake: bool) -> io::Result<u64> {
         let mut zero = uffdio_zeropage {
-            range: uffdio_range {
-                start: start as u64,
-                len: len as u64,
-            },
+            range: range(start, len),
             mode: if wake {
                 0
             } else {
@@ -380,13 +381,8 @@ impl Userfaultfd {
             },
             zeropage: 0,
         };
-        match uffd_ioctl(self, UFFDIO_ZEROPAGE, &mut zero) {
-            Ok(()) => Ok(zero.zeropage.max(0) as u64),
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && zero.zeropage > 0 => {
-                Ok(zero.zeropage as u64)
-            }
-            Err(e) => Err(e),
-        }
+        let r = uffd_ioctl(self, UFFDIO_ZEROPAGE, &mut zero);
+        progress(r, zero.zeropage)
     }
 
     /// Reads the pending messages into `buf` (none if the descriptor is
@@ -516,5 +512,18 @@ mod tests {
         assert_ne!(api.ioctls & (1 << _UFFDIO_REGISTER), 0);
         let mut buf = EventBuffer::new(4);
         assert_eq!(uffd.read_events(&mut buf).expect("read").count(), 0);
+    }
+
+    #[test]
+    fn partial_progress_before_eagain_counts() {
+        let eagain = || Err(io::Error::from_raw_os_error(libc::EAGAIN));
+        assert_eq!(progress(Ok(()), 8192).expect("ok"), 8192);
+        assert_eq!(progress(eagain(), 4096).expect("progress"), 4096);
+        assert!(progress(eagain(), 0).is_err(), "no progress: retry");
+        let eexist = Err(io::Error::from_raw_os_error(libc::EEXIST));
+        assert_eq!(
+            progress(eexist, 4096).map_err(|e| e.raw_os_error()),
+            Err(Some(libc::EEXIST))
+        );
     }
 }
