@@ -5,12 +5,36 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::{env, fs};
+use std::{env, fmt, fs, io};
 
-fn main() {
-    let root =
-        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+/// Why the guest programs could not be built or embedded. A build script
+/// reports failure by returning an error from `main`, which cargo prints
+/// with `Debug`; that is written here as one readable line.
+enum BuildError {
+    Env(&'static str, env::VarError),
+    Io(String, io::Error),
+    Failed(String),
+}
+
+impl fmt::Debug for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Env(var, e) => write!(f, "environment variable {var}: {e}"),
+            BuildError::Io(what, e) => write!(f, "{what}: {e}"),
+            BuildError::Failed(what) => f.write_str(what),
+        }
+    }
+}
+
+fn env_path(var: &'static str) -> Result<PathBuf, BuildError> {
+    env::var(var)
+        .map(PathBuf::from)
+        .map_err(|e| BuildError::Env(var, e))
+}
+
+fn main() -> Result<(), BuildError> {
+    let root = env_path("CARGO_MANIFEST_DIR")?;
+    let out = env_path("OUT_DIR")?;
     for dir in [
         "abi/src",
         "guest/src",
@@ -46,15 +70,16 @@ fn main() {
     }
     let status = cmd
         .status()
-        .unwrap_or_else(|e| panic!("cannot run cargo to build the guest programs: {e}"));
-    assert!(
-        status.success(),
-        "building the guest programs failed (see the output above)"
-    );
+        .map_err(|e| BuildError::Io("cannot run cargo to build the guest programs".into(), e))?;
+    if !status.success() {
+        return Err(BuildError::Failed(
+            "building the guest programs failed (see the output above)".into(),
+        ));
+    }
 
     let bin_dir = target_dir.join("release");
     let mut names: Vec<String> = fs::read_dir(root.join("guest-programs/src/bin"))
-        .expect("guest-programs/src/bin exists")
+        .map_err(|e| BuildError::Io("reading guest-programs/src/bin".into(), e))?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             e.path()
@@ -69,15 +94,17 @@ fn main() {
     );
     for name in &names {
         let path = bin_dir.join(name);
-        assert!(
-            Path::new(&path).exists(),
-            "guest program {name} was not built"
-        );
+        if !Path::new(&path).exists() {
+            return Err(BuildError::Failed(format!(
+                "guest program {name} was not built"
+            )));
+        }
         code.push_str(&format!(
             "    ({name:?}, include_bytes!({:?})),\n",
             path.display().to_string()
         ));
     }
     code.push_str("];\n");
-    fs::write(out.join("embedded_guests.rs"), code).expect("write embedded_guests.rs");
+    fs::write(out.join("embedded_guests.rs"), code)
+        .map_err(|e| BuildError::Io("writing embedded_guests.rs".into(), e))
 }

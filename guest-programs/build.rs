@@ -1,6 +1,6 @@
 //! Links every guest program as a static, libc-free image at RAM_BASE.
-fn main() {
-    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+fn main() -> Result<(), std::env::VarError> {
+    let dir = std::env::var("CARGO_MANIFEST_DIR")?;
     let script = std::path::Path::new(&dir).join("../linker.ld");
     println!("cargo:rerun-if-changed={}", script.display());
     for arg in [
@@ -12,4 +12,5 @@ fn main() {
         println!("cargo:rustc-link-arg-bins={arg}");
     }
     println!("cargo:rustc-link-arg-bins=-T{}", script.display());
+    Ok(())
 }

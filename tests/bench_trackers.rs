@@ -1,6 +1,8 @@
 //! `bench trackers` through the real binary: every tracker measured on both
 //! sides, with positive costs. The ratio's value is machine noise on a
 //! shared host, so only its presence is checked.
+// A failed unwrap in a test is a test failure, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Bad input through the real binary: one clear line on stderr, a distinct
 //! exit code, never a panic. Exit codes: 2 usage, 1 runtime, 3 guest crash.
+// A failed unwrap in a test is a test failure, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -6,6 +6,8 @@
 //! About 180 runs (15 minutes), so it is ignored by `make test` and run by
 //! `make exactness`, which also writes the table to docs/exactness.md
 //! (`EXACTNESS_OUT`). `make test` runs a subset (tests/estimators.rs).
+// A failed unwrap in a test is a test failure, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -14,6 +14,8 @@
 //! seconds in `make test`); `make fuzz` runs 250,000 per target, 1.25 M in
 //! all. A panic fails the test with the target, seed, iteration and input,
 //! so it can be replayed with `KVM_WSS_FUZZ_SEED`.
+// A failed unwrap in a test is a test failure, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 

@@ -1,5 +1,7 @@
 //! Every guest program boots on /dev/kvm and its truth is what the program
 //! promises: issue 2's acceptance tests.
+// A failed unwrap in a test is a test failure, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

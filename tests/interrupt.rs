@@ -5,6 +5,8 @@
 //! The interrupt flag is global to the process and cannot be cleared, so
 //! this binary holds one test, which sets it the way the Ctrl-C handler
 //! does (`run::note_interrupt`) rather than with a signal.
+// A failed unwrap in a test is a test failure, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

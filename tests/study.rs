@@ -1,5 +1,7 @@
 //! `kvm-wss study --quick` end to end: every run, figure and the document,
 //! through the real binary.
+// A failed unwrap in a test is a test failure, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! The dirty-log tracker against the `probe` guest: it sees writes only, so
 //! it must report exactly the armed pages the guest wrote.
+// A failed unwrap in a test is a test failure, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! The mprotect tracker on real guests: it must report exactly the armed
 //! pages the guest touched, never change what the guest computes, and cope
 //! with faults on code and stack pages.
+// A failed unwrap in a test is a test failure, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! The uffd tracker against the `probe` guest, whose accesses are known
 //! exactly: it must report every armed page the guest read or wrote, and
 //! nothing else, without changing what the guest computes.
+// A failed unwrap in a test is a test failure, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

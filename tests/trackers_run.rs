@@ -1,5 +1,7 @@
 //! `kvm-wss run --tracker {mprotect,uffd,dirty-log}` works with every guest
 //! program, fills its cost fields, and never changes guest memory.
+// A failed unwrap in a test is a test failure, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! Sync registers: at a tracked fault, the registers KVM stored in the run
 //! page must be the ones `KVM_GET_REGS`/`KVM_GET_SREGS` return, since the
 //! mprotect tracker attributes faults from them.
+// A failed unwrap in a test is a test failure, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

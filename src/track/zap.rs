@@ -246,10 +246,8 @@ mod tests {
             // SAFETY: `fd` is ours and nothing else owns it.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
             // SAFETY: sizing our own memfd.
-            assert_eq!(
-                unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) },
-                0
-            );
+            let rc = unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) };
+            assert_eq!(rc, 0);
             // SAFETY: a new shared mapping of the memfd, unmapped in Drop.
             let p = unsafe {
                 libc::mmap(

@@ -1,5 +1,7 @@
 //! Shared helpers for integration tests that boot real guests on /dev/kvm.
 #![allow(dead_code)]
+// Test helpers: a failed unwrap here is a test failure, as it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
