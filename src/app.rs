@@ -219,7 +219,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     } else {
         print_table(&out).map_err(AppError::Stdout)?;
     }
-    if out.end != RunEnd::Interrupted && crate::run::interrupted() {
+    if !matches!(out.end, RunEnd::Interrupted) && crate::run::interrupted() {
         // Ctrl-C after the guest stopped: what was written is whole.
         eprintln!(
             "kvm-wss: interrupted while writing outputs; what was written is in {}",
@@ -245,8 +245,8 @@ fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
             );
             ExitCode::from(EXIT_INTERRUPTED)
         }
-        RunEnd::Error(msg) => {
-            eprintln!("kvm-wss: {msg}");
+        RunEnd::Error(e) => {
+            eprintln!("kvm-wss: {}", crate::error_chain(e));
             ExitCode::from(EXIT_RUNTIME)
         }
     })

@@ -122,26 +122,38 @@ pub enum BenchCommand {
     },
 }
 
+/// An option value that does not parse; clap prints it after the option.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("{0:?} is not a size (use e.g. 4096, 64K, 512M, 2G)")]
+    Size(String),
+    #[error("{0:?} is not a positive duration (use e.g. 100ms, 1s, 2m)")]
+    Duration(String),
+    #[error("{0:?} is not a whole number of at least 1")]
+    Count(String),
+    #[error("{0:?} is not key=value")]
+    KeyValue(String),
+}
+
 /// Parses a size with an optional K/M/G suffix.
-pub fn size(s: &str) -> Result<u64, String> {
-    wss_abi::units::parse_size(s)
-        .ok_or_else(|| format!("{s:?} is not a size (use e.g. 4096, 64K, 512M, 2G)"))
+pub fn size(s: &str) -> Result<u64, ValueError> {
+    wss_abi::units::parse_size(s).ok_or_else(|| ValueError::Size(s.to_string()))
 }
 
 /// Parses a duration with a ms/s/m suffix.
-pub fn duration(s: &str) -> Result<Duration, String> {
+pub fn duration(s: &str) -> Result<Duration, ValueError> {
     wss_abi::units::parse_duration_ns(s)
         .filter(|&ns| ns > 0)
         .map(Duration::from_nanos)
-        .ok_or_else(|| format!("{s:?} is not a positive duration (use e.g. 100ms, 1s, 2m)"))
+        .ok_or_else(|| ValueError::Duration(s.to_string()))
 }
 
 /// Parses a whole number of at least 1.
-pub fn positive_count(s: &str) -> Result<usize, String> {
+pub fn positive_count(s: &str) -> Result<usize, ValueError> {
     s.parse::<usize>()
         .ok()
         .filter(|&n| n >= 1)
-        .ok_or_else(|| format!("{s:?} is not a whole number of at least 1"))
+        .ok_or_else(|| ValueError::Count(s.to_string()))
 }
 
 /// The shortest `--interval`: the sampler arms, collects and writes a row
@@ -172,10 +184,10 @@ pub fn max_map_count() -> Option<u64> {
 }
 
 /// Parses `key=value`.
-pub fn key_value(s: &str) -> Result<(String, String), String> {
+pub fn key_value(s: &str) -> Result<(String, String), ValueError> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("{s:?} is not key=value")),
+        _ => Err(ValueError::KeyValue(s.to_string())),
     }
 }
 

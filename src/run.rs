@@ -18,7 +18,7 @@ use crate::sampler::{Event, LoopEnd, Sampler, SamplerError};
 use crate::track::{self, TrackError, TrackerKind};
 use crate::vmm::exit::Stop;
 use crate::vmm::machine::{BootError, Machine, MachineConfig};
-use crate::vmm::vcpu_thread::{VcpuEnd, VcpuThread};
+use crate::vmm::vcpu_thread::{VcpuEnd, VcpuLoopError, VcpuThread};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -48,8 +48,18 @@ pub enum RunError {
     GuestPages(#[from] crate::track::dirty_log::GuestPagesError),
 }
 
+/// Why the VMM failed while the guest ran: the interval loop on this
+/// thread, or the vCPU thread.
+#[derive(Debug, thiserror::Error)]
+pub enum RunFailure {
+    #[error(transparent)]
+    Sampler(SamplerError),
+    #[error(transparent)]
+    Vcpu(VcpuLoopError),
+}
+
 /// How a run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum RunEnd {
     Duration,
     GuestExit(u64),
@@ -57,7 +67,7 @@ pub enum RunEnd {
     /// Triple fault, panic or another fatal guest action.
     GuestCrash(String),
     /// The VMM failed while the guest ran.
-    Error(String),
+    Error(RunFailure),
 }
 
 impl RunEnd {
@@ -270,9 +280,9 @@ fn run_once(
     drop(tracker);
     drop((vm, kvm));
 
-    let end = match (&report.end, &loop_result) {
-        (_, Err(e)) => RunEnd::Error(crate::error_chain(e)),
-        (VcpuEnd::Guest(Stop::Exit(code)), _) => RunEnd::GuestExit(*code),
+    let end = match (report.end, loop_result) {
+        (_, Err(e)) => RunEnd::Error(RunFailure::Sampler(e)),
+        (VcpuEnd::Guest(Stop::Exit(code)), _) => RunEnd::GuestExit(code),
         (VcpuEnd::Guest(Stop::Panic(msg)), _) => {
             RunEnd::GuestCrash(format!("guest panicked: {msg}"))
         }
@@ -283,8 +293,8 @@ fn run_once(
                 .last_phase()
                 .map_or("none".to_string(), |p| p.to_string())
         )),
-        (VcpuEnd::Guest(Stop::Crash(msg)), _) => RunEnd::GuestCrash(msg.clone()),
-        (VcpuEnd::Failed(msg), _) => RunEnd::Error(msg.clone()),
+        (VcpuEnd::Guest(Stop::Crash(msg)), _) => RunEnd::GuestCrash(msg),
+        (VcpuEnd::Failed(e), _) => RunEnd::Error(RunFailure::Vcpu(e)),
         (VcpuEnd::Stopped, Ok(LoopEnd::Event(Event::Interrupt))) => RunEnd::Interrupted,
         (VcpuEnd::Stopped, _) => RunEnd::Duration,
     };

@@ -197,7 +197,11 @@ fn exhaustive_mprotect_survives_long_runs_of_faults() {
         ..RunSpec::new("seq")
     }
     .config());
-    assert_eq!(out.end, kvm_wss::run::RunEnd::Duration, "{:?}", out.end);
+    assert!(
+        matches!(out.end, kvm_wss::run::RunEnd::Duration),
+        "{:?}",
+        out.end
+    );
     let faults = out.summary.tracked_faults.expect("faults");
     assert!(
         faults > 20_000,

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use kvm_wss::track::mprotect::MprotectTracker;
 use kvm_wss::track::{RamPage, TrackError, Tracker, TrackerKind, TrackerStats};
 use kvm_wss::vmm::vcpu::Vcpu;
-use kvm_wss::vmm::vcpu_thread::FaultHandler;
+use kvm_wss::vmm::vcpu_thread::{FaultError, FaultHandler};
 use wss_abi::PAGE_SIZE;
 
 /// The mprotect tracker, with every fault's registers checked first.
@@ -49,10 +49,10 @@ impl FaultHandler for Checked {
         true
     }
 
-    fn on_memory_fault(&self, vcpu: &Vcpu, gpa: Option<u64>) -> Result<(), String> {
-        let synced = vcpu.exit_registers().map_err(|e| e.to_string())?;
-        let regs = vcpu.regs().map_err(|e| e.to_string())?;
-        let sregs = vcpu.sregs().map_err(|e| e.to_string())?;
+    fn on_memory_fault(&self, vcpu: &Vcpu, gpa: Option<u64>) -> Result<(), FaultError> {
+        let synced = vcpu.exit_registers()?;
+        let regs = vcpu.regs()?;
+        let sregs = vcpu.sregs()?;
         self.faults.fetch_add(1, Ordering::Relaxed);
         if vcpu.syncs_registers() {
             self.synced.fetch_add(1, Ordering::Relaxed);

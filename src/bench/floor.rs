@@ -32,13 +32,14 @@ use wss_abi::PAGE_SIZE;
 
 use super::trackers::{Driver, Mechanism, Plan, Region};
 use crate::track::dirty_log::{self, ClearWindow};
+use crate::track::uffd::HandlerError;
 use crate::track::uffd_sys::{Event, EventBuffer, Userfaultfd};
 use crate::track::zap::Zapper;
 use crate::track::{RamPage, TrackError, TrackerKind, mprotect, runs, uffd};
 use crate::vmm::machine::Machine;
 use crate::vmm::memory::GuestMemory;
 use crate::vmm::vcpu::Vcpu;
-use crate::vmm::vcpu_thread::FaultHandler;
+use crate::vmm::vcpu_thread::{FaultError, FaultHandler};
 use crate::vmm::vm::DirtyLog;
 
 /// Fault messages read per `read` on the userfaultfd, as the tracker does.
@@ -102,6 +103,17 @@ pub(super) fn probe_touch_order(k: u64) -> u64 {
     k / 3 * 4 + k % 3
 }
 
+/// Why the mprotect floor could not let a faulting access proceed.
+#[derive(Debug, thiserror::Error)]
+enum FloorFaultError {
+    #[error(
+        "mprotect floor: fault {fault} in a round where the probe touches {expected} armed pages"
+    )]
+    Unexpected { fault: u64, expected: usize },
+    #[error("mprotect floor")]
+    Restore(#[source] TrackError),
+}
+
 struct MprotectFloor {
     memory: Arc<GuestMemory>,
     plan: Plan,
@@ -129,18 +141,18 @@ impl MprotectFloor {
 }
 
 impl FaultHandler for MprotectFloor {
-    fn on_memory_fault(&self, _vcpu: &Vcpu, _gpa: Option<u64>) -> Result<(), String> {
+    fn on_memory_fault(&self, _vcpu: &Vcpu, _gpa: Option<u64>) -> Result<(), FaultError> {
         let k = self.next.fetch_add(1, Ordering::Relaxed);
         let expected = self.expected();
         let Some(&page) = expected.get(k as usize) else {
-            return Err(format!(
-                "mprotect floor: fault {} in a round where the probe touches {} armed pages",
-                k + 1,
-                expected.len()
-            ));
+            return Err(FloorFaultError::Unexpected {
+                fault: k + 1,
+                expected: expected.len(),
+            }
+            .into());
         };
         mprotect::protect(&self.memory, page, 1, false)
-            .map_err(|e| format!("mprotect floor: {}", crate::error_chain(&e)))
+            .map_err(|e| FloorFaultError::Restore(e).into())
     }
 }
 
@@ -163,19 +175,18 @@ impl Mechanism for MprotectFloorArm {
         let caught = f.next.load(Ordering::Relaxed);
         let expected = f.expected().len() as u64;
         if caught != expected {
-            return Err(TrackError::Handler(
-                "mprotect floor",
-                format!(
-                    "{caught} faults in a round where the probe touches {expected} armed pages"
-                ),
-            ));
+            return Err(TrackError::Miscount {
+                tracker: "mprotect floor",
+                caught,
+                expected,
+            });
         }
         Ok(caught)
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // An Option<String> stays consistent across a panic elsewhere.
+    // An Option stays consistent across a panic elsewhere.
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -186,7 +197,7 @@ struct UffdFloor {
     zapper: Zapper,
     caught: Arc<AtomicU64>,
     /// Why the handler thread stopped, if it failed.
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Arc<Mutex<Option<Arc<HandlerError>>>>,
     stop: EventFd,
     handler: Option<JoinHandle<()>>,
 }
@@ -213,7 +224,7 @@ impl UffdFloor {
                 .name("uffd-floor".into())
                 .spawn(move || {
                     if let Err(why) = serve(&uffd, &stop_rx, ram_host, ram_pages, &caught) {
-                        *lock(&failure) = Some(why);
+                        *lock(&failure) = Some(Arc::new(why));
                         // Wakes every blocked access and lets later ones
                         // fault normally: the guest never waits on a
                         // handler that is gone.
@@ -236,7 +247,7 @@ impl UffdFloor {
 
     fn check(&self) -> Result<(), TrackError> {
         match lock(&self.failure).as_ref() {
-            Some(why) => Err(TrackError::Handler("uffd floor", why.clone())),
+            Some(why) => Err(TrackError::Handler("uffd floor", Arc::clone(why))),
             None => Ok(()),
         }
     }
@@ -249,7 +260,7 @@ fn serve(
     ram_host: usize,
     ram_pages: u64,
     caught: &AtomicU64,
-) -> Result<(), String> {
+) -> Result<(), HandlerError> {
     let pollfd = |fd| libc::pollfd {
         fd,
         events: libc::POLLIN,
@@ -261,30 +272,26 @@ fn serve(
         match uffd::poll(&mut fds, -1) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("poll failed: {e}")),
+            Err(e) => return Err(HandlerError::Poll(e)),
         }
         if fds[1].revents != 0 {
             return Ok(());
         }
         if fds[0].revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
-            return Err(format!("the userfaultfd reported {:#x}", fds[0].revents));
+            return Err(HandlerError::PollEvents(fds[0].revents));
         }
-        let events = uffd
-            .read_events(&mut buf)
-            .map_err(|e| format!("cannot read the userfaultfd: {e}"))?;
+        let events = uffd.read_events(&mut buf).map_err(HandlerError::Read)?;
         for event in events {
-            if let Event::Pagefault { address, .. } =
-                event.map_err(|e| format!("bad userfaultfd message: {e}"))?
-            {
+            if let Event::Pagefault { address, .. } = event.map_err(HandlerError::Message)? {
                 let page: RamPage = (address as usize)
                     .checked_sub(ram_host)
                     .map(|off| off as u64 / PAGE_SIZE)
                     .filter(|&p| p < ram_pages)
-                    .ok_or_else(|| format!("fault at {address:#x}, outside guest RAM"))?;
+                    .ok_or(HandlerError::OutsideRam(address as usize))?;
                 // Counted before the install wakes the guest, which may
                 // then reach the round's end and collect at once.
                 caught.fetch_add(1, Ordering::Release);
-                uffd::install(uffd, ram_host, page, 1).map_err(|e| crate::error_chain(&e))?;
+                uffd::install(uffd, ram_host, page, 1).map_err(HandlerError::Install)?;
             }
         }
     }

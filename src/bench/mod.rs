@@ -34,6 +34,14 @@ pub enum BenchError {
     Run(#[source] Box<crate::run::RunError>),
     #[error("the benchmark guest did not run: {0}")]
     Guest(String),
+    #[error("the benchmark guest's vCPU failed")]
+    Vcpu(#[source] crate::vmm::vcpu_thread::VcpuLoopError),
+    #[error("the benchmark run at --mem {mem} failed")]
+    RunFailed {
+        mem: String,
+        #[source]
+        source: crate::run::RunFailure,
+    },
     #[error("cannot allocate {0} bytes for the host kernel")]
     Alloc(u64),
     #[error("--pages must be at least {min} (got {got}): one of each of the probe's page classes")]
@@ -60,6 +68,13 @@ pub enum BenchError {
         side: &'static str,
         tracker: &'static str,
         secs: u64,
+    },
+    #[error("the probe under the {side} {tracker} failed")]
+    ProbeFailed {
+        side: &'static str,
+        tracker: &'static str,
+        #[source]
+        source: crate::vmm::vcpu_thread::VcpuLoopError,
     },
     #[error("the probe under the {side} {tracker} ended badly: {end}")]
     ProbeEnd {

@@ -96,8 +96,10 @@ fn vm_round(wss: u64, duration: Duration, seed: u64) -> Result<(u64, f64), Bench
     let after = memory.status();
     let report = thread.stop();
     drop((vm, kvm));
-    if report.end != VcpuEnd::Stopped {
-        return Err(BenchError::Guest(format!("{:?}", report.end)));
+    match report.end {
+        VcpuEnd::Stopped => {}
+        VcpuEnd::Failed(e) => return Err(BenchError::Vcpu(e)),
+        end => return Err(BenchError::Guest(format!("{end:?}"))),
     }
     let ops = after.guest_ops - before.guest_ops;
     let secs = (after.run_cycles - before.run_cycles) as f64 / tsc_hz as f64;

@@ -221,12 +221,12 @@ pub fn overcommit(plan: &OvercommitPlan) -> Result<OvercommitResult, BenchError>
             let out = crate::run::run(&cfg, &dir.join(size_label(mem)))
                 .map_err(|e| BenchError::Run(Box::new(e)))?;
             let wall = t0.elapsed();
-            if out.end != RunEnd::Duration {
-                return Err(BenchError::Guest(format!(
-                    "hotset at --mem {} ended with {:?}",
-                    size_label(mem),
-                    out.end
-                )));
+            if !matches!(out.end, RunEnd::Duration) {
+                let mem = size_label(mem);
+                return Err(match out.end {
+                    RunEnd::Error(source) => BenchError::RunFailed { mem, source },
+                    end => BenchError::Guest(format!("hotset at --mem {mem} ended with {end:?}")),
+                });
             }
             let r = run_costs(round, mem, &out, wall);
             eprintln!(

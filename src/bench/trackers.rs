@@ -621,12 +621,22 @@ pub(super) fn boot_rounds(
     let report = thread.stop();
     drop((vm, kvm));
     outcome?;
-    if report.end != VcpuEnd::Guest(Stop::Exit(0)) {
-        return Err(BenchError::ProbeEnd {
-            side: side.name(),
-            tracker: kind.name(),
-            end: format!("{:?}", report.end),
-        });
+    match report.end {
+        VcpuEnd::Guest(Stop::Exit(0)) => {}
+        VcpuEnd::Failed(source) => {
+            return Err(BenchError::ProbeFailed {
+                side: side.name(),
+                tracker: kind.name(),
+                source,
+            });
+        }
+        end => {
+            return Err(BenchError::ProbeEnd {
+                side: side.name(),
+                tracker: kind.name(),
+                end: format!("{end:?}"),
+            });
+        }
     }
     if snapshots.len() as u64 != rounds + 1 {
         return Err(BenchError::ProbeEnd {

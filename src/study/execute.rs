@@ -309,7 +309,7 @@ fn make(spec: &Spec, dir: &PathBuf) -> Result<Outcome, StudyError> {
         .map_err(|source| StudyError::Io { path, source })?;
     let ended_early = match &out.end {
         crate::run::RunEnd::GuestCrash(msg) => Some(format!("guest crashed: {msg}")),
-        crate::run::RunEnd::Error(msg) => Some(msg.clone()),
+        crate::run::RunEnd::Error(e) => Some(crate::error_chain(e)),
         crate::run::RunEnd::GuestExit(code) if *code != 0 => {
             Some(format!("guest exited with code {code}"))
         }

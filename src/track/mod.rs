@@ -68,8 +68,20 @@ pub enum TrackError {
     },
     #[error("page {page} lies outside guest RAM ({pages} pages)")]
     OutOfRange { page: RamPage, pages: u64 },
-    #[error("the {0} tracker's handler thread failed: {1}")]
-    Handler(&'static str, String),
+    #[error("the {0} tracker's handler thread failed")]
+    Handler(
+        &'static str,
+        // Shared: every later call reports the same first failure.
+        #[source] std::sync::Arc<uffd::HandlerError>,
+    ),
+    #[error(
+        "the {tracker} caught {caught} faults in a round where the probe touches {expected} armed pages"
+    )]
+    Miscount {
+        tracker: &'static str,
+        caught: u64,
+        expected: u64,
+    },
     #[error("the {tracker} tracker still has {pages} pages armed: collect before arming again")]
     StillArmed { tracker: &'static str, pages: usize },
 }

@@ -34,12 +34,39 @@ use vm_memory::mmap::{MmapRegion, MmapRegionBuilder};
 
 use super::decode::{self, AccessKind, DecodeCache, MemAccess, SegmentBases};
 use super::{RamPage, TrackError, Tracker, TrackerKind, TrackerStats, runs};
-use crate::vmm::memory::GuestMemory;
+use crate::vmm::memory::{GuestMemory, MemoryError};
 use crate::vmm::paging::{self, WalkError};
-use crate::vmm::vcpu::Vcpu;
-use crate::vmm::vcpu_thread::FaultHandler;
+use crate::vmm::vcpu::{Vcpu, VcpuError};
+use crate::vmm::vcpu_thread::{FaultError, FaultHandler};
 
 const NAME: &str = "mprotect";
+
+/// Why the tracker could not make a faulting access retryable; the vCPU
+/// loop then ends the run with it.
+#[derive(Debug, thiserror::Error)]
+pub enum MprotectFaultError {
+    #[error("mprotect tracker")]
+    Registers(#[source] VcpuError),
+    #[error("mprotect tracker")]
+    Restore(#[source] TrackError),
+    #[error("mprotect tracker fallback")]
+    Fallback(#[source] TrackError),
+    #[error(
+        "KVM_RUN keeps failing with EFAULT although the mprotect tracker has no page armed, \
+         so the fault is not the tracker's ({0})"
+    )]
+    NotOurs(String),
+}
+
+/// Why the code bytes at RIP could not be read: a diagnosis of the fault,
+/// not an error of the tracker.
+#[derive(Debug, thiserror::Error)]
+enum CodeFetchError {
+    #[error(transparent)]
+    Walk(#[from] WalkError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+}
 /// Longest legal x86 instruction.
 const MAX_INSN_LEN: u64 = 15;
 /// Fallbacks logged at warn level per run; later ones are only counted.
@@ -375,16 +402,14 @@ impl CodeView {
     /// Fills `out` with the bytes at guest-physical `gpa`: from the view
     /// when they lie in RAM, else through `memory` (which checks the
     /// bounds).
-    fn read_into(&self, memory: &GuestMemory, gpa: u64, out: &mut [u8]) -> Result<(), String> {
+    fn read_into(&self, memory: &GuestMemory, gpa: u64, out: &mut [u8]) -> Result<(), MemoryError> {
         if let Some(off) = gpa.checked_sub(RAM_BASE)
             && let Ok(slice) = self.region.get_slice(off as usize, out.len())
         {
             slice.copy_to(out);
             return Ok(());
         }
-        let bytes = memory
-            .read(gpa, out.len() as u64)
-            .map_err(|e| crate::error_chain(&e))?;
+        let bytes = memory.read(gpa, out.len() as u64)?;
         out.copy_from_slice(&bytes);
         Ok(())
     }
@@ -472,15 +497,24 @@ impl MprotectTracker {
 
     /// Reads the vCPU state and decodes the faulting instruction. Only a
     /// failing register ioctl is an error; bad guest state is a diagnosis.
-    fn diagnose(&self, vcpu: &Vcpu, decoder: &mut DecodeCache) -> Result<Fault, String> {
+    fn diagnose(
+        &self,
+        vcpu: &Vcpu,
+        decoder: &mut DecodeCache,
+    ) -> Result<Fault, MprotectFaultError> {
         let (regs, sregs) = vcpu
             .exit_registers()
-            .map_err(|e| format!("mprotect tracker: {}", crate::error_chain(&e)))?;
+            .map_err(MprotectFaultError::Registers)?;
         let rip = regs.rip;
         let cr3 = sregs.cr3;
         let code = match self.fetch_code(cr3, rip) {
             Ok(code) => code,
-            Err(why) => return Ok(Fault::Unreadable { rip, why }),
+            Err(e) => {
+                return Ok(Fault::Unreadable {
+                    rip,
+                    why: crate::error_chain(&e),
+                });
+            }
         };
         let seg = SegmentBases {
             fs: sregs.fs.base,
@@ -515,9 +549,9 @@ impl MprotectTracker {
     /// Up to 15 code bytes at `rip`, each page translated on its own. A
     /// second page that does not translate shortens the fetch; the decoder
     /// then says whether the instruction needed it.
-    fn fetch_code(&self, cr3: u64, rip: u64) -> Result<Code, String> {
+    fn fetch_code(&self, cr3: u64, rip: u64) -> Result<Code, CodeFetchError> {
         let first_len = MAX_INSN_LEN.min(PAGE_SIZE - (rip & (PAGE_SIZE - 1))) as usize;
-        let gpa = self.translate(cr3, rip).map_err(|e| e.to_string())?;
+        let gpa = self.translate(cr3, rip)?;
         let mut code = Code {
             bytes: [0; MAX_INSN_LEN as usize],
             len: first_len,
@@ -542,12 +576,12 @@ impl MprotectTracker {
 
     /// Resolves a diagnosed fault against the armed set.
     #[cfg(test)]
-    fn resolve(&self, fault: Fault) -> Result<(), String> {
+    fn resolve(&self, fault: Fault) -> Result<(), MprotectFaultError> {
         self.resolve_locked(&mut self.lock(), &fault)
     }
 
     /// `resolve` under the caller's lock.
-    fn resolve_locked(&self, st: &mut State, fault: &Fault) -> Result<(), String> {
+    fn resolve_locked(&self, st: &mut State, fault: &Fault) -> Result<(), MprotectFaultError> {
         let stats = &mut st.stats;
         let restore = match fault {
             Fault::Gpa(gpa) => {
@@ -593,7 +627,7 @@ impl MprotectTracker {
 
         if !restore.is_empty() {
             self.restore(st, &restore)
-                .map_err(|e| format!("mprotect tracker: {}", crate::error_chain(&e)))?;
+                .map_err(MprotectFaultError::Restore)?;
             if log::log_enabled!(log::Level::Trace) {
                 log::trace!("mprotect: {} restored pages {restore:?}", fault.describe());
             }
@@ -604,11 +638,7 @@ impl MprotectTracker {
         bump(&mut st.stats, counter::UNATTRIBUTED, 1);
         if st.armed.is_empty() {
             if st.stale_epoch == Some(st.epoch) {
-                return Err(format!(
-                    "KVM_RUN keeps failing with EFAULT although the mprotect tracker has no \
-                     page armed, so the fault is not the tracker's ({})",
-                    fault.describe()
-                ));
+                return Err(MprotectFaultError::NotOurs(fault.describe()));
             }
             st.stale_epoch = Some(st.epoch);
             bump(&mut st.stats, counter::STALE_FAULTS, 1);
@@ -616,7 +646,7 @@ impl MprotectTracker {
         }
         let all = st.armed.to_vec();
         self.restore(st, &all)
-            .map_err(|e| format!("mprotect tracker fallback: {}", crate::error_chain(&e)))?;
+            .map_err(MprotectFaultError::Fallback)?;
         bump(&mut st.stats, counter::FALLBACK_RESTORES, 1);
         bump(&mut st.stats, counter::FALLBACK_PAGES, all.len() as u64);
         let fallbacks = st.stats.counters.get(counter::FALLBACK_RESTORES).copied();
@@ -729,7 +759,7 @@ impl FaultHandler for MprotectTracker {
         true
     }
 
-    fn on_memory_fault(&self, vcpu: &Vcpu, gpa: Option<u64>) -> Result<(), String> {
+    fn on_memory_fault(&self, vcpu: &Vcpu, gpa: Option<u64>) -> Result<(), FaultError> {
         let start = Instant::now();
         // One lock per fault, for decoding, resolving and counting it: only
         // arm and collect compete for it, and they wait a few microseconds.
@@ -741,7 +771,7 @@ impl FaultHandler for MprotectTracker {
         let result = fault.and_then(|f| self.resolve_locked(&mut st, &f));
         st.stats.faults += 1;
         st.stats.fault_service_us += start.elapsed().as_secs_f64() * 1e6;
-        result
+        Ok(result?)
     }
 }
 
@@ -1064,7 +1094,8 @@ mod tests {
                 why: "y".into(),
             })
             .expect_err("persistent fault");
-        assert!(err.contains("no page armed"), "{err}");
+        assert!(matches!(err, MprotectFaultError::NotOurs(_)), "{err}");
+        assert!(err.to_string().contains("no page armed"), "{err}");
         assert_eq!(counter(&t, counter::UNATTRIBUTED), 3);
         assert_eq!(counter(&t, counter::DECODE_FAILURES), 1);
         assert_eq!(counter(&t, counter::CODE_UNREADABLE), 1);

@@ -29,7 +29,7 @@ use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use wss_abi::PAGE_SIZE;
 
 use super::uffd_sys::{
-    _UFFDIO_CONTINUE, _UFFDIO_ZEROPAGE, Event, EventBuffer, UFFD_FEATURE_MINOR_SHMEM,
+    _UFFDIO_CONTINUE, _UFFDIO_ZEROPAGE, Event, EventBuffer, MsgError, UFFD_FEATURE_MINOR_SHMEM,
     UFFD_FEATURE_MISSING_SHMEM, UFFD_PAGEFAULT_FLAG_MINOR, UFFDIO_REGISTER_MODE_MINOR,
     UFFDIO_REGISTER_MODE_MISSING, Userfaultfd,
 };
@@ -62,6 +62,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The state stays consistent across a panic (plain counters and bits),
     // so a poisoned lock is still usable.
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Why a userfaultfd handler thread stopped serving faults.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("cannot poll the userfaultfd")]
+    Poll(#[source] io::Error),
+    #[error("the userfaultfd reported poll events {0:#x}")]
+    PollEvents(i16),
+    #[error("cannot read the userfaultfd")]
+    Read(#[source] io::Error),
+    #[error("bad userfaultfd message")]
+    Message(#[source] MsgError),
+    #[error("fault at {0:#x}, outside guest RAM")]
+    OutsideRam(usize),
+    #[error(transparent)]
+    Install(TrackError),
+    #[error("the handler thread exited")]
+    Exited,
 }
 
 fn setup_error(what: impl Into<String>, source: Option<io::Error>) -> TrackError {
@@ -299,8 +318,9 @@ struct Shared {
 
 /// Errors the handler thread reported; the first one is kept for good.
 struct HandlerErrors {
-    rx: Receiver<String>,
-    first: Option<String>,
+    rx: Receiver<HandlerError>,
+    /// Shared, so that every later check reports the same failure.
+    first: Option<Arc<HandlerError>>,
     count: u64,
     exited: bool,
 }
@@ -312,7 +332,7 @@ impl HandlerErrors {
             match self.rx.try_recv() {
                 Ok(why) => {
                     self.count += 1;
-                    self.first.get_or_insert(why);
+                    self.first.get_or_insert(Arc::new(why));
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
@@ -322,11 +342,8 @@ impl HandlerErrors {
             }
         }
         match (&self.first, self.exited) {
-            (Some(why), _) => Err(TrackError::Handler(NAME, why.clone())),
-            (None, true) => Err(TrackError::Handler(
-                NAME,
-                "the handler thread exited".into(),
-            )),
+            (Some(why), _) => Err(TrackError::Handler(NAME, Arc::clone(why))),
+            (None, true) => Err(TrackError::Handler(NAME, Arc::new(HandlerError::Exited))),
             (None, false) => Ok(()),
         }
     }
@@ -399,7 +416,7 @@ impl UffdTracker {
             .zap_runs(NAME, ram_host, &[(0, tracker.shared.pages)])?;
         match ready_rx.recv_timeout(READY_TIMEOUT) {
             Ok(Ok(())) => Ok(Arc::new(tracker)),
-            Ok(Err(why)) => Err(setup_error(why, None)),
+            Ok(Err(e)) => Err(setup_error("cannot poll the userfaultfd", Some(e))),
             Err(RecvTimeoutError::Timeout) => Err(setup_error(
                 format!("the handler thread did not start within {READY_TIMEOUT:?}"),
                 None,
@@ -459,13 +476,13 @@ impl Shared {
     /// One fault: record it if it is a first touch of an armed page, then
     /// let the access proceed. Both under the lock, so a concurrent `arm`
     /// cannot zap the page between the two and lose the next touch.
-    fn resolve(&self, st: &mut State, addr: usize, flags: u64) -> Result<(), String> {
+    fn resolve(&self, st: &mut State, addr: usize, flags: u64) -> Result<(), HandlerError> {
         let t0 = Instant::now();
         let page = addr
             .checked_sub(self.ram_host)
             .map(|off| off as u64 / PAGE_SIZE)
             .filter(|&p| p < self.pages)
-            .ok_or_else(|| format!("fault at {addr:#x}, outside guest RAM"))?;
+            .ok_or(HandlerError::OutsideRam(addr))?;
         if bit(&st.armed_bits, page) && !bit(&st.touched_bits, page) {
             set_bit(&mut st.touched_bits, page);
             st.faults += 1;
@@ -482,7 +499,7 @@ impl Shared {
         } else {
             self.fill_hole(st, page)
         }
-        .map_err(|e| crate::error_chain(&e))?;
+        .map_err(HandlerError::Install)?;
         set_bit(&mut st.mapped_bits, page);
         st.continue_eexist += installed.eexist;
         st.service += t0.elapsed();
@@ -497,14 +514,11 @@ impl Shared {
     /// cycle that never happened. With the lock held from the read on,
     /// `collect` waits for every message already read; the kernel drops
     /// the unread ones of a waiter that left.
-    fn serve(&self, buf: &mut EventBuffer) -> Result<(), String> {
+    fn serve(&self, buf: &mut EventBuffer) -> Result<(), HandlerError> {
         let mut st = lock(&self.state);
-        let events = self
-            .uffd
-            .read_events(buf)
-            .map_err(|e| format!("cannot read the userfaultfd: {e}"))?;
+        let events = self.uffd.read_events(buf).map_err(HandlerError::Read)?;
         for event in events {
-            match event.map_err(|e| format!("bad userfaultfd message: {e}"))? {
+            match event.map_err(HandlerError::Message)? {
                 Event::Pagefault { address, flags } => {
                     self.resolve(&mut st, address as usize, flags)?
                 }
@@ -539,8 +553,8 @@ pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<()> 
 fn handler_main(
     shared: &Shared,
     stop: &EventFd,
-    ready: &Sender<Result<(), String>>,
-    errors: &Sender<String>,
+    ready: &Sender<Result<(), io::Error>>,
+    errors: &Sender<HandlerError>,
 ) {
     let pollfd = |fd| libc::pollfd {
         fd,
@@ -551,14 +565,14 @@ fn handler_main(
     // A zero-timeout poll proves both descriptors usable before `new`
     // returns.
     if let Err(e) = poll(&mut fds, 0) {
-        let _ = ready.send(Err(format!("cannot poll the userfaultfd: {e}")));
+        let _ = ready.send(Err(e));
         return;
     }
     if ready.send(Ok(())).is_err() {
         return;
     }
     let mut buf = EventBuffer::new(EVENT_BATCH);
-    let fail = |why: String| {
+    let fail = |why: HandlerError| {
         // The receiver lives in the tracker, which is joining us if gone.
         let _ = errors.send(why);
         shared.release_all();
@@ -567,14 +581,14 @@ fn handler_main(
         match poll(&mut fds, -1) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return fail(format!("poll failed: {e}")),
+            Err(e) => return fail(HandlerError::Poll(e)),
         }
         if fds[1].revents != 0 {
             return;
         }
         let revents = fds[0].revents;
         if revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
-            return fail(format!("the userfaultfd reported poll events {revents:#x}"));
+            return fail(HandlerError::PollEvents(revents));
         }
         if revents & libc::POLLIN != 0
             && let Err(why) = shared.serve(&mut buf)

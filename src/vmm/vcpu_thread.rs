@@ -18,7 +18,13 @@ use vmm_sys_util::signal::{Killable, SIGRTMIN, register_signal_handler};
 use super::exit::{Action, ExitState, Stop, handle_exit};
 use super::hold::{Held, Hold, Step, step_at};
 use super::memory::GuestMemory;
-use super::vcpu::Vcpu;
+use super::vcpu::{Vcpu, VcpuError};
+
+/// Why a fault handler could not make a faulting access retryable. The
+/// handler is a trait object supplied from above this layer (a tracker, a
+/// benchmark floor), so its error is boxed here; its cause chain is kept
+/// for `main` to print.
+pub type FaultError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Resolves a fault on tracked memory (the mprotect tracker).
 pub trait FaultHandler: Send + Sync {
@@ -29,7 +35,7 @@ pub trait FaultHandler: Send + Sync {
     /// the handler can tell a new fault from the same one again, since
     /// consecutive faults on fresh pages are normal under exhaustive
     /// tracking.
-    fn on_memory_fault(&self, vcpu: &Vcpu, gpa: Option<u64>) -> Result<(), String>;
+    fn on_memory_fault(&self, vcpu: &Vcpu, gpa: Option<u64>) -> Result<(), FaultError>;
 
     /// Whether the handler reads the vCPU's registers on a fault: the loop
     /// then has KVM hand them over at every exit (`Vcpu::exit_registers`).
@@ -41,17 +47,30 @@ pub trait FaultHandler: Send + Sync {
 /// Called on the vCPU thread at each `sync` hypercall, guest paused.
 pub type SyncHook = Box<dyn FnMut(u64) + Send>;
 
+/// Why the vCPU loop failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VcpuLoopError {
+    #[error(transparent)]
+    Vcpu(#[from] VcpuError),
+    #[error("KVM_RUN failed with EFAULT: guest memory is unreachable and no tracker protects it")]
+    Unprotected,
+    #[error(transparent)]
+    Fault(FaultError),
+    #[error("the vCPU thread panicked")]
+    Panicked,
+}
+
 /// How the vCPU loop ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum VcpuEnd {
     Guest(Stop),
     /// Stopped on request (duration reached, Ctrl-C).
     Stopped,
-    Failed(String),
+    Failed(VcpuLoopError),
 }
 
 /// What the vCPU thread hands back when it ends.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct VcpuReport {
     pub end: VcpuEnd,
     pub exits: ExitState,
@@ -134,87 +153,91 @@ impl VcpuThread {
         }
         let hold = Arc::new(Hold::default());
         let shared = Arc::clone(&hold);
-        let handle = std::thread::Builder::new().name("vcpu0".into()).spawn(move || {
-            let hold = shared;
-            let mut exits = ExitState::default();
-            let read = |addr: u64, len: u64| memory.read(addr, len).ok();
-            let flag = vcpu.immediate_exit_flag();
-            publish_immediate_exit(flag);
-            // Inside a finishing copy of an access routine, on the way to a
-            // hold (see `vmm::hold`).
-            let mut finishing = false;
-            let end = loop {
-                clear_immediate_exit(flag);
-                if hold.stopping() {
-                    break VcpuEnd::Stopped;
-                }
-                if let Some(forced) = hold.wanted() {
-                    let step = if finishing && !forced {
-                        None
-                    } else if forced {
-                        Some(Step::Park)
-                    } else {
-                        match vcpu.regs() {
-                            Ok(r) => Some(step_at(r.rip, &memory.status())),
-                            Err(e) => break VcpuEnd::Failed(crate::error_chain(&e)),
-                        }
-                    };
-                    match step {
-                        None => {}
-                        Some(Step::Park) => {
-                            finishing = false;
-                            if !hold.park() {
-                                break VcpuEnd::Stopped;
-                            }
-                            continue;
-                        }
-                        Some(Step::Finish(rip)) => {
-                            if let Err(e) = vcpu.set_rip(rip) {
-                                break VcpuEnd::Failed(crate::error_chain(&e));
-                            }
-                            finishing = true;
-                        }
+        let handle = std::thread::Builder::new()
+            .name("vcpu0".into())
+            .spawn(move || {
+                let hold = shared;
+                let mut exits = ExitState::default();
+                let read = |addr: u64, len: u64| memory.read(addr, len).ok();
+                let flag = vcpu.immediate_exit_flag();
+                publish_immediate_exit(flag);
+                // Inside a finishing copy of an access routine, on the way to a
+                // hold (see `vmm::hold`).
+                let mut finishing = false;
+                let end = loop {
+                    clear_immediate_exit(flag);
+                    if hold.stopping() {
+                        break VcpuEnd::Stopped;
                     }
-                }
-                let exit = match vcpu.run() {
-                    Ok(e) => e,
-                    Err(e) => break VcpuEnd::Failed(crate::error_chain(&e)),
-                };
-                match handle_exit(&exit, &mut exits, &read, start.elapsed().as_secs_f64()) {
-                    Action::Resume | Action::Kicked => {}
-                    Action::Boundary => {
-                        // The access is complete: a clean point.
-                        if finishing {
-                            finishing = false;
-                            if hold.wanted().is_some() && !hold.park() {
-                                break VcpuEnd::Stopped;
+                    if let Some(forced) = hold.wanted() {
+                        let step = if finishing && !forced {
+                            None
+                        } else if forced {
+                            Some(Step::Park)
+                        } else {
+                            match vcpu.regs() {
+                                Ok(r) => Some(step_at(r.rip, &memory.status())),
+                                Err(e) => break VcpuEnd::Failed(e.into()),
                             }
-                        }
-                    }
-                    Action::Sync(v) => {
-                        if let Some(hook) = sync.as_mut() {
-                            hook(v);
-                        }
-                    }
-                    Action::MemoryFault(gpa) => {
-                        let Some(handler) = faults.as_ref() else {
-                            break VcpuEnd::Failed(
-                                "KVM_RUN failed with EFAULT: guest memory is unreachable and no tracker protects it".into(),
-                            );
                         };
-                        if let Err(why) = handler.on_memory_fault(&vcpu, gpa) {
-                            break VcpuEnd::Failed(why);
+                        match step {
+                            None => {}
+                            Some(Step::Park) => {
+                                finishing = false;
+                                if !hold.park() {
+                                    break VcpuEnd::Stopped;
+                                }
+                                continue;
+                            }
+                            Some(Step::Finish(rip)) => {
+                                if let Err(e) = vcpu.set_rip(rip) {
+                                    break VcpuEnd::Failed(e.into());
+                                }
+                                finishing = true;
+                            }
                         }
                     }
-                    Action::Stop(s) => break VcpuEnd::Guest(s),
-                }
-            };
-            publish_immediate_exit(std::ptr::null_mut());
-            hold.gone();
-            let report = VcpuReport { end, exits, thread_cpu_s: thread_cpu_s() };
-            on_end();
-            report
-        })?;
+                    let exit = match vcpu.run() {
+                        Ok(e) => e,
+                        Err(e) => break VcpuEnd::Failed(e.into()),
+                    };
+                    match handle_exit(&exit, &mut exits, &read, start.elapsed().as_secs_f64()) {
+                        Action::Resume | Action::Kicked => {}
+                        Action::Boundary => {
+                            // The access is complete: a clean point.
+                            if finishing {
+                                finishing = false;
+                                if hold.wanted().is_some() && !hold.park() {
+                                    break VcpuEnd::Stopped;
+                                }
+                            }
+                        }
+                        Action::Sync(v) => {
+                            if let Some(hook) = sync.as_mut() {
+                                hook(v);
+                            }
+                        }
+                        Action::MemoryFault(gpa) => {
+                            let Some(handler) = faults.as_ref() else {
+                                break VcpuEnd::Failed(VcpuLoopError::Unprotected);
+                            };
+                            if let Err(why) = handler.on_memory_fault(&vcpu, gpa) {
+                                break VcpuEnd::Failed(VcpuLoopError::Fault(why));
+                            }
+                        }
+                        Action::Stop(s) => break VcpuEnd::Guest(s),
+                    }
+                };
+                publish_immediate_exit(std::ptr::null_mut());
+                hold.gone();
+                let report = VcpuReport {
+                    end,
+                    exits,
+                    thread_cpu_s: thread_cpu_s(),
+                };
+                on_end();
+                report
+            })?;
         Ok(VcpuThread { handle, hold })
     }
 
@@ -246,7 +269,7 @@ impl VcpuThread {
         match self.handle.join() {
             Ok(report) => report,
             Err(_) => VcpuReport {
-                end: VcpuEnd::Failed("the vCPU thread panicked".into()),
+                end: VcpuEnd::Failed(VcpuLoopError::Panicked),
                 exits: ExitState::default(),
                 thread_cpu_s: 0.0,
             },

@@ -210,10 +210,13 @@ pub fn run_to_exit(
         "guest did not finish within 120 s: {:?}",
         report.end
     );
-    assert_eq!(
-        report.end,
-        VcpuEnd::Guest(kvm_wss::vmm::exit::Stop::Exit(0)),
-        "guest must exit cleanly"
+    assert!(
+        matches!(
+            report.end,
+            VcpuEnd::Guest(kvm_wss::vmm::exit::Stop::Exit(0))
+        ),
+        "guest must exit cleanly: {:?}",
+        report.end
     );
     report
 }
