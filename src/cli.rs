@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{DEFAULT_SAMPLE_PAGES, RunConfig};
 use crate::estimate::{self, DamonConfig, EstimateError, EstimatorConfig, EstimatorKind, EsxGains};
 use crate::guests::GuestSource;
+use crate::named::Named;
 use crate::report::metrics::DEFAULT_WARMUP_INTERVALS;
 use crate::sweep::{self, SweepPlan, Targets};
 use crate::track::TrackerKind;
@@ -121,6 +122,26 @@ pub enum BenchCommand {
         rounds: u64,
     },
 }
+
+/// clap's view of a domain enum, built from its name table
+/// (`crate::named`): the possible values, their `--help` lines and the
+/// accepted spellings all come from there, so clap stays here, at the
+/// edge.
+macro_rules! value_enum_from_table {
+    ($($t:ty),*) => {$(
+        impl clap::ValueEnum for $t {
+            fn value_variants<'a>() -> &'a [Self] {
+                <$t as Named>::ALL
+            }
+
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                Some(clap::builder::PossibleValue::new(Named::name(*self)).help(Named::help(*self)))
+            }
+        }
+    )*};
+}
+
+value_enum_from_table!(TrackerKind, EstimatorKind, GuestPageSize);
 
 /// An option value that does not parse; clap prints it after the option.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -59,31 +59,53 @@ pub trait Estimator: Send {
     fn peek(&self, touched_so_far: usize) -> Estimate;
 }
 
-/// Which estimator to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+/// Which estimator to run. Spelled by its name everywhere (see
+/// `crate::named`); `help` says what each one is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum EstimatorKind {
-    /// VMware ESX-style statistical sampling of a fixed number of random pages per interval.
     Esx,
-    /// Linux DAMON-style adaptive regions, one sampled page per region per tick.
     Damon,
-    /// Every page armed every interval: the exact WSS, at full tracking cost.
     Exhaustive,
 }
 
+crate::named::named_impls!(EstimatorKind);
+
+impl crate::named::Named for EstimatorKind {
+    const WHAT: &'static str = "estimator";
+    const ALL: &'static [EstimatorKind] = &[
+        EstimatorKind::Esx,
+        EstimatorKind::Damon,
+        EstimatorKind::Exhaustive,
+    ];
+
+    fn name(self) -> &'static str {
+        EstimatorKind::name(self)
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            EstimatorKind::Esx => {
+                "VMware ESX-style statistical sampling of a fixed number of random pages per interval"
+            }
+            EstimatorKind::Damon => {
+                "Linux DAMON-style adaptive regions, one sampled page per region per tick"
+            }
+            EstimatorKind::Exhaustive => {
+                "Every page armed every interval: the exact WSS, at full tracking cost"
+            }
+        }
+    }
+}
+
 impl EstimatorKind {
+    /// The one name of each estimator.
     pub fn name(self) -> &'static str {
         match self {
             EstimatorKind::Esx => "esx",
             EstimatorKind::Damon => "damon",
             EstimatorKind::Exhaustive => "exhaustive",
         }
-    }
-}
-
-impl std::fmt::Display for EstimatorKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -349,16 +371,9 @@ mod tests {
     }
 
     #[test]
-    fn kind_names_match_cli_and_serde() {
-        use clap::ValueEnum;
-        for kind in EstimatorKind::value_variants() {
-            let pv = kind.to_possible_value().unwrap();
-            assert_eq!(pv.get_name(), kind.name());
-            assert_eq!(
-                serde_json::to_string(kind).unwrap(),
-                format!("\"{}\"", kind.name())
-            );
-            assert_eq!(kind.to_string(), kind.name());
-        }
+    fn kind_names_parse_print_and_serialize_through_one_table() {
+        crate::named::tests::check_table::<EstimatorKind>();
+        assert_eq!(EstimatorKind::Exhaustive.to_string(), "exhaustive");
+        assert_eq!("damon".parse::<EstimatorKind>(), Ok(EstimatorKind::Damon));
     }
 }

@@ -13,7 +13,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
 use super::{Setting, Targets, format_interval};
@@ -45,11 +44,6 @@ pub fn command_line(argv: &[String]) -> String {
         .join(" ")
 }
 
-fn value_name<T: ValueEnum>(v: &T) -> String {
-    v.to_possible_value()
-        .map_or_else(String::new, |p| p.get_name().to_string())
-}
-
 /// `n` bytes as the CLI takes them.
 fn size_arg(n: u64) -> String {
     crate::study::plan::size_arg(n)
@@ -74,8 +68,8 @@ pub fn run_args(cfg: &RunConfig, out: &Path) -> Vec<String> {
     }
     opt("duration", format_interval(cfg.duration));
     opt("seed", cfg.seed.to_string());
-    opt("tracker", value_name(&cfg.tracker));
-    opt("estimator", value_name(&cfg.estimator));
+    opt("tracker", cfg.tracker.to_string());
+    opt("estimator", cfg.estimator.to_string());
     opt("sample-pages", cfg.sample_pages.to_string());
     opt("interval", format_interval(cfg.interval));
     // `{}` prints the shortest text that parses back to the same f64.
@@ -85,7 +79,7 @@ pub fn run_args(cfg: &RunConfig, out: &Path) -> Vec<String> {
     opt("damon-max-regions", cfg.damon.max_regions.to_string());
     opt("damon-ticks", cfg.damon.ticks_per_interval.to_string());
     opt("warmup", cfg.warmup_intervals.to_string());
-    opt("guest-pages", value_name(&cfg.guest_pages));
+    opt("guest-pages", cfg.guest_pages.to_string());
     opt("out", absolute(out).display().to_string());
     if cfg.baseline {
         a.push("--baseline".into());

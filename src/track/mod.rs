@@ -17,23 +17,48 @@ use crate::vmm::vcpu_thread::FaultHandler;
 /// Index of a 4 KiB page of guest RAM, counted from `RAM_BASE`.
 pub type RamPage = u64;
 
-/// The mechanism, as chosen on the command line.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
+/// The mechanism, as chosen on the command line. Spelled by its name
+/// everywhere (see `crate::named`); `help` says what each one is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum TrackerKind {
-    /// No tracking: the truth only.
     None,
-    /// PROT_NONE on the host mapping; faults attributed by decoding the instruction.
     Mprotect,
-    /// userfaultfd minor faults on the memfd-backed mapping.
     Uffd,
-    /// KVM dirty logging with manual re-protection (sees writes only).
     DirtyLog,
 }
 
+crate::named::named_impls!(TrackerKind);
+
+impl crate::named::Named for TrackerKind {
+    const WHAT: &'static str = "tracker";
+    const ALL: &'static [TrackerKind] = &[
+        TrackerKind::None,
+        TrackerKind::Mprotect,
+        TrackerKind::Uffd,
+        TrackerKind::DirtyLog,
+    ];
+
+    fn name(self) -> &'static str {
+        TrackerKind::name(self)
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            TrackerKind::None => "No tracking: the truth only",
+            TrackerKind::Mprotect => {
+                "PROT_NONE on the host mapping; faults attributed by decoding the instruction"
+            }
+            TrackerKind::Uffd => "userfaultfd minor faults on the memfd-backed mapping",
+            TrackerKind::DirtyLog => {
+                "KVM dirty logging with manual re-protection (sees writes only)"
+            }
+        }
+    }
+}
+
 impl TrackerKind {
+    /// The one name of each tracker.
     pub fn name(self) -> &'static str {
         match self {
             TrackerKind::None => "none",
@@ -180,6 +205,14 @@ pub(crate) fn assert_rejects_bad_arms(t: &dyn Tracker, name: &str, ram_pages: u6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tracker_names_parse_print_and_serialize_through_one_table() {
+        crate::named::tests::check_table::<TrackerKind>();
+        assert_eq!(TrackerKind::DirtyLog.to_string(), "dirty-log");
+        assert_eq!("uffd".parse::<TrackerKind>(), Ok(TrackerKind::Uffd));
+        assert!("dirty_log".parse::<TrackerKind>().is_err());
+    }
 
     #[test]
     fn runs_coalesce_consecutive_pages() {

@@ -49,28 +49,37 @@ pub struct PageTables {
     pub bytes: Vec<u8>,
 }
 
-/// The page size the guest's identity map uses for RAM.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+/// The page size the guest's identity map uses for RAM. Spelled by its
+/// name everywhere (see `crate::named`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum GuestPageSize {
-    /// 2 MiB pages: one page-directory entry per 2 MiB, small tables.
     #[default]
-    #[value(name = "2m")]
-    #[serde(rename = "2m")]
     Size2M,
-    /// 4 KiB pages: one page-table entry per tracked page.
-    #[value(name = "4k")]
-    #[serde(rename = "4k")]
     Size4K,
+}
+
+crate::named::named_impls!(GuestPageSize);
+
+impl crate::named::Named for GuestPageSize {
+    const WHAT: &'static str = "guest page size";
+    const ALL: &'static [GuestPageSize] = &[GuestPageSize::Size2M, GuestPageSize::Size4K];
+
+    fn name(self) -> &'static str {
+        match self {
+            GuestPageSize::Size2M => "2m",
+            GuestPageSize::Size4K => "4k",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            GuestPageSize::Size2M => {
+                "2 MiB pages: one page-directory entry per 2 MiB, small tables"
+            }
+            GuestPageSize::Size4K => "4 KiB pages: one page-table entry per tracked page",
+        }
+    }
 }
 
 /// How many 4 KiB tables [`identity_map`] needs to map `[0, map_end)`, with
@@ -178,6 +187,14 @@ pub fn translate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guest_page_size_names_parse_print_and_serialize_through_one_table() {
+        crate::named::tests::check_table::<GuestPageSize>();
+        assert_eq!(GuestPageSize::Size4K.to_string(), "4k");
+        assert_eq!("2m".parse::<GuestPageSize>(), Ok(GuestPageSize::Size2M));
+        assert!("2M".parse::<GuestPageSize>().is_err());
+    }
 
     fn reader(pt: &PageTables) -> impl Fn(u64) -> Option<u64> + '_ {
         move |gpa| {
