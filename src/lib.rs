@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod calibrate;
 pub mod catalog;
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod named;
 pub mod report;
 pub mod run;
 pub mod sampler;
+pub mod stats;
 pub mod study;
 pub mod sweep;
 pub mod track;

@@ -43,7 +43,7 @@ pub enum RunError {
     #[error("cannot start the vCPU thread")]
     Spawn(#[source] std::io::Error),
     #[error("cannot measure the cost of a tracked touch")]
-    Calibration(#[source] crate::bench::BenchError),
+    Calibration(#[source] crate::calibrate::ProbeError),
     #[error(transparent)]
     GuestPages(#[from] crate::track::dirty_log::GuestPagesError),
 }
@@ -172,8 +172,7 @@ fn run_once(
     let fault_cost_us = match cfg.tracker {
         TrackerKind::None => None,
         kind => Some(
-            crate::bench::trackers::calibrate(kind, cfg.guest_pages)
-                .map_err(RunError::Calibration)?,
+            crate::calibrate::calibrate(kind, cfg.guest_pages).map_err(RunError::Calibration)?,
         ),
     };
     let machine = Machine::boot(

@@ -18,8 +18,11 @@
 
 use serde::Serialize;
 
-use super::trackers::{KINDS, Plan, Region, RoundSample, Side, boot_rounds};
-use super::{BenchError, Spread, floor::probe_touch_order, median};
+use super::trackers::{KINDS, Side};
+use super::{BenchError, Spread, median};
+use crate::calibrate::{
+    Plan, Region, RoundSample, boot_rounds, cycles_per_touch, probe_touch_order,
+};
 use crate::track::RamPage;
 use crate::vmm::paging::GuestPageSize;
 
@@ -134,7 +137,7 @@ fn per_unit(samples: &[RoundSample], tsc_hz: u64, scenario: Scenario) -> Vec<(f6
         .iter()
         .skip(2)
         .step_by(2)
-        .filter_map(super::trackers::cycles_per_touch);
+        .filter_map(cycles_per_touch);
     let Some(baseline) = median(empty) else {
         return Vec::new();
     };
@@ -206,7 +209,8 @@ pub fn arming(rounds: u64, guest_pages: GuestPageSize) -> Result<ArmingResult, B
                         side.name(),
                         rep + 1
                     );
-                    let b = boot_rounds(kind, side, pages, 2 * rounds, guest_pages, planner)?;
+                    let b =
+                        boot_rounds(kind, side.driver(), pages, 2 * rounds, guest_pages, planner)?;
                     if side == Side::KvmWss && scenario == Scenario::InSitu {
                         tracked.extend(b.samples.iter().skip(1).map(|s| s.tracked as f64));
                     }

@@ -30,7 +30,7 @@ use std::thread::JoinHandle;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use wss_abi::PAGE_SIZE;
 
-use super::trackers::{Driver, Mechanism, Plan, Region};
+use crate::calibrate::{Driver, Mechanism, Plan, Region};
 use crate::track::dirty_log::{self, ClearWindow};
 use crate::track::uffd::HandlerError;
 use crate::track::uffd_sys::{Event, EventBuffer, Userfaultfd};
@@ -47,7 +47,7 @@ const EVENT_BATCH: usize = 64;
 
 /// The floor for `kind` on a booted probe, and the fault handler the vCPU
 /// loop needs (mprotect only).
-pub(super) fn create(
+pub(crate) fn create(
     kind: TrackerKind,
     machine: &Machine,
     region: Region,
@@ -76,16 +76,19 @@ pub(super) fn create(
             });
             Driver {
                 faults: Some(floor.clone()),
+                tracker: None,
                 mechanism: Box::new(MprotectFloorArm(floor)),
             }
         }
         TrackerKind::Uffd => Driver {
             mechanism: Box::new(UffdFloor::new(machine.memory(), plan)?),
             faults: None,
+            tracker: None,
         },
         TrackerKind::DirtyLog => Driver {
             mechanism: Box::new(DirtyLogFloor::new(machine, plan)?),
             faults: None,
+            tracker: None,
         },
         TrackerKind::None => {
             return Err(TrackError::Setup {
@@ -95,12 +98,6 @@ pub(super) fn create(
             });
         }
     })
-}
-
-/// The k-th page the probe touches in a round, counted from its region's
-/// start: it skips every page `i` with `i % 4 == 3`.
-pub(super) fn probe_touch_order(k: u64) -> u64 {
-    k / 3 * 4 + k % 3
 }
 
 /// Why the mprotect floor could not let a faulting access proceed.
@@ -376,22 +373,5 @@ impl Mechanism for DirtyLogFloor {
             .iter()
             .filter(|&&p| dirty_log::bit(&self.log, p))
             .count() as u64)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::bench::trackers::probe_tracked_touches;
-
-    #[test]
-    fn touch_order_skips_every_fourth_page() {
-        let order: Vec<u64> = (0..9).map(probe_touch_order).collect();
-        assert_eq!(order, vec![0, 1, 2, 4, 5, 6, 8, 9, 10]);
-        // The last touch of a 1024-page region is its page 1022.
-        assert_eq!(
-            probe_touch_order(probe_tracked_touches(1024, false) - 1),
-            1022
-        );
     }
 }

@@ -19,7 +19,9 @@ pub mod trackers;
 pub use native::{NativeResult, NativeRound, native};
 pub use trackers::{BootCost, Repetition, TrackerCost, TrackersResult, trackers};
 
-use crate::track::TrackError;
+pub use crate::stats::median;
+
+use crate::calibrate::ProbeError;
 use crate::vmm::machine::BootError;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,42 +48,10 @@ pub enum BenchError {
     Alloc(u64),
     #[error("--pages must be at least {min} (got {got}): one of each of the probe's page classes")]
     TooFewPages { got: u64, min: u64 },
-    #[error("--pages {0} is too large for guest memory")]
-    TooManyPages(u64),
     #[error("--rounds must be at least 1")]
     NoRounds,
-    #[error("the {side} {tracker} failed")]
-    Mechanism {
-        side: &'static str,
-        tracker: &'static str,
-        #[source]
-        source: TrackError,
-    },
-    #[error("the {side} {tracker} caught no touch in round {round}, so it has no cost per touch")]
-    NoTouches {
-        side: &'static str,
-        tracker: &'static str,
-        round: usize,
-    },
-    #[error("the probe under the {side} {tracker} did not finish within {secs} s")]
-    Timeout {
-        side: &'static str,
-        tracker: &'static str,
-        secs: u64,
-    },
-    #[error("the probe under the {side} {tracker} failed")]
-    ProbeFailed {
-        side: &'static str,
-        tracker: &'static str,
-        #[source]
-        source: crate::vmm::vcpu_thread::VcpuLoopError,
-    },
-    #[error("the probe under the {side} {tracker} ended badly: {end}")]
-    ProbeEnd {
-        side: &'static str,
-        tracker: &'static str,
-        end: String,
-    },
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
 }
 
 /// Smallest, median and largest of a set of measurements; every field is
@@ -100,35 +70,5 @@ impl Spread {
             median: median(values.iter().copied()).unwrap_or(f64::NAN),
             max: values.iter().copied().fold(f64::NAN, f64::max),
         }
-    }
-}
-
-/// The median (the mean of the two middle values for an even count), or
-/// `None` for no values. NaNs sort last, as `f64::total_cmp` orders them.
-pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
-    let mut v: Vec<f64> = values.into_iter().collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    Some(if v.len().is_multiple_of(2) {
-        (v[mid - 1] + v[mid]) / 2.0
-    } else {
-        v[mid]
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn median_of_odd_even_and_no_values() {
-        assert_eq!(median([]), None);
-        assert_eq!(median([4.0]), Some(4.0));
-        assert_eq!(median([9.0, 1.0, 5.0]), Some(5.0));
-        assert_eq!(median([9.0, 1.0, 5.0, 3.0]), Some(4.0));
-        assert_eq!(median([2.0, 2.0, 100.0, -1.0, 2.0]), Some(2.0));
     }
 }
