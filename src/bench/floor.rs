@@ -32,6 +32,7 @@ use wss_abi::PAGE_SIZE;
 
 use crate::calibrate::{Driver, Mechanism, Plan, Region};
 use crate::track::dirty_log::{self, ClearWindow};
+use crate::track::page_bits::dense_bit;
 use crate::track::uffd::HandlerError;
 use crate::track::uffd_sys::{Event, EventBuffer, Userfaultfd};
 use crate::track::zap::Zapper;
@@ -369,9 +370,6 @@ impl Mechanism for DirtyLogFloor {
     fn collect(&mut self) -> Result<u64, TrackError> {
         dirty_log::get_log(&self.vm, self.slot_pages, &mut self.log)?;
         let armed = self.plan.armed(self.round);
-        Ok(armed
-            .iter()
-            .filter(|&&p| dirty_log::bit(&self.log, p))
-            .count() as u64)
+        Ok(armed.iter().filter(|&&p| dense_bit(&self.log, p)).count() as u64)
     }
 }

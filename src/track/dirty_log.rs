@@ -66,6 +66,7 @@ use vmm_sys_util::ioctl::ioctl_with_ref;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::page_bits::{dense_bit, word_and_mask};
 use super::{RamPage, TrackError, Tracker, TrackerKind, TrackerStats};
 use crate::vmm::memory::GuestMemory;
 use crate::vmm::paging::{GuestPageSize, PTE_DIRTY, pte_address};
@@ -125,10 +126,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-pub(crate) fn bit(words: &[u64], page: RamPage) -> bool {
-    words[(page / 64) as usize] & (1 << (page % 64)) != 0
-}
-
 /// One `KVM_CLEAR_DIRTY_LOG` request: `first_page` and `num_pages` in slot
 /// pages, `bitmap` with bit `i` standing for page `first_page + i`.
 #[derive(Debug, PartialEq, Eq)]
@@ -152,8 +149,8 @@ pub(crate) fn clear_window(pages: &[RamPage], slot_pages: u64) -> Option<ClearWi
     let end = ((last_word + 1) * 64).min(slot_pages);
     let mut bitmap = vec![0u64; (last_word - first_word + 1) as usize];
     for &p in pages {
-        let i = p - first_page;
-        bitmap[(i / 64) as usize] |= 1 << (i % 64);
+        let (w, mask) = word_and_mask(p - first_page);
+        bitmap[w] |= mask;
     }
     Some(ClearWindow {
         first_page,
@@ -392,7 +389,7 @@ impl Tracker for DirtyLogTracker {
         let mut dirty = 0;
         let mut cleared = 0;
         if got.is_ok() {
-            for &p in sorted.iter().filter(|&&p| bit(&log, p)) {
+            for &p in sorted.iter().filter(|&&p| dense_bit(&log, p)) {
                 dirty += 1;
                 if let Some(ptes) = &self.ptes {
                     cleared += u64::from(ptes.clear_dirty(p));
@@ -419,7 +416,7 @@ impl Tracker for DirtyLogTracker {
         }
         let mut log = std::mem::take(&mut st.log);
         let got = self.get_log(&mut log);
-        let written: Vec<RamPage> = armed.into_iter().filter(|&p| bit(&log, p)).collect();
+        let written: Vec<RamPage> = armed.into_iter().filter(|&p| dense_bit(&log, p)).collect();
         st.log = log;
         got?;
         st.faults += written.len() as u64;
@@ -437,7 +434,7 @@ impl Tracker for DirtyLogTracker {
         }
         let mut log = std::mem::take(&mut st.log);
         let n = match self.get_log(&mut log) {
-            Ok(()) => st.armed.iter().filter(|&&p| bit(&log, p)).count(),
+            Ok(()) => st.armed.iter().filter(|&&p| dense_bit(&log, p)).count(),
             Err(_) => 0,
         };
         st.log = log;
@@ -517,12 +514,5 @@ mod tests {
             check_guest_pages(TrackerKind::DirtyLog, GuestPageSize::Size2M),
             Err(GuestPagesError::DirtyLogNeeds4K)
         );
-    }
-
-    #[test]
-    fn bit_reads_the_page_bit() {
-        let words = [1 << 5, 1 << 63];
-        assert!(bit(&words, 5) && bit(&words, 127));
-        assert!(!bit(&words, 4) && !bit(&words, 64));
     }
 }

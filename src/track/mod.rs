@@ -5,6 +5,7 @@
 pub mod decode;
 pub mod dirty_log;
 pub mod mprotect;
+pub mod page_bits;
 pub mod uffd;
 pub mod uffd_sys;
 pub mod zap;

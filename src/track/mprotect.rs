@@ -33,6 +33,7 @@ use vm_memory::VolatileMemory;
 use vm_memory::mmap::{MmapRegion, MmapRegionBuilder};
 
 use super::decode::{self, AccessKind, DecodeCache, MemAccess, SegmentBases};
+use super::page_bits::PageBits;
 use super::{RamPage, TrackError, Tracker, TrackerKind, TrackerStats, runs};
 use crate::vmm::memory::{GuestMemory, MemoryError};
 use crate::vmm::paging::{self, WalkError};
@@ -286,71 +287,9 @@ impl Fault {
     }
 }
 
-/// A set of RAM pages as one bit per page: a fault tests and clears its
-/// page with one (cold) cache line, where a tree took several.
-#[derive(Debug, Clone, Default)]
-struct PageSet {
-    words: Vec<u64>,
-    len: usize,
-}
-
-impl PageSet {
-    fn new(pages: u64) -> PageSet {
-        PageSet {
-            words: vec![0; pages.div_ceil(64) as usize],
-            len: 0,
-        }
-    }
-
-    /// Pages out of range are never members.
-    fn contains(&self, page: RamPage) -> bool {
-        self.words
-            .get((page / 64) as usize)
-            .is_some_and(|w| w & (1 << (page % 64)) != 0)
-    }
-
-    /// Callers pass pages they range-checked.
-    fn insert(&mut self, page: RamPage) {
-        if let Some(w) = self.words.get_mut((page / 64) as usize) {
-            let bit = 1 << (page % 64);
-            if *w & bit == 0 {
-                *w |= bit;
-                self.len += 1;
-            }
-        }
-    }
-
-    fn remove(&mut self, page: RamPage) {
-        if let Some(w) = self.words.get_mut((page / 64) as usize) {
-            let bit = 1 << (page % 64);
-            if *w & bit != 0 {
-                *w &= !bit;
-                self.len -= 1;
-            }
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The members, sorted.
-    fn to_vec(&self) -> Vec<RamPage> {
-        let mut out = Vec::with_capacity(self.len);
-        for (i, &w) in self.words.iter().enumerate() {
-            let mut rest = w;
-            while rest != 0 {
-                out.push(i as u64 * 64 + u64::from(rest.trailing_zeros()));
-                rest &= rest - 1;
-            }
-        }
-        out
-    }
-}
-
 struct State {
     /// Pages still `PROT_NONE`.
-    armed: PageSet,
+    armed: PageBits,
     /// Armed pages restored by attributed faults since `arm`.
     touched: Vec<RamPage>,
     /// Between `arm` and `collect`.
@@ -458,7 +397,7 @@ impl MprotectTracker {
             code: CodeView::new(memory)?,
             ram_pages: ram_size / PAGE_SIZE,
             state: Mutex::new(State {
-                armed: PageSet::new(ram_size / PAGE_SIZE),
+                armed: PageBits::new(ram_size / PAGE_SIZE),
                 touched: Vec::new(),
                 cycle_open: false,
                 epoch: 0,
@@ -693,7 +632,7 @@ impl Tracker for MprotectTracker {
             if st.cycle_open {
                 return Err(TrackError::StillArmed {
                     tracker: NAME,
-                    pages: st.armed.len,
+                    pages: st.armed.len(),
                 });
             }
             st.cycle_open = true;
@@ -817,29 +756,6 @@ mod tests {
 
     fn identity(gva: u64) -> Result<u64, WalkError> {
         Ok(gva)
-    }
-
-    #[test]
-    fn page_set_tracks_members_and_their_count() {
-        let mut set = PageSet::new(130);
-        assert!(set.is_empty());
-        for p in [129, 0, 64, 63, 64] {
-            set.insert(p);
-        }
-        assert_eq!(set.to_vec(), vec![0, 63, 64, 129]);
-        assert!(set.contains(63) && !set.contains(62) && !set.contains(130));
-        set.remove(63);
-        set.remove(63);
-        set.remove(5);
-        assert_eq!(set.to_vec(), vec![0, 64, 129]);
-        // Out of range: never a member, and no panic.
-        set.insert(1 << 40);
-        set.remove(1 << 40);
-        assert!(!set.contains(u64::MAX));
-        for p in [0, 64, 129] {
-            set.remove(p);
-        }
-        assert!(set.is_empty() && set.to_vec().is_empty());
     }
 
     #[test]

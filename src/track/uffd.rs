@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use wss_abi::PAGE_SIZE;
 
+use super::page_bits::PageBits;
 use super::uffd_sys::{
     _UFFDIO_CONTINUE, _UFFDIO_ZEROPAGE, Event, EventBuffer, MsgError, UFFD_FEATURE_MINOR_SHMEM,
     UFFD_FEATURE_MISSING_SHMEM, UFFD_PAGEFAULT_FLAG_MINOR, UFFDIO_REGISTER_MODE_MINOR,
@@ -88,54 +89,6 @@ fn setup_error(what: impl Into<String>, source: Option<io::Error>) -> TrackError
         tracker: NAME,
         what: what.into(),
         source,
-    }
-}
-
-/// Pages per chunk of a [`SparseBits`]: 16 MiB of guest RAM, 512 bytes.
-const CHUNK_PAGES: u64 = 4096;
-
-/// A bit per RAM page, allocated a chunk at a time where a bit was ever
-/// set: its memory, and the page faults of first touching it, grow with
-/// the pages sampled, not with guest RAM. (A dense bitmap of a 64 GiB
-/// guest is 2 MiB, and scattered samples fault in a new page of it with
-/// almost every bit they set.)
-#[derive(Default)]
-struct SparseBits {
-    chunks: Vec<Option<Box<[u64; (CHUNK_PAGES / 64) as usize]>>>,
-}
-
-impl SparseBits {
-    fn new(pages: u64) -> SparseBits {
-        SparseBits {
-            chunks: (0..pages.div_ceil(CHUNK_PAGES)).map(|_| None).collect(),
-        }
-    }
-
-    fn word(page: RamPage) -> (usize, usize, u64) {
-        (
-            (page / CHUNK_PAGES) as usize,
-            ((page % CHUNK_PAGES) / 64) as usize,
-            1 << (page % 64),
-        )
-    }
-}
-
-fn bit(bits: &SparseBits, page: RamPage) -> bool {
-    let (c, w, mask) = SparseBits::word(page);
-    bits.chunks[c]
-        .as_ref()
-        .is_some_and(|chunk| chunk[w] & mask != 0)
-}
-
-fn set_bit(bits: &mut SparseBits, page: RamPage) {
-    let (c, w, mask) = SparseBits::word(page);
-    bits.chunks[c].get_or_insert_with(|| Box::new([0; (CHUNK_PAGES / 64) as usize]))[w] |= mask;
-}
-
-fn clear_bit(bits: &mut SparseBits, page: RamPage) {
-    let (c, w, mask) = SparseBits::word(page);
-    if let Some(chunk) = bits.chunks[c].as_mut() {
-        chunk[w] &= !mask;
     }
 }
 
@@ -269,17 +222,17 @@ pub(crate) fn install(
 struct State {
     /// The armed pages of this cycle, sorted.
     armed: Vec<RamPage>,
-    armed_bits: SparseBits,
-    touched_bits: SparseBits,
+    armed_bits: PageBits,
+    touched_bits: PageBits,
     /// Pages that may have a host PTE: installed or filled by the handler,
     /// or installed by an eager collect, and not zapped since. Creation
     /// zaps all of RAM, so a page outside this set has no PTE, and
     /// arming it needs no syscall: a hole the guest never touched, or a
     /// page collect left unmapped.
-    mapped_bits: SparseBits,
+    mapped_bits: PageBits,
     /// Untouched pages a lazy collect left unmapped, until armed again or
     /// touched (a `lazy_refaults`).
-    left_bits: SparseBits,
+    left_bits: PageBits,
     /// Collect installs the untouched pages again (true), or leaves them
     /// unmapped (false, the default) so that the next arm of them is free
     /// and a later touch costs one untracked fault. Turns true for good
@@ -378,10 +331,10 @@ impl UffdTracker {
             ram_host,
             pages: layout.ram_pages(),
             state: Mutex::new(State {
-                armed_bits: SparseBits::new(layout.ram_pages()),
-                touched_bits: SparseBits::new(layout.ram_pages()),
-                mapped_bits: SparseBits::new(layout.ram_pages()),
-                left_bits: SparseBits::new(layout.ram_pages()),
+                armed_bits: PageBits::new(layout.ram_pages()),
+                touched_bits: PageBits::new(layout.ram_pages()),
+                mapped_bits: PageBits::new(layout.ram_pages()),
+                left_bits: PageBits::new(layout.ram_pages()),
                 ..State::default()
             }),
             touched: AtomicUsize::new(0),
@@ -483,15 +436,15 @@ impl Shared {
             .map(|off| off as u64 / PAGE_SIZE)
             .filter(|&p| p < self.pages)
             .ok_or(HandlerError::OutsideRam(addr))?;
-        if bit(&st.armed_bits, page) && !bit(&st.touched_bits, page) {
-            set_bit(&mut st.touched_bits, page);
+        if st.armed_bits.contains(page) && !st.touched_bits.contains(page) {
+            st.touched_bits.insert(page);
             st.faults += 1;
             self.touched.fetch_add(1, Ordering::Relaxed);
         } else {
             st.spurious += 1;
-            if bit(&st.left_bits, page) {
+            if st.left_bits.contains(page) {
                 st.lazy_refaults += 1;
-                clear_bit(&mut st.left_bits, page);
+                st.left_bits.remove(page);
             }
         }
         let installed = if flags & UFFD_PAGEFAULT_FLAG_MINOR != 0 {
@@ -500,7 +453,7 @@ impl Shared {
             self.fill_hole(st, page)
         }
         .map_err(HandlerError::Install)?;
-        set_bit(&mut st.mapped_bits, page);
+        st.mapped_bits.insert(page);
         st.continue_eexist += installed.eexist;
         st.service += t0.elapsed();
         Ok(())
@@ -642,7 +595,7 @@ impl Tracker for UffdTracker {
             });
         }
         for &p in &pages {
-            set_bit(&mut st.armed_bits, p);
+            st.armed_bits.insert(p);
         }
         st.armed = pages;
         self.shared.touched.store(0, Ordering::Relaxed);
@@ -651,15 +604,15 @@ impl Tracker for UffdTracker {
             .armed
             .iter()
             .copied()
-            .filter(|&p| bit(&st.mapped_bits, p))
+            .filter(|&p| st.mapped_bits.contains(p))
             .collect();
         st.zap_skipped += (st.armed.len() - to_zap.len()) as u64;
         let zap_runs: Vec<(RamPage, u64)> = runs(&to_zap).collect();
         for &p in &to_zap {
-            clear_bit(&mut st.mapped_bits, p);
+            st.mapped_bits.remove(p);
         }
         for &p in &st.armed.clone() {
-            clear_bit(&mut st.left_bits, p);
+            st.left_bits.remove(p);
         }
         // The runs lie inside the RAM mapping (normalized above), which
         // `shared._memory` keeps alive; see `zap`. Zapping a hole is a no-op.
@@ -674,10 +627,10 @@ impl Tracker for UffdTracker {
         let mut st = lock(&self.shared.state);
         let armed = std::mem::take(&mut st.armed);
         let (touched, untouched): (Vec<RamPage>, Vec<RamPage>) =
-            armed.iter().partition(|&&p| bit(&st.touched_bits, p));
+            armed.iter().partition(|&&p| st.touched_bits.contains(p));
         for &p in &armed {
-            clear_bit(&mut st.armed_bits, p);
-            clear_bit(&mut st.touched_bits, p);
+            st.armed_bits.remove(p);
+            st.touched_bits.remove(p);
         }
         self.shared.touched.store(0, Ordering::Relaxed);
         // Lazily, leave the untouched pages unmapped: arming them again is
@@ -707,7 +660,7 @@ impl Tracker for UffdTracker {
                         // not known: count them all as mapped (a needless
                         // zap later is harmless, a missing one is not).
                         for p in first..first + n {
-                            set_bit(&mut st.mapped_bits, p);
+                            st.mapped_bits.insert(p);
                         }
                     }
                     Err(e) => {
@@ -719,7 +672,7 @@ impl Tracker for UffdTracker {
         } else {
             st.left_unmapped += untouched.len() as u64;
             for &p in &untouched {
-                set_bit(&mut st.left_bits, p);
+                st.left_bits.insert(p);
             }
         }
         st.collect += t0.elapsed();
@@ -880,25 +833,6 @@ mod tests {
         let data = unsafe { libc::lseek(mem.ram_file().as_raw_fd(), off, libc::SEEK_DATA) };
         // ENXIO: no data at or after `off`.
         data < 0 || data >= off + PAGE_SIZE as libc::off_t
-    }
-
-    #[test]
-    fn sparse_bits_allocate_only_where_set() {
-        let pages = (64u64 << 30) / PAGE_SIZE;
-        let mut b = SparseBits::new(pages);
-        assert_eq!(b.chunks.len(), 4096);
-        for p in [0, 63, 64, CHUNK_PAGES - 1, pages / 2, pages - 1] {
-            assert!(!bit(&b, p));
-            set_bit(&mut b, p);
-            assert!(bit(&b, p));
-        }
-        assert!(!bit(&b, 1) && !bit(&b, CHUNK_PAGES) && !bit(&b, pages - 2));
-        // Three chunks hold the six bits; clearing frees nothing, sets nothing.
-        assert_eq!(b.chunks.iter().filter(|c| c.is_some()).count(), 3);
-        clear_bit(&mut b, 63);
-        clear_bit(&mut b, CHUNK_PAGES * 7);
-        assert!(!bit(&b, 63) && bit(&b, 0) && bit(&b, 64));
-        assert_eq!(b.chunks.iter().filter(|c| c.is_some()).count(), 3);
     }
 
     #[test]
