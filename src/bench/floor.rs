@@ -33,10 +33,10 @@ use wss_abi::PAGE_SIZE;
 use crate::calibrate::{Driver, Mechanism, Plan, Region};
 use crate::track::dirty_log::{self, ClearWindow};
 use crate::track::page_bits::dense_bit;
-use crate::track::uffd::HandlerError;
+use crate::track::uffd_ram::{self, HandlerError};
 use crate::track::uffd_sys::{Event, EventBuffer, Userfaultfd};
 use crate::track::zap::Zapper;
-use crate::track::{RamPage, TrackError, TrackerKind, mprotect, runs, uffd};
+use crate::track::{RamPage, TrackError, TrackerKind, mprotect, runs};
 use crate::vmm::machine::Machine;
 use crate::vmm::memory::GuestMemory;
 use crate::vmm::vcpu::Vcpu;
@@ -207,7 +207,7 @@ impl UffdFloor {
             what: what.into(),
             source: Some(source),
         };
-        let uffd = uffd::open_minor(memory)?;
+        let uffd = uffd_ram::open_minor(memory)?;
         let stop = EventFd::new(EFD_NONBLOCK).map_err(|e| setup("cannot create an eventfd", e))?;
         let stop_rx = stop
             .try_clone()
@@ -267,7 +267,7 @@ fn serve(
     let mut fds = [pollfd(uffd.as_raw_fd()), pollfd(stop.as_raw_fd())];
     let mut buf = EventBuffer::new(EVENT_BATCH);
     loop {
-        match uffd::poll(&mut fds, -1) {
+        match uffd_ram::poll(&mut fds, -1) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(HandlerError::Poll(e)),
@@ -289,7 +289,7 @@ fn serve(
                 // Counted before the install wakes the guest, which may
                 // then reach the round's end and collect at once.
                 caught.fetch_add(1, Ordering::Release);
-                uffd::install(uffd, ram_host, page, 1).map_err(HandlerError::Install)?;
+                uffd_ram::install(uffd, ram_host, page, 1).map_err(HandlerError::Install)?;
             }
         }
     }
@@ -314,7 +314,7 @@ impl Mechanism for UffdFloor {
 
 impl Drop for UffdFloor {
     fn drop(&mut self) {
-        uffd::stop_handler("uffd floor", &self.stop, self.handler.take());
+        uffd_ram::stop_handler("uffd floor", &self.stop, self.handler.take());
     }
 }
 

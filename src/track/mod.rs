@@ -2,11 +2,13 @@
 //! guest touched next. One implementation per kernel mechanism, behind one
 //! trait, chosen with `--tracker`.
 
+pub mod code_view;
 pub mod decode;
 pub mod dirty_log;
 pub mod mprotect;
 pub mod page_bits;
 pub mod uffd;
+pub mod uffd_ram;
 pub mod uffd_sys;
 pub mod zap;
 
@@ -98,7 +100,7 @@ pub enum TrackError {
     Handler(
         &'static str,
         // Shared: every later call reports the same first failure.
-        #[source] std::sync::Arc<uffd::HandlerError>,
+        #[source] std::sync::Arc<uffd_ram::HandlerError>,
     ),
     #[error(
         "the {tracker} caught {caught} faults in a round where the probe touches {expected} armed pages"

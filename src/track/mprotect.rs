@@ -29,13 +29,11 @@ use std::time::Instant;
 
 use wss_abi::{PAGE_SIZE, RAM_BASE};
 
-use vm_memory::VolatileMemory;
-use vm_memory::mmap::{MmapRegion, MmapRegionBuilder};
-
+use super::code_view::{Code, CodeFetchError, CodeView};
 use super::decode::{self, AccessKind, DecodeCache, MemAccess, SegmentBases};
 use super::page_bits::PageBits;
 use super::{RamPage, TrackError, Tracker, TrackerKind, TrackerStats, runs};
-use crate::vmm::memory::{GuestMemory, MemoryError};
+use crate::vmm::memory::GuestMemory;
 use crate::vmm::paging::{self, WalkError};
 use crate::vmm::vcpu::{Vcpu, VcpuError};
 use crate::vmm::vcpu_thread::{FaultError, FaultHandler};
@@ -59,17 +57,6 @@ pub enum MprotectFaultError {
     NotOurs(String),
 }
 
-/// Why the code bytes at RIP could not be read: a diagnosis of the fault,
-/// not an error of the tracker.
-#[derive(Debug, thiserror::Error)]
-enum CodeFetchError {
-    #[error(transparent)]
-    Walk(#[from] WalkError),
-    #[error(transparent)]
-    Memory(#[from] MemoryError),
-}
-/// Longest legal x86 instruction.
-const MAX_INSN_LEN: u64 = 15;
 /// Fallbacks logged at warn level per run; later ones are only counted.
 const MAX_LOGGED_FALLBACKS: u64 = 10;
 
@@ -304,69 +291,6 @@ struct State {
     decoder: DecodeCache,
 }
 
-/// A second, read-only mapping of the RAM memfd, which the tracker never
-/// protects: code bytes are copied from it rather than read with `pread`,
-/// a syscall per fault (about a microsecond on PVM hosts, where every
-/// trip through `KVM_RUN` leaves the caches cold). Like `pread` it sees
-/// the page cache, so armed pages read fine.
-struct CodeView {
-    region: MmapRegion,
-}
-
-impl CodeView {
-    fn new(memory: &GuestMemory) -> Result<CodeView, TrackError> {
-        let setup = |what: &str, source| TrackError::Setup {
-            tracker: NAME,
-            what: what.into(),
-            source: Some(source),
-        };
-        let file = memory
-            .ram_file()
-            .try_clone()
-            .map_err(|e| setup("cannot duplicate the RAM memfd", e))?;
-        let region = MmapRegionBuilder::new(memory.layout().ram_size as usize)
-            .with_file_offset(vm_memory::FileOffset::new(file, 0))
-            .with_mmap_prot(libc::PROT_READ)
-            .with_mmap_flags(libc::MAP_SHARED | libc::MAP_NORESERVE)
-            .build()
-            .map_err(|e| {
-                setup(
-                    "cannot map a read-only view of guest RAM",
-                    std::io::Error::other(e),
-                )
-            })?;
-        Ok(CodeView { region })
-    }
-
-    /// Fills `out` with the bytes at guest-physical `gpa`: from the view
-    /// when they lie in RAM, else through `memory` (which checks the
-    /// bounds).
-    fn read_into(&self, memory: &GuestMemory, gpa: u64, out: &mut [u8]) -> Result<(), MemoryError> {
-        if let Some(off) = gpa.checked_sub(RAM_BASE)
-            && let Ok(slice) = self.region.get_slice(off as usize, out.len())
-        {
-            slice.copy_to(out);
-            return Ok(());
-        }
-        let bytes = memory.read(gpa, out.len() as u64)?;
-        out.copy_from_slice(&bytes);
-        Ok(())
-    }
-}
-
-/// Up to 15 code bytes, kept on the stack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Code {
-    bytes: [u8; MAX_INSN_LEN as usize],
-    len: usize,
-}
-
-impl Code {
-    fn as_slice(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
 /// `PROT_NONE` invalidation of guest RAM pages, with faults attributed by
 /// decoding the faulting instruction.
 pub struct MprotectTracker {
@@ -394,7 +318,7 @@ impl MprotectTracker {
         let counters = counter::ALL.iter().map(|c| (c.to_string(), 0)).collect();
         Ok(Arc::new(MprotectTracker {
             memory: Arc::clone(memory),
-            code: CodeView::new(memory)?,
+            code: CodeView::new(memory, NAME)?,
             ram_pages: ram_size / PAGE_SIZE,
             state: Mutex::new(State {
                 armed: PageBits::new(ram_size / PAGE_SIZE),
@@ -485,28 +409,9 @@ impl MprotectTracker {
         })
     }
 
-    /// Up to 15 code bytes at `rip`, each page translated on its own. A
-    /// second page that does not translate shortens the fetch; the decoder
-    /// then says whether the instruction needed it.
+    /// The code bytes at `rip` (see [`CodeView::fetch`]).
     fn fetch_code(&self, cr3: u64, rip: u64) -> Result<Code, CodeFetchError> {
-        let first_len = MAX_INSN_LEN.min(PAGE_SIZE - (rip & (PAGE_SIZE - 1))) as usize;
-        let gpa = self.translate(cr3, rip)?;
-        let mut code = Code {
-            bytes: [0; MAX_INSN_LEN as usize],
-            len: first_len,
-        };
-        self.code
-            .read_into(&self.memory, gpa, &mut code.bytes[..first_len])?;
-        if first_len < code.bytes.len()
-            && let Ok(gpa) = self.translate(cr3, rip.wrapping_add(first_len as u64))
-            && self
-                .code
-                .read_into(&self.memory, gpa, &mut code.bytes[first_len..])
-                .is_ok()
-        {
-            code.len = code.bytes.len();
-        }
-        Ok(code)
+        self.code.fetch(&self.memory, cr3, rip)
     }
 
     fn translate(&self, cr3: u64, gva: u64) -> Result<u64, WalkError> {
