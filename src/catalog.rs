@@ -54,23 +54,45 @@ pub const BADCALL_CALLS: &[&str] = &[
     "ansi_panic",
 ];
 
+/// What a `--param` value should have been: the error of
+/// [`ParamKind::check`], on one line.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Expected {
+    #[error("a whole number, at least {min}")]
+    Count { min: u64 },
+    #[error("a finite number, at least {min}")]
+    AtLeast { min: f64 },
+    #[error("a number in ({min}, {max}]")]
+    OpenRange { min: f64, max: f64 },
+    #[error("a number in [{min}, {max}]")]
+    ClosedRange { min: f64, max: f64 },
+    #[error("a positive duration such as 100ms, 5s or 2m")]
+    PositiveDuration,
+    #[error("a duration such as 0s, 100ms, 5s or 2m")]
+    Duration,
+    #[error("a comma list of sizes, each between 4K and --wss ({wss} bytes)")]
+    SizeList { wss: u64 },
+    #[error("one of {}", .0.join(", "))]
+    Choice(&'static [&'static str]),
+}
+
 impl ParamKind {
-    /// Checks `value`; the error says what was expected, on one line.
+    /// Checks `value`; the error says what was expected.
     /// `wss` is the run's `--wss` in bytes.
-    pub fn check(&self, value: &str, wss: u64) -> Result<(), String> {
+    pub fn check(&self, value: &str, wss: u64) -> Result<(), Expected> {
         use wss_abi::units::{parse_duration_ns, parse_size};
         match *self {
             ParamKind::Count { min } => match value.parse::<u64>() {
                 Ok(v) if v >= min => Ok(()),
-                _ => Err(format!("a whole number, at least {min}")),
+                _ => Err(Expected::Count { min }),
             },
             ParamKind::Real { min, max, min_open } => {
                 let range = if max == f64::MAX {
-                    format!("a finite number, at least {min}")
+                    Expected::AtLeast { min }
                 } else if min_open {
-                    format!("a number in ({min}, {max}]")
+                    Expected::OpenRange { min, max }
                 } else {
-                    format!("a number in [{min}, {max}]")
+                    Expected::ClosedRange { min, max }
                 };
                 match value.parse::<f64>() {
                     Ok(v) if v.is_finite() && v <= max && (v > min || (!min_open && v == min)) => {
@@ -81,8 +103,8 @@ impl ParamKind {
             }
             ParamKind::Duration { min_ns } => match parse_duration_ns(value) {
                 Some(ns) if ns >= min_ns => Ok(()),
-                _ if min_ns > 0 => Err("a positive duration such as 100ms, 5s or 2m".into()),
-                _ => Err("a duration such as 0s, 100ms, 5s or 2m".into()),
+                _ if min_ns > 0 => Err(Expected::PositiveDuration),
+                _ => Err(Expected::Duration),
             },
             ParamKind::SizeList => {
                 let page = wss_abi::PAGE_SIZE;
@@ -93,16 +115,14 @@ impl ParamKind {
                 if ok {
                     Ok(())
                 } else {
-                    Err(format!(
-                        "a comma list of sizes, each between 4K and --wss ({wss} bytes)"
-                    ))
+                    Err(Expected::SizeList { wss })
                 }
             }
             ParamKind::Choice(words) => {
                 if words.contains(&value) {
                     Ok(())
                 } else {
-                    Err(format!("one of {}", words.join(", ")))
+                    Err(Expected::Choice(words))
                 }
             }
         }
@@ -110,13 +130,13 @@ impl ParamKind {
 }
 
 /// A `--param` value that is not what the program takes.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BadParam {
     #[error("--param {key}={value:?} is not {expected}")]
     Value {
         key: String,
         value: String,
-        expected: String,
+        expected: Expected,
     },
     #[error("guest {guest} needs --param {key}=... (see `kvm-wss guests`)")]
     Missing { guest: String, key: String },

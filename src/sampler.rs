@@ -251,6 +251,9 @@ impl Sampler<'_> {
 
     /// Reads the truth and closes the estimate: the interval's row, but
     /// for the hold that is still going on.
+    // Each argument is a distinct piece of the interval loop's state,
+    // borrowed for this one step; a struct bundling them would exist only
+    // to be unpacked here.
     #[allow(clippy::too_many_arguments)]
     fn close_interval(
         &mut self,

@@ -13,6 +13,8 @@
 //! offered ioctls), `UFFDIO_UNREGISTER`, `UFFDIO_CONTINUE` and reading
 //! fault messages.
 
+// The structs keep the kernel header's names (uffdio_api, uffd_msg, ...)
+// so they can be checked against linux/userfaultfd.h by eye.
 #![allow(non_camel_case_types)]
 
 use std::io;
