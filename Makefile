@@ -31,7 +31,7 @@ fuzz:
 lint:
 	$(CARGO) fmt --all --check
 	cd guest-programs && $(CARGO) fmt --check
-	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 	cd guest-programs && $(CARGO) clippy --release --locked -- -D warnings
 
 # Replaces the lines between <!-- BEGIN $(1) --> and <!-- END $(1) --> in
