@@ -12,6 +12,8 @@ use kvm_wss::config::RunConfig;
 use kvm_wss::estimate::EstimatorKind;
 use kvm_wss::track::TrackerKind;
 
+// One positional argument per setting keeps each test's table of runs
+// on one line per run.
 #[allow(clippy::too_many_arguments)]
 fn config(
     guest: &str,
