@@ -5,6 +5,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use crate::analysis::derived::faults_per_s;
+use crate::analysis::format::{opt_percent, percent};
 use crate::catalog::{CATALOG, COMMON_PARAMS};
 use crate::cli::{BenchCommand, Cli, Command, RunArgs, StudyArgs, SweepArgs, UsageError};
 use crate::report::ReportError;
@@ -429,7 +431,7 @@ fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
             w,
             "estimate   mean {} pages  mape {}  mae {} pages  bias {} pages  lag up {}  lag down {} intervals",
             opt(s.est_wss_mean_pages, "", 0),
-            opt(s.mape.map(|m| m * 100.0), "%", 1),
+            opt_percent(s.mape),
             opt(s.mae_pages, "", 0),
             opt(s.bias_pages, "", 0),
             opt(s.lag_up_intervals, "", 1),
@@ -437,15 +439,15 @@ fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
         )?;
         writeln!(
             w,
-            "cost       {} tracked faults ({:.0}/s)  fault cost {}  arm {:.1} ms  collect {:.1} ms  VMM CPU {:.2} s{}",
+            "cost       {} tracked faults ({}/s)  fault cost {}  arm {:.1} ms  collect {:.1} ms  VMM CPU {:.2} s{}",
             s.tracked_faults.unwrap_or(0),
-            s.tracked_faults.unwrap_or(0) as f64 / s.duration_s.max(1e-9),
+            opt(faults_per_s(s), "", 0),
             opt(s.fault_cost_us, " us", 1),
             s.arm_us_total / 1e3,
             s.collect_us_total / 1e3,
             s.vmm_cpu_s,
             s.slowdown
-                .map_or(String::new(), |x| format!("  slowdown {:.1}%", x * 100.0)),
+                .map_or(String::new(), |x| format!("  slowdown {}", percent(x))),
         )?;
     }
     writeln!(

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use super::ReportError;
 use super::metrics::{self, Metrics, TruthColumn};
 use super::timeseries::Row;
+use crate::analysis::derived;
 
 /// A guest phase change: the guest wrote `marker` to its phase slot at `t_s`
 /// seconds after it started.
@@ -145,17 +146,19 @@ impl Summary {
         self.arm_us_total = rows.iter().map(|r| r.arm_us).sum();
         self.collect_us_total = rows.iter().map(|r| r.collect_us).sum();
         self.armed_pages_total = rows.iter().map(|r| r.sampled_pages).sum();
-        let armed = self.armed_pages_total as f64;
-        self.arm_us_per_page =
-            (armed > 0.0).then(|| (self.arm_us_total + self.collect_us_total) / armed);
+        self.arm_us_per_page = derived::sampler_us_per_armed_page(
+            self.arm_us_total,
+            self.collect_us_total,
+            self.armed_pages_total,
+        );
         self.baseline_guest_ops_per_s = baseline.map(|b| b.guest_ops_per_s);
-        self.slowdown = baseline
-            .filter(|b| b.guest_ops_per_s > 0.0)
-            .map(|b| 1.0 - self.guest_ops_per_s / b.guest_ops_per_s);
-        self.guest_us_per_armed_page = self
-            .slowdown
-            .filter(|_| armed > 0.0)
-            .map(|slowdown| slowdown * self.duration_s * 1e6 / armed);
+        self.slowdown =
+            baseline.and_then(|b| derived::slowdown(self.guest_ops_per_s, b.guest_ops_per_s));
+        self.guest_us_per_armed_page = derived::guest_us_per_armed_page(
+            self.slowdown,
+            self.duration_s,
+            self.armed_pages_total,
+        );
     }
 
     /// Fills the accuracy fields (WSS means, error metrics, lags, and the

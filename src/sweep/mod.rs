@@ -30,7 +30,6 @@ mod rows;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 
 use crate::config::RunConfig;
 use crate::report::ReportError;
@@ -38,7 +37,8 @@ use crate::report::summary::{Summary, read_summary};
 use crate::run::{self, RunError};
 use jobs::{PlanFile, PlanSetting};
 
-use aggregate::percent;
+use crate::analysis::derived::faults_per_s;
+use crate::analysis::format::opt_percent;
 pub use aggregate::{Aggregate, Recommendation, aggregate, meets, recommend};
 pub use grid::{Setting, expand_grid, format_interval};
 use report::write_reports;
@@ -49,14 +49,9 @@ pub const SWEEP_CSV: &str = "sweep.csv";
 pub const SWEEP_MD: &str = "sweep.md";
 pub const RECOMMENDATION_JSON: &str = "recommendation.json";
 
-/// What the recommended setting must achieve.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
-pub struct Targets {
-    /// Largest mean MAPE, a fraction.
-    pub mape: f64,
-    /// Largest mean lag up, intervals.
-    pub lag_up: f64,
-}
+/// What the recommended setting must beat: the one definition, shared
+/// with the study.
+pub use crate::analysis::recommend::Targets;
 
 /// A checked sweep, ready to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -534,18 +529,13 @@ impl Hosts {
 
 fn run_line(n: u64, total: u64, setting: &Setting, r: &RunRecord) -> String {
     let s = &r.summary;
-    let faults_per_s = s
-        .tracked_faults
-        .filter(|_| s.duration_s > 0.0)
-        .map_or("-".to_string(), |f| {
-            format!("{:.0}", f as f64 / s.duration_s)
-        });
+    let faults_per_s = faults_per_s(s).map_or("-".to_string(), |f| format!("{f:.0}"));
     format!(
         "run {n}/{total} {} repeat {}: end {}, mape {}, {faults_per_s} faults/s",
         setting.label(),
         r.repeat,
         s.end,
-        s.mape.map_or("-".to_string(), percent),
+        opt_percent(s.mape),
     )
 }
 
@@ -618,10 +608,7 @@ pub(crate) mod fixtures {
         }
     }
 
-    pub const TARGETS: Targets = Targets {
-        mape: 0.1,
-        lag_up: 2.0,
-    };
+    pub const TARGETS: Targets = crate::analysis::recommend::DEFAULT_TARGETS;
 }
 
 #[cfg(test)]

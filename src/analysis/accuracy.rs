@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::timeseries::Row;
+use super::stats::mean;
+use crate::report::timeseries::Row;
 
 /// Intervals skipped at the start of a run before errors are measured.
 ///
@@ -97,11 +98,6 @@ fn scored_points(rows: &[Row], warmup_intervals: usize, truth: TruthColumn) -> V
                 .map(|e| (e, truth.of(r)))
         })
         .collect()
-}
-
-fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    (n > 0).then(|| sum / n as f64)
 }
 
 /// Computes the accuracy metrics of `rows` against `truth`.
