@@ -5,12 +5,14 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use crate::analysis::accuracy::TruthColumn;
 use crate::analysis::derived::faults_per_s;
 use crate::analysis::format::{opt_percent, percent};
 use crate::catalog::{CATALOG, COMMON_PARAMS};
 use crate::cli::{BenchCommand, Cli, Command, RunArgs, StudyArgs, SweepArgs, UsageError};
+use crate::estimate::EstimatorKind;
 use crate::report::ReportError;
-use crate::report::summary::{Summary, read_summary};
+use crate::report::summary::{EndKind, Summary, read_summary};
 use crate::report::timeseries::read_timeseries;
 use crate::run::{RunEnd, RunError, RunOutput};
 use crate::sweep::SweepError;
@@ -344,11 +346,11 @@ fn sweep(args: &SweepArgs) -> Result<ExitCode, AppError> {
             out_dir.display()
         );
         ExitCode::from(EXIT_INTERRUPTED)
-    } else if any(&|s| s.end == "error") {
+    } else if any(&|s| s.end == EndKind::Error) {
         eprintln!("kvm-wss: a run failed in the VMM; see the end column of sweep.csv");
         ExitCode::from(EXIT_RUNTIME)
     } else if any(&|s| {
-        s.end == "guest_crash" || s.end == "guest_exit" && s.guest_exit_code != Some(0)
+        s.end == EndKind::GuestCrash || s.end == EndKind::GuestExit && s.guest_exit_code != Some(0)
     }) {
         eprintln!("kvm-wss: a guest crashed or exited non-zero; see the end column of sweep.csv");
         ExitCode::from(EXIT_GUEST_CRASH)
@@ -405,8 +407,8 @@ fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
         w,
         "guest {}  tracker {}  estimator {}  sample {}  interval {}s  ran {:.1}s ({} intervals, end: {})",
         s.guest,
-        s.tracker,
-        s.estimator.as_deref().unwrap_or("-"),
+        s.tracker.name(),
+        s.estimator.map_or("-", EstimatorKind::name),
         s.sample_pages
             .map_or("-".to_string(), |n| format!("{n} pages")),
         s.interval_s,
@@ -420,7 +422,7 @@ fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
         s.true_wss_mean_pages,
         mib(s.true_wss_mean_pages),
         s.true_wss_write_mean_pages,
-        if s.compared_against == "true_wss_write_pages" {
+        if s.compared_against == TruthColumn::Writes {
             "  (dirty-log sees writes: compared with written pages)"
         } else {
             ""

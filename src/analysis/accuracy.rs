@@ -22,10 +22,14 @@ pub const DEFAULT_WARMUP_INTERVALS: usize = 2;
 /// and fault trackers see reads and writes (`All`); the dirty-log tracker
 /// only sees writes, so judging it against all touched pages would count a
 /// limitation of the mechanism as estimation error (`Writes`).
+///
+/// In summary.json (`compared_against`) a column is written by its CSV name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TruthColumn {
     #[default]
+    #[serde(rename = "true_wss_pages")]
     All,
+    #[serde(rename = "true_wss_write_pages")]
     Writes,
 }
 

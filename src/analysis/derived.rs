@@ -59,10 +59,9 @@ pub fn guest_us_per_fault(s: &Summary) -> Option<f64> {
 /// The mean truth the run's errors were measured against (written pages
 /// for a dirty-log run, all touched pages otherwise).
 pub fn compared_truth(s: &Summary) -> f64 {
-    if s.compared_against == TruthColumn::Writes.column_name() {
-        s.true_wss_write_mean_pages
-    } else {
-        s.true_wss_mean_pages
+    match s.compared_against {
+        TruthColumn::Writes => s.true_wss_write_mean_pages,
+        TruthColumn::All => s.true_wss_mean_pages,
     }
 }
 
@@ -146,7 +145,7 @@ mod tests {
         };
         assert_eq!(compared_truth(&s), 1000.0);
         assert_eq!(relative_bias(&s), Some(-0.05));
-        s.compared_against = TruthColumn::Writes.column_name().into();
+        s.compared_against = TruthColumn::Writes;
         assert_eq!(compared_truth(&s), 500.0);
         assert_eq!(relative_bias(&s), Some(-0.1));
         s.true_wss_write_mean_pages = 0.0;

@@ -174,7 +174,7 @@ mod tests {
     fn candidates_come_from_summaries() {
         let s = Summary {
             sample_pages: Some(400),
-            estimator: Some("esx".into()),
+            estimator: Some(crate::estimate::EstimatorKind::Esx),
             interval_s: 1.0,
             duration_s: 20.0,
             tracked_faults: Some(1000),

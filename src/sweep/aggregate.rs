@@ -161,9 +161,9 @@ mod tests {
     fn aggregates_average_counted_runs_only() {
         let settings = [esx(100, 500), esx(400, 500), esx(400, 1000)];
         let mut crashed = summary(0.9, Some(9.0), 9_000);
-        crashed.end = "guest_crash".into();
+        crashed.end = crate::report::summary::EndKind::GuestCrash;
         let mut interrupted = summary(0.8, None, 100);
-        interrupted.end = "interrupted".into();
+        interrupted.end = crate::report::summary::EndKind::Interrupted;
         let records = [
             record(0, 0, summary(0.10, Some(1.0), 1_000)),
             record(0, 1, summary(0.20, Some(2.0), 3_000)),

@@ -33,7 +33,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::RunConfig;
 use crate::report::ReportError;
-use crate::report::summary::{Summary, read_summary};
+use crate::report::summary::{EndKind, Summary, read_summary};
 use crate::run::{self, RunError};
 use jobs::{PlanFile, PlanSetting};
 
@@ -146,7 +146,7 @@ pub struct RunRecord {
 
 /// True when the run ran its course and so counts towards the aggregates.
 pub fn is_counted(s: &Summary) -> bool {
-    s.end == "duration" || (s.end == "guest_exit" && s.guest_exit_code == Some(0))
+    s.end == EndKind::Duration || (s.end == EndKind::GuestExit && s.guest_exit_code == Some(0))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -564,14 +564,14 @@ pub(crate) mod fixtures {
     /// A counted run of 10 s with `faults` tracked faults.
     pub fn summary(mape: f64, lag: Option<f64>, faults: u64) -> Summary {
         Summary {
-            tracker: "uffd".into(),
-            estimator: Some("esx".into()),
+            tracker: crate::track::TrackerKind::Uffd,
+            estimator: Some(crate::estimate::EstimatorKind::Esx),
             duration_s: 10.0,
-            end: "duration".into(),
+            end: crate::report::summary::EndKind::Duration,
             mape: Some(mape),
             bias_pages: Some(-50.0),
             true_wss_mean_pages: 1000.0,
-            compared_against: "true_wss_pages".into(),
+            compared_against: crate::analysis::accuracy::TruthColumn::All,
             lag_up_intervals: lag,
             lag_up_events: u32::from(lag.is_some()),
             tracked_faults: Some(faults),

@@ -19,11 +19,21 @@ pub type RamPage = u64;
 
 /// The mechanism, as chosen on the command line.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum TrackerKind {
     /// No tracking: the truth only.
+    #[default]
     None,
     /// PROT_NONE on the host mapping; faults attributed by decoding the instruction.
     Mprotect,
