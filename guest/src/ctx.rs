@@ -6,6 +6,7 @@ use core::sync::atomic::AtomicU64;
 use wss_abi::units::{parse_duration_ns, parse_size};
 use wss_abi::{PAGE_SIZE, Params, Status};
 
+use crate::array::{Array, Element, pages_for};
 use crate::clock::{Clock, rdtsc};
 use crate::mem::{Region, Truth};
 use crate::rng::{Probability, Rng};
@@ -86,7 +87,7 @@ impl<'p> Ctx<'p> {
         ctx
     }
 
-    pub fn params(&self) -> &Params {
+    pub fn params(&self) -> &'p Params {
         self.params
     }
 
@@ -95,8 +96,9 @@ impl<'p> Ctx<'p> {
         (self.params.wss_bytes / PAGE_SIZE).max(1) as usize
     }
 
-    /// A raw parameter value.
-    pub fn param(&self, key: &str) -> Option<&str> {
+    /// A raw parameter value. It borrows the parameter block, not the
+    /// context, so it stays usable while the context runs.
+    pub fn param(&self, key: &str) -> Option<&'p str> {
         self.params.get(key)
     }
 
@@ -162,6 +164,13 @@ impl<'p> Ctx<'p> {
         // SAFETY: [start, start + bytes) lies inside the data region, which
         // the caller of `new` guaranteed valid, and is handed out once.
         unsafe { Region::new(start as *mut u64, pages, self.truth) }
+    }
+
+    /// Allocates an array of `len` elements of `T` (u8, u32, u64 or f64)
+    /// from the data region, in whole pages of its own. Panics, as
+    /// [`Ctx::alloc_pages`] does, when the region is too small.
+    pub fn alloc_array<T: Element>(&mut self, len: usize) -> Array<T> {
+        Array::over(self.alloc_pages(pages_for::<T>(len)), len)
     }
 
     /// How many accesses the next batch should do: [`BATCH`], or fewer so
