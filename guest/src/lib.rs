@@ -22,6 +22,7 @@ pub mod kernel;
 pub mod math;
 pub mod mem;
 pub mod rng;
+pub mod schedule;
 
 #[cfg(feature = "rt")]
 pub mod rt;
@@ -30,3 +31,4 @@ pub use array::{Array, Element};
 pub use ctx::Ctx;
 pub use mem::Region;
 pub use rng::Rng;
+pub use schedule::Schedule;
