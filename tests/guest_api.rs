@@ -131,3 +131,49 @@ fn an_out_of_range_access_is_a_guest_crash_naming_index_and_length() {
         );
     }
 }
+
+/// Runs `arrays` for `ops` operations through the real binary with
+/// `extra` options; returns stdout.
+fn arrays_ops(ops: &str, extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
+        .args(["run", "--guest", "arrays", "--wss", "1M", "--mem", "16M"])
+        .args(["--param", &format!("ops={ops}"), "--duration", "60s"])
+        .args(["--interval", "30s", "--no-plot", "--out"])
+        .arg(dir.path())
+        .args(extra)
+        .output()
+        .expect("run kvm-wss");
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn op_name_results_and_a_short_run_reach_summary_and_console() {
+    if !common::kvm_available("op_name_results_and_a_short_run_reach_summary_and_console") {
+        return;
+    }
+    // 300,000 operations in windows of 256 words: 1171 whole batches and
+    // one of 224. A pass over `bytes` (64 pages, 32768 words) is 128 whole
+    // batches, so 9 passes end.
+    let json = arrays_ops("300000", &["--json"]);
+    let s: serde_json::Value = serde_json::from_str(&json).expect("summary.json on stdout");
+    assert_eq!(s["op_name"], "window words");
+    assert_eq!(
+        s["guest_results"],
+        serde_json::json!([{"slot": 0, "name": "passes", "value": 9}])
+    );
+    // It exits in well under the 30 s interval: nothing to average.
+    assert_eq!(s["scored_intervals"], 0);
+    let table = arrays_ops("300000", &[]);
+    assert!(
+        table.contains("guest      300000 window words ("),
+        "{table}"
+    );
+    assert!(table.contains("\nresults    passes 9\n"), "{table}");
+    assert!(
+        table.contains("true WSS   not measured: no full interval after the"),
+        "{table}"
+    );
+    assert!(!table.contains("mean 0 pages"), "{table}");
+}

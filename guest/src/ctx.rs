@@ -4,9 +4,10 @@
 use core::sync::atomic::AtomicU64;
 
 use wss_abi::units::{parse_duration_ns, parse_size};
-use wss_abi::{PAGE_SIZE, Params, Status};
+use wss_abi::{OP_NAME_LEN, PAGE_SIZE, Params, Status, USER_NAME_LEN, USER_SLOTS, fill_name};
 
 use crate::array::{Array, Element, pages_for};
+use crate::bounds::check_index;
 use crate::clock::{Clock, rdtsc};
 use crate::mem::{Region, Truth};
 use crate::rng::{Probability, Rng};
@@ -248,19 +249,53 @@ impl<'p> Ctx<'p> {
     }
 
     /// Sets program-specific result slot `slot` (0..8) of the status block,
-    /// which the VMM may read at any time, typically at a `sync`.
+    /// which the VMM may read at any time, typically at a `sync`. The
+    /// slots the program set are reported in summary.json
+    /// (`guest_results`) and on the console; see [`Ctx::name_user`].
+    #[track_caller]
     pub fn set_user(&mut self, slot: usize, value: u64) {
-        // SAFETY: a volatile store through a valid reference, so the VMM
-        // sees it; the index is bounds-checked.
-        unsafe { core::ptr::write_volatile(&mut self.status().user[slot], value) };
+        check_index("result slot", slot, USER_SLOTS);
+        let s = self.status();
+        // SAFETY: volatile stores through a valid reference, so the VMM
+        // sees them; the index is checked.
+        unsafe {
+            core::ptr::write_volatile(&mut s.user[slot], value);
+            core::ptr::write_volatile(&mut s.user_set, s.user_set | 1 << slot);
+        }
     }
 
     /// Adds `delta` to result slot `slot` (wrapping), for running totals.
+    #[track_caller]
     pub fn add_user(&mut self, slot: usize, delta: u64) {
+        check_index("result slot", slot, USER_SLOTS);
         // SAFETY: a volatile load through a valid reference; the guest is
         // the only writer of the slot.
         let old = unsafe { core::ptr::read_volatile(&self.status().user[slot]) };
         self.set_user(slot, old.wrapping_add(delta));
+    }
+
+    /// Names result slot `slot` in the run's report (at most 24 bytes;
+    /// longer names are cut), e.g. `g.name_user(0, "hits")`.
+    #[track_caller]
+    pub fn name_user(&mut self, slot: usize, name: &str) {
+        check_index("result slot", slot, USER_SLOTS);
+        let mut field = [0u8; USER_NAME_LEN];
+        fill_name(&mut field, name);
+        let s = self.status();
+        // SAFETY: a volatile store through a valid reference.
+        unsafe { core::ptr::write_volatile(&mut s.user_names[slot], field) };
+    }
+
+    /// Names what the program counts as one operation (what `batch`
+    /// returns to [`Ctx::run`]), e.g. `"lookups"`: the report then says
+    /// "guest 1200000 lookups". At most 32 bytes; the default is
+    /// "accesses".
+    pub fn set_op_name(&mut self, name: &str) {
+        let mut field = [0u8; OP_NAME_LEN];
+        fill_name(&mut field, name);
+        let s = self.status();
+        // SAFETY: a volatile store through a valid reference.
+        unsafe { core::ptr::write_volatile(&mut s.op_name, field) };
     }
 
     /// Runs the program's work loop: calls `batch` again and again, counts
@@ -455,6 +490,26 @@ mod tests {
         assert_eq!((calls, g.ops()), (2, 22));
         assert_eq!(host.status.guest_ops, 22);
         assert!(host.status.run_cycles >= first_cycles);
+    }
+
+    #[test]
+    fn results_and_op_name_reach_the_status_block() {
+        let host = HostGuest::new(&[]);
+        let mut g = host.ctx();
+        g.set_op_name("lookups");
+        g.name_user(2, "hits");
+        g.add_user(2, 40);
+        g.add_user(2, 2);
+        g.set_user(7, 9);
+        assert_eq!(host.status.op_name(), "lookups");
+        let got: Vec<(usize, &str, u64)> = host.status.results().collect();
+        assert_eq!(got, [(2, "hits", 42), (7, "", 9)]);
+        let err = std::panic::catch_unwind(|| host.ctx().set_user(8, 1)).expect_err("panics");
+        assert_eq!(
+            err.downcast_ref::<std::string::String>()
+                .map(|s| s.as_str()),
+            Some("result slot index 8 out of range for length 8")
+        );
     }
 
     #[test]

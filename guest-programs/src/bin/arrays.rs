@@ -12,7 +12,9 @@
 //!   one in place (`copy_within`, overlapping);
 //! - sets each f64 of `reals` to a square root and reads them all back;
 //!
-//! and checks what it reads against what it wrote: a mismatch panics.
+//! and checks what it reads against what it wrote: a mismatch panics. It
+//! counts its operations as "window words" and reports the passes over
+//! `bytes` it completed as result `passes`.
 //!
 //! Params: `out_of_range` (default `none`): after one pass over the arrays,
 //! make one access past the end: `page` (a region page), `word` (word 512
@@ -57,6 +59,9 @@ fn main(g: &mut Ctx) -> u64 {
     let src: Array<u64> = g.alloc_array(q / 2 * page_bytes / 8);
     let dst: Array<u64> = g.alloc_array(q / 2 * page_bytes / 8);
     let reals: Array<f64> = g.alloc_array(q * page_bytes / 8);
+    // One operation moves every array's window by one word.
+    g.set_op_name("window words");
+    g.name_user(0, "passes");
     let (mut cb, mut cw, mut cs, mut cr) = (0, 0, 0, 0);
     let mut seen = 0u64;
     let mut passes = 0u64;
@@ -96,6 +101,7 @@ fn main(g: &mut Ctx) -> u64 {
         }
         if cb == 0 {
             passes += 1;
+            g.set_user(0, passes);
         }
         if passes == 1 {
             match mode {
