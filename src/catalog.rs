@@ -191,7 +191,8 @@ pub static COMMON_PARAMS: &[ParamInfo] = &[
             min_open: false,
         },
         default: "0.5",
-        help: "probability that an access is a write, in [0, 1]",
+        help: "probability that an access is a write, in [0, 1], in programs that draw \
+               each access's kind (Ctx::next_is_write; not probe or arrays)",
     },
     ParamInfo {
         key: "rate",
