@@ -327,7 +327,7 @@ impl<'p> Ctx<'p> {
     /// once.
     ///
     /// Every batch is timed. A batch much longer than the running mean (see
-    /// [`STALL_SLACK_NS`]) counts as a stall (a tracked fault, or the host taking
+    /// `STALL_SLACK_NS`) counts as a stall (a tracked fault, or the host taking
     /// the CPU away), and its excess time is added to `stall_cycles`.
     pub fn run(&mut self, mut batch: impl FnMut(&mut Ctx<'p>) -> Option<usize>) {
         if self.budget_spent() {
