@@ -182,8 +182,10 @@ impl<'p> Ctx<'p> {
 
     /// Allocates `pages` pages from the data region. Panics when the region
     /// is too small, which the VMM prevents by checking `--wss` first.
+    #[track_caller]
     pub fn alloc_pages(&mut self, pages: usize) -> Region {
-        let bytes = pages as u64 * PAGE_SIZE;
+        // A count too large to multiply out is as much too large as any.
+        let bytes = (pages as u64).saturating_mul(PAGE_SIZE);
         let start = self.next_free;
         if bytes > self.data_end.saturating_sub(start) {
             panic!(
@@ -201,6 +203,7 @@ impl<'p> Ctx<'p> {
     /// Allocates an array of `len` elements of `T` (u8, u32, u64 or f64)
     /// from the data region, in whole pages of its own. Panics, as
     /// [`Ctx::alloc_pages`] does, when the region is too small.
+    #[track_caller]
     pub fn alloc_array<T: Element>(&mut self, len: usize) -> Array<T> {
         Array::over(self.alloc_pages(pages_for::<T>(len)), len)
     }
@@ -510,6 +513,32 @@ mod tests {
                 .map(|s| s.as_str()),
             Some("result slot index 8 out of range for length 8")
         );
+    }
+
+    #[test]
+    fn allocations_beyond_the_data_region_panic_even_when_huge() {
+        let host = HostGuest::new(&[]);
+        let mut g = host.ctx();
+        let a: Array<u32> = g.alloc_array(1025);
+        assert_eq!((a.len(), a.region().pages()), (1025, 2));
+        for (want, message) in [
+            (3, "out of data memory: want 3 pages, 2 left"),
+            (
+                usize::MAX,
+                "out of data memory: want 18446744073709551615 pages, 2 left",
+            ),
+        ] {
+            let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                g.alloc_pages(want);
+            }))
+            .expect_err("panics");
+            assert_eq!(
+                err.downcast_ref::<std::string::String>()
+                    .map(|s| s.as_str()),
+                Some(message)
+            );
+        }
+        assert_eq!(g.alloc_pages(2).pages(), 2);
     }
 
     #[test]
