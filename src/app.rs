@@ -416,18 +416,28 @@ fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
         s.intervals,
         s.end
     )?;
-    writeln!(
-        w,
-        "true WSS   mean {:.0} pages ({:.1} MiB), written {:.0} pages{}",
-        s.true_wss_mean_pages,
-        mib(s.true_wss_mean_pages),
-        s.true_wss_write_mean_pages,
-        if s.compared_against == TruthColumn::Writes {
-            "  (dirty-log sees writes: compared with written pages)"
-        } else {
-            ""
-        }
-    )?;
+    if s.scored_intervals == 0 {
+        // A mean over no interval is no measurement, not 0 pages.
+        writeln!(
+            w,
+            "true WSS   not measured: no full interval after the {} warm-up interval(s) \
+             (ran {:.1}s, interval {}s)",
+            s.warmup_intervals, s.duration_s, s.interval_s
+        )?;
+    } else {
+        writeln!(
+            w,
+            "true WSS   mean {:.0} pages ({:.1} MiB), written {:.0} pages{}",
+            s.true_wss_mean_pages,
+            mib(s.true_wss_mean_pages),
+            s.true_wss_write_mean_pages,
+            if s.compared_against == TruthColumn::Writes {
+                "  (dirty-log sees writes: compared with written pages)"
+            } else {
+                ""
+            }
+        )?;
+    }
     if s.estimator.is_some() {
         writeln!(
             w,
@@ -454,13 +464,26 @@ fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
     }
     writeln!(
         w,
-        "guest      {} accesses ({:.1} M/s){}",
+        "guest      {} {} ({:.1} M/s){}",
         s.guest_ops,
+        if s.op_name.is_empty() {
+            "accesses"
+        } else {
+            &s.op_name
+        },
         s.guest_ops_per_s / 1e6,
         s.guest_checksum
             .as_ref()
             .map_or(String::new(), |c| format!("  checksum {c}"))
     )?;
+    if !s.guest_results.is_empty() {
+        let results: Vec<String> = s
+            .guest_results
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.value))
+            .collect();
+        writeln!(w, "results    {}", results.join("  "))?;
+    }
     // Guest text was escaped when it was read (`vmm::exit`): one line each.
     for line in out.logs.iter().take(5) {
         writeln!(w, "guest log  {line}")?;

@@ -11,7 +11,9 @@ use crate::config::RunConfig;
 use crate::estimate::{self, EstimateError, EstimatorConfig, EstimatorKind};
 use crate::guests::GuestError;
 use crate::report::metrics::TruthColumn;
-use crate::report::summary::{EndKind, Phase, Summary, TrackerCounters, write_summary};
+use crate::report::summary::{
+    EndKind, GuestResult, Phase, Summary, TrackerCounters, write_summary,
+};
 use crate::report::timeseries::{Row, TimeseriesWriter};
 use crate::report::{ReportError, plot};
 use crate::sampler::{Event, LoopEnd, Sampler, SamplerError};
@@ -332,6 +334,8 @@ fn run_once(
         forced_holds: thread_forced_holds,
         stall_us: status.stall_cycles as f64 / tsc_hz as f64 * 1e6,
         host: Some(crate::study::host::Host::current()),
+        op_name: crate::vmm::exit::escape_guest_text(status.op_name()),
+        guest_results: GuestResult::all_in(&status),
         ..Summary::default()
     };
     s.record_accuracy(&rows, cfg.warmup_intervals, truth_column);

@@ -224,6 +224,43 @@ pub struct Summary {
     /// was recorded.
     #[serde(default)]
     pub host: Option<crate::study::host::Host>,
+    /// What the guest counts as one operation in `guest_ops`: "accesses"
+    /// unless the program named it (`Ctx::set_op_name`), escaped.
+    #[serde(default)]
+    pub op_name: String,
+    /// The result slots the guest wrote (`Ctx::set_user`), in slot order.
+    #[serde(default)]
+    pub guest_results: Vec<GuestResult>,
+    /// Full rows after warm-up: the rows the means and the accuracy are
+    /// over. 0 when the run was too short for one.
+    #[serde(default)]
+    pub scored_intervals: u64,
+}
+
+/// One result slot the guest wrote.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuestResult {
+    pub slot: u64,
+    /// The program's name for it (escaped), or `user<slot>`.
+    pub name: String,
+    pub value: u64,
+}
+
+impl GuestResult {
+    /// The slots the guest wrote in its status block, in slot order.
+    pub fn all_in(status: &wss_abi::Status) -> Vec<GuestResult> {
+        status
+            .results()
+            .map(|(slot, name, value)| GuestResult {
+                slot: slot as u64,
+                name: match name {
+                    "" => format!("user{slot}"),
+                    name => crate::vmm::exit::escape_guest_text(name),
+                },
+                value,
+            })
+            .collect()
+    }
 }
 
 impl Summary {
@@ -263,6 +300,7 @@ impl Summary {
         let means = metrics::wss_means(rows, warmup_intervals);
         self.true_wss_mean_pages = means.true_wss_pages;
         self.true_wss_write_mean_pages = means.true_wss_write_pages;
+        self.scored_intervals = u64::try_from(means.rows).unwrap_or(u64::MAX);
         self.est_wss_mean_pages = means.est_wss_pages;
         self.mae_pages = m.mae_pages;
         self.mape = m.mape;
@@ -483,6 +521,7 @@ mod tests {
         assert_eq!(s.lag_up_intervals, Some(0.0));
         assert_eq!(s.lag_down_intervals, None);
         assert_eq!(s.warmup_intervals, 1);
+        assert_eq!(s.scored_intervals, 2);
         assert_eq!(s.compared_against, TruthColumn::All);
         assert_eq!(m.mae_pages, s.mae_pages);
     }
@@ -583,5 +622,21 @@ mod tests {
             .unwrap()
             .replace("guest_crash", "exploded");
         assert!(serde_json::from_str::<Summary>(&bad).is_err());
+    }
+
+    #[test]
+    fn guest_results_are_the_written_slots_named_and_escaped() {
+        let mut status = wss_abi::Status {
+            user: [10, 11, 12, 13, 14, 15, 16, 17],
+            user_set: 0b1000_0101,
+            ..Default::default()
+        };
+        wss_abi::fill_name(&mut status.user_names[2], "hits\n");
+        let got = GuestResult::all_in(&status);
+        let want = [(0, "user0", 10), (2, "hits\\n", 12), (7, "user7", 17)];
+        assert_eq!(got.len(), want.len());
+        for (g, (slot, name, value)) in got.iter().zip(want) {
+            assert_eq!((g.slot, g.name.as_str(), g.value), (slot, name, value));
+        }
     }
 }
