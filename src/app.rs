@@ -5,10 +5,14 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use crate::analysis::accuracy::TruthColumn;
+use crate::analysis::derived::faults_per_s;
+use crate::analysis::format::{opt_percent, percent};
 use crate::catalog::{CATALOG, COMMON_PARAMS};
 use crate::cli::{BenchCommand, Cli, Command, RunArgs, StudyArgs, SweepArgs, UsageError};
+use crate::estimate::EstimatorKind;
 use crate::report::ReportError;
-use crate::report::summary::{Summary, read_summary};
+use crate::report::summary::{EndKind, Summary, read_summary};
 use crate::report::timeseries::read_timeseries;
 use crate::run::{RunEnd, RunError, RunOutput};
 use crate::sweep::SweepError;
@@ -342,11 +346,11 @@ fn sweep(args: &SweepArgs) -> Result<ExitCode, AppError> {
             out_dir.display()
         );
         ExitCode::from(EXIT_INTERRUPTED)
-    } else if any(&|s| s.end == "error") {
+    } else if any(&|s| s.end == EndKind::Error) {
         eprintln!("kvm-wss: a run failed in the VMM; see the end column of sweep.csv");
         ExitCode::from(EXIT_RUNTIME)
     } else if any(&|s| {
-        s.end == "guest_crash" || s.end == "guest_exit" && s.guest_exit_code != Some(0)
+        s.end == EndKind::GuestCrash || s.end == EndKind::GuestExit && s.guest_exit_code != Some(0)
     }) {
         eprintln!("kvm-wss: a guest crashed or exited non-zero; see the end column of sweep.csv");
         ExitCode::from(EXIT_GUEST_CRASH)
@@ -403,8 +407,8 @@ fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
         w,
         "guest {}  tracker {}  estimator {}  sample {}  interval {}s  ran {:.1}s ({} intervals, end: {})",
         s.guest,
-        s.tracker,
-        s.estimator.as_deref().unwrap_or("-"),
+        s.tracker.name(),
+        s.estimator.map_or("-", EstimatorKind::name),
         s.sample_pages
             .map_or("-".to_string(), |n| format!("{n} pages")),
         s.interval_s,
@@ -412,24 +416,34 @@ fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
         s.intervals,
         s.end
     )?;
-    writeln!(
-        w,
-        "true WSS   mean {:.0} pages ({:.1} MiB), written {:.0} pages{}",
-        s.true_wss_mean_pages,
-        mib(s.true_wss_mean_pages),
-        s.true_wss_write_mean_pages,
-        if s.compared_against == "true_wss_write_pages" {
-            "  (dirty-log sees writes: compared with written pages)"
-        } else {
-            ""
-        }
-    )?;
+    if s.scored_intervals == 0 {
+        // A mean over no interval is no measurement, not 0 pages.
+        writeln!(
+            w,
+            "true WSS   not measured: no full interval after the {} warm-up interval(s) \
+             (ran {:.1}s, interval {}s)",
+            s.warmup_intervals, s.duration_s, s.interval_s
+        )?;
+    } else {
+        writeln!(
+            w,
+            "true WSS   mean {:.0} pages ({:.1} MiB), written {:.0} pages{}",
+            s.true_wss_mean_pages,
+            mib(s.true_wss_mean_pages),
+            s.true_wss_write_mean_pages,
+            if s.compared_against == TruthColumn::Writes {
+                "  (dirty-log sees writes: compared with written pages)"
+            } else {
+                ""
+            }
+        )?;
+    }
     if s.estimator.is_some() {
         writeln!(
             w,
             "estimate   mean {} pages  mape {}  mae {} pages  bias {} pages  lag up {}  lag down {} intervals",
             opt(s.est_wss_mean_pages, "", 0),
-            opt(s.mape.map(|m| m * 100.0), "%", 1),
+            opt_percent(s.mape),
             opt(s.mae_pages, "", 0),
             opt(s.bias_pages, "", 0),
             opt(s.lag_up_intervals, "", 1),
@@ -437,26 +451,39 @@ fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
         )?;
         writeln!(
             w,
-            "cost       {} tracked faults ({:.0}/s)  fault cost {}  arm {:.1} ms  collect {:.1} ms  VMM CPU {:.2} s{}",
+            "cost       {} tracked faults ({}/s)  fault cost {}  arm {:.1} ms  collect {:.1} ms  VMM CPU {:.2} s{}",
             s.tracked_faults.unwrap_or(0),
-            s.tracked_faults.unwrap_or(0) as f64 / s.duration_s.max(1e-9),
+            opt(faults_per_s(s), "", 0),
             opt(s.fault_cost_us, " us", 1),
             s.arm_us_total / 1e3,
             s.collect_us_total / 1e3,
             s.vmm_cpu_s,
             s.slowdown
-                .map_or(String::new(), |x| format!("  slowdown {:.1}%", x * 100.0)),
+                .map_or(String::new(), |x| format!("  slowdown {}", percent(x))),
         )?;
     }
     writeln!(
         w,
-        "guest      {} accesses ({:.1} M/s){}",
+        "guest      {} {} ({:.1} M/s){}",
         s.guest_ops,
+        if s.op_name.is_empty() {
+            "accesses"
+        } else {
+            &s.op_name
+        },
         s.guest_ops_per_s / 1e6,
         s.guest_checksum
             .as_ref()
             .map_or(String::new(), |c| format!("  checksum {c}"))
     )?;
+    if !s.guest_results.is_empty() {
+        let results: Vec<String> = s
+            .guest_results
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.value))
+            .collect();
+        writeln!(w, "results    {}", results.join("  "))?;
+    }
     // Guest text was escaped when it was read (`vmm::exit`): one line each.
     for line in out.logs.iter().take(5) {
         writeln!(w, "guest log  {line}")?;

@@ -37,6 +37,9 @@ pub enum ParamKind {
     Choice(&'static [&'static str]),
 }
 
+/// The out-of-range accesses `arrays` can make.
+pub const ARRAYS_OUT_OF_RANGE: &[&str] = &["none", "page", "word", "element"];
+
 /// The misbehaviours `badcall` knows.
 pub const BADCALL_CALLS: &[&str] = &[
     "log_oob",
@@ -208,7 +211,8 @@ pub static COMMON_PARAMS: &[ParamInfo] = &[
             min_open: false,
         },
         default: "0.5",
-        help: "probability that an access is a write, in [0, 1]",
+        help: "probability that an access is a write, in [0, 1], in programs that draw \
+               each access's kind (Ctx::next_is_write; not probe or arrays)",
     },
     ParamInfo {
         key: "rate",
@@ -223,6 +227,22 @@ pub static COMMON_PARAMS: &[ParamInfo] = &[
 
 /// Every guest program, sorted by name.
 pub static CATALOG: &[ProgramInfo] = &[
+    ProgramInfo {
+        name: "arrays",
+        summary: "exercises the runtime's typed arrays (u8, u32, u64, f64: get, set, fill, \
+                  iter, copy_from, copy_within) over --wss, checking every value it reads; \
+                  optionally makes one out-of-range access after a pass",
+        params: &[ParamInfo {
+            key: "out_of_range",
+
+            kind: ParamKind::Choice(ARRAYS_OUT_OF_RANGE),
+            default: "none",
+            help: "none, or page, word or element: one access past the end after a pass \
+                   (a guest panic naming the index and the length)",
+        }],
+        expected_truth: "every page of --wss (a multiple of 32K), read and written",
+        test_only: true,
+    },
     ProgramInfo {
         name: "badcall",
         summary: "makes one invalid hypercall or access (param call), to test that kvm-wss \

@@ -319,10 +319,10 @@ pub struct SweepArgs {
     /// Runs per setting; repeat i uses seed + i.
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
-    /// Largest acceptable mean MAPE (a fraction: 0.1 = 10%) for the recommendation.
+    /// The recommended setting's mean MAPE must be below this (a fraction: 0.1 = 10%).
     #[arg(long, default_value_t = 0.1)]
     pub target_mape: f64,
-    /// Largest acceptable mean lag up, in intervals, for the recommendation.
+    /// The recommended setting's mean lag up must be below this many intervals.
     #[arg(long, default_value_t = 2.0)]
     pub target_lag: f64,
     /// Output folder (default: a new folder under runs/). Must not hold a sweep.csv already,
@@ -597,8 +597,8 @@ impl SweepArgs {
             settings,
             repeat: self.repeat,
             targets: Targets {
-                mape: self.target_mape,
-                lag_up: self.target_lag,
+                max_mape: self.target_mape,
+                max_lag_up: self.target_lag,
             },
             baseline: self.common.baseline,
             out_dir,
@@ -969,7 +969,7 @@ mod tests {
             }
         }
         assert_eq!(plan.out_dir, PathBuf::from("somewhere"));
-        assert_eq!(plan.targets.mape, 0.1);
+        assert_eq!(plan.targets.max_mape, 0.1);
         assert!(plan.progress && !plan.baseline);
     }
 

@@ -1,6 +1,7 @@
 //! kvm-wss: boot tiny guest programs on KVM and estimate their working-set
 //! size by sampled page invalidation.
 
+pub mod analysis;
 pub mod app;
 pub mod bench;
 pub mod calibrate;

@@ -11,7 +11,9 @@ use crate::config::RunConfig;
 use crate::estimate::{self, EstimateError, EstimatorConfig, EstimatorKind};
 use crate::guests::GuestError;
 use crate::report::metrics::TruthColumn;
-use crate::report::summary::{Phase, Summary, write_summary};
+use crate::report::summary::{
+    EndKind, GuestResult, Phase, Summary, TrackerCounters, write_summary,
+};
 use crate::report::timeseries::{Row, TimeseriesWriter};
 use crate::report::{ReportError, plot};
 use crate::sampler::{Event, LoopEnd, Sampler, SamplerError};
@@ -305,8 +307,8 @@ fn run_once(
     };
     let mut s = Summary {
         guest: cfg.guest.name(),
-        tracker: cfg.tracker.name().to_string(),
-        estimator: stats.as_ref().map(|_| cfg.estimator.name().to_string()),
+        tracker: cfg.tracker,
+        estimator: stats.as_ref().map(|_| cfg.estimator),
         mem_pages: cfg.mem / wss_abi::PAGE_SIZE,
         sample_pages: match (cfg.tracker, cfg.estimator) {
             (TrackerKind::None, _) | (_, EstimatorKind::Damon) => None,
@@ -322,7 +324,7 @@ fn run_once(
         wss_bytes: cfg.wss,
         domain_pages,
         seed: cfg.seed,
-        end: end.label().to_string(),
+        end: EndKind::from(&end),
         guest_exit_code: match end {
             RunEnd::GuestExit(c) => Some(c),
             _ => None,
@@ -341,6 +343,8 @@ fn run_once(
         forced_holds: thread_forced_holds,
         stall_us: status.stall_cycles as f64 / tsc_hz as f64 * 1e6,
         host: Some(crate::study::host::Host::current()),
+        op_name: crate::vmm::exit::escape_guest_text(status.op_name()),
+        guest_results: GuestResult::all_in(&status),
         ..Summary::default()
     };
     s.record_accuracy(&rows, cfg.warmup_intervals, truth_column);
@@ -357,28 +361,24 @@ fn run_once(
         s.lag_down_intervals = None;
     }
     s.sampler_cpu_s = sampler_cpu_s;
-    let mut tracker_stats = serde_json::Map::new();
-    tracker_stats.insert("vcpu_thread_cpu_s".into(), report.thread_cpu_s.into());
-    tracker_stats.insert("guest_stalls".into(), status.stalls.into());
-    tracker_stats.insert("rejected_hypercalls".into(), report.exits.rejected.into());
+    s.tracker_stats = TrackerCounters {
+        vcpu_thread_cpu_s: report.thread_cpu_s,
+        guest_stalls: status.stalls,
+        rejected_hypercalls: report.exits.rejected,
+        ..TrackerCounters::default()
+    };
     if let Some(st) = &stats {
         s.tracked_faults = Some(st.faults);
         s.fault_cost_us = fault_cost_us;
-        if let Some(cost) = stall_us_per_fault(&rows, cfg.warmup_intervals, baseline) {
-            tracker_stats.insert("stall_us_per_fault".into(), cost.into());
-        }
-        if st.faults > 0 {
-            tracker_stats.insert(
-                "vmm_service_us_per_fault".into(),
-                (st.fault_service_us / st.faults as f64).into(),
-            );
-        }
-        for (k, v) in &st.counters {
-            tracker_stats.insert(k.clone(), (*v).into());
-        }
+        let c = &mut s.tracker_stats;
+        c.stall_us_per_fault = stall_us_per_fault(&rows, cfg.warmup_intervals, baseline);
+        c.vmm_service_us_per_fault =
+            (st.faults > 0).then(|| st.fault_service_us / st.faults as f64);
+        c.arm_us = Some(st.arm_us);
+        c.collect_us = Some(st.collect_us);
+        c.mechanism = st.counters.clone();
     }
     s.record_costs(&rows, baseline);
-    s.tracker_stats = tracker_stats;
     // After Ctrl-C the (small) summary is still written, whole, so the
     // folder describes what was measured; plots are left out (see
     // `plot::render_atomic`).

@@ -71,7 +71,7 @@ fn interrupt_before_outputs_keeps_what_is_written_and_exits_130() {
     drop(w);
     let summary = Summary {
         guest: "seq".into(),
-        tracker: "uffd".into(),
+        tracker: kvm_wss::track::TrackerKind::Uffd,
         ..Summary::default()
     };
     write_summary(&run_dir.join("summary.json"), &summary).expect("summary");
@@ -124,7 +124,7 @@ fn interrupt_before_outputs_keeps_what_is_written_and_exits_130() {
     assert_eq!(names(&out), ["summary.json", "timeseries.csv"]);
     let kept = read_timeseries(&out.join("timeseries.csv")).expect("csv");
     let s = read_summary(&out.join("summary.json")).expect("json");
-    assert_eq!(s.end, "interrupted");
+    assert_eq!(s.end, kvm_wss::report::summary::EndKind::Interrupted);
     assert_eq!(s.intervals, kept.len() as u64);
     assert!(s.duration_s < 2.0, "{}", s.duration_s);
 }

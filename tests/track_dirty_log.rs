@@ -137,7 +137,10 @@ fn assert_exhaustive_is_exact(what: &str, params: &[(&str, &str)]) -> Vec<(u64, 
         "{what}: {:?}",
         out.end
     );
-    assert_eq!(out.summary.compared_against, "true_wss_write_pages");
+    assert_eq!(
+        out.summary.compared_against,
+        kvm_wss::analysis::accuracy::TruthColumn::Writes
+    );
     let rows: Vec<(u64, f64)> = out
         .rows
         .iter()

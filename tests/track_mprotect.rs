@@ -129,7 +129,7 @@ fn no_sample_is_lost_at_short_intervals() {
             }
             .config(),
         );
-        let stats = &out.summary.tracker_stats;
+        let stats = &out.summary.tracker_stats.mechanism;
         assert!(
             out.rows.len() >= 20,
             "{guest}: {} intervals",

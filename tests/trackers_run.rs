@@ -36,8 +36,12 @@ fn every_tracker_runs_every_program_and_reports_its_costs() {
             let s = &out.summary;
             let what = format!("{guest} under {tracker:?}");
             assert!(matches!(out.end, RunEnd::Duration), "{what}: {:?}", out.end);
-            assert_eq!(s.tracker, tracker.name(), "{what}");
-            assert_eq!(s.estimator.as_deref(), Some("esx"), "{what}");
+            assert_eq!(s.tracker, tracker, "{what}");
+            assert_eq!(
+                s.estimator,
+                Some(kvm_wss::estimate::EstimatorKind::Esx),
+                "{what}"
+            );
             let faults = s
                 .tracked_faults
                 .unwrap_or_else(|| panic!("{what}: no tracked_faults"));
@@ -64,9 +68,9 @@ fn every_tracker_runs_every_program_and_reports_its_costs() {
             assert_eq!(
                 s.compared_against,
                 if tracker == TrackerKind::DirtyLog {
-                    "true_wss_write_pages"
+                    kvm_wss::analysis::accuracy::TruthColumn::Writes
                 } else {
-                    "true_wss_pages"
+                    kvm_wss::analysis::accuracy::TruthColumn::All
                 },
                 "{what}"
             );

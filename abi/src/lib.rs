@@ -78,7 +78,7 @@ pub const fn unpack_buf(data: u64) -> (u64, u64) {
 pub const PARAMS_MAGIC: u64 = u64::from_le_bytes(*b"KVMWSS01");
 
 /// Version of this ABI. Bumped on any incompatible change.
-pub const ABI_VERSION: u64 = 2;
+pub const ABI_VERSION: u64 = 3;
 
 /// Longest parameter key, in bytes.
 pub const PARAM_KEY_LEN: usize = 32;
@@ -86,6 +86,13 @@ pub const PARAM_KEY_LEN: usize = 32;
 pub const PARAM_VALUE_LEN: usize = 96;
 /// Most parameters a program can receive.
 pub const MAX_PARAMS: usize = 24;
+
+/// Longest name of the program's unit of work ([`Status::op_name`]).
+pub const OP_NAME_LEN: usize = 32;
+/// Program-specific result slots in [`Status::user`].
+pub const USER_SLOTS: usize = 8;
+/// Longest name of a result slot ([`Status::user_names`]).
+pub const USER_NAME_LEN: usize = 24;
 
 /// One `--param key=value`, NUL-padded.
 #[repr(C)]
@@ -185,7 +192,7 @@ pub struct Status {
     /// same thing in a guest and in a host process.
     pub run_cycles: u64,
     /// Program-specific results (for example the probe's timed touches).
-    pub user: [u64; 8],
+    pub user: [u64; USER_SLOTS],
     /// Where the runtime's access routines are: `[touch_code, touch_code +
     /// touch_code_len)`. Each routine does one access and marks its page in
     /// the truth, so an access and its mark are one step only if no
@@ -196,6 +203,45 @@ pub struct Status {
     pub touch_code: u64,
     pub touch_code_len: u64,
     pub touch_finish: u64,
+    /// Bit `i` is set once the program wrote result slot `user[i]`; the
+    /// VMM reports only those slots (summary.json `guest_results`).
+    pub user_set: u64,
+    /// The name of each result slot, UTF-8, NUL-padded; empty for an
+    /// unnamed slot.
+    pub user_names: [[u8; USER_NAME_LEN]; USER_SLOTS],
+    /// What the program counts as one operation in `guest_ops` (for
+    /// example `lookups`), UTF-8, NUL-padded; empty means accesses.
+    pub op_name: [u8; OP_NAME_LEN],
+}
+
+impl Status {
+    /// The program's name for its unit of work, `accesses` unless it set
+    /// one. Untrusted text: escape it before printing.
+    pub fn op_name(&self) -> &str {
+        match str_until_nul(&self.op_name) {
+            "" => "accesses",
+            name => name,
+        }
+    }
+
+    /// The result slots the program wrote, in slot order, with their
+    /// names (empty for an unnamed slot). Names are untrusted text.
+    pub fn results(&self) -> impl Iterator<Item = (usize, &str, u64)> {
+        (0..USER_SLOTS)
+            .filter(|&i| self.user_set & (1 << i) != 0)
+            .map(|i| (i, str_until_nul(&self.user_names[i]), self.user[i]))
+    }
+}
+
+/// Copies `text` into a NUL-padded field, cut at a character boundary
+/// when it is longer than the field.
+pub fn fill_name(field: &mut [u8], text: &str) {
+    let mut n = text.len().min(field.len());
+    while !text.is_char_boundary(n) {
+        n -= 1;
+    }
+    field.fill(0);
+    field[..n].copy_from_slice(&text.as_bytes()[..n]);
 }
 
 /// Byte offset of [`Params`] inside the metadata slot.
@@ -217,4 +263,44 @@ pub const fn align_up(x: u64, align: u64) -> u64 {
 }
 
 const _: () = assert!(core::mem::size_of::<Params>() <= STATUS_OFFSET as usize);
+const _: () = assert!(core::mem::size_of::<Status>() <= (BITMAPS_OFFSET - STATUS_OFFSET) as usize);
 const _: () = assert!(DOORBELL_BASE + DOORBELL_SIZE <= RAM_BASE);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn op_name_defaults_to_accesses() {
+        let mut s = Status::default();
+        assert_eq!(s.op_name(), "accesses");
+        fill_name(&mut s.op_name, "lookups");
+        assert_eq!(s.op_name(), "lookups");
+    }
+
+    #[test]
+    fn only_written_result_slots_are_reported() {
+        let mut s = Status::default();
+        s.user[1] = 5;
+        s.user[6] = 7;
+        s.user_set = 1 << 6 | 1 << 0;
+        fill_name(&mut s.user_names[6], "hits");
+        let got: [(usize, &str, u64); 2] = {
+            let mut it = s.results();
+            [it.next().unwrap(), it.next().unwrap()]
+        };
+        assert_eq!(got, [(0, "", 0), (6, "hits", 7)]);
+        assert_eq!(s.results().count(), 2);
+    }
+
+    #[test]
+    fn fill_name_cuts_at_a_char_boundary() {
+        let mut field = [0xffu8; 4];
+        fill_name(&mut field, "ab\u{e9}\u{e9}");
+        assert_eq!(&field, b"ab\xc3\xa9");
+        fill_name(&mut field, "abc\u{e9}");
+        assert_eq!(&field, b"abc\0");
+        fill_name(&mut field, "");
+        assert_eq!(&field, &[0; 4]);
+    }
+}

@@ -43,38 +43,3 @@ pub fn drive(g: &mut Ctx, region: &Region, pattern: &mut impl Pattern) -> u64 {
     });
     region.checksum() ^ seen.rotate_left(17)
 }
-
-/// The clock that time-driven patterns follow.
-///
-/// A paced run (`rate` > 0) takes its time from the operation count,
-/// `op / rate`: its pattern, and so its checksum, then depend only on the
-/// seed and `ops`, even when tracking slows the guest below the rate (the
-/// schedule then stretches in wall-clock time). An unpaced run follows the
-/// TSC.
-pub struct Schedule {
-    rate: u64,
-}
-
-impl Schedule {
-    pub fn new(g: &Ctx) -> Schedule {
-        Schedule {
-            rate: g.param_u64_or("rate", 0),
-        }
-    }
-
-    /// Nanoseconds into the run at operation `op`.
-    pub fn now_ns(&self, g: &Ctx, op: u64) -> u64 {
-        if self.rate > 0 {
-            (op as u128 * 1_000_000_000 / self.rate as u128) as u64
-        } else {
-            g.clock.now_ns()
-        }
-    }
-}
-
-/// Announces phase `marker` both ways: in the status block, which the VMM
-/// samples at every interval, and by hypercall, which it timestamps.
-pub fn announce(g: &mut Ctx, marker: u64) {
-    g.set_phase(marker);
-    wss_guest::rt::phase(marker);
-}

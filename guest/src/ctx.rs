@@ -4,11 +4,14 @@
 use core::sync::atomic::AtomicU64;
 
 use wss_abi::units::{parse_duration_ns, parse_size};
-use wss_abi::{PAGE_SIZE, Params, Status};
+use wss_abi::{OP_NAME_LEN, PAGE_SIZE, Params, Status, USER_NAME_LEN, USER_SLOTS, fill_name};
 
+use crate::array::{Array, Element, pages_for};
+use crate::bounds::check_index;
 use crate::clock::{Clock, rdtsc};
 use crate::mem::{Region, Truth};
 use crate::rng::{Probability, Rng};
+use crate::schedule::Schedule;
 
 /// Accesses a program performs per call of its batch function. Small enough
 /// that time-driven programs react within microseconds, large enough that
@@ -36,8 +39,35 @@ pub struct Ctx<'p> {
     ops: u64,
     ops_limit: u64,
     write_ratio: Probability,
+    /// The `rate` parameter: operations per second, 0 when unpaced.
+    rate: u64,
     /// TSC ticks per access when the `rate` parameter paces the program.
     ticks_per_op: u64,
+    /// TSC cycles spent inside `run`, over all its calls.
+    run_cycles: u64,
+}
+
+/// The pacing of one call of [`Ctx::run`]: its operations are spread
+/// evenly from the call's start, whatever earlier calls did.
+#[derive(Clone, Copy, Debug)]
+struct Pace {
+    start: u64,
+    start_ops: u64,
+    /// 0 when the run is not paced.
+    ticks_per_op: u64,
+}
+
+impl Pace {
+    /// The TSC value before which the loop must not go on once `ops`
+    /// operations are done, or `None` when the run is not paced.
+    fn due(&self, ops: u64) -> Option<u64> {
+        (self.ticks_per_op != 0).then(|| {
+            self.start.wrapping_add(
+                ops.saturating_sub(self.start_ops)
+                    .saturating_mul(self.ticks_per_op),
+            )
+        })
+    }
 }
 
 impl<'p> Ctx<'p> {
@@ -66,7 +96,9 @@ impl<'p> Ctx<'p> {
             ops: 0,
             ops_limit: 0,
             write_ratio: Probability::new(0.0),
+            rate: 0,
             ticks_per_op: 0,
+            run_cycles: 0,
         };
         // No pacing (0) when `rate` is 0.
         let (code, len, finish) = crate::mem::touch_code();
@@ -78,6 +110,7 @@ impl<'p> Ctx<'p> {
             core::ptr::write_volatile(&mut s.touch_finish, finish);
         }
         let rate = ctx.param_u64_or("rate", 0);
+        ctx.rate = rate;
         ctx.ticks_per_op = ctx.clock.tsc_hz().checked_div(rate).map_or(0, |t| t.max(1));
         ctx.ops_limit = ctx.param_u64_or("ops", 0);
         // Half reads, half writes unless the run says otherwise: a tracker must
@@ -86,7 +119,7 @@ impl<'p> Ctx<'p> {
         ctx
     }
 
-    pub fn params(&self) -> &Params {
+    pub fn params(&self) -> &'p Params {
         self.params
     }
 
@@ -95,8 +128,9 @@ impl<'p> Ctx<'p> {
         (self.params.wss_bytes / PAGE_SIZE).max(1) as usize
     }
 
-    /// A raw parameter value.
-    pub fn param(&self, key: &str) -> Option<&str> {
+    /// A raw parameter value. It borrows the parameter block, not the
+    /// context, so it stays usable while the context runs.
+    pub fn param(&self, key: &str) -> Option<&'p str> {
         self.params.get(key)
     }
 
@@ -148,8 +182,10 @@ impl<'p> Ctx<'p> {
 
     /// Allocates `pages` pages from the data region. Panics when the region
     /// is too small, which the VMM prevents by checking `--wss` first.
+    #[track_caller]
     pub fn alloc_pages(&mut self, pages: usize) -> Region {
-        let bytes = pages as u64 * PAGE_SIZE;
+        // A count too large to multiply out is as much too large as any.
+        let bytes = (pages as u64).saturating_mul(PAGE_SIZE);
         let start = self.next_free;
         if bytes > self.data_end.saturating_sub(start) {
             panic!(
@@ -162,6 +198,14 @@ impl<'p> Ctx<'p> {
         // SAFETY: [start, start + bytes) lies inside the data region, which
         // the caller of `new` guaranteed valid, and is handed out once.
         unsafe { Region::new(start as *mut u64, pages, self.truth) }
+    }
+
+    /// Allocates an array of `len` elements of `T` (u8, u32, u64 or f64)
+    /// from the data region, in whole pages of its own. Panics, as
+    /// [`Ctx::alloc_pages`] does, when the region is too small.
+    #[track_caller]
+    pub fn alloc_array<T: Element>(&mut self, len: usize) -> Array<T> {
+        Array::over(self.alloc_pages(pages_for::<T>(len)), len)
     }
 
     /// How many accesses the next batch should do: [`BATCH`], or fewer so
@@ -184,40 +228,121 @@ impl<'p> Ctx<'p> {
         unsafe { &mut *self.status }
     }
 
-    /// Publishes a phase marker in the status block.
+    /// The clock a time-driven program should follow: operation count
+    /// over `rate` in a paced run (reproducible), the TSC otherwise.
+    pub fn schedule(&self) -> Schedule {
+        Schedule::new(self.rate, self.clock)
+    }
+
+    /// Publishes a phase marker in the status block, which the VMM samples
+    /// at every interval. [`Ctx::announce_phase`] also timestamps it.
     pub fn set_phase(&mut self, marker: u64) {
         // SAFETY: as in `status`; a volatile store so the VMM sees it.
         unsafe { core::ptr::write_volatile(&mut (*self.status).phase, marker) };
     }
 
+    /// Announces that the program changes behaviour: the marker goes to
+    /// the status block (see [`Ctx::set_phase`]) and, in a guest, to the
+    /// VMM by hypercall, which timestamps it for the run's phase list and
+    /// plot. In a host process (`bench native`) only the status block.
+    pub fn announce_phase(&mut self, marker: u64) {
+        self.set_phase(marker);
+        #[cfg(feature = "rt")]
+        crate::rt::phase(marker);
+    }
+
     /// Sets program-specific result slot `slot` (0..8) of the status block,
-    /// which the VMM may read at any time, typically at a `sync`.
+    /// which the VMM may read at any time, typically at a `sync`. The
+    /// slots the program set are reported in summary.json
+    /// (`guest_results`) and on the console; see [`Ctx::name_user`].
+    #[track_caller]
     pub fn set_user(&mut self, slot: usize, value: u64) {
-        // SAFETY: a volatile store through a valid reference, so the VMM
-        // sees it; the index is bounds-checked.
-        unsafe { core::ptr::write_volatile(&mut self.status().user[slot], value) };
+        check_index("result slot", slot, USER_SLOTS);
+        let s = self.status();
+        // SAFETY: volatile stores through a valid reference, so the VMM
+        // sees them; the index is checked.
+        unsafe {
+            core::ptr::write_volatile(&mut s.user[slot], value);
+            core::ptr::write_volatile(&mut s.user_set, s.user_set | 1 << slot);
+        }
     }
 
     /// Adds `delta` to result slot `slot` (wrapping), for running totals.
+    #[track_caller]
     pub fn add_user(&mut self, slot: usize, delta: u64) {
+        check_index("result slot", slot, USER_SLOTS);
         // SAFETY: a volatile load through a valid reference; the guest is
         // the only writer of the slot.
         let old = unsafe { core::ptr::read_volatile(&self.status().user[slot]) };
         self.set_user(slot, old.wrapping_add(delta));
     }
 
-    /// Runs `batch` until the `ops` parameter's budget is spent (forever when
-    /// it is 0: the VMM ends the run) or until `batch` returns `None`.
-    /// `batch` does about [`BATCH`] accesses and returns how many.
+    /// Names result slot `slot` in the run's report (at most 24 bytes;
+    /// longer names are cut), e.g. `g.name_user(0, "hits")`.
+    #[track_caller]
+    pub fn name_user(&mut self, slot: usize, name: &str) {
+        check_index("result slot", slot, USER_SLOTS);
+        let mut field = [0u8; USER_NAME_LEN];
+        fill_name(&mut field, name);
+        let s = self.status();
+        // SAFETY: a volatile store through a valid reference.
+        unsafe { core::ptr::write_volatile(&mut s.user_names[slot], field) };
+    }
+
+    /// Names what the program counts as one operation (what `batch`
+    /// returns to [`Ctx::run`]), e.g. `"lookups"`: the report then says
+    /// "guest 1200000 lookups". At most 32 bytes; the default is
+    /// "accesses".
+    pub fn set_op_name(&mut self, name: &str) {
+        let mut field = [0u8; OP_NAME_LEN];
+        fill_name(&mut field, name);
+        let s = self.status();
+        // SAFETY: a volatile store through a valid reference.
+        unsafe { core::ptr::write_volatile(&mut s.op_name, field) };
+    }
+
+    /// Runs the program's work loop: calls `batch` again and again, counts
+    /// the operations it reports, paces and times it, until the run ends.
     ///
-    /// With the `rate` parameter (accesses per second) the loop waits after
-    /// each batch until the schedule allows the next one.
+    /// The contract of `batch`'s return value:
+    /// - `Some(n)`: the batch did `n` operations (whatever the program
+    ///   counts: accesses, lookups, ...); `n` is added to [`Ctx::ops`] and
+    ///   to the status block's `guest_ops`, and the loop goes on. Aim for
+    ///   about [`BATCH`] operations per call, and at most
+    ///   [`Ctx::batch_len`], so that a run with an `ops` budget stops
+    ///   exactly on it.
+    /// - `Some(0)`: the batch did no operation but the program is not
+    ///   done (for example it is waiting for its own clock); the loop calls
+    ///   it again, and the call still counts in pacing and stall timing.
+    /// - `None`: the program is done with this loop; `run` returns.
+    ///
+    /// `run` also returns, without calling `batch` again, as soon as the
+    /// `ops` parameter's budget is spent (never when it is 0: then the
+    /// VMM ends the run at `--duration`).
+    ///
+    /// With the `rate` parameter (operations per second) the loop waits
+    /// after each batch until the schedule allows the next one. `run` may
+    /// be called more than once (say, a set-up loop and a measured loop):
+    /// operations keep counting across calls, each call paces its own
+    /// operations from its own start (time spent between calls is not
+    /// made up for by a burst), and `run_cycles` adds up the time inside
+    /// all calls. A call made once the `ops` budget is spent returns at
+    /// once.
     ///
     /// Every batch is timed. A batch much longer than the running mean (see
-    /// [`STALL_SLACK_NS`]) counts as a stall (a tracked fault, or the host taking
+    /// `STALL_SLACK_NS`) counts as a stall (a tracked fault, or the host taking
     /// the CPU away), and its excess time is added to `stall_cycles`.
     pub fn run(&mut self, mut batch: impl FnMut(&mut Ctx<'p>) -> Option<usize>) {
+        if self.budget_spent() {
+            return;
+        }
         let run_start = rdtsc();
+        let pace = Pace {
+            start: run_start,
+            start_ops: self.ops,
+            ticks_per_op: self.ticks_per_op,
+        };
+        let cycles_before = self.run_cycles;
         let slack = self.clock.ns_to_ticks(STALL_SLACK_NS);
         let cap = self.clock.ns_to_ticks(STALL_CAP_NS);
         let mut mean: u64 = 0;
@@ -240,23 +365,29 @@ impl<'p> Ctx<'p> {
                 mean = mean - (mean >> 4) + (dt >> 4);
             }
             let ops = self.ops;
+            self.run_cycles = cycles_before + now.wrapping_sub(run_start);
+            let cycles = self.run_cycles;
             let s = self.status();
             // SAFETY: volatile stores into our status block.
             unsafe {
                 core::ptr::write_volatile(&mut s.guest_ops, ops);
-                core::ptr::write_volatile(&mut s.run_cycles, now.wrapping_sub(run_start));
+                core::ptr::write_volatile(&mut s.run_cycles, cycles);
             }
-            if self.ops_limit != 0 && self.ops >= self.ops_limit {
+            if self.budget_spent() {
                 break;
             }
-            if self.ticks_per_op != 0 {
-                let due = run_start.wrapping_add(self.ops * self.ticks_per_op);
+            if let Some(due) = pace.due(self.ops) {
                 while (rdtsc().wrapping_sub(due) as i64) < 0 {
                     core::hint::spin_loop();
                 }
             }
             last = rdtsc();
         }
+    }
+
+    /// Whether a run with an `ops` budget has done all of it.
+    fn budget_spent(&self) -> bool {
+        self.ops_limit != 0 && self.ops >= self.ops_limit
     }
 
     /// Records the checksum the program computed over its data.
@@ -267,5 +398,205 @@ impl<'p> Ctx<'p> {
             core::ptr::write_volatile(&mut s.checksum, sum);
             core::ptr::write_volatile(&mut s.checksum_valid, 1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::boxed::Box;
+    use std::vec;
+    use std::vec::Vec;
+
+    use core::sync::atomic::AtomicU64;
+    use wss_abi::{MAX_PARAMS, PARAMS_MAGIC, Param};
+
+    use super::*;
+    use crate::clock::rdtsc;
+
+    /// What the VMM lays out for a guest, in host memory: data pages,
+    /// truth bitmaps, a status block and the parameter block.
+    struct HostGuest {
+        _data: Vec<u64>,
+        _bits: Vec<AtomicU64>,
+        status: Box<Status>,
+        params: Box<Params>,
+    }
+
+    /// TSC frequency the tests claim; pacing is computed from it.
+    const TSC_HZ: u64 = 1_000_000_000;
+
+    impl HostGuest {
+        fn new(params: &[(&str, &str)]) -> HostGuest {
+            let pages = 4u64;
+            let mut data = vec![0u64; (pages * PAGE_SIZE / 8) as usize];
+            let bits: Vec<AtomicU64> = (0..2).map(|_| AtomicU64::new(0)).collect();
+            let mut status = Box::new(Status::default());
+            let mut list = [Param::EMPTY; MAX_PARAMS];
+            for (slot, (k, v)) in list.iter_mut().zip(params) {
+                slot.key[..k.len()].copy_from_slice(k.as_bytes());
+                slot.value[..v.len()].copy_from_slice(v.as_bytes());
+            }
+            let base = data.as_mut_ptr() as u64;
+            let params = Box::new(Params {
+                magic: PARAMS_MAGIC,
+                version: wss_abi::ABI_VERSION,
+                ram_base: base,
+                ram_size: pages * PAGE_SIZE,
+                data_start: base,
+                data_end: base + pages * PAGE_SIZE,
+                stack_top: 0,
+                tsc_hz: TSC_HZ,
+                seed: 1,
+                wss_bytes: pages * PAGE_SIZE,
+                status: (&mut *status as *mut Status) as u64,
+                read_bitmap: bits.as_ptr() as u64,
+                write_bitmap: bits[1..].as_ptr() as u64,
+                bitmap_words: 1,
+                nparams: params.len() as u64,
+                params: list,
+            });
+            HostGuest {
+                _data: data,
+                _bits: bits,
+                status,
+                params,
+            }
+        }
+
+        fn ctx(&self) -> Ctx<'_> {
+            // SAFETY: every address in the parameter block points into this
+            // fixture's own memory, which outlives the context.
+            unsafe { Ctx::new(&self.params) }
+        }
+    }
+
+    #[test]
+    fn run_counts_some_n_goes_on_after_some_0_and_stops_at_none() {
+        let host = HostGuest::new(&[]);
+        let mut g = host.ctx();
+        let script = [Some(0), Some(0), Some(5), Some(5), Some(5), None];
+        let mut calls = 0;
+        g.run(|_| {
+            calls += 1;
+            script[calls - 1]
+        });
+        assert_eq!((calls, g.ops()), (6, 15));
+        let first_cycles = host.status.run_cycles;
+        // A second call goes on counting, and its time adds up.
+        let mut calls = 0;
+        g.run(|_| {
+            calls += 1;
+            (calls == 1).then_some(7)
+        });
+        assert_eq!((calls, g.ops()), (2, 22));
+        assert_eq!(host.status.guest_ops, 22);
+        assert!(host.status.run_cycles >= first_cycles);
+    }
+
+    #[test]
+    fn results_and_op_name_reach_the_status_block() {
+        let host = HostGuest::new(&[]);
+        let mut g = host.ctx();
+        g.set_op_name("lookups");
+        g.name_user(2, "hits");
+        g.add_user(2, 40);
+        g.add_user(2, 2);
+        g.set_user(7, 9);
+        assert_eq!(host.status.op_name(), "lookups");
+        let got: Vec<(usize, &str, u64)> = host.status.results().collect();
+        assert_eq!(got, [(2, "hits", 42), (7, "", 9)]);
+        let err = std::panic::catch_unwind(|| host.ctx().set_user(8, 1)).expect_err("panics");
+        assert_eq!(
+            err.downcast_ref::<std::string::String>()
+                .map(|s| s.as_str()),
+            Some("result slot index 8 out of range for length 8")
+        );
+    }
+
+    #[test]
+    fn allocations_beyond_the_data_region_panic_even_when_huge() {
+        let host = HostGuest::new(&[]);
+        let mut g = host.ctx();
+        let a: Array<u32> = g.alloc_array(1025);
+        assert_eq!((a.len(), a.region().pages()), (1025, 2));
+        for (want, message) in [
+            (3, "out of data memory: want 3 pages, 2 left"),
+            (
+                usize::MAX,
+                "out of data memory: want 18446744073709551615 pages, 2 left",
+            ),
+        ] {
+            let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                g.alloc_pages(want);
+            }))
+            .expect_err("panics");
+            assert_eq!(
+                err.downcast_ref::<std::string::String>()
+                    .map(|s| s.as_str()),
+                Some(message)
+            );
+        }
+        assert_eq!(g.alloc_pages(2).pages(), 2);
+    }
+
+    #[test]
+    fn an_ops_budget_ends_the_loop_and_later_calls() {
+        let host = HostGuest::new(&[("ops", "300")]);
+        let mut g = host.ctx();
+        let mut lens = Vec::new();
+        g.run(|g| {
+            let n = g.batch_len();
+            lens.push(n);
+            Some(n)
+        });
+        assert_eq!(lens, [BATCH, 300 - BATCH]);
+        assert_eq!(host.status.guest_ops, 300);
+        let mut called = false;
+        g.run(|_| {
+            called = true;
+            None
+        });
+        assert!(!called, "the budget is spent: batch is not called again");
+    }
+
+    #[test]
+    fn pacing_starts_afresh_in_each_call() {
+        let pace = Pace {
+            start: 1_000,
+            start_ops: 500,
+            ticks_per_op: 10,
+        };
+        assert_eq!(pace.due(500), Some(1_000));
+        assert_eq!(pace.due(510), Some(1_100));
+        let unpaced = Pace {
+            ticks_per_op: 0,
+            ..pace
+        };
+        assert_eq!(unpaced.due(510), None);
+
+        // In a real context: 1000 ops/s at the claimed 1 GHz TSC is 10^6
+        // ticks per op. The first call's 990 ops take at least 9.9*10^8
+        // ticks; a second call of one op must wait for that one op only,
+        // not for the first call's 990 again (as when every call paced
+        // from its own start but counted all operations).
+        let host = HostGuest::new(&[("rate", "1000")]);
+        let mut g = host.ctx();
+        let mut left = 100;
+        g.run(|_| {
+            left -= 1;
+            (left > 0).then_some(10)
+        });
+        assert_eq!(g.ops(), 990);
+        let t0 = rdtsc();
+        let mut once = true;
+        g.run(|_| core::mem::take(&mut once).then_some(1));
+        let took = rdtsc() - t0;
+        assert!(took >= 1_000_000, "one op is paced: {took} ticks");
+        // The wrong schedule would wait 991 * 10^6 ticks; the right one
+        // 10^6 plus whatever time the host takes the CPU away, far less
+        // than the half of the wrong wait allowed here.
+        assert!(took < 500_000_000, "second call waited {took} ticks");
     }
 }

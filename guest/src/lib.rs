@@ -14,15 +14,21 @@
 
 pub use wss_abi as abi;
 
+pub mod array;
+pub mod bounds;
 pub mod clock;
 pub mod ctx;
 pub mod kernel;
+pub mod math;
 pub mod mem;
 pub mod rng;
+pub mod schedule;
 
 #[cfg(feature = "rt")]
 pub mod rt;
 
+pub use array::{Array, Element};
 pub use ctx::Ctx;
 pub use mem::Region;
 pub use rng::Rng;
+pub use schedule::Schedule;

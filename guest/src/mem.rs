@@ -19,6 +19,8 @@ use core::sync::atomic::AtomicU64;
 
 use wss_abi::{DOORBELL_BASE, PAGE_SIZE, doorbell};
 
+use crate::bounds::check_index;
+
 const PAGE_WORDS: usize = (PAGE_SIZE / 8) as usize;
 
 // The routines, then their finishing copies at the same offsets. Each
@@ -167,14 +169,18 @@ impl Truth {
 }
 
 /// A run of whole pages in the data region, handed out by the context's
-/// allocator. Page `i` of the region is addressed by index; out-of-range
-/// indices panic rather than touch memory outside the region.
+/// allocator. Page `i` of the region is addressed by index, and word `w` of
+/// it by `w < WORDS_PER_PAGE`; an index out of range is a guest panic that
+/// names it (see [`crate::bounds`]), never an access outside the region.
 #[derive(Clone, Copy)]
 pub struct Region {
     base: *mut u64,
     pages: usize,
     truth: Truth,
 }
+
+/// 8-byte words in a page.
+pub const WORDS_PER_PAGE: usize = PAGE_WORDS;
 
 impl Region {
     /// # Safety
@@ -188,20 +194,36 @@ impl Region {
         self.pages
     }
 
+    /// Its length in 8-byte words, the bound of [`Region::read_word`].
+    pub fn words(&self) -> usize {
+        self.pages * PAGE_WORDS
+    }
+
     pub fn base_addr(&self) -> usize {
         self.base as usize
     }
 
+    /// The address of word `index` of the region, which the caller has
+    /// checked against [`Region::words`].
     #[inline(always)]
+    fn word_ptr(&self, index: usize) -> *mut u64 {
+        debug_assert!(index < self.words());
+        // SAFETY: index < pages * PAGE_WORDS (the callers check), so the
+        // pointer stays inside the region.
+        unsafe { self.base.add(index) }
+    }
+
+    #[inline(always)]
+    #[track_caller]
     fn slot(&self, page: usize, word: usize) -> *mut u64 {
-        assert!(page < self.pages, "page index out of region");
-        // SAFETY: page < pages and word is reduced modulo the page's words,
-        // so the pointer stays inside the region.
-        unsafe { self.base.add(page * PAGE_WORDS + (word % PAGE_WORDS)) }
+        check_index("page", page, self.pages);
+        check_index("word", word, PAGE_WORDS);
+        self.word_ptr(page * PAGE_WORDS + word)
     }
 
     /// Reads word `word` of page `page`, marking the page read.
     #[inline(always)]
+    #[track_caller]
     pub fn read(&self, page: usize, word: usize) -> u64 {
         // SAFETY: `slot` returns an in-bounds, aligned pointer.
         unsafe { self.truth.read(self.slot(page, word)) }
@@ -209,14 +231,36 @@ impl Region {
 
     /// Writes word `word` of page `page`, marking the page written.
     #[inline(always)]
+    #[track_caller]
     pub fn write(&self, page: usize, word: usize, value: u64) {
         // SAFETY: `slot` returns an in-bounds, aligned pointer.
         unsafe { self.truth.write(self.slot(page, word), value) }
     }
 
+    /// Reads word `index` of the region counted from its start (page
+    /// `index / 512`), marking its page read.
+    #[inline(always)]
+    #[track_caller]
+    pub fn read_word(&self, index: usize) -> u64 {
+        check_index("word", index, self.words());
+        // SAFETY: the index is checked, so the pointer is in bounds and aligned.
+        unsafe { self.truth.read(self.word_ptr(index)) }
+    }
+
+    /// Writes word `index` of the region counted from its start, marking
+    /// its page written.
+    #[inline(always)]
+    #[track_caller]
+    pub fn write_word(&self, index: usize, value: u64) {
+        check_index("word", index, self.words());
+        // SAFETY: the index is checked, so the pointer is in bounds and aligned.
+        unsafe { self.truth.write(self.word_ptr(index), value) }
+    }
+
     /// One access to a page: a write of `value` or a read. Returns what a
     /// read saw (0 for a write), for the caller to fold into a checksum.
     #[inline(always)]
+    #[track_caller]
     pub fn touch(&self, page: usize, write: bool, value: u64) -> u64 {
         let word = page.wrapping_mul(7) & (PAGE_WORDS - 1);
         if write {
@@ -232,9 +276,9 @@ impl Region {
     /// the guest's memory.
     pub fn checksum(&self) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for i in 0..self.pages * PAGE_WORDS {
-            // SAFETY: i < pages * PAGE_WORDS, inside the region.
-            let v = unsafe { core::ptr::read_volatile(self.base.add(i)) };
+        for i in 0..self.words() {
+            // SAFETY: `word_ptr` is in bounds for i < words().
+            let v = unsafe { core::ptr::read_volatile(self.word_ptr(i)) };
             if v != 0 {
                 h = (h ^ v ^ i as u64).wrapping_mul(0x0100_0000_01b3);
             }

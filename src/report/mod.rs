@@ -3,7 +3,9 @@
 //! compare the estimate with the ground truth, and the plots drawn from them.
 //! Nothing here touches KVM, so all of it is testable on hand-built data.
 
-pub mod metrics;
+/// The accuracy metrics moved to [`crate::analysis::accuracy`]; this keeps
+/// the old path working for code not yet switched over.
+pub use crate::analysis::accuracy as metrics;
 pub mod plot;
 pub mod summary;
 pub mod timeseries;

@@ -316,12 +316,12 @@ impl RunView {
         let mut subtitle = format!(
             "tracker {}, estimator {}, sample {} pages, interval {} s, MAPE {} ({}), \
              guest memory {} MiB",
-            s.tracker,
-            s.estimator.as_deref().unwrap_or("none"),
+            s.tracker.name(),
+            s.estimator.map_or("none", |e| e.name()),
             sample,
             s.interval_s,
             mape,
-            truth_label(&s.compared_against),
+            truth_label(s.compared_against.column_name()),
             format_value(s.mem_pages as f64 / PAGES_PER_MIB),
         );
         if per_point > 1 {
@@ -345,7 +345,7 @@ impl RunView {
             band,
             faults,
             phases,
-            has_tracker: s.tracker != "none",
+            has_tracker: s.tracker != crate::track::TrackerKind::None,
         }
     }
 }
@@ -791,13 +791,13 @@ mod tests {
     fn step_summary() -> Summary {
         Summary {
             guest: "phases".into(),
-            tracker: "fault".into(),
-            estimator: Some("ewma".into()),
+            tracker: crate::track::TrackerKind::Uffd,
+            estimator: Some(crate::estimate::EstimatorKind::Esx),
             mem_pages: 16384,
             sample_pages: Some(512),
             interval_s: 0.5,
             mape: Some(0.1234),
-            compared_against: "true_wss_pages".into(),
+            compared_against: crate::analysis::accuracy::TruthColumn::All,
             phases: vec![
                 Phase {
                     t_s: 0.0,
@@ -851,7 +851,7 @@ mod tests {
         let svg = std::fs::read_to_string(&paths[0]).unwrap();
         for text in [
             "phases: true vs estimated working set",
-            "tracker fault, estimator ewma, sample 512 pages, interval 0.5 s, MAPE 12.3% \
+            "tracker uffd, estimator esx, sample 512 pages, interval 0.5 s, MAPE 12.3% \
              (vs all touched pages), guest memory 64.0 MiB",
             "working set (4 KiB pages)",
             "working set (MiB)",
@@ -886,7 +886,7 @@ mod tests {
             })
             .collect();
         let summary = Summary {
-            tracker: "none".into(),
+            tracker: crate::track::TrackerKind::None,
             estimator: None,
             sample_pages: None,
             mape: None,

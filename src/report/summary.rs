@@ -3,12 +3,17 @@
 
 use std::path::Path;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use super::ReportError;
-use super::metrics::{self, Metrics, TruthColumn};
 use super::timeseries::Row;
+use crate::analysis::accuracy::{self as metrics, Metrics, TruthColumn};
+use crate::analysis::derived;
+use crate::estimate::EstimatorKind;
+use crate::run::RunEnd;
+use crate::track::TrackerKind;
 
 /// A guest phase change: the guest wrote `marker` to its phase slot at `t_s`
 /// seconds after it started.
@@ -16,6 +21,90 @@ use super::timeseries::Row;
 pub struct Phase {
     pub t_s: f64,
     pub marker: u64,
+}
+
+/// How a run ended, as summary.json's `end` records it (the reason's text,
+/// a crash message or an error, is not kept there).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndKind {
+    /// The run lasted its `--duration`.
+    #[default]
+    Duration,
+    /// The guest exited by itself; the code is in `guest_exit_code`.
+    GuestExit,
+    /// Ctrl-C ended the run.
+    Interrupted,
+    /// Triple fault, panic or another fatal guest action.
+    GuestCrash,
+    /// The VMM failed while the guest ran.
+    Error,
+}
+
+impl EndKind {
+    /// The name summary.json writes.
+    pub fn label(self) -> &'static str {
+        match self {
+            EndKind::Duration => "duration",
+            EndKind::GuestExit => "guest_exit",
+            EndKind::Interrupted => "interrupted",
+            EndKind::GuestCrash => "guest_crash",
+            EndKind::Error => "error",
+        }
+    }
+}
+
+impl From<&RunEnd> for EndKind {
+    fn from(end: &RunEnd) -> EndKind {
+        match end {
+            RunEnd::Duration => EndKind::Duration,
+            RunEnd::GuestExit(_) => EndKind::GuestExit,
+            RunEnd::Interrupted => EndKind::Interrupted,
+            RunEnd::GuestCrash(_) => EndKind::GuestCrash,
+            RunEnd::Error(_) => EndKind::Error,
+        }
+    }
+}
+
+impl std::fmt::Display for EndKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// What the tracking cost, as summary.json's `tracker_stats` records it.
+/// The first three are measured for every run, tracker or not; the rest
+/// only with a tracker, and are left out of the JSON when not measured.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct TrackerCounters {
+    /// CPU time of the vCPU thread that ran the guest, seconds.
+    #[serde(default)]
+    pub vcpu_thread_cpu_s: f64,
+    /// Times the guest's run loop stalled (tracked faults, host preemption).
+    #[serde(default)]
+    pub guest_stalls: u64,
+    /// Hypercalls the VMM refused (an untrusted guest's doing).
+    #[serde(default)]
+    pub rejected_hypercalls: u64,
+    /// Guest stall per tracked fault, µs, less the baseline's stall noise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_us_per_fault: Option<f64>,
+    /// VMM time resolving one tracked fault, µs, where the VMM sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmm_service_us_per_fault: Option<f64>,
+    /// Time the tracker itself spent arming pages over the run, µs: the
+    /// mechanism's share of the sampler's `arm_us_total` (which adds the
+    /// sampler's choosing of pages around it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm_us: Option<f64>,
+    /// Time the tracker itself spent collecting touched pages, µs: its
+    /// share of `collect_us_total`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collect_us: Option<f64>,
+    /// The mechanism's own counters (unattributed faults, string
+    /// instructions, ...), by the names its tracker gives them.
+    #[serde(flatten)]
+    pub mechanism: BTreeMap<String, u64>,
 }
 
 /// The whole run in one object. The fields up to `vmm_cpu_s` are a contract
@@ -26,10 +115,10 @@ pub struct Phase {
 pub struct Summary {
     /// Guest program name.
     pub guest: String,
-    /// Tracking mechanism ("none" when the run only measured the truth).
-    pub tracker: String,
-    /// Estimator name; `None` without a tracker.
-    pub estimator: Option<String>,
+    /// Tracking mechanism (`none` when the run only measured the truth).
+    pub tracker: TrackerKind,
+    /// Estimator; `None` without a tracker.
+    pub estimator: Option<EstimatorKind>,
     /// Guest memory size, pages.
     pub mem_pages: u64,
     /// Pages armed per tick; `None` without a tracker.
@@ -70,11 +159,12 @@ pub struct Summary {
     pub domain_pages: u64,
     pub seed: u64,
     pub warmup_intervals: u64,
-    /// "true_wss_pages" or "true_wss_write_pages".
-    pub compared_against: String,
+    /// The truth column errors were measured against, by its CSV name
+    /// ("true_wss_pages" or "true_wss_write_pages").
+    pub compared_against: TruthColumn,
     /// How the run ended: "duration" | "guest_exit" | "interrupted" |
     /// "guest_crash" | "error".
-    pub end: String,
+    pub end: EndKind,
     pub guest_exit_code: Option<u64>,
     /// Guest-computed checksum, hex.
     pub guest_checksum: Option<String>,
@@ -125,8 +215,8 @@ pub struct Summary {
     /// baseline.
     pub slowdown: Option<f64>,
     pub baseline_guest_ops_per_s: Option<f64>,
-    /// Mechanism-specific counters.
-    pub tracker_stats: Map<String, Value>,
+    /// What the tracking cost, in counters.
+    pub tracker_stats: TrackerCounters,
     pub lag_up_events: u32,
     pub lag_down_events: u32,
     pub lag_unresolved: u32,
@@ -134,6 +224,43 @@ pub struct Summary {
     /// was recorded.
     #[serde(default)]
     pub host: Option<crate::study::host::Host>,
+    /// What the guest counts as one operation in `guest_ops`: "accesses"
+    /// unless the program named it (`Ctx::set_op_name`), escaped.
+    #[serde(default)]
+    pub op_name: String,
+    /// The result slots the guest wrote (`Ctx::set_user`), in slot order.
+    #[serde(default)]
+    pub guest_results: Vec<GuestResult>,
+    /// Full rows after warm-up: the rows the means and the accuracy are
+    /// over. 0 when the run was too short for one.
+    #[serde(default)]
+    pub scored_intervals: u64,
+}
+
+/// One result slot the guest wrote.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuestResult {
+    pub slot: u64,
+    /// The program's name for it (escaped), or `user<slot>`.
+    pub name: String,
+    pub value: u64,
+}
+
+impl GuestResult {
+    /// The slots the guest wrote in its status block, in slot order.
+    pub fn all_in(status: &wss_abi::Status) -> Vec<GuestResult> {
+        status
+            .results()
+            .map(|(slot, name, value)| GuestResult {
+                slot: slot as u64,
+                name: match name {
+                    "" => format!("user{slot}"),
+                    name => crate::vmm::exit::escape_guest_text(name),
+                },
+                value,
+            })
+            .collect()
+    }
 }
 
 impl Summary {
@@ -145,17 +272,19 @@ impl Summary {
         self.arm_us_total = rows.iter().map(|r| r.arm_us).sum();
         self.collect_us_total = rows.iter().map(|r| r.collect_us).sum();
         self.armed_pages_total = rows.iter().map(|r| r.sampled_pages).sum();
-        let armed = self.armed_pages_total as f64;
-        self.arm_us_per_page =
-            (armed > 0.0).then(|| (self.arm_us_total + self.collect_us_total) / armed);
+        self.arm_us_per_page = derived::sampler_us_per_armed_page(
+            self.arm_us_total,
+            self.collect_us_total,
+            self.armed_pages_total,
+        );
         self.baseline_guest_ops_per_s = baseline.map(|b| b.guest_ops_per_s);
-        self.slowdown = baseline
-            .filter(|b| b.guest_ops_per_s > 0.0)
-            .map(|b| 1.0 - self.guest_ops_per_s / b.guest_ops_per_s);
-        self.guest_us_per_armed_page = self
-            .slowdown
-            .filter(|_| armed > 0.0)
-            .map(|slowdown| slowdown * self.duration_s * 1e6 / armed);
+        self.slowdown =
+            baseline.and_then(|b| derived::slowdown(self.guest_ops_per_s, b.guest_ops_per_s));
+        self.guest_us_per_armed_page = derived::guest_us_per_armed_page(
+            self.slowdown,
+            self.duration_s,
+            self.armed_pages_total,
+        );
     }
 
     /// Fills the accuracy fields (WSS means, error metrics, lags, and the
@@ -171,6 +300,7 @@ impl Summary {
         let means = metrics::wss_means(rows, warmup_intervals);
         self.true_wss_mean_pages = means.true_wss_pages;
         self.true_wss_write_mean_pages = means.true_wss_write_pages;
+        self.scored_intervals = u64::try_from(means.rows).unwrap_or(u64::MAX);
         self.est_wss_mean_pages = means.est_wss_pages;
         self.mae_pages = m.mae_pages;
         self.mape = m.mape;
@@ -181,7 +311,7 @@ impl Summary {
         self.lag_down_events = m.lag_down_events;
         self.lag_unresolved = m.lag_unresolved;
         self.warmup_intervals = u64::try_from(warmup_intervals).unwrap_or(u64::MAX);
-        self.compared_against = truth.column_name().to_string();
+        self.compared_against = truth;
         m
     }
 }
@@ -242,12 +372,16 @@ mod tests {
     ];
 
     fn sample() -> Summary {
-        let mut stats = Map::new();
-        stats.insert("exits".into(), Value::from(42u64));
+        let mut stats = TrackerCounters {
+            guest_stalls: 7,
+            stall_us_per_fault: Some(2.5),
+            ..TrackerCounters::default()
+        };
+        stats.mechanism.insert("exits".into(), 42);
         Summary {
             guest: "phases".into(),
-            tracker: "fault".into(),
-            estimator: Some("ewma".into()),
+            tracker: crate::track::TrackerKind::Uffd,
+            estimator: Some(crate::estimate::EstimatorKind::Esx),
             mem_pages: 65536,
             sample_pages: Some(512),
             interval_s: 0.1,
@@ -256,7 +390,7 @@ mod tests {
             guest_ops: 1_000_000,
             guest_ops_per_s: 100_000.0,
             vmm_cpu_s: 1.5,
-            end: "duration".into(),
+            end: crate::report::summary::EndKind::Duration,
             guest_checksum: Some("deadbeef".into()),
             phases: vec![Phase {
                 t_s: 2.5,
@@ -300,7 +434,7 @@ mod tests {
             "slowdown",
             "baseline_guest_ops_per_s",
         ] {
-            assert_eq!(obj[name], Value::Null, "{name} should be null");
+            assert_eq!(obj[name], serde_json::Value::Null, "{name} should be null");
         }
     }
 
@@ -387,7 +521,127 @@ mod tests {
         assert_eq!(s.lag_up_intervals, Some(0.0));
         assert_eq!(s.lag_down_intervals, None);
         assert_eq!(s.warmup_intervals, 1);
-        assert_eq!(s.compared_against, "true_wss_pages");
+        assert_eq!(s.scored_intervals, 2);
+        assert_eq!(s.compared_against, TruthColumn::All);
         assert_eq!(m.mae_pages, s.mae_pages);
+    }
+
+    /// `a` and `b` are the same JSON, numbers equal to within rounding
+    /// (serde_json may parse a float to a neighbouring value).
+    fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+        use serde_json::Value;
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+                (Some(x), Some(y)) => (x - y).abs() <= 1e-12 * x.abs().max(1.0),
+                _ => x == y,
+            },
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len()
+                    && x.iter()
+                        .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same_json(v, w))
+            }
+            _ => a == b,
+        }
+    }
+
+    #[test]
+    fn summaries_of_the_study_runs_still_load_and_write_the_same_fields() {
+        let runs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/study/runs");
+        let mut seen = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(&runs).unwrap() {
+            let path = entry.unwrap().path().join("summary.json");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let old: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let typed = read_summary(&path).unwrap();
+            let new = serde_json::to_value(&typed).unwrap();
+            for key in [
+                "tracker",
+                "estimator",
+                "end",
+                "compared_against",
+                "tracker_stats",
+            ] {
+                assert!(
+                    same_json(&old[key], &new[key]),
+                    "{}: {key}: {} became {}",
+                    path.display(),
+                    old[key],
+                    new[key]
+                );
+            }
+            seen.insert((typed.tracker.name(), typed.compared_against.column_name()));
+        }
+        // Every tracker the study runs, each against its truth column.
+        assert_eq!(
+            seen.into_iter().collect::<Vec<_>>(),
+            [
+                ("dirty-log", "true_wss_write_pages"),
+                ("mprotect", "true_wss_pages"),
+                ("uffd", "true_wss_pages"),
+            ]
+        );
+    }
+
+    #[test]
+    fn typed_fields_write_the_historical_strings() {
+        let s = Summary {
+            tracker: TrackerKind::DirtyLog,
+            estimator: Some(EstimatorKind::Exhaustive),
+            end: EndKind::GuestCrash,
+            compared_against: TruthColumn::Writes,
+            ..Summary::default()
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["tracker"], "dirty-log");
+        assert_eq!(v["estimator"], "exhaustive");
+        assert_eq!(v["end"], "guest_crash");
+        assert_eq!(v["compared_against"], "true_wss_write_pages");
+        // Counters measured only with a tracker are left out, not null.
+        assert_eq!(
+            serde_json::to_string(&TrackerCounters::default()).unwrap(),
+            r#"{"vcpu_thread_cpu_s":0.0,"guest_stalls":0,"rejected_hypercalls":0}"#
+        );
+        let ends = [
+            (RunEnd::Duration, "duration"),
+            (RunEnd::GuestExit(3), "guest_exit"),
+            (RunEnd::Interrupted, "interrupted"),
+            (RunEnd::GuestCrash("x".into()), "guest_crash"),
+            (
+                RunEnd::Error(crate::run::RunFailure::Vcpu(
+                    crate::vmm::vcpu_thread::VcpuLoopError::Panicked,
+                )),
+                "error",
+            ),
+        ];
+        for (end, label) in ends {
+            let kind = EndKind::from(&end);
+            assert_eq!(kind.label(), label);
+            assert_eq!(kind.label(), end.label());
+            assert_eq!(serde_json::to_value(kind).unwrap(), label);
+        }
+        // An unknown end is refused, not read as a default.
+        let bad = serde_json::to_string(&s)
+            .unwrap()
+            .replace("guest_crash", "exploded");
+        assert!(serde_json::from_str::<Summary>(&bad).is_err());
+    }
+
+    #[test]
+    fn guest_results_are_the_written_slots_named_and_escaped() {
+        let mut status = wss_abi::Status {
+            user: [10, 11, 12, 13, 14, 15, 16, 17],
+            user_set: 0b1000_0101,
+            ..Default::default()
+        };
+        wss_abi::fill_name(&mut status.user_names[2], "hits\n");
+        let got = GuestResult::all_in(&status);
+        let want = [(0, "user0", 10), (2, "hits\\n", 12), (7, "user7", 17)];
+        assert_eq!(got.len(), want.len());
+        for (g, (slot, name, value)) in got.iter().zip(want) {
+            assert_eq!((g.slot, g.name.as_str(), g.value), (slot, name, value));
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! to timeseries.csv as the run goes.
 
 use std::fs::File;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,7 @@ use super::ReportError;
 /// One sampling interval. The first ten columns are a contract with whoever
 /// reads the CSV (scripts, the sweep, the plots): their names and order must
 /// not change. Extra columns may only be appended after them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     /// End time of the interval, seconds since the guest started.
     pub t_s: f64,
@@ -62,26 +63,18 @@ pub struct Row {
 /// to count as full.
 pub const FULL_FRACTION: f64 = 0.9;
 
-/// Column names in file order; the same names serde derives from [`Row`].
-pub const COLUMNS: [&str; 17] = [
-    "t_s",
-    "true_wss_pages",
-    "true_wss_write_pages",
-    "est_wss_pages",
-    "est_lo_pages",
-    "est_hi_pages",
-    "sampled_pages",
-    "touched_samples",
-    "faults",
-    "guest_ops",
-    "interval_s",
-    "full",
-    "phase",
-    "arm_us",
-    "collect_us",
-    "stall_us",
-    "hold_us",
-];
+/// The CSV header line (no line break): the column names in file order,
+/// as serde derives them from [`Row`], so the struct is the one list of
+/// columns and the header cannot drift from the rows under it.
+pub fn header() -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.serialize(Row::default())?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(text.lines().next().unwrap_or_default().to_string())
+}
 
 /// Appends rows to timeseries.csv. The header is written when the file is
 /// created, so even a run stopped before its first interval leaves a file the
@@ -95,12 +88,18 @@ pub struct TimeseriesWriter {
 impl TimeseriesWriter {
     /// Creates (or truncates) `path` and writes the header.
     pub fn create(path: &Path) -> Result<Self, ReportError> {
-        let file = File::create(path).map_err(|source| ReportError::Io {
+        let io_error = |source| ReportError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        // The header is written here, not by csv: its automatic header only
+        // appears with the first record, which an empty run never has.
+        let header = header().map_err(|source| ReportError::Csv {
             path: path.to_path_buf(),
             source,
         })?;
-        // Headers are written by hand below: csv's automatic header only
-        // appears with the first record, which an empty run never has.
+        let mut file = File::create(path).map_err(io_error)?;
+        writeln!(file, "{header}").map_err(io_error)?;
         let writer = csv::WriterBuilder::new()
             .has_headers(false)
             .from_writer(file);
@@ -108,9 +107,6 @@ impl TimeseriesWriter {
             writer,
             path: path.to_path_buf(),
         };
-        this.writer
-            .write_record(COLUMNS)
-            .map_err(|source| this.csv_error(source))?;
         this.flush()?;
         Ok(this)
     }
@@ -202,13 +198,15 @@ pub(crate) mod tests {
         vec![a, b]
     }
 
+    /// The header other tools read (see the README): the first ten columns
+    /// are a contract, later ones only ever appended.
+    const CONTRACT_HEADER: &str = "t_s,true_wss_pages,true_wss_write_pages,est_wss_pages,\
+        est_lo_pages,est_hi_pages,sampled_pages,touched_samples,faults,guest_ops,interval_s,\
+        full,phase,arm_us,collect_us,stall_us,hold_us";
+
     #[test]
-    fn columns_match_serde_field_order() {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.serialize(&sample_rows()[0]).unwrap();
-        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
-        let header = text.lines().next().unwrap();
-        assert_eq!(header, COLUMNS.join(","));
+    fn header_is_the_documented_column_list() {
+        assert_eq!(header().unwrap(), CONTRACT_HEADER);
     }
 
     #[test]
@@ -218,7 +216,7 @@ pub(crate) mod tests {
         let mut w = TimeseriesWriter::create(&path).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            format!("{}\n", COLUMNS.join(","))
+            format!("{CONTRACT_HEADER}\n")
         );
         assert!(read_timeseries(&path).unwrap().is_empty());
 
@@ -247,8 +245,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ts.csv");
         let text = format!(
-            "{},later_extra\n1.0,10,5,,,,0,0,0,9,1.0,true,2,0.0,0.0,0.0,3.5,xyz\n",
-            COLUMNS.join(",")
+            "{CONTRACT_HEADER},later_extra\n1.0,10,5,,,,0,0,0,9,1.0,true,2,0.0,0.0,0.0,3.5,xyz\n"
         );
         std::fs::write(&path, text).unwrap();
         let rows = read_timeseries(&path).unwrap();
@@ -266,7 +263,7 @@ pub(crate) mod tests {
         let path = dir.path().join("ts.csv");
         let text = format!(
             "{}\n1.0,10,5,,,,0,0,0,9,1.0,true,2,0.0,0.0,0.0\n",
-            COLUMNS[..16].join(",")
+            CONTRACT_HEADER.trim_end_matches(",hold_us")
         );
         std::fs::write(&path, text).unwrap();
         let rows = read_timeseries(&path).unwrap();
@@ -278,7 +275,7 @@ pub(crate) mod tests {
     fn bad_input_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.csv");
-        std::fs::write(&path, format!("{}\nnot-a-number\n", COLUMNS.join(","))).unwrap();
+        std::fs::write(&path, format!("{CONTRACT_HEADER}\nnot-a-number\n")).unwrap();
         match read_timeseries(&path) {
             Err(ReportError::Csv { path: p, .. }) => assert_eq!(p, path),
             other => panic!("expected a CSV error, got {other:?}"),

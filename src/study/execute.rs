@@ -12,7 +12,7 @@ use super::StudyError;
 use super::format::{opt, pct};
 
 use super::plan::{Plan, Spec};
-use crate::report::summary::{Summary, read_summary};
+use crate::report::summary::{EndKind, Summary, read_summary};
 use crate::report::timeseries::{Row, read_timeseries};
 
 /// Time a run costs beyond its duration (boot, writing its outputs),
@@ -152,7 +152,7 @@ pub struct Cached {
 /// worth making again).
 pub fn load_cached(dir: &Path) -> Option<Cached> {
     let summary = read_summary(&dir.join("summary.json")).ok()?;
-    if summary.end == "interrupted" {
+    if summary.end == EndKind::Interrupted {
         return None;
     }
     let rows = read_timeseries(&dir.join("timeseries.csv")).ok()?;
@@ -162,7 +162,7 @@ pub fn load_cached(dir: &Path) -> Option<Cached> {
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
     };
-    let ended_early = early_end(&summary.end).map(|default| note(END_NOTE).unwrap_or(default));
+    let ended_early = early_end(summary.end).map(|default| note(END_NOTE).unwrap_or(default));
     let wall_s = note(WALL_NOTE)
         .and_then(|t| t.parse::<f64>().ok())
         .filter(|w| w.is_finite());
@@ -176,9 +176,9 @@ pub fn load_cached(dir: &Path) -> Option<Cached> {
 
 /// For a summary's `end`, a description of an early end (`None` for a
 /// run that lasted its duration or whose guest exited cleanly).
-fn early_end(end: &str) -> Option<String> {
+fn early_end(end: EndKind) -> Option<String> {
     match end {
-        "duration" | "guest_exit" => None,
+        EndKind::Duration | EndKind::GuestExit => None,
         other => Some(format!("ended early ({other})")),
     }
 }
@@ -279,7 +279,7 @@ pub fn execute(
             _ => make(spec, &dir)?,
         };
         if let Outcome::Done { summary, .. } = &outcome
-            && summary.end == "interrupted"
+            && summary.end == EndKind::Interrupted
         {
             return Err(StudyError::Interrupted { done: i, total });
         }
@@ -341,7 +341,7 @@ mod tests {
         let d = dir.path();
         assert!(load_cached(d).is_none());
         let mut s = Summary {
-            end: "duration".into(),
+            end: crate::report::summary::EndKind::Duration,
             ..Summary::default()
         };
         write_summary(&d.join("summary.json"), &s).unwrap();
@@ -359,7 +359,7 @@ mod tests {
         std::fs::write(d.join(WALL_NOTE), "20.5\n").unwrap();
         assert_eq!(load_cached(d).unwrap().wall_s, Some(20.5));
         // A run stopped by a tracker error keeps what it measured.
-        s.end = "error".into();
+        s.end = crate::report::summary::EndKind::Error;
         write_summary(&d.join("summary.json"), &s).unwrap();
         assert_eq!(
             load_cached(d).unwrap().ended_early.as_deref(),
@@ -370,7 +370,7 @@ mod tests {
             load_cached(d).unwrap().ended_early.as_deref(),
             Some("mprotect failed")
         );
-        s.end = "interrupted".into();
+        s.end = crate::report::summary::EndKind::Interrupted;
         write_summary(&d.join("summary.json"), &s).unwrap();
         assert!(load_cached(d).is_none());
     }

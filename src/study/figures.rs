@@ -105,7 +105,7 @@ pub fn faults_per_s(s: &Summary) -> Option<f64> {
 
 /// The mean truth the run's errors were measured against.
 pub fn compared_truth(s: &Summary) -> f64 {
-    if s.compared_against == TruthColumn::Writes.column_name() {
+    if s.compared_against == TruthColumn::Writes {
         s.true_wss_write_mean_pages
     } else {
         s.true_wss_mean_pages
@@ -218,7 +218,7 @@ fn summary_cells(spec: &Spec, s: Option<&Summary>) -> Vec<String> {
             cell(Some(s.duration_s)),
             cell(Some(s.true_wss_mean_pages)),
             cell(s.est_wss_mean_pages),
-            s.compared_against.clone(),
+            s.compared_against.column_name().to_string(),
             cell(s.mape),
             cell(s.bias_pages),
             cell(rel_bias(s)),
@@ -675,11 +675,7 @@ impl Ctx<'_> {
         }
         for spec in &runs {
             let s = self.summary(spec);
-            let service = s.and_then(|s| {
-                s.tracker_stats
-                    .get("vmm_service_us_per_fault")
-                    .and_then(|v| v.as_f64())
-            });
+            let service = s.and_then(|s| s.tracker_stats.vmm_service_us_per_fault);
             data.push(vec![
                 spec.id(),
                 spec.tracker.name().to_string(),
@@ -955,7 +951,7 @@ mod tests {
             true_wss_write_mean_pages: 100.0,
             bias_pages: Some(-20.0),
             vmm_cpu_s: 2.0,
-            compared_against: "true_wss_pages".into(),
+            compared_against: crate::analysis::accuracy::TruthColumn::All,
             ..Summary::default()
         };
         assert_eq!(faults_per_s(&s), Some(50.0));
@@ -963,7 +959,7 @@ mod tests {
         assert_eq!(lag_s(Some(3.0), &s), Some(1.5));
         assert_eq!(vmm_cpu_share(&s), 0.1);
         let w = Summary {
-            compared_against: "true_wss_write_pages".into(),
+            compared_against: crate::analysis::accuracy::TruthColumn::Writes,
             ..s.clone()
         };
         assert_eq!(rel_bias(&w), Some(-0.2));

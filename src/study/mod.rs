@@ -298,8 +298,8 @@ mod tests {
             .collect();
         let mut summary = crate::report::summary::Summary {
             guest: spec.workload.guest.into(),
-            tracker: spec.tracker.name().into(),
-            estimator: Some(spec.estimator.name().into()),
+            tracker: spec.tracker,
+            estimator: Some(spec.estimator),
             sample_pages: Some(spec.sample_pages),
             interval_s: spec.interval.as_secs_f64(),
             duration_s: 12.0,
@@ -308,7 +308,7 @@ mod tests {
             tracked_faults: Some(100 * (i as u64 + 1)),
             fault_cost_us: Some(30.0),
             vmm_cpu_s: 0.5,
-            end: "duration".into(),
+            end: crate::report::summary::EndKind::Duration,
             slowdown: spec.baseline.then_some(0.01 * i as f64),
             baseline_guest_ops_per_s: spec.baseline.then_some(5e7),
             ..Default::default()

@@ -1,22 +1,17 @@
 //! Which sampling setting to use for a workload: the cheapest one that was
-//! accurate and agile enough, among the settings the study ran.
+//! accurate and agile enough, among the settings the study ran. The rule
+//! itself is [`crate::analysis::recommend`], shared with `kvm-wss sweep`;
+//! this module turns the study's runs into its inputs.
 
+use crate::analysis::derived::{faults_per_s, growth_unresolved};
+use crate::analysis::recommend::{DEFAULT_TARGETS, Scored, Targets, choose};
 use crate::report::summary::Summary;
 
-/// What "good enough" means.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Criteria {
-    /// MAPE must be below this (a fraction).
-    pub max_mape: f64,
-    /// Lag after growth must be below this many intervals.
-    pub max_lag_up: f64,
-}
+/// What "good enough" means: the shared [`Targets`].
+pub type Criteria = Targets;
 
 /// The criteria of the study's recommendation table.
-pub const CRITERIA: Criteria = Criteria {
-    max_mape: 0.1,
-    max_lag_up: 2.0,
-};
+pub const CRITERIA: Criteria = DEFAULT_TARGETS;
 
 /// One setting that was run, with what it achieved and cost.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,36 +27,45 @@ pub struct Candidate {
 
 impl Candidate {
     /// The candidate a run's summary describes; `None` for a run without
-    /// an estimate or a sample size.
+    /// an estimate, a sample size or a fault rate (see
+    /// [`faults_per_s`]).
     pub fn from_summary(s: &Summary) -> Option<Candidate> {
         let sample_pages = s.sample_pages?;
         s.estimator.as_ref()?;
         Some(Candidate {
             sample_pages,
             interval_s: s.interval_s,
-            faults_per_s: s.tracked_faults.unwrap_or(0) as f64 / s.duration_s.max(1e-9),
+            faults_per_s: faults_per_s(s)?,
             mape: s.mape.filter(|m| m.is_finite()),
             lag_up: s.lag_up_intervals.filter(|l| l.is_finite()),
             lag_up_events: s.lag_up_events,
         })
     }
 
+    /// What the shared rule judges.
+    pub fn scored(&self) -> Scored {
+        Scored {
+            mape: self.mape,
+            lag_up: self.lag_up,
+            lag_up_unresolved: growth_unresolved(self.lag_up, self.lag_up_events),
+            faults_per_s: Some(self.faults_per_s),
+            interval_s: self.interval_s,
+        }
+    }
+
     /// Accurate enough: a measured MAPE under the limit.
     pub fn accurate(&self, c: &Criteria) -> bool {
-        self.mape.is_some_and(|m| m < c.max_mape)
+        self.scored().accurate(c)
     }
 
     /// Agile enough: growth was caught within the limit, or there was no
     /// growth to catch. Growth that was never caught fails.
     pub fn agile(&self, c: &Criteria) -> bool {
-        match self.lag_up {
-            Some(l) => l < c.max_lag_up,
-            None => self.lag_up_events == 0,
-        }
+        self.scored().agile(c)
     }
 
     pub fn qualifies(&self, c: &Criteria) -> bool {
-        self.accurate(c) && self.agile(c)
+        self.scored().qualifies(c)
     }
 }
 
@@ -78,39 +82,16 @@ pub struct Recommendation {
     pub closest: Option<Candidate>,
 }
 
-/// Picks the qualifying candidate with the fewest tracked faults per
-/// second; ties go to the lower MAPE, then to the longer interval (fewer
-/// wake-ups of the sampler).
+/// Picks the setting with the shared rule of [`crate::analysis::recommend`].
 pub fn recommend(candidates: &[Candidate], c: &Criteria) -> Recommendation {
-    let qualifying: Vec<&Candidate> = candidates.iter().filter(|x| x.qualifies(c)).collect();
-    let best = qualifying
-        .iter()
-        .min_by(|a, b| {
-            a.faults_per_s
-                .total_cmp(&b.faults_per_s)
-                .then(mape_key(a).total_cmp(&mape_key(b)))
-                .then(b.interval_s.total_cmp(&a.interval_s))
-        })
-        .map(|x| (*x).clone());
-    let closest = if best.is_some() {
-        None
-    } else {
-        candidates
-            .iter()
-            .filter(|x| x.mape.is_some())
-            .min_by(|a, b| mape_key(a).total_cmp(&mape_key(b)))
-            .cloned()
-    };
+    let scored: Vec<Scored> = candidates.iter().map(Candidate::scored).collect();
+    let choice = choose(&scored, c);
     Recommendation {
-        best,
+        best: choice.best.map(|i| candidates[i].clone()),
         tried: candidates.len(),
-        qualified: qualifying.len(),
-        closest,
+        qualified: choice.qualified,
+        closest: choice.closest.map(|i| candidates[i].clone()),
     }
-}
-
-fn mape_key(c: &Candidate) -> f64 {
-    c.mape.unwrap_or(f64::INFINITY)
 }
 
 #[cfg(test)]
@@ -193,7 +174,7 @@ mod tests {
     fn candidates_come_from_summaries() {
         let s = Summary {
             sample_pages: Some(400),
-            estimator: Some("esx".into()),
+            estimator: Some(crate::estimate::EstimatorKind::Esx),
             interval_s: 1.0,
             duration_s: 20.0,
             tracked_faults: Some(1000),

@@ -112,7 +112,7 @@ pub struct StartupMemory {
 
 /// Finds a start-up memory in an ESX run (see [`StartupMemory`]).
 pub fn startup_memory(rows: &[Row], s: &Summary, slow_gain: f64) -> Option<StartupMemory> {
-    if s.estimator.as_deref() != Some("esx") {
+    if s.estimator != Some(EstimatorKind::Esx) {
         return None;
     }
     let fraction =
@@ -194,7 +194,7 @@ fn fitted_for(plan: &Plan, results: &Results, t: TrackerKind) -> Option<f64> {
 
 /// A tracker counter summed over runs.
 fn counter_sum<'a>(runs: impl Iterator<Item = &'a Summary>, name: &str) -> u64 {
-    runs.filter_map(|s| s.tracker_stats.get(name).and_then(|v| v.as_u64()))
+    runs.filter_map(|s| s.tracker_stats.mechanism.get(name).copied())
         .sum()
 }
 
@@ -1352,11 +1352,7 @@ impl Doc<'_> {
         };
         let row = |label: String, sp: Option<&Spec>, t: TrackerKind| -> Vec<String> {
             let got = sp.and_then(|sp| results.summary(sp));
-            let service = got.and_then(|g| {
-                g.tracker_stats
-                    .get("vmm_service_us_per_fault")
-                    .and_then(|v| v.as_f64())
-            });
+            let service = got.and_then(|g| g.tracker_stats.vmm_service_us_per_fault);
             vec![
                 t.name().to_string(),
                 label,
@@ -2115,11 +2111,11 @@ mod tests {
         let mut rows = vec![with(65536, 200), with(32768, 100)];
         rows.extend((0..6).map(|_| with(32768, 100)));
         let s = Summary {
-            estimator: Some("esx".into()),
+            estimator: Some(crate::estimate::EstimatorKind::Esx),
             true_wss_mean_pages: 32768.0,
             bias_pages: Some(17232.0),
             warmup_intervals: 2,
-            compared_against: "true_wss_pages".into(),
+            compared_against: crate::analysis::accuracy::TruthColumn::All,
             ..Summary::default()
         };
         // 0.25 * 0.875^k <= 0.025 -> k = 18.
@@ -2142,7 +2138,7 @@ mod tests {
         };
         assert_eq!(startup_memory(&rows, &unbiased, 0.125), None);
         let damon = Summary {
-            estimator: Some("damon".into()),
+            estimator: Some(crate::estimate::EstimatorKind::Damon),
             ..s.clone()
         };
         assert_eq!(startup_memory(&rows, &damon, 0.125), None);

@@ -4,6 +4,10 @@
 use serde::Serialize;
 
 use super::{RunRecord, Setting, Targets, is_counted};
+use crate::analysis::derived::{faults_per_s, lag_up_unresolved, relative_bias};
+use crate::analysis::format::{opt_percent, percent};
+use crate::analysis::recommend::{Scored, choose};
+use crate::analysis::stats::mean;
 use crate::report::summary::Summary;
 
 /// A setting's results, averaged over its counted runs. Each mean is over
@@ -31,13 +35,6 @@ pub struct Aggregate {
     pub vmm_cpu_s: Option<f64>,
 }
 
-fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let (sum, n) = values
-        .filter(|v| v.is_finite())
-        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    (n > 0).then(|| sum / n as f64)
-}
-
 /// One aggregate per setting that has at least one finished run, in plan
 /// order. `records` refer to `settings` by index.
 pub fn aggregate(settings: &[Setting], records: &[RunRecord]) -> Vec<Aggregate> {
@@ -61,24 +58,10 @@ pub fn aggregate(settings: &[Setting], records: &[RunRecord]) -> Vec<Aggregate> 
                 runs: runs.len(),
                 mape: each(&|s| s.mape),
                 bias_pages: each(&|s| s.bias_pages),
-                bias: each(&|s| {
-                    let truth = if s.compared_against == "true_wss_write_pages" {
-                        s.true_wss_write_mean_pages
-                    } else {
-                        s.true_wss_mean_pages
-                    };
-                    s.bias_pages.filter(|_| truth > 0.0).map(|b| b / truth)
-                }),
+                bias: each(&relative_bias),
                 lag_up_intervals: each(&|s| s.lag_up_intervals),
-                lag_up_unresolved_runs: runs
-                    .iter()
-                    .filter(|s| s.lag_up_intervals.is_none() && s.lag_up_events > 0)
-                    .count(),
-                faults_per_s: each(&|s| {
-                    s.tracked_faults
-                        .filter(|_| s.duration_s > 0.0)
-                        .map(|f| f as f64 / s.duration_s)
-                }),
+                lag_up_unresolved_runs: runs.iter().filter(|s| lag_up_unresolved(s)).count(),
+                faults_per_s: each(&faults_per_s),
                 fault_cost_us: each(&|s| s.fault_cost_us),
                 slowdown: each(&|s| s.slowdown),
                 vmm_cpu_s: each(&|s| Some(s.vmm_cpu_s)),
@@ -87,16 +70,29 @@ pub fn aggregate(settings: &[Setting], records: &[RunRecord]) -> Vec<Aggregate> 
         .collect()
 }
 
-/// True when `a` meets both targets (see the module notes on lag).
-pub fn meets(a: &Aggregate, t: &Targets) -> bool {
-    a.runs > 0
-        && a.mape.is_some_and(|m| m <= t.mape)
-        && a.lag_up_unresolved_runs == 0
-        && a.lag_up_intervals.is_none_or(|l| l <= t.lag_up)
+impl Aggregate {
+    /// What the recommendation rule judges: a setting without counted runs
+    /// has no MAPE, so it never qualifies.
+    pub fn scored(&self) -> Scored {
+        Scored {
+            mape: self.mape.filter(|_| self.runs > 0),
+            lag_up: self.lag_up_intervals,
+            lag_up_unresolved: self.lag_up_unresolved_runs > 0,
+            faults_per_s: self.faults_per_s,
+            interval_s: self.setting.interval.as_secs_f64(),
+        }
+    }
 }
 
-/// The outcome of a sweep: the cheapest setting meeting the targets, or,
-/// when none does, the most accurate one.
+/// True when `a` meets both targets (the rule of
+/// [`crate::analysis::recommend`]).
+pub fn meets(a: &Aggregate, t: &Targets) -> bool {
+    a.scored().qualifies(t)
+}
+
+/// The outcome of a sweep: the setting the rule of
+/// [`crate::analysis::recommend`] picks, or, when none qualifies, the
+/// most accurate one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Recommendation {
     pub targets: Targets,
@@ -109,40 +105,20 @@ pub struct Recommendation {
     pub message: String,
 }
 
-/// Picks the recommendation. Ties in cost go to the lower MAPE, then to the
-/// earlier setting; a setting without a fault rate costs the most.
+/// Picks the recommendation with the one rule shared with the study.
 pub fn recommend(aggregates: &[Aggregate], targets: Targets) -> Recommendation {
-    let cost = |a: &Aggregate| a.faults_per_s.unwrap_or(f64::INFINITY);
-    let error = |a: &Aggregate| a.mape.unwrap_or(f64::INFINITY);
-    let recommended = aggregates
-        .iter()
-        .filter(|a| meets(a, &targets))
-        .min_by(|a, b| {
-            cost(a)
-                .total_cmp(&cost(b))
-                .then(error(a).total_cmp(&error(b)))
-        })
-        .cloned();
-    let most_accurate = match recommended {
-        Some(_) => None,
-        None => aggregates
-            .iter()
-            .filter(|a| a.runs > 0 && a.mape.is_some())
-            .min_by(|a, b| {
-                error(a)
-                    .total_cmp(&error(b))
-                    .then(cost(a).total_cmp(&cost(b)))
-            })
-            .cloned(),
-    };
+    let scored: Vec<Scored> = aggregates.iter().map(Aggregate::scored).collect();
+    let choice = choose(&scored, &targets);
+    let recommended = choice.best.map(|i| aggregates[i].clone());
+    let most_accurate = choice.closest.map(|i| aggregates[i].clone());
     let message = match (&recommended, &most_accurate) {
         (Some(a), _) => format!("recommendation: {} ({})", a.setting.args(), brief(a)),
         (None, Some(a)) => format!(
-            "recommendation: none of the {} settings keeps mape <= {} and lag up <= {} intervals; \
+            "recommendation: none of the {} settings keeps mape < {} and lag up < {} intervals; \
              the most accurate is {} ({})",
             aggregates.len(),
-            percent(targets.mape),
-            targets.lag_up,
+            percent(targets.max_mape),
+            targets.max_lag_up,
             a.setting.args(),
             brief(a)
         ),
@@ -154,10 +130,6 @@ pub fn recommend(aggregates: &[Aggregate], targets: Targets) -> Recommendation {
         most_accurate,
         message,
     }
-}
-
-pub(super) fn percent(x: f64) -> String {
-    format!("{:.1}%", x * 100.0)
 }
 
 pub(super) fn lag_text(a: &Aggregate) -> String {
@@ -173,7 +145,7 @@ pub(super) fn lag_text(a: &Aggregate) -> String {
 fn brief(a: &Aggregate) -> String {
     format!(
         "mape {}, lag up {}, {} faults/s",
-        a.mape.map_or("-".to_string(), percent),
+        opt_percent(a.mape),
         lag_text(a),
         a.faults_per_s
             .map_or("-".to_string(), |f| format!("{f:.0}"))
@@ -189,9 +161,9 @@ mod tests {
     fn aggregates_average_counted_runs_only() {
         let settings = [esx(100, 500), esx(400, 500), esx(400, 1000)];
         let mut crashed = summary(0.9, Some(9.0), 9_000);
-        crashed.end = "guest_crash".into();
+        crashed.end = crate::report::summary::EndKind::GuestCrash;
         let mut interrupted = summary(0.8, None, 100);
-        interrupted.end = "interrupted".into();
+        interrupted.end = crate::report::summary::EndKind::Interrupted;
         let records = [
             record(0, 0, summary(0.10, Some(1.0), 1_000)),
             record(0, 1, summary(0.20, Some(2.0), 3_000)),
@@ -247,7 +219,9 @@ mod tests {
             agg(esx(50, 1000), 0.30, Some(1.0), 50.0),
             // Cheap enough, accurate, but lags.
             agg(esx(100, 500), 0.05, Some(3.0), 100.0),
-            agg(esx(400, 1000), 0.08, Some(2.0), 200.0),
+            // On the lag target exactly: fails (targets are strict bounds).
+            agg(esx(200, 1000), 0.08, Some(2.0), 150.0),
+            agg(esx(400, 1000), 0.08, Some(1.5), 200.0),
             // Same cost, less accurate: loses the tie.
             agg(esx(400, 250), 0.09, None, 200.0),
         ];
@@ -260,10 +234,10 @@ mod tests {
         assert_eq!(
             rec.message,
             "recommendation: --tracker uffd --estimator esx --sample-pages 400 --interval 1s \
-             (mape 8.0%, lag up 2.0, 200 faults/s)"
+             (mape 8.0%, lag up 1.5, 200 faults/s)"
         );
         // A setting whose truth never rose passes the lag target.
-        let rec = recommend(&aggs[4..], TARGETS);
+        let rec = recommend(&aggs[5..], TARGETS);
         assert_eq!(rec.recommended.map(|a| a.setting), Some(esx(400, 250)));
         assert!(rec.message.contains("lag up no rise"), "{}", rec.message);
     }
@@ -280,7 +254,7 @@ mod tests {
         assert_eq!(rec.most_accurate.map(|a| a.setting), Some(esx(100, 500)));
         assert!(
             rec.message.starts_with(
-                "recommendation: none of the 3 settings keeps mape <= 10.0% and lag up <= 2 \
+                "recommendation: none of the 3 settings keeps mape < 10.0% and lag up < 2 \
                  intervals; the most accurate is --tracker uffd --estimator esx --sample-pages \
                  100 --interval 500ms (mape 5.0%, lag up 3.0, 100 faults/s)"
             ),

@@ -19,7 +19,7 @@ use super::{Setting, Targets, format_interval};
 use crate::config::RunConfig;
 use crate::estimate::EstimatorKind;
 use crate::guests::GuestSource;
-use crate::report::summary::{Summary, read_summary};
+use crate::report::summary::{EndKind, Summary, read_summary};
 use crate::track::TrackerKind;
 
 /// The plan of a sweep, kept in its folder so that `sweep --collect` knows
@@ -129,7 +129,7 @@ pub fn current_binary() -> String {
 pub fn finished(dir: &Path) -> Option<Summary> {
     read_summary(&dir.join("summary.json"))
         .ok()
-        .filter(|s| s.end != "interrupted")
+        .filter(|s| s.end != EndKind::Interrupted)
 }
 
 /// A setting of the plan file, with the seed of its repeat 0.
@@ -304,16 +304,16 @@ mod tests {
         std::fs::write(d.join("summary.json"), "{\"guest\": \"hot").expect("write");
         assert!(finished(d).is_none(), "a summary cut off mid-write");
         let mut s = Summary {
-            end: "duration".into(),
+            end: crate::report::summary::EndKind::Duration,
             ..Summary::default()
         };
         crate::report::summary::write_summary(&d.join("summary.json"), &s).expect("write");
         assert_eq!(finished(d), Some(s.clone()));
-        s.end = "interrupted".into();
+        s.end = crate::report::summary::EndKind::Interrupted;
         crate::report::summary::write_summary(&d.join("summary.json"), &s).expect("write");
         assert!(finished(d).is_none(), "interrupted runs are made again");
         // A run that crashed or failed is finished: its failure is a result.
-        s.end = "guest_crash".into();
+        s.end = crate::report::summary::EndKind::GuestCrash;
         crate::report::summary::write_summary(&d.join("summary.json"), &s).expect("write");
         assert!(finished(d).is_some());
     }

@@ -30,15 +30,15 @@ mod rows;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 
 use crate::config::RunConfig;
 use crate::report::ReportError;
-use crate::report::summary::{Summary, read_summary};
+use crate::report::summary::{EndKind, Summary, read_summary};
 use crate::run::{self, RunError};
 use jobs::{PlanFile, PlanSetting};
 
-use aggregate::percent;
+use crate::analysis::derived::faults_per_s;
+use crate::analysis::format::opt_percent;
 pub use aggregate::{Aggregate, Recommendation, aggregate, meets, recommend};
 pub use grid::{Setting, expand_grid, format_interval};
 use report::write_reports;
@@ -49,14 +49,9 @@ pub const SWEEP_CSV: &str = "sweep.csv";
 pub const SWEEP_MD: &str = "sweep.md";
 pub const RECOMMENDATION_JSON: &str = "recommendation.json";
 
-/// What the recommended setting must achieve.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
-pub struct Targets {
-    /// Largest mean MAPE, a fraction.
-    pub mape: f64,
-    /// Largest mean lag up, intervals.
-    pub lag_up: f64,
-}
+/// What the recommended setting must beat: the one definition, shared
+/// with the study.
+pub use crate::analysis::recommend::Targets;
 
 /// A checked sweep, ready to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,7 +146,7 @@ pub struct RunRecord {
 
 /// True when the run ran its course and so counts towards the aggregates.
 pub fn is_counted(s: &Summary) -> bool {
-    s.end == "duration" || (s.end == "guest_exit" && s.guest_exit_code == Some(0))
+    s.end == EndKind::Duration || (s.end == EndKind::GuestExit && s.guest_exit_code == Some(0))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -534,18 +529,13 @@ impl Hosts {
 
 fn run_line(n: u64, total: u64, setting: &Setting, r: &RunRecord) -> String {
     let s = &r.summary;
-    let faults_per_s = s
-        .tracked_faults
-        .filter(|_| s.duration_s > 0.0)
-        .map_or("-".to_string(), |f| {
-            format!("{:.0}", f as f64 / s.duration_s)
-        });
+    let faults_per_s = faults_per_s(s).map_or("-".to_string(), |f| format!("{f:.0}"));
     format!(
         "run {n}/{total} {} repeat {}: end {}, mape {}, {faults_per_s} faults/s",
         setting.label(),
         r.repeat,
         s.end,
-        s.mape.map_or("-".to_string(), percent),
+        opt_percent(s.mape),
     )
 }
 
@@ -574,14 +564,14 @@ pub(crate) mod fixtures {
     /// A counted run of 10 s with `faults` tracked faults.
     pub fn summary(mape: f64, lag: Option<f64>, faults: u64) -> Summary {
         Summary {
-            tracker: "uffd".into(),
-            estimator: Some("esx".into()),
+            tracker: crate::track::TrackerKind::Uffd,
+            estimator: Some(crate::estimate::EstimatorKind::Esx),
             duration_s: 10.0,
-            end: "duration".into(),
+            end: crate::report::summary::EndKind::Duration,
             mape: Some(mape),
             bias_pages: Some(-50.0),
             true_wss_mean_pages: 1000.0,
-            compared_against: "true_wss_pages".into(),
+            compared_against: crate::analysis::accuracy::TruthColumn::All,
             lag_up_intervals: lag,
             lag_up_events: u32::from(lag.is_some()),
             tracked_faults: Some(faults),
@@ -618,10 +608,7 @@ pub(crate) mod fixtures {
         }
     }
 
-    pub const TARGETS: Targets = Targets {
-        mape: 0.1,
-        lag_up: 2.0,
-    };
+    pub const TARGETS: Targets = crate::analysis::recommend::DEFAULT_TARGETS;
 }
 
 #[cfg(test)]

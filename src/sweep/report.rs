@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::aggregate::{lag_text, percent};
+use super::aggregate::lag_text;
 use super::jobs::PlanFile;
 use super::{Aggregate, RECOMMENDATION_JSON, Recommendation, SWEEP_MD, Setting, format_interval};
+use crate::analysis::format::{Align, markdown_table, percent, signed_percent};
 use crate::estimate::EstimatorKind;
 use crate::report::ReportError;
 use crate::report::plot::plot_heatmap;
@@ -30,6 +31,22 @@ const TABLE_HEADER: [&str; 12] = [
     "vmm cpu s",
 ];
 
+/// Text columns left, numbers right, in the terminal and in sweep.md.
+const TABLE_ALIGN: [Align; 12] = [
+    Align::Left,
+    Align::Left,
+    Align::Left,
+    Align::Left,
+    Align::Right,
+    Align::Right,
+    Align::Right,
+    Align::Right,
+    Align::Right,
+    Align::Right,
+    Align::Right,
+    Align::Right,
+];
+
 fn table_cells(a: &Aggregate) -> [String; 12] {
     let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
     [
@@ -41,7 +58,7 @@ fn table_cells(a: &Aggregate) -> [String; 12] {
         format_interval(a.setting.interval),
         format!("{}/{}", a.runs, a.finished),
         opt(a.mape, &percent),
-        opt(a.bias, &|b| format!("{:+.1}%", b * 100.0)),
+        opt(a.bias, &signed_percent),
         // Without scored intervals there was nothing to lag behind either.
         if a.mape.is_none() {
             "-".to_string()
@@ -73,8 +90,7 @@ pub fn render_table(aggregates: &[Aggregate]) -> String {
             .zip(&widths)
             .enumerate()
             .map(|(c, (cell, &w))| {
-                // Text columns left, numbers right.
-                if c < 4 {
+                if TABLE_ALIGN[c] == Align::Left {
                     format!("{cell:<w$}")
                 } else {
                     format!("{cell:>w$}")
@@ -121,19 +137,13 @@ pub fn render_markdown(
     counts: &RunCounts,
 ) -> String {
     let mut out = format!(
-        "# Sweep of {guest}\n\nTargets: mape <= {}, lag up <= {} intervals. {}.\n\n",
-        percent(rec.targets.mape),
-        rec.targets.lag_up,
+        "# Sweep of {guest}\n\nTargets: mape < {}, lag up < {} intervals. {}.\n\n",
+        percent(rec.targets.max_mape),
+        rec.targets.max_lag_up,
         counts_line(counts)
     );
-    let row = |cells: &[&str]| format!("| {} |\n", cells.join(" | "));
-    out.push_str(&row(&TABLE_HEADER));
-    out.push_str(&row(&["---"; 12]));
-    for a in aggregates {
-        let cells = table_cells(a);
-        let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
-        out.push_str(&row(&cells));
-    }
+    let rows: Vec<Vec<String>> = aggregates.iter().map(|a| table_cells(a).to_vec()).collect();
+    out.push_str(&markdown_table(&TABLE_HEADER, &TABLE_ALIGN, &rows));
     let _ = write!(out, "\n{}\n", rec.message);
     out
 }
@@ -373,7 +383,8 @@ mod tests {
         assert!(md.contains("2 of 4 runs finished, 2 counted"));
         assert!(md.contains("interrupted by Ctrl-C"));
         assert!(md.contains("| uffd | esx | 400 | 1s | 1/1 | 4.2% |"));
-        assert!(md.contains("| --- |"));
+        assert!(md.contains("\n|---|---|---|---|---:|---:|"));
+        assert!(md.contains("Targets: mape < 10.0%, lag up < 2 intervals."));
         assert!(md.trim_end().ends_with(&rec.message));
     }
 }

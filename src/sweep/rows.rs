@@ -163,7 +163,7 @@ mod tests {
             t_s: 1.5,
             marker: 2,
         }];
-        s.tracker_stats.insert("unattributed".into(), 3u64.into());
+        s.tracker_stats.mechanism.insert("unattributed".into(), 3);
         csv.append(&esx(400, 500), &record(0, 1, s)).unwrap();
         // Flushed: readable while the writer is still open.
         let mut reader = csv::Reader::from_path(&path).unwrap();
@@ -190,6 +190,9 @@ mod tests {
         assert_eq!(cell("lag_down_intervals"), "");
         assert_eq!(cell("end"), "duration");
         assert_eq!(cell("phases"), r#"[{"marker":2,"t_s":1.5}]"#);
-        assert_eq!(cell("tracker_stats"), r#"{"unattributed":3}"#);
+        assert_eq!(
+            cell("tracker_stats"),
+            r#"{"guest_stalls":0,"rejected_hypercalls":0,"unattributed":3,"vcpu_thread_cpu_s":0.0}"#
+        );
     }
 }

@@ -22,9 +22,12 @@ pub type RamPage = u64;
 
 /// The mechanism, as chosen on the command line. Spelled by its name
 /// everywhere (see `crate::named`); `help` says what each one is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "&'static str")]
 pub enum TrackerKind {
+    #[default]
     None,
     Mprotect,
     Uffd,

@@ -14,7 +14,6 @@
 #![no_main]
 
 use wss_guest::Ctx;
-use wss_guest_programs::announce;
 
 wss_guest::entry!(main);
 
@@ -22,7 +21,7 @@ const NEXT: usize = 0;
 const DATA: usize = 1;
 
 fn main(g: &mut Ctx) -> u64 {
-    announce(g, 0);
+    g.announce_phase(0);
     let region = g.alloc_pages(g.wss_pages());
     let pages = region.pages();
     for i in 0..pages {
@@ -36,7 +35,7 @@ fn main(g: &mut Ctx) -> u64 {
         region.write(i, NEXT, b);
         region.write(j, NEXT, a);
     }
-    announce(g, 1);
+    g.announce_phase(1);
     let mut cur = 0;
     let mut seen = 0u64;
     g.run(|g| {

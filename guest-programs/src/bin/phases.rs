@@ -16,9 +16,10 @@
 #![no_main]
 
 use wss_guest::Ctx;
+use wss_guest::Schedule;
 use wss_guest::abi::PAGE_SIZE;
 use wss_guest::abi::units::parse_size;
-use wss_guest_programs::{Pattern, Schedule, announce, drive};
+use wss_guest_programs::{Pattern, drive};
 
 wss_guest::entry!(main);
 
@@ -53,11 +54,11 @@ impl Phases<'_> {
 
 impl Pattern for Phases<'_> {
     fn batch(&mut self, g: &mut Ctx, first_op: u64) {
-        let phase = self.schedule.now_ns(g, first_op) / self.period_ns;
+        let phase = self.schedule.now_ns(first_op) / self.period_ns;
         if self.phase != Some(phase) {
             self.phase = Some(phase);
             self.active = self.size(phase % self.count);
-            announce(g, phase);
+            g.announce_phase(phase);
         }
     }
 
@@ -76,7 +77,7 @@ fn main(g: &mut Ctx) -> u64 {
         count: sizes.map_or(3, |s| s.split(',').count() as u64),
         wss_pages: region.pages() as u64,
         period_ns,
-        schedule: Schedule::new(g),
+        schedule: g.schedule(),
         phase: None,
         active: 1,
     };

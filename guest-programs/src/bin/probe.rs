@@ -24,6 +24,8 @@ wss_guest::entry!(main);
 fn main(g: &mut Ctx) -> u64 {
     let rounds = g.param_u64_or("rounds", 3);
     let region = g.alloc_pages(g.wss_pages());
+    g.name_user(0, "cycles");
+    g.name_user(1, "timed_touches");
     for i in 0..region.pages() {
         region.write(i, 0, i as u64 + 1);
     }

@@ -16,7 +16,8 @@
 #![no_main]
 
 use wss_guest::Ctx;
-use wss_guest_programs::{Pattern, Schedule, announce, drive};
+use wss_guest::Schedule;
+use wss_guest_programs::{Pattern, drive};
 
 wss_guest::entry!(main);
 
@@ -55,11 +56,11 @@ impl Ramp {
 
 impl Pattern for Ramp {
     fn batch(&mut self, g: &mut Ctx, first_op: u64) {
-        let (phase, active) = self.at(self.schedule.now_ns(g, first_op));
+        let (phase, active) = self.at(self.schedule.now_ns(first_op));
         self.active = active.max(1);
         if self.phase != Some(phase) {
             self.phase = Some(phase);
-            announce(g, phase);
+            g.announce_phase(phase);
         }
     }
 
@@ -82,7 +83,7 @@ fn main(g: &mut Ctx) -> u64 {
         shrink: g.param_duration_ns_or("shrink", 5_000_000_000),
         wss,
         floor: ((floor * wss as f64) as u64).clamp(1, wss),
-        schedule: Schedule::new(g),
+        schedule: g.schedule(),
         phase: None,
         active: 1,
     };

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::timeseries::Row;
+use super::stats::mean;
+use crate::report::timeseries::Row;
 
 /// Intervals skipped at the start of a run before errors are measured.
 ///
@@ -21,10 +22,14 @@ pub const DEFAULT_WARMUP_INTERVALS: usize = 2;
 /// and fault trackers see reads and writes (`All`); the dirty-log tracker
 /// only sees writes, so judging it against all touched pages would count a
 /// limitation of the mechanism as estimation error (`Writes`).
+///
+/// In summary.json (`compared_against`) a column is written by its CSV name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TruthColumn {
     #[default]
+    #[serde(rename = "true_wss_pages")]
     All,
+    #[serde(rename = "true_wss_write_pages")]
     Writes,
 }
 
@@ -97,11 +102,6 @@ fn scored_points(rows: &[Row], warmup_intervals: usize, truth: TruthColumn) -> V
                 .map(|e| (e, truth.of(r)))
         })
         .collect()
-}
-
-fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    (n > 0).then(|| sum / n as f64)
 }
 
 /// Computes the accuracy metrics of `rows` against `truth`.

@@ -1,0 +1,166 @@
+//! Figures derived from a run's summary: rates, costs and the mean truth
+//! errors are relative to. Each is defined once here; the sweep, the study
+//! and `run`'s table call these instead of dividing fields themselves.
+
+use super::accuracy::TruthColumn;
+use crate::report::summary::Summary;
+
+/// Tracked faults per second of the run's wall time.
+///
+/// The rule: `None` when the run had no tracker (`tracked_faults` is
+/// `None`: there was no fault rate, and a 0 would make an untracked run
+/// look like the cheapest setting), and `None` when the run has no
+/// positive, finite length (a rate over no time is undefined, not
+/// infinite). Otherwise faults / `duration_s`, 0 for a tracker that caught
+/// nothing.
+pub fn faults_per_s(s: &Summary) -> Option<f64> {
+    let faults = s.tracked_faults?;
+    (s.duration_s.is_finite() && s.duration_s > 0.0).then(|| faults as f64 / s.duration_s)
+}
+
+/// Fraction of guest throughput lost against an untracked baseline:
+/// `1 - ops_per_s / baseline_ops_per_s`. `None` when the baseline did no
+/// work (nothing to compare against).
+pub fn slowdown(ops_per_s: f64, baseline_ops_per_s: f64) -> Option<f64> {
+    (baseline_ops_per_s > 0.0).then(|| 1.0 - ops_per_s / baseline_ops_per_s)
+}
+
+/// Sampler time per armed page, µs: arming it and disarming it at collect.
+/// `None` when nothing was armed.
+pub fn sampler_us_per_armed_page(
+    arm_us_total: f64,
+    collect_us_total: f64,
+    armed_pages: u64,
+) -> Option<f64> {
+    (armed_pages > 0).then(|| (arm_us_total + collect_us_total) / armed_pages as f64)
+}
+
+/// Guest time lost per armed page, µs: the slowdown's share of the run's
+/// time spread over the pages armed in it. `None` without a slowdown or
+/// with nothing armed.
+pub fn guest_us_per_armed_page(
+    slowdown: Option<f64>,
+    duration_s: f64,
+    armed_pages: u64,
+) -> Option<f64> {
+    slowdown
+        .filter(|_| armed_pages > 0)
+        .map(|sl| sl * duration_s * 1e6 / armed_pages as f64)
+}
+
+/// Guest time lost per tracked fault, µs: the share of the guest's time
+/// lost, spread over the faults of one second. `None` without a slowdown
+/// or without faults.
+pub fn guest_us_per_fault(s: &Summary) -> Option<f64> {
+    let f = faults_per_s(s).filter(|f| *f > 0.0)?;
+    s.slowdown.map(|sl| sl / f * 1e6)
+}
+
+/// The mean truth the run's errors were measured against (written pages
+/// for a dirty-log run, all touched pages otherwise).
+pub fn compared_truth(s: &Summary) -> f64 {
+    match s.compared_against {
+        TruthColumn::Writes => s.true_wss_write_mean_pages,
+        TruthColumn::All => s.true_wss_mean_pages,
+    }
+}
+
+/// Bias as a fraction of the mean truth it was measured against; `None`
+/// without a bias or with no truth to divide by.
+pub fn relative_bias(s: &Summary) -> Option<f64> {
+    let truth = compared_truth(s);
+    s.bias_pages.filter(|_| truth > 0.0).map(|b| b / truth)
+}
+
+/// Whether the run's working set grew but the estimate never caught up
+/// with any growth: growth events were seen, none resolved. Such a run
+/// fails any lag target, while a run without growth passes it.
+pub fn lag_up_unresolved(s: &Summary) -> bool {
+    growth_unresolved(s.lag_up_intervals, s.lag_up_events)
+}
+
+/// The rule of [`lag_up_unresolved`] on its two inputs: the mean lag up
+/// (`None` when no growth was caught) and the growth events seen.
+pub fn growth_unresolved(lag_up: Option<f64>, growth_events: u32) -> bool {
+    lag_up.is_none() && growth_events > 0
+}
+
+/// A lag in intervals, in seconds of the run's interval.
+pub fn lag_s(lag_intervals: Option<f64>, s: &Summary) -> Option<f64> {
+    lag_intervals.map(|l| l * s.interval_s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracked(faults: u64, duration_s: f64) -> Summary {
+        Summary {
+            tracked_faults: Some(faults),
+            duration_s,
+            ..Summary::default()
+        }
+    }
+
+    #[test]
+    fn fault_rate_needs_a_tracker_and_a_length() {
+        assert_eq!(faults_per_s(&tracked(1000, 20.0)), Some(50.0));
+        assert_eq!(faults_per_s(&tracked(0, 20.0)), Some(0.0));
+        assert_eq!(faults_per_s(&tracked(1000, 0.0)), None);
+        assert_eq!(faults_per_s(&tracked(1000, f64::NAN)), None);
+        let untracked = Summary {
+            tracked_faults: None,
+            duration_s: 20.0,
+            ..Summary::default()
+        };
+        assert_eq!(faults_per_s(&untracked), None);
+    }
+
+    #[test]
+    fn costs_from_slowdown_and_armed_pages() {
+        assert!((slowdown(90.0, 100.0).unwrap() - 0.1).abs() < 1e-12);
+        assert_eq!(slowdown(90.0, 0.0), None);
+        assert_eq!(sampler_us_per_armed_page(1200.0, 400.0, 4000), Some(0.4));
+        assert_eq!(sampler_us_per_armed_page(1200.0, 400.0, 0), None);
+        // 10% of 2 s is 200 ms lost, over 4000 armed pages: 50 µs each.
+        let per_page = guest_us_per_armed_page(Some(0.1), 2.0, 4000).unwrap();
+        assert!((per_page - 50.0).abs() < 1e-9);
+        assert_eq!(guest_us_per_armed_page(None, 2.0, 4000), None);
+        assert_eq!(guest_us_per_armed_page(Some(0.1), 2.0, 0), None);
+        // 1% lost at 100 faults/s: 100 µs per fault.
+        let mut s = tracked(2000, 20.0);
+        s.slowdown = Some(0.01);
+        assert!((guest_us_per_fault(&s).unwrap() - 100.0).abs() < 1e-9);
+        s.tracked_faults = Some(0);
+        assert_eq!(guest_us_per_fault(&s), None);
+    }
+
+    #[test]
+    fn relative_bias_uses_the_compared_truth() {
+        let mut s = Summary {
+            bias_pages: Some(-50.0),
+            true_wss_mean_pages: 1000.0,
+            true_wss_write_mean_pages: 500.0,
+            ..Summary::default()
+        };
+        assert_eq!(compared_truth(&s), 1000.0);
+        assert_eq!(relative_bias(&s), Some(-0.05));
+        s.compared_against = TruthColumn::Writes;
+        assert_eq!(compared_truth(&s), 500.0);
+        assert_eq!(relative_bias(&s), Some(-0.1));
+        s.true_wss_write_mean_pages = 0.0;
+        assert_eq!(relative_bias(&s), None);
+    }
+
+    #[test]
+    fn lag_up_is_unresolved_only_with_growth_and_no_lag() {
+        let mut s = Summary::default();
+        assert!(!lag_up_unresolved(&s));
+        s.lag_up_events = 2;
+        assert!(lag_up_unresolved(&s));
+        s.lag_up_intervals = Some(1.0);
+        assert!(!lag_up_unresolved(&s));
+        s.interval_s = 0.5;
+        assert_eq!(lag_s(s.lag_up_intervals, &s), Some(0.5));
+    }
+}

@@ -1,0 +1,155 @@
+//! The statistics every report uses: mean, median and percentiles, the
+//! spread (min, median, max) and the least-squares slope. Each is defined
+//! once here, and each ignores values that are not finite (NaN, ±inf): a
+//! run that measured nothing must not turn an average into NaN, and "no
+//! value" is `None`, never 0.
+
+/// Arithmetic mean of the finite values; `None` when there are none.
+pub fn mean(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// The finite values, sorted ascending.
+fn sorted_finite(values: impl IntoIterator<Item = f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// The `q`-quantile (`q` in 0..=1) of the finite values, interpolated
+/// linearly between the two closest ranks (rank `q × (n - 1)`), so the
+/// 0.5-quantile of an even count is the mean of the two middle values.
+/// `None` without values or with `q` outside 0..=1.
+pub fn quantile(values: impl IntoIterator<Item = f64>, q: f64) -> Option<f64> {
+    if !(0.0..=1.0).contains(&q) {
+        return None;
+    }
+    let v = sorted_finite(values);
+    let last = v.len().checked_sub(1)?;
+    let rank = q * last as f64;
+    let lo = rank.floor() as usize;
+    let hi = rank.ceil() as usize;
+    let (a, b) = (v[lo], v[hi.min(last)]);
+    Some(a + (b - a) * (rank - lo as f64))
+}
+
+/// The median of the finite values: [`quantile`] at 0.5.
+pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    quantile(values, 0.5)
+}
+
+/// Smallest, median and largest of a set of measurements.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+/// The spread of the finite values; `None` when there are none.
+pub fn spread(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
+    let v = sorted_finite(values);
+    Some(Spread {
+        min: *v.first()?,
+        median: median(v.iter().copied())?,
+        max: *v.last()?,
+    })
+}
+
+/// Least-squares slope of the line through the origin that best fits the
+/// points (x, y): Σxy / Σx². Points with a non-finite coordinate are left
+/// out. `None` from fewer than two points or when every x is 0 (no slope
+/// can be told apart).
+pub fn slope_through_origin(points: impl IntoIterator<Item = (f64, f64)>) -> Option<f64> {
+    let (n, sxx, sxy) = points
+        .into_iter()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .fold((0usize, 0.0, 0.0), |(n, sxx, sxy), (x, y)| {
+            (n + 1, sxx + x * x, sxy + x * y)
+        });
+    (n >= 2 && sxx > 0.0).then(|| sxy / sxx)
+}
+
+/// Least-squares slope of the best-fitting line y = a + b·x (the `b`).
+/// Points with a non-finite coordinate are left out. `None` from fewer
+/// than two points or when all x are equal.
+pub fn slope(points: impl IntoIterator<Item = (f64, f64)>) -> Option<f64> {
+    let pts: Vec<(f64, f64)> = points
+        .into_iter()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    let mx = mean(pts.iter().map(|p| p.0))?;
+    let my = mean(pts.iter().map(|p| p.1))?;
+    let sxx: f64 = pts.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
+    let sxy: f64 = pts.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+    (pts.len() >= 2 && sxx > 0.0).then(|| sxy / sxx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_skips_non_finite_values_and_is_none_when_empty() {
+        assert_eq!(mean([1.0, 2.0, 6.0]), Some(3.0));
+        assert_eq!(mean([1.0, f64::NAN, 3.0, f64::INFINITY]), Some(2.0));
+        assert_eq!(mean([]), None);
+        assert_eq!(mean([f64::NAN]), None);
+    }
+
+    #[test]
+    fn median_of_odd_even_and_no_values() {
+        assert_eq!(median([3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median([5.0, f64::NAN]), Some(5.0));
+        assert_eq!(median([]), None);
+    }
+
+    #[test]
+    fn quantiles_interpolate_between_ranks() {
+        let v = [10.0, 20.0, 30.0, 40.0, 50.0];
+        assert_eq!(quantile(v, 0.0), Some(10.0));
+        assert_eq!(quantile(v, 1.0), Some(50.0));
+        assert_eq!(quantile(v, 0.25), Some(20.0));
+        // Rank 0.9 × 4 = 3.6: 40 + 0.6 × 10.
+        assert!((quantile(v, 0.9).unwrap() - 46.0).abs() < 1e-12);
+        assert_eq!(quantile([7.0], 0.3), Some(7.0));
+        assert_eq!(quantile(v, 1.5), None);
+        assert_eq!(quantile(v, -0.1), None);
+        assert_eq!(quantile([], 0.5), None);
+    }
+
+    #[test]
+    fn spread_is_min_median_max() {
+        assert_eq!(
+            spread([9.0, 1.0, f64::NAN, 4.0, 2.0]),
+            Some(Spread {
+                min: 1.0,
+                median: 3.0,
+                max: 9.0
+            })
+        );
+        assert_eq!(spread([]), None);
+    }
+
+    #[test]
+    fn slopes_fit_exact_lines_and_refuse_degenerate_input() {
+        // y = 3x exactly.
+        assert_eq!(
+            slope_through_origin([(1.0, 3.0), (2.0, 6.0), (4.0, 12.0)]),
+            Some(3.0)
+        );
+        // Through the origin: Σxy/Σx² = (1·1 + 2·3)/(1 + 4) = 7/5.
+        assert_eq!(slope_through_origin([(1.0, 1.0), (2.0, 3.0)]), Some(1.4));
+        assert_eq!(slope_through_origin([(1.0, 1.0)]), None);
+        assert_eq!(slope_through_origin([(0.0, 1.0), (0.0, 2.0)]), None);
+        // y = 10 + 2x, with an offset the origin fit would miss.
+        assert_eq!(slope([(0.0, 10.0), (1.0, 12.0), (5.0, 20.0)]), Some(2.0));
+        assert_eq!(slope([(1.0, 1.0), (1.0, 5.0)]), None);
+        assert_eq!(slope([(1.0, 1.0), (f64::NAN, 5.0)]), None);
+    }
+}
