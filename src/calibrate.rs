@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use wss_abi::PAGE_SIZE;
 
-use crate::stats::median;
+use crate::analysis::stats::median;
 use crate::track::{self, RamPage, TrackError, Tracker, TrackerKind, TrackerStats};
 use crate::vmm::exit::Stop;
 use crate::vmm::machine::{BootError, Machine, MachineConfig};

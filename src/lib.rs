@@ -15,7 +15,6 @@ pub mod named;
 pub mod report;
 pub mod run;
 pub mod sampler;
-pub mod stats;
 pub mod study;
 pub mod sweep;
 pub mod track;

@@ -19,7 +19,7 @@ pub mod trackers;
 pub use native::{NativeResult, NativeRound, native};
 pub use trackers::{BootCost, Repetition, TrackerCost, TrackersResult, trackers};
 
-pub use crate::stats::median;
+pub use crate::analysis::stats::median;
 
 use crate::calibrate::ProbeError;
 use crate::vmm::machine::BootError;
