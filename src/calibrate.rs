@@ -72,8 +72,8 @@ pub enum ProbeError {
     },
 }
 
-/// Who drives the mechanism in a boot: the real tracker (kvm-wss) or the
-/// floor.
+/// The name of the side that drives the real tracker ([`tracker_driver`]);
+/// `bench trackers` names its other side, the floor, itself.
 pub const KVM_WSS: &str = "kvm-wss";
 
 /// RAM beyond the region for the probe's image, stack and page tables.
@@ -118,7 +118,7 @@ pub type MakeDriver = fn(TrackerKind, &Machine, Region, Plan) -> Result<Driver, 
 
 /// The pages each tracked round arms: round r ≥ 1 arms `rounds[(r - 1) %
 /// len]`, sorted. The touch benchmark arms the whole region every round;
-/// the arming benchmark (arming.rs) scattered pages, fresh each round.
+/// the arming benchmark (bench/arming.rs) scattered pages, fresh each round.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub rounds: Vec<Vec<RamPage>>,
