@@ -10,6 +10,7 @@ pub mod estimate;
 pub mod guests;
 pub mod memlimit;
 pub mod record;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod sampler;

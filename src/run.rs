@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::config::RunConfig;
 use crate::estimate::{self, EstimateError, EstimatorConfig, EstimatorKind};
 use crate::guests::GuestError;
-use crate::report::metrics::TruthColumn;
+use crate::record::{RecordHeader, TRACE_FILE, TraceWriter};
 use crate::report::summary::{Phase, Summary, write_summary};
 use crate::report::timeseries::{Row, TimeseriesWriter};
 use crate::report::{ReportError, plot};
@@ -46,6 +46,15 @@ pub enum RunError {
     Calibration(#[source] crate::bench::BenchError),
     #[error(transparent)]
     GuestPages(#[from] crate::track::dirty_log::GuestPagesError),
+    #[error("cannot record the run")]
+    Record(#[source] crate::record::RecordError),
+}
+
+/// What a run does besides what its [`RunConfig`] says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunExtras {
+    /// Write the exact truth of every tick to `trace.bin` (`--record`).
+    pub record: bool,
 }
 
 /// How a run ended.
@@ -143,19 +152,68 @@ pub fn default_out_dir(cfg: &RunConfig) -> PathBuf {
 /// Runs `cfg`, first its untracked twin when `cfg.baseline` is set, and
 /// writes the outputs into `dir`.
 pub fn run(cfg: &RunConfig, dir: &Path) -> Result<RunOutput, RunError> {
+    run_with(cfg, dir, RunExtras::default())
+}
+
+/// [`run`] with `extras`; the baseline twin is never recorded.
+pub fn run_with(cfg: &RunConfig, dir: &Path, extras: RunExtras) -> Result<RunOutput, RunError> {
     crate::track::dirty_log::check_guest_pages(cfg.tracker, cfg.guest_pages)?;
     let baseline = if cfg.baseline && cfg.tracker != TrackerKind::None {
-        Some(run_once(&cfg.untracked(), &dir.join("baseline"), None)?)
+        Some(run_once(
+            &cfg.untracked(),
+            &dir.join("baseline"),
+            None,
+            RunExtras::default(),
+        )?)
     } else {
         None
     };
-    run_once(cfg, dir, baseline.as_ref().map(|b| &b.summary))
+    run_once(cfg, dir, baseline.as_ref().map(|b| &b.summary), extras)
+}
+
+/// The trace header of `cfg` on a guest with `domain_pages` data pages.
+fn record_header(cfg: &RunConfig, domain_pages: u64, ticks: u32) -> RecordHeader {
+    let ticks = ticks.max(1);
+    RecordHeader {
+        guest: cfg.guest.name(),
+        tracker: cfg.tracker,
+        estimator: EstimatorConfig {
+            kind: cfg.estimator,
+            domain_pages,
+            sample_pages: cfg.sample_pages,
+            esx: cfg.esx,
+            damon: cfg.damon,
+        },
+        seed: cfg.seed,
+        interval_ns: u64::try_from(cfg.interval.as_nanos()).unwrap_or(u64::MAX),
+        ticks_per_interval: ticks,
+        tick_ns: u64::try_from((cfg.interval / ticks).as_nanos()).unwrap_or(u64::MAX),
+        warmup_intervals: u64::try_from(cfg.warmup_intervals).unwrap_or(u64::MAX),
+        mem_pages: cfg.mem / wss_abi::PAGE_SIZE,
+        wss_bytes: cfg.wss,
+    }
+}
+
+/// The `sample_pages` a summary reports: none without a tracker or for
+/// damon (its sample is its regions), the whole domain for exhaustive.
+pub fn reported_sample_pages(
+    tracker: TrackerKind,
+    estimator: EstimatorKind,
+    sample_pages: u64,
+    domain_pages: u64,
+) -> Option<u64> {
+    match (tracker, estimator) {
+        (TrackerKind::None, _) | (_, EstimatorKind::Damon) => None,
+        (_, EstimatorKind::Exhaustive) => Some(domain_pages),
+        (_, EstimatorKind::Esx) => Some(sample_pages),
+    }
 }
 
 fn run_once(
     cfg: &RunConfig,
     dir: &Path,
     baseline: Option<&Summary>,
+    extras: RunExtras,
 ) -> Result<RunOutput, RunError> {
     let image = cfg.guest.image()?;
     // Measured before the guest starts, so the two never compete.
@@ -197,6 +255,16 @@ fn run_once(
         source,
     })?;
     let mut writer = TimeseriesWriter::create(&dir.join("timeseries.csv"))?;
+    let mut trace = match (&estimator, extras.record) {
+        (Some(e), true) => Some(
+            TraceWriter::create(
+                &dir.join(TRACE_FILE),
+                &record_header(cfg, domain_pages, e.ticks_per_interval()),
+            )
+            .map_err(RunError::Record)?,
+        ),
+        _ => None,
+    };
 
     let (tx, rx) = mpsc::channel();
     if let Ok(mut slot) = INTERRUPT.lock() {
@@ -238,24 +306,24 @@ fn run_once(
     let mut rows = Vec::new();
     let live = cfg.live;
     let sampler_cpu_before = crate::vmm::vcpu_thread::thread_cpu_s();
-    let loop_result = sampler.run(
-        start,
-        &rx,
-        |row| {
-            writer.write_row(&row)?;
-            if live {
-                eprintln!("{}", live_line(&row));
-            }
-            rows.push(row);
-            Ok(())
-        },
-        |p| {
-            eprintln!(
-                "t={:7.2}s  in progress: {} sampled pages touched so far, estimate {:.0} pages",
-                p.t_s, p.touched_so_far, p.estimate.pages
-            );
-        },
-    );
+    let on_row = |row: Row| {
+        writer.write_row(&row)?;
+        if live {
+            eprintln!("{}", live_line(&row));
+        }
+        rows.push(row);
+        Ok(())
+    };
+    let on_progress = |p: crate::sampler::Progress| {
+        eprintln!(
+            "t={:7.2}s  in progress: {} sampled pages touched so far, estimate {:.0} pages",
+            p.t_s, p.touched_so_far, p.estimate.pages
+        );
+    };
+    let loop_result = match &mut trace {
+        Some(trace) => sampler.run_recording(start, &rx, on_row, on_progress, trace),
+        None => sampler.run(start, &rx, on_row, on_progress),
+    };
     let sampler_cpu_s = crate::vmm::vcpu_thread::thread_cpu_s() - sampler_cpu_before;
     let thread_forced_holds = thread.forced_holds();
     let report = thread.stop();
@@ -289,21 +357,21 @@ fn run_once(
         (VcpuEnd::Stopped, _) => RunEnd::Duration,
     };
 
-    let truth_column = if cfg.tracker.writes_only() {
-        TruthColumn::Writes
-    } else {
-        TruthColumn::All
-    };
+    if let Some(trace) = trace {
+        trace.finish(end.label()).map_err(RunError::Record)?;
+    }
+    let truth_column = crate::record::truth_column(cfg.tracker);
     let mut s = Summary {
         guest: cfg.guest.name(),
         tracker: cfg.tracker.name().to_string(),
         estimator: stats.as_ref().map(|_| cfg.estimator.name().to_string()),
         mem_pages: cfg.mem / wss_abi::PAGE_SIZE,
-        sample_pages: match (cfg.tracker, cfg.estimator) {
-            (TrackerKind::None, _) | (_, EstimatorKind::Damon) => None,
-            (_, EstimatorKind::Exhaustive) => Some(domain_pages),
-            (_, EstimatorKind::Esx) => Some(cfg.sample_pages),
-        },
+        sample_pages: reported_sample_pages(
+            cfg.tracker,
+            cfg.estimator,
+            cfg.sample_pages,
+            domain_pages,
+        ),
         interval_s: cfg.interval.as_secs_f64(),
         duration_s: elapsed,
         intervals: rows.len() as u64,
