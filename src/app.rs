@@ -6,7 +6,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::catalog::{CATALOG, COMMON_PARAMS};
-use crate::cli::{BenchCommand, Cli, Command, RunArgs, StudyArgs, SweepArgs, UsageError};
+use crate::cli::{
+    BenchCommand, Cli, Command, ReplayArgs, RunArgs, StudyArgs, SweepArgs, UsageError,
+};
 use crate::report::ReportError;
 use crate::report::summary::{Summary, read_summary};
 use crate::report::timeseries::read_timeseries;
@@ -43,12 +45,15 @@ pub enum AppError {
     Bench(#[from] crate::bench::BenchError),
     #[error("study failed")]
     Study(#[from] crate::study::StudyError),
+    #[error("cannot replay")]
+    Replay(#[from] crate::replay::ReplayError),
 }
 
 impl AppError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            AppError::Usage(_) => EXIT_USAGE,
+            // A bad trace or bad replay settings are bad input.
+            AppError::Usage(_) | AppError::Replay(_) => EXIT_USAGE,
             AppError::Run(e) | AppError::Sweep(SweepError::Run { source: e, .. }) => {
                 run_error_exit_code(e)
             }
@@ -129,6 +134,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             print_json(&crate::bench::overcommit::overcommit(&plan)?)
         }
         Command::Study(args) => study(&args),
+        Command::Replay(args) => replay(&args),
         Command::Plot { run_dir } => {
             for file in ["timeseries.csv", "summary.json"] {
                 if !run_dir.join(file).is_file() {
@@ -204,6 +210,9 @@ fn flat(s: &str) -> String {
 
 fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     let cfg = args.to_config()?;
+    if args.record && cfg.tracker == crate::track::TrackerKind::None {
+        return Err(UsageError::RecordWithoutTracker.into());
+    }
     if let Some(note) = args.common.overcommit_note() {
         eprintln!("kvm-wss: {note}");
     }
@@ -212,7 +221,10 @@ fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         .clone()
         .unwrap_or_else(|| crate::run::default_out_dir(&cfg));
     crate::cli::check_out_dir(&dir)?;
-    let out = crate::run::run(&cfg, &dir)?;
+    let extras = crate::run::RunExtras {
+        record: args.record,
+    };
+    let out = crate::run::run_with(&cfg, &dir, extras)?;
     if args.json {
         let json = serde_json::to_string_pretty(&out.summary).map_err(AppError::Json)?;
         println!("{json}");
@@ -250,6 +262,37 @@ fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
             ExitCode::from(EXIT_RUNTIME)
         }
     })
+}
+
+/// `kvm-wss replay`: an estimator over a recorded trace, printed as `run`
+/// prints a run.
+fn replay(args: &ReplayArgs) -> Result<ExitCode, AppError> {
+    let file = crate::record::TRACE_FILE;
+    if !args.run_dir.join(file).is_file() {
+        return Err(UsageError::NotARunDir {
+            path: args.run_dir.clone(),
+            file,
+        }
+        .into());
+    }
+    let rec =
+        crate::record::read(&args.run_dir.join(file)).map_err(crate::replay::ReplayError::from)?;
+    let settings = args.to_settings(&rec.header);
+    let rows = crate::replay::replay(&rec, &settings)?;
+    let summary = crate::replay::summarize(&rec, &settings, &rows);
+    if args.json {
+        return print_json(&summary);
+    }
+    let out = RunOutput {
+        summary,
+        rows,
+        dir: args.run_dir.clone(),
+        end: RunEnd::Duration,
+        logs: Vec::new(),
+        dropped: None,
+    };
+    print_table(&out).map_err(AppError::Stdout)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn study(args: &StudyArgs) -> Result<ExitCode, AppError> {

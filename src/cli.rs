@@ -44,6 +44,68 @@ pub enum Command {
     Bench(BenchCommand),
     /// Make the study: every workload, tracker and estimator over a matrix of settings, with figures and OUT/study.md.
     Study(StudyArgs),
+    /// Run an estimator offline over a run recorded with `run --record`, against its exact truth.
+    Replay(ReplayArgs),
+}
+
+/// `kvm-wss replay RUN_DIR`: every setting defaults to the recorded run's.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// A run's output folder holding trace.bin (from `run --record`).
+    pub run_dir: PathBuf,
+    /// How touches become an estimate.
+    #[arg(long, value_enum)]
+    pub estimator: Option<EstimatorKind>,
+    /// Pages sampled per interval (esx).
+    #[arg(long)]
+    pub sample_pages: Option<u64>,
+    /// Length of one interval, in recorded ticks (a recorded tick is the
+    /// recorded interval for esx and exhaustive, one DAMON tick for damon).
+    #[arg(long, value_name = "TICKS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub interval: Option<u32>,
+    /// Gain of ESX's slow moving average.
+    #[arg(long)]
+    pub esx_slow_gain: Option<f64>,
+    /// Gain of ESX's fast moving average.
+    #[arg(long)]
+    pub esx_fast_gain: Option<f64>,
+    /// Fewest DAMON regions.
+    #[arg(long)]
+    pub damon_min_regions: Option<u32>,
+    /// Most DAMON regions.
+    #[arg(long)]
+    pub damon_max_regions: Option<u32>,
+    /// DAMON sampling ticks per interval.
+    #[arg(long)]
+    pub damon_ticks: Option<u32>,
+    /// Seed of page sampling.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Intervals left out of the error metrics at the start.
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Print the summary as JSON (the shape of summary.json) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ReplayArgs {
+    /// The settings to replay: the recorded run's, changed where an option says.
+    pub fn to_settings(&self, h: &crate::record::RecordHeader) -> crate::replay::ReplaySettings {
+        let mut s = crate::replay::ReplaySettings::recorded(h);
+        let e = &mut s.estimator;
+        e.kind = self.estimator.unwrap_or(e.kind);
+        e.sample_pages = self.sample_pages.unwrap_or(e.sample_pages);
+        e.esx.slow = self.esx_slow_gain.unwrap_or(e.esx.slow);
+        e.esx.fast = self.esx_fast_gain.unwrap_or(e.esx.fast);
+        e.damon.min_regions = self.damon_min_regions.unwrap_or(e.damon.min_regions);
+        e.damon.max_regions = self.damon_max_regions.unwrap_or(e.damon.max_regions);
+        e.damon.ticks_per_interval = self.damon_ticks.unwrap_or(e.damon.ticks_per_interval);
+        s.interval_ticks = self.interval.unwrap_or(s.interval_ticks);
+        s.seed = self.seed.unwrap_or(s.seed);
+        s.warmup_intervals = self.warmup.unwrap_or(s.warmup_intervals);
+        s
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -255,6 +317,10 @@ pub struct RunArgs {
     /// Print summary.json to stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Also write trace.bin: the exact pages touched and written in every
+    /// sampler tick, for `kvm-wss replay` (needs a tracker).
+    #[arg(long)]
+    pub record: bool,
 }
 
 /// `kvm-wss sweep`: every combination of the lists, each `--repeat` times.
@@ -361,6 +427,8 @@ pub enum UsageError {
     },
     #[error("{} is not a run's output folder (it lacks {file})", .path.display())]
     NotARunDir { path: PathBuf, file: &'static str },
+    #[error("--record needs a tracker: without one there is no sampling to replay")]
+    RecordWithoutTracker,
 }
 
 /// Creates `dir` if needed and checks that a file can be written in it, so
