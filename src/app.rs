@@ -210,9 +210,7 @@ fn flat(s: &str) -> String {
 
 fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     let cfg = args.to_config()?;
-    if args.record && cfg.tracker == crate::track::TrackerKind::None {
-        return Err(UsageError::RecordWithoutTracker.into());
-    }
+    let extras = args.record_extras(&cfg)?;
     if let Some(note) = args.common.overcommit_note() {
         eprintln!("kvm-wss: {note}");
     }
@@ -221,9 +219,6 @@ fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         .clone()
         .unwrap_or_else(|| crate::run::default_out_dir(&cfg));
     crate::cli::check_out_dir(&dir)?;
-    let extras = crate::run::RunExtras {
-        record: args.record,
-    };
     let out = crate::run::run_with(&cfg, &dir, extras)?;
     if args.json {
         let json = serde_json::to_string_pretty(&out.summary).map_err(AppError::Json)?;

@@ -89,6 +89,34 @@ pub struct ReplayArgs {
     pub json: bool,
 }
 
+impl RunArgs {
+    /// What `--record` and `--record-tick` ask for, checked before boot.
+    pub fn record_extras(&self, cfg: &RunConfig) -> Result<crate::run::RunExtras, UsageError> {
+        if self.record && cfg.tracker == TrackerKind::None {
+            return Err(UsageError::RecordWithoutTracker);
+        }
+        if let Some(tick) = self.record_tick {
+            // The real domain is known after boot; all of RAM bounds it.
+            let estimator = estimate::build(&EstimatorConfig {
+                kind: cfg.estimator,
+                domain_pages: cfg.mem / wss_abi::PAGE_SIZE,
+                sample_pages: cfg.sample_pages,
+                esx: cfg.esx,
+                damon: cfg.damon,
+            })?;
+            crate::record::recorded_per_tick(
+                cfg.interval,
+                estimator.ticks_per_interval(),
+                Some(tick),
+            )?;
+        }
+        Ok(crate::run::RunExtras {
+            record: self.record,
+            record_tick: self.record_tick,
+        })
+    }
+}
+
 impl ReplayArgs {
     /// The settings to replay: the recorded run's, changed where an option says.
     pub fn to_settings(&self, h: &crate::record::RecordHeader) -> crate::replay::ReplaySettings {
@@ -321,6 +349,12 @@ pub struct RunArgs {
     /// sampler tick, for `kvm-wss replay` (needs a tracker).
     #[arg(long)]
     pub record: bool,
+    /// With --record, hold the guest and record the truth every DURATION
+    /// instead of at every estimator tick (the interval for esx and
+    /// exhaustive), so that a replay can use finer ticks (damon from an esx
+    /// run). It must divide the estimator's tick.
+    #[arg(long, value_name = "DURATION", value_parser = duration, requires = "record")]
+    pub record_tick: Option<Duration>,
 }
 
 /// `kvm-wss sweep`: every combination of the lists, each `--repeat` times.
@@ -429,6 +463,8 @@ pub enum UsageError {
     NotARunDir { path: PathBuf, file: &'static str },
     #[error("--record needs a tracker: without one there is no sampling to replay")]
     RecordWithoutTracker,
+    #[error(transparent)]
+    RecordTick(#[from] crate::record::RecordTickError),
 }
 
 /// Creates `dir` if needed and checks that a file can be written in it, so

@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::config::RunConfig;
 use crate::estimate::{self, EstimateError, EstimatorConfig, EstimatorKind};
 use crate::guests::GuestError;
-use crate::record::{RecordHeader, TRACE_FILE, TraceWriter};
+use crate::record::{RecordHeader, TRACE_FILE, TraceWriter, recorded_per_tick};
 use crate::report::summary::{Phase, Summary, write_summary};
 use crate::report::timeseries::{Row, TimeseriesWriter};
 use crate::report::{ReportError, plot};
@@ -48,6 +48,8 @@ pub enum RunError {
     GuestPages(#[from] crate::track::dirty_log::GuestPagesError),
     #[error("cannot record the run")]
     Record(#[source] crate::record::RecordError),
+    #[error(transparent)]
+    RecordTick(#[from] crate::record::RecordTickError),
 }
 
 /// What a run does besides what its [`RunConfig`] says.
@@ -55,6 +57,9 @@ pub enum RunError {
 pub struct RunExtras {
     /// Write the exact truth of every tick to `trace.bin` (`--record`).
     pub record: bool,
+    /// Record ticks of this length instead of the estimator's
+    /// (`--record-tick`); it must divide the estimator's tick.
+    pub record_tick: Option<std::time::Duration>,
 }
 
 /// How a run ended.
@@ -172,6 +177,7 @@ pub fn run_with(cfg: &RunConfig, dir: &Path, extras: RunExtras) -> Result<RunOut
 }
 
 /// The trace header of `cfg` on a guest with `domain_pages` data pages.
+/// `ticks` are the recorded ticks per interval.
 fn record_header(cfg: &RunConfig, domain_pages: u64, ticks: u32) -> RecordHeader {
     let ticks = ticks.max(1);
     RecordHeader {
@@ -256,13 +262,14 @@ fn run_once(
     })?;
     let mut writer = TimeseriesWriter::create(&dir.join("timeseries.csv"))?;
     let mut trace = match (&estimator, extras.record) {
-        (Some(e), true) => Some(
-            TraceWriter::create(
-                &dir.join(TRACE_FILE),
-                &record_header(cfg, domain_pages, e.ticks_per_interval()),
-            )
-            .map_err(RunError::Record)?,
-        ),
+        (Some(e), true) => {
+            let ticks = e.ticks_per_interval().max(1);
+            let per_tick = recorded_per_tick(cfg.interval, ticks, extras.record_tick)?;
+            let header = record_header(cfg, domain_pages, ticks.saturating_mul(per_tick));
+            let writer =
+                TraceWriter::create(&dir.join(TRACE_FILE), &header).map_err(RunError::Record)?;
+            Some((writer, per_tick))
+        }
         _ => None,
     };
 
@@ -321,7 +328,9 @@ fn run_once(
         );
     };
     let loop_result = match &mut trace {
-        Some(trace) => sampler.run_recording(start, &rx, on_row, on_progress, trace),
+        Some((trace, per_tick)) => {
+            sampler.run_recording(start, &rx, on_row, on_progress, trace, *per_tick)
+        }
         None => sampler.run(start, &rx, on_row, on_progress),
     };
     let sampler_cpu_s = crate::vmm::vcpu_thread::thread_cpu_s() - sampler_cpu_before;
@@ -357,7 +366,7 @@ fn run_once(
         (VcpuEnd::Stopped, _) => RunEnd::Duration,
     };
 
-    if let Some(trace) = trace {
+    if let Some((trace, _)) = trace {
         trace.finish(end.label()).map_err(RunError::Record)?;
     }
     let truth_column = crate::record::truth_column(cfg.tracker);

@@ -166,7 +166,10 @@ impl Sampler<'_> {
     }
 
     /// [`Sampler::run`], also writing every tick's exact truth, timing and
-    /// the live estimates to `trace` (`run --record`).
+    /// the live estimates to `trace` (`run --record`). With `per_tick`
+    /// above 1 the guest is also held, and the truth taken, `per_tick - 1`
+    /// times evenly inside each estimator tick (`--record-tick`), so the
+    /// trace has finer ticks than the estimator used.
     pub fn run_recording(
         self,
         start: Instant,
@@ -174,8 +177,9 @@ impl Sampler<'_> {
         sink: impl FnMut(Row) -> Result<(), crate::report::ReportError>,
         on_progress: impl FnMut(Progress),
         trace: &mut TraceWriter,
+        per_tick: u32,
     ) -> Result<LoopEnd, SamplerError> {
-        self.run_inner(start, events, sink, on_progress, Some(trace))
+        self.run_inner(start, events, sink, on_progress, Some((trace, per_tick)))
     }
 
     fn run_inner(
@@ -184,7 +188,7 @@ impl Sampler<'_> {
         events: &Receiver<Event>,
         mut sink: impl FnMut(Row) -> Result<(), crate::report::ReportError>,
         mut on_progress: impl FnMut(Progress),
-        trace: Option<&mut TraceWriter>,
+        trace: Option<(&mut TraceWriter, u32)>,
     ) -> Result<LoopEnd, SamplerError> {
         let layout = *self.memory.layout();
         let first = layout.data_first_page();
@@ -195,7 +199,10 @@ impl Sampler<'_> {
             .estimator
             .as_ref()
             .map_or(1, |e| e.ticks_per_interval().max(1));
-        let tick_len = self.interval / ticks;
+        // Boundaries per estimator tick: 1, or the recorded ticks in one.
+        let per_tick = trace.as_ref().map_or(1, |(_, n)| (*n).max(1));
+        let steps = ticks.saturating_mul(per_tick);
+        let tick_len = self.interval / steps;
         let end_at = start + self.duration;
 
         // The first boundary: bits set before it belong to no interval.
@@ -207,7 +214,7 @@ impl Sampler<'_> {
             stall: status.stall_cycles,
             faults: self.tracker.as_ref().map_or(0, |t| t.stats().faults),
         };
-        let mut log = trace.map(|writer| TickLog {
+        let mut log = trace.map(|(writer, _)| TickLog {
             writer,
             ops: status.guest_ops,
             touched: Vec::new(),
@@ -218,21 +225,25 @@ impl Sampler<'_> {
         release(held);
         let mut resumed_at = Instant::now();
 
-        let mut tick = 0;
+        let mut step = 0u32;
         loop {
             let tick_end = (resumed_at + tick_len).min(end_at);
-            let stopped = self.wait_tick(start, tick_end, ticks, events, &mut on_progress);
+            let stopped = self.wait_tick(start, tick_end, steps, events, &mut on_progress);
             let held = self.vcpu.map(|v| v.hold());
             let held_at = held.as_ref().map_or_else(Instant::now, |h| h.held_at);
             let tick_ran = held_at.saturating_duration_since(resumed_at);
             tally.ran += tick_ran;
-            self.collect(first, &data, &mut tally)?;
+            step += 1;
+            let run_over = stopped.is_some() || held_at >= end_at;
+            // An estimator tick ends here (always, unless recording finer).
+            let estimator_tick_over = run_over || step.is_multiple_of(per_tick);
+            if estimator_tick_over {
+                self.collect(first, &data, &mut tally)?;
+            }
             if let Some(log) = &mut log {
                 log.take(read_bits, write_bits, &data);
             }
-            tick += 1;
-            let run_over = stopped.is_some() || held_at >= end_at;
-            let interval_over = run_over || tick == ticks;
+            let interval_over = run_over || step == steps;
             let mut row = None;
             if interval_over {
                 let recorded = log.as_ref().map(TickLog::interval_truth);
@@ -241,9 +252,9 @@ impl Sampler<'_> {
                     recorded,
                 ));
                 tally = Tally::default();
-                tick = 0;
+                step = 0;
             }
-            if !run_over {
+            if !run_over && estimator_tick_over {
                 self.arm(first, &mut rng, &mut tally)?;
             }
             // Read while the guest is still held, so the tick's counts end
@@ -567,7 +578,7 @@ pub(crate) mod tests {
             Ok(())
         };
         let end = match trace {
-            Some(t) => sampler.run_recording(Instant::now(), &rx, sink, |_| {}, t),
+            Some(t) => sampler.run_recording(Instant::now(), &rx, sink, |_| {}, t, 1),
             None => sampler.run(Instant::now(), &rx, sink, |_| {}),
         }
         .expect("loop");

@@ -16,9 +16,21 @@ use kvm_wss::run::{RunExtras, RunOutput, run_with};
 use kvm_wss::track::TrackerKind;
 
 fn recorded(spec: &RunSpec<'_>, dir: &std::path::Path) -> RunOutput {
+    recorded_with(spec, dir, None)
+}
+
+fn recorded_with(
+    spec: &RunSpec<'_>,
+    dir: &std::path::Path,
+    record_tick: Option<Duration>,
+) -> RunOutput {
+    let extras = RunExtras {
+        record: true,
+        record_tick,
+    };
     let mut cfg = spec.config();
     cfg.plot = false;
-    run_with(&cfg, dir, RunExtras { record: true })
+    run_with(&cfg, dir, extras)
         .unwrap_or_else(|e| panic!("run failed: {}", kvm_wss::error_chain(&e)))
 }
 
@@ -26,7 +38,15 @@ fn recorded(spec: &RunSpec<'_>, dir: &std::path::Path) -> RunOutput {
 /// row's estimate and truth; returns the live output and the replay's
 /// summary.
 fn check_exact(spec: &RunSpec<'_>, dir: &std::path::Path) -> (RunOutput, Summary) {
-    let live = recorded(spec, dir);
+    check_exact_with(spec, dir, None)
+}
+
+fn check_exact_with(
+    spec: &RunSpec<'_>,
+    dir: &std::path::Path,
+    record_tick: Option<Duration>,
+) -> (RunOutput, Summary) {
+    let live = recorded_with(spec, dir, record_tick);
     assert_eq!(live.end, kvm_wss::run::RunEnd::Duration);
     let rec = record::read(&dir.join(TRACE_FILE)).expect("trace");
     assert_eq!(rec.end, "duration");
@@ -233,4 +253,37 @@ fn an_esx_trace_cannot_feed_damon_ticks_it_does_not_have() {
     all.extend(["--interval", "20", "--damon-ticks", "20"].map(std::ffi::OsStr::new));
     let (code, err) = kvm_wss(&all);
     assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn a_finer_record_tick_replays_exactly_and_feeds_damon() {
+    if !common::kvm_available("a_finer_record_tick_replays_exactly_and_feeds_damon") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = RunSpec {
+        wss: 16 << 20,
+        duration: Duration::from_secs(3),
+        interval: Duration::from_millis(500),
+        tracker: TrackerKind::Uffd,
+        sample_pages: 400,
+        params: &[("period", "1s")],
+        ..RunSpec::new("phases")
+    };
+    // esx ticks once per interval; the trace has 20 ticks of 25 ms in it.
+    let (live, _) = check_exact_with(&spec, dir.path(), Some(Duration::from_millis(25)));
+    let rec = record::read(&dir.path().join(TRACE_FILE)).expect("trace");
+    assert_eq!(rec.header.ticks_per_interval, 20);
+    assert_eq!(rec.header.tick_ns, 25_000_000);
+    assert!(rec.ticks.len() > 20 * (live.rows.len() - 1));
+    // The same trace drives damon at one recorded tick per damon tick.
+    let mut damon = ReplaySettings::recorded(&rec.header);
+    damon.estimator.kind = EstimatorKind::Damon;
+    damon.estimator.damon.ticks_per_interval = 20;
+    let rows = replay(&rec, &damon).expect("damon replay");
+    assert_eq!(rows.len(), live.rows.len());
+    for (d, l) in rows.iter().zip(&live.rows) {
+        assert_eq!(d.true_wss_pages, l.true_wss_pages);
+        assert!(d.sampled_pages > 0);
+    }
 }

@@ -33,6 +33,7 @@ mod varint;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +101,53 @@ impl RecordError {
             },
         }
     }
+}
+
+/// The shortest `--record-tick`: every recorded tick holds the guest and
+/// reads the truth, as an interval does (see `cli::MIN_INTERVAL`).
+pub const MIN_RECORD_TICK: Duration = Duration::from_millis(1);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordTickError {
+    #[error(
+        "--record-tick {0:?} is shorter than the shortest the sampler can honour, {MIN_RECORD_TICK:?}"
+    )]
+    TooShort(Duration),
+    #[error(
+        "--record-tick {record_tick:?} does not divide the estimator's tick, {tick:?} (the interval over the estimator's {ticks} ticks)"
+    )]
+    NotADivisor {
+        record_tick: Duration,
+        tick: Duration,
+        ticks: u32,
+    },
+}
+
+/// How many recorded ticks make one estimator tick: 1 without
+/// `record_tick`, else the estimator's tick (`interval / estimator_ticks`)
+/// over `record_tick`, which must divide it exactly.
+pub fn recorded_per_tick(
+    interval: Duration,
+    estimator_ticks: u32,
+    record_tick: Option<Duration>,
+) -> Result<u32, RecordTickError> {
+    let Some(record_tick) = record_tick else {
+        return Ok(1);
+    };
+    if record_tick < MIN_RECORD_TICK {
+        return Err(RecordTickError::TooShort(record_tick));
+    }
+    let ticks = estimator_ticks.max(1);
+    let tick = interval / ticks;
+    let (t, r) = (tick.as_nanos(), record_tick.as_nanos());
+    u32::try_from(t / r)
+        .ok()
+        .filter(|&n| n >= 1 && t % r == 0)
+        .ok_or(RecordTickError::NotADivisor {
+            record_tick,
+            tick,
+            ticks,
+        })
 }
 
 /// What a replay needs to know of the live run, written as JSON at the
@@ -501,6 +549,27 @@ mod tests {
         t.written = PageSet::from_sorted([500]);
         let err = read(&write(&[t], dir.path())).unwrap_err();
         assert!(crate::error_chain(&err).contains("not touched"));
+    }
+
+    #[test]
+    fn a_record_tick_must_divide_the_estimator_tick() {
+        let ms = Duration::from_millis;
+        assert_eq!(recorded_per_tick(ms(1000), 1, None), Ok(1));
+        assert_eq!(recorded_per_tick(ms(1000), 1, Some(ms(50))), Ok(20));
+        assert_eq!(recorded_per_tick(ms(1000), 20, Some(ms(50))), Ok(1));
+        assert_eq!(recorded_per_tick(ms(1000), 20, Some(ms(25))), Ok(2));
+        assert!(matches!(
+            recorded_per_tick(ms(1000), 20, Some(ms(30))),
+            Err(RecordTickError::NotADivisor { ticks: 20, .. })
+        ));
+        assert!(matches!(
+            recorded_per_tick(ms(1000), 1, Some(ms(2000))),
+            Err(RecordTickError::NotADivisor { .. })
+        ));
+        assert_eq!(
+            recorded_per_tick(ms(1000), 1, Some(Duration::from_micros(999))),
+            Err(RecordTickError::TooShort(Duration::from_micros(999)))
+        );
     }
 
     #[test]
