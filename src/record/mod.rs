@@ -423,7 +423,7 @@ fn decode_tick(cur: &mut Cursor<'_>, domain: u64) -> Result<Tick, RecordError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::estimate::{DamonConfig, EstimatorKind, EsxGains};
 

@@ -8,6 +8,8 @@
 //! exactly what the live tracker caught, and replaying a run with its own
 //! settings gives its estimates bit for bit.
 
+pub mod args;
+
 use std::time::Duration;
 
 use crate::estimate::{self, EstimateError, EstimatorConfig, PageIdx};
