@@ -44,18 +44,34 @@ impl PageSet {
 
     /// Number of distinct pages in the union of `sets`.
     pub fn union_len<'a>(sets: impl IntoIterator<Item = &'a PageSet>) -> u64 {
-        let mut all: Vec<&Range<u64>> = sets.into_iter().flat_map(|s| &s.runs).collect();
-        all.sort_unstable_by_key(|r| r.start);
-        let mut total = 0;
-        let mut reach = 0u64;
-        for r in all {
-            let from = r.start.max(reach);
-            if r.end > from {
-                total += r.end - from;
-                reach = r.end;
+        let mut acc = PageSet::default();
+        for s in sets {
+            acc = acc.union(s);
+        }
+        acc.len()
+    }
+
+    /// The union of two sets, in one pass over both: sets are sorted, so
+    /// an interval's truth costs what its ticks hold, not a sort of them.
+    pub fn union(&self, other: &PageSet) -> PageSet {
+        let mut runs: Vec<Range<u64>> = Vec::with_capacity(self.runs.len() + other.runs.len());
+        let (mut a, mut b) = (self.runs.iter().peekable(), other.runs.iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.start <= y.start => a.next(),
+                (Some(_), Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, Some(_)) => b.next(),
+                (None, None) => break,
+            };
+            let Some(r) = next else { break };
+            match runs.last_mut() {
+                // Overlapping or adjacent: one run.
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => runs.push(r.clone()),
             }
         }
-        total
+        PageSet { runs }
     }
 
     /// Appends the encoding: the number of runs, then per run its gap after
@@ -126,6 +142,11 @@ mod tests {
         assert_eq!(PageSet::union_len([&a, &b, &c]), 9);
         assert_eq!(PageSet::union_len([&a]), 4);
         assert_eq!(PageSet::union_len([]), 0);
+        // Adjacent runs of two sets become one run.
+        let u = PageSet::from_sorted([1, 2]).union(&PageSet::from_sorted([3, 4, 8]));
+        assert_eq!(u, PageSet::from_sorted([1, 2, 3, 4, 8]));
+        assert_eq!(u.runs, vec![1..5, 8..9]);
+        assert_eq!(a.union(&b).union(&c), c.union(&a).union(&b));
     }
 
     #[test]
