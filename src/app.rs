@@ -70,7 +70,8 @@ fn run_error_exit_code(e: &RunError) -> u8 {
         RunError::Guest(_)
         | RunError::Boot(BootError::Load(_) | BootError::Layout(_) | BootError::Param(_))
         | RunError::Estimator(_)
-        | RunError::GuestPages(_) => EXIT_USAGE,
+        | RunError::GuestPages(_)
+        | RunError::RecordTick(_) => EXIT_USAGE,
         _ => EXIT_RUNTIME,
     }
 }

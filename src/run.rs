@@ -366,9 +366,6 @@ fn run_once(
         (VcpuEnd::Stopped, _) => RunEnd::Duration,
     };
 
-    if let Some((trace, _)) = trace {
-        trace.finish(end.label()).map_err(RunError::Record)?;
-    }
     let truth_column = crate::record::truth_column(cfg.tracker);
     let mut s = Summary {
         guest: cfg.guest.name(),
@@ -451,6 +448,11 @@ fn run_once(
     // folder describes what was measured; plots are left out (see
     // `plot::render_atomic`).
     write_summary(&dir.join("summary.json"), &s)?;
+    // After the summary, so a trace that cannot be finished costs only
+    // itself (a trace without its trailer is refused as cut short).
+    if let Some((trace, _)) = trace {
+        trace.finish(end.label()).map_err(RunError::Record)?;
+    }
     if cfg.plot && !rows.is_empty() && !interrupted() {
         match plot::plot_run(&rows, &s, dir) {
             Ok(_) | Err(ReportError::Interrupted { .. }) => {}
