@@ -547,7 +547,7 @@ pub(crate) mod tests {
         interval_ms: u64,
         duration_ms: u64,
         slow: Option<(u32, Duration)>,
-        trace: Option<&mut TraceWriter>,
+        trace: Option<(&mut TraceWriter, u32)>,
     ) -> Vec<Row> {
         let layout = Layout::new(64 << 20, RAM_BASE + 0x10_0000, 4 << 20).expect("layout");
         let memory = Arc::new(GuestMemory::new(&layout).expect("memory"));
@@ -578,7 +578,9 @@ pub(crate) mod tests {
             Ok(())
         };
         let end = match trace {
-            Some(t) => sampler.run_recording(Instant::now(), &rx, sink, |_| {}, t, 1),
+            Some((t, per_tick)) => {
+                sampler.run_recording(Instant::now(), &rx, sink, |_| {}, t, per_tick)
+            }
             None => sampler.run(Instant::now(), &rx, sink, |_| {}),
         }
         .expect("loop");
@@ -587,11 +589,13 @@ pub(crate) mod tests {
     }
 
     /// A recorded run of the scripted guest under `kind` (esx samples 100
-    /// pages per 60 ms interval; damon ticks 4 times per 80 ms), written
-    /// to `path`: its rows and the trace's header.
+    /// pages per 60 ms interval; damon ticks 4 times per 80 ms), with
+    /// `per_tick` recorded ticks per estimator tick, written to `path`:
+    /// its rows and the trace's header.
     pub(crate) fn recorded_run(
         kind: EstimatorKind,
         path: &std::path::Path,
+        per_tick: u32,
     ) -> (Vec<Row>, record::RecordHeader) {
         let (interval_ms, ticks) = match kind {
             EstimatorKind::Damon => (80, 4),
@@ -618,14 +622,20 @@ pub(crate) mod tests {
             },
             seed: 1,
             interval_ns: interval.as_nanos() as u64,
-            ticks_per_interval: ticks,
-            tick_ns: (interval / ticks).as_nanos() as u64,
+            ticks_per_interval: ticks * per_tick,
+            tick_ns: (interval / (ticks * per_tick)).as_nanos() as u64,
             warmup_intervals: 0,
             mem_pages: 64 << 20 >> 12,
             wss_bytes: 4 << 20,
         };
         let mut w = TraceWriter::create(path, &header).expect("trace");
-        let rows = scripted_run(cfg, interval_ms, 8 * interval_ms, None, Some(&mut w));
+        let rows = scripted_run(
+            cfg,
+            interval_ms,
+            8 * interval_ms,
+            None,
+            Some((&mut w, per_tick)),
+        );
         w.finish("duration").expect("finish");
         (rows, header)
     }
@@ -634,7 +644,7 @@ pub(crate) mod tests {
     fn a_recorded_interval_has_the_truth_of_an_unrecorded_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(record::TRACE_FILE);
-        let (rows, _) = recorded_run(EstimatorKind::Damon, &path);
+        let (rows, _) = recorded_run(EstimatorKind::Damon, &path, 2);
         let rec = record::read(&path).expect("read");
         let mut ticks = rec.ticks.iter();
         for r in &rows {

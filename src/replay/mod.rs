@@ -374,10 +374,22 @@ mod tests {
     fn a_recorded_scripted_run_replays_exactly() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(TRACE_FILE);
-        for kind in [EstimatorKind::Esx, EstimatorKind::Damon] {
-            let (rows, header) = crate::sampler::tests::recorded_run(kind, &path);
+        for (kind, per_tick) in [
+            (EstimatorKind::Esx, 1),
+            (EstimatorKind::Damon, 1),
+            (EstimatorKind::Esx, 3),
+            (EstimatorKind::Damon, 2),
+        ] {
+            let (rows, header) = crate::sampler::tests::recorded_run(kind, &path, per_tick);
             let rec = crate::record::read(&path).unwrap();
             assert_eq!(rec.header, header);
+            let full_intervals = rows.len() as u64 - 1;
+            assert!(
+                rec.ticks.len() as u64 > full_intervals * u64::from(header.ticks_per_interval),
+                "{} ticks for {} rows",
+                rec.ticks.len(),
+                rows.len()
+            );
             let closes: Vec<Close> = rec.ticks.iter().filter_map(|t| t.close).collect();
             assert_eq!(closes.len(), rows.len());
             let replayed = replay(&rec, &ReplaySettings::recorded(&rec.header)).unwrap();
@@ -386,7 +398,7 @@ mod tests {
                 assert_eq!(
                     (re.est_wss_pages, re.est_lo_pages, re.est_hi_pages),
                     (live.est_wss_pages, live.est_lo_pages, live.est_hi_pages),
-                    "{kind:?} at t={}",
+                    "{kind:?} with {per_tick} recorded ticks per tick at t={}",
                     live.t_s
                 );
                 assert_eq!(re.touched_samples, live.touched_samples);
