@@ -276,6 +276,13 @@ fn replay(args: &ReplayArgs) -> Result<ExitCode, AppError> {
     let settings = args.to_settings(&rec.header);
     let rows = crate::replay::replay(&rec, &settings)?;
     let summary = crate::replay::summarize(&rec, &settings, &rows);
+    if settings == crate::replay::ReplaySettings::recorded(&rec.header) {
+        // The run's own settings: the replay must give the live estimates.
+        let (equal, live) = crate::replay::live_matches(&rec, &rows);
+        eprintln!(
+            "kvm-wss: replayed with the recorded settings: {equal} of {live} intervals equal the live estimates"
+        );
+    }
     if args.json {
         return print_json(&summary);
     }

@@ -82,6 +82,10 @@ fn check_exact_with(
         live.rows.iter().any(|r| r.touched_samples > 0),
         "nothing was caught"
     );
+    assert_eq!(
+        kvm_wss::replay::live_matches(&rec, &rows),
+        (rows.len(), rows.len())
+    );
     let summary = summarize(&rec, &settings, &rows);
     assert_eq!(summary.est_wss_mean_pages, live.summary.est_wss_mean_pages);
     assert_eq!(summary.mape, live.summary.mape);
@@ -116,6 +120,13 @@ fn esx_under_uffd_replays_exactly_and_the_cli_prints_the_same_summary() {
         .expect("kvm-wss replay");
     assert!(
         out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n = summary.intervals;
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("{n} of {n} intervals equal the live estimates")),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

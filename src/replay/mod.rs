@@ -186,6 +186,26 @@ fn close_row(open: &Open<'_>, e: estimate::Estimate, interval: Duration) -> Row 
     }
 }
 
+/// How many of `rows` carry exactly the estimate (pages, lo, hi) the live
+/// run recorded for the same interval, and how many intervals the live
+/// run closed: a replay with the recorded settings must match all of them.
+pub fn live_matches(rec: &Recording, rows: &[Row]) -> (usize, usize) {
+    let live: Vec<Option<estimate::Estimate>> = rec
+        .ticks
+        .iter()
+        .filter_map(|t| t.close.map(|c| c.estimate))
+        .collect();
+    let equal = live
+        .iter()
+        .zip(rows)
+        .filter(|(l, r)| {
+            l.map(|e| (Some(e.pages), Some(e.lo), Some(e.hi)))
+                == Some((r.est_wss_pages, r.est_lo_pages, r.est_hi_pages))
+        })
+        .count();
+    (equal, live.len())
+}
+
 /// The summary of a replay, in the shape of a run's summary.json: the
 /// settings replayed, the recorded run's guest figures, and the accuracy
 /// and cost fields computed from the replayed rows by the same code as a
@@ -414,6 +434,16 @@ mod tests {
                 assert_eq!((re.guest_ops, re.phase), (live.guest_ops, live.phase));
             }
             assert!(rows.iter().any(|r| r.touched_samples > 0), "{kind:?}");
+            assert_eq!(live_matches(&rec, &replayed), (rows.len(), rows.len()));
+            let other = ReplaySettings {
+                seed: 2,
+                ..ReplaySettings::recorded(&rec.header)
+            };
+            let (equal, all) = live_matches(&rec, &replay(&rec, &other).unwrap());
+            assert!(
+                equal < all,
+                "{kind:?}: another seed matched {equal} of {all}"
+            );
             let s = summarize(&rec, &ReplaySettings::recorded(&rec.header), &replayed);
             assert_eq!(s.intervals, rows.len() as u64);
             assert_eq!(s.estimator.as_deref(), Some(kind.name()));
