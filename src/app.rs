@@ -9,7 +9,9 @@ use crate::analysis::accuracy::TruthColumn;
 use crate::analysis::derived::faults_per_s;
 use crate::analysis::format::{opt_percent, percent};
 use crate::catalog::{CATALOG, COMMON_PARAMS};
-use crate::cli::{BenchCommand, Cli, Command, RunArgs, StudyArgs, SweepArgs, UsageError};
+use crate::cli::{
+    BenchCommand, Cli, Command, ReplayArgs, RunArgs, StudyArgs, SweepArgs, UsageError,
+};
 use crate::estimate::EstimatorKind;
 use crate::report::ReportError;
 use crate::report::summary::{EndKind, Summary, read_summary};
@@ -47,12 +49,15 @@ pub enum AppError {
     Bench(#[from] crate::bench::BenchError),
     #[error("study failed")]
     Study(#[from] crate::study::StudyError),
+    #[error("cannot replay")]
+    Replay(#[from] crate::replay::ReplayError),
 }
 
 impl AppError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            AppError::Usage(_) => EXIT_USAGE,
+            // A bad trace or bad replay settings are bad input.
+            AppError::Usage(_) | AppError::Replay(_) => EXIT_USAGE,
             AppError::Run(e) | AppError::Sweep(SweepError::Run { source: e, .. }) => {
                 run_error_exit_code(e)
             }
@@ -69,7 +74,8 @@ fn run_error_exit_code(e: &RunError) -> u8 {
         RunError::Guest(_)
         | RunError::Boot(BootError::Load(_) | BootError::Layout(_) | BootError::Param(_))
         | RunError::Estimator(_)
-        | RunError::GuestPages(_) => EXIT_USAGE,
+        | RunError::GuestPages(_)
+        | RunError::RecordTick(_) => EXIT_USAGE,
         _ => EXIT_RUNTIME,
     }
 }
@@ -133,6 +139,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             print_json(&crate::bench::overcommit::overcommit(&plan)?)
         }
         Command::Study(args) => study(&args),
+        Command::Replay(args) => replay(&args),
         Command::Plot { run_dir } => {
             for file in ["timeseries.csv", "summary.json"] {
                 if !run_dir.join(file).is_file() {
@@ -208,6 +215,7 @@ fn flat(s: &str) -> String {
 
 fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     let cfg = args.to_config()?;
+    let extras = args.record_extras(&cfg)?;
     if let Some(note) = args.common.overcommit_note() {
         eprintln!("kvm-wss: {note}");
     }
@@ -216,7 +224,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         .clone()
         .unwrap_or_else(|| crate::run::default_out_dir(&cfg));
     crate::cli::check_out_dir(&dir)?;
-    let out = crate::run::run(&cfg, &dir)?;
+    let out = crate::run::run_with(&cfg, &dir, extras)?;
     if args.json {
         let json = serde_json::to_string_pretty(&out.summary).map_err(AppError::Json)?;
         println!("{json}");
@@ -254,6 +262,44 @@ fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
             ExitCode::from(EXIT_RUNTIME)
         }
     })
+}
+
+/// `kvm-wss replay`: an estimator over a recorded trace, printed as `run`
+/// prints a run.
+fn replay(args: &ReplayArgs) -> Result<ExitCode, AppError> {
+    let file = crate::record::TRACE_FILE;
+    if !args.run_dir.join(file).is_file() {
+        return Err(UsageError::NotARunDir {
+            path: args.run_dir.clone(),
+            file,
+        }
+        .into());
+    }
+    let rec =
+        crate::record::read(&args.run_dir.join(file)).map_err(crate::replay::ReplayError::from)?;
+    let settings = args.to_settings(&rec.header);
+    let rows = crate::replay::replay(&rec, &settings)?;
+    let summary = crate::replay::summarize(&rec, &settings, &rows);
+    if settings == crate::replay::ReplaySettings::recorded(&rec.header) {
+        // The run's own settings: the replay must give the live estimates.
+        let (equal, live) = crate::replay::live_matches(&rec, &rows);
+        eprintln!(
+            "kvm-wss: replayed with the recorded settings: {equal} of {live} intervals equal the live estimates"
+        );
+    }
+    if args.json {
+        return print_json(&summary);
+    }
+    let out = RunOutput {
+        summary,
+        rows,
+        dir: args.run_dir.clone(),
+        end: RunEnd::Duration,
+        logs: Vec::new(),
+        dropped: None,
+    };
+    print_table(&out).map_err(AppError::Stdout)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn study(args: &StudyArgs) -> Result<ExitCode, AppError> {

@@ -45,7 +45,11 @@ pub enum Command {
     Bench(BenchCommand),
     /// Make the study: every workload, tracker and estimator over a matrix of settings, with figures and OUT/study.md.
     Study(StudyArgs),
+    /// Run an estimator offline over a run recorded with `run --record`, against its exact truth.
+    Replay(ReplayArgs),
 }
+
+pub use crate::replay::args::ReplayArgs;
 
 #[derive(Debug, Clone, Args)]
 pub struct StudyArgs {
@@ -288,6 +292,16 @@ pub struct RunArgs {
     /// Print summary.json to stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Also write trace.bin: the exact pages touched and written in every
+    /// sampler tick, for `kvm-wss replay` (needs a tracker).
+    #[arg(long)]
+    pub record: bool,
+    /// With --record, hold the guest and record the truth every DURATION
+    /// instead of at every estimator tick (the interval for esx and
+    /// exhaustive), so that a replay can use finer ticks (damon from an esx
+    /// run). It must divide the estimator's tick.
+    #[arg(long, value_name = "DURATION", value_parser = duration, requires = "record")]
+    pub record_tick: Option<Duration>,
 }
 
 /// `kvm-wss sweep`: every combination of the lists, each `--repeat` times.
@@ -394,6 +408,10 @@ pub enum UsageError {
     },
     #[error("{} is not a run's output folder (it lacks {file})", .path.display())]
     NotARunDir { path: PathBuf, file: &'static str },
+    #[error("--record needs a tracker: without one there is no sampling to replay")]
+    RecordWithoutTracker,
+    #[error(transparent)]
+    RecordTick(#[from] crate::record::RecordTickError),
 }
 
 /// Creates `dir` if needed and checks that a file can be written in it, so

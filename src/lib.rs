@@ -12,6 +12,8 @@ pub mod estimate;
 pub mod guests;
 pub mod memlimit;
 pub mod named;
+pub mod record;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod sampler;

@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::config::RunConfig;
 use crate::estimate::{self, EstimateError, EstimatorConfig, EstimatorKind};
 use crate::guests::GuestError;
-use crate::report::metrics::TruthColumn;
+use crate::record::{RecordHeader, TRACE_FILE, TraceWriter, recorded_per_tick};
 use crate::report::summary::{
     EndKind, GuestResult, Phase, Summary, TrackerCounters, write_summary,
 };
@@ -48,6 +48,20 @@ pub enum RunError {
     Calibration(#[source] crate::calibrate::ProbeError),
     #[error(transparent)]
     GuestPages(#[from] crate::track::dirty_log::GuestPagesError),
+    #[error("cannot record the run")]
+    Record(#[source] crate::record::RecordError),
+    #[error(transparent)]
+    RecordTick(#[from] crate::record::RecordTickError),
+}
+
+/// What a run does besides what its [`RunConfig`] says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunExtras {
+    /// Write the exact truth of every tick to `trace.bin` (`--record`).
+    pub record: bool,
+    /// Record ticks of this length instead of the estimator's
+    /// (`--record-tick`); it must divide the estimator's tick.
+    pub record_tick: Option<std::time::Duration>,
 }
 
 /// Why the VMM failed while the guest ran: the interval loop on this
@@ -155,19 +169,69 @@ pub fn default_out_dir(cfg: &RunConfig) -> PathBuf {
 /// Runs `cfg`, first its untracked twin when `cfg.baseline` is set, and
 /// writes the outputs into `dir`.
 pub fn run(cfg: &RunConfig, dir: &Path) -> Result<RunOutput, RunError> {
+    run_with(cfg, dir, RunExtras::default())
+}
+
+/// [`run`] with `extras`; the baseline twin is never recorded.
+pub fn run_with(cfg: &RunConfig, dir: &Path, extras: RunExtras) -> Result<RunOutput, RunError> {
     crate::track::dirty_log::check_guest_pages(cfg.tracker, cfg.guest_pages)?;
     let baseline = if cfg.baseline && cfg.tracker != TrackerKind::None {
-        Some(run_once(&cfg.untracked(), &dir.join("baseline"), None)?)
+        Some(run_once(
+            &cfg.untracked(),
+            &dir.join("baseline"),
+            None,
+            RunExtras::default(),
+        )?)
     } else {
         None
     };
-    run_once(cfg, dir, baseline.as_ref().map(|b| &b.summary))
+    run_once(cfg, dir, baseline.as_ref().map(|b| &b.summary), extras)
+}
+
+/// The trace header of `cfg` on a guest with `domain_pages` data pages.
+/// `ticks` are the recorded ticks per interval.
+fn record_header(cfg: &RunConfig, domain_pages: u64, ticks: u32) -> RecordHeader {
+    let ticks = ticks.max(1);
+    RecordHeader {
+        guest: cfg.guest.name(),
+        tracker: cfg.tracker,
+        estimator: EstimatorConfig {
+            kind: cfg.estimator,
+            domain_pages,
+            sample_pages: cfg.sample_pages,
+            esx: cfg.esx,
+            damon: cfg.damon,
+        },
+        seed: cfg.seed,
+        interval_ns: u64::try_from(cfg.interval.as_nanos()).unwrap_or(u64::MAX),
+        ticks_per_interval: ticks,
+        tick_ns: u64::try_from((cfg.interval / ticks).as_nanos()).unwrap_or(u64::MAX),
+        warmup_intervals: u64::try_from(cfg.warmup_intervals).unwrap_or(u64::MAX),
+        mem_pages: cfg.mem / wss_abi::PAGE_SIZE,
+        wss_bytes: cfg.wss,
+    }
+}
+
+/// The `sample_pages` a summary reports: none without a tracker or for
+/// damon (its sample is its regions), the whole domain for exhaustive.
+pub fn reported_sample_pages(
+    tracker: TrackerKind,
+    estimator: EstimatorKind,
+    sample_pages: u64,
+    domain_pages: u64,
+) -> Option<u64> {
+    match (tracker, estimator) {
+        (TrackerKind::None, _) | (_, EstimatorKind::Damon) => None,
+        (_, EstimatorKind::Exhaustive) => Some(domain_pages),
+        (_, EstimatorKind::Esx) => Some(sample_pages),
+    }
 }
 
 fn run_once(
     cfg: &RunConfig,
     dir: &Path,
     baseline: Option<&Summary>,
+    extras: RunExtras,
 ) -> Result<RunOutput, RunError> {
     let image = cfg.guest.image()?;
     // Measured before the guest starts, so the two never compete.
@@ -208,6 +272,17 @@ fn run_once(
         source,
     })?;
     let mut writer = TimeseriesWriter::create(&dir.join("timeseries.csv"))?;
+    let mut trace = match (&estimator, extras.record) {
+        (Some(e), true) => {
+            let ticks = e.ticks_per_interval().max(1);
+            let per_tick = recorded_per_tick(cfg.interval, ticks, extras.record_tick)?;
+            let header = record_header(cfg, domain_pages, ticks.saturating_mul(per_tick));
+            let writer =
+                TraceWriter::create(&dir.join(TRACE_FILE), &header).map_err(RunError::Record)?;
+            Some((writer, per_tick))
+        }
+        _ => None,
+    };
 
     let (tx, rx) = mpsc::channel();
     if let Ok(mut slot) = INTERRUPT.lock() {
@@ -249,24 +324,26 @@ fn run_once(
     let mut rows = Vec::new();
     let live = cfg.live;
     let sampler_cpu_before = crate::vmm::vcpu_thread::thread_cpu_s();
-    let loop_result = sampler.run(
-        start,
-        &rx,
-        |row| {
-            writer.write_row(&row)?;
-            if live {
-                eprintln!("{}", live_line(&row));
-            }
-            rows.push(row);
-            Ok(())
-        },
-        |p| {
-            eprintln!(
-                "t={:7.2}s  in progress: {} sampled pages touched so far, estimate {:.0} pages",
-                p.t_s, p.touched_so_far, p.estimate.pages
-            );
-        },
-    );
+    let on_row = |row: Row| {
+        writer.write_row(&row)?;
+        if live {
+            eprintln!("{}", live_line(&row));
+        }
+        rows.push(row);
+        Ok(())
+    };
+    let on_progress = |p: crate::sampler::Progress| {
+        eprintln!(
+            "t={:7.2}s  in progress: {} sampled pages touched so far, estimate {:.0} pages",
+            p.t_s, p.touched_so_far, p.estimate.pages
+        );
+    };
+    let loop_result = match &mut trace {
+        Some((trace, per_tick)) => {
+            sampler.run_recording(start, &rx, on_row, on_progress, trace, *per_tick)
+        }
+        None => sampler.run(start, &rx, on_row, on_progress),
+    };
     let sampler_cpu_s = crate::vmm::vcpu_thread::thread_cpu_s() - sampler_cpu_before;
     let thread_forced_holds = thread.forced_holds();
     let report = thread.stop();
@@ -300,21 +377,18 @@ fn run_once(
         (VcpuEnd::Stopped, _) => RunEnd::Duration,
     };
 
-    let truth_column = if cfg.tracker.writes_only() {
-        TruthColumn::Writes
-    } else {
-        TruthColumn::All
-    };
+    let truth_column = crate::record::truth_column(cfg.tracker);
     let mut s = Summary {
         guest: cfg.guest.name(),
         tracker: cfg.tracker,
         estimator: stats.as_ref().map(|_| cfg.estimator),
         mem_pages: cfg.mem / wss_abi::PAGE_SIZE,
-        sample_pages: match (cfg.tracker, cfg.estimator) {
-            (TrackerKind::None, _) | (_, EstimatorKind::Damon) => None,
-            (_, EstimatorKind::Exhaustive) => Some(domain_pages),
-            (_, EstimatorKind::Esx) => Some(cfg.sample_pages),
-        },
+        sample_pages: reported_sample_pages(
+            cfg.tracker,
+            cfg.estimator,
+            cfg.sample_pages,
+            domain_pages,
+        ),
         interval_s: cfg.interval.as_secs_f64(),
         duration_s: elapsed,
         intervals: rows.len() as u64,
@@ -383,6 +457,13 @@ fn run_once(
     // folder describes what was measured; plots are left out (see
     // `plot::render_atomic`).
     write_summary(&dir.join("summary.json"), &s)?;
+    // After the summary, so a trace that cannot be finished costs only
+    // itself (a trace without its trailer is refused as cut short).
+    if let Some((trace, _)) = trace {
+        trace
+            .finish(EndKind::from(&end))
+            .map_err(RunError::Record)?;
+    }
     if cfg.plot && !rows.is_empty() && !interrupted() {
         match plot::plot_run(&rows, &s, dir) {
             Ok(_) | Err(ReportError::Interrupted { .. }) => {}

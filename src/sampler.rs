@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::estimate::Estimator;
+use crate::estimate::{Estimate, Estimator};
+use crate::record::{self, PageSet, RecordError, TraceWriter};
 use crate::report::timeseries::{FULL_FRACTION, Row};
 use crate::track::{RamPage, TrackError, Tracker};
 use crate::truth::{self, TruthSample};
@@ -44,6 +45,56 @@ pub enum SamplerError {
     Track(#[from] TrackError),
     #[error("cannot write the time series")]
     Sink(#[source] crate::report::ReportError),
+    #[error("cannot write the trace")]
+    Record(#[source] RecordError),
+}
+
+/// The random source that picks the pages to arm, seeded from the run's
+/// seed: the live sampler and a replay draw the same pages from it.
+pub fn sampling_rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed ^ 0x5a5a_5a5a)
+}
+
+/// Whether an interval in which the guest ran `interval_s` seconds of an
+/// `interval` asked for counts as full: the run did not end during it by
+/// an event, and the guest ran at least [`FULL_FRACTION`] of it.
+pub fn interval_is_full(interval_s: f64, interval: Duration, stopped: bool) -> bool {
+    !stopped && interval_s >= FULL_FRACTION * interval.as_secs_f64()
+}
+
+/// The recording side of a run with `--record`: at every tick it takes the
+/// truth page by page (so the interval's truth is the union of its ticks')
+/// and writes the tick to the trace.
+struct TickLog<'w> {
+    writer: &'w mut TraceWriter,
+    /// Guest accesses counted up to the last tick.
+    ops: u64,
+    /// The interval's ticks so far.
+    touched: Vec<PageSet>,
+    written: Vec<PageSet>,
+}
+
+impl TickLog<'_> {
+    /// Takes the tick's truth, as page sets counted from the first data page.
+    fn take(
+        &mut self,
+        read_bits: &[std::sync::atomic::AtomicU64],
+        write_bits: &[std::sync::atomic::AtomicU64],
+        data: &std::ops::Range<RamPage>,
+    ) {
+        let pages = truth::take_pages(read_bits, write_bits, data.clone());
+        let rel = |v: Vec<u64>| PageSet::from_sorted(v.into_iter().map(|p| p - data.start));
+        self.touched.push(rel(pages.all));
+        self.written.push(rel(pages.writes));
+    }
+
+    /// The interval's truth: the union of its ticks'.
+    fn interval_truth(&self) -> TruthSample {
+        TruthSample {
+            all: PageSet::union_len(&self.touched),
+            writes: PageSet::union_len(&self.written),
+        }
+    }
 }
 
 pub struct Sampler<'a> {
@@ -105,22 +156,53 @@ impl Sampler<'_> {
     /// interval gives the guest the same running time however long the
     /// boundary before it took.
     pub fn run(
+        self,
+        start: Instant,
+        events: &Receiver<Event>,
+        sink: impl FnMut(Row) -> Result<(), crate::report::ReportError>,
+        on_progress: impl FnMut(Progress),
+    ) -> Result<LoopEnd, SamplerError> {
+        self.run_inner(start, events, sink, on_progress, None)
+    }
+
+    /// [`Sampler::run`], also writing every tick's exact truth, timing and
+    /// the live estimates to `trace` (`run --record`). With `per_tick`
+    /// above 1 the guest is also held, and the truth taken, `per_tick - 1`
+    /// times evenly inside each estimator tick (`--record-tick`), so the
+    /// trace has finer ticks than the estimator used.
+    pub fn run_recording(
+        self,
+        start: Instant,
+        events: &Receiver<Event>,
+        sink: impl FnMut(Row) -> Result<(), crate::report::ReportError>,
+        on_progress: impl FnMut(Progress),
+        trace: &mut TraceWriter,
+        per_tick: u32,
+    ) -> Result<LoopEnd, SamplerError> {
+        self.run_inner(start, events, sink, on_progress, Some((trace, per_tick)))
+    }
+
+    fn run_inner(
         mut self,
         start: Instant,
         events: &Receiver<Event>,
         mut sink: impl FnMut(Row) -> Result<(), crate::report::ReportError>,
         mut on_progress: impl FnMut(Progress),
+        trace: Option<(&mut TraceWriter, u32)>,
     ) -> Result<LoopEnd, SamplerError> {
         let layout = *self.memory.layout();
         let first = layout.data_first_page();
         let data = first..first + layout.data_pages();
         let (read_bits, write_bits) = self.memory.truth_bitmaps();
-        let mut rng = StdRng::seed_from_u64(self.seed ^ 0x5a5a_5a5a);
+        let mut rng = sampling_rng(self.seed);
         let ticks = self
             .estimator
             .as_ref()
             .map_or(1, |e| e.ticks_per_interval().max(1));
-        let tick_len = self.interval / ticks;
+        // Boundaries per estimator tick: 1, or the recorded ticks in one.
+        let per_tick = trace.as_ref().map_or(1, |(_, n)| (*n).max(1));
+        let steps = ticks.saturating_mul(per_tick);
+        let tick_len = self.interval / steps;
         let end_at = start + self.duration;
 
         // The first boundary: bits set before it belong to no interval.
@@ -132,35 +214,79 @@ impl Sampler<'_> {
             stall: status.stall_cycles,
             faults: self.tracker.as_ref().map_or(0, |t| t.stats().faults),
         };
+        let mut log = trace.map(|(writer, _)| TickLog {
+            writer,
+            ops: status.guest_ops,
+            touched: Vec::new(),
+            written: Vec::new(),
+        });
         let mut tally = Tally::default();
         self.arm(first, &mut rng, &mut tally)?;
         release(held);
         let mut resumed_at = Instant::now();
 
-        let mut tick = 0;
+        let mut step = 0u32;
         loop {
             let tick_end = (resumed_at + tick_len).min(end_at);
-            let stopped = self.wait_tick(start, tick_end, ticks, events, &mut on_progress);
+            let stopped = self.wait_tick(start, tick_end, steps, events, &mut on_progress);
             let held = self.vcpu.map(|v| v.hold());
             let held_at = held.as_ref().map_or_else(Instant::now, |h| h.held_at);
-            tally.ran += held_at.saturating_duration_since(resumed_at);
-            self.collect(first, &data, &mut tally)?;
-            tick += 1;
+            let tick_ran = held_at.saturating_duration_since(resumed_at);
+            tally.ran += tick_ran;
+            step += 1;
             let run_over = stopped.is_some() || held_at >= end_at;
-            let interval_over = run_over || tick == ticks;
+            // An estimator tick ends here (always, unless recording finer).
+            let estimator_tick_over = run_over || step.is_multiple_of(per_tick);
+            if estimator_tick_over {
+                self.collect(first, &data, &mut tally)?;
+            }
+            if let Some(log) = &mut log {
+                log.take(read_bits, write_bits, &data);
+            }
+            let interval_over = run_over || step == steps;
             let mut row = None;
             if interval_over {
+                let recorded = log.as_ref().map(TickLog::interval_truth);
                 row = Some(self.close_interval(
                     start, held_at, read_bits, write_bits, &data, &mut carry, &tally, stopped,
+                    recorded,
                 ));
                 tally = Tally::default();
-                tick = 0;
+                step = 0;
             }
-            if !run_over {
+            if !run_over && estimator_tick_over {
                 self.arm(first, &mut rng, &mut tally)?;
             }
+            // Read while the guest is still held, so the tick's counts end
+            // where its truth does.
+            let status = log.as_ref().map(|_| self.memory.status());
             let held_for = release(held);
             resumed_at = Instant::now();
+            if let (Some(log), Some(status)) = (&mut log, status) {
+                let tick = record::Tick {
+                    t_end_ns: nanos(held_at.duration_since(start)),
+                    ran_ns: nanos(tick_ran),
+                    guest_ops: status.guest_ops.saturating_sub(log.ops),
+                    phase: status.phase,
+                    stopped: stopped.is_some(),
+                    close: row.as_ref().map(|r| record::Close {
+                        estimate: r.est_wss_pages.map(|pages| Estimate {
+                            pages,
+                            lo: r.est_lo_pages.unwrap_or(pages),
+                            hi: r.est_hi_pages.unwrap_or(pages),
+                        }),
+                        touched_samples: r.touched_samples,
+                    }),
+                    touched: log.touched.last().cloned().unwrap_or_default(),
+                    written: log.written.last().cloned().unwrap_or_default(),
+                };
+                log.ops = status.guest_ops;
+                if row.is_some() {
+                    log.touched.clear();
+                    log.written.clear();
+                }
+                log.writer.tick(&tick).map_err(SamplerError::Record)?;
+            }
             if let Some(mut row) = row {
                 // The hold that closed the interval is the interval's.
                 row.hold_us += held_for.as_secs_f64() * 1e6;
@@ -265,8 +391,10 @@ impl Sampler<'_> {
         carry: &mut Carry,
         tally: &Tally,
         stopped: Option<Event>,
+        recorded: Option<TruthSample>,
     ) -> Row {
-        let sample: TruthSample = truth::take(read_bits, write_bits, data.clone());
+        let sample: TruthSample =
+            recorded.unwrap_or_else(|| truth::take(read_bits, write_bits, data.clone()));
         let status = self.memory.status();
         let faults = self.tracker.as_ref().map_or(0, |t| t.stats().faults);
         let estimate = self.estimator.as_mut().map(|e| e.end_interval());
@@ -283,7 +411,7 @@ impl Sampler<'_> {
             faults: faults - carry.faults,
             guest_ops: status.guest_ops.saturating_sub(carry.ops),
             interval_s,
-            full: stopped.is_none() && interval_s >= FULL_FRACTION * self.interval.as_secs_f64(),
+            full: interval_is_full(interval_s, self.interval, stopped.is_some()),
             phase: status.phase,
             arm_us: tally.arm_us,
             collect_us: tally.collect_us,
@@ -299,6 +427,11 @@ impl Sampler<'_> {
         };
         row
     }
+}
+
+/// A duration in whole nanoseconds (saturating past 584 years).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Lets a held guest go on; how long it was held (zero with no guest).
@@ -324,7 +457,7 @@ fn wait_until(deadline: Instant, events: &Receiver<Event>) -> Option<Event> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::estimate::{EstimatorConfig, EstimatorKind};
     use crate::track::{TrackerKind, TrackerStats};
@@ -335,13 +468,25 @@ mod tests {
     use wss_abi::RAM_BASE;
 
     /// A tracker with a scripted guest: at every arm the "guest" touches
-    /// every other armed page, marking it in the truth as a real guest
-    /// would; collect reports exactly those. One collect can be made slow.
+    /// every other armed page and a window of pages that moves at every
+    /// arm, writing every fourth of those, marking them in the truth as a
+    /// real guest would; collect reports exactly the armed ones among them.
+    /// One collect can be made slow.
     struct Scripted {
         memory: Arc<GuestMemory>,
         armed: Mutex<Vec<RamPage>>,
         collects: Mutex<u32>,
         slow_collect: Option<(u32, Duration)>,
+        /// The window's first page and length.
+        window: (RamPage, u64),
+    }
+
+    impl Scripted {
+        fn window(&self, arms: u32) -> std::ops::Range<RamPage> {
+            let (first, len) = self.window;
+            let from = first + u64::from(arms % 7) * len / 3;
+            from..from + len * (1 + u64::from(arms % 3)) / 2
+        }
     }
 
     impl Tracker for Scripted {
@@ -349,11 +494,24 @@ mod tests {
             TrackerKind::Uffd
         }
         fn arm(&self, pages: &[RamPage]) -> Result<(), TrackError> {
-            let (read, _) = self.memory.truth_bitmaps();
+            let (read, write) = self.memory.truth_bitmaps();
+            let mark = |bits: &[std::sync::atomic::AtomicU64], p: RamPage| {
+                bits[(p / 64) as usize].fetch_or(1 << (p % 64), Ordering::Relaxed);
+            };
             for &p in pages.iter().step_by(2) {
-                read[(p / 64) as usize].fetch_or(1 << (p % 64), Ordering::Relaxed);
+                mark(read, p);
             }
-            *self.armed.lock().expect("lock") = pages.to_vec();
+            let window = self.window(*self.collects.lock().expect("lock"));
+            for p in window.clone() {
+                mark(if p % 4 == 0 { write } else { read }, p);
+            }
+            let touched = pages
+                .iter()
+                .enumerate()
+                .filter(|&(i, p)| i % 2 == 0 || window.contains(p))
+                .map(|(_, &p)| p)
+                .collect();
+            *self.armed.lock().expect("lock") = touched;
             Ok(())
         }
         fn collect(&self) -> Result<Vec<RamPage>, TrackError> {
@@ -364,8 +522,7 @@ mod tests {
             {
                 std::thread::sleep(pause);
             }
-            let armed = std::mem::take(&mut *self.armed.lock().expect("lock"));
-            Ok(armed.into_iter().step_by(2).collect())
+            Ok(std::mem::take(&mut *self.armed.lock().expect("lock")))
         }
         fn touched_so_far(&self) -> usize {
             0
@@ -376,6 +533,25 @@ mod tests {
     }
 
     fn run_loop(interval_ms: u64, duration_ms: u64, slow: Option<(u32, Duration)>) -> Vec<Row> {
+        let cfg = EstimatorConfig {
+            kind: EstimatorKind::Exhaustive,
+            domain_pages: 0,
+            sample_pages: 0,
+            esx: Default::default(),
+            damon: Default::default(),
+        };
+        scripted_run(cfg, interval_ms, duration_ms, slow, None)
+    }
+
+    /// Runs the sampler over the scripted guest with the estimator `cfg`
+    /// (its domain filled in), recording into `trace` if given.
+    fn scripted_run(
+        mut cfg: EstimatorConfig,
+        interval_ms: u64,
+        duration_ms: u64,
+        slow: Option<(u32, Duration)>,
+        trace: Option<(&mut TraceWriter, u32)>,
+    ) -> Vec<Row> {
         let layout = Layout::new(64 << 20, RAM_BASE + 0x10_0000, 4 << 20).expect("layout");
         let memory = Arc::new(GuestMemory::new(&layout).expect("memory"));
         let tracker: Arc<dyn Tracker> = Arc::new(Scripted {
@@ -383,18 +559,13 @@ mod tests {
             armed: Mutex::new(Vec::new()),
             collects: Mutex::new(0),
             slow_collect: slow,
+            window: (layout.data_first_page() + 100, 600),
         });
-        let estimator = crate::estimate::build(&EstimatorConfig {
-            kind: EstimatorKind::Exhaustive,
-            domain_pages: layout.data_pages(),
-            sample_pages: 0,
-            esx: Default::default(),
-            damon: Default::default(),
-        })
-        .expect("estimator");
+        cfg.domain_pages = layout.data_pages();
+        let estimator = crate::estimate::build(&cfg).expect("estimator");
         let (_tx, rx) = mpsc::channel();
         let mut rows = Vec::new();
-        let end = Sampler {
+        let sampler = Sampler {
             memory: &memory,
             tracker: Some(tracker),
             estimator: Some(estimator),
@@ -404,19 +575,101 @@ mod tests {
             tsc_hz: 1_000_000_000,
             progress_every: None,
             vcpu: None,
+        };
+        let sink = |r| {
+            rows.push(r);
+            Ok(())
+        };
+        let end = match trace {
+            Some((t, per_tick)) => {
+                sampler.run_recording(Instant::now(), &rx, sink, |_| {}, t, per_tick)
+            }
+            None => sampler.run(Instant::now(), &rx, sink, |_| {}),
         }
-        .run(
-            Instant::now(),
-            &rx,
-            |r| {
-                rows.push(r);
-                Ok(())
-            },
-            |_| {},
-        )
         .expect("loop");
         assert_eq!(end, LoopEnd::Duration);
         rows
+    }
+
+    /// A recorded run of the scripted guest under `kind` (esx samples 100
+    /// pages per 60 ms interval; damon ticks 4 times per 80 ms), with
+    /// `per_tick` recorded ticks per estimator tick, written to `path`:
+    /// its rows and the trace's header.
+    pub(crate) fn recorded_run(
+        kind: EstimatorKind,
+        path: &std::path::Path,
+        per_tick: u32,
+    ) -> (Vec<Row>, record::RecordHeader) {
+        let (interval_ms, ticks) = match kind {
+            EstimatorKind::Damon => (80, 4),
+            _ => (60, 1),
+        };
+        let cfg = EstimatorConfig {
+            kind,
+            domain_pages: 0,
+            sample_pages: 100,
+            esx: Default::default(),
+            damon: crate::estimate::DamonConfig {
+                ticks_per_interval: ticks,
+                ..Default::default()
+            },
+        };
+        let layout = Layout::new(64 << 20, RAM_BASE + 0x10_0000, 4 << 20).expect("layout");
+        let interval = Duration::from_millis(interval_ms);
+        let header = record::RecordHeader {
+            guest: "scripted".into(),
+            tracker: TrackerKind::Uffd,
+            estimator: EstimatorConfig {
+                domain_pages: layout.data_pages(),
+                ..cfg
+            },
+            seed: 1,
+            interval_ns: interval.as_nanos() as u64,
+            ticks_per_interval: ticks * per_tick,
+            tick_ns: (interval / (ticks * per_tick)).as_nanos() as u64,
+            warmup_intervals: 0,
+            mem_pages: 64 << 20 >> 12,
+            wss_bytes: 4 << 20,
+        };
+        let mut w = TraceWriter::create(path, &header).expect("trace");
+        let rows = scripted_run(
+            cfg,
+            interval_ms,
+            8 * interval_ms,
+            None,
+            Some((&mut w, per_tick)),
+        );
+        w.finish(crate::report::summary::EndKind::Duration)
+            .expect("finish");
+        (rows, header)
+    }
+
+    #[test]
+    fn a_recorded_interval_has_the_truth_of_an_unrecorded_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(record::TRACE_FILE);
+        let (rows, _) = recorded_run(EstimatorKind::Damon, &path, 2);
+        let rec = record::read(&path).expect("read");
+        let mut ticks = rec.ticks.iter();
+        for r in &rows {
+            let mut of_interval = Vec::new();
+            for t in ticks.by_ref() {
+                of_interval.push(t);
+                if t.close.is_some() {
+                    break;
+                }
+            }
+            let touched = PageSet::union_len(of_interval.iter().map(|t| &t.touched));
+            let written = PageSet::union_len(of_interval.iter().map(|t| &t.written));
+            assert_eq!(
+                (r.true_wss_pages, r.true_wss_write_pages),
+                (touched, written)
+            );
+            assert!(r.true_wss_pages >= 300 && r.true_wss_write_pages > 0);
+            let ops: u64 = of_interval.iter().map(|t| t.guest_ops).sum();
+            assert_eq!(ops, r.guest_ops);
+        }
+        assert!(ticks.next().is_none());
     }
 
     #[test]

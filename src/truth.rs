@@ -71,6 +71,51 @@ pub fn take_counting(
     write: &[AtomicU64],
     pages: Range<u64>,
 ) -> (TruthSample, u64) {
+    let mut sample = TruthSample::default();
+    let scanned = take_words(read, write, &pages, |_, all, writes| {
+        sample.all += all.count_ones() as u64;
+        sample.writes += writes.count_ones() as u64;
+    });
+    (sample, scanned)
+}
+
+/// The pages themselves: [`take`], returning the sorted page numbers (bit
+/// indices) inside `pages` that were read or written, and those written.
+/// The recorder of exact traces needs the sets, not only their sizes.
+pub fn take_pages(read: &[AtomicU64], write: &[AtomicU64], pages: Range<u64>) -> TruthPages {
+    let mut out = TruthPages::default();
+    take_words(read, write, &pages, |i, all, writes| {
+        push_bits(&mut out.all, i, all);
+        push_bits(&mut out.writes, i, writes);
+    });
+    out
+}
+
+/// The pages of one take, as sorted page numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TruthPages {
+    /// Pages read or written.
+    pub all: Vec<u64>,
+    /// Pages written.
+    pub writes: Vec<u64>,
+}
+
+fn push_bits(out: &mut Vec<u64>, word: u64, mut bits: u64) {
+    while bits != 0 {
+        out.push(word * 64 + u64::from(bits.trailing_zeros()));
+        bits &= bits - 1;
+    }
+}
+
+/// Takes (and clears) every non-zero word of both bitmaps and calls
+/// `visit(word index, read-or-written bits, written bits)` in word order
+/// with the bits inside `pages`; returns how many words it read.
+fn take_words(
+    read: &[AtomicU64],
+    write: &[AtomicU64],
+    pages: &Range<u64>,
+    mut visit: impl FnMut(u64, u64, u64),
+) -> u64 {
     let words = read.len().min(write.len());
     let (read, write) = (&read[..words], &write[..words]);
     let mut scanned = 0u64;
@@ -90,7 +135,6 @@ pub fn take_counting(
     let w = nonzero(write);
     let r = nonzero(read);
     // Merge the two sorted sparse lists by word index.
-    let mut sample = TruthSample::default();
     let (mut ri, mut wi) = (r.iter().peekable(), w.iter().peekable());
     loop {
         let (i, rv, wv) = match (ri.peek(), wi.peek()) {
@@ -113,11 +157,13 @@ pub fn take_counting(
                 (j, 0, wv)
             }
         };
-        let mask = word_mask(i as u64, &pages);
-        sample.all += ((rv | wv) & mask).count_ones() as u64;
-        sample.writes += (wv & mask).count_ones() as u64;
+        let mask = word_mask(i as u64, pages);
+        let (all, writes) = ((rv | wv) & mask, wv & mask);
+        if all != 0 {
+            visit(i as u64, all, writes);
+        }
     }
-    (sample, scanned)
+    scanned
 }
 
 /// The word's bits, cleared: a plain load, and the atomic swap only when
@@ -263,5 +309,15 @@ mod tests {
         assert_eq!(word_mask(0, &(63..65)), 1 << 63);
         assert_eq!(word_mask(1, &(63..65)), 1);
         assert_eq!(word_mask(2, &(130..131)), 1 << 2);
+    }
+
+    #[test]
+    fn take_pages_lists_the_pages_it_counts() {
+        let read = bitmap(&[0, 9, 10, 63, 64, 127, 128], 3);
+        let write = bitmap(&[10, 70, 128], 3);
+        let p = take_pages(&read, &write, 10..128);
+        assert_eq!(p.all, vec![10, 63, 64, 70, 127]);
+        assert_eq!(p.writes, vec![10, 70]);
+        assert_eq!(take_pages(&read, &write, 0..192), TruthPages::default());
     }
 }

@@ -52,6 +52,19 @@ impl EndKind {
             EndKind::Error => "error",
         }
     }
+
+    /// The end named by `label` (as [`EndKind::label`] writes it).
+    pub fn from_label(label: &str) -> Option<EndKind> {
+        [
+            EndKind::Duration,
+            EndKind::GuestExit,
+            EndKind::Interrupted,
+            EndKind::GuestCrash,
+            EndKind::Error,
+        ]
+        .into_iter()
+        .find(|e| e.label() == label)
+    }
 }
 
 impl From<&RunEnd> for EndKind {
