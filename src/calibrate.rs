@@ -514,10 +514,12 @@ pub fn calibrate(kind: TrackerKind, guest_pages: GuestPageSize) -> Result<f64, P
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn snap(cycles_total: u64, touches_total: u64, tracked: u64) -> Snapshot {
+    /// A snapshot of running totals with no hold time (also used by the
+    /// bench's tests).
+    pub(crate) fn snap(cycles_total: u64, touches_total: u64, tracked: u64) -> Snapshot {
         Snapshot {
             cycles_total,
             touches_total,

@@ -286,16 +286,8 @@ fn boot(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calibrate::{Snapshot, round_samples};
-
-    fn snap(cycles_total: u64, touches_total: u64, tracked: u64) -> Snapshot {
-        Snapshot {
-            cycles_total,
-            touches_total,
-            tracked,
-            hold_ns: 0,
-        }
-    }
+    use crate::calibrate::round_samples;
+    use crate::calibrate::tests::snap;
 
     #[test]
     fn boot_cost_uses_round_zero_as_baseline() {
