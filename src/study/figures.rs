@@ -26,6 +26,16 @@ pub struct Figure {
     pub runs: Vec<Spec>,
 }
 
+/// Stands in a caption for "Figure N" of the figure `stem`; the document
+/// writer numbers the figures and puts the number in its place.
+pub fn figure_ref(stem: &str) -> String {
+    format!("{{figure:{stem}}}")
+}
+
+/// The stem of the agility figure by interval, which the one by gains
+/// refers to.
+const AGILITY_BY_INTERVAL: &str = "fig8-agility-vs-interval";
+
 impl Figure {
     /// Paths relative to the folder holding study.md.
     pub fn png(&self) -> String {
@@ -787,7 +797,7 @@ impl Ctx<'_> {
     /// each interval (`by_interval`) or under each pair of ESX gains.
     fn agility(&self, by_interval: bool) -> Result<Figure, StudyError> {
         let (stem, specs) = if by_interval {
-            ("fig8-agility-vs-interval", &self.plan.agility_intervals)
+            (AGILITY_BY_INTERVAL, &self.plan.agility_intervals)
         } else {
             ("fig9-agility-vs-gains", &self.plan.agility_gains)
         };
@@ -886,9 +896,10 @@ impl Ctx<'_> {
                      ({} slow, {} fast). ESX reports the larger of a slow and a fast moving \
                      average of the sampled fraction: the fast gain sets how soon growth \
                      shows, the slow gain how long a shrunken working set is still reported at \
-                     its old size. Lags as in Figure 8; also in {}.",
+                     its old size. Lags as in {}; also in {}.",
                     d.slow,
                     d.fast,
+                    figure_ref(AGILITY_BY_INTERVAL),
                     format_args!("study/data/{stem}-lags.csv")
                 ),
             )
@@ -944,6 +955,14 @@ const LAG_COLUMNS: [&str; 14] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lag_cells_say_why_there_is_no_lag() {
+        assert_eq!(lag_cell(Some(1.5), 2), "1.5");
+        assert_eq!(lag_cell(Some(1.0), 2), "1");
+        assert_eq!(lag_cell(None, 0), "no step");
+        assert_eq!(lag_cell(None, 3), "not caught");
+    }
 
     #[test]
     fn derived_quantities() {

@@ -9,6 +9,8 @@
 //! `<out>/study.md`.
 
 pub mod chart;
+mod doc;
+pub mod evidence;
 pub mod execute;
 pub mod figures;
 pub mod format;
@@ -16,6 +18,7 @@ pub mod host;
 pub mod plan;
 pub mod recommend;
 pub mod render;
+pub mod sections;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,216 @@
+//! Question 2, how effective is it: the error over sample sizes and intervals.
+
+use std::fmt::Write as _;
+
+use super::Question;
+use crate::report::summary::Summary;
+use crate::study::doc::Doc;
+use crate::study::evidence::*;
+use crate::study::figures::*;
+use crate::study::format::*;
+use crate::study::plan::Spec;
+use crate::study::recommend::CRITERIA;
+
+impl Doc<'_> {
+    pub(in crate::study) fn effective(&mut self) {
+        let s = self.plan.scale.clone();
+        self.heading(Question::Effective);
+        let domain = self.domain_pages().unwrap_or(0);
+        let fs = self.fig_ref(&self.figs.samples);
+        let fi = self.fig_ref(&self.figs.intervals);
+        let mut rows = Vec::new();
+        let mut enough = Vec::new();
+        let mut never = Vec::new();
+        for (w, specs) in &self.plan.sample_sweep {
+            let pts: Vec<(u64, &Summary)> = specs
+                .iter()
+                .filter_map(|sp| self.s(sp).map(|s| (sp.sample_pages, s)))
+                .collect();
+            let first_ok = pts
+                .iter()
+                .find(|(_, s)| s.mape.is_some_and(|m| m < CRITERIA.max_mape))
+                .map(|(n, _)| *n);
+            let at = |n: u64| pts.iter().find(|(m, _)| *m == n).map(|x| x.1);
+            let lo = s.sample_grid.first().copied().unwrap_or(0);
+            let hi = s.sample_grid.last().copied().unwrap_or(0);
+            let truth = at(s.sample_pages).map(|x| x.true_wss_mean_pages);
+            rows.push(vec![
+                format!("`{}`", w.label),
+                opt(truth, count),
+                opt(at(lo).and_then(|x| x.mape), pct),
+                opt(at(s.sample_pages).and_then(|x| x.mape), pct),
+                opt(at(hi).and_then(|x| x.mape), pct),
+                opt(at(hi).and_then(rel_bias), signed_pct),
+                first_ok.map_or_else(|| "none".to_string(), |n| n.to_string()),
+                opt(
+                    truth.and_then(|t| sampling_error(t, domain, s.sample_pages)),
+                    pct,
+                ),
+            ]);
+            match first_ok {
+                Some(n) => enough.push(format!("{n} for `{}`", w.label)),
+                None => never.push(format!("`{}`", w.label)),
+            }
+        }
+        let mut text = format!(
+            "{fs} varies the sample from {} to {} pages per interval at the default \
+             {} interval; {fi} varies the interval from {} to {} at {} samples, on \
+             the workloads {}. ",
+            s.sample_grid.first().copied().unwrap_or(0),
+            s.sample_grid.last().copied().unwrap_or(0),
+            setting(s.interval),
+            opt(s.interval_grid.first().map(|d| d.as_secs_f64()), |x| {
+                setting(std::time::Duration::from_secs_f64(x))
+            }),
+            opt(s.interval_grid.last().map(|d| d.as_secs_f64()), |x| {
+                setting(std::time::Duration::from_secs_f64(x))
+            }),
+            s.sample_pages,
+            list(
+                &self
+                    .plan
+                    .sample_sweep
+                    .iter()
+                    .map(|(w, _)| format!("`{}`", w.label))
+                    .collect::<Vec<_>>()
+            ),
+        );
+        if !enough.is_empty() {
+            let _ = write!(
+                text,
+                "The smallest sample giving a MAPE under {} is {}.",
+                pct(CRITERIA.max_mape),
+                list(&enough)
+            );
+        }
+        if !never.is_empty() {
+            let _ = write!(
+                text,
+                " No sample size in the grid brings {} under {}.",
+                list(&never),
+                pct(CRITERIA.max_mape)
+            );
+            let remembered: Vec<String> = self
+                .plan
+                .sample_sweep
+                .iter()
+                .filter(|(w, _)| never.contains(&format!("`{}`", w.label)))
+                .filter(|(w, _)| {
+                    self.default_of(&w.label)
+                        .and_then(|sp| self.results.get(sp).map(|(m, r)| (sp, m, r)))
+                        .and_then(|(sp, m, r)| startup_memory(r, m, sp.gains.slow))
+                        .is_some()
+                })
+                .map(|(w, _)| format!("`{}`", w.label))
+                .collect();
+            if !remembered.is_empty() {
+                let _ = write!(
+                    text,
+                    " For {} the cause is not the sample but the start-up memory explained in \
+                     {}, which no sample size removes.",
+                    list(&remembered),
+                    self.section_ref(Question::Works)
+                );
+            }
+        }
+        let median_at = |n: u64| {
+            let v: Vec<f64> = self
+                .plan
+                .sample_sweep
+                .iter()
+                .filter_map(|(_, specs)| specs.iter().find(|sp| sp.sample_pages == n))
+                .filter_map(|sp| self.s(sp).and_then(|s| s.mape))
+                .collect();
+            median(&v)
+        };
+        let lo = s.sample_grid.first().copied().unwrap_or(0);
+        let hi = s.sample_grid.last().copied().unwrap_or(0);
+        self.summary.push(format!(
+            "**How effective?** The error falls as the sample grows: over {} the median MAPE \
+             is {} with {lo} sampled pages, {} with {} and {} with {hi} ({}).",
+            list(
+                &self
+                    .plan
+                    .sample_sweep
+                    .iter()
+                    .map(|(w, _)| format!("`{}`", w.label))
+                    .collect::<Vec<_>>()
+            ),
+            opt(median_at(lo), pct),
+            opt(median_at(s.sample_pages), pct),
+            s.sample_pages,
+            opt(median_at(hi), pct),
+            self.section_ref(Question::Effective),
+        ));
+        text.push_str(&format!(
+            " A sample of n pages out of a domain of N, of which a fraction p is in the \
+                 working set, sees about n·p touched pages, so its relative error shrinks as \
+                 1/√(n·p): doubling the sample cuts the noise by {}, and a small working set \
+                 in a large domain needs a large sample.",
+            pct(1.0 - 1.0 / 2f64.sqrt())
+        ));
+        self.para(&text);
+        let fig = self.figs.samples.clone();
+        self.figure(&fig);
+        let lo = s.sample_grid.first().copied().unwrap_or(0);
+        let hi = s.sample_grid.last().copied().unwrap_or(0);
+        let heads = [
+            format!("MAPE, {lo} samples"),
+            format!("MAPE, {} samples", s.sample_pages),
+            format!("MAPE, {hi} samples"),
+            format!("bias, {hi} samples"),
+            format!("fewest samples with MAPE < {}", pct(CRITERIA.max_mape)),
+        ];
+        let h = [
+            "workload",
+            "true WSS at default",
+            &heads[0],
+            &heads[1],
+            &heads[2],
+            &heads[3],
+            &heads[4],
+            "1σ sampling error of one interval at default",
+        ];
+        let mut align = vec![Align::Left];
+        align.extend([Align::Right; 7]);
+        self.para(&table(&h, &align, &rows));
+        self.interval_text();
+        let fig = self.figs.intervals.clone();
+        self.figure(&fig);
+        self.hard_cases();
+        self.write_only();
+    }
+
+    fn interval_text(&mut self) {
+        let mut parts = Vec::new();
+        for (w, specs) in &self.plan.interval_sweep {
+            let pts: Vec<(&Spec, &Summary)> = specs
+                .iter()
+                .filter_map(|sp| self.s(sp).map(|s| (sp, s)))
+                .collect();
+            let (Some(first), Some(last)) = (pts.first(), pts.last()) else {
+                continue;
+            };
+            parts.push(format!(
+                "`{}` touches {} pages per {} interval and {} per {} one (MAPE {} and {})",
+                w.label,
+                count(first.1.true_wss_mean_pages),
+                setting(first.0.interval),
+                count(last.1.true_wss_mean_pages),
+                setting(last.0.interval),
+                opt(first.1.mape, pct),
+                opt(last.1.mape, pct),
+            ));
+        }
+        if parts.is_empty() {
+            return;
+        }
+        self.para(&format!(
+            "The interval sets what the working set *is*: a paced program touches more \
+             distinct pages in a longer interval. {}. A short interval therefore both shrinks \
+             the truth, which the same sample resolves worse, and leaves the estimator fewer \
+             intervals' history per second of change.",
+            parts.join("; ")
+        ));
+    }
+}

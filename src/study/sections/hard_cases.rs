@@ -1,0 +1,287 @@
+//! Question 2, where it fails and why: the hard access patterns under every tracker and estimator.
+
+use std::fmt::Write as _;
+
+use super::Question;
+use crate::estimate::EstimatorKind;
+use crate::report::metrics::TruthColumn;
+use crate::study::doc::Doc;
+use crate::study::evidence::*;
+use crate::study::figures::*;
+use crate::study::format::*;
+use crate::study::plan::{Spec, TRACKERS, Workload};
+use crate::study::recommend::CRITERIA;
+use crate::track::TrackerKind;
+
+impl Doc<'_> {
+    pub(in crate::study) fn hard_cases(&mut self) {
+        let s = self.plan.scale.clone();
+        let n = self.fig_ref(&self.figs.failures);
+        self.line("### Where it fails, and why");
+        self.line("");
+        let works = crate::study::plan::failure_workloads(&s);
+        let mut rows = Vec::new();
+        let mut lines = Vec::new();
+        let mut all_per = Vec::new();
+        for w in &works {
+            let mut per = Vec::new();
+            for t in TRACKERS {
+                for e in [EstimatorKind::Esx, EstimatorKind::Damon] {
+                    let sp = self
+                        .plan
+                        .failures
+                        .iter()
+                        .find(|x| x.workload == *w && x.tracker == t && x.estimator == e);
+                    let got = sp.and_then(|sp| self.results.get(sp));
+                    let all = got.map(|(s, r)| metrics_against(s, r, TruthColumn::All));
+                    rows.push(vec![
+                        format!("`{}`", w.label),
+                        format!("{}+{}", t.name(), e.name()),
+                        opt(got.map(|g| compared_truth(g.0)), count),
+                        opt(got.and_then(|g| g.0.est_wss_mean_pages), count),
+                        opt(got.and_then(|g| g.0.mape), pct),
+                        opt(got.and_then(|g| rel_bias(g.0)), signed_pct),
+                        opt(all.and_then(|m| m.mape), pct),
+                        opt(got.and_then(|g| faults_per_s(g.0)), |x| sig(x, 3)),
+                    ]);
+                    per.push((
+                        t,
+                        e,
+                        got.and_then(|g| g.0.mape),
+                        got.and_then(|g| rel_bias(g.0)),
+                    ));
+                }
+            }
+            lines.push(self.hard_case_text(w, &per));
+            all_per.push((w.label.clone(), per));
+        }
+        let missed = |e: EstimatorKind| -> Vec<String> {
+            all_per
+                .iter()
+                .filter(|(_, per)| {
+                    per.iter().any(|x| {
+                        x.0 == TrackerKind::Uffd
+                            && x.1 == e
+                            && x.2.is_some_and(|m| m >= CRITERIA.max_mape)
+                    })
+                })
+                .map(|(l, _)| format!("`{l}`"))
+                .collect()
+        };
+        let (esx_missed, damon_missed) = (missed(EstimatorKind::Esx), missed(EstimatorKind::Damon));
+        let say = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                list(v)
+            }
+        };
+        self.summary.push(format!(
+            "**Where does it fail?** Of the hard cases (pointer chasing, strided access, \
+             heavy-tailed Zipf), uffd + ESX reaches a MAPE of {} or more on {} and uffd + \
+             DAMON on {}.",
+            pct(CRITERIA.max_mape),
+            say(&esx_missed),
+            say(&damon_missed)
+        ));
+        self.para(&format!(
+            "{n} runs three access patterns that challenge sampling under all three \
+             trackers, with ESX and with DAMON ({} runs, default setting otherwise).",
+            setting(s.sweep_duration)
+        ));
+        for l in lines {
+            self.line(&format!("- {l}"));
+        }
+        self.line("");
+        let dirty: Vec<&Spec> = self
+            .plan
+            .failures
+            .iter()
+            .filter(|sp| sp.tracker == TrackerKind::DirtyLog && sp.estimator == EstimatorKind::Esx)
+            .collect();
+        let busy: Vec<String> = dirty
+            .iter()
+            .filter(|sp| {
+                self.results
+                    .get(sp)
+                    .and_then(|(m, r)| startup_memory(r, m, sp.gains.slow))
+                    .is_some()
+            })
+            .map(|sp| format!("`{}`", sp.workload.label))
+            .collect();
+        if !busy.is_empty() {
+            self.para(&format!(
+                "The dirty-log + ESX runs of {} ({} of {}) show the busy start described under \
+                 write-only tracking below, which inflates their error against the written \
+                 pages.",
+                list(&busy),
+                busy.len(),
+                dirty.len()
+            ));
+        }
+        let fig = self.figs.failures.clone();
+        self.figure(&fig);
+        let h = [
+            "workload",
+            "tracker+estimator",
+            "true WSS (scored column)",
+            "estimate",
+            "MAPE",
+            "bias",
+            "MAPE vs all pages",
+            "tracked faults/s",
+        ];
+        let mut align = vec![Align::Left, Align::Left];
+        align.extend([Align::Right; 6]);
+        self.para(&table(&h, &align, &rows));
+    }
+
+    /// What the numbers say about one hard workload.
+    fn hard_case_text(
+        &self,
+        w: &Workload,
+        per: &[(TrackerKind, EstimatorKind, Option<f64>, Option<f64>)],
+    ) -> String {
+        let get = |t: TrackerKind, e: EstimatorKind| {
+            per.iter()
+                .find(|x| x.0 == t && x.1 == e)
+                .and_then(|x| x.2.map(|m| (m, x.3)))
+        };
+        let esx = get(TrackerKind::Uffd, EstimatorKind::Esx);
+        let damon = get(TrackerKind::Uffd, EstimatorKind::Damon);
+        let fmt = |x: Option<(f64, Option<f64>)>| {
+            x.map_or(NA.to_string(), |(m, b)| {
+                format!("MAPE {}, bias {}", pct(m), opt(b, signed_pct))
+            })
+        };
+        let failing: Vec<String> = per
+            .iter()
+            .filter(|x| x.2.is_some_and(|m| m >= CRITERIA.max_mape))
+            .map(|x| format!("{}+{}", x.0.name(), x.1.name()))
+            .collect();
+        let mut s = format!(
+            "`{}` ({}): uffd+esx {}; uffd+damon {}. ",
+            w.label,
+            w.params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            fmt(esx),
+            fmt(damon)
+        );
+        if per.iter().all(|x| x.2.is_none()) {
+            s.push_str("No run of it produced a MAPE.");
+        } else if failing.is_empty() {
+            let _ = write!(
+                s,
+                "Every combination stays under {} here.",
+                pct(CRITERIA.max_mape)
+            );
+        } else {
+            let _ = write!(
+                s,
+                "At {} or more: {}.",
+                pct(CRITERIA.max_mape),
+                list(&failing)
+            );
+        }
+        let esx_by_tracker: Vec<String> = TRACKERS
+            .iter()
+            .map(|&t| {
+                format!(
+                    "{} {}",
+                    t.name(),
+                    opt(get(t, EstimatorKind::Esx).map(|x| x.0), pct)
+                )
+            })
+            .collect();
+        let _ = write!(s, " ESX's MAPE by tracker: {}.", list(&esx_by_tracker));
+        let pattern = match w.guest {
+            "chase" => "Pointer chasing follows one random cycle through the pages: neighbouring \
+                        pages are not accessed alike, and each load depends on the previous one, \
+                        so a tracked fault stalls the chain (pacing lets the guest catch up)."
+                .to_string(),
+            "stride" => format!(
+                "A stride of {} pages touches one page in {}: every region of neighbouring \
+                 pages is only partly in the working set.",
+                w.param("k").unwrap_or(NA),
+                w.param("k").unwrap_or(NA)
+            ),
+            _ => format!(
+                "A Zipf distribution with theta {} puts most accesses on a few pages; the rest \
+                 of its working set is a long tail of pages touched once or twice per interval.",
+                w.param("theta").unwrap_or(NA)
+            ),
+        };
+        s.push(' ');
+        s.push_str(&pattern);
+        let esx_ok = esx.is_some_and(|x| x.0 < CRITERIA.max_mape);
+        let uffd_esx = self.plan.failures.iter().find(|x| {
+            x.workload == *w && x.tracker == TrackerKind::Uffd && x.estimator == EstimatorKind::Esx
+        });
+        let startup = uffd_esx
+            .and_then(|sp| self.results.get(sp))
+            .and_then(|(sum, rows)| {
+                startup_sentence(
+                    rows,
+                    sum,
+                    sp_gains(uffd_esx),
+                    &self.section_ref(Question::Agile),
+                )
+            });
+        if esx_ok {
+            s.push_str(
+                " ESX's uniform sample does not care where the touched pages lie, so the \
+                 pattern costs it nothing.",
+            );
+        } else if let Some(why) = startup {
+            let _ = write!(s, " ESX misses here for another reason: {why}");
+        } else if let Some((sum, _)) = uffd_esx.and_then(|sp| self.results.get(sp)) {
+            let err = sampling_error(
+                sum.true_wss_mean_pages,
+                sum.domain_pages,
+                sum.sample_pages.unwrap_or(0),
+            );
+            let _ = write!(
+                s,
+                " ESX's error here is its sample's: at this WSS one interval's sample has a {} \
+                 standard error, and ESX reports the larger of its two averages, which errs \
+                 upwards when the sampled fraction fluctuates (bias {}); nothing in the \
+                 pattern itself defeats uniform sampling.",
+                opt(err, pct),
+                opt(rel_bias(sum), signed_pct)
+            );
+        }
+        let damon_fails = damon.is_some_and(|d| d.0 >= CRITERIA.max_mape);
+        if let (true, Some((m, bias))) = (damon_fails, damon) {
+            let ticks = crate::estimate::DamonConfig::default().ticks_per_interval;
+            let half = CRITERIA.max_mape / 2.0;
+            let _ = write!(
+                s,
+                " DAMON misses (MAPE {}): it arms one page per region per tick ({} of the {} \
+                 interval) and takes the whole region to behave like that page",
+                pct(m),
+                setting(self.plan.scale.interval / ticks.max(1)),
+                setting(self.plan.scale.interval)
+            );
+            s.push_str(match bias {
+                Some(b) if b <= -half => {
+                    "; a page the guest touches once per interval is touched within the tick \
+                     it is armed for only by chance, so DAMON sees too few touches and \
+                     under-estimates."
+                }
+                Some(b) if b >= half => {
+                    "; a region whose sampled page happens to be hot counts as hot throughout, \
+                     so the few hot pages of this pattern inflate whole regions and DAMON \
+                     over-estimates."
+                }
+                _ => {
+                    "; one page per region and tick is too small a sample of each region, so \
+                     its estimate swings around the truth."
+                }
+            });
+        }
+        s
+    }
+}
