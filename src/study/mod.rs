@@ -19,6 +19,8 @@ pub mod plan;
 pub mod recommend;
 pub mod render;
 pub mod sections;
+#[cfg(test)]
+pub(crate) mod testdata;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -283,54 +285,6 @@ mod tests {
         assert_eq!(o.command(), "kvm-wss study --out docs --quick");
     }
 
-    /// A plausible finished run of `spec`: the truth steps between two
-    /// levels and the estimate follows one interval late.
-    fn synthetic(spec: &plan::Spec, i: usize) -> execute::Outcome {
-        use crate::report::metrics::TruthColumn;
-        use crate::report::timeseries::tests::row;
-        let rows: Vec<crate::report::timeseries::Row> = (0..12)
-            .map(|k| {
-                let truth = if (k / 4) % 2 == 0 { 1000 } else { 3000 } + 10 * i as u64;
-                let prev = if ((k.max(1) - 1) / 4) % 2 == 0 {
-                    1000.0
-                } else {
-                    3000.0
-                };
-                row(k as f64 + 1.0, truth, Some(prev * 1.05))
-            })
-            .collect();
-        let mut summary = crate::report::summary::Summary {
-            guest: spec.workload.guest.into(),
-            tracker: spec.tracker.name().into(),
-            estimator: Some(spec.estimator.name().into()),
-            sample_pages: Some(spec.sample_pages),
-            interval_s: spec.interval.as_secs_f64(),
-            duration_s: 12.0,
-            intervals: 12,
-            domain_pages: 130_000,
-            tracked_faults: Some(100 * (i as u64 + 1)),
-            fault_cost_us: Some(30.0),
-            vmm_cpu_s: 0.5,
-            end: "duration".into(),
-            slowdown: spec.baseline.then_some(0.01 * i as f64),
-            baseline_guest_ops_per_s: spec.baseline.then_some(5e7),
-            ..Default::default()
-        };
-        let column = if spec.tracker.writes_only() {
-            TruthColumn::Writes
-        } else {
-            TruthColumn::All
-        };
-        summary.record_accuracy(&rows, spec.warmup, column);
-        execute::Outcome::Done {
-            summary: Box::new(summary),
-            rows,
-            cached: true,
-            ended_early: (i == 3).then(|| "tracker gave up".to_string()),
-            wall_s: Some(12.5),
-        }
-    }
-
     #[test]
     fn document_renders_every_section_from_synthetic_runs() {
         let p = plan::Plan::new(plan::Scale::full());
@@ -339,7 +293,7 @@ mod tests {
             let o = if i == 5 {
                 execute::Outcome::Failed("no KVM".into())
             } else {
-                synthetic(s, i)
+                testdata::synthetic(s, i)
             };
             (s.id(), o)
         }));
