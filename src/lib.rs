@@ -9,6 +9,7 @@ pub mod config;
 pub mod estimate;
 pub mod guests;
 pub mod memlimit;
+pub mod plot;
 pub mod report;
 pub mod run;
 pub mod sampler;

@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use super::StudyError;
-use super::chart::{Line, LinePanel, SeriesPanel, YFormat, line_panels, series_panels};
 use super::execute::Results;
 use super::plan::{Plan, Spec, TRACKERS};
 use crate::estimate::EstimatorKind;
+use crate::plot::series::{Line, LinePanel, SeriesPanel, YFormat, line_panels, series_panels};
+use crate::plot::table_map::plot_heatmap;
 use crate::report::metrics::{self, Metrics, TruthColumn};
-use crate::report::plot::plot_heatmap;
 use crate::report::summary::Summary;
 use crate::report::timeseries::Row;
 

@@ -8,7 +8,6 @@
 //! their outputs and writes the data behind each figure; `render` writes
 //! `<out>/study.md`.
 
-pub mod chart;
 mod doc;
 pub mod evidence;
 pub mod execute;
