@@ -4,10 +4,14 @@ use std::fmt::Write as _;
 
 use super::Question;
 use crate::estimate::EsxGains;
+use crate::plot::series::SeriesPanel;
+use crate::plot::series::series_panels;
 use crate::report::summary::Summary;
+use crate::study::StudyError;
 use crate::study::doc::Doc;
 use crate::study::evidence::*;
 use crate::study::figures::*;
+use crate::study::figures::{Figure, FigureWriter};
 use crate::study::format::*;
 use crate::study::plan::Spec;
 
@@ -221,5 +225,128 @@ impl Doc<'_> {
                 upper_first(&findings.join("; "))
             ));
         }
+    }
+}
+
+impl FigureWriter<'_> {
+    /// The estimate following a changing working set: phases and ramp at
+    /// each interval (`by_interval`) or under each pair of ESX gains.
+    pub(in crate::study) fn agility_figure(&self, by_interval: bool) -> Result<Figure, StudyError> {
+        let (stem, specs) = if by_interval {
+            (AGILITY_BY_INTERVAL, &self.plan.agility_intervals)
+        } else {
+            ("fig9-agility-vs-gains", &self.plan.agility_gains)
+        };
+        let mut runs: Vec<&Spec> = Vec::new();
+        for sp in specs {
+            if !runs.iter().any(|r| r.id() == sp.id()) {
+                runs.push(sp);
+            }
+        }
+        let mut panels = Vec::new();
+        let mut data = Vec::new();
+        let mut lags = Vec::new();
+        for sp in &runs {
+            let setting = if by_interval {
+                crate::study::format::setting(sp.interval)
+            } else {
+                format!("gains {}/{}", sp.gains.slow, sp.gains.fast)
+            };
+            let got = self.results.get(sp);
+            let title = match got {
+                Some((s, _)) => format!(
+                    "{}, {setting}: lag up {}, down {}",
+                    sp.workload.label,
+                    lag_cell(s.lag_up_intervals, s.lag_up_events),
+                    lag_cell(s.lag_down_intervals, s.lag_down_events)
+                ),
+                None => format!("{}, {setting}: run failed", sp.workload.label),
+            };
+            let rows = got.map(|g| g.1.to_vec()).unwrap_or_default();
+            for r in &rows {
+                data.push(vec![
+                    sp.id(),
+                    sp.workload.label.clone(),
+                    format!("{}", sp.interval.as_secs_f64()),
+                    format!("{}", sp.gains.slow),
+                    format!("{}", sp.gains.fast),
+                    format!("{}", r.t_s),
+                    r.true_wss_pages.to_string(),
+                    cell(r.est_wss_pages),
+                    cell(r.est_lo_pages),
+                    cell(r.est_hi_pages),
+                ]);
+            }
+            lags.push(self.lag_cells(sp));
+            panels.push(SeriesPanel {
+                title,
+                rows,
+                show_writes: false,
+            });
+        }
+        self.csv(
+            stem,
+            &[
+                "run_id",
+                "workload",
+                "interval_s",
+                "esx_slow_gain",
+                "esx_fast_gain",
+                "t_s",
+                "true_wss_pages",
+                "est_wss_pages",
+                "est_lo_pages",
+                "est_hi_pages",
+            ],
+            &data,
+        )?;
+        self.csv(&format!("{stem}-lags"), &LAG_COLUMNS, &lags)?;
+        let s = &self.plan.scale;
+        let d = crate::estimate::EsxGains::default();
+        let (title, caption) = if by_interval {
+            (
+                format!(
+                    "Following a changing working set at each interval (uffd + esx, {} samples)",
+                    s.sample_pages
+                ),
+                format!(
+                    "`phases` and `ramp` under the default ESX gains ({} slow, {} fast) at each \
+                     interval. Each title gives the mean lag after growth and after shrinking, \
+                     in {}; the lags are also in the table below and in {}.",
+                    d.slow,
+                    d.fast,
+                    lag_definition(),
+                    format_args!("study/data/{stem}-lags.csv")
+                ),
+            )
+        } else {
+            (
+                format!(
+                    "Following a changing working set under other ESX gains (uffd, {} samples, \
+                     {} interval)",
+                    s.sample_pages,
+                    crate::study::format::setting(s.interval)
+                ),
+                format!(
+                    "`phases` and `ramp` with one of the ESX gains changed from its default \
+                     ({} slow, {} fast). ESX reports the larger of a slow and a fast moving \
+                     average of the sampled fraction: the fast gain sets how soon growth \
+                     shows, the slow gain how long a shrunken working set is still reported at \
+                     its old size. Lags as in {}; also in {}.",
+                    d.slow,
+                    d.fast,
+                    figure_ref(AGILITY_BY_INTERVAL),
+                    format_args!("study/data/{stem}-lags.csv")
+                ),
+            )
+        };
+        let cols = runs.len().div_ceil(2).max(1);
+        series_panels(&self.base(stem), &title, &panels, cols)?;
+        Ok(Figure {
+            stem,
+            title,
+            caption,
+            runs: runs.into_iter().cloned().collect(),
+        })
     }
 }

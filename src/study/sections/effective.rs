@@ -3,10 +3,16 @@
 use std::fmt::Write as _;
 
 use super::Question;
+use crate::plot::series::Line;
+use crate::plot::series::LinePanel;
+use crate::plot::series::YFormat;
+use crate::plot::series::line_panels;
 use crate::report::summary::Summary;
+use crate::study::StudyError;
 use crate::study::doc::Doc;
 use crate::study::evidence::*;
 use crate::study::figures::*;
+use crate::study::figures::{Figure, FigureWriter};
 use crate::study::format::*;
 use crate::study::plan::Spec;
 use crate::study::recommend::CRITERIA;
@@ -212,5 +218,119 @@ impl Doc<'_> {
              intervals' history per second of change.",
             parts.join("; ")
         ));
+    }
+}
+
+impl FigureWriter<'_> {
+    /// MAPE and relative bias against the sample size (or the interval).
+    pub(in crate::study) fn sweep_figure(&self, by_samples: bool) -> Result<Figure, StudyError> {
+        let (stem, sweeps, x_label) = if by_samples {
+            (
+                "fig3-sample-size",
+                &self.plan.sample_sweep,
+                "sampled pages per interval",
+            )
+        } else {
+            ("fig4-interval", &self.plan.interval_sweep, "interval (s)")
+        };
+        let x_of = |spec: &Spec| {
+            if by_samples {
+                spec.sample_pages as f64
+            } else {
+                spec.interval.as_secs_f64()
+            }
+        };
+        let mut mape_lines = Vec::new();
+        let mut bias_lines = Vec::new();
+        let mut data = Vec::new();
+        for (w, specs) in sweeps {
+            let mut mape = Vec::new();
+            let mut bias = Vec::new();
+            for spec in specs {
+                let s = self.summary(spec);
+                let x = x_of(spec);
+                if let Some(m) = s.and_then(|s| s.mape) {
+                    mape.push((x, m));
+                }
+                if let Some(b) = s.and_then(rel_bias) {
+                    bias.push((x, b));
+                }
+                let mut cells = summary_cells(spec, s);
+                cells.push(cell(s.and_then(faults_per_s)));
+                data.push(cells);
+            }
+            mape_lines.push(Line {
+                label: w.label.clone(),
+                points: mape,
+                dashed: false,
+            });
+            bias_lines.push(Line {
+                label: w.label.clone(),
+                points: bias,
+                dashed: false,
+            });
+        }
+        let mut header = SUMMARY_COLUMNS.to_vec();
+        header.push("faults_per_s");
+        self.csv(stem, &header, &data)?;
+        let s = &self.plan.scale;
+        let ticks: Vec<f64> = if by_samples {
+            s.sample_grid.iter().map(|&n| n as f64).collect()
+        } else {
+            s.interval_grid.iter().map(|d| d.as_secs_f64()).collect()
+        };
+        let panel = |title: &str, y_label: &str, lines: Vec<Line>, y_ref| LinePanel {
+            title: title.into(),
+            x_label: x_label.into(),
+            x_ticks: ticks.clone(),
+            y_label: y_label.into(),
+            y_format: YFormat::Percent,
+            lines,
+            y_ref,
+        };
+        let criteria = crate::study::recommend::CRITERIA;
+        let panels = [
+            panel(
+                "MAPE",
+                "mean absolute percentage error",
+                mape_lines,
+                Some((
+                    criteria.max_mape,
+                    format!("{} target", crate::study::format::pct(criteria.max_mape)),
+                )),
+            ),
+            panel(
+                "Bias (mean error / mean true WSS)",
+                "relative bias",
+                bias_lines,
+                Some((0.0, "no bias".into())),
+            ),
+        ];
+        let title = if by_samples {
+            format!(
+                "Error against sample size (uffd + esx, {} interval)",
+                crate::study::format::setting(s.interval)
+            )
+        } else {
+            format!(
+                "Error against interval length (uffd + esx, {} samples)",
+                s.sample_pages
+            )
+        };
+        line_panels(&self.base(stem), &title, &panels, 2)?;
+        let caption = if by_samples {
+            "MAPE and bias of ESX as the number of pages sampled per interval doubles, at the \
+             default interval. Both axes of the error are relative to the true WSS."
+        } else {
+            "MAPE and bias of ESX as the interval grows, at the default sample size. A longer \
+             interval gives a paced guest time to touch more pages, so the true WSS itself \
+             grows with the interval."
+        };
+        Ok(Figure {
+            stem,
+            title,
+            caption: caption.into(),
+            runs: sweeps.iter().flat_map(|(_, s)| s.iter().cloned()).collect(),
+        })
     }
 }

@@ -3,11 +3,16 @@
 use std::fmt::Write as _;
 
 use super::Question;
+use crate::plot::series::SeriesPanel;
+use crate::plot::series::series_panels;
+use crate::plot::table_map::plot_heatmap;
 use crate::report::summary::Summary;
 use crate::report::timeseries::Row;
+use crate::study::StudyError;
 use crate::study::doc::Doc;
 use crate::study::evidence::*;
 use crate::study::figures::*;
+use crate::study::figures::{Figure, FigureWriter};
 use crate::study::format::*;
 use crate::study::plan::Workload;
 use crate::study::recommend::CRITERIA;
@@ -339,5 +344,126 @@ impl Doc<'_> {
             );
         }
         self.para(&text);
+    }
+}
+
+impl FigureWriter<'_> {
+    /// Per workload, the time series of the default setting.
+    pub(in crate::study) fn works_figure(&self) -> Result<Figure, StudyError> {
+        let stem = "fig1-estimate-vs-truth";
+        let mut panels = Vec::new();
+        let mut data = Vec::new();
+        for spec in &self.plan.defaults {
+            let (title, rows) = match self.results.get(spec) {
+                Some((s, rows)) => (
+                    format!(
+                        "{}: MAPE {}",
+                        spec.workload.label,
+                        crate::study::format::opt(s.mape, crate::study::format::pct)
+                    ),
+                    rows.to_vec(),
+                ),
+                None => (format!("{}: run failed", spec.workload.label), Vec::new()),
+            };
+            for r in &rows {
+                data.push(vec![
+                    spec.workload.label.clone(),
+                    format!("{}", r.t_s),
+                    format!("{}", r.interval_s),
+                    r.true_wss_pages.to_string(),
+                    r.true_wss_write_pages.to_string(),
+                    cell(r.est_wss_pages),
+                    cell(r.est_lo_pages),
+                    cell(r.est_hi_pages),
+                    r.full.to_string(),
+                ]);
+            }
+            panels.push(SeriesPanel {
+                title,
+                rows,
+                show_writes: false,
+            });
+        }
+        self.csv(
+            stem,
+            &[
+                "workload",
+                "t_s",
+                "interval_s",
+                "true_wss_pages",
+                "true_wss_write_pages",
+                "est_wss_pages",
+                "est_lo_pages",
+                "est_hi_pages",
+                "full",
+            ],
+            &data,
+        )?;
+        let s = &self.plan.scale;
+        let title = format!(
+            "Estimated vs true WSS, uffd + esx, {} samples, {} interval",
+            s.sample_pages,
+            crate::study::format::setting(s.interval)
+        );
+        series_panels(&self.base(stem), &title, &panels, 3)?;
+        Ok(Figure {
+            stem,
+            title,
+            caption: "One panel per workload: the true working set (pages the guest read or \
+                      wrote in each interval, counted by the guest runtime), the ESX estimate \
+                      and its 95% interval. MAPE is over the intervals after warm-up."
+                .into(),
+            runs: self.plan.defaults.clone(),
+        })
+    }
+
+    /// MAPE per workload and estimator, as a heat map.
+    pub(in crate::study) fn estimators_figure(&self) -> Result<Figure, StudyError> {
+        let stem = "fig2-estimators";
+        let columns = [
+            ("esx", &self.plan.defaults),
+            ("damon", &self.plan.damon),
+            ("exhaustive", &self.plan.exhaustive),
+        ];
+        let mut values = Vec::new();
+        let mut data = Vec::new();
+        for (i, w) in self.plan.workloads.iter().enumerate() {
+            let mut row = Vec::new();
+            for (_, specs) in &columns {
+                let spec = &specs[i];
+                let s = self.summary(spec);
+                row.push(s.and_then(|s| s.mape).map(|m| m * 100.0));
+                let mut cells = summary_cells(spec, s);
+                cells.push(cell(s.and_then(faults_per_s)));
+                data.push(cells);
+            }
+            debug_assert!(columns.iter().all(|(_, s)| s[i].workload == *w));
+            values.push(row);
+        }
+        let mut header = SUMMARY_COLUMNS.to_vec();
+        header.push("faults_per_s");
+        self.csv(stem, &header, &data)?;
+        let labels: Vec<String> = self
+            .plan
+            .workloads
+            .iter()
+            .map(|w| w.label.clone())
+            .collect();
+        let x: Vec<&str> = columns.iter().map(|c| c.0).collect();
+        let title = "MAPE (%) by workload and estimator, uffd tracking";
+        plot_heatmap(title, &x, &labels, &values, "MAPE (%)", &self.base(stem))?;
+        let runs = columns
+            .iter()
+            .flat_map(|(_, s)| s.iter().cloned())
+            .collect();
+        Ok(Figure {
+            stem,
+            title: title.into(),
+            caption: "MAPE of each estimator on each workload under uffd tracking. Exhaustive \
+                      tracking arms every page every interval, so its estimate is a count made \
+                      by the VMM and should match the guest's own count."
+                .into(),
+            runs,
+        })
     }
 }

@@ -3,10 +3,14 @@
 use std::fmt::Write as _;
 
 use super::Question;
+use crate::plot::series::SeriesPanel;
+use crate::plot::series::series_panels;
 use crate::report::metrics::TruthColumn;
+use crate::study::StudyError;
 use crate::study::doc::Doc;
 use crate::study::evidence::*;
 use crate::study::figures::*;
+use crate::study::figures::{Figure, FigureWriter};
 use crate::study::format::*;
 use crate::study::recommend::CRITERIA;
 use crate::track::TrackerKind;
@@ -91,5 +95,71 @@ impl Doc<'_> {
         self.para(&text);
         let fig = self.figs.reads.clone();
         self.figure(&fig);
+    }
+}
+
+impl FigureWriter<'_> {
+    /// A read-heavy program under uffd and dirty-log, over time.
+    pub(in crate::study) fn reads_figure(&self) -> Result<Figure, StudyError> {
+        let stem = "fig6-write-only-tracking";
+        let mut panels = Vec::new();
+        let mut data = Vec::new();
+        for spec in &self.plan.read_heavy {
+            let got = self.results.get(spec);
+            let title = match got {
+                Some((s, rows)) => {
+                    let all = metrics_against(s, rows, TruthColumn::All);
+                    let writes = metrics_against(s, rows, TruthColumn::Writes);
+                    format!(
+                        "{}: MAPE {} vs all pages, {} vs written",
+                        spec.method(),
+                        crate::study::format::opt(all.mape, crate::study::format::pct),
+                        crate::study::format::opt(writes.mape, crate::study::format::pct)
+                    )
+                }
+                None => format!("{}: run failed", spec.method()),
+            };
+            let rows = got.map(|g| g.1.to_vec()).unwrap_or_default();
+            for r in &rows {
+                data.push(vec![
+                    spec.tracker.name().to_string(),
+                    format!("{}", r.t_s),
+                    r.true_wss_pages.to_string(),
+                    r.true_wss_write_pages.to_string(),
+                    cell(r.est_wss_pages),
+                    cell(r.est_lo_pages),
+                    cell(r.est_hi_pages),
+                ]);
+            }
+            panels.push(SeriesPanel {
+                title,
+                rows,
+                show_writes: true,
+            });
+        }
+        self.csv(
+            stem,
+            &[
+                "tracker",
+                "t_s",
+                "true_wss_pages",
+                "true_wss_write_pages",
+                "est_wss_pages",
+                "est_lo_pages",
+                "est_hi_pages",
+            ],
+            &data,
+        )?;
+        let title = "A read-heavy program (5% writes): uffd vs write-only dirty logging";
+        series_panels(&self.base(stem), title, &panels, 2)?;
+        Ok(Figure {
+            stem,
+            title: title.into(),
+            caption: "The same paced random program with 5% writes, tracked by uffd (sees \
+                      reads and writes) and by dirty logging (sees writes only), against both \
+                      the pages read or written and the pages written."
+                .into(),
+            runs: self.plan.read_heavy.clone(),
+        })
     }
 }
