@@ -11,20 +11,127 @@ use crate::report::timeseries::Row;
 use crate::study::StudyError;
 use crate::study::doc::Doc;
 use crate::study::evidence::*;
+use crate::study::execute::Results;
 use crate::study::figures::*;
 use crate::study::figures::{Figure, FigureWriter};
 use crate::study::format::*;
-use crate::study::plan::Workload;
+use crate::study::plan::{Plan, Spec, Workload};
 use crate::study::recommend::CRITERIA;
+
+/// One run's MAPE, named by its workload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub label: String,
+    pub mape: f64,
+}
+
+impl Scored {
+    /// "`label` (12.3%)", as the prose lists it.
+    fn item(&self) -> String {
+        format!("`{}` ({})", self.label, pct(self.mape))
+    }
+}
+
+/// The runs of `specs` that have a MAPE, split by the accuracy criterion:
+/// (under it, at or over it).
+fn split_by_criterion<'a>(
+    results: &Results,
+    specs: impl Iterator<Item = &'a Spec>,
+) -> (Vec<Scored>, Vec<Scored>) {
+    specs
+        .filter_map(|sp| {
+            let mape = results.summary(sp)?.mape?;
+            Some(Scored {
+                label: sp.workload.label.clone(),
+                mape,
+            })
+        })
+        .partition(|x| x.mape < CRITERIA.max_mape)
+}
+
+/// How the VMM's exhaustive count compares with the guest's own count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TruthCheck {
+    /// Workloads whose exhaustive run has a MAPE.
+    pub workloads: usize,
+    pub median_mape: Option<f64>,
+    /// The largest MAPE, the first workload that has it, and its MAE.
+    pub worst: Scored,
+    pub worst_mae_pages: Option<f64>,
+    /// The most tracked faults per second any exhaustive run took.
+    pub peak_faults_per_s: Option<f64>,
+    /// Holds taken mid-access over the exhaustive runs.
+    pub forced_holds: u64,
+}
+
+impl TruthCheck {
+    fn from_runs(plan: &Plan, results: &Results) -> Option<TruthCheck> {
+        let finished: Vec<(&Spec, &Summary)> = plan
+            .exhaustive
+            .iter()
+            .filter_map(|sp| Some((sp, results.summary(sp)?)))
+            .collect();
+        let scored: Vec<(&Spec, &Summary, f64)> = finished
+            .iter()
+            .filter_map(|&(sp, s)| Some((sp, s, s.mape?)))
+            .collect();
+        let (worst_spec, worst_run, worst_mape) = scored
+            .iter()
+            .copied()
+            .reduce(|w, x| if x.2 > w.2 { x } else { w })?;
+        let mapes: Vec<f64> = scored.iter().map(|x| x.2).collect();
+        Some(TruthCheck {
+            workloads: scored.len(),
+            median_mape: median(&mapes),
+            worst: Scored {
+                label: worst_spec.workload.label.clone(),
+                mape: worst_mape,
+            },
+            worst_mae_pages: worst_run.mae_pages,
+            peak_faults_per_s: finished
+                .iter()
+                .filter_map(|(_, s)| faults_per_s(s))
+                .reduce(f64::max),
+            forced_holds: finished.iter().map(|(_, s)| s.forced_holds).sum(),
+        })
+    }
+}
+
+/// The findings of question 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Works {
+    /// The default setting's MAPE per workload, under the criterion and
+    /// not, in workload order.
+    pub under: Vec<Scored>,
+    pub over: Vec<Scored>,
+    /// The same for DAMON at the default setting.
+    pub damon_under: Vec<Scored>,
+    pub damon_over: Vec<Scored>,
+    /// `None` when no exhaustive run has a MAPE.
+    pub truth: Option<TruthCheck>,
+}
+
+impl Works {
+    pub fn from_runs(plan: &Plan, results: &Results) -> Works {
+        let (under, over) = split_by_criterion(results, plan.defaults.iter());
+        let (damon_under, damon_over) = split_by_criterion(results, plan.damon.iter());
+        Works {
+            under,
+            over,
+            damon_under,
+            damon_over,
+            truth: TruthCheck::from_runs(plan, results),
+        }
+    }
+}
 
 impl Doc<'_> {
     pub(in crate::study) fn works(&mut self) {
+        let f = Works::from_runs(self.plan, self.results);
         let s = self.plan.scale.clone();
         self.heading(Question::Works);
         let fig = &self.figs.works;
         let mut rows = Vec::new();
-        let mut good = Vec::new();
-        let mut bad = Vec::new();
         let mut notes = Vec::new();
         let domain = self.domain_pages().unwrap_or(0);
         for (i, w) in self.plan.workloads.iter().enumerate() {
@@ -47,18 +154,14 @@ impl Doc<'_> {
                 opt(damon.and_then(|d| d.mape), pct),
                 opt(exh.and_then(|d| d.mape), pct),
             ]);
-            if let Some(m) = d.and_then(|d| d.mape) {
-                let item = format!("`{}` ({})", w.label, pct(m));
-                if m < CRITERIA.max_mape {
-                    good.push(item);
-                } else {
-                    bad.push(item);
-                    if let Some((d, rows)) = self.results.get(&self.plan.defaults[i]) {
-                        notes.push(self.why_default_fails(w, d, rows, domain));
-                    }
-                }
+            if f.over.iter().any(|x| x.label == w.label)
+                && let Some((d, rows)) = self.results.get(&self.plan.defaults[i])
+            {
+                notes.push(self.why_default_fails(w, d, rows, domain));
             }
         }
+        let good: Vec<String> = f.under.iter().map(Scored::item).collect();
+        let bad: Vec<String> = f.over.iter().map(Scored::item).collect();
         let mut text = format!(
             "{} shows the estimate against the truth over time for every workload at \
              the default setting ({} runs with uffd and ESX, {} samples every {}).",
@@ -136,17 +239,8 @@ impl Doc<'_> {
             setting(s.sweep_duration)
         ));
         self.para(&t);
-        let (mut damon_ok, mut damon_bad) = (Vec::new(), Vec::new());
-        for sp in &self.plan.damon {
-            if let Some(m) = self.s(sp).and_then(|m| m.mape) {
-                let item = format!("`{}` ({})", sp.workload.label, pct(m));
-                if m < CRITERIA.max_mape {
-                    damon_ok.push(item);
-                } else {
-                    damon_bad.push(item);
-                }
-            }
-        }
+        let damon_ok: Vec<String> = f.damon_under.iter().map(Scored::item).collect();
+        let damon_bad: Vec<String> = f.damon_over.iter().map(Scored::item).collect();
         if !damon_ok.is_empty() || !damon_bad.is_empty() {
             let mut text = String::from("**DAMON** at the same setting");
             if !damon_ok.is_empty() {
@@ -176,7 +270,7 @@ impl Doc<'_> {
             );
             self.para(&text);
         }
-        self.exhaustive_check();
+        self.exhaustive_check(f.truth.as_ref());
         let fig = self.figs.estimators.clone();
         self.figure(&fig);
     }
@@ -257,59 +351,26 @@ impl Doc<'_> {
         Some(s)
     }
 
-    fn exhaustive_check(&mut self) {
-        let mut worst: Option<(String, f64)> = None;
-        let mut all = Vec::new();
-        for sp in &self.plan.exhaustive {
-            if let Some(m) = self.s(sp).and_then(|s| s.mape) {
-                all.push(m);
-                if worst.as_ref().is_none_or(|w| m > w.1) {
-                    worst = Some((sp.workload.label.clone(), m));
-                }
-            }
-        }
-        let Some((label, max)) = worst else {
+    /// The cross-check of the truth against exhaustive tracking.
+    fn exhaustive_check(&mut self, truth: Option<&TruthCheck>) {
+        let Some(t) = truth else {
             self.para("No exhaustive run finished, so the truth could not be cross-checked.");
             return;
         };
-        let faults: Vec<f64> = self
-            .plan
-            .exhaustive
-            .iter()
-            .filter_map(|sp| self.s(sp).and_then(faults_per_s))
-            .collect();
-        let worst_mae = self
-            .plan
-            .exhaustive
-            .iter()
-            .find(|sp| sp.workload.label == label)
-            .and_then(|sp| self.s(sp))
-            .and_then(|s| s.mae_pages);
         let mut text = String::from(
             "**Cross-check of the truth.** Exhaustive tracking arms every page of the domain \
              every interval, so its estimate is the VMM's own count of the pages the guest \
              touched. ",
         );
-        let peak_faults = opt(faults.iter().copied().reduce(f64::max), count);
-        if max == 0.0 {
+        let peak_faults = opt(t.peak_faults_per_s, count);
+        let exact = t.worst.mape == 0.0;
+        if exact {
             let _ = write!(
                 text,
                 "Against the guest runtime's count its MAPE is 0 in all {} workloads, at a cost \
                  of up to {peak_faults} tracked faults per second. ",
-                all.len()
+                t.workloads
             );
-        } else {
-            let _ = write!(
-                text,
-                "Against the guest runtime's count its MAPE has a median of {} over the \
-                 workloads and is at most {} (`{label}`, off by {} pages per interval on \
-                 average), at a cost of up to {peak_faults} tracked faults per second. ",
-                opt(median(&all), pct),
-                pct(max),
-                opt(worst_mae, count),
-            );
-        }
-        if max == 0.0 {
             self.summary.push(
                 "**Is the truth right?** Yes: the VMM's own exhaustive count equals the \
                  guest's count of touched pages in every scored interval of every workload \
@@ -322,25 +383,29 @@ impl Doc<'_> {
                  touches can fall between the VMM's count and its own.",
             );
         } else {
+            let _ = write!(
+                text,
+                "Against the guest runtime's count its MAPE has a median of {} over the \
+                 workloads and is at most {} (`{}`, off by {} pages per interval on \
+                 average), at a cost of up to {peak_faults} tracked faults per second. ",
+                opt(t.median_mape, pct),
+                pct(t.worst.mape),
+                t.worst.label,
+                opt(t.worst_mae_pages, count),
+            );
             self.summary.push(format!(
                 "**Is the truth right?** The VMM's own exhaustive count agrees with the \
                  guest's count of touched pages to a median MAPE of {} over the workloads (at \
                  most {}), where it should be exact.",
-                opt(median(&all), pct),
-                pct(max)
+                opt(t.median_mape, pct),
+                pct(t.worst.mape)
             ));
-            let forced: u64 = self
-                .plan
-                .exhaustive
-                .iter()
-                .filter_map(|sp| self.s(sp))
-                .map(|s| s.forced_holds)
-                .sum();
             let _ = write!(
                 text,
                 "The two counts should be equal, since the guest is held at every boundary; \
-                 where they differ, something broke that guarantee ({forced} holds had to be \
-                 taken mid-access), and the runs above say where."
+                 where they differ, something broke that guarantee ({} holds had to be \
+                 taken mid-access), and the runs above say where.",
+                t.forced_holds
             );
         }
         self.para(&text);
@@ -465,5 +530,77 @@ impl FigureWriter<'_> {
                 .into(),
             runs,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::execute::Outcome;
+    use crate::study::plan::Scale;
+    use crate::study::testdata::{finished, summary_of};
+
+    /// A finished run of `sp` with MAPE `mape`, `faults` tracked faults
+    /// over `duration_s` and `forced` holds.
+    fn run(sp: &Spec, mape: f64, faults: u64, forced: u64) -> (String, Outcome) {
+        let mut s = summary_of(sp);
+        s.mape = Some(mape);
+        s.mae_pages = Some(mape * 1000.0);
+        s.duration_s = 10.0;
+        s.tracked_faults = Some(faults);
+        s.forced_holds = forced;
+        (sp.id(), finished(s))
+    }
+
+    #[test]
+    fn workloads_are_split_by_the_criterion_and_the_truth_checked() {
+        let plan = Plan::new(Scale::full());
+        let n = plan.workloads.len();
+        let mut outcomes = Vec::new();
+        // Default setting: every other workload misses; the last has no run.
+        for (i, sp) in plan.defaults.iter().enumerate().take(n - 1) {
+            let mape = if i % 2 == 0 { 0.05 } else { 0.5 };
+            outcomes.push(run(sp, mape, 0, 0));
+        }
+        // DAMON misses everywhere.
+        for sp in &plan.damon {
+            outcomes.push(run(sp, 0.3, 0, 0));
+        }
+        // Exhaustive: 0 except 0.02 on the third and fourth workloads (the
+        // first of them is the worst), one forced hold each.
+        for (i, sp) in plan.exhaustive.iter().enumerate() {
+            let mape = if i == 2 || i == 3 { 0.02 } else { 0.0 };
+            outcomes.push(run(sp, mape, 1000 * (i as u64 + 1), 1));
+        }
+        let f = Works::from_runs(&plan, &Results::from_outcomes(outcomes));
+
+        let labels = |v: &[Scored]| v.iter().map(|x| x.label.clone()).collect::<Vec<_>>();
+        let want_under: Vec<String> = plan.workloads[..n - 1]
+            .iter()
+            .step_by(2)
+            .map(|w| w.label.clone())
+            .collect();
+        assert_eq!(labels(&f.under), want_under);
+        assert_eq!(f.under.len() + f.over.len(), n - 1);
+        assert!(f.over.iter().all(|x| x.mape == 0.5));
+        assert!(f.damon_under.is_empty());
+        assert_eq!(f.damon_over.len(), n);
+
+        let t = f.truth.expect("exhaustive runs finished");
+        assert_eq!(t.workloads, n);
+        assert_eq!(t.worst.label, plan.workloads[2].label);
+        assert_eq!(t.worst.mape, 0.02);
+        assert_eq!(t.worst_mae_pages, Some(20.0));
+        assert_eq!(t.median_mape, Some(0.0));
+        assert_eq!(t.peak_faults_per_s, Some(100.0 * n as f64));
+        assert_eq!(t.forced_holds, n as u64);
+    }
+
+    #[test]
+    fn no_exhaustive_run_means_no_truth_check() {
+        let plan = Plan::new(Scale::full());
+        let f = Works::from_runs(&plan, &Results::default());
+        assert_eq!(f.truth, None);
+        assert!(f.under.is_empty() && f.over.is_empty());
     }
 }
