@@ -3,11 +3,74 @@
 use super::Question;
 use crate::estimate::{EstimatorKind, EsxGains};
 use crate::study::doc::Doc;
+use crate::study::execute::Results;
 use crate::study::figures::*;
 use crate::study::format::*;
-use crate::study::plan::Workload;
-use crate::study::recommend::{CRITERIA, Candidate, recommend};
+use crate::study::plan::{Plan, Spec};
+use crate::study::recommend::{CRITERIA, Candidate, Recommendation, recommend};
 use crate::track::TrackerKind;
+
+/// The recommendation for one workload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    pub label: String,
+    pub recommendation: Recommendation,
+}
+
+/// The findings of question 5: per workload with at least one candidate
+/// setting, in the order the plan first runs it, the cheapest setting
+/// meeting the criteria.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choices {
+    pub workloads: Vec<Choice>,
+}
+
+impl Choices {
+    pub fn from_runs(plan: &Plan, results: &Results) -> Choices {
+        let runs = plan.runs();
+        let mut labels: Vec<&str> = Vec::new();
+        for r in &runs {
+            if !labels.contains(&r.workload.label.as_str()) {
+                labels.push(&r.workload.label);
+            }
+        }
+        let workloads = labels
+            .into_iter()
+            .filter_map(|label| {
+                let cands = candidates(&runs, results, label);
+                (!cands.is_empty()).then(|| Choice {
+                    label: label.to_string(),
+                    recommendation: recommend(&cands, &CRITERIA),
+                })
+            })
+            .collect();
+        Choices { workloads }
+    }
+}
+
+/// The settings of `label` the study ran with uffd + ESX at the default
+/// gains, each once.
+fn candidates(runs: &[&Spec], results: &Results, label: &str) -> Vec<Candidate> {
+    runs.iter()
+        .filter(|r| {
+            r.workload.label == label
+                && r.tracker == TrackerKind::Uffd
+                && r.estimator == EstimatorKind::Esx
+                && r.gains == EsxGains::default()
+        })
+        .filter_map(|r| results.summary(r).and_then(Candidate::from_summary))
+        .fold(Vec::new(), |mut v: Vec<Candidate>, c| {
+            // A setting run twice (the default setting's run and a sweep's
+            // point) counts once: the first, longer run.
+            if !v
+                .iter()
+                .any(|x| x.sample_pages == c.sample_pages && x.interval_s == c.interval_s)
+            {
+                v.push(c);
+            }
+            v
+        })
+}
 
 impl Doc<'_> {
     pub(in crate::study) fn recommendations(&mut self) {
@@ -24,39 +87,11 @@ impl Doc<'_> {
             self.section_ref(Question::Effective),
             self.sections_ref(&[Question::Works, Question::Efficient, Question::Agile])
         ));
-        let mut labels: Vec<&Workload> = Vec::new();
-        let runs = self.plan.runs();
-        for r in &runs {
-            if !labels.iter().any(|w| w.label == r.workload.label) {
-                labels.push(&r.workload);
-            }
-        }
+        let choices = Choices::from_runs(self.plan, self.results);
         let mut rows = Vec::new();
         let mut none = Vec::new();
-        for w in labels {
-            let cands: Vec<Candidate> =
-                runs.iter()
-                    .filter(|r| {
-                        r.workload.label == w.label
-                            && r.tracker == TrackerKind::Uffd
-                            && r.estimator == EstimatorKind::Esx
-                            && r.gains == EsxGains::default()
-                    })
-                    .filter_map(|r| self.s(r).and_then(Candidate::from_summary))
-                    .fold(Vec::new(), |mut v: Vec<Candidate>, c| {
-                        // A setting run twice (section 1's run and a sweep's
-                        // point) counts once: the first, longer run.
-                        if !v.iter().any(|x| {
-                            x.sample_pages == c.sample_pages && x.interval_s == c.interval_s
-                        }) {
-                            v.push(c);
-                        }
-                        v
-                    });
-            if cands.is_empty() {
-                continue;
-            }
-            let rec = recommend(&cands, &c);
+        for choice in &choices.workloads {
+            let rec = &choice.recommendation;
             let (setting_cells, note) = match (&rec.best, &rec.closest) {
                 (Some(b), _) => (
                     vec![
@@ -69,7 +104,7 @@ impl Doc<'_> {
                     String::new(),
                 ),
                 (None, closest) => {
-                    none.push(format!("`{}`", w.label));
+                    none.push(format!("`{}`", choice.label));
                     (
                         vec![
                             "none qualifies".into(),
@@ -93,7 +128,7 @@ impl Doc<'_> {
                 }
             };
             let mut row = vec![
-                format!("`{}`", w.label),
+                format!("`{}`", choice.label),
                 format!("{} / {}", rec.qualified, rec.tried),
             ];
             row.extend(setting_cells);
@@ -137,5 +172,52 @@ impl Doc<'_> {
                 format!(", and none qualifies for {}", list(&none))
             }
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::plan::Scale;
+    use crate::study::testdata::{finished, summary_of};
+
+    #[test]
+    fn the_cheapest_qualifying_setting_is_chosen_per_workload() {
+        let plan = Plan::new(Scale::full());
+        let mut outcomes = Vec::new();
+        // hotset: the error falls as the sample grows and faults rise with
+        // it, so the smallest sample under 10% wins; zipf: nothing under
+        // 10%; every other workload has no finished run.
+        for sp in plan.runs() {
+            let mape = match sp.workload.label.as_str() {
+                "hotset" => 20.0 / sp.sample_pages as f64,
+                "zipf" => 0.5,
+                _ => continue,
+            };
+            let mut s = summary_of(sp);
+            s.duration_s = 10.0;
+            s.tracked_faults = Some(10 * sp.sample_pages);
+            s.mape = Some(mape);
+            outcomes.push((sp.id(), finished(s)));
+        }
+        let f = Choices::from_runs(&plan, &Results::from_outcomes(outcomes));
+        let labels: Vec<&str> = f.workloads.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(labels.len(), 2);
+        assert!(labels.contains(&"hotset") && labels.contains(&"zipf"));
+        let of = |l: &str| {
+            &f.workloads
+                .iter()
+                .find(|c| c.label == l)
+                .unwrap()
+                .recommendation
+        };
+        // 20 / n < 0.1 from n = 400 on (200 gives exactly 10%).
+        let best = of("hotset").best.as_ref().expect("hotset qualifies");
+        assert_eq!(best.sample_pages, 400);
+        assert_eq!(best.mape, Some(0.05));
+        let zipf = of("zipf");
+        assert_eq!((zipf.best.as_ref(), zipf.qualified), (None, 0));
+        assert!(zipf.tried > 0);
+        assert_eq!(zipf.closest.as_ref().and_then(|c| c.mape), Some(0.5));
     }
 }
