@@ -14,11 +14,105 @@ use crate::study::evidence::*;
 use crate::study::figures::*;
 use crate::study::figures::{Figure, FigureWriter};
 use crate::study::format::*;
-use crate::study::plan::Spec;
+use std::time::Duration;
+
+use crate::study::execute::Results;
+use crate::study::plan::{Plan, Spec};
 use crate::study::recommend::CRITERIA;
+
+/// One workload of the sample-size sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleNeed {
+    pub label: String,
+    /// The smallest sample of the grid with a MAPE under the criterion.
+    pub smallest_accurate: Option<u64>,
+    /// Whether its default-setting run shows ESX's start-up memory, which
+    /// no sample size removes.
+    pub startup_memory: bool,
+}
+
+/// One workload of the interval sweep at its shortest and longest
+/// finished interval: (interval, mean true WSS, MAPE).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntervalSpan {
+    pub label: String,
+    pub shortest: (Duration, f64, Option<f64>),
+    pub longest: (Duration, f64, Option<f64>),
+}
+
+/// The findings of question 2 (sample size and interval).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effectiveness {
+    pub samples: Vec<SampleNeed>,
+    /// The median MAPE over the sweep workloads with the smallest, the
+    /// default and the largest sample.
+    pub median_smallest: Option<f64>,
+    pub median_default: Option<f64>,
+    pub median_largest: Option<f64>,
+    pub intervals: Vec<IntervalSpan>,
+}
+
+impl Effectiveness {
+    pub fn from_runs(plan: &Plan, results: &Results) -> Effectiveness {
+        let s = &plan.scale;
+        let samples = plan
+            .sample_sweep
+            .iter()
+            .map(|(w, specs)| SampleNeed {
+                label: w.label.clone(),
+                smallest_accurate: specs
+                    .iter()
+                    .filter_map(|sp| Some((sp.sample_pages, results.summary(sp)?)))
+                    .find(|(_, s)| s.mape.is_some_and(|m| m < CRITERIA.max_mape))
+                    .map(|(n, _)| n),
+                startup_memory: plan
+                    .defaults
+                    .iter()
+                    .find(|sp| sp.workload.label == w.label)
+                    .and_then(|sp| results.get(sp).map(|(m, r)| (sp, m, r)))
+                    .and_then(|(sp, m, r)| startup_memory(r, m, sp.gains.slow))
+                    .is_some(),
+            })
+            .collect();
+        let median_at = |n: u64| {
+            let v: Vec<f64> = plan
+                .sample_sweep
+                .iter()
+                .filter_map(|(_, specs)| specs.iter().find(|sp| sp.sample_pages == n))
+                .filter_map(|sp| results.summary(sp).and_then(|s| s.mape))
+                .collect();
+            median(&v)
+        };
+        let intervals = plan
+            .interval_sweep
+            .iter()
+            .filter_map(|(w, specs)| {
+                let pts: Vec<(&Spec, &Summary)> = specs
+                    .iter()
+                    .filter_map(|sp| results.summary(sp).map(|s| (sp, s)))
+                    .collect();
+                let point =
+                    |(sp, s): &(&Spec, &Summary)| (sp.interval, s.true_wss_mean_pages, s.mape);
+                Some(IntervalSpan {
+                    label: w.label.clone(),
+                    shortest: point(pts.first()?),
+                    longest: point(pts.last()?),
+                })
+            })
+            .collect();
+        Effectiveness {
+            samples,
+            median_smallest: median_at(s.sample_grid.first().copied().unwrap_or(0)),
+            median_default: median_at(s.sample_pages),
+            median_largest: median_at(s.sample_grid.last().copied().unwrap_or(0)),
+            intervals,
+        }
+    }
+}
 
 impl Doc<'_> {
     pub(in crate::study) fn effective(&mut self) {
+        let f = Effectiveness::from_runs(self.plan, self.results);
         let s = self.plan.scale.clone();
         self.heading(Question::Effective);
         let domain = self.domain_pages().unwrap_or(0);
@@ -32,10 +126,11 @@ impl Doc<'_> {
                 .iter()
                 .filter_map(|sp| self.s(sp).map(|s| (sp.sample_pages, s)))
                 .collect();
-            let first_ok = pts
+            let first_ok = f
+                .samples
                 .iter()
-                .find(|(_, s)| s.mape.is_some_and(|m| m < CRITERIA.max_mape))
-                .map(|(n, _)| *n);
+                .find(|x| x.label == w.label)
+                .and_then(|x| x.smallest_accurate);
             let at = |n: u64| pts.iter().find(|(m, _)| *m == n).map(|x| x.1);
             let lo = s.sample_grid.first().copied().unwrap_or(0);
             let hi = s.sample_grid.last().copied().unwrap_or(0);
@@ -53,9 +148,11 @@ impl Doc<'_> {
                     pct,
                 ),
             ]);
-            match first_ok {
-                Some(n) => enough.push(format!("{n} for `{}`", w.label)),
-                None => never.push(format!("`{}`", w.label)),
+        }
+        for x in &f.samples {
+            match x.smallest_accurate {
+                Some(n) => enough.push(format!("{n} for `{}`", x.label)),
+                None => never.push(format!("`{}`", x.label)),
             }
         }
         let mut text = format!(
@@ -96,18 +193,11 @@ impl Doc<'_> {
                 list(&never),
                 pct(CRITERIA.max_mape)
             );
-            let remembered: Vec<String> = self
-                .plan
-                .sample_sweep
+            let remembered: Vec<String> = f
+                .samples
                 .iter()
-                .filter(|(w, _)| never.contains(&format!("`{}`", w.label)))
-                .filter(|(w, _)| {
-                    self.default_of(&w.label)
-                        .and_then(|sp| self.results.get(sp).map(|(m, r)| (sp, m, r)))
-                        .and_then(|(sp, m, r)| startup_memory(r, m, sp.gains.slow))
-                        .is_some()
-                })
-                .map(|(w, _)| format!("`{}`", w.label))
+                .filter(|x| x.smallest_accurate.is_none() && x.startup_memory)
+                .map(|x| format!("`{}`", x.label))
                 .collect();
             if !remembered.is_empty() {
                 let _ = write!(
@@ -119,16 +209,6 @@ impl Doc<'_> {
                 );
             }
         }
-        let median_at = |n: u64| {
-            let v: Vec<f64> = self
-                .plan
-                .sample_sweep
-                .iter()
-                .filter_map(|(_, specs)| specs.iter().find(|sp| sp.sample_pages == n))
-                .filter_map(|sp| self.s(sp).and_then(|s| s.mape))
-                .collect();
-            median(&v)
-        };
         let lo = s.sample_grid.first().copied().unwrap_or(0);
         let hi = s.sample_grid.last().copied().unwrap_or(0);
         self.summary.push(format!(
@@ -142,10 +222,10 @@ impl Doc<'_> {
                     .map(|(w, _)| format!("`{}`", w.label))
                     .collect::<Vec<_>>()
             ),
-            opt(median_at(lo), pct),
-            opt(median_at(s.sample_pages), pct),
+            opt(f.median_smallest, pct),
+            opt(f.median_default, pct),
             s.sample_pages,
-            opt(median_at(hi), pct),
+            opt(f.median_largest, pct),
             self.section_ref(Question::Effective),
         ));
         text.push_str(&format!(
@@ -180,34 +260,30 @@ impl Doc<'_> {
         let mut align = vec![Align::Left];
         align.extend([Align::Right; 7]);
         self.para(&table(&h, &align, &rows));
-        self.interval_text();
+        self.interval_text(&f.intervals);
         let fig = self.figs.intervals.clone();
         self.figure(&fig);
         self.hard_cases();
         self.write_only();
     }
 
-    fn interval_text(&mut self) {
-        let mut parts = Vec::new();
-        for (w, specs) in &self.plan.interval_sweep {
-            let pts: Vec<(&Spec, &Summary)> = specs
-                .iter()
-                .filter_map(|sp| self.s(sp).map(|s| (sp, s)))
-                .collect();
-            let (Some(first), Some(last)) = (pts.first(), pts.last()) else {
-                continue;
-            };
-            parts.push(format!(
-                "`{}` touches {} pages per {} interval and {} per {} one (MAPE {} and {})",
-                w.label,
-                count(first.1.true_wss_mean_pages),
-                setting(first.0.interval),
-                count(last.1.true_wss_mean_pages),
-                setting(last.0.interval),
-                opt(first.1.mape, pct),
-                opt(last.1.mape, pct),
-            ));
-        }
+    /// How the interval changes the truth and the error.
+    fn interval_text(&mut self, spans: &[IntervalSpan]) {
+        let parts: Vec<String> = spans
+            .iter()
+            .map(|x| {
+                format!(
+                    "`{}` touches {} pages per {} interval and {} per {} one (MAPE {} and {})",
+                    x.label,
+                    count(x.shortest.1),
+                    setting(x.shortest.0),
+                    count(x.longest.1),
+                    setting(x.longest.0),
+                    opt(x.shortest.2, pct),
+                    opt(x.longest.2, pct),
+                )
+            })
+            .collect();
         if parts.is_empty() {
             return;
         }
@@ -332,5 +408,64 @@ impl FigureWriter<'_> {
             caption: caption.into(),
             runs: sweeps.iter().flat_map(|(_, s)| s.iter().cloned()).collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::plan::Scale;
+    use crate::study::testdata::{finished, summary_of};
+
+    #[test]
+    fn sample_needs_medians_and_interval_spans() {
+        let plan = Plan::new(Scale::full());
+        let mut outcomes = std::collections::HashMap::new();
+        // Sample sweep: MAPE 40/n (under 10% from 800 samples on), except
+        // chase, which stays at 50%.
+        for (w, specs) in &plan.sample_sweep {
+            for sp in specs {
+                let mut s = summary_of(sp);
+                s.mape = Some(if w.label == "chase" {
+                    0.5
+                } else {
+                    40.0 / sp.sample_pages as f64
+                });
+                s.true_wss_mean_pages = 1000.0;
+                outcomes.insert(sp.id(), finished(s));
+            }
+        }
+        // Interval sweep: the truth grows with the interval (1000 pages per
+        // second); the default point is the sample sweep's.
+        for (_, specs) in &plan.interval_sweep {
+            for sp in specs {
+                outcomes.entry(sp.id()).or_insert_with(|| {
+                    let mut s = summary_of(sp);
+                    s.mape = Some(0.2);
+                    s.true_wss_mean_pages = 1000.0 * sp.interval.as_secs_f64();
+                    finished(s)
+                });
+            }
+        }
+        let f = Effectiveness::from_runs(&plan, &Results::from_outcomes(outcomes));
+
+        assert_eq!(f.samples.len(), plan.sample_sweep.len());
+        for x in &f.samples {
+            let want = (x.label != "chase").then_some(800);
+            assert_eq!(x.smallest_accurate, want, "{}", x.label);
+            assert!(!x.startup_memory);
+        }
+        // Of the five values (four at 40/n, chase at 0.5) the median is
+        // the third: 40/n both when it is above 0.5 and when below.
+        assert_eq!(f.median_smallest, Some(40.0 / 25.0));
+        assert_eq!(f.median_default, Some(0.1));
+        assert_eq!(f.median_largest, Some(40.0 / 3200.0));
+
+        assert_eq!(f.intervals.len(), plan.interval_sweep.len());
+        let ms = Duration::from_millis;
+        for x in &f.intervals {
+            assert_eq!(x.shortest, (ms(100), 100.0, Some(0.2)), "{}", x.label);
+            assert_eq!(x.longest, (ms(10000), 10000.0, Some(0.2)), "{}", x.label);
+        }
     }
 }
