@@ -13,10 +13,175 @@ use crate::study::evidence::*;
 use crate::study::figures::*;
 use crate::study::figures::{Figure, FigureWriter};
 use crate::study::format::*;
-use crate::study::plan::Spec;
+use std::time::Duration;
+
+use crate::study::execute::Results;
+use crate::study::plan::{Plan, Spec};
+
+/// A lag as the document states it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lag {
+    /// Mean intervals to catch up; `None` when not caught or no step.
+    pub intervals: Option<f64>,
+    pub seconds: Option<f64>,
+    /// Steps of that kind in the run.
+    pub events: u32,
+}
+
+impl Lag {
+    fn up(m: &Summary) -> Lag {
+        Lag {
+            intervals: m.lag_up_intervals,
+            seconds: lag_s(m.lag_up_intervals, m),
+            events: m.lag_up_events,
+        }
+    }
+
+    fn down(m: &Summary) -> Lag {
+        Lag {
+            intervals: m.lag_down_intervals,
+            seconds: lag_s(m.lag_down_intervals, m),
+            events: m.lag_down_events,
+        }
+    }
+
+    /// In intervals, or why there is none.
+    fn in_intervals(&self) -> String {
+        lag_cell(self.intervals, self.events)
+    }
+
+    /// In seconds, or why there is none.
+    fn in_seconds(&self) -> String {
+        self.seconds
+            .map_or_else(|| lag_cell(None, self.events), |x| format!("{} s", num(x)))
+    }
+}
+
+/// How long ESX's slow average takes to release the largest shrink of the
+/// default `phases` run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Release {
+    /// True pages before and after the drop.
+    pub from: f64,
+    pub to: f64,
+    /// Intervals to fall within `REACH_DOWN` of the new size with the
+    /// default slow gain, and with a slow gain of 1.
+    pub intervals: Option<f64>,
+    pub intervals_unit_gain: Option<f64>,
+    /// Intervals in one phase of `phases`.
+    pub phase_intervals: f64,
+}
+
+/// A workload's lags at its shortest and longest interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LagsByInterval {
+    pub label: String,
+    /// (interval, lag after growth, lag after shrinking).
+    pub shortest: (Duration, Lag, Lag),
+    pub longest: (Duration, Lag, Lag),
+}
+
+/// What raising one ESX gain from its smallest to its largest value does
+/// on `phases`, with the other gain at its default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GainEffect {
+    pub from: f64,
+    pub to: f64,
+    /// The lag the gain governs (after shrinking for the slow gain, after
+    /// growth for the fast one), before and after.
+    pub lag: (Lag, Lag),
+    pub mape: (Option<f64>, Option<f64>),
+}
+
+/// The findings of question 4.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agility {
+    pub release: Option<Release>,
+    pub by_interval: Vec<LagsByInterval>,
+    pub slow_gain: Option<GainEffect>,
+    pub fast_gain: Option<GainEffect>,
+}
+
+impl Agility {
+    pub fn from_runs(plan: &Plan, results: &Results) -> Agility {
+        let s = &plan.scale;
+        let g = EsxGains::default();
+        let release = plan
+            .defaults
+            .iter()
+            .find(|sp| sp.workload.label == "phases")
+            .and_then(|sp| results.get(sp))
+            .and_then(|(sum, rows)| {
+                largest_drop(rows, usize::try_from(sum.warmup_intervals).unwrap_or(0))
+            })
+            .map(|(from, to)| Release {
+                from,
+                to,
+                intervals: expected_shrink_lag(from, to, g.slow),
+                intervals_unit_gain: expected_shrink_lag(from, to, 1.0),
+                phase_intervals: s.phase_period.as_secs_f64() / s.interval.as_secs_f64(),
+            });
+        let by_interval = ["phases", "ramp"]
+            .into_iter()
+            .filter_map(|label| {
+                let runs: Vec<(&Spec, &Summary)> = plan
+                    .agility_intervals
+                    .iter()
+                    .filter(|sp| sp.workload.label == label)
+                    .filter_map(|sp| results.summary(sp).map(|m| (sp, m)))
+                    .collect();
+                let point = |(sp, m): &(&Spec, &Summary)| (sp.interval, Lag::up(m), Lag::down(m));
+                Some(LagsByInterval {
+                    label: label.to_string(),
+                    shortest: point(runs.first()?),
+                    longest: point(runs.last()?),
+                })
+            })
+            .collect();
+        Agility {
+            release,
+            by_interval,
+            slow_gain: gain_effect(plan, results, true),
+            fast_gain: gain_effect(plan, results, false),
+        }
+    }
+}
+
+/// The effect of the slow (`slow`) or the fast gain on `phases`; `None`
+/// with fewer than two values of it.
+fn gain_effect(plan: &Plan, results: &Results, slow: bool) -> Option<GainEffect> {
+    let d = EsxGains::default();
+    // The phases runs with the other gain at its default, by this gain.
+    let mut v: Vec<(f64, &Summary)> = Vec::new();
+    for sp in &plan.agility_gains {
+        let fixed = if slow {
+            sp.gains.fast == d.fast
+        } else {
+            sp.gains.slow == d.slow
+        };
+        let x = if slow { sp.gains.slow } else { sp.gains.fast };
+        if sp.workload.label == "phases"
+            && fixed
+            && !v.iter().any(|(y, _)| *y == x)
+            && let Some(m) = results.summary(sp)
+        {
+            v.push((x, m));
+        }
+    }
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (a, b) = (v.first()?, v.last()?);
+    let lag = |m: &Summary| if slow { Lag::down(m) } else { Lag::up(m) };
+    (v.len() > 1).then(|| GainEffect {
+        from: a.0,
+        to: b.0,
+        lag: (lag(a.1), lag(b.1)),
+        mape: (a.1.mape, b.1.mape),
+    })
+}
 
 impl Doc<'_> {
     pub(in crate::study) fn agile(&mut self) {
+        let f = Agility::from_runs(self.plan, self.results);
         let s = self.plan.scale.clone();
         let g = EsxGains::default();
         self.heading(Question::Agile);
@@ -40,36 +205,33 @@ impl Doc<'_> {
             g.slow,
             g.fast
         );
-        if let Some(sp) = self.default_of("phases")
-            && let Some((sum, rows)) = self.results.get(sp)
-            && let Some((from, to)) =
-                largest_drop(rows, usize::try_from(sum.warmup_intervals).unwrap_or(0))
-        {
-            let k = expected_shrink_lag(from, to, g.slow);
-            let k_one = expected_shrink_lag(from, to, 1.0);
-            let phase = s.phase_period.as_secs_f64() / s.interval.as_secs_f64();
+        if let Some(r) = &f.release {
             let _ = write!(
                 text,
                 "After the largest drop in the default `phases` run, from {} to {} pages, the \
                  slow average alone needs {} intervals to fall to {} of the new size (the \
                  smallest k with (from − to)(1 − g)^k ≤ {}·to), ",
-                count(from),
-                count(to),
-                opt(k, count),
+                count(r.from),
+                count(r.to),
+                opt(r.intervals, count),
                 pct(REACH_DOWN),
                 sig(REACH_DOWN - 1.0, 1),
             );
-            if k.is_some_and(|k| k > phase) {
+            if r.intervals.is_some_and(|k| k > r.phase_intervals) {
                 let _ = write!(
                     text,
                     "more than the {} intervals of a phase: shrinking is reported late by \
                      design, so that a briefly idle guest is not judged to have shed its \
                      memory; with a slow gain of 1 it would take {}. ",
-                    count(phase),
-                    opt(k_one, count)
+                    count(r.phase_intervals),
+                    opt(r.intervals_unit_gain, count)
                 );
             } else {
-                let _ = write!(text, "within the {} intervals of a phase. ", count(phase));
+                let _ = write!(
+                    text,
+                    "within the {} intervals of a phase. ",
+                    count(r.phase_intervals)
+                );
             }
         }
         self.para(&text);
@@ -131,85 +293,43 @@ impl Doc<'_> {
             "\"not caught\" means the estimate did not get there before the next step of the \
              same kind or the end of the run; \"no step\" that the run had none.",
         );
-        let mut findings = Vec::new();
-        for label in ["phases", "ramp"] {
-            let by_interval: Vec<(&Spec, &Summary)> = self
-                .plan
-                .agility_intervals
-                .iter()
-                .filter(|sp| sp.workload.label == label)
-                .filter_map(|sp| self.s(sp).map(|m| (sp, m)))
-                .collect();
-            if let (Some(a), Some(b)) = (by_interval.first(), by_interval.last()) {
-                let secs = |m: &Summary, up: bool| {
-                    let (lag, events) = if up {
-                        (m.lag_up_intervals, m.lag_up_events)
-                    } else {
-                        (m.lag_down_intervals, m.lag_down_events)
-                    };
-                    crate::study::figures::lag_s(lag, m)
-                        .map_or_else(|| lag_cell(None, events), |x| format!("{} s", num(x)))
-                };
-                findings.push(format!(
-                    "`{label}`: after growth {} (at {} intervals) and {} (at {}); after \
+        let mut findings: Vec<String> = f
+            .by_interval
+            .iter()
+            .map(|x| {
+                format!(
+                    "`{}`: after growth {} (at {} intervals) and {} (at {}); after \
                      shrinking {} and {}",
-                    secs(a.1, true),
-                    setting(a.0.interval),
-                    secs(b.1, true),
-                    setting(b.0.interval),
-                    secs(a.1, false),
-                    secs(b.1, false),
-                ));
-            }
-        }
-        let d = EsxGains::default();
-        // The phases runs with one gain at its default, by the other gain.
-        let varied = |slow: bool| -> Vec<(f64, &Summary)> {
-            let mut v: Vec<(f64, &Summary)> = Vec::new();
-            for sp in &self.plan.agility_gains {
-                let fixed = if slow {
-                    sp.gains.fast == d.fast
-                } else {
-                    sp.gains.slow == d.slow
-                };
-                let x = if slow { sp.gains.slow } else { sp.gains.fast };
-                if sp.workload.label == "phases"
-                    && fixed
-                    && !v.iter().any(|(y, _)| *y == x)
-                    && let Some(m) = self.s(sp)
-                {
-                    v.push((x, m));
-                }
-            }
-            v.sort_by(|a, b| a.0.total_cmp(&b.0));
-            v
-        };
-        let slow_runs = varied(true);
-        if let (Some(a), Some(b)) = (slow_runs.first(), slow_runs.last())
-            && slow_runs.len() > 1
-        {
+                    x.label,
+                    x.shortest.1.in_seconds(),
+                    setting(x.shortest.0),
+                    x.longest.1.in_seconds(),
+                    setting(x.longest.0),
+                    x.shortest.2.in_seconds(),
+                    x.longest.2.in_seconds(),
+                )
+            })
+            .collect();
+        if let Some(e) = &f.slow_gain {
             findings.push(format!(
                 "raising the slow gain from {} to {} on `phases` takes the lag after shrinking \
                  from {} to {} intervals and the MAPE from {} to {}",
-                a.0,
-                b.0,
-                lag_cell(a.1.lag_down_intervals, a.1.lag_down_events),
-                lag_cell(b.1.lag_down_intervals, b.1.lag_down_events),
-                opt(a.1.mape, pct),
-                opt(b.1.mape, pct),
+                e.from,
+                e.to,
+                e.lag.0.in_intervals(),
+                e.lag.1.in_intervals(),
+                opt(e.mape.0, pct),
+                opt(e.mape.1, pct),
             ));
         }
-        let fast_runs = varied(false);
-        if let (Some(a), Some(b)) = (fast_runs.first(), fast_runs.last())
-            && fast_runs.len() > 1
-        {
+        if let Some(e) = &f.fast_gain {
             findings.push(format!(
                 "raising the fast gain from {} to {} takes the lag after growth from {} to {} \
                  intervals",
-                a.0,
-                b.0,
-                lag_cell(a.1.lag_up_intervals, a.1.lag_up_events),
-                lag_cell(b.1.lag_up_intervals, b.1.lag_up_events),
+                e.from,
+                e.to,
+                e.lag.0.in_intervals(),
+                e.lag.1.in_intervals(),
             ));
         }
         if !findings.is_empty() {
@@ -348,5 +468,99 @@ impl FigureWriter<'_> {
             caption,
             runs: runs.into_iter().cloned().collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::timeseries::tests::row;
+    use crate::study::execute::Outcome;
+    use crate::study::plan::Scale;
+    use crate::study::testdata::{finished, summary_of};
+
+    #[test]
+    fn release_lags_and_gain_effects_are_read_from_the_runs() {
+        let plan = Plan::new(Scale::full());
+        let mut outcomes = std::collections::HashMap::new();
+        // The default phases run drops from 400 to 100 pages after warm-up.
+        let phases = plan
+            .defaults
+            .iter()
+            .find(|sp| sp.workload.label == "phases")
+            .expect("phases has a default run");
+        let rows: Vec<_> = [900u64, 900, 400, 400, 100, 100]
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| row(i as f64 + 1.0, t, Some(t as f64)))
+            .collect();
+        // It is also the agility runs' point at the default interval and
+        // gains, with their lags (see below).
+        let mut s = summary_of(phases);
+        s.warmup_intervals = 2;
+        s.lag_up_intervals = Some(1.0 / phases.gains.fast);
+        s.lag_up_events = 3;
+        s.lag_down_intervals = Some(1.0 / phases.gains.slow);
+        s.lag_down_events = 2;
+        s.mape = Some(phases.gains.slow);
+        outcomes.insert(
+            phases.id(),
+            Outcome::Done {
+                summary: Box::new(s),
+                rows,
+                cached: true,
+                ended_early: None,
+                wall_s: None,
+            },
+        );
+        // Agility runs: caught growth after 2 intervals, never caught a
+        // shrink; by gains, lag down 1/slow and lag up 1/fast intervals.
+        for sp in plan.agility_gains.iter().chain(&plan.agility_intervals) {
+            outcomes.entry(sp.id()).or_insert_with(|| {
+                let mut s = summary_of(sp);
+                let by_gain = plan.agility_gains.contains(sp);
+                s.lag_up_intervals = Some(if by_gain { 1.0 / sp.gains.fast } else { 2.0 });
+                s.lag_up_events = 3;
+                s.lag_down_intervals = by_gain.then(|| 1.0 / sp.gains.slow);
+                s.lag_down_events = 2;
+                s.mape = Some(sp.gains.slow);
+                finished(s)
+            });
+        }
+        let f = Agility::from_runs(&plan, &Results::from_outcomes(outcomes));
+
+        let r = f.release.expect("a drop after warm-up");
+        assert_eq!((r.from, r.to), (400.0, 100.0));
+        // 3 · 0.875^k ≤ 0.1 → k = 26; with a gain of 1, one interval.
+        assert_eq!(r.intervals, Some(26.0));
+        assert_eq!(r.intervals_unit_gain, Some(1.0));
+        assert_eq!(r.phase_intervals, 5.0);
+
+        let labels: Vec<&str> = f.by_interval.iter().map(|x| x.label.as_str()).collect();
+        assert_eq!(labels, ["phases", "ramp"]);
+        let ms = Duration::from_millis;
+        for x in &f.by_interval {
+            let (short, up, down) = x.shortest;
+            assert_eq!(short, ms(250));
+            assert_eq!(up.seconds, Some(0.5));
+            assert_eq!((down.intervals, down.events), (None, 2));
+            assert_eq!(down.in_seconds(), "not caught");
+            assert_eq!(x.longest.0, ms(2000));
+            assert_eq!(x.longest.1.in_seconds(), "4 s");
+        }
+
+        let slow = f.slow_gain.expect("three slow gains");
+        assert_eq!((slow.from, slow.to), (0.125, 1.0));
+        assert_eq!(
+            (slow.lag.0.intervals, slow.lag.1.intervals),
+            (Some(8.0), Some(1.0))
+        );
+        assert_eq!(slow.mape, (Some(0.125), Some(1.0)));
+        let fast = f.fast_gain.expect("three fast gains");
+        assert_eq!((fast.from, fast.to), (0.25, 1.0));
+        assert_eq!(
+            (fast.lag.0.intervals, fast.lag.1.intervals),
+            (Some(4.0), Some(1.0))
+        );
     }
 }
