@@ -153,7 +153,8 @@ pub fn startup_sentence(rows: &[Row], s: &Summary, gains: EsxGains, agile: &str)
 /// runs of `plan`, in µs.
 pub fn fitted_for(plan: &Plan, results: &Results, t: TrackerKind) -> Option<f64> {
     let pts: Vec<(f64, f64)> = plan
-        .cost
+        .efficient
+        .sampled
         .iter()
         .filter(|x| x.tracker == t)
         .filter_map(|sp| results.summary(sp))

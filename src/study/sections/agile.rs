@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::Question;
+use crate::estimate::EstimatorKind;
 use crate::estimate::EsxGains;
 use crate::plot::series::SeriesPanel;
 use crate::plot::series::series_panels;
@@ -13,10 +14,72 @@ use crate::study::evidence::*;
 use crate::study::figures::*;
 use crate::study::figures::{Figure, FigureWriter};
 use crate::study::format::*;
+use crate::study::plan::{QuestionRuns, SpecMaker, Workload};
+use crate::track::TrackerKind;
 use std::time::Duration;
 
 use crate::study::execute::Results;
 use crate::study::plan::{Plan, Spec};
+
+/// The runs of question 4: `phases` and `ramp` at each agility interval,
+/// and under each pair of ESX gains with one gain at its default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgilityRuns {
+    pub by_interval: Vec<Spec>,
+    pub by_gains: Vec<Spec>,
+}
+
+impl AgilityRuns {
+    pub fn plan(make: &SpecMaker, workloads: &[Workload]) -> AgilityRuns {
+        let s = make.scale;
+        let mut by_interval = Vec::new();
+        let mut by_gains = Vec::new();
+        for w in workloads
+            .iter()
+            .filter(|w| w.label == "phases" || w.label == "ramp")
+        {
+            for &i in &s.agility_intervals {
+                by_interval.push(if i == s.interval {
+                    make.default_run(w)
+                } else {
+                    make.spec(
+                        w,
+                        TrackerKind::Uffd,
+                        EstimatorKind::Esx,
+                        s.sample_pages,
+                        i,
+                        s.run_duration,
+                    )
+                });
+            }
+            let d = EsxGains::default();
+            let gains = s
+                .slow_gains
+                .iter()
+                .map(|&slow| EsxGains { slow, fast: d.fast })
+                .chain(
+                    s.fast_gains
+                        .iter()
+                        .map(|&fast| EsxGains { slow: d.slow, fast }),
+                );
+            for g in gains {
+                let mut sp = make.default_run(w);
+                sp.gains = g;
+                by_gains.push(sp);
+            }
+        }
+        AgilityRuns {
+            by_interval,
+            by_gains,
+        }
+    }
+}
+
+impl QuestionRuns for AgilityRuns {
+    fn specs(&self) -> Vec<&Spec> {
+        self.by_interval.iter().chain(&self.by_gains).collect()
+    }
+}
 
 /// A lag as the document states it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -125,7 +188,8 @@ impl Agility {
             .into_iter()
             .filter_map(|label| {
                 let runs: Vec<(&Spec, &Summary)> = plan
-                    .agility_intervals
+                    .agile
+                    .by_interval
                     .iter()
                     .filter(|sp| sp.workload.label == label)
                     .filter_map(|sp| results.summary(sp).map(|m| (sp, m)))
@@ -153,7 +217,7 @@ fn gain_effect(plan: &Plan, results: &Results, slow: bool) -> Option<GainEffect>
     let d = EsxGains::default();
     // The phases runs with the other gain at its default, by this gain.
     let mut v: Vec<(f64, &Summary)> = Vec::new();
-    for sp in &plan.agility_gains {
+    for sp in &plan.agile.by_gains {
         let fixed = if slow {
             sp.gains.fast == d.fast
         } else {
@@ -238,9 +302,10 @@ impl Doc<'_> {
         let mut rows = Vec::new();
         for sp in self
             .plan
-            .agility_intervals
+            .agile
+            .by_interval
             .iter()
-            .chain(&self.plan.agility_gains)
+            .chain(&self.plan.agile.by_gains)
         {
             if rows.iter().any(|r: &Vec<String>| r[0] == sp.id()) {
                 continue;
@@ -353,9 +418,9 @@ impl FigureWriter<'_> {
     /// each interval (`by_interval`) or under each pair of ESX gains.
     pub(in crate::study) fn agility_figure(&self, by_interval: bool) -> Result<Figure, StudyError> {
         let (stem, specs) = if by_interval {
-            (AGILITY_BY_INTERVAL, &self.plan.agility_intervals)
+            (AGILITY_BY_INTERVAL, &self.plan.agile.by_interval)
         } else {
-            ("fig9-agility-vs-gains", &self.plan.agility_gains)
+            ("fig9-agility-vs-gains", &self.plan.agile.by_gains)
         };
         let mut runs: Vec<&Spec> = Vec::new();
         for sp in specs {
@@ -515,10 +580,10 @@ mod tests {
         );
         // Agility runs: caught growth after 2 intervals, never caught a
         // shrink; by gains, lag down 1/slow and lag up 1/fast intervals.
-        for sp in plan.agility_gains.iter().chain(&plan.agility_intervals) {
+        for sp in plan.agile.by_gains.iter().chain(&plan.agile.by_interval) {
             outcomes.entry(sp.id()).or_insert_with(|| {
                 let mut s = summary_of(sp);
-                let by_gain = plan.agility_gains.contains(sp);
+                let by_gain = plan.agile.by_gains.contains(sp);
                 s.lag_up_intervals = Some(if by_gain { 1.0 / sp.gains.fast } else { 2.0 });
                 s.lag_up_events = 3;
                 s.lag_down_intervals = by_gain.then(|| 1.0 / sp.gains.slow);

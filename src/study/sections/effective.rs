@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::Question;
+use crate::estimate::EstimatorKind;
 use crate::plot::series::Line;
 use crate::plot::series::LinePanel;
 use crate::plot::series::YFormat;
@@ -14,11 +15,76 @@ use crate::study::evidence::*;
 use crate::study::figures::*;
 use crate::study::figures::{Figure, FigureWriter};
 use crate::study::format::*;
+use crate::study::plan::{QuestionRuns, SWEEP_WORKLOADS, SpecMaker, Workload};
+use crate::track::TrackerKind;
 use std::time::Duration;
 
 use crate::study::execute::Results;
 use crate::study::plan::{Plan, Spec};
 use crate::study::recommend::CRITERIA;
+
+/// The runs of question 2's sweeps: per sweep workload, ESX over the sample
+/// grid at the default interval, and over the interval grid at the default
+/// sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepRuns {
+    pub sample_sweep: Vec<(Workload, Vec<Spec>)>,
+    pub interval_sweep: Vec<(Workload, Vec<Spec>)>,
+}
+
+impl SweepRuns {
+    pub fn plan(make: &SpecMaker, workloads: &[Workload]) -> SweepRuns {
+        let s = make.scale;
+        let sweep_workloads: Vec<Workload> = SWEEP_WORKLOADS
+            .iter()
+            .filter_map(|name| workloads.iter().find(|w| w.label == *name).cloned())
+            .collect();
+        // Every point of a sweep lasts as long, the default one included, so
+        // that effects that fade over a run (such as ESX forgetting a busy
+        // start) weigh the same at every point.
+        let esx_at = |w: &Workload, n: u64, interval: Duration| {
+            make.spec(
+                w,
+                TrackerKind::Uffd,
+                EstimatorKind::Esx,
+                n,
+                interval,
+                s.sweep_duration,
+            )
+        };
+        let sample_sweep = sweep_workloads
+            .iter()
+            .map(|w| {
+                let runs = s.sample_grid.iter().map(|&n| esx_at(w, n, s.interval));
+                (w.clone(), runs.collect())
+            })
+            .collect();
+        let interval_sweep = sweep_workloads
+            .iter()
+            .map(|w| {
+                let runs = s
+                    .interval_grid
+                    .iter()
+                    .map(|&i| esx_at(w, s.sample_pages, i));
+                (w.clone(), runs.collect())
+            })
+            .collect();
+        SweepRuns {
+            sample_sweep,
+            interval_sweep,
+        }
+    }
+}
+
+impl QuestionRuns for SweepRuns {
+    fn specs(&self) -> Vec<&Spec> {
+        self.sample_sweep
+            .iter()
+            .chain(&self.interval_sweep)
+            .flat_map(|(_, runs)| runs.iter())
+            .collect()
+    }
+}
 
 /// One workload of the sample-size sweep.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +122,7 @@ impl Effectiveness {
     pub fn from_runs(plan: &Plan, results: &Results) -> Effectiveness {
         let s = &plan.scale;
         let samples = plan
+            .effective
             .sample_sweep
             .iter()
             .map(|(w, specs)| SampleNeed {
@@ -76,6 +143,7 @@ impl Effectiveness {
             .collect();
         let median_at = |n: u64| {
             let v: Vec<f64> = plan
+                .effective
                 .sample_sweep
                 .iter()
                 .filter_map(|(_, specs)| specs.iter().find(|sp| sp.sample_pages == n))
@@ -84,6 +152,7 @@ impl Effectiveness {
             median(&v)
         };
         let intervals = plan
+            .effective
             .interval_sweep
             .iter()
             .filter_map(|(w, specs)| {
@@ -121,7 +190,7 @@ impl Doc<'_> {
         let mut rows = Vec::new();
         let mut enough = Vec::new();
         let mut never = Vec::new();
-        for (w, specs) in &self.plan.sample_sweep {
+        for (w, specs) in &self.plan.effective.sample_sweep {
             let pts: Vec<(u64, &Summary)> = specs
                 .iter()
                 .filter_map(|sp| self.s(sp).map(|s| (sp.sample_pages, s)))
@@ -172,6 +241,7 @@ impl Doc<'_> {
             list(
                 &self
                     .plan
+                    .effective
                     .sample_sweep
                     .iter()
                     .map(|(w, _)| format!("`{}`", w.label))
@@ -217,6 +287,7 @@ impl Doc<'_> {
             list(
                 &self
                     .plan
+                    .effective
                     .sample_sweep
                     .iter()
                     .map(|(w, _)| format!("`{}`", w.label))
@@ -303,11 +374,15 @@ impl FigureWriter<'_> {
         let (stem, sweeps, x_label) = if by_samples {
             (
                 "fig3-sample-size",
-                &self.plan.sample_sweep,
+                &self.plan.effective.sample_sweep,
                 "sampled pages per interval",
             )
         } else {
-            ("fig4-interval", &self.plan.interval_sweep, "interval (s)")
+            (
+                "fig4-interval",
+                &self.plan.effective.interval_sweep,
+                "interval (s)",
+            )
         };
         let x_of = |spec: &Spec| {
             if by_samples {
@@ -423,7 +498,7 @@ mod tests {
         let mut outcomes = std::collections::HashMap::new();
         // Sample sweep: MAPE 40/n (under 10% from 800 samples on), except
         // chase, which stays at 50%.
-        for (w, specs) in &plan.sample_sweep {
+        for (w, specs) in &plan.effective.sample_sweep {
             for sp in specs {
                 let mut s = summary_of(sp);
                 s.mape = Some(if w.label == "chase" {
@@ -437,7 +512,7 @@ mod tests {
         }
         // Interval sweep: the truth grows with the interval (1000 pages per
         // second); the default point is the sample sweep's.
-        for (_, specs) in &plan.interval_sweep {
+        for (_, specs) in &plan.effective.interval_sweep {
             for sp in specs {
                 outcomes.entry(sp.id()).or_insert_with(|| {
                     let mut s = summary_of(sp);
@@ -449,7 +524,7 @@ mod tests {
         }
         let f = Effectiveness::from_runs(&plan, &Results::from_outcomes(outcomes));
 
-        assert_eq!(f.samples.len(), plan.sample_sweep.len());
+        assert_eq!(f.samples.len(), plan.effective.sample_sweep.len());
         for x in &f.samples {
             let want = (x.label != "chase").then_some(800);
             assert_eq!(x.smallest_accurate, want, "{}", x.label);
@@ -461,7 +536,7 @@ mod tests {
         assert_eq!(f.median_default, Some(0.1));
         assert_eq!(f.median_largest, Some(40.0 / 3200.0));
 
-        assert_eq!(f.intervals.len(), plan.interval_sweep.len());
+        assert_eq!(f.intervals.len(), plan.effective.interval_sweep.len());
         let ms = Duration::from_millis;
         for x in &f.intervals {
             assert_eq!(x.shortest, (ms(100), 100.0, Some(0.2)), "{}", x.label);

@@ -3,6 +3,7 @@
 //! only word and tabulate them.
 
 use super::Question;
+use crate::estimate::EstimatorKind;
 use crate::plot::series::Line;
 use crate::plot::series::LinePanel;
 use crate::plot::series::YFormat;
@@ -17,7 +18,64 @@ use crate::study::format::{
     Align, NA, count, elapsed, list, num, opt, pct, setting, sig, signed_pct, table,
 };
 use crate::study::plan::{Plan, Spec, TRACKERS};
+use crate::study::plan::{QuestionRuns, SpecMaker, cost_workload};
 use crate::track::TrackerKind;
+
+/// The runs of question 3, each after an untracked twin: per tracker, ESX
+/// over the sample grid at the cost interval, and exhaustive tracking at
+/// the default interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostRuns {
+    pub sampled: Vec<Spec>,
+    pub exhaustive: Vec<Spec>,
+}
+
+impl CostRuns {
+    pub fn plan(make: &SpecMaker) -> CostRuns {
+        let s = make.scale;
+        let unpaced = cost_workload();
+        let with_baseline = |mut sp: Spec| {
+            sp.baseline = true;
+            sp
+        };
+        let mut sampled = Vec::new();
+        for tracker in TRACKERS {
+            for &n in &s.sample_grid {
+                sampled.push(with_baseline(make.spec(
+                    &unpaced,
+                    tracker,
+                    EstimatorKind::Esx,
+                    n,
+                    s.cost_interval,
+                    s.cost_duration,
+                )));
+            }
+        }
+        let exhaustive = TRACKERS
+            .iter()
+            .map(|&t| {
+                with_baseline(make.spec(
+                    &unpaced,
+                    t,
+                    EstimatorKind::Exhaustive,
+                    s.sample_pages,
+                    s.interval,
+                    s.cost_duration,
+                ))
+            })
+            .collect();
+        CostRuns {
+            sampled,
+            exhaustive,
+        }
+    }
+}
+
+impl QuestionRuns for CostRuns {
+    fn specs(&self) -> Vec<&Spec> {
+        self.sampled.iter().chain(&self.exhaustive).collect()
+    }
+}
 
 /// What one tracker's sampled cost runs say.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +143,8 @@ impl Efficiency {
             })
             .collect();
         let exhaustive = plan
-            .cost_exhaustive
+            .efficient
+            .exhaustive
             .iter()
             .filter_map(|sp| {
                 let g = results.summary(sp)?;
@@ -113,7 +172,7 @@ impl Efficiency {
             trackers,
             exhaustive,
             fallbacks: mprotect(plan.runs()),
-            cost_fallbacks: mprotect(plan.cost.iter().collect()),
+            cost_fallbacks: mprotect(plan.efficient.sampled.iter().collect()),
         }
     }
 
@@ -124,7 +183,8 @@ impl Efficiency {
 
 /// The sampled cost run of tracker `t` with `n` samples.
 fn cost_run(plan: &Plan, t: TrackerKind, n: u64) -> Option<&Spec> {
-    plan.cost
+    plan.efficient
+        .sampled
         .iter()
         .find(|x| x.tracker == t && x.sample_pages == n)
 }
@@ -230,7 +290,12 @@ impl Doc<'_> {
                 cost_run(self.plan, t, hi),
                 t,
             ));
-            let exh = self.plan.cost_exhaustive.iter().find(|x| x.tracker == t);
+            let exh = self
+                .plan
+                .efficient
+                .exhaustive
+                .iter()
+                .find(|x| x.tracker == t);
             rows.push(self.cost_row(format!("exhaustive, every {}", setting(s.interval)), exh, t));
         }
         let fit_rows: Vec<Vec<String>> = f
@@ -421,16 +486,23 @@ impl FigureWriter<'_> {
         let mut data = Vec::new();
         let runs: Vec<&Spec> = self
             .plan
-            .cost
+            .efficient
+            .sampled
             .iter()
-            .chain(&self.plan.cost_exhaustive)
+            .chain(&self.plan.efficient.exhaustive)
             .collect();
         for t in TRACKERS {
             let mut f = Vec::new();
             let mut sl = Vec::new();
             let mut c = Vec::new();
             let mut pt = Vec::new();
-            for spec in self.plan.cost.iter().filter(|s| s.tracker == t) {
+            for spec in self
+                .plan
+                .efficient
+                .sampled
+                .iter()
+                .filter(|s| s.tracker == t)
+            {
                 let Some(s) = self.summary(spec) else {
                     continue;
                 };
@@ -589,7 +661,7 @@ mod tests {
         let mut outcomes = Vec::new();
         // Sampled cost runs: n samples make 100·n faults in 10 s, each
         // costing the guest cost_us(t); mprotect loses two samples in each.
-        for sp in &plan.cost {
+        for sp in &plan.efficient.sampled {
             let mut s = summary_of(sp);
             s.duration_s = 10.0;
             s.tracked_faults = Some(100 * sp.sample_pages);
@@ -601,7 +673,7 @@ mod tests {
         }
         // Exhaustive uffd: 2000 faults/s, 5% slower, 25 µs per fault, and
         // it stopped after 4 s; the other trackers' runs failed.
-        for sp in &plan.cost_exhaustive {
+        for sp in &plan.efficient.exhaustive {
             let o = if sp.tracker == TrackerKind::Uffd {
                 let mut s = summary_of(sp);
                 s.duration_s = 4.0;
@@ -623,7 +695,7 @@ mod tests {
         let other = plan
             .runs()
             .into_iter()
-            .find(|sp| sp.tracker == TrackerKind::Mprotect && !plan.cost.contains(sp))
+            .find(|sp| sp.tracker == TrackerKind::Mprotect && !plan.efficient.sampled.contains(sp))
             .expect("the plan has mprotect runs beyond the cost runs");
         let mut s = summary_of(other);
         s.tracker_stats.insert(FALLBACKS.into(), 5.into());
@@ -649,7 +721,8 @@ mod tests {
         assert!((x.lost_us_per_fault.expect("lost") - 25.0).abs() < 1e-9);
         assert_eq!(x.ended_early, Some((4.0, "tracker gave up".to_string())));
         let mprotect_cost_runs = plan
-            .cost
+            .efficient
+            .sampled
             .iter()
             .filter(|sp| sp.tracker == TrackerKind::Mprotect)
             .count() as u64;

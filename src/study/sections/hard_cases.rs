@@ -12,9 +12,45 @@ use crate::study::evidence::*;
 use crate::study::figures::*;
 use crate::study::figures::{Figure, FigureWriter};
 use crate::study::format::*;
+use crate::study::plan::{QuestionRuns, SpecMaker, failure_workloads};
 use crate::study::plan::{Spec, TRACKERS, Workload};
 use crate::study::recommend::CRITERIA;
 use crate::track::TrackerKind;
+
+/// The runs of the failure analysis: the hard workloads under every
+/// tracker, with ESX and with DAMON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HardCaseRuns {
+    pub runs: Vec<Spec>,
+}
+
+impl HardCaseRuns {
+    pub fn plan(make: &SpecMaker) -> HardCaseRuns {
+        let s = make.scale;
+        let mut runs = Vec::new();
+        for w in failure_workloads(s) {
+            for tracker in TRACKERS {
+                for estimator in [EstimatorKind::Esx, EstimatorKind::Damon] {
+                    runs.push(make.spec(
+                        &w,
+                        tracker,
+                        estimator,
+                        s.sample_pages,
+                        s.interval,
+                        s.sweep_duration,
+                    ));
+                }
+            }
+        }
+        HardCaseRuns { runs }
+    }
+}
+
+impl QuestionRuns for HardCaseRuns {
+    fn specs(&self) -> Vec<&Spec> {
+        self.runs.iter().collect()
+    }
+}
 
 impl Doc<'_> {
     pub(in crate::study) fn hard_cases(&mut self) {
@@ -32,7 +68,8 @@ impl Doc<'_> {
                 for e in [EstimatorKind::Esx, EstimatorKind::Damon] {
                     let sp = self
                         .plan
-                        .failures
+                        .hard_cases
+                        .runs
                         .iter()
                         .find(|x| x.workload == *w && x.tracker == t && x.estimator == e);
                     let got = sp.and_then(|sp| self.results.get(sp));
@@ -98,7 +135,8 @@ impl Doc<'_> {
         self.line("");
         let dirty: Vec<&Spec> = self
             .plan
-            .failures
+            .hard_cases
+            .runs
             .iter()
             .filter(|sp| sp.tracker == TrackerKind::DirtyLog && sp.estimator == EstimatorKind::Esx)
             .collect();
@@ -220,7 +258,7 @@ impl Doc<'_> {
         s.push(' ');
         s.push_str(&pattern);
         let esx_ok = esx.is_some_and(|x| x.0 < CRITERIA.max_mape);
-        let uffd_esx = self.plan.failures.iter().find(|x| {
+        let uffd_esx = self.plan.hard_cases.runs.iter().find(|x| {
             x.workload == *w && x.tracker == TrackerKind::Uffd && x.estimator == EstimatorKind::Esx
         });
         let startup = uffd_esx
@@ -305,7 +343,8 @@ impl FigureWriter<'_> {
             for &(t, e) in &methods {
                 let spec = self
                     .plan
-                    .failures
+                    .hard_cases
+                    .runs
                     .iter()
                     .find(|s| s.workload == *w && s.tracker == t && s.estimator == e);
                 let got = spec.and_then(|sp| self.results.get(sp));
@@ -338,7 +377,7 @@ impl FigureWriter<'_> {
                       columns are scored against written pages, the only pages that \
                       mechanism can see."
                 .into(),
-            runs: self.plan.failures.clone(),
+            runs: self.plan.hard_cases.runs.clone(),
         })
     }
 }

@@ -44,7 +44,8 @@ impl Doc<'_> {
         self.para(&text);
         let unpaced = self
             .plan
-            .cost
+            .efficient
+            .sampled
             .iter()
             .filter_map(|sp| self.s(sp))
             .filter_map(|s| s.baseline_guest_ops_per_s)

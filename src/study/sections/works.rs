@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::Question;
+use crate::estimate::EstimatorKind;
 use crate::plot::series::SeriesPanel;
 use crate::plot::series::series_panels;
 use crate::plot::table_map::plot_heatmap;
@@ -16,7 +17,48 @@ use crate::study::figures::*;
 use crate::study::figures::{Figure, FigureWriter};
 use crate::study::format::*;
 use crate::study::plan::{Plan, Spec, Workload};
+use crate::study::plan::{QuestionRuns, SpecMaker};
 use crate::study::recommend::CRITERIA;
+use crate::track::TrackerKind;
+
+/// The runs question 1 adds to the default setting: the same setting with
+/// DAMON, and with exhaustive tracking, per workload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorksRuns {
+    pub damon: Vec<Spec>,
+    pub exhaustive: Vec<Spec>,
+}
+
+impl WorksRuns {
+    pub fn plan(make: &SpecMaker, workloads: &[Workload]) -> WorksRuns {
+        let s = make.scale;
+        let by_estimator = |kind: EstimatorKind| -> Vec<Spec> {
+            workloads
+                .iter()
+                .map(|w| {
+                    make.spec(
+                        w,
+                        TrackerKind::Uffd,
+                        kind,
+                        s.sample_pages,
+                        s.interval,
+                        s.sweep_duration,
+                    )
+                })
+                .collect()
+        };
+        WorksRuns {
+            damon: by_estimator(EstimatorKind::Damon),
+            exhaustive: by_estimator(EstimatorKind::Exhaustive),
+        }
+    }
+}
+
+impl QuestionRuns for WorksRuns {
+    fn specs(&self) -> Vec<&Spec> {
+        self.damon.iter().chain(&self.exhaustive).collect()
+    }
+}
 
 /// One run's MAPE, named by its workload.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +109,7 @@ pub struct TruthCheck {
 impl TruthCheck {
     fn from_runs(plan: &Plan, results: &Results) -> Option<TruthCheck> {
         let finished: Vec<(&Spec, &Summary)> = plan
+            .works
             .exhaustive
             .iter()
             .filter_map(|sp| Some((sp, results.summary(sp)?)))
@@ -114,7 +157,7 @@ pub struct Works {
 impl Works {
     pub fn from_runs(plan: &Plan, results: &Results) -> Works {
         let (under, over) = split_by_criterion(results, plan.defaults.iter());
-        let (damon_under, damon_over) = split_by_criterion(results, plan.damon.iter());
+        let (damon_under, damon_over) = split_by_criterion(results, plan.works.damon.iter());
         Works {
             under,
             over,
@@ -136,8 +179,8 @@ impl Doc<'_> {
         let domain = self.domain_pages().unwrap_or(0);
         for (i, w) in self.plan.workloads.iter().enumerate() {
             let d = self.s(&self.plan.defaults[i]);
-            let damon = self.s(&self.plan.damon[i]);
-            let exh = self.s(&self.plan.exhaustive[i]);
+            let damon = self.s(&self.plan.works.damon[i]);
+            let exh = self.s(&self.plan.works.exhaustive[i]);
             let err = d.and_then(|d| sampling_error(d.true_wss_mean_pages, domain, s.sample_pages));
             rows.push(vec![
                 format!("`{}`", w.label),
@@ -487,8 +530,8 @@ impl FigureWriter<'_> {
         let stem = "fig2-estimators";
         let columns = [
             ("esx", &self.plan.defaults),
-            ("damon", &self.plan.damon),
-            ("exhaustive", &self.plan.exhaustive),
+            ("damon", &self.plan.works.damon),
+            ("exhaustive", &self.plan.works.exhaustive),
         ];
         let mut values = Vec::new();
         let mut data = Vec::new();
@@ -563,12 +606,12 @@ mod tests {
             outcomes.push(run(sp, mape, 0, 0));
         }
         // DAMON misses everywhere.
-        for sp in &plan.damon {
+        for sp in &plan.works.damon {
             outcomes.push(run(sp, 0.3, 0, 0));
         }
         // Exhaustive: 0 except 0.02 on the third and fourth workloads (the
         // first of them is the worst), one forced hold each.
-        for (i, sp) in plan.exhaustive.iter().enumerate() {
+        for (i, sp) in plan.works.exhaustive.iter().enumerate() {
             let mape = if i == 2 || i == 3 { 0.02 } else { 0.0 };
             outcomes.push(run(sp, mape, 1000 * (i as u64 + 1), 1));
         }

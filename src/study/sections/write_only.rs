@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::Question;
+use crate::estimate::EstimatorKind;
 use crate::plot::series::SeriesPanel;
 use crate::plot::series::series_panels;
 use crate::report::metrics::TruthColumn;
@@ -12,20 +13,55 @@ use crate::study::evidence::*;
 use crate::study::figures::*;
 use crate::study::figures::{Figure, FigureWriter};
 use crate::study::format::*;
+use crate::study::plan::{QuestionRuns, Spec, SpecMaker, read_heavy};
 use crate::study::recommend::CRITERIA;
 use crate::track::TrackerKind;
+
+/// The runs of the write-only comparison: a read-heavy program under uffd
+/// and under dirty logging.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadHeavyRuns {
+    pub runs: Vec<Spec>,
+}
+
+impl ReadHeavyRuns {
+    pub fn plan(make: &SpecMaker) -> ReadHeavyRuns {
+        let s = make.scale;
+        let reads = read_heavy(s);
+        let runs = [TrackerKind::Uffd, TrackerKind::DirtyLog]
+            .into_iter()
+            .map(|t| {
+                make.spec(
+                    &reads,
+                    t,
+                    EstimatorKind::Esx,
+                    s.sample_pages,
+                    s.interval,
+                    s.run_duration,
+                )
+            })
+            .collect();
+        ReadHeavyRuns { runs }
+    }
+}
+
+impl QuestionRuns for ReadHeavyRuns {
+    fn specs(&self) -> Vec<&Spec> {
+        self.runs.iter().collect()
+    }
+}
 
 impl Doc<'_> {
     pub(in crate::study) fn write_only(&mut self) {
         let n = self.fig_ref(&self.figs.reads);
-        let find = |t: TrackerKind| self.plan.read_heavy.iter().find(|s| s.tracker == t);
+        let find = |t: TrackerKind| self.plan.write_only.runs.iter().find(|s| s.tracker == t);
         let (Some(u), Some(d)) = (find(TrackerKind::Uffd), find(TrackerKind::DirtyLog)) else {
             return;
         };
         let mut text = format!(
             "**Write-only tracking.** Dirty logging sees only writes. {n} runs a \
              read-heavy program ({}) under uffd and under dirty logging. ",
-            self.plan.read_heavy[0].workload.describe()
+            self.plan.write_only.runs[0].workload.describe()
         );
         if let Some((s, rows)) = self.results.get(d) {
             let all = metrics_against(s, rows, TruthColumn::All);
@@ -76,7 +112,7 @@ impl Doc<'_> {
             self.summary.push(format!(
                 "**Write-only tracking** (dirty logging) on a program with {} writes: MAPE {} \
                  against the pages it wrote, {} against all the pages it touched{start}.",
-                self.plan.read_heavy[0]
+                self.plan.write_only.runs[0]
                     .workload
                     .param("write_ratio")
                     .and_then(|r| r.parse::<f64>().ok())
@@ -104,7 +140,7 @@ impl FigureWriter<'_> {
         let stem = "fig6-write-only-tracking";
         let mut panels = Vec::new();
         let mut data = Vec::new();
-        for spec in &self.plan.read_heavy {
+        for spec in &self.plan.write_only.runs {
             let got = self.results.get(spec);
             let title = match got {
                 Some((s, rows)) => {
@@ -159,7 +195,7 @@ impl FigureWriter<'_> {
                       reads and writes) and by dirty logging (sees writes only), against both \
                       the pages read or written and the pages written."
                 .into(),
-            runs: self.plan.read_heavy.clone(),
+            runs: self.plan.write_only.runs.clone(),
         })
     }
 }
