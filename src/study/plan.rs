@@ -602,7 +602,12 @@ mod tests {
         // 3 workloads x 3 trackers x 2 estimators.
         assert_eq!(p.hard_cases.runs.len(), 18);
         assert_eq!(p.efficient.sampled.len(), 24);
-        assert!(p.efficient.sampled.iter().all(|s| s.baseline && s.workload.unpaced()));
+        assert!(
+            p.efficient
+                .sampled
+                .iter()
+                .all(|s| s.baseline && s.workload.unpaced())
+        );
         assert_eq!(p.agile.by_gains.len(), 12);
         // Every tracker and estimator appears.
         let runs = p.runs();
@@ -631,7 +636,10 @@ mod tests {
         assert_eq!(ids.len(), runs.len());
         // The sweeps of hotset share their default point, which lasts as
         // long as the other points rather than as the section-1 run.
-        let (samples, intervals) = (&p.effective.sample_sweep[0].1, &p.effective.interval_sweep[0].1);
+        let (samples, intervals) = (
+            &p.effective.sample_sweep[0].1,
+            &p.effective.interval_sweep[0].1,
+        );
         assert_eq!(samples[4], intervals[3]);
         assert_eq!(samples[4].duration, p.scale.sweep_duration);
         assert_ne!(samples[4], p.defaults[1]);

@@ -9,10 +9,11 @@ use crate::report::metrics::TruthColumn;
 use crate::study::StudyError;
 use crate::study::doc::Doc;
 use crate::study::evidence::*;
+use crate::study::execute::Results;
 use crate::study::figures::*;
 use crate::study::figures::{Figure, FigureWriter};
 use crate::study::format::*;
-use crate::study::plan::{QuestionRuns, SpecMaker, failure_workloads};
+use crate::study::plan::{Plan, QuestionRuns, SpecMaker, failure_workloads};
 use crate::study::plan::{Spec, TRACKERS, Workload};
 use crate::study::recommend::CRITERIA;
 use crate::track::TrackerKind;
@@ -52,18 +53,90 @@ impl QuestionRuns for HardCaseRuns {
     }
 }
 
+/// One tracker and estimator on a hard workload: (tracker, estimator,
+/// MAPE, relative bias).
+pub type Combination = (TrackerKind, EstimatorKind, Option<f64>, Option<f64>);
+
+/// The findings of the failure analysis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HardCases {
+    /// Per hard workload, in table order, every combination in
+    /// `TRACKERS` × (ESX, DAMON) order.
+    pub cases: Vec<(Workload, Vec<Combination>)>,
+    /// The workloads uffd + ESX, and uffd + DAMON, miss the criterion on.
+    pub esx_missed: Vec<String>,
+    pub damon_missed: Vec<String>,
+    /// The dirty-log + ESX runs, and those of them showing ESX's start-up
+    /// memory.
+    pub dirty_esx_runs: usize,
+    pub dirty_esx_busy: Vec<String>,
+}
+
+impl HardCases {
+    pub fn from_runs(plan: &Plan, results: &Results) -> HardCases {
+        let runs = &plan.hard_cases.runs;
+        let cases: Vec<(Workload, Vec<Combination>)> = failure_workloads(&plan.scale)
+            .into_iter()
+            .map(|w| {
+                let mut per = Vec::new();
+                for t in TRACKERS {
+                    for e in [EstimatorKind::Esx, EstimatorKind::Damon] {
+                        let got = runs
+                            .iter()
+                            .find(|x| x.workload == w && x.tracker == t && x.estimator == e)
+                            .and_then(|sp| results.summary(sp));
+                        per.push((t, e, got.and_then(|g| g.mape), got.and_then(rel_bias)));
+                    }
+                }
+                (w, per)
+            })
+            .collect();
+        let missed = |e: EstimatorKind| -> Vec<String> {
+            cases
+                .iter()
+                .filter(|(_, per)| {
+                    per.iter().any(|x| {
+                        x.0 == TrackerKind::Uffd
+                            && x.1 == e
+                            && x.2.is_some_and(|m| m >= CRITERIA.max_mape)
+                    })
+                })
+                .map(|(w, _)| w.label.clone())
+                .collect()
+        };
+        let dirty: Vec<&Spec> = runs
+            .iter()
+            .filter(|sp| sp.tracker == TrackerKind::DirtyLog && sp.estimator == EstimatorKind::Esx)
+            .collect();
+        HardCases {
+            esx_missed: missed(EstimatorKind::Esx),
+            damon_missed: missed(EstimatorKind::Damon),
+            dirty_esx_runs: dirty.len(),
+            dirty_esx_busy: dirty
+                .iter()
+                .filter(|sp| {
+                    results
+                        .get(sp)
+                        .and_then(|(m, r)| startup_memory(r, m, sp.gains.slow))
+                        .is_some()
+                })
+                .map(|sp| sp.workload.label.clone())
+                .collect(),
+            cases,
+        }
+    }
+}
+
 impl Doc<'_> {
     pub(in crate::study) fn hard_cases(&mut self) {
+        let f = HardCases::from_runs(self.plan, self.results);
         let s = self.plan.scale.clone();
         let n = self.fig_ref(&self.figs.failures);
         self.line("### Where it fails, and why");
         self.line("");
-        let works = crate::study::plan::failure_workloads(&s);
+        let works = failure_workloads(&s);
         let mut rows = Vec::new();
-        let mut lines = Vec::new();
-        let mut all_per = Vec::new();
         for w in &works {
-            let mut per = Vec::new();
             for t in TRACKERS {
                 for e in [EstimatorKind::Esx, EstimatorKind::Damon] {
                     let sp = self
@@ -84,31 +157,16 @@ impl Doc<'_> {
                         opt(all.and_then(|m| m.mape), pct),
                         opt(got.and_then(|g| faults_per_s(g.0)), |x| sig(x, 3)),
                     ]);
-                    per.push((
-                        t,
-                        e,
-                        got.and_then(|g| g.0.mape),
-                        got.and_then(|g| rel_bias(g.0)),
-                    ));
                 }
             }
-            lines.push(self.hard_case_text(w, &per));
-            all_per.push((w.label.clone(), per));
         }
-        let missed = |e: EstimatorKind| -> Vec<String> {
-            all_per
-                .iter()
-                .filter(|(_, per)| {
-                    per.iter().any(|x| {
-                        x.0 == TrackerKind::Uffd
-                            && x.1 == e
-                            && x.2.is_some_and(|m| m >= CRITERIA.max_mape)
-                    })
-                })
-                .map(|(l, _)| format!("`{l}`"))
-                .collect()
-        };
-        let (esx_missed, damon_missed) = (missed(EstimatorKind::Esx), missed(EstimatorKind::Damon));
+        let lines: Vec<String> = f
+            .cases
+            .iter()
+            .map(|(w, per)| self.hard_case_text(w, per))
+            .collect();
+        let quoted = |v: &[String]| v.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>();
+        let (esx_missed, damon_missed) = (quoted(&f.esx_missed), quoted(&f.damon_missed));
         let say = |v: &[String]| {
             if v.is_empty() {
                 "none".to_string()
@@ -133,23 +191,7 @@ impl Doc<'_> {
             self.line(&format!("- {l}"));
         }
         self.line("");
-        let dirty: Vec<&Spec> = self
-            .plan
-            .hard_cases
-            .runs
-            .iter()
-            .filter(|sp| sp.tracker == TrackerKind::DirtyLog && sp.estimator == EstimatorKind::Esx)
-            .collect();
-        let busy: Vec<String> = dirty
-            .iter()
-            .filter(|sp| {
-                self.results
-                    .get(sp)
-                    .and_then(|(m, r)| startup_memory(r, m, sp.gains.slow))
-                    .is_some()
-            })
-            .map(|sp| format!("`{}`", sp.workload.label))
-            .collect();
+        let busy = quoted(&f.dirty_esx_busy);
         if !busy.is_empty() {
             self.para(&format!(
                 "The dirty-log + ESX runs of {} ({} of {}) show the busy start described under \
@@ -157,7 +199,7 @@ impl Doc<'_> {
                  pages.",
                 list(&busy),
                 busy.len(),
-                dirty.len()
+                f.dirty_esx_runs
             ));
         }
         let fig = self.figs.failures.clone();
@@ -178,11 +220,7 @@ impl Doc<'_> {
     }
 
     /// What the numbers say about one hard workload.
-    fn hard_case_text(
-        &self,
-        w: &Workload,
-        per: &[(TrackerKind, EstimatorKind, Option<f64>, Option<f64>)],
-    ) -> String {
+    fn hard_case_text(&self, w: &Workload, per: &[Combination]) -> String {
         let get = |t: TrackerKind, e: EstimatorKind| {
             per.iter()
                 .find(|x| x.0 == t && x.1 == e)
@@ -379,5 +417,55 @@ impl FigureWriter<'_> {
                 .into(),
             runs: self.plan.hard_cases.runs.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::plan::Scale;
+    use crate::study::testdata::{finished, summary_of};
+
+    #[test]
+    fn misses_are_found_per_estimator_under_uffd() {
+        let plan = Plan::new(Scale::full());
+        let mut outcomes = Vec::new();
+        // uffd + DAMON misses chase, uffd + ESX misses zipf, mprotect + ESX
+        // misses everything (which does not count: uffd is the default).
+        for sp in &plan.hard_cases.runs {
+            let uffd = sp.tracker == TrackerKind::Uffd;
+            let miss = match (sp.workload.guest, sp.estimator) {
+                ("chase", EstimatorKind::Damon) => uffd,
+                ("zipf", EstimatorKind::Esx) => uffd,
+                (_, EstimatorKind::Esx) => sp.tracker == TrackerKind::Mprotect,
+                _ => false,
+            };
+            let mut s = summary_of(sp);
+            s.mape = Some(if miss { 0.5 } else { 0.05 });
+            s.true_wss_mean_pages = 1000.0;
+            s.bias_pages = Some(if miss { 300.0 } else { -10.0 });
+            outcomes.push((sp.id(), finished(s)));
+        }
+        let f = HardCases::from_runs(&plan, &Results::from_outcomes(outcomes));
+
+        let labels: Vec<&str> = f.cases.iter().map(|(w, _)| w.guest).collect();
+        assert_eq!(labels, ["chase", "stride", "zipf"]);
+        assert!(
+            f.cases
+                .iter()
+                .all(|(_, per)| per.len() == 2 * TRACKERS.len())
+        );
+        let zipf = f.cases[2].0.label.clone();
+        assert_eq!(f.esx_missed, vec![zipf]);
+        assert_eq!(f.damon_missed, vec![f.cases[0].0.label.clone()]);
+        let uffd_esx_zipf = f.cases[2]
+            .1
+            .iter()
+            .find(|c| c.0 == TrackerKind::Uffd && c.1 == EstimatorKind::Esx)
+            .expect("uffd+esx on zipf");
+        assert_eq!((uffd_esx_zipf.2, uffd_esx_zipf.3), (Some(0.5), Some(0.3)));
+        assert_eq!(f.dirty_esx_runs, 3);
+        // Without time series no run shows a busy start.
+        assert!(f.dirty_esx_busy.is_empty());
     }
 }
