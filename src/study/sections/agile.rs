@@ -10,10 +10,12 @@ use crate::plot::series::series_panels;
 use crate::report::summary::Summary;
 use crate::study::StudyError;
 use crate::study::doc::Doc;
-use crate::study::evidence::*;
-use crate::study::figures::*;
+use crate::study::evidence::{expected_shrink_lag, largest_drop, upper_first};
+use crate::study::figures::{
+    AGILITY_BY_INTERVAL, LAG_COLUMNS, REACH_DOWN, cell, figure_ref, lag_cell, lag_definition, lag_s,
+};
 use crate::study::figures::{Figure, FigureWriter};
-use crate::study::format::*;
+use crate::study::format::{Align, NA, count, num, opt, pct, setting, sig, table};
 use crate::study::plan::{QuestionRuns, SpecMaker, Workload};
 use crate::track::TrackerKind;
 use std::time::Duration;

@@ -8,11 +8,13 @@ use crate::plot::table_map::plot_heatmap;
 use crate::report::metrics::TruthColumn;
 use crate::study::StudyError;
 use crate::study::doc::Doc;
-use crate::study::evidence::*;
+use crate::study::evidence::{sampling_error, sp_gains, startup_memory, startup_sentence};
 use crate::study::execute::Results;
-use crate::study::figures::*;
 use crate::study::figures::{Figure, FigureWriter};
-use crate::study::format::*;
+use crate::study::figures::{
+    SUMMARY_COLUMNS, cell, compared_truth, faults_per_s, metrics_against, rel_bias, summary_cells,
+};
+use crate::study::format::{Align, NA, count, list, opt, pct, setting, sig, signed_pct, table};
 use crate::study::plan::{Plan, QuestionRuns, SpecMaker, failure_workloads};
 use crate::study::plan::{Spec, TRACKERS, Workload};
 use crate::study::recommend::CRITERIA;

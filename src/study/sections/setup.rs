@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use crate::study::doc::Doc;
-use crate::study::evidence::*;
-use crate::study::format::*;
+use crate::study::evidence::median;
+use crate::study::format::{Align, count, list, opt, setting, sig, table};
 
 impl Doc<'_> {
     pub(in crate::study) fn setup(&mut self) {

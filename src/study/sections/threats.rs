@@ -2,8 +2,8 @@
 
 use super::Question;
 use crate::study::doc::Doc;
-use crate::study::evidence::*;
-use crate::study::format::*;
+use crate::study::evidence::{HOST_NOTES_BARE_METAL, HOST_NOTES_US, fitted_for};
+use crate::study::format::{NA, list, sig};
 use crate::study::plan::TRACKERS;
 
 impl Doc<'_> {

@@ -11,11 +11,13 @@ use crate::report::summary::Summary;
 use crate::report::timeseries::Row;
 use crate::study::StudyError;
 use crate::study::doc::Doc;
-use crate::study::evidence::*;
+use crate::study::evidence::{median, sampling_error, startup_sentence};
 use crate::study::execute::Results;
-use crate::study::figures::*;
 use crate::study::figures::{Figure, FigureWriter};
-use crate::study::format::*;
+use crate::study::figures::{
+    STEP, SUMMARY_COLUMNS, cell, faults_per_s, lag_cell, rel_bias, summary_cells,
+};
+use crate::study::format::{Align, NA, count, list, opt, pct, setting, signed_pct, table};
 use crate::study::plan::{Plan, Spec, Workload};
 use crate::study::plan::{QuestionRuns, SpecMaker};
 use crate::study::recommend::CRITERIA;
