@@ -10,6 +10,7 @@ use super::figures::Figures;
 use super::format::{Align, NA, elapsed, sig, table};
 use super::host::Host;
 use super::plan::Plan;
+use super::sections::Question;
 
 /// What the document says about how it was made.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,11 +42,16 @@ pub fn render(plan: &Plan, results: &Results, figs: &Figures, prov: &Provenance)
         summary: Vec::new(),
     };
     doc.setup();
-    doc.works();
-    doc.effective();
-    doc.efficient();
-    doc.agile();
-    doc.recommendations();
+    // The questions in the order the writer numbers them.
+    for q in Question::ALL {
+        match q {
+            Question::Works => doc.works(),
+            Question::Effective => doc.effective(),
+            Question::Efficient => doc.efficient(),
+            Question::Agile => doc.agile(),
+            Question::Settings => doc.recommendations(),
+        }
+    }
     doc.threats();
     failed_runs(&mut doc);
     let body = std::mem::take(&mut doc.out);

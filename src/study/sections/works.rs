@@ -1,4 +1,5 @@
-//! Question 1, does it work: the default setting on every workload, and the cross-check of the truth.
+//! Question 1, does it work: the default setting on every workload, and the cross-check of the
+//! truth.
 
 use std::fmt::Write as _;
 
