@@ -343,6 +343,13 @@ mod tests {
         }
         // Every figure lists the runs behind it as commands.
         assert_eq!(doc.matches("<details><summary>").count(), figs.all().len());
+        // Captions name other figures through the writer, which numbers
+        // them: the gains figure points at the interval one, eighth of nine.
+        assert!(!doc.contains("{figure:"), "an unresolved figure reference");
+        assert!(doc.contains("Lags as in Figure 8;"));
+        // The questions are numbered by the writer, in document order.
+        let at = |h: &str| doc.find(h).unwrap_or(usize::MAX);
+        assert!(at("## 1. Does it work?") < at("## 5. Which interval"));
         // The host notes are quoted, labelled as such.
         assert!(doc.contains("The host notes report"));
     }
