@@ -12,6 +12,7 @@ pub mod estimate;
 pub mod guests;
 pub mod memlimit;
 pub mod named;
+pub mod plot;
 pub mod record;
 pub mod replay;
 pub mod report;

@@ -1,25 +1,21 @@
-//! Plots of a run (`kvm-wss plot RUN_DIR`) and heat maps for sweeps, each
-//! written as SVG (for documents) and PNG (for quick viewing).
+//! The plot of a run (`kvm-wss plot RUN_DIR`): true and estimated WSS
+//! over time, phase changes, and tracked faults per interval. Drawing and
+//! writing are `crate::plot`'s; this module prepares what a run shows.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::colors::colormaps::ViridisRGB;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::{FontStyle, register_font};
 
 use super::ReportError;
 use super::summary::{Phase, Summary};
 use super::timeseries::Row;
+use crate::plot::backend::{OnInterrupt, Picture, svg_and_png};
+use crate::plot::{DrawResult, FONT, finite, format_tick, format_value};
 
-/// The font every plot uses. It is compiled in because rasterizing text for
-/// PNG must not depend on fontconfig/freetype being installed; see
-/// assets/DejaVuSans-LICENSE.txt for its license.
-const FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
-pub(crate) const FONT: &str = "sans-serif";
+/// Sweeps draw their heat maps through `crate::plot`; the old path stays.
+pub use crate::plot::table_map::plot_heatmap;
 
 /// Pixel size of the run plot.
 pub const RUN_PLOT_SIZE: (u32, u32) = (1200, 760);
@@ -32,99 +28,6 @@ const WRITE_COLOR: RGBColor = RGBColor(31, 119, 180);
 const EST_COLOR: RGBColor = RGBColor(214, 39, 40);
 const FAULT_COLOR: RGBColor = RGBColor(148, 103, 189);
 const PHASE_COLOR: RGBColor = RGBColor(120, 120, 120);
-const MISSING_CELL: RGBColor = RGBColor(225, 225, 225);
-
-pub(crate) type DrawResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-/// Registers the embedded font under the generic family names plotters uses
-/// by default, once per process; the registry is global to plotters.
-pub(crate) fn ensure_font() -> Result<(), ReportError> {
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED.get_or_init(|| {
-        ["sans-serif", "serif", "monospace"]
-            .iter()
-            .all(|family| register_font(family, FontStyle::Normal, FONT_BYTES).is_ok())
-    });
-    if ok { Ok(()) } else { Err(ReportError::Font) }
-}
-
-/// Draws with `draw` on `backend` and writes the file out.
-pub(crate) fn render<DB: DrawingBackend>(
-    backend: DB,
-    path: &Path,
-    draw: impl FnOnce(&DrawingArea<DB, Shift>) -> DrawResult,
-) -> Result<(), ReportError>
-where
-    DB::ErrorType: 'static,
-{
-    let draw_error = |source| ReportError::Draw {
-        path: path.to_path_buf(),
-        source,
-    };
-    let root = backend.into_drawing_area();
-    draw(&root).map_err(draw_error)?;
-    root.present().map_err(|e| draw_error(Box::new(e)))
-}
-
-/// Like [`render`], but into a temporary file renamed to `path` once it is
-/// complete, so a reader never sees half a file. With `interruptible`, a
-/// Ctrl-C before or during the drawing drops the file and the result is
-/// [`ReportError::Interrupted`] (a run's plot); without, the caller decides
-/// (a sweep draws its heat maps of what was measured after Ctrl-C too).
-pub(crate) fn render_atomic<'a, DB: DrawingBackend + 'a>(
-    make: impl FnOnce(&'a Path) -> DB,
-    tmp: &'a Path,
-    path: &Path,
-    interruptible: bool,
-    draw: impl FnOnce(&DrawingArea<DB, Shift>) -> DrawResult,
-) -> Result<(), ReportError>
-where
-    DB::ErrorType: 'static,
-{
-    let interrupted = || ReportError::Interrupted {
-        path: path.to_path_buf(),
-    };
-    if interruptible && crate::run::interrupted() {
-        return Err(interrupted());
-    }
-    if let Err(e) = render(make(tmp), path, draw) {
-        let _ = std::fs::remove_file(tmp);
-        return Err(e);
-    }
-    if interruptible && crate::run::interrupted() {
-        let _ = std::fs::remove_file(tmp);
-        return Err(interrupted());
-    }
-    super::rename_into_place(tmp, path)
-}
-
-/// `base` with `ext` appended, keeping any dots already in the file name.
-pub(crate) fn with_suffix(base: &Path, ext: &str) -> PathBuf {
-    let mut name = OsString::from(base.as_os_str());
-    name.push(".");
-    name.push(ext);
-    PathBuf::from(name)
-}
-
-/// A cell or summary value with three significant digits (more for large
-/// integers-to-be, which keep all their integer digits).
-pub(crate) fn format_value(v: f64) -> String {
-    if v == 0.0 || !v.is_finite() {
-        return format!("{v:.0}");
-    }
-    let magnitude = v.abs().log10().floor();
-    // Clamped so tiny values stay readable instead of growing a long tail.
-    let decimals = (2.0 - magnitude).clamp(0.0, 6.0) as usize;
-    format!("{v:.decimals$}")
-}
-
-/// An axis tick: the shortest form of the value rounded to 1/1000, so ticks
-/// read 0.5, 1, 1.5 rather than 0.500, 1.00.
-pub(crate) fn format_tick(v: f64) -> String {
-    let rounded = (v * 1000.0).round() / 1000.0;
-    // Avoid "-0" for ticks that round to zero from below.
-    format!("{}", if rounded == 0.0 { 0.0 } else { rounded })
-}
 
 /// What the run plot shows, prepared from the rows and summary so that the
 /// drawing code only draws.
@@ -144,10 +47,6 @@ struct RunView {
     faults: Vec<(f64, f64, f64)>,
     phases: Vec<Phase>,
     has_tracker: bool,
-}
-
-fn finite(v: Option<f64>) -> Option<f64> {
-    v.filter(|x| x.is_finite())
 }
 
 /// Step outlines of `value` over time, one per run of consecutive rows where
@@ -362,26 +261,21 @@ pub fn plot_run(
     if rows.is_empty() {
         return Err(ReportError::NoRows);
     }
-    ensure_font()?;
     let view = RunView::new(rows, summary);
-    let svg = out_dir.join("wss.svg");
-    let png = out_dir.join("wss.png");
-    let (svg_tmp, png_tmp) = (super::temp_path(&svg), super::temp_path(&png));
-    render_atomic(
-        |p| SVGBackend::new(p, RUN_PLOT_SIZE),
-        &svg_tmp,
-        &svg,
-        true,
-        |root| draw_run(root, &view),
-    )?;
-    render_atomic(
-        |p| BitMapBackend::new(p, RUN_PLOT_SIZE),
-        &png_tmp,
-        &png,
-        true,
-        |root| draw_run(root, &view),
-    )?;
-    Ok(vec![svg, png])
+    svg_and_png(&view, &out_dir.join("wss"), OnInterrupt::Abandon)
+}
+
+impl Picture for RunView {
+    fn size(&self) -> (u32, u32) {
+        RUN_PLOT_SIZE
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        draw_run(root, self)
+    }
 }
 
 fn draw_run<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, v: &RunView) -> DrawResult
@@ -527,222 +421,10 @@ where
     Ok(())
 }
 
-/// Writes `<out_base>.svg` and `<out_base>.png`: a heat map of `values`
-/// (`values[row][column]`, rows labelled by `y_labels` from top to bottom,
-/// columns by `x_labels` from left to right) with each value printed in its
-/// cell, empty cells (`None`) shown grey as "n/a", and a colour bar titled
-/// `value_label`. Returns the paths written.
-pub fn plot_heatmap<X: AsRef<str>, Y: AsRef<str>>(
-    title: &str,
-    x_labels: &[X],
-    y_labels: &[Y],
-    values: &[Vec<Option<f64>>],
-    value_label: &str,
-    out_base: &Path,
-) -> Result<Vec<PathBuf>, ReportError> {
-    if x_labels.is_empty() || y_labels.is_empty() {
-        return Err(ReportError::HeatmapShape("no rows or no columns".into()));
-    }
-    if values.len() != y_labels.len() {
-        return Err(ReportError::HeatmapShape(format!(
-            "{} value rows for {} y labels",
-            values.len(),
-            y_labels.len()
-        )));
-    }
-    if let Some((i, row)) = values
-        .iter()
-        .enumerate()
-        .find(|(_, row)| row.len() != x_labels.len())
-    {
-        return Err(ReportError::HeatmapShape(format!(
-            "value row {i} has {} cells for {} x labels",
-            row.len(),
-            x_labels.len()
-        )));
-    }
-    ensure_font()?;
-    let view = HeatmapView {
-        title,
-        x_labels: x_labels.iter().map(|s| s.as_ref().to_string()).collect(),
-        y_labels: y_labels.iter().map(|s| s.as_ref().to_string()).collect(),
-        values,
-        value_label,
-        range: value_range(values),
-    };
-    let nx = u32::try_from(x_labels.len()).unwrap_or(u32::MAX);
-    let ny = u32::try_from(y_labels.len()).unwrap_or(u32::MAX);
-    let size = (
-        nx.saturating_mul(110).saturating_add(330).clamp(700, 2000),
-        ny.saturating_mul(60).saturating_add(190).clamp(420, 1400),
-    );
-    let svg = with_suffix(out_base, "svg");
-    let png = with_suffix(out_base, "png");
-    let (svg_tmp, png_tmp) = (super::temp_path(&svg), super::temp_path(&png));
-    render_atomic(
-        |p| SVGBackend::new(p, size),
-        &svg_tmp,
-        &svg,
-        false,
-        |root| draw_heatmap(root, &view),
-    )?;
-    render_atomic(
-        |p| BitMapBackend::new(p, size),
-        &png_tmp,
-        &png,
-        false,
-        |root| draw_heatmap(root, &view),
-    )?;
-    Ok(vec![svg, png])
-}
-
-struct HeatmapView<'a> {
-    title: &'a str,
-    x_labels: Vec<String>,
-    y_labels: Vec<String>,
-    values: &'a [Vec<Option<f64>>],
-    value_label: &'a str,
-    /// (min, max) of the finite values; `None` when there are none.
-    range: Option<(f64, f64)>,
-}
-
-fn value_range(values: &[Vec<Option<f64>>]) -> Option<(f64, f64)> {
-    values
-        .iter()
-        .flatten()
-        .filter_map(|v| finite(*v))
-        .fold(None, |acc, v| match acc {
-            None => Some((v, v)),
-            Some((lo, hi)) => Some((f64::min(lo, v), f64::max(hi, v))),
-        })
-}
-
-/// The colour of `v` on the scale, and a text colour readable on it.
-fn cell_colors(v: f64, (lo, hi): (f64, f64)) -> (RGBColor, RGBColor) {
-    // A constant map still gets a colour: the middle of the scale.
-    let fill: RGBColor = if hi > lo {
-        ViridisRGB::get_color_normalized(v, lo, hi)
-    } else {
-        ViridisRGB::get_color(0.5)
-    };
-    let RGBColor(r, g, b) = fill;
-    let luminance = 0.2126 * f64::from(r) + 0.7152 * f64::from(g) + 0.0722 * f64::from(b);
-    let text = if luminance < 140.0 { WHITE } else { BLACK };
-    (fill, text)
-}
-
-fn draw_heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, v: &HeatmapView) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    root.fill(&WHITE)?;
-    let (width, _) = root.dim_in_pixel();
-    let (main, bar) = root.split_horizontally(width.saturating_sub(130));
-    let nx = v.x_labels.len();
-    let ny = v.y_labels.len();
-    // Cell (col, row) covers [col, col + 1] x [ny - 1 - row, ny - row]; its
-    // label sits on the half-integer tick at its centre. Plain f64 axes
-    // (unlike segmented ones) stay valid with a single row or column.
-    let mut chart = ChartBuilder::on(&main)
-        .caption(v.title, (FONT, 22))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(150)
-        .build_cartesian_2d(0.0..nx as f64, 0.0..ny as f64)?;
-    let centre_label = |labels: &[String], at: f64, flip: bool| {
-        let offset = at - 0.5;
-        if offset < 0.0 || (offset - offset.round()).abs() > 1e-6 {
-            return String::new();
-        }
-        let i = offset.round() as usize;
-        let i = if flip {
-            labels.len().wrapping_sub(1).wrapping_sub(i)
-        } else {
-            i
-        };
-        labels.get(i).cloned().unwrap_or_default()
-    };
-    let x_label = |x: &f64| centre_label(&v.x_labels, *x, false);
-    let y_label = |y: &f64| centre_label(&v.y_labels, *y, true);
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_labels(2 * nx + 1)
-        .y_labels(2 * ny + 1)
-        .x_label_formatter(&x_label)
-        .y_label_formatter(&y_label)
-        .label_style((FONT, 15))
-        .draw()?;
-    for (row, cells) in v.values.iter().enumerate() {
-        // Row 0 is drawn at the top, as in a table.
-        let y = (ny - 1 - row) as f64;
-        for (col, cell) in cells.iter().enumerate() {
-            let x = col as f64;
-            let (fill, text_color, text) = match (finite(*cell), v.range) {
-                (Some(value), Some(range)) => {
-                    let (fill, text_color) = cell_colors(value, range);
-                    (fill, text_color, format_value(value))
-                }
-                _ => (MISSING_CELL, RGBColor(90, 90, 90), "n/a".to_string()),
-            };
-            chart.draw_series(std::iter::once(Rectangle::new(
-                [(x, y), (x + 1.0, y + 1.0)],
-                fill.filled(),
-            )))?;
-            chart.draw_series(std::iter::once(Text::new(
-                text,
-                (x + 0.5, y + 0.5),
-                (FONT, 16)
-                    .into_font()
-                    .color(&text_color)
-                    .pos(Pos::new(HPos::Center, VPos::Center)),
-            )))?;
-        }
-    }
-    draw_color_bar(&bar, v)
-}
-
-fn draw_color_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, v: &HeatmapView) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    let Some((lo, hi)) = v.range else {
-        return Ok(());
-    };
-    // A constant map gets a unit-wide bar around its value so the axis has
-    // a range to label.
-    let (lo_axis, hi_axis) = if hi > lo {
-        (lo, hi)
-    } else {
-        (lo - 0.5, hi + 0.5)
-    };
-    let mut bar = ChartBuilder::on(area)
-        .margin_top(60)
-        .margin_bottom(55)
-        .margin_right(10)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..1.0, lo_axis..hi_axis)?;
-    bar.configure_mesh()
-        .disable_mesh()
-        .disable_x_axis()
-        .y_desc(v.value_label)
-        .y_label_formatter(&|y| format_tick(*y))
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 15))
-        .draw()?;
-    const STEPS: usize = 100;
-    let step = (hi_axis - lo_axis) / STEPS as f64;
-    bar.draw_series((0..STEPS).map(|i| {
-        let y0 = lo_axis + step * i as f64;
-        let (fill, _) = cell_colors(y0 + step / 2.0, (lo, hi));
-        Rectangle::new([(0.0, y0), (1.0, y0 + step)], fill.filled())
-    }))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plot::testutil::assert_png;
 
     /// A run with a step up at 3 s and a step down at 7 s, an estimate that
     /// follows one interval late, a gap in the estimate, and a partial last
@@ -814,30 +496,6 @@ mod tests {
             ],
             ..Summary::default()
         }
-    }
-
-    /// The text of every <text> element in an SVG written by plotters.
-    fn svg_texts(svg: &str) -> Vec<String> {
-        svg.split("<text")
-            .skip(1)
-            .filter_map(|t| {
-                let body = &t[t.find('>')? + 1..t.find("</text>")?];
-                Some(body.trim().to_string())
-            })
-            .collect()
-    }
-
-    fn assert_png(path: &Path, min_bytes: u64) {
-        let bytes = std::fs::read(path).unwrap();
-        assert!(
-            bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
-            "{path:?} is not a PNG"
-        );
-        assert!(
-            bytes.len() as u64 >= min_bytes,
-            "{path:?}: {} bytes",
-            bytes.len()
-        );
     }
 
     #[test]
@@ -1008,111 +666,5 @@ mod tests {
             Err(ReportError::Draw { path, .. }) => assert_eq!(path, missing.join("wss.svg")),
             other => panic!("expected a draw error, got {other:?}"),
         }
-    }
-
-    #[test]
-    fn heatmap_writes_values_in_cells() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().join("sweep.error");
-        let x = ["0.05 s", "0.1 s", "0.2 s"];
-        let y = vec!["64 pages".to_string(), "512 pages".to_string()];
-        let values = vec![
-            vec![Some(0.412), Some(0.25), None],
-            vec![Some(0.0831), Some(12.5), Some(150.0)],
-        ];
-        let paths = plot_heatmap("MAPE by sample size", &x, &y, &values, "MAPE", &base).unwrap();
-        assert_eq!(
-            paths,
-            vec![
-                dir.path().join("sweep.error.svg"),
-                dir.path().join("sweep.error.png")
-            ]
-        );
-        let texts = svg_texts(&std::fs::read_to_string(&paths[0]).unwrap());
-        for text in [
-            "MAPE by sample size",
-            "0.05 s",
-            "0.1 s",
-            "0.2 s",
-            "64 pages",
-            "512 pages",
-            "0.412",
-            "0.250",
-            "0.0831",
-            "12.5",
-            "150",
-            "n/a",
-            "MAPE",
-        ] {
-            assert!(
-                texts.iter().any(|t| t == text),
-                "SVG lacks {text:?}: {texts:?}"
-            );
-        }
-        assert_png(&paths[1], 10_000);
-    }
-
-    #[test]
-    fn heatmap_rejects_mismatched_shapes() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().join("h");
-        let x = ["a", "b"];
-        let y = ["r"];
-        for values in [vec![], vec![vec![Some(1.0)]], vec![vec![None, None]; 2]] {
-            assert!(matches!(
-                plot_heatmap("t", &x, &y, &values, "v", &base),
-                Err(ReportError::HeatmapShape(_))
-            ));
-        }
-        let none: [&str; 0] = [];
-        assert!(matches!(
-            plot_heatmap("t", &none, &y, &[vec![]], "v", &base),
-            Err(ReportError::HeatmapShape(_))
-        ));
-        assert!(!dir.path().join("h.svg").exists());
-    }
-
-    #[test]
-    fn heatmap_of_constant_or_missing_values_still_draws() {
-        let dir = tempfile::tempdir().unwrap();
-        let x = ["a", "b"];
-        let y = ["r"];
-        let paths = plot_heatmap(
-            "flat",
-            &x,
-            &y,
-            &[vec![Some(3.0), Some(3.0)]],
-            "v",
-            &dir.path().join("flat"),
-        )
-        .unwrap();
-        let texts = svg_texts(&std::fs::read_to_string(&paths[0]).unwrap());
-        assert_eq!(texts.iter().filter(|t| *t == "3.00").count(), 2);
-        let paths = plot_heatmap(
-            "empty",
-            &x,
-            &y,
-            &[vec![None, None]],
-            "v",
-            &dir.path().join("e"),
-        )
-        .unwrap();
-        let texts = svg_texts(&std::fs::read_to_string(&paths[0]).unwrap());
-        assert_eq!(texts.iter().filter(|t| *t == "n/a").count(), 2);
-    }
-
-    #[test]
-    fn values_print_with_three_significant_digits() {
-        assert_eq!(format_value(0.0), "0");
-        assert_eq!(format_value(0.01234), "0.0123");
-        assert_eq!(format_value(0.0831), "0.0831");
-        assert_eq!(format_value(1.5), "1.50");
-        assert_eq!(format_value(-12.34), "-12.3");
-        assert_eq!(format_value(1234.4), "1234");
-        assert_eq!(format_value(1e-9), "0.000000");
-        assert_eq!(format_tick(0.5), "0.5");
-        assert_eq!(format_tick(2.0), "2");
-        assert_eq!(format_tick(0.30000000000000004), "0.3");
-        assert_eq!(format_tick(-0.0001), "0");
     }
 }

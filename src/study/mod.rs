@@ -8,7 +8,8 @@
 //! their outputs and writes the data behind each figure; `render` writes
 //! `<out>/study.md`.
 
-pub mod chart;
+mod doc;
+pub mod evidence;
 pub mod execute;
 pub mod figures;
 pub mod format;
@@ -16,6 +17,9 @@ pub mod host;
 pub mod plan;
 pub mod recommend;
 pub mod render;
+pub mod sections;
+#[cfg(test)]
+pub(crate) mod testdata;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -280,54 +284,6 @@ mod tests {
         assert_eq!(o.command(), "kvm-wss study --out docs --quick");
     }
 
-    /// A plausible finished run of `spec`: the truth steps between two
-    /// levels and the estimate follows one interval late.
-    fn synthetic(spec: &plan::Spec, i: usize) -> execute::Outcome {
-        use crate::report::metrics::TruthColumn;
-        use crate::report::timeseries::tests::row;
-        let rows: Vec<crate::report::timeseries::Row> = (0..12)
-            .map(|k| {
-                let truth = if (k / 4) % 2 == 0 { 1000 } else { 3000 } + 10 * i as u64;
-                let prev = if ((k.max(1) - 1) / 4) % 2 == 0 {
-                    1000.0
-                } else {
-                    3000.0
-                };
-                row(k as f64 + 1.0, truth, Some(prev * 1.05))
-            })
-            .collect();
-        let mut summary = crate::report::summary::Summary {
-            guest: spec.workload.guest.into(),
-            tracker: spec.tracker,
-            estimator: Some(spec.estimator),
-            sample_pages: Some(spec.sample_pages),
-            interval_s: spec.interval.as_secs_f64(),
-            duration_s: 12.0,
-            intervals: 12,
-            domain_pages: 130_000,
-            tracked_faults: Some(100 * (i as u64 + 1)),
-            fault_cost_us: Some(30.0),
-            vmm_cpu_s: 0.5,
-            end: crate::report::summary::EndKind::Duration,
-            slowdown: spec.baseline.then_some(0.01 * i as f64),
-            baseline_guest_ops_per_s: spec.baseline.then_some(5e7),
-            ..Default::default()
-        };
-        let column = if spec.tracker.writes_only() {
-            TruthColumn::Writes
-        } else {
-            TruthColumn::All
-        };
-        summary.record_accuracy(&rows, spec.warmup, column);
-        execute::Outcome::Done {
-            summary: Box::new(summary),
-            rows,
-            cached: true,
-            ended_early: (i == 3).then(|| "tracker gave up".to_string()),
-            wall_s: Some(12.5),
-        }
-    }
-
     #[test]
     fn document_renders_every_section_from_synthetic_runs() {
         let p = plan::Plan::new(plan::Scale::full());
@@ -336,7 +292,7 @@ mod tests {
             let o = if i == 5 {
                 execute::Outcome::Failed("no KVM".into())
             } else {
-                synthetic(s, i)
+                testdata::synthetic(s, i)
             };
             (s.id(), o)
         }));
@@ -387,6 +343,13 @@ mod tests {
         }
         // Every figure lists the runs behind it as commands.
         assert_eq!(doc.matches("<details><summary>").count(), figs.all().len());
+        // Captions name other figures through the writer, which numbers
+        // them: the gains figure points at the interval one, eighth of nine.
+        assert!(!doc.contains("{figure:"), "an unresolved figure reference");
+        assert!(doc.contains("Lags as in Figure 8;"));
+        // The questions are numbered by the writer, in document order.
+        let at = |h: &str| doc.find(h).unwrap_or(usize::MAX);
+        assert!(at("## 1. Does it work?") < at("## 5. Which interval"));
         // The host notes are quoted, labelled as such.
         assert!(doc.contains("The host notes report"));
     }

@@ -7,6 +7,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
+use super::sections::agile::AgilityRuns;
+use super::sections::effective::SweepRuns;
+use super::sections::efficient::CostRuns;
+use super::sections::hard_cases::HardCaseRuns;
+use super::sections::works::WorksRuns;
+use super::sections::write_only::ReadHeavyRuns;
 use crate::config::RunConfig;
 use crate::estimate::{DamonConfig, EstimatorKind, EsxGains};
 use crate::guests::GuestSource;
@@ -416,34 +422,76 @@ pub const TRACKERS: [TrackerKind; 3] = [
     TrackerKind::DirtyLog,
 ];
 
-/// The study's runs, grouped by the question they answer. A run may appear
-/// in several groups (the default setting is a point of every sweep); it
-/// is made once.
+/// The study's runs: the default setting of every workload, which several
+/// questions read, and the runs each question adds (`super::sections`). A
+/// run may appear in several groups (the default setting is a point of
+/// every sweep); it is made once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub scale: Scale,
     pub workloads: Vec<Workload>,
-    /// Section 1: uffd + esx at the default setting, per workload.
+    /// uffd + esx at the default setting, per workload.
     pub defaults: Vec<Spec>,
-    /// Section 1: the same with DAMON and with exhaustive tracking.
-    pub damon: Vec<Spec>,
-    pub exhaustive: Vec<Spec>,
-    /// Section 2: per sweep workload, esx over the sample grid at the
-    /// default interval, and over the interval grid at the default sample.
-    pub sample_sweep: Vec<(Workload, Vec<Spec>)>,
-    pub interval_sweep: Vec<(Workload, Vec<Spec>)>,
-    /// Section 2: the hard workloads under every tracker and estimator.
-    pub failures: Vec<Spec>,
-    /// Section 2: a read-heavy program under uffd and under dirty-log.
-    pub read_heavy: Vec<Spec>,
-    /// Section 3: per tracker, esx over the sample grid at the cost
-    /// interval with a baseline; then exhaustive tracking at the default
-    /// interval with a baseline.
-    pub cost: Vec<Spec>,
-    pub cost_exhaustive: Vec<Spec>,
-    /// Section 4: phases and ramp over intervals, and over gains.
-    pub agility_intervals: Vec<Spec>,
-    pub agility_gains: Vec<Spec>,
+    pub works: WorksRuns,
+    pub effective: SweepRuns,
+    pub hard_cases: HardCaseRuns,
+    pub write_only: ReadHeavyRuns,
+    pub efficient: CostRuns,
+    pub agile: AgilityRuns,
+}
+
+/// The runs a question of the study adds to the plan.
+pub trait QuestionRuns {
+    /// Its runs, in the order they are made.
+    fn specs(&self) -> Vec<&Spec>;
+}
+
+/// Makes the runs of a plan at one scale: the one place where a run's
+/// memory, seed, duration and warm-up follow from the scale.
+pub struct SpecMaker<'a> {
+    pub scale: &'a Scale,
+}
+
+impl SpecMaker<'_> {
+    /// A run of `w` lasting about `base` (longer for long intervals).
+    pub fn spec(
+        &self,
+        w: &Workload,
+        tracker: TrackerKind,
+        estimator: EstimatorKind,
+        sample_pages: u64,
+        interval: Duration,
+        base: Duration,
+    ) -> Spec {
+        let s = self.scale;
+        Spec {
+            workload: w.clone(),
+            mem: s.mem,
+            wss: s.wss,
+            seed: s.seed,
+            tracker,
+            estimator,
+            sample_pages,
+            interval,
+            duration: s.duration_for(base, interval),
+            gains: EsxGains::default(),
+            warmup: s.warmup_for(interval),
+            baseline: false,
+        }
+    }
+
+    /// The default setting's run of `w`.
+    pub fn default_run(&self, w: &Workload) -> Spec {
+        let s = self.scale;
+        self.spec(
+            w,
+            TrackerKind::Uffd,
+            EstimatorKind::Esx,
+            s.sample_pages,
+            s.interval,
+            s.run_duration,
+        )
+    }
 }
 
 /// The hard cases of the failure analysis, in table order.
@@ -458,225 +506,40 @@ pub fn failure_workloads(s: &Scale) -> Vec<Workload> {
 
 impl Plan {
     pub fn new(scale: Scale) -> Plan {
-        let s = &scale;
-        let workloads = workloads(s);
-        let spec = |w: &Workload,
-                    tracker: TrackerKind,
-                    estimator: EstimatorKind,
-                    sample_pages: u64,
-                    interval: Duration,
-                    base: Duration| Spec {
-            workload: w.clone(),
-            mem: s.mem,
-            wss: s.wss,
-            seed: s.seed,
-            tracker,
-            estimator,
-            sample_pages,
-            interval,
-            duration: s.duration_for(base, interval),
-            gains: EsxGains::default(),
-            warmup: s.warmup_for(interval),
-            baseline: false,
-        };
-        let default = |w: &Workload| {
-            spec(
-                w,
-                TrackerKind::Uffd,
-                EstimatorKind::Esx,
-                s.sample_pages,
-                s.interval,
-                s.run_duration,
-            )
-        };
-        let by_estimator = |kind: EstimatorKind| -> Vec<Spec> {
-            workloads
-                .iter()
-                .map(|w| {
-                    spec(
-                        w,
-                        TrackerKind::Uffd,
-                        kind,
-                        s.sample_pages,
-                        s.interval,
-                        s.sweep_duration,
-                    )
-                })
-                .collect()
-        };
-        let sweep_workloads: Vec<Workload> = SWEEP_WORKLOADS
-            .iter()
-            .filter_map(|name| workloads.iter().find(|w| w.label == *name).cloned())
-            .collect();
-        // Every point of a sweep lasts as long, the default one included, so
-        // that effects that fade over a run (such as ESX forgetting a busy
-        // start) weigh the same at every point.
-        let esx_at = |w: &Workload, n: u64, interval: Duration| {
-            spec(
-                w,
-                TrackerKind::Uffd,
-                EstimatorKind::Esx,
-                n,
-                interval,
-                s.sweep_duration,
-            )
-        };
-        let sample_sweep = sweep_workloads
-            .iter()
-            .map(|w| {
-                let runs = s.sample_grid.iter().map(|&n| esx_at(w, n, s.interval));
-                (w.clone(), runs.collect())
-            })
-            .collect();
-        let interval_sweep = sweep_workloads
-            .iter()
-            .map(|w| {
-                let runs = s
-                    .interval_grid
-                    .iter()
-                    .map(|&i| esx_at(w, s.sample_pages, i));
-                (w.clone(), runs.collect())
-            })
-            .collect();
-        let mut failures = Vec::new();
-        for w in failure_workloads(s) {
-            for tracker in TRACKERS {
-                for estimator in [EstimatorKind::Esx, EstimatorKind::Damon] {
-                    failures.push(spec(
-                        &w,
-                        tracker,
-                        estimator,
-                        s.sample_pages,
-                        s.interval,
-                        s.sweep_duration,
-                    ));
-                }
-            }
-        }
-        let reads = read_heavy(s);
-        let read_heavy = [TrackerKind::Uffd, TrackerKind::DirtyLog]
-            .into_iter()
-            .map(|t| {
-                spec(
-                    &reads,
-                    t,
-                    EstimatorKind::Esx,
-                    s.sample_pages,
-                    s.interval,
-                    s.run_duration,
-                )
-            })
-            .collect();
-        let unpaced = cost_workload();
-        let with_baseline = |mut sp: Spec| {
-            sp.baseline = true;
-            sp
-        };
-        let mut cost = Vec::new();
-        for tracker in TRACKERS {
-            for &n in &s.sample_grid {
-                cost.push(with_baseline(spec(
-                    &unpaced,
-                    tracker,
-                    EstimatorKind::Esx,
-                    n,
-                    s.cost_interval,
-                    s.cost_duration,
-                )));
-            }
-        }
-        let cost_exhaustive = TRACKERS
-            .iter()
-            .map(|&t| {
-                with_baseline(spec(
-                    &unpaced,
-                    t,
-                    EstimatorKind::Exhaustive,
-                    s.sample_pages,
-                    s.interval,
-                    s.cost_duration,
-                ))
-            })
-            .collect();
-        let agile: Vec<Workload> = workloads
-            .iter()
-            .filter(|w| w.label == "phases" || w.label == "ramp")
-            .cloned()
-            .collect();
-        let mut agility_intervals = Vec::new();
-        let mut agility_gains = Vec::new();
-        for w in &agile {
-            for &i in &s.agility_intervals {
-                agility_intervals.push(if i == s.interval {
-                    default(w)
-                } else {
-                    spec(
-                        w,
-                        TrackerKind::Uffd,
-                        EstimatorKind::Esx,
-                        s.sample_pages,
-                        i,
-                        s.run_duration,
-                    )
-                });
-            }
-            let d = EsxGains::default();
-            let gains = s
-                .slow_gains
-                .iter()
-                .map(|&slow| EsxGains { slow, fast: d.fast })
-                .chain(
-                    s.fast_gains
-                        .iter()
-                        .map(|&fast| EsxGains { slow: d.slow, fast }),
-                );
-            for g in gains {
-                let mut sp = default(w);
-                sp.gains = g;
-                agility_gains.push(sp);
-            }
-        }
+        let workloads = workloads(&scale);
+        let make = SpecMaker { scale: &scale };
         Plan {
-            defaults: workloads.iter().map(default).collect(),
-            damon: by_estimator(EstimatorKind::Damon),
-            exhaustive: by_estimator(EstimatorKind::Exhaustive),
-            sample_sweep,
-            interval_sweep,
-            failures,
-            read_heavy,
-            cost,
-            cost_exhaustive,
-            agility_intervals,
-            agility_gains,
+            defaults: workloads.iter().map(|w| make.default_run(w)).collect(),
+            works: WorksRuns::plan(&make, &workloads),
+            effective: SweepRuns::plan(&make, &workloads),
+            hard_cases: HardCaseRuns::plan(&make),
+            write_only: ReadHeavyRuns::plan(&make),
+            efficient: CostRuns::plan(&make),
+            agile: AgilityRuns::plan(&make, &workloads),
             workloads,
             scale,
         }
     }
 
-    /// Every distinct run, each once, in the order they are made.
+    /// The questions' run groups, in document order.
+    fn questions(&self) -> [&dyn QuestionRuns; 6] {
+        [
+            &self.works,
+            &self.effective,
+            &self.hard_cases,
+            &self.write_only,
+            &self.efficient,
+            &self.agile,
+        ]
+    }
+
+    /// Every distinct run, each once, in the order they are made: the
+    /// default setting, then each question's runs.
     pub fn runs(&self) -> Vec<&Spec> {
-        let groups: [&[Spec]; 8] = [
-            &self.defaults,
-            &self.damon,
-            &self.exhaustive,
-            &self.failures,
-            &self.read_heavy,
-            &self.cost,
-            &self.cost_exhaustive,
-            &self.agility_intervals,
-        ];
-        let sweeps = self
-            .sample_sweep
-            .iter()
-            .chain(&self.interval_sweep)
-            .flat_map(|(_, runs)| runs.iter());
         let mut seen = BTreeSet::new();
-        groups[..3]
+        self.defaults
             .iter()
-            .flat_map(|g| g.iter())
-            .chain(sweeps)
-            .chain(groups[3..].iter().flat_map(|g| g.iter()))
-            .chain(self.agility_gains.iter())
+            .chain(self.questions().into_iter().flat_map(|q| q.specs()))
             .filter(|sp| seen.insert(sp.id()))
             .collect()
     }
@@ -730,17 +593,22 @@ mod tests {
                 "chase", "hotset", "idle", "phases", "ramp", "random", "seq", "stride", "zipf"
             ]
         );
-        for (_, runs) in &p.sample_sweep {
+        for (_, runs) in &p.effective.sample_sweep {
             let n: Vec<u64> = runs.iter().map(|r| r.sample_pages).collect();
             assert_eq!(n, [25, 50, 100, 200, 400, 800, 1600, 3200]);
         }
-        assert_eq!(p.sample_sweep.len(), 5);
-        assert_eq!(p.interval_sweep[0].1.len(), 7);
+        assert_eq!(p.effective.sample_sweep.len(), 5);
+        assert_eq!(p.effective.interval_sweep[0].1.len(), 7);
         // 3 workloads x 3 trackers x 2 estimators.
-        assert_eq!(p.failures.len(), 18);
-        assert_eq!(p.cost.len(), 24);
-        assert!(p.cost.iter().all(|s| s.baseline && s.workload.unpaced()));
-        assert_eq!(p.agility_gains.len(), 12);
+        assert_eq!(p.hard_cases.runs.len(), 18);
+        assert_eq!(p.efficient.sampled.len(), 24);
+        assert!(
+            p.efficient
+                .sampled
+                .iter()
+                .all(|s| s.baseline && s.workload.unpaced())
+        );
+        assert_eq!(p.agile.by_gains.len(), 12);
         // Every tracker and estimator appears.
         let runs = p.runs();
         for t in TRACKERS {
@@ -768,7 +636,10 @@ mod tests {
         assert_eq!(ids.len(), runs.len());
         // The sweeps of hotset share their default point, which lasts as
         // long as the other points rather than as the section-1 run.
-        let (samples, intervals) = (&p.sample_sweep[0].1, &p.interval_sweep[0].1);
+        let (samples, intervals) = (
+            &p.effective.sample_sweep[0].1,
+            &p.effective.interval_sweep[0].1,
+        );
         assert_eq!(samples[4], intervals[3]);
         assert_eq!(samples[4].duration, p.scale.sweep_duration);
         assert_ne!(samples[4], p.defaults[1]);
@@ -808,14 +679,14 @@ mod tests {
         );
         other.baseline = true;
         assert!(other.id().ends_with("-base"));
-        let exh = &p.exhaustive[0];
+        let exh = &p.works.exhaustive[0];
         assert!(!exh.id().contains("-n"), "{}", exh.id());
     }
 
     #[test]
     fn command_reproduces_the_run() {
         let p = Plan::new(Scale::full());
-        let s = &p.agility_gains[1];
+        let s = &p.agile.by_gains[1];
         let cmd = s.command(Path::new("docs/study/runs/x"));
         assert_eq!(
             cmd,

@@ -1,6 +1,6 @@
-//! The study's two kinds of drawing, as grids of panels written to SVG and
-//! PNG: line charts of a metric against a setting, and time series of the
-//! estimate against the truth. Heat maps come from `report::plot`.
+//! Grids of panels under one title: line charts of a metric against a
+//! setting, and time series of the estimate against the truth (the study's
+//! figures).
 
 use std::path::{Path, PathBuf};
 
@@ -8,8 +8,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::backend::{OnInterrupt, Picture, svg_and_png};
+use super::{DrawResult, FONT, format_tick};
 use crate::report::ReportError;
-use crate::report::plot::{DrawResult, FONT, ensure_font, format_tick, render, with_suffix};
 use crate::report::timeseries::Row;
 
 /// Tableau's ten colours: distinct, and readable on white.
@@ -113,17 +114,34 @@ pub fn line_panels(
     panels: &[LinePanel],
     cols: usize,
 ) -> Result<Vec<PathBuf>, ReportError> {
-    ensure_font()?;
     let (grid, size) = grid_layout(panels.len(), cols, (620, 430));
-    let svg = with_suffix(base, "svg");
-    let png = with_suffix(base, "png");
-    render(SVGBackend::new(&svg, size), &svg, |r| {
-        line_grid(r, title, panels, grid)
-    })?;
-    render(BitMapBackend::new(&png, size), &png, |r| {
-        line_grid(r, title, panels, grid)
-    })?;
-    Ok(vec![svg, png])
+    let picture = LineGrid {
+        title,
+        panels,
+        grid,
+        size,
+    };
+    svg_and_png(&picture, base, OnInterrupt::Finish)
+}
+
+struct LineGrid<'a> {
+    title: &'a str,
+    panels: &'a [LinePanel],
+    grid: (usize, usize),
+    size: (u32, u32),
+}
+
+impl Picture for LineGrid<'_> {
+    fn size(&self) -> (u32, u32) {
+        self.size
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        line_grid(root, self.title, self.panels, self.grid)
+    }
 }
 
 fn line_grid<DB: DrawingBackend>(
@@ -277,17 +295,34 @@ pub fn series_panels(
     panels: &[SeriesPanel],
     cols: usize,
 ) -> Result<Vec<PathBuf>, ReportError> {
-    ensure_font()?;
     let (grid, size) = grid_layout(panels.len(), cols, (560, 360));
-    let svg = with_suffix(base, "svg");
-    let png = with_suffix(base, "png");
-    render(SVGBackend::new(&svg, size), &svg, |r| {
-        series_grid(r, title, panels, grid)
-    })?;
-    render(BitMapBackend::new(&png, size), &png, |r| {
-        series_grid(r, title, panels, grid)
-    })?;
-    Ok(vec![svg, png])
+    let picture = SeriesGrid {
+        title,
+        panels,
+        grid,
+        size,
+    };
+    svg_and_png(&picture, base, OnInterrupt::Finish)
+}
+
+struct SeriesGrid<'a> {
+    title: &'a str,
+    panels: &'a [SeriesPanel],
+    grid: (usize, usize),
+    size: (u32, u32),
+}
+
+impl Picture for SeriesGrid<'_> {
+    fn size(&self) -> (u32, u32) {
+        self.size
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        series_grid(root, self.title, self.panels, self.grid)
+    }
 }
 
 fn series_grid<DB: DrawingBackend>(

@@ -1,0 +1,652 @@
+//! Question 1, does it work: the default setting on every workload, and the cross-check of the
+//! truth.
+
+use std::fmt::Write as _;
+
+use super::Question;
+use crate::estimate::EstimatorKind;
+use crate::plot::series::SeriesPanel;
+use crate::plot::series::series_panels;
+use crate::plot::table_map::plot_heatmap;
+use crate::report::summary::Summary;
+use crate::report::timeseries::Row;
+use crate::study::StudyError;
+use crate::study::doc::Doc;
+use crate::study::evidence::{median, sampling_error, startup_sentence};
+use crate::study::execute::Results;
+use crate::study::figures::{Figure, FigureWriter};
+use crate::study::figures::{
+    STEP, SUMMARY_COLUMNS, cell, faults_per_s, lag_cell, rel_bias, summary_cells,
+};
+use crate::study::format::{Align, NA, count, list, opt, pct, setting, signed_pct, table};
+use crate::study::plan::{Plan, Spec, Workload};
+use crate::study::plan::{QuestionRuns, SpecMaker};
+use crate::study::recommend::CRITERIA;
+use crate::track::TrackerKind;
+
+/// The runs question 1 adds to the default setting: the same setting with
+/// DAMON, and with exhaustive tracking, per workload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorksRuns {
+    pub damon: Vec<Spec>,
+    pub exhaustive: Vec<Spec>,
+}
+
+impl WorksRuns {
+    pub fn plan(make: &SpecMaker, workloads: &[Workload]) -> WorksRuns {
+        let s = make.scale;
+        let by_estimator = |kind: EstimatorKind| -> Vec<Spec> {
+            workloads
+                .iter()
+                .map(|w| {
+                    make.spec(
+                        w,
+                        TrackerKind::Uffd,
+                        kind,
+                        s.sample_pages,
+                        s.interval,
+                        s.sweep_duration,
+                    )
+                })
+                .collect()
+        };
+        WorksRuns {
+            damon: by_estimator(EstimatorKind::Damon),
+            exhaustive: by_estimator(EstimatorKind::Exhaustive),
+        }
+    }
+}
+
+impl QuestionRuns for WorksRuns {
+    fn specs(&self) -> Vec<&Spec> {
+        self.damon.iter().chain(&self.exhaustive).collect()
+    }
+}
+
+/// One run's MAPE, named by its workload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub label: String,
+    pub mape: f64,
+}
+
+impl Scored {
+    /// "`label` (12.3%)", as the prose lists it.
+    fn item(&self) -> String {
+        format!("`{}` ({})", self.label, pct(self.mape))
+    }
+}
+
+/// The runs of `specs` that have a MAPE, split by the accuracy criterion:
+/// (under it, at or over it).
+fn split_by_criterion<'a>(
+    results: &Results,
+    specs: impl Iterator<Item = &'a Spec>,
+) -> (Vec<Scored>, Vec<Scored>) {
+    specs
+        .filter_map(|sp| {
+            let mape = results.summary(sp)?.mape?;
+            Some(Scored {
+                label: sp.workload.label.clone(),
+                mape,
+            })
+        })
+        .partition(|x| x.mape < CRITERIA.max_mape)
+}
+
+/// How the VMM's exhaustive count compares with the guest's own count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TruthCheck {
+    /// Workloads whose exhaustive run has a MAPE.
+    pub workloads: usize,
+    pub median_mape: Option<f64>,
+    /// The largest MAPE, the first workload that has it, and its MAE.
+    pub worst: Scored,
+    pub worst_mae_pages: Option<f64>,
+    /// The most tracked faults per second any exhaustive run took.
+    pub peak_faults_per_s: Option<f64>,
+    /// Holds taken mid-access over the exhaustive runs.
+    pub forced_holds: u64,
+}
+
+impl TruthCheck {
+    fn from_runs(plan: &Plan, results: &Results) -> Option<TruthCheck> {
+        let finished: Vec<(&Spec, &Summary)> = plan
+            .works
+            .exhaustive
+            .iter()
+            .filter_map(|sp| Some((sp, results.summary(sp)?)))
+            .collect();
+        let scored: Vec<(&Spec, &Summary, f64)> = finished
+            .iter()
+            .filter_map(|&(sp, s)| Some((sp, s, s.mape?)))
+            .collect();
+        let (worst_spec, worst_run, worst_mape) = scored
+            .iter()
+            .copied()
+            .reduce(|w, x| if x.2 > w.2 { x } else { w })?;
+        let mapes: Vec<f64> = scored.iter().map(|x| x.2).collect();
+        Some(TruthCheck {
+            workloads: scored.len(),
+            median_mape: median(&mapes),
+            worst: Scored {
+                label: worst_spec.workload.label.clone(),
+                mape: worst_mape,
+            },
+            worst_mae_pages: worst_run.mae_pages,
+            peak_faults_per_s: finished
+                .iter()
+                .filter_map(|(_, s)| faults_per_s(s))
+                .reduce(f64::max),
+            forced_holds: finished.iter().map(|(_, s)| s.forced_holds).sum(),
+        })
+    }
+}
+
+/// The findings of question 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Works {
+    /// The default setting's MAPE per workload, under the criterion and
+    /// not, in workload order.
+    pub under: Vec<Scored>,
+    pub over: Vec<Scored>,
+    /// The same for DAMON at the default setting.
+    pub damon_under: Vec<Scored>,
+    pub damon_over: Vec<Scored>,
+    /// `None` when no exhaustive run has a MAPE.
+    pub truth: Option<TruthCheck>,
+}
+
+impl Works {
+    pub fn from_runs(plan: &Plan, results: &Results) -> Works {
+        let (under, over) = split_by_criterion(results, plan.defaults.iter());
+        let (damon_under, damon_over) = split_by_criterion(results, plan.works.damon.iter());
+        Works {
+            under,
+            over,
+            damon_under,
+            damon_over,
+            truth: TruthCheck::from_runs(plan, results),
+        }
+    }
+}
+
+impl Doc<'_> {
+    pub(in crate::study) fn works(&mut self) {
+        let f = Works::from_runs(self.plan, self.results);
+        let s = self.plan.scale.clone();
+        self.heading(Question::Works);
+        let fig = &self.figs.works;
+        let mut rows = Vec::new();
+        let mut notes = Vec::new();
+        let domain = self.domain_pages().unwrap_or(0);
+        for (i, w) in self.plan.workloads.iter().enumerate() {
+            let d = self.s(&self.plan.defaults[i]);
+            let damon = self.s(&self.plan.works.damon[i]);
+            let exh = self.s(&self.plan.works.exhaustive[i]);
+            let err = d.and_then(|d| sampling_error(d.true_wss_mean_pages, domain, s.sample_pages));
+            rows.push(vec![
+                format!("`{}`", w.label),
+                opt(d.map(|d| d.true_wss_mean_pages), count),
+                opt(d.and_then(|d| d.est_wss_mean_pages), count),
+                opt(d.and_then(|d| d.mape), pct),
+                opt(d.and_then(rel_bias), signed_pct),
+                opt(d.and_then(|d| d.mae_pages), count),
+                d.map_or(NA.into(), |d| lag_cell(d.lag_up_intervals, d.lag_up_events)),
+                d.map_or(NA.into(), |d| {
+                    lag_cell(d.lag_down_intervals, d.lag_down_events)
+                }),
+                opt(err, pct),
+                opt(damon.and_then(|d| d.mape), pct),
+                opt(exh.and_then(|d| d.mape), pct),
+            ]);
+            if f.over.iter().any(|x| x.label == w.label)
+                && let Some((d, rows)) = self.results.get(&self.plan.defaults[i])
+            {
+                notes.push(self.why_default_fails(w, d, rows, domain));
+            }
+        }
+        let good: Vec<String> = f.under.iter().map(Scored::item).collect();
+        let bad: Vec<String> = f.over.iter().map(Scored::item).collect();
+        let mut text = format!(
+            "{} shows the estimate against the truth over time for every workload at \
+             the default setting ({} runs with uffd and ESX, {} samples every {}).",
+            self.fig_ref(fig),
+            setting(s.run_duration),
+            s.sample_pages,
+            setting(s.interval)
+        );
+        if !good.is_empty() {
+            let _ = write!(
+                text,
+                " The MAPE is under {} for {}.",
+                pct(CRITERIA.max_mape),
+                list(&good)
+            );
+        }
+        if !bad.is_empty() {
+            let _ = write!(
+                text,
+                " It is {} or more for {}.",
+                pct(CRITERIA.max_mape),
+                list(&bad)
+            );
+        }
+        self.para(&text);
+        self.summary.push(format!(
+            "**Does it work?** At the default setting (uffd + ESX, {} samples every {}) the \
+             MAPE is under {} for {} of {} workloads{}{} ({} says why).",
+            s.sample_pages,
+            setting(s.interval),
+            pct(CRITERIA.max_mape),
+            good.len(),
+            good.len() + bad.len(),
+            if good.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", list(&good))
+            },
+            if bad.is_empty() {
+                String::new()
+            } else {
+                format!("; it is not for {}", list(&bad))
+            },
+            self.section_ref(Question::Works)
+        ));
+        for n in notes.into_iter().flatten() {
+            self.line(&format!("- {n}"));
+        }
+        self.line("");
+        let fig = self.figs.works.clone();
+        self.figure(&fig);
+        let h = [
+            "workload",
+            "true WSS",
+            "estimate",
+            "MAPE",
+            "bias",
+            "MAE (pages)",
+            "lag up (intervals)",
+            "lag down (intervals)",
+            "1σ sampling error of one interval",
+            "DAMON MAPE",
+            "exhaustive MAPE",
+        ];
+        let mut align = vec![Align::Left];
+        align.extend([Align::Right; 10]);
+        let t = table(&h, &align, &rows);
+        self.para(&format!(
+            "Errors per workload (ESX columns from the runs of {}; DAMON and exhaustive \
+             columns from {} runs at the same setting; WSS columns are mean pages; the \
+             sampling error is what one interval's sample alone would give, √((1−p)/(n·p)) \
+             for a true fraction p of the domain and n samples; the reported estimate \
+             averages over intervals):",
+            self.fig_ref(&self.figs.works),
+            setting(s.sweep_duration)
+        ));
+        self.para(&t);
+        let damon_ok: Vec<String> = f.damon_under.iter().map(Scored::item).collect();
+        let damon_bad: Vec<String> = f.damon_over.iter().map(Scored::item).collect();
+        if !damon_ok.is_empty() || !damon_bad.is_empty() {
+            let mut text = String::from("**DAMON** at the same setting");
+            if !damon_ok.is_empty() {
+                let _ = write!(
+                    text,
+                    " is under {} on {}",
+                    pct(CRITERIA.max_mape),
+                    list(&damon_ok)
+                );
+            }
+            if !damon_bad.is_empty() {
+                let _ = write!(
+                    text,
+                    "{} {} or more on {}",
+                    if damon_ok.is_empty() { " is" } else { ", and" },
+                    pct(CRITERIA.max_mape),
+                    list(&damon_bad)
+                );
+            }
+            let _ = write!(
+                text,
+                ". Its regions assume that neighbouring pages are used alike, which holds for \
+                 a working set that is one contiguous part of the region, touched throughout \
+                 (as in `phases` and `ramp`), and not for one scattered over it; {} \
+                 looks at the patterns that break it.",
+                self.section_ref(Question::Effective)
+            );
+            self.para(&text);
+        }
+        self.exhaustive_check(f.truth.as_ref());
+        let fig = self.figs.estimators.clone();
+        self.figure(&fig);
+    }
+
+    /// A sentence on why the default setting misses on `w`, where the data
+    /// points to a reason.
+    fn why_default_fails(
+        &self,
+        w: &Workload,
+        d: &Summary,
+        rows: &[Row],
+        domain: u64,
+    ) -> Option<String> {
+        let n = self.plan.scale.sample_pages;
+        let per_sample = domain as f64 / n as f64;
+        if let Some(why) = startup_sentence(
+            rows,
+            d,
+            self.plan.defaults[0].gains,
+            &self.section_ref(Question::Agile),
+        ) {
+            return Some(format!("`{}`: {why}", w.label));
+        }
+        if d.lag_down_events > 0
+            && d.bias_pages.is_some_and(|b| b > 0.0)
+            && d.lag_down_intervals
+                .is_none_or(|l| l >= CRITERIA.max_lag_up)
+        {
+            return Some(format!(
+                "`{}`: its working set shrinks by {} or more {} times during the run, and ESX's \
+                 slow average (gain {}) lets go of a shrunken working set over many intervals \
+                 (lag down: {}), so the estimate stays above the truth after each shrink (bias \
+                 {}); {} weighs this against reacting to growth.",
+                w.label,
+                pct(STEP),
+                d.lag_down_events,
+                self.plan.defaults[0].gains.slow,
+                lag_cell(d.lag_down_intervals, d.lag_down_events),
+                opt(rel_bias(d), signed_pct),
+                self.section_ref(Question::Agile)
+            ));
+        }
+        if d.true_wss_mean_pages < per_sample {
+            return Some(format!(
+                "`{}`: its true WSS ({} pages) is smaller than what one sampled page stands \
+                 for ({} pages), so most intervals see no touched sample at all and any that \
+                 does overshoots.",
+                w.label,
+                count(d.true_wss_mean_pages),
+                count(per_sample)
+            ));
+        }
+        let err = sampling_error(d.true_wss_mean_pages, domain, n)?;
+        let bias = rel_bias(d)?;
+        let mut s = format!(
+            "`{}`: one interval's sample has a {} standard error at this WSS",
+            w.label,
+            pct(err)
+        );
+        if bias.abs() >= CRITERIA.max_mape / 2.0 {
+            let _ = write!(
+                s,
+                ", and the estimate is biased {} ({}): ",
+                if bias > 0.0 { "upwards" } else { "downwards" },
+                signed_pct(bias)
+            );
+            if bias > 0.0 {
+                s.push_str(
+                    "ESX reports the larger of its two averages, which errs upwards whenever \
+                     the sampled fraction fluctuates or the working set shrinks.",
+                );
+            } else {
+                s.push_str("touched samples are missed, so the estimate falls short of the truth.");
+            }
+        } else {
+            s.push_str(", with little bias: the error is sampling noise.");
+        }
+        Some(s)
+    }
+
+    /// The cross-check of the truth against exhaustive tracking.
+    fn exhaustive_check(&mut self, truth: Option<&TruthCheck>) {
+        let Some(t) = truth else {
+            self.para("No exhaustive run finished, so the truth could not be cross-checked.");
+            return;
+        };
+        let mut text = String::from(
+            "**Cross-check of the truth.** Exhaustive tracking arms every page of the domain \
+             every interval, so its estimate is the VMM's own count of the pages the guest \
+             touched. ",
+        );
+        let peak_faults = opt(t.peak_faults_per_s, count);
+        let exact = t.worst.mape == 0.0;
+        if exact {
+            let _ = write!(
+                text,
+                "Against the guest runtime's count its MAPE is 0 in all {} workloads, at a cost \
+                 of up to {peak_faults} tracked faults per second. ",
+                t.workloads
+            );
+            self.summary.push(
+                "**Is the truth right?** Yes: the VMM's own exhaustive count equals the \
+                 guest's count of touched pages in every scored interval of every workload \
+                 (MAPE 0)."
+                    .to_string(),
+            );
+            text.push_str(
+                "The two independent counts are equal in every scored interval: the guest is \
+                 held at every boundary, at a point between two whole accesses, so nothing it \
+                 touches can fall between the VMM's count and its own.",
+            );
+        } else {
+            let _ = write!(
+                text,
+                "Against the guest runtime's count its MAPE has a median of {} over the \
+                 workloads and is at most {} (`{}`, off by {} pages per interval on \
+                 average), at a cost of up to {peak_faults} tracked faults per second. ",
+                opt(t.median_mape, pct),
+                pct(t.worst.mape),
+                t.worst.label,
+                opt(t.worst_mae_pages, count),
+            );
+            self.summary.push(format!(
+                "**Is the truth right?** The VMM's own exhaustive count agrees with the \
+                 guest's count of touched pages to a median MAPE of {} over the workloads (at \
+                 most {}), where it should be exact.",
+                opt(t.median_mape, pct),
+                pct(t.worst.mape)
+            ));
+            let _ = write!(
+                text,
+                "The two counts should be equal, since the guest is held at every boundary; \
+                 where they differ, something broke that guarantee ({} holds had to be \
+                 taken mid-access), and the runs above say where.",
+                t.forced_holds
+            );
+        }
+        self.para(&text);
+    }
+}
+
+impl FigureWriter<'_> {
+    /// Per workload, the time series of the default setting.
+    pub(in crate::study) fn works_figure(&self) -> Result<Figure, StudyError> {
+        let stem = "fig1-estimate-vs-truth";
+        let mut panels = Vec::new();
+        let mut data = Vec::new();
+        for spec in &self.plan.defaults {
+            let (title, rows) = match self.results.get(spec) {
+                Some((s, rows)) => (
+                    format!(
+                        "{}: MAPE {}",
+                        spec.workload.label,
+                        crate::study::format::opt(s.mape, crate::study::format::pct)
+                    ),
+                    rows.to_vec(),
+                ),
+                None => (format!("{}: run failed", spec.workload.label), Vec::new()),
+            };
+            for r in &rows {
+                data.push(vec![
+                    spec.workload.label.clone(),
+                    format!("{}", r.t_s),
+                    format!("{}", r.interval_s),
+                    r.true_wss_pages.to_string(),
+                    r.true_wss_write_pages.to_string(),
+                    cell(r.est_wss_pages),
+                    cell(r.est_lo_pages),
+                    cell(r.est_hi_pages),
+                    r.full.to_string(),
+                ]);
+            }
+            panels.push(SeriesPanel {
+                title,
+                rows,
+                show_writes: false,
+            });
+        }
+        self.csv(
+            stem,
+            &[
+                "workload",
+                "t_s",
+                "interval_s",
+                "true_wss_pages",
+                "true_wss_write_pages",
+                "est_wss_pages",
+                "est_lo_pages",
+                "est_hi_pages",
+                "full",
+            ],
+            &data,
+        )?;
+        let s = &self.plan.scale;
+        let title = format!(
+            "Estimated vs true WSS, uffd + esx, {} samples, {} interval",
+            s.sample_pages,
+            crate::study::format::setting(s.interval)
+        );
+        series_panels(&self.base(stem), &title, &panels, 3)?;
+        Ok(Figure {
+            stem,
+            title,
+            caption: "One panel per workload: the true working set (pages the guest read or \
+                      wrote in each interval, counted by the guest runtime), the ESX estimate \
+                      and its 95% interval. MAPE is over the intervals after warm-up."
+                .into(),
+            runs: self.plan.defaults.clone(),
+        })
+    }
+
+    /// MAPE per workload and estimator, as a heat map.
+    pub(in crate::study) fn estimators_figure(&self) -> Result<Figure, StudyError> {
+        let stem = "fig2-estimators";
+        let columns = [
+            ("esx", &self.plan.defaults),
+            ("damon", &self.plan.works.damon),
+            ("exhaustive", &self.plan.works.exhaustive),
+        ];
+        let mut values = Vec::new();
+        let mut data = Vec::new();
+        for (i, w) in self.plan.workloads.iter().enumerate() {
+            let mut row = Vec::new();
+            for (_, specs) in &columns {
+                let spec = &specs[i];
+                let s = self.summary(spec);
+                row.push(s.and_then(|s| s.mape).map(|m| m * 100.0));
+                let mut cells = summary_cells(spec, s);
+                cells.push(cell(s.and_then(faults_per_s)));
+                data.push(cells);
+            }
+            debug_assert!(columns.iter().all(|(_, s)| s[i].workload == *w));
+            values.push(row);
+        }
+        let mut header = SUMMARY_COLUMNS.to_vec();
+        header.push("faults_per_s");
+        self.csv(stem, &header, &data)?;
+        let labels: Vec<String> = self
+            .plan
+            .workloads
+            .iter()
+            .map(|w| w.label.clone())
+            .collect();
+        let x: Vec<&str> = columns.iter().map(|c| c.0).collect();
+        let title = "MAPE (%) by workload and estimator, uffd tracking";
+        plot_heatmap(title, &x, &labels, &values, "MAPE (%)", &self.base(stem))?;
+        let runs = columns
+            .iter()
+            .flat_map(|(_, s)| s.iter().cloned())
+            .collect();
+        Ok(Figure {
+            stem,
+            title: title.into(),
+            caption: "MAPE of each estimator on each workload under uffd tracking. Exhaustive \
+                      tracking arms every page every interval, so its estimate is a count made \
+                      by the VMM and should match the guest's own count."
+                .into(),
+            runs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::execute::Outcome;
+    use crate::study::plan::Scale;
+    use crate::study::testdata::{finished, summary_of};
+
+    /// A finished run of `sp` with MAPE `mape`, `faults` tracked faults
+    /// over `duration_s` and `forced` holds.
+    fn run(sp: &Spec, mape: f64, faults: u64, forced: u64) -> (String, Outcome) {
+        let mut s = summary_of(sp);
+        s.mape = Some(mape);
+        s.mae_pages = Some(mape * 1000.0);
+        s.duration_s = 10.0;
+        s.tracked_faults = Some(faults);
+        s.forced_holds = forced;
+        (sp.id(), finished(s))
+    }
+
+    #[test]
+    fn workloads_are_split_by_the_criterion_and_the_truth_checked() {
+        let plan = Plan::new(Scale::full());
+        let n = plan.workloads.len();
+        let mut outcomes = Vec::new();
+        // Default setting: every other workload misses; the last has no run.
+        for (i, sp) in plan.defaults.iter().enumerate().take(n - 1) {
+            let mape = if i % 2 == 0 { 0.05 } else { 0.5 };
+            outcomes.push(run(sp, mape, 0, 0));
+        }
+        // DAMON misses everywhere.
+        for sp in &plan.works.damon {
+            outcomes.push(run(sp, 0.3, 0, 0));
+        }
+        // Exhaustive: 0 except 0.02 on the third and fourth workloads (the
+        // first of them is the worst), one forced hold each.
+        for (i, sp) in plan.works.exhaustive.iter().enumerate() {
+            let mape = if i == 2 || i == 3 { 0.02 } else { 0.0 };
+            outcomes.push(run(sp, mape, 1000 * (i as u64 + 1), 1));
+        }
+        let f = Works::from_runs(&plan, &Results::from_outcomes(outcomes));
+
+        let labels = |v: &[Scored]| v.iter().map(|x| x.label.clone()).collect::<Vec<_>>();
+        let want_under: Vec<String> = plan.workloads[..n - 1]
+            .iter()
+            .step_by(2)
+            .map(|w| w.label.clone())
+            .collect();
+        assert_eq!(labels(&f.under), want_under);
+        assert_eq!(f.under.len() + f.over.len(), n - 1);
+        assert!(f.over.iter().all(|x| x.mape == 0.5));
+        assert!(f.damon_under.is_empty());
+        assert_eq!(f.damon_over.len(), n);
+
+        let t = f.truth.expect("exhaustive runs finished");
+        assert_eq!(t.workloads, n);
+        assert_eq!(t.worst.label, plan.workloads[2].label);
+        assert_eq!(t.worst.mape, 0.02);
+        assert_eq!(t.worst_mae_pages, Some(20.0));
+        assert_eq!(t.median_mape, Some(0.0));
+        assert_eq!(t.peak_faults_per_s, Some(100.0 * n as f64));
+        assert_eq!(t.forced_holds, n as u64);
+    }
+
+    #[test]
+    fn no_exhaustive_run_means_no_truth_check() {
+        let plan = Plan::new(Scale::full());
+        let f = Works::from_runs(&plan, &Results::default());
+        assert_eq!(f.truth, None);
+        assert!(f.under.is_empty() && f.over.is_empty());
+    }
+}
