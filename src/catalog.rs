@@ -342,6 +342,26 @@ pub static CATALOG: &[ProgramInfo] = &[
         test_only: false,
     },
     ProgramInfo {
+        name: "lrucache",
+        summary: "web cache of 512-byte objects with LRU eviction (hash index, linked list) \
+                  under Zipf requests over 4x as many objects as it holds; phase 0 while \
+                  filling, 1 from the first eviction; counts requests",
+        params: &[ParamInfo {
+            key: "theta",
+            kind: ParamKind::Real {
+                min: 0.0,
+                max: f64::MAX,
+                min_open: false,
+            },
+            default: "0.99",
+            help: "Zipf exponent of object popularity, at least 0 (0 is uniform)",
+        }],
+        expected_truth: "the index and list pages requests reach plus the popular objects and \
+                         one evicted entry written per miss; well under --wss for few \
+                         requests, all of it for many",
+        test_only: false,
+    },
+    ProgramInfo {
         name: "lsm",
         summary: "LSM key-value store: random puts (write_ratio) and gets (phase 1) on a \
                   sorted memtable, flushed to level-0 runs (2), four of which are compacted \

@@ -235,3 +235,22 @@ fn lsm_flushes_and_compacts_and_is_exact_under_every_tracker() {
     assert!(result(&o, "l1_entries") > 0);
     starts_with(&o, &[1, 2, 1, 2, 1, 2, 1, 2, 3, 1]);
 }
+
+#[test]
+fn lrucache_evicts_one_per_miss_and_is_exact_under_every_tracker() {
+    if !common::kvm_available("lrucache_evicts_one_per_miss_and_is_exact_under_every_tracker") {
+        return;
+    }
+    let ops = 3_000_000;
+    let o = run_under_every_tracker("lrucache", ops, &[]);
+    assert_eq!(o.op_name, "requests");
+    let (hits, misses) = (result(&o, "hits"), result(&o, "misses"));
+    assert_eq!(hits + misses, ops);
+    // The first `capacity` misses fill the cache; every later one evicts.
+    let capacity = result(&o, "capacity");
+    assert!(misses > capacity, "{:?}", o.results);
+    assert_eq!(result(&o, "evictions"), misses - capacity);
+    // Zipf(0.99) over 4x the objects cached: most requests hit.
+    assert!(hits > misses, "{:?}", o.results);
+    starts_with(&o, &[0, 1]);
+}
