@@ -17,7 +17,8 @@
 //! Results: `sorts` (completed and checked), `runs` and `merge_passes`
 //! (per sort).
 //!
-//! Params: `fanout` (default 4), runs merged at once, 2 to 16.
+//! Params: `fanout` (default 4), runs merged at once, 2 to 16 (checked
+//! before boot; the guest panics on another value all the same).
 //!
 //! True WSS per interval: phase 0 writes A; phase 1 reads A, writes B and
 //! reads and writes the buffer (about half of `--wss` plus the buffer
