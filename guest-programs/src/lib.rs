@@ -120,6 +120,17 @@ pub fn fold(sum: u64, value: u64) -> u64 {
     (sum ^ value).wrapping_mul(0x0100_0000_01b3)
 }
 
+/// A prime above 2^31, more than any count of pages, vertices or objects
+/// a guest holds, hence coprime to each: see [`scatter`].
+const SCATTER: u64 = 2_654_435_761;
+
+/// Where popularity rank `rank` (0 = most popular) of `n` goes: `rank *
+/// SCATTER mod n`, a bijection on `0..n` that scatters the popular items
+/// over the whole range instead of packing them at its start.
+pub fn scatter(rank: u64, n: u64) -> u64 {
+    (u128::from(rank) * u128::from(SCATTER) % u128::from(n)) as u64
+}
+
 /// A bijection on `u64` (odd multiplier, xor-shift): scatters consecutive
 /// numbers over the whole key space, so that `mix(i)` for distinct `i` are
 /// distinct keys without a table of used keys.

@@ -29,7 +29,7 @@
 use rand_distr::{Distribution, Zipf};
 use wss_guest::array::pages_for;
 use wss_guest::{Array, Ctx};
-use wss_guest_programs::{Count, fold, marked_checksum, mix, steps};
+use wss_guest_programs::{Count, fold, marked_checksum, mix, scatter, steps};
 
 wss_guest::entry!(main);
 
@@ -39,8 +39,6 @@ const OBJECT_WORDS: usize = 64;
 const ENTRY_BYTES: usize = OBJECT_WORDS * 8 + 8 + 4 + 4 + 2 * 4;
 /// The end of the LRU list.
 const NIL: u32 = u32::MAX;
-/// A prime above any object count, hence coprime to it: scatters ranks.
-const SCATTER: u64 = 2_654_435_761;
 
 /// Pages of a cache of `c` objects.
 fn pages(c: usize) -> usize {
@@ -185,7 +183,7 @@ fn main(g: &mut Ctx) -> u64 {
     steps(g, Count::Ops, |g| {
         // Samples are whole numbers in [1, objects].
         let rank = (zipf.sample(g.rng.inner()) as u64).clamp(1, objects) - 1;
-        let key = rank * SCATTER % objects;
+        let key = scatter(rank, objects);
         let (slot, found) = cache.find(key);
         if let Some(e) = found {
             hits += 1;

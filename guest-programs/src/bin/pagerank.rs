@@ -33,7 +33,7 @@
 use wss_guest::array::pages_for;
 use wss_guest::math::round;
 use wss_guest::{Array, Ctx, Rng};
-use wss_guest_programs::{Count, fold, for_each, marked_checksum, steps};
+use wss_guest_programs::{Count, fold, for_each, marked_checksum, scatter, steps};
 
 wss_guest::entry!(main);
 
@@ -42,9 +42,6 @@ const DEGREE: usize = 8;
 /// Bytes per vertex: offsets (4), edges (4 per edge), rank and
 /// contribution (8 each), out-degree (4).
 const VERTEX_BYTES: usize = 4 + 4 * DEGREE + 8 + 8 + 4;
-/// A prime above any vertex count, hence coprime to it: `r * SCATTER mod
-/// V` is a bijection that scatters the popular destinations.
-const SCATTER: u64 = 2_654_435_761;
 
 /// Pages of the graph's arrays for `v` vertices.
 fn pages(v: usize) -> usize {
@@ -58,7 +55,7 @@ fn pages(v: usize) -> usize {
 fn edge(rng: &mut Rng, v: u64) -> (usize, usize) {
     let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
     let rank = ((v as f64 * u * u) as u64).min(v - 1);
-    ((rank * SCATTER % v) as usize, rng.below(v) as usize)
+    (scatter(rank, v) as usize, rng.below(v) as usize)
 }
 
 fn main(g: &mut Ctx) -> u64 {
