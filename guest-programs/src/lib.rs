@@ -30,8 +30,9 @@ impl<F: FnMut(&mut Ctx, u64) -> usize> Pattern for F {
 /// Runs the access loop over `region` until the run ends: each operation
 /// touches the page `pattern` picks, writing (with the `write_ratio`
 /// probability) the operation's number plus one, or reading. Returns the
-/// region's checksum folded with everything read, which depends only on the
-/// seed and the sequence of pages.
+/// region's checksum (through marked reads: see [`marked_checksum`])
+/// folded with everything read, which depends only on the seed and the
+/// sequence of pages.
 pub fn drive(g: &mut Ctx, region: &Region, pattern: &mut impl Pattern) -> u64 {
     let mut seen = 0u64;
     g.run(|g| {
@@ -45,7 +46,7 @@ pub fn drive(g: &mut Ctx, region: &Region, pattern: &mut impl Pattern) -> u64 {
         }
         (n > 0).then_some(n)
     });
-    region.checksum() ^ seen.rotate_left(17)
+    marked_checksum(*region) ^ seen.rotate_left(17)
 }
 
 /// Whether the steps of a phase are operations of the run (see [`steps`]).
@@ -139,12 +140,13 @@ pub fn mix(x: u64) -> u64 {
     x ^ (x >> 29)
 }
 
-/// A checksum of `region`'s contents, read through the truth-marking
-/// accesses. `Region::checksum` marks nothing, which suits a program
-/// stopped at `--duration`; an application ended by its `ops` budget
-/// checksums its data while the run still measures, and a tracker sees
-/// those reads, so the truth must see them too: this final pass is then
-/// just the program's last phase.
+/// A checksum of `region`'s contents, the value `Region::checksum` gives,
+/// but read through the truth-marking accesses. `Region::checksum` marks
+/// nothing, which suits a program stopped at `--duration`; a program ended
+/// by its `ops` budget checksums its data while the run still measures,
+/// and a tracker sees those reads, so the truth must see them too (or an
+/// interval boundary during the pass makes exhaustive tracking disagree
+/// with the truth): this final pass is then just the program's last phase.
 pub fn marked_checksum(region: Region) -> u64 {
     let words: Array<u64> = Array::over(region, region.words());
     words
