@@ -40,6 +40,12 @@ pub enum ParamKind {
 /// The out-of-range accesses `arrays` can make.
 pub const ARRAYS_OUT_OF_RANGE: &[&str] = &["none", "page", "word", "element"];
 
+/// The merge fanouts `extsort` takes (its merge keeps one cursor per run
+/// on the stack).
+pub const EXTSORT_FANOUTS: &[&str] = &[
+    "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+];
+
 /// The misbehaviours `badcall` knows.
 pub const BADCALL_CALLS: &[&str] = &[
     "log_oob",
@@ -200,7 +206,8 @@ pub static COMMON_PARAMS: &[ParamInfo] = &[
 
         kind: ParamKind::Count { min: 0 },
         default: "0",
-        help: "stop after exactly this many accesses (0: run until kvm-wss stops the guest)",
+        help: "stop after exactly this many operations, the unit a program counts \
+               (accesses, allocations, requests, ...; 0: run until kvm-wss stops the guest)",
     },
     ParamInfo {
         key: "write_ratio",
@@ -212,15 +219,16 @@ pub static COMMON_PARAMS: &[ParamInfo] = &[
         },
         default: "0.5",
         help: "probability that an access is a write, in [0, 1], in programs that draw \
-               each access's kind (Ctx::next_is_write; not probe or arrays)",
+               each access's kind (Ctx::next_is_write; not probe or arrays); in lsm the \
+               share of puts",
     },
     ParamInfo {
         key: "rate",
 
         kind: ParamKind::Count { min: 0 },
         default: "0",
-        help: "pace the guest to this many accesses per second (0: as fast as it can); \
-               time-driven programs then follow the access count, which makes them \
+        help: "pace the guest to this many operations per second (0: as fast as it can); \
+               time-driven programs then follow the operation count, which makes them \
                reproducible",
     },
 ];
@@ -269,6 +277,52 @@ pub static CATALOG: &[ProgramInfo] = &[
         test_only: false,
     },
     ProgramInfo {
+        name: "extsort",
+        summary: "external merge sort, repeated: generates --wss/2 of random keys (phase 0), \
+                  forms runs through a min-heap in a buffer of wss/16 (1), merges fanout runs \
+                  at a time per pass (2), checks the output sorted (3); counts records moved",
+        params: &[ParamInfo {
+            key: "fanout",
+            kind: ParamKind::Choice(EXTSORT_FANOUTS),
+            default: "4",
+            help: "runs merged at once, 2 to 16",
+        }],
+        expected_truth: "phase 0: one area written; phase 1: one area read, the other written, \
+                         plus the buffer; each merge pass: both areas (all of --wss but the \
+                         buffer)",
+        test_only: false,
+    },
+    ProgramInfo {
+        name: "gcheap",
+        summary: "garbage-collected heap of 64-byte objects under allocation churn (phase 1), \
+                  with a stop-the-world mark (2) and sweep (3) whenever the free list runs out; \
+                  counts allocations",
+        params: &[],
+        expected_truth: "mutating: the moving front of freshly allocated objects, the root \
+                         table and live objects read at random; an interval with a collection: \
+                         every page (the sweep reads and writes every header)",
+        test_only: false,
+    },
+    ProgramInfo {
+        name: "hashjoin",
+        summary: "hash join, repeated: generates R and S (2 rows per row of R; phase 0), clears \
+                  the table (1), builds it from R (2), probes it with S (3); the guest checks \
+                  the matches against what the generator implies; counts rows",
+        params: &[ParamInfo {
+            key: "match_frac",
+            kind: ParamKind::Real {
+                min: 0.0,
+                max: 1.0,
+                min_open: false,
+            },
+            default: "0.5",
+            help: "share of the rows of S whose key is in R, in [0, 1]",
+        }],
+        expected_truth: "phase 0: R and S written (3/7 of --wss); 1: the table (4/7); 2: R read \
+                         in order, the table at random; 3: S in order, table and R at random",
+        test_only: false,
+    },
+    ProgramInfo {
         name: "hotset",
         summary: "a share hot_prob of the accesses go uniformly to a hot set (the first \
                   hot_frac of --wss), the rest uniformly to the other pages",
@@ -311,6 +365,56 @@ pub static CATALOG: &[ProgramInfo] = &[
             help: "time between accesses",
         }],
         expected_truth: "1 page in intervals at least `every` long",
+        test_only: false,
+    },
+    ProgramInfo {
+        name: "lrucache",
+        summary: "web cache of 512-byte objects with LRU eviction (hash index, linked list) \
+                  under Zipf requests over 4x as many objects as it holds; phase 0 while \
+                  filling, 1 from the first eviction; counts requests",
+        params: &[ParamInfo {
+            key: "theta",
+            kind: ParamKind::Real {
+                min: 0.0,
+                max: f64::MAX,
+                min_open: false,
+            },
+            default: "0.99",
+            help: "Zipf exponent of object popularity, at least 0 (0 is uniform)",
+        }],
+        expected_truth: "the index and list pages requests reach plus the popular objects and \
+                         one evicted entry written per miss; well under --wss for few \
+                         requests, all of it for many",
+        test_only: false,
+    },
+    ProgramInfo {
+        name: "lsm",
+        summary: "LSM key-value store: random puts (write_ratio) and gets (phase 1) on a \
+                  sorted memtable, flushed to level-0 runs (2), four of which are compacted \
+                  with level 1 into the other level-1 area (3); counts requests",
+        params: &[],
+        expected_truth: "serving: the memtable plus the pages binary searches reach in level 0 \
+                         and 1 (well under --wss); an interval with a compaction: level 0 and \
+                         both level-1 areas, up to all of --wss",
+        test_only: false,
+    },
+    ProgramInfo {
+        name: "pagerank",
+        summary: "PageRank by power iteration over a CSR graph generated from the seed \
+                  (56 bytes and 8 in-edges per vertex; phase 0), then per iteration a pass over \
+                  the vertices (1) and one over the in-edges (2); counts edges",
+        params: &[ParamInfo {
+            key: "damping",
+            kind: ParamKind::Real {
+                min: 0.0,
+                max: 1.0,
+                min_open: false,
+            },
+            default: "0.85",
+            help: "damping factor, in [0, 1]",
+        }],
+        expected_truth: "every page once iterating (an iteration takes milliseconds); writes \
+                         only to ranks and contributions (2/7 of --wss)",
         test_only: false,
     },
     ProgramInfo {
@@ -405,6 +509,21 @@ pub static CATALOG: &[ProgramInfo] = &[
         summary: "sequential sweep over --wss, one access per page, wrapping",
         params: &[],
         expected_truth: "min(wss, accesses per interval) pages",
+        test_only: false,
+    },
+    ProgramInfo {
+        name: "stencil",
+        summary: "heat diffusion on a periodic grid (512 cells a row, a row a page): Jacobi \
+                  sweeps between two grids (phase 1), a checkpoint into a snapshot every \
+                  `checkpoint` sweeps (2) that checks the heat is conserved; counts cells",
+        params: &[ParamInfo {
+            key: "checkpoint",
+            kind: ParamKind::Count { min: 1 },
+            default: "8",
+            help: "sweeps between checkpoints, at least 1",
+        }],
+        expected_truth: "sweeping: the two grids (2/3 of --wss), read and written; an interval \
+                         with a checkpoint: all of --wss",
         test_only: false,
     },
     ProgramInfo {
@@ -712,6 +831,10 @@ mod tests {
         assert!(ph("16M,128M").is_err() && ph("1K").is_err() && ph("16M,").is_err());
         assert!(check_params(phases, &[("period".into(), "0s".into())], 1 << 20).is_err());
         assert!(check_params(find("stride"), &[("k".into(), "0".into())], 1 << 20).is_err());
+        let extsort = find("extsort");
+        let fanout = |v: &str| check_params(extsort, &[("fanout".into(), v.into())], 1 << 20);
+        assert!(fanout("2").is_ok() && fanout("16").is_ok());
+        assert!(fanout("1").is_err() && fanout("17").is_err() && fanout("x").is_err());
         let badcall = find("badcall");
         assert!(check_params(badcall, &[("call".into(), "phase_spam".into())], 0).is_ok());
         assert!(check_params(badcall, &[("call".into(), "nope".into())], 0).is_err());

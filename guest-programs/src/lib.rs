@@ -1,10 +1,14 @@
-//! Guest programs for kvm-wss: one binary per access pattern, in `src/bin/`.
+//! Guest programs for kvm-wss: one binary per access pattern or
+//! application, in `src/bin/`.
 //!
 //! This library holds the access loop most patterns share, so that each
-//! program is only its pattern: which page the next access goes to.
+//! program is only its pattern: which page the next access goes to; and
+//! the phase loop the application-like programs share ([`steps`],
+//! [`for_each`]), so that each is written as the structured loops of the
+//! algorithm it runs while the runtime still counts, paces and ends it.
 #![no_std]
 
-use wss_guest::{Ctx, Region};
+use wss_guest::{Array, Ctx, Region};
 
 /// An access pattern: where each access of the run loop goes.
 pub trait Pattern {
@@ -26,8 +30,9 @@ impl<F: FnMut(&mut Ctx, u64) -> usize> Pattern for F {
 /// Runs the access loop over `region` until the run ends: each operation
 /// touches the page `pattern` picks, writing (with the `write_ratio`
 /// probability) the operation's number plus one, or reading. Returns the
-/// region's checksum folded with everything read, which depends only on the
-/// seed and the sequence of pages.
+/// region's checksum (through marked reads: see [`marked_checksum`])
+/// folded with everything read, which depends only on the seed and the
+/// sequence of pages.
 pub fn drive(g: &mut Ctx, region: &Region, pattern: &mut impl Pattern) -> u64 {
     let mut seen = 0u64;
     g.run(|g| {
@@ -41,5 +46,112 @@ pub fn drive(g: &mut Ctx, region: &Region, pattern: &mut impl Pattern) -> u64 {
         }
         (n > 0).then_some(n)
     });
-    region.checksum() ^ seen.rotate_left(17)
+    marked_checksum(*region) ^ seen.rotate_left(17)
+}
+
+/// Whether the steps of a phase are operations of the run (see [`steps`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Count {
+    /// Each step is one operation: it counts in `guest_ops`, in `rate`
+    /// pacing and against the `ops` budget, which can end the phase early.
+    Ops,
+    /// The steps are work between operations (a collector's mark, a
+    /// compaction): timed by the run loop like any batch, but counted as no
+    /// operation, as a real program's pause does no user request.
+    Work,
+}
+
+/// Runs one phase of an application: calls `step` inside [`Ctx::run`]
+/// until it returns `false` (there was nothing left to do; that call did
+/// nothing), in batches of at most [`Ctx::batch_len`] steps when they are
+/// [`Count::Ops`], of [`BATCH`](wss_guest::ctx::BATCH) otherwise.
+///
+/// Returns `true` when the phase finished and `false` when the run's `ops`
+/// budget ended first: the program must then stop and return its checksum.
+/// Since each program's structure follows only its operation count and
+/// seed, a budget ends it at the same state every time.
+pub fn steps(g: &mut Ctx, count: Count, mut step: impl FnMut(&mut Ctx) -> bool) -> bool {
+    let mut finished = false;
+    g.run(|g| {
+        if finished {
+            return None;
+        }
+        let most = match count {
+            Count::Ops => g.batch_len(),
+            Count::Work => wss_guest::ctx::BATCH,
+        };
+        if most == 0 {
+            return None;
+        }
+        let mut did = 0;
+        while did < most {
+            if !step(g) {
+                finished = true;
+                break;
+            }
+            did += 1;
+        }
+        Some(if count == Count::Ops { did } else { 0 })
+    });
+    finished
+}
+
+/// Runs `step(g, i)` for `i` in `0..len` as one phase (see [`steps`]);
+/// `false` when the `ops` budget ended it first.
+pub fn for_each(
+    g: &mut Ctx,
+    count: Count,
+    len: usize,
+    mut step: impl FnMut(&mut Ctx, usize),
+) -> bool {
+    let mut i = 0;
+    steps(g, count, |g| {
+        if i == len {
+            return false;
+        }
+        step(g, i);
+        i += 1;
+        true
+    })
+}
+
+/// Folds `value` into a running checksum (FNV-1a style over whole words),
+/// for programs that checksum what they compute rather than a region.
+pub fn fold(sum: u64, value: u64) -> u64 {
+    (sum ^ value).wrapping_mul(0x0100_0000_01b3)
+}
+
+/// A prime above 2^31, more than any count of pages, vertices or objects
+/// a guest holds, hence coprime to each: see [`scatter`].
+const SCATTER: u64 = 2_654_435_761;
+
+/// Where popularity rank `rank` (0 = most popular) of `n` goes: `rank *
+/// SCATTER mod n`, a bijection on `0..n` that scatters the popular items
+/// over the whole range instead of packing them at its start.
+pub fn scatter(rank: u64, n: u64) -> u64 {
+    (u128::from(rank) * u128::from(SCATTER) % u128::from(n)) as u64
+}
+
+/// A bijection on `u64` (odd multiplier, xor-shift): scatters consecutive
+/// numbers over the whole key space, so that `mix(i)` for distinct `i` are
+/// distinct keys without a table of used keys.
+pub fn mix(x: u64) -> u64 {
+    let x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 29)
+}
+
+/// A checksum of `region`'s contents, the value `Region::checksum` gives,
+/// but read through the truth-marking accesses. `Region::checksum` marks
+/// nothing, which suits a program stopped at `--duration`; a program ended
+/// by its `ops` budget checksums its data while the run still measures,
+/// and a tracker sees those reads, so the truth must see them too (or an
+/// interval boundary during the pass makes exhaustive tracking disagree
+/// with the truth): this final pass is then just the program's last phase.
+pub fn marked_checksum(region: Region) -> u64 {
+    let words: Array<u64> = Array::over(region, region.words());
+    words
+        .iter(0..words.len())
+        .enumerate()
+        .filter(|&(_, v)| v != 0)
+        .fold(0xcbf2_9ce4_8422_2325, |h, (i, v)| fold(h, v ^ i as u64))
 }

@@ -14,6 +14,7 @@
 #![no_main]
 
 use wss_guest::Ctx;
+use wss_guest_programs::marked_checksum;
 
 wss_guest::entry!(main);
 
@@ -50,5 +51,5 @@ fn main(g: &mut Ctx) -> u64 {
         }
         (n > 0).then_some(n)
     });
-    region.checksum() ^ seen.rotate_left(17)
+    marked_checksum(region) ^ seen.rotate_left(17)
 }

@@ -11,6 +11,7 @@
 #![no_main]
 
 use wss_guest::Ctx;
+use wss_guest_programs::marked_checksum;
 
 wss_guest::entry!(main);
 
@@ -31,5 +32,5 @@ fn main(g: &mut Ctx) -> u64 {
         seen = seen.wrapping_add(region.touch(0, write, op + 1));
         Some(1)
     });
-    region.checksum() ^ seen.rotate_left(17)
+    marked_checksum(region) ^ seen.rotate_left(17)
 }

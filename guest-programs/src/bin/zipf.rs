@@ -14,13 +14,9 @@
 
 use rand_distr::{Distribution, Zipf};
 use wss_guest::Ctx;
-use wss_guest_programs::drive;
+use wss_guest_programs::{drive, scatter};
 
 wss_guest::entry!(main);
-
-/// A prime above 2^31, more than the page count of the largest guest RAM
-/// (2^24), hence coprime to every page count.
-const SCATTER: u64 = 2_654_435_761;
 
 fn main(g: &mut Ctx) -> u64 {
     let theta = g.param_f64_or("theta", 0.99);
@@ -31,6 +27,6 @@ fn main(g: &mut Ctx) -> u64 {
     drive(g, &region, &mut |g: &mut Ctx, _: u64| {
         // Samples are whole numbers in [1, pages].
         let rank = zipf.sample(g.rng.inner()) as u64 - 1;
-        (rank.min(pages - 1) * SCATTER % pages) as usize
+        scatter(rank.min(pages - 1), pages) as usize
     })
 }
