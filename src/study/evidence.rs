@@ -3,9 +3,12 @@
 //! Each is defined once here and used by every section that cites it.
 
 use super::execute::Results;
-use super::figures::{REACH_DOWN, STEP, compared_truth, faults_per_s, fitted_cost_us, rel_bias};
+use super::figures::{
+    REACH_DOWN, STEP, compared_truth, faults_per_s, fitted_cost_us, relative_bias,
+};
 use super::format::{count, opt, pct, signed_pct};
 use super::plan::{Plan, Spec};
+pub use crate::analysis::stats::median;
 use crate::estimate::EsxGains;
 use crate::report::summary::Summary;
 use crate::report::timeseries::Row;
@@ -98,7 +101,7 @@ pub fn startup_memory(rows: &[Row], s: &Summary, slow_gain: f64) -> Option<Start
         .filter(|r| r.full)
         .filter_map(fraction)
         .collect();
-    let later = median(&later)?;
+    let later = median(later.iter().copied())?;
     let truth = compared_truth(s);
     let bias = s.bias_pages?;
     if !(truth > 0.0 && first >= (1.0 + STEP) * later && bias > 0.05 * truth) {
@@ -145,7 +148,7 @@ pub fn startup_sentence(rows: &[Row], s: &Summary, gains: EsxGains, agile: &str)
         gains.slow,
         count(m.intervals),
         scored_intervals(rows, s),
-        opt(rel_bias(s), signed_pct)
+        opt(relative_bias(s), signed_pct)
     ))
 }
 
@@ -178,21 +181,6 @@ pub fn upper_first(s: &str) -> String {
     let mut c = s.chars();
     c.next()
         .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
-}
-
-/// The median of the finite values of `v`.
-pub fn median(v: &[f64]) -> Option<f64> {
-    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    Some(if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    })
 }
 
 #[cfg(test)]
@@ -283,13 +271,5 @@ mod tests {
         rows[0].touched_samples = 110;
         rows[1].touched_samples = 110;
         assert_eq!(startup_memory(&rows, &s, 0.125), None);
-    }
-
-    #[test]
-    fn median_of_values() {
-        assert_eq!(median(&[]), None);
-        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
-        assert_eq!(median(&[f64::NAN, 1.0]), Some(1.0));
     }
 }

@@ -3,6 +3,9 @@
 //! derived from a run (faults per second, relative bias, lag in seconds)
 //! are defined here once, for the figures and the text alike.
 
+pub use crate::analysis::derived::{
+    compared_truth, faults_per_s, guest_us_per_fault, lag_s, relative_bias,
+};
 use std::path::{Path, PathBuf};
 
 use super::StudyError;
@@ -105,51 +108,13 @@ pub fn lag_cell(lag: Option<f64>, events: u32) -> String {
     }
 }
 
-/// Tracked faults per second of wall time.
-pub fn faults_per_s(s: &Summary) -> Option<f64> {
-    s.tracked_faults.map(|f| f as f64 / s.duration_s.max(1e-9))
-}
-
-/// The mean truth the run's errors were measured against.
-pub fn compared_truth(s: &Summary) -> f64 {
-    if s.compared_against == TruthColumn::Writes {
-        s.true_wss_write_mean_pages
-    } else {
-        s.true_wss_mean_pages
-    }
-}
-
-/// Bias as a fraction of the mean truth it was measured against.
-pub fn rel_bias(s: &Summary) -> Option<f64> {
-    let truth = compared_truth(s);
-    s.bias_pages.filter(|_| truth > 0.0).map(|b| b / truth)
-}
-
-/// A lag in intervals, in seconds.
-pub fn lag_s(lag_intervals: Option<f64>, s: &Summary) -> Option<f64> {
-    lag_intervals.map(|l| l * s.interval_s)
-}
-
-/// Guest time lost per tracked fault, from the slowdown: the share of the
-/// guest's time lost, spread over the faults of one second, in µs.
-pub fn lost_us_per_fault(s: &Summary) -> Option<f64> {
-    let f = faults_per_s(s).filter(|f| *f > 0.0)?;
-    s.slowdown.map(|sl| sl / f * 1e6)
-}
-
 /// The cost per tracked fault that best explains a set of runs' slowdowns,
 /// in µs: the least-squares slope through the origin of slowdown against
 /// tracked faults per second. Runs with many faults weigh most, which is
 /// where the slowdown stands out of the noise. `None` from fewer than two
 /// runs or no faults.
 pub fn fitted_cost_us(points: &[(f64, f64)]) -> Option<f64> {
-    let pts: Vec<&(f64, f64)> = points
-        .iter()
-        .filter(|(x, y)| x.is_finite() && y.is_finite())
-        .collect();
-    let sxx: f64 = pts.iter().map(|(x, _)| x * x).sum();
-    let sxy: f64 = pts.iter().map(|(x, y)| x * y).sum();
-    (pts.len() >= 2 && sxx > 0.0).then(|| sxy / sxx * 1e6)
+    crate::analysis::stats::slope_through_origin(points.iter().copied()).map(|s| s * 1e6)
 }
 
 /// Share of one CPU the VMM process used besides the vCPU thread.
@@ -232,7 +197,7 @@ pub(in crate::study) fn summary_cells(spec: &Spec, s: Option<&Summary>) -> Vec<S
             s.compared_against.column_name().to_string(),
             cell(s.mape),
             cell(s.bias_pages),
-            cell(rel_bias(s)),
+            cell(relative_bias(s)),
             cell(s.mae_pages),
             cell(s.lag_up_intervals),
             cell(s.lag_down_intervals),
@@ -315,7 +280,7 @@ impl FigureWriter<'_> {
             s.map_or(String::new(), |s| s.lag_down_events.to_string()),
             s.map_or(String::new(), |s| s.lag_unresolved.to_string()),
             cell(s.and_then(|s| s.mape)),
-            cell(s.and_then(rel_bias)),
+            cell(s.and_then(relative_bias)),
         ]
     }
 }
@@ -363,19 +328,19 @@ mod tests {
             ..Summary::default()
         };
         assert_eq!(faults_per_s(&s), Some(50.0));
-        assert_eq!(rel_bias(&s), Some(-0.05));
+        assert_eq!(relative_bias(&s), Some(-0.05));
         assert_eq!(lag_s(Some(3.0), &s), Some(1.5));
         assert_eq!(vmm_cpu_share(&s), 0.1);
         let w = Summary {
             compared_against: crate::analysis::accuracy::TruthColumn::Writes,
             ..s.clone()
         };
-        assert_eq!(rel_bias(&w), Some(-0.2));
+        assert_eq!(relative_bias(&w), Some(-0.2));
         let none = Summary {
             true_wss_mean_pages: 0.0,
             ..s
         };
-        assert_eq!(rel_bias(&none), None);
+        assert_eq!(relative_bias(&none), None);
         let slowed = Summary {
             duration_s: 10.0,
             tracked_faults: Some(20_000),
@@ -383,8 +348,8 @@ mod tests {
             ..Summary::default()
         };
         // 5% of each second over 2000 faults: 25 µs each.
-        assert!((lost_us_per_fault(&slowed).unwrap() - 25.0).abs() < 1e-9);
-        assert_eq!(lost_us_per_fault(&Summary::default()), None);
+        assert!((guest_us_per_fault(&slowed).unwrap() - 25.0).abs() < 1e-9);
+        assert_eq!(guest_us_per_fault(&Summary::default()), None);
     }
 
     #[test]

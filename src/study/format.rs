@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+pub use crate::analysis::format::{Align, markdown_table as table};
+
 /// Printed for a value that was not measured.
 pub const NA: &str = "n/a";
 
@@ -107,39 +109,6 @@ pub fn elapsed(secs: f64) -> String {
 }
 
 /// Column alignment in a markdown table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Align {
-    Left,
-    Right,
-}
-
-/// A GitHub-flavoured markdown table. Pipes in cells are escaped and line
-/// breaks flattened, so a cell cannot break the table.
-pub fn table(header: &[&str], align: &[Align], rows: &[Vec<String>]) -> String {
-    let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
-    let mut out = String::new();
-    out.push('|');
-    for h in header {
-        out.push_str(&format!(" {} |", cell(h)));
-    }
-    out.push_str("\n|");
-    for i in 0..header.len() {
-        out.push_str(match align.get(i) {
-            Some(Align::Right) => "---:|",
-            _ => "---|",
-        });
-    }
-    out.push('\n');
-    for row in rows {
-        out.push('|');
-        for i in 0..header.len() {
-            let v = row.get(i).map_or("", String::as_str);
-            out.push_str(&format!(" {} |", cell(v)));
-        }
-        out.push('\n');
-    }
-    out
-}
 
 /// "a", "a and b", "a, b and c".
 pub fn list(items: &[String]) -> String {

@@ -13,7 +13,7 @@ use crate::study::StudyError;
 use crate::study::doc::Doc;
 use crate::study::evidence::{median, sampling_error, startup_memory};
 use crate::study::figures::{Figure, FigureWriter};
-use crate::study::figures::{SUMMARY_COLUMNS, cell, faults_per_s, rel_bias, summary_cells};
+use crate::study::figures::{SUMMARY_COLUMNS, cell, faults_per_s, relative_bias, summary_cells};
 use crate::study::format::{Align, count, list, opt, pct, setting, signed_pct, table};
 use crate::study::plan::{QuestionRuns, SWEEP_WORKLOADS, SpecMaker, Workload};
 use crate::track::TrackerKind;
@@ -149,7 +149,7 @@ impl Effectiveness {
                 .filter_map(|(_, specs)| specs.iter().find(|sp| sp.sample_pages == n))
                 .filter_map(|sp| results.summary(sp).and_then(|s| s.mape))
                 .collect();
-            median(&v)
+            median(v.iter().copied())
         };
         let intervals = plan
             .effective
@@ -210,7 +210,7 @@ impl Doc<'_> {
                 opt(at(lo).and_then(|x| x.mape), pct),
                 opt(at(s.sample_pages).and_then(|x| x.mape), pct),
                 opt(at(hi).and_then(|x| x.mape), pct),
-                opt(at(hi).and_then(rel_bias), signed_pct),
+                opt(at(hi).and_then(relative_bias), signed_pct),
                 first_ok.map_or_else(|| "none".to_string(), |n| n.to_string()),
                 opt(
                     truth.and_then(|t| sampling_error(t, domain, s.sample_pages)),
@@ -403,7 +403,7 @@ impl FigureWriter<'_> {
                 if let Some(m) = s.and_then(|s| s.mape) {
                     mape.push((x, m));
                 }
-                if let Some(b) = s.and_then(rel_bias) {
+                if let Some(b) = s.and_then(relative_bias) {
                     bias.push((x, b));
                 }
                 let mut cells = summary_cells(spec, s);

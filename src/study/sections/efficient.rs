@@ -13,7 +13,7 @@ use crate::study::doc::Doc;
 use crate::study::evidence::{HOST_NOTES_US, counter_sum, fitted_for};
 use crate::study::execute::Results;
 use crate::study::figures::{Figure, FigureWriter};
-use crate::study::figures::{cell, faults_per_s, lost_us_per_fault, vmm_cpu_share};
+use crate::study::figures::{cell, faults_per_s, guest_us_per_fault, vmm_cpu_share};
 use crate::study::format::{
     Align, NA, count, elapsed, list, num, opt, pct, setting, sig, signed_pct, table,
 };
@@ -96,7 +96,7 @@ pub struct ExhaustiveCost {
     pub tracker: TrackerKind,
     pub faults_per_s: Option<f64>,
     pub slowdown: Option<f64>,
-    pub lost_us_per_fault: Option<f64>,
+    pub guest_us_per_fault: Option<f64>,
     /// How long the run lasted and why it stopped, if it stopped early.
     pub ended_early: Option<(f64, String)>,
 }
@@ -152,7 +152,7 @@ impl Efficiency {
                     tracker: sp.tracker,
                     faults_per_s: faults_per_s(g),
                     slowdown: g.slowdown,
-                    lost_us_per_fault: lost_us_per_fault(g),
+                    guest_us_per_fault: guest_us_per_fault(g),
                     ended_early: results
                         .early_end(sp)
                         .map(|why| (g.duration_s, why.to_string())),
@@ -262,7 +262,7 @@ impl Doc<'_> {
             label,
             opt(got.and_then(faults_per_s), |x| sig(x, 3)),
             opt(got.and_then(|g| g.slowdown), signed_pct),
-            opt(got.and_then(lost_us_per_fault), |x| sig(x, 3)),
+            opt(got.and_then(guest_us_per_fault), |x| sig(x, 3)),
             opt(got.and_then(|g| g.fault_cost_us), |x| sig(x, 3)),
             opt(service, |x| sig(x, 3)),
             opt(got.map(vmm_cpu_share), pct),
@@ -390,7 +390,7 @@ impl Doc<'_> {
             .exhaustive
             .iter()
             .filter_map(|x| {
-                let lost = x.lost_us_per_fault?;
+                let lost = x.guest_us_per_fault?;
                 let fit = f.of(x.tracker)?.fitted_us?;
                 (lost < fit).then(|| {
                     format!(
@@ -510,7 +510,7 @@ impl FigureWriter<'_> {
                     sl.push((x, v));
                 }
                 c.push((x, vmm_cpu_share(s)));
-                if let Some(v) = lost_us_per_fault(s) {
+                if let Some(v) = guest_us_per_fault(s) {
                     pt.push((x, v));
                 }
             }
@@ -537,7 +537,7 @@ impl FigureWriter<'_> {
                 cell(s.map(|s| s.duration_s)),
                 cell(s.and_then(faults_per_s)),
                 cell(s.and_then(|s| s.fault_cost_us)),
-                cell(s.and_then(lost_us_per_fault)),
+                cell(s.and_then(guest_us_per_fault)),
                 cell(service),
                 cell(s.and_then(|s| s.slowdown)),
                 cell(s.map(|s| s.guest_ops_per_s)),
@@ -710,7 +710,7 @@ mod tests {
         assert_eq!(x.tracker, TrackerKind::Uffd);
         assert_eq!(x.faults_per_s, Some(2000.0));
         assert_eq!(x.slowdown, Some(0.05));
-        assert!((x.lost_us_per_fault.expect("lost") - 25.0).abs() < 1e-9);
+        assert!((x.guest_us_per_fault.expect("lost") - 25.0).abs() < 1e-9);
         assert_eq!(x.ended_early, Some((4.0, "tracker gave up".to_string())));
         let mprotect_cost_runs = plan
             .efficient

@@ -12,7 +12,8 @@ use crate::study::evidence::{sampling_error, sp_gains, startup_memory, startup_s
 use crate::study::execute::Results;
 use crate::study::figures::{Figure, FigureWriter};
 use crate::study::figures::{
-    SUMMARY_COLUMNS, cell, compared_truth, faults_per_s, metrics_against, rel_bias, summary_cells,
+    SUMMARY_COLUMNS, cell, compared_truth, faults_per_s, metrics_against, relative_bias,
+    summary_cells,
 };
 use crate::study::format::{Align, NA, count, list, opt, pct, setting, sig, signed_pct, table};
 use crate::study::plan::{Plan, QuestionRuns, SpecMaker, failure_workloads};
@@ -87,7 +88,7 @@ impl HardCases {
                             .iter()
                             .find(|x| x.workload == w && x.tracker == t && x.estimator == e)
                             .and_then(|sp| results.summary(sp));
-                        per.push((t, e, got.and_then(|g| g.mape), got.and_then(rel_bias)));
+                        per.push((t, e, got.and_then(|g| g.mape), got.and_then(relative_bias)));
                     }
                 }
                 (w, per)
@@ -155,7 +156,7 @@ impl Doc<'_> {
                         opt(got.map(|g| compared_truth(g.0)), count),
                         opt(got.and_then(|g| g.0.est_wss_mean_pages), count),
                         opt(got.and_then(|g| g.0.mape), pct),
-                        opt(got.and_then(|g| rel_bias(g.0)), signed_pct),
+                        opt(got.and_then(|g| relative_bias(g.0)), signed_pct),
                         opt(all.and_then(|m| m.mape), pct),
                         opt(got.and_then(|g| faults_per_s(g.0)), |x| sig(x, 3)),
                     ]);
@@ -331,7 +332,7 @@ impl Doc<'_> {
                  upwards when the sampled fraction fluctuates (bias {}); nothing in the \
                  pattern itself defeats uniform sampling.",
                 opt(err, pct),
-                opt(rel_bias(sum), signed_pct)
+                opt(relative_bias(sum), signed_pct)
             );
         }
         let damon_fails = damon.is_some_and(|d| d.0 >= CRITERIA.max_mape);

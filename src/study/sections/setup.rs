@@ -50,7 +50,7 @@ impl Doc<'_> {
             .filter_map(|sp| self.s(sp))
             .filter_map(|s| s.baseline_guest_ops_per_s)
             .collect::<Vec<f64>>();
-        let unpaced_rate = median(&unpaced);
+        let unpaced_rate = median(unpaced.iter().copied());
         let paced: Vec<String> = self
             .plan
             .workloads

@@ -16,7 +16,7 @@ use crate::study::evidence::{median, sampling_error, startup_sentence};
 use crate::study::execute::Results;
 use crate::study::figures::{Figure, FigureWriter};
 use crate::study::figures::{
-    STEP, SUMMARY_COLUMNS, cell, faults_per_s, lag_cell, rel_bias, summary_cells,
+    STEP, SUMMARY_COLUMNS, cell, faults_per_s, lag_cell, relative_bias, summary_cells,
 };
 use crate::study::format::{Align, NA, count, list, opt, pct, setting, signed_pct, table};
 use crate::study::plan::{Plan, Spec, Workload};
@@ -128,7 +128,7 @@ impl TruthCheck {
         let mapes: Vec<f64> = scored.iter().map(|x| x.2).collect();
         Some(TruthCheck {
             workloads: scored.len(),
-            median_mape: median(&mapes),
+            median_mape: median(mapes.iter().copied()),
             worst: Scored {
                 label: worst_spec.workload.label.clone(),
                 mape: worst_mape,
@@ -190,7 +190,7 @@ impl Doc<'_> {
                 opt(d.map(|d| d.true_wss_mean_pages), count),
                 opt(d.and_then(|d| d.est_wss_mean_pages), count),
                 opt(d.and_then(|d| d.mape), pct),
-                opt(d.and_then(rel_bias), signed_pct),
+                opt(d.and_then(relative_bias), signed_pct),
                 opt(d.and_then(|d| d.mae_pages), count),
                 d.map_or(NA.into(), |d| lag_cell(d.lag_up_intervals, d.lag_up_events)),
                 d.map_or(NA.into(), |d| {
@@ -355,7 +355,7 @@ impl Doc<'_> {
                 d.lag_down_events,
                 self.plan.defaults[0].gains.slow,
                 lag_cell(d.lag_down_intervals, d.lag_down_events),
-                opt(rel_bias(d), signed_pct),
+                opt(relative_bias(d), signed_pct),
                 self.section_ref(Question::Agile)
             ));
         }
@@ -370,7 +370,7 @@ impl Doc<'_> {
             ));
         }
         let err = sampling_error(d.true_wss_mean_pages, domain, n)?;
-        let bias = rel_bias(d)?;
+        let bias = relative_bias(d)?;
         let mut s = format!(
             "`{}`: one interval's sample has a {} standard error at this WSS",
             w.label,
