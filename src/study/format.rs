@@ -108,8 +108,6 @@ pub fn elapsed(secs: f64) -> String {
     }
 }
 
-/// Column alignment in a markdown table.
-
 /// "a", "a and b", "a, b and c".
 pub fn list(items: &[String]) -> String {
     match items {
