@@ -43,11 +43,23 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
 }
 
 /// Smallest, median and largest of a set of measurements.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Spread {
     pub min: f64,
     pub median: f64,
     pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values`, every field NaN when there is no finite
+    /// value (a benchmark prints what it measured, even nothing).
+    pub fn of(values: &[f64]) -> Spread {
+        spread(values.iter().copied()).unwrap_or(Spread {
+            min: f64::NAN,
+            median: f64::NAN,
+            max: f64::NAN,
+        })
+    }
 }
 
 /// The spread of the finite values; `None` when there are none.

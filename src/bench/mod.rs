@@ -54,21 +54,4 @@ pub enum BenchError {
     Probe(#[from] ProbeError),
 }
 
-/// Smallest, median and largest of a set of measurements; every field is
-/// NaN for an empty set.
-#[derive(Debug, Clone, Copy, serde::Serialize, PartialEq)]
-pub struct Spread {
-    pub min: f64,
-    pub median: f64,
-    pub max: f64,
-}
-
-impl Spread {
-    pub fn of(values: &[f64]) -> Spread {
-        Spread {
-            min: values.iter().copied().fold(f64::NAN, f64::min),
-            median: median(values.iter().copied()).unwrap_or(f64::NAN),
-            max: values.iter().copied().fold(f64::NAN, f64::max),
-        }
-    }
-}
+pub use crate::analysis::stats::Spread;
