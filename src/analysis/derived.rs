@@ -18,6 +18,16 @@ pub fn faults_per_s(s: &Summary) -> Option<f64> {
     (s.duration_s.is_finite() && s.duration_s > 0.0).then(|| faults as f64 / s.duration_s)
 }
 
+/// A count per second of a run's length; 0 over no time (a run that did
+/// not start has no throughput, and must not print as infinite).
+pub fn per_second(count: u64, secs: f64) -> f64 {
+    if secs.is_finite() && secs > 0.0 {
+        count as f64 / secs
+    } else {
+        0.0
+    }
+}
+
 /// Fraction of guest throughput lost against an untracked baseline:
 /// `1 - ops_per_s / baseline_ops_per_s`. `None` when the baseline did no
 /// work (nothing to compare against).
@@ -93,6 +103,13 @@ pub fn lag_s(lag_intervals: Option<f64>, s: &Summary) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_second_is_zero_over_no_time() {
+        assert_eq!(per_second(500, 2.0), 250.0);
+        assert_eq!(per_second(500, 0.0), 0.0);
+        assert_eq!(per_second(500, f64::NAN), 0.0);
+    }
 
     fn tracked(faults: u64, duration_s: f64) -> Summary {
         Summary {

@@ -231,7 +231,7 @@ pub fn summarize(rec: &Recording, settings: &ReplaySettings, rows: &[Row]) -> Su
         intervals: rows.len() as u64,
         tracked_faults: Some(rows.iter().map(|r| r.faults).sum()),
         guest_ops,
-        guest_ops_per_s: guest_ops as f64 / duration_s.max(1e-9),
+        guest_ops_per_s: crate::analysis::derived::per_second(guest_ops, duration_s),
         wss_bytes: h.wss_bytes,
         domain_pages: h.estimator.domain_pages,
         seed: settings.seed,
