@@ -487,13 +487,20 @@ fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
     if s.estimator.is_some() {
         writeln!(
             w,
-            "estimate   mean {} pages  mape {}  mae {} pages  bias {} pages  lag up {}  lag down {} intervals",
+            "measured   mean {} pages  mape {}  mae {} pages  bias {} pages  in band {}  lag up {}  lag down {} intervals",
             opt(s.est_wss_mean_pages, "", 0),
             opt_percent(s.mape),
             opt(s.mae_pages, "", 0),
             opt(s.bias_pages, "", 0),
+            opt_percent(s.band_coverage),
             opt(s.lag_up_intervals, "", 1),
             opt(s.lag_down_intervals, "", 1),
+        )?;
+        writeln!(
+            w,
+            "policy     mape {}  ({})",
+            opt_percent(s.policy_mape),
+            s.estimator.map_or("-", EstimatorKind::policy),
         )?;
         writeln!(
             w,
