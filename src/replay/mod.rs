@@ -444,6 +444,13 @@ mod tests {
             }
             assert!(rows.iter().any(|r| r.touched_samples > 0), "{kind:?}");
             assert_eq!(live_matches(&rec, &replayed), (rows.len(), rows.len()));
+            // The policy value is part of what must match, not only the band.
+            let mut policy_off = replayed.clone();
+            policy_off[0].policy_wss_pages = policy_off[0].policy_wss_pages.map(|p| p + 1.0);
+            assert_eq!(
+                live_matches(&rec, &policy_off),
+                (rows.len() - 1, rows.len())
+            );
             let other = ReplaySettings {
                 seed: 2,
                 ..ReplaySettings::recorded(&rec.header)
