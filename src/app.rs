@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::analysis::accuracy::TruthColumn;
-use crate::analysis::derived::faults_per_s;
+use crate::analysis::derived::{self, faults_per_s};
 use crate::analysis::format::{opt_percent, percent};
 use crate::catalog::{CATALOG, COMMON_PARAMS};
 use crate::cli::{
@@ -498,8 +498,13 @@ fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
         )?;
         writeln!(
             w,
-            "policy     mape {}  ({})",
+            "policy     mape {}  lag down {}  ({})",
             opt_percent(s.policy_mape),
+            if derived::policy_lag_down_unresolved(s) {
+                format!("never within 110% ({} falls)", s.lag_down_events)
+            } else {
+                format!("{} intervals", opt(s.policy_lag_down_intervals, "", 1))
+            },
             s.estimator.map_or("-", EstimatorKind::policy),
         )?;
         writeln!(

@@ -84,6 +84,9 @@ pub struct Metrics {
     /// Mean intervals until the measurement falls to 110% of the truth after
     /// the working set shrinks by 25% or more, over resolved shrink events.
     pub lag_down_intervals: Option<f64>,
+    /// The same lag of the policy value (`policy_wss_pages`): how long an
+    /// allocator following it keeps memory a shrunken working set let go.
+    pub policy_lag_down_intervals: Option<f64>,
     /// Growth events detected (resolved or not).
     pub lag_up_events: u32,
     /// Shrink events detected (resolved or not).
@@ -162,6 +165,9 @@ pub fn band_covers(row: &Row, truth: TruthColumn) -> Option<bool> {
 /// The search for j stops before the next event of the same kind (the step
 /// it was chasing is superseded) or at the end of the run; such an event is
 /// counted in `lag_unresolved` and left out of the mean.
+///
+/// `policy_lag_down_intervals` is the shrink lag of the policy value, by
+/// the same rule over the full rows that have one.
 pub fn compute(rows: &[Row], warmup_intervals: usize, truth: TruthColumn) -> Metrics {
     let measured = |r: &Row| r.est_wss_pages;
     let points = points(scored_rows(rows, warmup_intervals), truth, measured);
@@ -186,11 +192,10 @@ pub fn compute(rows: &[Row], warmup_intervals: usize, truth: TruthColumn) -> Met
         |prev, cur| cur > 0 && 4 * u128::from(cur) >= 5 * u128::from(prev),
         |est, t| 10.0 * est >= 9.0 * t as f64,
     );
-    let down = lags(
-        &steps,
-        |prev, cur| prev > 0 && 4 * u128::from(cur) <= 3 * u128::from(prev),
-        |est, t| 10.0 * est <= 11.0 * t as f64,
-    );
+    let down = shrink_lags(&steps);
+    let policy_down = shrink_lags(&self::points(rows.iter().filter(|r| r.full), truth, |r| {
+        r.policy_wss_pages
+    }));
     Metrics {
         mae_pages,
         mape,
@@ -199,6 +204,7 @@ pub fn compute(rows: &[Row], warmup_intervals: usize, truth: TruthColumn) -> Met
         bias_pages,
         lag_up_intervals: up.mean,
         lag_down_intervals: down.mean,
+        policy_lag_down_intervals: policy_down.mean,
         lag_up_events: up.events,
         lag_down_events: down.events,
         lag_unresolved: up.unresolved + down.unresolved,
@@ -219,6 +225,16 @@ pub fn wss_means(rows: &[Row], warmup_intervals: usize) -> WssMeans {
                 .filter_map(|r| r.est_wss_pages.filter(|e| e.is_finite())),
         ),
     }
+}
+
+/// Lags after the working set shrinks by 25% or more, until the value is
+/// within 110% of the truth (see [`compute`]).
+fn shrink_lags(points: &[(f64, u64)]) -> LagStats {
+    lags(
+        points,
+        |prev, cur| prev > 0 && 4 * u128::from(cur) <= 3 * u128::from(prev),
+        |est, t| 10.0 * est <= 11.0 * t as f64,
+    )
 }
 
 struct LagStats {
@@ -461,9 +477,18 @@ mod tests {
             (1000, 1100.0),
             (1000, 1000.0),
         ]);
+        let mut rows = rows;
+        for (r, policy) in rows
+            .iter_mut()
+            .zip([5000.0, 4000.0, 3000.0, 2000.0, 1100.0])
+        {
+            r.policy_wss_pages = Some(policy);
+        }
         let m = compute(&rows, DEFAULT_WARMUP_INTERVALS, TruthColumn::All);
         assert_eq!(m.lag_down_events, 1);
         assert_eq!(m.lag_down_intervals, Some(2.0));
+        // The policy value comes within 110% only in interval 4.
+        assert_eq!(m.policy_lag_down_intervals, Some(3.0));
         assert_eq!(m.lag_unresolved, 0);
         // Errors over rows 2..: |1500-1000|, |1100-1000|, 0.
         assert_eq!(m.mae_pages, Some(200.0));
@@ -520,6 +545,7 @@ mod tests {
         // Measurement: 0, 0.1, 0 -> 1/30. Policy: 0.5, 0.25, 0 -> 0.25.
         assert!((m.mape.unwrap() - 0.1 / 3.0).abs() < 1e-12);
         assert_eq!(m.policy_mape, Some(0.25));
+        assert_eq!(m.policy_lag_down_intervals, None);
         // Files from before the policy column have none.
         for r in &mut rows {
             r.policy_wss_pages = None;

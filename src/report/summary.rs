@@ -263,6 +263,10 @@ pub struct Summary {
     /// band should hold it in about 0.95 of them. `None` without an estimate.
     #[serde(default)]
     pub band_coverage: Option<f64>,
+    /// `lag_down_intervals` of the policy value: how many intervals an
+    /// allocator following it keeps the memory of a shrunken working set.
+    #[serde(default)]
+    pub policy_lag_down_intervals: Option<f64>,
 }
 
 /// One result slot the guest wrote.
@@ -334,6 +338,7 @@ impl Summary {
         self.mape = m.mape;
         self.policy_mape = m.policy_mape;
         self.band_coverage = m.band_coverage;
+        self.policy_lag_down_intervals = m.policy_lag_down_intervals;
         self.bias_pages = m.bias_pages;
         self.lag_up_intervals = m.lag_up_intervals;
         self.lag_down_intervals = m.lag_down_intervals;
@@ -546,6 +551,8 @@ mod tests {
         assert_eq!(s.mape, Some(0.1));
         // Policy: |110-100|/100 and |300-200|/200.
         assert_eq!(s.policy_mape, Some(0.3));
+        // The policy value of row 1 (110) is within 110% of its truth at once.
+        assert_eq!(s.policy_lag_down_intervals, Some(0.0));
         // Bands [99, 121] and [162, 198]: only the first holds its truth.
         assert_eq!(s.band_coverage, Some(0.5));
         assert_eq!(s.true_wss_mean_pages, 150.0);
