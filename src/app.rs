@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::analysis::accuracy::TruthColumn;
-use crate::analysis::derived::faults_per_s;
+use crate::analysis::derived::{self, faults_per_s};
 use crate::analysis::format::{opt_percent, percent};
 use crate::catalog::{CATALOG, COMMON_PARAMS};
 use crate::cli::{
@@ -487,13 +487,25 @@ fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
     if s.estimator.is_some() {
         writeln!(
             w,
-            "estimate   mean {} pages  mape {}  mae {} pages  bias {} pages  lag up {}  lag down {} intervals",
+            "measured   mean {} pages  mape {}  mae {} pages  bias {} pages  in band {}  lag up {}  lag down {} intervals",
             opt(s.est_wss_mean_pages, "", 0),
             opt_percent(s.mape),
             opt(s.mae_pages, "", 0),
             opt(s.bias_pages, "", 0),
+            opt_percent(s.band_coverage),
             opt(s.lag_up_intervals, "", 1),
             opt(s.lag_down_intervals, "", 1),
+        )?;
+        writeln!(
+            w,
+            "policy     mape {}  lag down {}  ({})",
+            opt_percent(s.policy_mape),
+            if derived::policy_lag_down_unresolved(s) {
+                format!("never within 110% ({} falls)", s.lag_down_events)
+            } else {
+                format!("{} intervals", opt(s.policy_lag_down_intervals, "", 1))
+            },
+            s.estimator.map_or("-", EstimatorKind::policy),
         )?;
         writeln!(
             w,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::estimate::{Estimate, Estimator};
+use crate::estimate::Estimator;
 use crate::record::{self, PageSet, RecordError, TraceWriter};
 use crate::report::timeseries::{FULL_FRACTION, Row};
 use crate::track::{RamPage, TrackError, Tracker};
@@ -270,11 +270,7 @@ impl Sampler<'_> {
                     phase: status.phase,
                     stopped: stopped.is_some(),
                     close: row.as_ref().map(|r| record::Close {
-                        estimate: r.est_wss_pages.map(|pages| Estimate {
-                            pages,
-                            lo: r.est_lo_pages.unwrap_or(pages),
-                            hi: r.est_hi_pages.unwrap_or(pages),
-                        }),
+                        estimate: r.estimate(),
                         touched_samples: r.touched_samples,
                     }),
                     touched: log.touched.last().cloned().unwrap_or_default(),
@@ -403,9 +399,10 @@ impl Sampler<'_> {
             t_s: held_at.duration_since(start).as_secs_f64(),
             true_wss_pages: sample.all,
             true_wss_write_pages: sample.writes,
-            est_wss_pages: estimate.map(|e| e.pages),
-            est_lo_pages: estimate.map(|e| e.lo),
-            est_hi_pages: estimate.map(|e| e.hi),
+            est_wss_pages: estimate.map(|e| e.raw.pages),
+            est_lo_pages: estimate.map(|e| e.raw.lo),
+            est_hi_pages: estimate.map(|e| e.raw.hi),
+            policy_wss_pages: estimate.map(|e| e.policy_pages),
             sampled_pages: tally.sampled,
             touched_samples: tally.touched,
             faults: faults - carry.faults,

@@ -40,6 +40,7 @@ fn rows(n: usize) -> Vec<Row> {
             collect_us: 1.0,
             stall_us: 0.0,
             hold_us: 0.0,
+            policy_wss_pages: Some(120.0),
         })
         .collect()
 }

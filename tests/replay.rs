@@ -235,7 +235,7 @@ fn bad_traces_and_settings_exit_2_with_one_line() {
         assert!(err.contains(needle), "{err}");
     };
     one_line(replay(&[]), "lacks trace.bin");
-    std::fs::write(dir.path().join(TRACE_FILE), b"KWSSTRC\0\x01\0\0\0\xff\xff").expect("write");
+    std::fs::write(dir.path().join(TRACE_FILE), b"KWSSTRC\0\x02\0\0\0\xff\xff").expect("write");
     one_line(replay(&[]), "cut short");
     std::fs::write(dir.path().join(TRACE_FILE), b"not a trace at all").expect("write");
     one_line(replay(&[]), "bad magic");

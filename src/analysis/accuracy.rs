@@ -1,21 +1,31 @@
 //! Accuracy of the WSS estimate against the ground truth the guest runtime
-//! counts: average error, relative error, bias, and how many intervals the
-//! estimate lags behind a step in the working set.
+//! counts: average error, relative error, bias, how often the measurement's
+//! band holds the truth, and how many intervals the estimate lags behind a
+//! step in the working set.
+//!
+//! The figures are of the estimator's measurement (the `est_*` columns),
+//! the value someone tuning the sampling needs; the policy value
+//! (`policy_wss_pages`, ESX's max of averages) gets its own MAPE, so that
+//! an allocation policy's deliberate over-provisioning is never mistaken
+//! for measurement error.
 
 use serde::{Deserialize, Serialize};
 
 use super::stats::mean;
 use crate::report::timeseries::Row;
 
-/// Intervals skipped at the start of a run before errors are measured.
+/// Intervals skipped at the start of a run before errors (MAE, MAPE, bias,
+/// band coverage) and WSS means are measured. Lags are not: see [`compute`].
 ///
-/// The first interval contains guest boot and the first touch of the guest
-/// image and page tables, which is start-up, not the workload under study.
-/// The second is still influenced by start-up in estimators that smooth over
-/// past intervals (their history begins empty), and with arming at interval
-/// boundaries it is the first interval whose samples were all armed while the
-/// workload ran. From the third on, the error measures tracking, which is what
-/// the metrics are for. Two is small enough to leave most of a short run.
+/// The first interval contains guest boot, and its samples were armed
+/// before the workload ran. The second is still influenced by start-up in
+/// the policy value of estimators that smooth over past intervals (their
+/// history begins empty), which `policy_mape` scores over the same window.
+/// From the third on, the error measures tracking, which is what the metrics
+/// are for. Two is small enough to leave most of a short run. The same
+/// default holds for every guest program: none needs a longer one, because
+/// a program's own start-up (an init pass such as `chase`'s) is part of its
+/// working-set behaviour, and the lags score the fall after it.
 pub const DEFAULT_WARMUP_INTERVALS: usize = 2;
 
 /// Which ground-truth column the estimate is judged against. The access-bit
@@ -58,16 +68,25 @@ pub struct Metrics {
     /// Mean |est - truth|, pages.
     pub mae_pages: Option<f64>,
     /// Mean |est - truth| / truth over intervals with truth > 0, as a fraction
-    /// (0.1 = 10%).
+    /// (0.1 = 10%), of the measurement.
     pub mape: Option<f64>,
+    /// The same mean of the policy value (`policy_wss_pages`) over the same
+    /// window; `None` for rows without one (files from before the column).
+    pub policy_mape: Option<f64>,
+    /// Share of the scored intervals whose truth lies inside the
+    /// measurement's band `[lo, hi]` (see [`band_covers`]).
+    pub band_coverage: Option<f64>,
     /// Mean (est - truth), pages; positive means over-estimation.
     pub bias_pages: Option<f64>,
-    /// Mean intervals until the estimate reaches 90% of the truth after the
-    /// working set grows by 25% or more, over resolved growth events.
+    /// Mean intervals until the measurement reaches 90% of the truth after
+    /// the working set grows by 25% or more, over resolved growth events.
     pub lag_up_intervals: Option<f64>,
-    /// Mean intervals until the estimate falls to 110% of the truth after the
-    /// working set shrinks by 25% or more, over resolved shrink events.
+    /// Mean intervals until the measurement falls to 110% of the truth after
+    /// the working set shrinks by 25% or more, over resolved shrink events.
     pub lag_down_intervals: Option<f64>,
+    /// The same lag of the policy value (`policy_wss_pages`): how long an
+    /// allocator following it keeps memory a shrunken working set let go.
+    pub policy_lag_down_intervals: Option<f64>,
     /// Growth events detected (resolved or not).
     pub lag_up_events: u32,
     /// Shrink events detected (resolved or not).
@@ -89,26 +108,53 @@ pub struct WssMeans {
     pub est_wss_pages: Option<f64>,
 }
 
-/// The rows metrics are computed over: after warm-up, full (a partial last
-/// interval covers less time than the estimate is scaled for), and with a
-/// finite estimate. Each point is (estimate, truth).
-fn scored_points(rows: &[Row], warmup_intervals: usize, truth: TruthColumn) -> Vec<(f64, u64)> {
-    rows.iter()
-        .skip(warmup_intervals)
-        .filter(|r| r.full)
-        .filter_map(|r| {
-            r.est_wss_pages
-                .filter(|e| e.is_finite())
-                .map(|e| (e, truth.of(r)))
-        })
+/// The rows errors are computed over: after warm-up and full (a partial
+/// last interval covers less time than the estimate is scaled for).
+fn scored_rows(rows: &[Row], warmup_intervals: usize) -> impl Iterator<Item = &Row> {
+    rows.iter().skip(warmup_intervals).filter(|r| r.full)
+}
+
+/// The (value, truth) points of `rows` that have a finite `value`.
+fn points<'a>(
+    rows: impl Iterator<Item = &'a Row>,
+    truth: TruthColumn,
+    value: impl Fn(&Row) -> Option<f64>,
+) -> Vec<(f64, u64)> {
+    rows.filter_map(|r| value(r).filter(|e| e.is_finite()).map(|e| (e, truth.of(r))))
         .collect()
+}
+
+/// Mean |value - truth| / truth over the points with truth > 0.
+fn mean_relative_error(points: &[(f64, u64)]) -> Option<f64> {
+    mean(
+        points
+            .iter()
+            .filter(|&&(_, t)| t > 0)
+            .map(|&(e, t)| (e - t as f64).abs() / t as f64),
+    )
+}
+
+/// Whether `row`'s measurement band holds its truth: `lo <= truth <= hi`,
+/// a missing end standing for the estimate itself (a point band). `None`
+/// without a finite estimate.
+pub fn band_covers(row: &Row, truth: TruthColumn) -> Option<bool> {
+    let pages = row.est_wss_pages.filter(|e| e.is_finite())?;
+    let t = truth.of(row) as f64;
+    Some(row.est_lo_pages.unwrap_or(pages) <= t && t <= row.est_hi_pages.unwrap_or(pages))
 }
 
 /// Computes the accuracy metrics of `rows` against `truth`.
 ///
-/// Only full rows with an estimate are scored, after skipping the first
-/// `warmup_intervals` rows. Step events and lags are found on that scored
-/// sequence, so `k - 1` is the previous scored interval:
+/// Errors (MAE, MAPE, bias, band coverage, policy MAPE) are over full rows
+/// with a finite value, after skipping the first `warmup_intervals` rows.
+/// The band coverage is the share of those rows with an estimate whose
+/// truth lies in `[est_lo_pages, est_hi_pages]`.
+///
+/// Step events and lags are found on every full row with a finite
+/// measurement, warm-up included: a program's start-up (an init pass that
+/// touches everything, then a fall to its working set) is a step like any
+/// other, and skipping it would hide exactly the fall a smoothing estimator
+/// is slowest on. `k - 1` is the previous such row:
 /// - a growth event is an interval k with truth[k] > 0 and
 ///   truth[k] >= 1.25 × truth[k-1]; its lag is the smallest j - k (j >= k)
 ///   with est[j] >= 0.9 × truth[j];
@@ -119,35 +165,46 @@ fn scored_points(rows: &[Row], warmup_intervals: usize, truth: TruthColumn) -> V
 /// The search for j stops before the next event of the same kind (the step
 /// it was chasing is superseded) or at the end of the run; such an event is
 /// counted in `lag_unresolved` and left out of the mean.
+///
+/// `policy_lag_down_intervals` is the shrink lag of the policy value, by
+/// the same rule over the full rows that have one.
 pub fn compute(rows: &[Row], warmup_intervals: usize, truth: TruthColumn) -> Metrics {
-    let points = scored_points(rows, warmup_intervals, truth);
+    let measured = |r: &Row| r.est_wss_pages;
+    let points = points(scored_rows(rows, warmup_intervals), truth, measured);
+    let policy = self::points(scored_rows(rows, warmup_intervals), truth, |r| {
+        r.policy_wss_pages
+    });
+    let covered: Vec<bool> = scored_rows(rows, warmup_intervals)
+        .filter_map(|r| band_covers(r, truth))
+        .collect();
+    let band_coverage = (!covered.is_empty())
+        .then(|| covered.iter().filter(|&&c| c).count() as f64 / covered.len() as f64);
     let mae_pages = mean(points.iter().map(|&(e, t)| (e - t as f64).abs()));
     let bias_pages = mean(points.iter().map(|&(e, t)| e - t as f64));
-    let mape = mean(
-        points
-            .iter()
-            .filter(|&&(_, t)| t > 0)
-            .map(|&(e, t)| (e - t as f64).abs() / t as f64),
-    );
+    let mape = mean_relative_error(&points);
+    let policy_mape = mean_relative_error(&policy);
+    let steps = self::points(rows.iter().filter(|r| r.full), truth, measured);
     // Thresholds are compared in scaled integer/float form (4·cur vs 5·prev,
     // 10·est vs 9·truth) so that values exactly on a threshold are decided
     // exactly instead of by the rounding of 1.25, 0.9 or 1.1.
     let up = lags(
-        &points,
+        &steps,
         |prev, cur| cur > 0 && 4 * u128::from(cur) >= 5 * u128::from(prev),
         |est, t| 10.0 * est >= 9.0 * t as f64,
     );
-    let down = lags(
-        &points,
-        |prev, cur| prev > 0 && 4 * u128::from(cur) <= 3 * u128::from(prev),
-        |est, t| 10.0 * est <= 11.0 * t as f64,
-    );
+    let down = shrink_lags(&steps);
+    let policy_down = shrink_lags(&self::points(rows.iter().filter(|r| r.full), truth, |r| {
+        r.policy_wss_pages
+    }));
     Metrics {
         mae_pages,
         mape,
+        policy_mape,
+        band_coverage,
         bias_pages,
         lag_up_intervals: up.mean,
         lag_down_intervals: down.mean,
+        policy_lag_down_intervals: policy_down.mean,
         lag_up_events: up.events,
         lag_down_events: down.events,
         lag_unresolved: up.unresolved + down.unresolved,
@@ -156,11 +213,7 @@ pub fn compute(rows: &[Row], warmup_intervals: usize, truth: TruthColumn) -> Met
 
 /// Mean true and estimated WSS over full rows after warm-up.
 pub fn wss_means(rows: &[Row], warmup_intervals: usize) -> WssMeans {
-    let window: Vec<&Row> = rows
-        .iter()
-        .skip(warmup_intervals)
-        .filter(|r| r.full)
-        .collect();
+    let window: Vec<&Row> = scored_rows(rows, warmup_intervals).collect();
     WssMeans {
         rows: window.len(),
         true_wss_pages: mean(window.iter().map(|r| r.true_wss_pages as f64)).unwrap_or(0.0),
@@ -172,6 +225,16 @@ pub fn wss_means(rows: &[Row], warmup_intervals: usize) -> WssMeans {
                 .filter_map(|r| r.est_wss_pages.filter(|e| e.is_finite())),
         ),
     }
+}
+
+/// Lags after the working set shrinks by 25% or more, until the value is
+/// within 110% of the truth (see [`compute`]).
+fn shrink_lags(points: &[(f64, u64)]) -> LagStats {
+    lags(
+        points,
+        |prev, cur| prev > 0 && 4 * u128::from(cur) <= 3 * u128::from(prev),
+        |est, t| 10.0 * est <= 11.0 * t as f64,
+    )
 }
 
 struct LagStats {
@@ -387,15 +450,109 @@ mod tests {
     }
 
     #[test]
-    fn events_are_found_on_scored_rows_only() {
-        // The warm-up rows (truth 10) would make row 2 a growth event; with
-        // them skipped there is none.
+    fn lags_count_steps_inside_the_warm_up() {
+        // The growth from the warm-up rows (truth 10) into row 2 is an event
+        // whatever the warm-up; it resolves at row 3 (95 >= 90): lag 1.
         let rows = series(&[(10, 10.0), (10, 10.0), (100, 50.0), (100, 95.0)]);
+        for warmup in [0, 1, 2] {
+            let m = compute(&rows, warmup, TruthColumn::All);
+            assert_eq!(m.lag_up_events, 1, "warm-up {warmup}");
+            assert_eq!(m.lag_up_intervals, Some(1.0), "warm-up {warmup}");
+        }
+        // The errors still skip the warm-up: only rows 2 and 3 are scored.
         let m = compute(&rows, 2, TruthColumn::All);
-        assert_eq!(m.lag_up_events, 0);
+        assert_eq!(m.mae_pages, Some(27.5));
+    }
+
+    #[test]
+    fn a_fall_after_an_init_pass_in_the_warm_up_shows_in_lag_down() {
+        // Like `chase`: interval 0 is an init pass touching 5000 pages, then
+        // the working set is 1000. A smoothing value still reports 3000 in
+        // interval 1 (both intervals inside the default warm-up) and comes
+        // down to 1100 (= 1.1 × 1000, on the threshold) in interval 3.
+        let rows = series(&[
+            (5000, 5000.0),
+            (1000, 3000.0),
+            (1000, 1500.0),
+            (1000, 1100.0),
+            (1000, 1000.0),
+        ]);
+        let mut rows = rows;
+        for (r, policy) in rows
+            .iter_mut()
+            .zip([5000.0, 4000.0, 3000.0, 2000.0, 1100.0])
+        {
+            r.policy_wss_pages = Some(policy);
+        }
+        let m = compute(&rows, DEFAULT_WARMUP_INTERVALS, TruthColumn::All);
+        assert_eq!(m.lag_down_events, 1);
+        assert_eq!(m.lag_down_intervals, Some(2.0));
+        // The policy value comes within 110% only in interval 4.
+        assert_eq!(m.policy_lag_down_intervals, Some(3.0));
+        assert_eq!(m.lag_unresolved, 0);
+        // Errors over rows 2..: |1500-1000|, |1100-1000|, 0.
+        assert_eq!(m.mae_pages, Some(200.0));
+        assert!((m.mape.unwrap() - 0.2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn partial_rows_in_the_warm_up_are_not_steps() {
+        // A short row of truth 1 between two of 100 would make two events.
+        let mut rows = series(&[(100, 100.0), (1, 1.0), (100, 100.0)]);
+        rows[1].full = false;
+        let m = compute(&rows, 2, TruthColumn::All);
+        assert_eq!((m.lag_up_events, m.lag_down_events), (0, 0));
+    }
+
+    #[test]
+    fn band_coverage_is_the_share_of_scored_rows_whose_truth_is_in_the_band() {
+        // row() gives the band [0.9 est, 1.1 est].
+        let mut rows = series(&[
+            (100, 1000.0), // warm-up: not covered, not counted
+            (100, 100.0),  // covered
+            (100, 95.0),   // 85.5..104.5: covered
+            (100, 80.0),   // 72..88: not covered
+            (110, 100.0),  // 90..110: covered, on the edge
+        ]);
+        rows.push(row(6.0, 100, None)); // no estimate: not counted
+        let mut partial = row(7.0, 100, Some(1000.0));
+        partial.full = false; // partial: not counted
+        rows.push(partial);
         let m = compute(&rows, 1, TruthColumn::All);
-        assert_eq!(m.lag_up_events, 1);
-        assert_eq!(m.lag_up_intervals, Some(1.0));
+        assert_eq!(m.band_coverage, Some(0.75));
+        // A missing band is the point itself.
+        let mut point = row(1.0, 100, Some(100.0));
+        (point.est_lo_pages, point.est_hi_pages) = (None, None);
+        assert_eq!(band_covers(&point, TruthColumn::All), Some(true));
+        point.est_wss_pages = Some(101.0);
+        assert_eq!(band_covers(&point, TruthColumn::All), Some(false));
+        // Against written pages (row() sets writes = truth / 2).
+        let half = row(1.0, 200, Some(100.0));
+        assert_eq!(band_covers(&half, TruthColumn::Writes), Some(true));
+        assert_eq!(band_covers(&half, TruthColumn::All), Some(false));
+        // No estimate: no coverage, not 0.
+        let none: Vec<Row> = (0..3).map(|i| row(i as f64, 100, None)).collect();
+        assert_eq!(compute(&none, 0, TruthColumn::All).band_coverage, None);
+    }
+
+    #[test]
+    fn policy_mape_scores_the_policy_column_over_the_same_rows() {
+        let mut rows = series(&[(100, 1.0), (100, 100.0), (200, 180.0), (400, 400.0)]);
+        for (r, policy) in rows.iter_mut().zip([900.0, 150.0, 250.0, 400.0]) {
+            r.policy_wss_pages = Some(policy);
+        }
+        let m = compute(&rows, 1, TruthColumn::All);
+        // Measurement: 0, 0.1, 0 -> 1/30. Policy: 0.5, 0.25, 0 -> 0.25.
+        assert!((m.mape.unwrap() - 0.1 / 3.0).abs() < 1e-12);
+        assert_eq!(m.policy_mape, Some(0.25));
+        assert_eq!(m.policy_lag_down_intervals, None);
+        // Files from before the policy column have none.
+        for r in &mut rows {
+            r.policy_wss_pages = None;
+        }
+        let m = compute(&rows, 1, TruthColumn::All);
+        assert_eq!(m.policy_mape, None);
+        assert!(m.mape.is_some());
     }
 
     #[test]

@@ -95,6 +95,13 @@ pub fn growth_unresolved(lag_up: Option<f64>, growth_events: u32) -> bool {
     lag_up.is_none() && growth_events > 0
 }
 
+/// Whether the working set shrank but the policy value never came down to
+/// it: shrink events were seen (they depend on the truth only, so the
+/// measurement's count is the policy's), none resolved by the policy.
+pub fn policy_lag_down_unresolved(s: &Summary) -> bool {
+    growth_unresolved(s.policy_lag_down_intervals, s.lag_down_events)
+}
+
 /// A lag in intervals, in seconds of the run's interval.
 pub fn lag_s(lag_intervals: Option<f64>, s: &Summary) -> Option<f64> {
     lag_intervals.map(|l| l * s.interval_s)
@@ -179,5 +186,10 @@ mod tests {
         assert!(!lag_up_unresolved(&s));
         s.interval_s = 0.5;
         assert_eq!(lag_s(s.lag_up_intervals, &s), Some(0.5));
+        assert!(!policy_lag_down_unresolved(&s));
+        s.lag_down_events = 3;
+        assert!(policy_lag_down_unresolved(&s));
+        s.policy_lag_down_intervals = Some(19.0);
+        assert!(!policy_lag_down_unresolved(&s));
     }
 }

@@ -11,7 +11,7 @@
 use rand::RngExt;
 use rand::rngs::StdRng;
 
-use super::{DamonConfig, Estimate, Estimator, PageIdx};
+use super::{DamonConfig, Estimate, Estimator, IntervalEstimate, PageIdx};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Region {
@@ -164,8 +164,9 @@ impl Estimator for Damon {
     /// region by its access frequency (nr_accesses / ticks), whose expectation is the number of
     /// the region's pages touched in an average tick, which cannot exceed the number touched over
     /// the whole interval. `hi` is `pages` itself: sampling cannot bound how much of a never-seen
-    /// region was touched, and a seen region cannot hold more than its size.
-    fn end_interval(&mut self) -> Estimate {
+    /// region was touched, and a seen region cannot hold more than its size. DAMON has no policy
+    /// on top of this: the policy value is the measurement.
+    fn end_interval(&mut self) -> IntervalEstimate {
         let ticks = f64::from(self.ticks);
         let mut pages = 0u64;
         let mut lo = 0.0;
@@ -188,7 +189,7 @@ impl Estimator for Damon {
             r.sample = None;
         }
         self.split_pending = true;
-        self.last
+        IntervalEstimate::unsmoothed(self.last)
     }
 
     fn peek(&self, _touched_so_far: usize) -> Estimate {
@@ -247,6 +248,8 @@ mod tests {
             d.observe_tick(&touched);
         }
         let est = d.end_interval();
+        assert_eq!(est.policy_pages, est.raw.pages);
+        let est = est.raw;
         check(d, bounds);
         assert!(0.0 <= est.lo && est.lo <= est.pages && est.pages <= est.hi);
         assert!(est.hi <= bounds.0 as f64);
@@ -417,7 +420,7 @@ mod tests {
             // A second report for the same tick is ignored.
             d.observe_tick(&armed);
         }
-        let e = d.end_interval();
+        let e = d.end_interval().raw;
         assert_eq!(e.pages, 50.0);
         assert_eq!(e.hi, 50.0);
         assert!((e.lo - 50.0 * 3.0 / 4.0).abs() < 1e-9);

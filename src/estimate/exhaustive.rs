@@ -4,7 +4,7 @@
 
 use rand::rngs::StdRng;
 
-use super::{Estimate, Estimator, PageIdx};
+use super::{Estimate, Estimator, IntervalEstimate, PageIdx};
 
 pub struct Exhaustive {
     domain: u64,
@@ -52,11 +52,12 @@ impl Estimator for Exhaustive {
         }
     }
 
-    fn end_interval(&mut self) -> Estimate {
+    /// The count is exact, so the band is the point and there is nothing for a policy to add.
+    fn end_interval(&mut self) -> IntervalEstimate {
         self.last = Estimate::exact(self.count as f64);
         self.count = 0;
         self.touched.fill(false);
-        self.last
+        IntervalEstimate::unsmoothed(self.last)
     }
 
     fn peek(&self, _touched_so_far: usize) -> Estimate {
@@ -93,6 +94,8 @@ mod tests {
             let truth = touched.len() as f64;
             e.observe_tick(&touched);
             let est = e.end_interval();
+            assert_eq!(est.policy_pages, truth);
+            let est = est.raw;
             assert_eq!(est, Estimate::exact(truth));
             assert_eq!(e.peek(123), est);
         }
@@ -105,9 +108,9 @@ mod tests {
         e.choose(&mut rng);
         e.observe_tick(&[1, 1, 2, 99, 100, u64::MAX]);
         e.observe_tick(&[2, 3]);
-        assert_eq!(e.end_interval(), Estimate::exact(4.0));
+        assert_eq!(e.end_interval().raw, Estimate::exact(4.0));
         // The next interval starts from zero.
         e.choose(&mut rng);
-        assert_eq!(e.end_interval(), Estimate::exact(0.0));
+        assert_eq!(e.end_interval().raw, Estimate::exact(0.0));
     }
 }

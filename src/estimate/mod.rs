@@ -8,6 +8,12 @@
 //! Protocol, driven by the sampler: per reporting interval, `ticks_per_interval()` times
 //! `choose()` → (guest runs, touches are caught) → `observe_tick()`; then `end_interval()`.
 //! `peek()` may be called at any time for a live value.
+//!
+//! Measurement and policy are kept apart. Each closed interval yields an [`IntervalEstimate`]:
+//! `raw`, what this interval's samples say about this interval's working set, with a band an
+//! honest reader can check against the truth; and `policy_pages`, the value an allocator built
+//! on the measurements would act on (ESX's max of a fast and a slow average, which never
+//! under-provisions and so stays high for many intervals after the working set shrinks).
 
 mod damon;
 mod esx;
@@ -41,6 +47,27 @@ impl Estimate {
     }
 }
 
+/// What an estimator reports when an interval closes.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct IntervalEstimate {
+    /// This interval's measurement with its band (ESX: the sampled fraction times the domain,
+    /// with its 95% Wilson interval).
+    pub raw: Estimate,
+    /// The value an allocation policy on top of the measurements acts on, pages (ESX: the max of
+    /// its slow and fast averages); `raw.pages` for estimators without a policy.
+    pub policy_pages: f64,
+}
+
+impl IntervalEstimate {
+    /// An estimator without a policy: the policy value is the measurement.
+    pub fn unsmoothed(raw: Estimate) -> Self {
+        IntervalEstimate {
+            raw,
+            policy_pages: raw.pages,
+        }
+    }
+}
+
 pub trait Estimator: Send {
     /// "esx" | "damon" | "exhaustive".
     fn name(&self) -> &'static str;
@@ -52,10 +79,12 @@ pub trait Estimator: Send {
     /// The armed pages the guest touched during that tick (a subset of the last choose()).
     /// Pages that were not armed, and repeats, are ignored.
     fn observe_tick(&mut self, touched: &[PageIdx]);
-    /// Closes the interval (after ticks_per_interval() ticks) and returns its estimate.
-    fn end_interval(&mut self) -> Estimate;
-    /// Live estimate in the middle of a tick given how many armed pages were touched so far
-    /// (ESX's in-progress average); estimators without one return their last estimate.
+    /// Closes the interval (after ticks_per_interval() ticks) and returns its measurement and
+    /// policy value.
+    fn end_interval(&mut self) -> IntervalEstimate;
+    /// Live value in the middle of a tick given how many armed pages were touched so far: ESX's
+    /// in-progress policy value (its fast average with the touches so far folded in);
+    /// estimators without one return their last measurement.
     fn peek(&self, touched_so_far: usize) -> Estimate;
 }
 
@@ -105,6 +134,14 @@ impl EstimatorKind {
             EstimatorKind::Esx => "esx",
             EstimatorKind::Damon => "damon",
             EstimatorKind::Exhaustive => "exhaustive",
+        }
+    }
+
+    /// What the estimator's policy value (`IntervalEstimate::policy_pages`) is.
+    pub fn policy(self) -> &'static str {
+        match self {
+            EstimatorKind::Esx => "max of the slow and fast averages: never under-provisions",
+            EstimatorKind::Damon | EstimatorKind::Exhaustive => "no policy: the measurement itself",
         }
     }
 }

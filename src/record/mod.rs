@@ -4,16 +4,16 @@
 //! estimates to check it against. Written as the run goes into
 //! `trace.bin` beside summary.json.
 //!
-//! # File format, version 1
+//! # File format, version 2
 //!
 //! All integers are unsigned LEB128 varints unless said otherwise.
 //!
 //! ```text
-//! file    = magic "KWSSTRC\0" (8 bytes) | version (u32 LE) = 1
+//! file    = magic "KWSSTRC\0" (8 bytes) | version (u32 LE) = 2
 //!           | header length (u32 LE, at most 1 MiB) | header (JSON, see RecordHeader)
 //!           | tick* | trailer
 //! tick    = 0x01 | t_end_ns | ran_ns | guest_ops | phase | flags
-//!           | [pages, lo, hi: 3 x f64 LE]   if flags & ESTIMATE
+//!           | [pages, lo, hi, policy: 4 x f64 LE]  if flags & ESTIMATE
 //!           | [touched_samples]             if flags & CLOSES
 //!           | touched set | written set
 //! set     = run count | (gap after the previous run's end, length - 1)*
@@ -21,6 +21,12 @@
 //! flags   : STOPPED 1 (an event ended the run in this tick), CLOSES 2 (the
 //!           tick ends an interval), ESTIMATE 4 (that interval has an estimate)
 //! ```
+//!
+//! The estimate is the interval's raw measurement with its band (`pages`,
+//! `lo`, `hi`) and the estimator's policy value (`policy`). Version 1 stored
+//! one estimate, which for ESX was the policy value with a band drawn around
+//! it; such traces cannot be checked against the measurement and are
+//! refused by version.
 //!
 //! Page indices are counted from the first data page (the estimators'
 //! domain) and lie below the header's `estimator.domain_pages`. Nothing may
@@ -37,7 +43,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::estimate::{Estimate, EstimatorConfig};
+use crate::estimate::{Estimate, EstimatorConfig, IntervalEstimate};
 use crate::report::metrics::TruthColumn;
 use crate::report::summary::EndKind;
 use crate::track::TrackerKind;
@@ -48,7 +54,7 @@ use varint::{Cursor, write_varint};
 /// The trace's file name in a run's output folder.
 pub const TRACE_FILE: &str = "trace.bin";
 const MAGIC: &[u8; 8] = b"KWSSTRC\0";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const MAX_HEADER: u32 = 1 << 20;
 /// The largest trace read back; far above an hour of a busy guest.
 const MAX_FILE: u64 = 1 << 30;
@@ -202,7 +208,7 @@ pub fn truth_column(tracker: TrackerKind) -> TruthColumn {
 /// What closing an interval produced live.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Close {
-    pub estimate: Option<Estimate>,
+    pub estimate: Option<IntervalEstimate>,
     pub touched_samples: u64,
 }
 
@@ -289,7 +295,7 @@ impl TraceWriter {
             + u64::from(estimate.is_some()) * FLAG_ESTIMATE;
         write_varint(b, flags);
         if let Some(e) = estimate {
-            for v in [e.pages, e.lo, e.hi] {
+            for v in [e.raw.pages, e.raw.lo, e.raw.hi, e.policy_pages] {
                 b.extend_from_slice(&v.to_le_bytes());
             }
         }
@@ -386,10 +392,13 @@ fn decode_tick(cur: &mut Cursor<'_>, domain: u64) -> Result<Tick, RecordError> {
         return Err(cur.corrupt("bad tick flags"));
     }
     let estimate = if flags & FLAG_ESTIMATE != 0 {
-        Some(Estimate {
-            pages: cur.f64_le("estimate")?,
-            lo: cur.f64_le("estimate low")?,
-            hi: cur.f64_le("estimate high")?,
+        Some(IntervalEstimate {
+            raw: Estimate {
+                pages: cur.f64_le("estimate")?,
+                lo: cur.f64_le("estimate low")?,
+                hi: cur.f64_le("estimate high")?,
+            },
+            policy_pages: cur.f64_le("policy estimate")?,
         })
     } else {
         None
@@ -457,10 +466,13 @@ pub(crate) mod tests {
             phase: i / 3,
             stopped: false,
             close: close.then_some(Close {
-                estimate: Some(Estimate {
-                    pages: 1.0 / 3.0,
-                    lo: 0.1,
-                    hi: 2.5,
+                estimate: Some(IntervalEstimate {
+                    raw: Estimate {
+                        pages: 1.0 / 3.0,
+                        lo: 0.1,
+                        hi: 2.5,
+                    },
+                    policy_pages: 2.0 / 3.0,
                 }),
                 touched_samples: i,
             }),

@@ -161,7 +161,7 @@ fn visible(t: &Tick, writes_only: bool) -> &PageSet {
 }
 
 /// The row of a replayed interval.
-fn close_row(open: &Open<'_>, e: estimate::Estimate, interval: Duration) -> Row {
+fn close_row(open: &Open<'_>, e: estimate::IntervalEstimate, interval: Duration) -> Row {
     let ran = Duration::from_nanos(open.ticks.iter().map(|t| t.ran_ns).sum());
     let last = open.ticks.last();
     let interval_s = ran.as_secs_f64();
@@ -169,9 +169,10 @@ fn close_row(open: &Open<'_>, e: estimate::Estimate, interval: Duration) -> Row 
         t_s: Duration::from_nanos(last.map_or(0, |t| t.t_end_ns)).as_secs_f64(),
         true_wss_pages: PageSet::union_len(open.ticks.iter().map(|t| &t.touched)),
         true_wss_write_pages: PageSet::union_len(open.ticks.iter().map(|t| &t.written)),
-        est_wss_pages: Some(e.pages),
-        est_lo_pages: Some(e.lo),
-        est_hi_pages: Some(e.hi),
+        est_wss_pages: Some(e.raw.pages),
+        est_lo_pages: Some(e.raw.lo),
+        est_hi_pages: Some(e.raw.hi),
+        policy_wss_pages: Some(e.policy_pages),
         sampled_pages: open.sampled,
         touched_samples: open.touched,
         faults: open.touched,
@@ -186,11 +187,12 @@ fn close_row(open: &Open<'_>, e: estimate::Estimate, interval: Duration) -> Row 
     }
 }
 
-/// How many of `rows` carry exactly the estimate (pages, lo, hi) the live
-/// run recorded for the same interval, and how many intervals the live
-/// run closed: a replay with the recorded settings must match all of them.
+/// How many of `rows` carry exactly the estimate (measurement, its band,
+/// and the policy value) the live run recorded for the same interval, and
+/// how many intervals the live run closed: a replay with the recorded
+/// settings must match all of them.
 pub fn live_matches(rec: &Recording, rows: &[Row]) -> (usize, usize) {
-    let live: Vec<Option<estimate::Estimate>> = rec
+    let live: Vec<Option<estimate::IntervalEstimate>> = rec
         .ticks
         .iter()
         .filter_map(|t| t.close.map(|c| c.estimate))
@@ -198,10 +200,7 @@ pub fn live_matches(rec: &Recording, rows: &[Row]) -> (usize, usize) {
     let equal = live
         .iter()
         .zip(rows)
-        .filter(|(l, r)| {
-            l.map(|e| (Some(e.pages), Some(e.lo), Some(e.hi)))
-                == Some((r.est_wss_pages, r.est_lo_pages, r.est_hi_pages))
-        })
+        .filter(|(l, r)| l.is_some() && **l == r.estimate())
         .count();
     (equal, live.len())
 }
@@ -416,8 +415,18 @@ mod tests {
             assert_eq!(replayed.len(), rows.len());
             for (live, re) in rows.iter().zip(&replayed) {
                 assert_eq!(
-                    (re.est_wss_pages, re.est_lo_pages, re.est_hi_pages),
-                    (live.est_wss_pages, live.est_lo_pages, live.est_hi_pages),
+                    (
+                        re.est_wss_pages,
+                        re.est_lo_pages,
+                        re.est_hi_pages,
+                        re.policy_wss_pages
+                    ),
+                    (
+                        live.est_wss_pages,
+                        live.est_lo_pages,
+                        live.est_hi_pages,
+                        live.policy_wss_pages
+                    ),
                     "{kind:?} with {per_tick} recorded ticks per tick at t={}",
                     live.t_s
                 );
@@ -435,6 +444,13 @@ mod tests {
             }
             assert!(rows.iter().any(|r| r.touched_samples > 0), "{kind:?}");
             assert_eq!(live_matches(&rec, &replayed), (rows.len(), rows.len()));
+            // The policy value is part of what must match, not only the band.
+            let mut policy_off = replayed.clone();
+            policy_off[0].policy_wss_pages = policy_off[0].policy_wss_pages.map(|p| p + 1.0);
+            assert_eq!(
+                live_matches(&rec, &policy_off),
+                (rows.len() - 1, rows.len())
+            );
             let other = ReplaySettings {
                 seed: 2,
                 ..ReplaySettings::recorded(&rec.header)

@@ -464,6 +464,7 @@ mod tests {
                 collect_us: 20.0,
                 stall_us: 0.0,
                 hold_us: 0.0,
+                policy_wss_pages: est,
             });
             prev = t as f64;
         }

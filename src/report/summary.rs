@@ -146,12 +146,17 @@ pub struct Summary {
     pub true_wss_mean_pages: f64,
     /// Mean true written-page WSS over the same window, pages.
     pub true_wss_write_mean_pages: f64,
-    /// Mean estimate over the same window, pages.
+    /// Mean measurement (`est_wss_pages`) over the same window, pages.
     pub est_wss_mean_pages: Option<f64>,
+    /// The accuracy fields up to `lag_down_intervals` are of the
+    /// measurement (`est_wss_pages`), not of the policy value: see
+    /// `policy_mape` and `analysis::accuracy`. Summaries written before
+    /// `policy_mape` existed scored ESX's policy value here.
     pub mae_pages: Option<f64>,
     /// Fraction, not percent (0.1 = 10%).
     pub mape: Option<f64>,
     pub bias_pages: Option<f64>,
+    /// Lags are found over every full interval, warm-up included.
     pub lag_up_intervals: Option<f64>,
     pub lag_down_intervals: Option<f64>,
     /// Tracked faults over the run; `None` without a tracker.
@@ -248,6 +253,20 @@ pub struct Summary {
     /// over. 0 when the run was too short for one.
     #[serde(default)]
     pub scored_intervals: u64,
+    /// MAPE of the policy value (`policy_wss_pages`, ESX's max of its
+    /// averages) over the same rows as `mape`, fraction; `None` without a
+    /// policy value.
+    #[serde(default)]
+    pub policy_mape: Option<f64>,
+    /// Share of the scored intervals whose truth lies inside the
+    /// measurement's band `[est_lo_pages, est_hi_pages]`, fraction; a 95%
+    /// band should hold it in about 0.95 of them. `None` without an estimate.
+    #[serde(default)]
+    pub band_coverage: Option<f64>,
+    /// `lag_down_intervals` of the policy value: how many intervals an
+    /// allocator following it keeps the memory of a shrunken working set.
+    #[serde(default)]
+    pub policy_lag_down_intervals: Option<f64>,
 }
 
 /// One result slot the guest wrote.
@@ -317,6 +336,9 @@ impl Summary {
         self.est_wss_mean_pages = means.est_wss_pages;
         self.mae_pages = m.mae_pages;
         self.mape = m.mape;
+        self.policy_mape = m.policy_mape;
+        self.band_coverage = m.band_coverage;
+        self.policy_lag_down_intervals = m.policy_lag_down_intervals;
         self.bias_pages = m.bias_pages;
         self.lag_up_intervals = m.lag_up_intervals;
         self.lag_down_intervals = m.lag_down_intervals;
@@ -516,23 +538,33 @@ mod tests {
 
     #[test]
     fn record_accuracy_fills_the_accuracy_fields() {
-        let rows: Vec<Row> = [(1000, 0.0), (100, 110.0), (200, 180.0)]
+        let mut rows: Vec<Row> = [(1000, 0.0), (100, 110.0), (200, 180.0)]
             .iter()
             .enumerate()
             .map(|(i, &(t, e))| row(i as f64, t, Some(e)))
             .collect();
+        rows[2].policy_wss_pages = Some(300.0);
         let mut s = sample();
         let m = s.record_accuracy(&rows, 1, TruthColumn::All);
         assert_eq!(s.mae_pages, Some(15.0));
         assert_eq!(s.bias_pages, Some(-5.0));
         assert_eq!(s.mape, Some(0.1));
+        // Policy: |110-100|/100 and |300-200|/200.
+        assert_eq!(s.policy_mape, Some(0.3));
+        // The policy value of row 1 (110) is within 110% of its truth at once.
+        assert_eq!(s.policy_lag_down_intervals, Some(0.0));
+        // Bands [99, 121] and [162, 198]: only the first holds its truth.
+        assert_eq!(s.band_coverage, Some(0.5));
         assert_eq!(s.true_wss_mean_pages, 150.0);
         assert_eq!(s.true_wss_write_mean_pages, 75.0);
         assert_eq!(s.est_wss_mean_pages, Some(145.0));
         // 100 -> 200 is a growth, and 180 >= 0.9 × 200 resolves it at once.
         assert_eq!(s.lag_up_events, 1);
         assert_eq!(s.lag_up_intervals, Some(0.0));
-        assert_eq!(s.lag_down_intervals, None);
+        // The fall 1000 -> 100 out of the warm-up row counts too, and
+        // 110 <= 1.1 × 100 resolves it at once.
+        assert_eq!(s.lag_down_events, 1);
+        assert_eq!(s.lag_down_intervals, Some(0.0));
         assert_eq!(s.warmup_intervals, 1);
         assert_eq!(s.scored_intervals, 2);
         assert_eq!(s.compared_against, TruthColumn::All);

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::ReportError;
+use crate::estimate::{Estimate, IntervalEstimate};
 
 /// One sampling interval. The first ten columns are a contract with whoever
 /// reads the CSV (scripts, the sweep, the plots): their names and order must
@@ -20,11 +21,14 @@ pub struct Row {
     pub true_wss_pages: u64,
     /// Distinct data pages written in the interval.
     pub true_wss_write_pages: u64,
-    /// Estimated WSS; an empty cell when there is no estimate (`--tracker none`).
+    /// The estimator's measurement of this interval's WSS (ESX: the sampled
+    /// fraction × the domain); an empty cell when there is no estimate
+    /// (`--tracker none`). Files written before `policy_wss_pages` existed
+    /// hold ESX's policy value (max of its averages) here instead.
     pub est_wss_pages: Option<f64>,
-    /// Lower end of the 95% interval of the estimate.
+    /// Lower end of the measurement's band (ESX: 95% Wilson interval).
     pub est_lo_pages: Option<f64>,
-    /// Upper end of the 95% interval of the estimate.
+    /// Upper end of the measurement's band.
     pub est_hi_pages: Option<f64>,
     /// Pages armed in the interval, summed over ticks.
     pub sampled_pages: u64,
@@ -57,6 +61,37 @@ pub struct Row {
     /// column existed read as 0.
     #[serde(default)]
     pub hold_us: f64,
+    /// The estimator's policy value for this interval, pages: what an
+    /// allocator on top of the measurements would act on (ESX: the max of
+    /// its slow and fast averages; the measurement itself for damon and
+    /// exhaustive). Empty without an estimate, and in files written before
+    /// the column existed.
+    #[serde(default)]
+    pub policy_wss_pages: Option<f64>,
+}
+
+impl Row {
+    /// The estimate columns as the estimator reported them: `None` without
+    /// an estimate or without a policy value (files from before the column).
+    pub fn estimate(&self) -> Option<IntervalEstimate> {
+        let pages = self.est_wss_pages?;
+        Some(IntervalEstimate {
+            raw: Estimate {
+                pages,
+                lo: self.est_lo_pages.unwrap_or(pages),
+                hi: self.est_hi_pages.unwrap_or(pages),
+            },
+            policy_pages: self.policy_wss_pages?,
+        })
+    }
+
+    /// Fills the estimate columns from what the estimator reported.
+    pub fn set_estimate(&mut self, estimate: Option<IntervalEstimate>) {
+        self.est_wss_pages = estimate.map(|e| e.raw.pages);
+        self.est_lo_pages = estimate.map(|e| e.raw.lo);
+        self.est_hi_pages = estimate.map(|e| e.raw.hi);
+        self.policy_wss_pages = estimate.map(|e| e.policy_pages);
+    }
 }
 
 /// The least share of `--interval` the guest must have run for an interval
@@ -177,6 +212,7 @@ pub(crate) mod tests {
             collect_us: 0.0,
             stall_us: 0.0,
             hold_us: 0.0,
+            policy_wss_pages: est,
         }
     }
 
@@ -192,6 +228,7 @@ pub(crate) mod tests {
         a.phase = 3;
         a.arm_us = 12.25;
         a.collect_us = 40.5;
+        a.policy_wss_pages = Some(1500.25);
         let mut b = row(0.75, 7, None);
         b.full = false;
         b.interval_s = 0.25;
@@ -202,7 +239,7 @@ pub(crate) mod tests {
     /// are a contract, later ones only ever appended.
     const CONTRACT_HEADER: &str = "t_s,true_wss_pages,true_wss_write_pages,est_wss_pages,\
         est_lo_pages,est_hi_pages,sampled_pages,touched_samples,faults,guest_ops,interval_s,\
-        full,phase,arm_us,collect_us,stall_us,hold_us";
+        full,phase,arm_us,collect_us,stall_us,hold_us,policy_wss_pages";
 
     #[test]
     fn header_is_the_documented_column_list() {
@@ -226,14 +263,14 @@ pub(crate) mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             text.lines().nth(1).unwrap(),
-            "0.5,1000,500,980.5,900.0,1061.25,512,77,77,123456,0.5,true,3,12.25,40.5,0.0,0.0"
+            "0.5,1000,500,980.5,900.0,1061.25,512,77,77,123456,0.5,true,3,12.25,40.5,0.0,0.0,1500.25"
         );
         w.write_row(&rows[1]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        // No estimate: the three estimate cells are empty.
+        // No estimate: the four estimate cells are empty.
         assert_eq!(
             text.lines().nth(2).unwrap(),
-            "0.75,7,3,,,,0,0,0,0,0.25,false,0,0.0,0.0,0.0,0.0"
+            "0.75,7,3,,,,0,0,0,0,0.25,false,0,0.0,0.0,0.0,0.0,"
         );
         assert_eq!(w.path(), path.as_path());
         drop(w);
@@ -245,7 +282,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ts.csv");
         let text = format!(
-            "{CONTRACT_HEADER},later_extra\n1.0,10,5,,,,0,0,0,9,1.0,true,2,0.0,0.0,0.0,3.5,xyz\n"
+            "{CONTRACT_HEADER},later_extra\n1.0,10,5,,,,0,0,0,9,1.0,true,2,0.0,0.0,0.0,3.5,,xyz\n"
         );
         std::fs::write(&path, text).unwrap();
         let rows = read_timeseries(&path).unwrap();
@@ -258,17 +295,44 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn reader_takes_files_from_before_the_hold_column() {
+    fn reader_takes_files_from_before_the_hold_and_policy_columns() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ts.csv");
         let text = format!(
-            "{}\n1.0,10,5,,,,0,0,0,9,1.0,true,2,0.0,0.0,0.0\n",
-            CONTRACT_HEADER.trim_end_matches(",hold_us")
+            "{}\n1.0,10,5,12.5,11.0,14.0,0,0,0,9,1.0,true,2,0.0,0.0,0.0\n",
+            CONTRACT_HEADER.trim_end_matches(",hold_us,policy_wss_pages")
         );
         std::fs::write(&path, text).unwrap();
         let rows = read_timeseries(&path).unwrap();
         assert_eq!(rows[0].hold_us, 0.0);
         assert_eq!(rows[0].guest_ops, 9);
+        assert_eq!(rows[0].est_wss_pages, Some(12.5));
+        assert_eq!(rows[0].policy_wss_pages, None);
+        // Without a policy value the row's estimate is not whole.
+        assert_eq!(rows[0].estimate(), None);
+    }
+
+    #[test]
+    fn estimate_columns_round_trip_through_the_row() {
+        let e = IntervalEstimate {
+            raw: Estimate {
+                pages: 100.0,
+                lo: 90.0,
+                hi: 115.0,
+            },
+            policy_pages: 130.0,
+        };
+        let mut r = row(1.0, 100, None);
+        r.set_estimate(Some(e));
+        assert_eq!(
+            (r.est_wss_pages, r.est_lo_pages, r.est_hi_pages),
+            (Some(100.0), Some(90.0), Some(115.0))
+        );
+        assert_eq!(r.policy_wss_pages, Some(130.0));
+        assert_eq!(r.estimate(), Some(e));
+        r.set_estimate(None);
+        assert_eq!(r.estimate(), None);
+        assert_eq!((r.est_wss_pages, r.policy_wss_pages), (None, None));
     }
 
     #[test]
