@@ -27,6 +27,7 @@ const TRUE_COLOR: RGBColor = RGBColor(20, 20, 20);
 const WRITE_COLOR: RGBColor = RGBColor(31, 119, 180);
 const EST_COLOR: RGBColor = RGBColor(214, 39, 40);
 const FAULT_COLOR: RGBColor = RGBColor(148, 103, 189);
+const POLICY_COLOR: RGBColor = RGBColor(255, 127, 14);
 const PHASE_COLOR: RGBColor = RGBColor(120, 120, 120);
 
 /// What the run plot shows, prepared from the rows and summary so that the
@@ -43,6 +44,9 @@ struct RunView {
     estimate: Vec<Vec<(f64, f64)>>,
     /// Closed outlines of the 95% band, one per run of rows with both bounds.
     band: Vec<Vec<(f64, f64)>>,
+    /// Step outlines of the estimator's policy value (ESX's max of
+    /// averages), drawn only where it differs from the measurement.
+    policy: Vec<Vec<(f64, f64)>>,
     /// (start, end, faults) of each interval.
     faults: Vec<(f64, f64, f64)>,
     phases: Vec<Phase>,
@@ -119,6 +123,7 @@ fn coarsen(rows: &[Row], max: usize) -> (Option<Vec<Row>>, usize) {
                 est_wss_pages: fold(chunk, f64::max, |r| r.est_wss_pages),
                 est_lo_pages: fold(chunk, f64::min, |r| r.est_lo_pages),
                 est_hi_pages: fold(chunk, f64::max, |r| r.est_hi_pages),
+                policy_wss_pages: fold(chunk, f64::max, |r| r.policy_wss_pages),
                 faults: chunk.iter().map(|r| r.faults).max().unwrap_or(0),
                 guest_ops: chunk.iter().map(|r| r.guest_ops).sum(),
                 full: chunk.iter().all(|r| r.full),
@@ -164,12 +169,23 @@ impl RunView {
             .flatten()
             .collect();
         let estimate = steps(rows, |r| finite(r.est_wss_pages));
+        // An estimator without a policy reports the measurement twice; one
+        // line is enough then.
+        let has_policy = rows
+            .iter()
+            .any(|r| finite(r.policy_wss_pages).is_some() && r.policy_wss_pages != r.est_wss_pages);
+        let policy = if has_policy {
+            steps(rows, |r| finite(r.policy_wss_pages))
+        } else {
+            Vec::new()
+        };
         let data_max = rows
             .iter()
             .flat_map(|r| {
                 [
                     r.true_wss_pages as f64,
                     finite(r.est_wss_pages).unwrap_or(0.0),
+                    finite(r.policy_wss_pages).unwrap_or(0.0),
                 ]
             })
             .fold(0.0, f64::max);
@@ -213,7 +229,7 @@ impl RunView {
             .map_or_else(|| "-".to_string(), |p| p.to_string());
         let title = format!("{}: true vs estimated working set", s.guest);
         let mut subtitle = format!(
-            "tracker {}, estimator {}, sample {} pages, interval {} s, MAPE {} ({}), \
+            "tracker {}, estimator {}, sample {} pages, interval {} s, measurement MAPE {} ({}), \
              guest memory {} MiB",
             s.tracker.name(),
             s.estimator.map_or("none", |e| e.name()),
@@ -223,6 +239,11 @@ impl RunView {
             truth_label(s.compared_against.column_name()),
             format_value(s.mem_pages as f64 / PAGES_PER_MIB),
         );
+        if !policy.is_empty()
+            && let Some(m) = s.policy_mape
+        {
+            subtitle.push_str(&format!(", policy MAPE {:.1}%", m * 100.0));
+        }
         if per_point > 1 {
             subtitle.push_str(&format!(", each step the largest of {per_point} intervals"));
         }
@@ -242,6 +263,7 @@ impl RunView {
             truth_writes,
             estimate,
             band,
+            policy,
             faults,
             phases,
             has_tracker: s.tracker != crate::track::TrackerKind::None,
@@ -333,7 +355,7 @@ where
     for (i, outline) in v.band.iter().enumerate() {
         let anno = chart.draw_series(std::iter::once(Polygon::new(outline.clone(), band_style)))?;
         if i == 0 {
-            anno.label("estimate, 95% interval")
+            anno.label("measurement, 95% band")
                 .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], band_style));
         }
     }
@@ -351,9 +373,23 @@ where
     for (i, run) in v.estimate.iter().enumerate() {
         let anno = chart.draw_series(LineSeries::new(run.clone(), EST_COLOR.stroke_width(2)))?;
         if i == 0 {
-            anno.label("estimated WSS").legend(|(x, y)| {
+            anno.label("measured WSS").legend(|(x, y)| {
                 PathElement::new([(x, y), (x + 20, y)], EST_COLOR.stroke_width(2))
             });
+        }
+    }
+    for (i, run) in v.policy.iter().enumerate() {
+        let anno = chart.draw_series(DashedLineSeries::new(
+            run.clone(),
+            8,
+            4,
+            POLICY_COLOR.stroke_width(2),
+        ))?;
+        if i == 0 {
+            anno.label("policy value (max of averages)")
+                .legend(|(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], POLICY_COLOR.stroke_width(2))
+                });
         }
     }
     for p in &v.phases {
@@ -510,25 +546,50 @@ mod tests {
         let svg = std::fs::read_to_string(&paths[0]).unwrap();
         for text in [
             "phases: true vs estimated working set",
-            "tracker uffd, estimator esx, sample 512 pages, interval 0.5 s, MAPE 12.3% \
-             (vs all touched pages), guest memory 64.0 MiB",
+            "tracker uffd, estimator esx, sample 512 pages, interval 0.5 s, measurement \
+             MAPE 12.3% (vs all touched pages), guest memory 64.0 MiB",
             "working set (4 KiB pages)",
             "working set (MiB)",
             "time since guest start (s)",
             "tracked faults / interval",
             "true WSS (pages read or written)",
             "true WSS, written pages",
-            "estimated WSS",
-            "estimate, 95% interval",
+            "measured WSS",
+            "measurement, 95% band",
             "phase 1",
             "phase 2",
             "phase 3",
         ] {
             assert!(svg.contains(text), "SVG lacks {text:?}");
         }
+        // The policy equals the measurement in these rows: no second line.
+        assert!(!svg.contains("policy"), "a policy line for no policy");
         assert!(svg.len() > 20_000, "SVG only {} bytes", svg.len());
         // Text is rasterized, so the PNG is far larger than blank axes.
         assert_png(&paths[1], 40_000);
+    }
+
+    #[test]
+    fn a_policy_apart_from_the_measurement_is_drawn_and_scored() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows: Vec<Row> = step_rows()
+            .into_iter()
+            .map(|r| Row {
+                policy_wss_pages: r.est_wss_pages.map(|e| e * 1.5),
+                ..r
+            })
+            .collect();
+        let s = Summary {
+            policy_mape: Some(0.456),
+            ..step_summary()
+        };
+        let paths = plot_run(&rows, &s, dir.path()).unwrap();
+        let svg = std::fs::read_to_string(&paths[0]).unwrap();
+        assert!(
+            svg.contains("policy value (max of averages)"),
+            "no policy line"
+        );
+        assert!(svg.contains("policy MAPE 45.6%"), "no policy MAPE");
     }
 
     #[test]
