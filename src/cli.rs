@@ -34,7 +34,8 @@ pub enum Command {
     Run(RunArgs),
     /// Run one guest program under every combination of settings and recommend the cheapest
     /// accurate one.
-    Sweep(SweepArgs),
+    // Boxed: its many lists make it much the largest variant.
+    Sweep(Box<SweepArgs>),
     /// Draw true against estimated WSS for a finished run (RUN_DIR holds timeseries.csv and summary.json).
     Plot {
         /// A run's output folder.
@@ -307,7 +308,7 @@ pub struct RunArgs {
 /// `kvm-wss sweep`: every combination of the lists, each `--repeat` times.
 #[derive(Debug, Clone, Args)]
 // `--collect DIR` alone needs no guest: the sweep folder's plan says it all.
-#[command(mut_arg("guest", |a| a.required(false).default_value("").required_unless_present("collect")))]
+#[command(mut_arg("guest", |a| a.required(false).default_value("").required_unless_present_any(["collect", "replay"])))]
 pub struct SweepArgs {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -324,7 +325,7 @@ pub struct SweepArgs {
         long,
         value_delimiter = ',',
         value_enum,
-        required_unless_present = "collect"
+        required_unless_present_any = ["collect", "replay"]
     )]
     pub tracker: Vec<TrackerKind>,
     /// Estimators, a comma-separated list.
@@ -351,7 +352,45 @@ pub struct SweepArgs {
     /// sweep) and write its sweep.csv, heat maps and recommendation.
     #[arg(long, value_name = "DIR", exclusive = true)]
     pub collect: Option<PathBuf>,
+    /// Do not run guests: evaluate the grid (--estimator, --sample-pages, --interval, --esx-gains,
+    /// --damon-regions, --seeds) by replay against the recording in RUN_DIR (`run --record`).
+    /// Intervals must be multiples of the recorded tick; the guest, tracker and the estimator
+    /// settings not listed are the recorded run's.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = REPLAY_CONFLICTS)]
+    pub replay: Option<PathBuf>,
+    /// With --replay: ESX gains SLOW:FAST, a comma-separated list (default: the recorded run's).
+    #[arg(long, value_delimiter = ',', value_parser = sweep::parse_esx_gains, requires = "replay")]
+    pub esx_gains: Vec<EsxGains>,
+    /// With --replay: DAMON region bounds MIN:MAX, a comma-separated list (default: the
+    /// recorded run's).
+    #[arg(long, value_delimiter = ',', value_parser = sweep::parse_damon_regions, requires = "replay")]
+    pub damon_regions: Vec<sweep::DamonRegions>,
+    /// With --replay: sampling seeds, a comma-separated list; each setting is replayed with
+    /// each, and its figures averaged over them as over a live sweep's repeats (default: the
+    /// recorded run's seed).
+    #[arg(long, value_delimiter = ',', requires = "replay")]
+    pub seeds: Vec<u64>,
 }
+
+/// What `sweep --replay` takes from the recording instead, or cannot do.
+const REPLAY_CONFLICTS: [&str; 16] = [
+    "guest",
+    "tracker",
+    "emit_jobs",
+    "duration",
+    "mem",
+    "wss",
+    "params",
+    "seed",
+    "esx_slow_gain",
+    "esx_fast_gain",
+    "damon_min_regions",
+    "damon_max_regions",
+    "damon_ticks",
+    "warmup",
+    "guest_pages",
+    "repeat",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
@@ -412,6 +451,8 @@ pub enum UsageError {
     RecordWithoutTracker,
     #[error(transparent)]
     RecordTick(#[from] crate::record::RecordTickError),
+    #[error(transparent)]
+    SweepReplay(#[from] sweep::ReplayPlanError),
 }
 
 /// Creates `dir` if needed and checks that a file can be written in it, so
@@ -558,21 +599,7 @@ impl SweepArgs {
         if self.repeat == 0 {
             return Err(UsageError::NoRepeat);
         }
-        // Written so that NaN fails too.
-        if !(self.target_mape.is_finite() && self.target_mape > 0.0) {
-            return Err(UsageError::BadTarget {
-                name: "target-mape",
-                value: self.target_mape,
-                bound: "above 0",
-            });
-        }
-        if !(self.target_lag.is_finite() && self.target_lag >= 0.0) {
-            return Err(UsageError::BadTarget {
-                name: "target-lag",
-                value: self.target_lag,
-                bound: "0 or more",
-            });
-        }
+        let targets = self.targets()?;
         let grid = sweep::expand_grid(
             &self.tracker,
             &self.estimator,
@@ -614,14 +641,61 @@ impl SweepArgs {
             guest: self.common.guest.clone(),
             settings,
             repeat: self.repeat,
-            targets: Targets {
-                max_mape: self.target_mape,
-                max_lag_up: self.target_lag,
-            },
+            targets,
             baseline: self.common.baseline,
             out_dir,
             progress: !self.common.quiet,
         })
+    }
+}
+
+impl SweepArgs {
+    /// The recommendation's targets, checked.
+    fn targets(&self) -> Result<Targets, UsageError> {
+        // Written so that NaN fails too.
+        if !(self.target_mape.is_finite() && self.target_mape > 0.0) {
+            return Err(UsageError::BadTarget {
+                name: "target-mape",
+                value: self.target_mape,
+                bound: "above 0",
+            });
+        }
+        if !(self.target_lag.is_finite() && self.target_lag >= 0.0) {
+            return Err(UsageError::BadTarget {
+                name: "target-lag",
+                value: self.target_lag,
+                bound: "0 or more",
+            });
+        }
+        Ok(Targets {
+            max_mape: self.target_mape,
+            max_lag_up: self.target_lag,
+        })
+    }
+
+    /// `--replay RUN_DIR`: reads the recording and checks the whole grid
+    /// against it, so that a setting it cannot serve is refused before
+    /// the first replay.
+    pub fn to_replay_plan(
+        &self,
+        run_dir: &std::path::Path,
+    ) -> Result<sweep::ReplayPlan, UsageError> {
+        let targets = self.targets()?;
+        let grid = sweep::ReplayGrid {
+            estimators: self.estimator.clone(),
+            sample_pages: self.sample_pages.clone(),
+            intervals: self.interval.clone(),
+            esx_gains: (!self.esx_gains.is_empty()).then(|| self.esx_gains.clone()),
+            damon_regions: (!self.damon_regions.is_empty()).then(|| self.damon_regions.clone()),
+            seeds: (!self.seeds.is_empty()).then(|| self.seeds.clone()),
+        };
+        Ok(sweep::plan_replay(
+            run_dir,
+            &grid,
+            targets,
+            self.out.clone(),
+            !self.common.quiet,
+        )?)
     }
 }
 
@@ -905,7 +979,7 @@ mod tests {
         let mut all = vec!["sweep", "--guest", "seq"];
         all.extend_from_slice(args);
         match parse(&all).expect("parses").command {
-            Command::Sweep(s) => s,
+            Command::Sweep(s) => *s,
             other => panic!("not sweep: {other:?}"),
         }
     }

@@ -1,0 +1,417 @@
+//! `kvm-wss sweep --replay RUN_DIR`: the sweep's grid evaluated by replay
+//! against a run's recorded truth (`run --record`) instead of live runs.
+//!
+//! Each replayed setting becomes the same kind of record a live run gives
+//! (a [`RunRecord`] holding a summary.json-shaped [`Summary`], computed by
+//! `replay::summarize`), so the table, sweep.csv, sweep.md, the heat maps
+//! and the recommendation come from the live sweep's own code. What only a
+//! live run measures ([`super::UNKNOWN_IN_REPLAY`]: CPU, fault cost, slowdown...)
+//! is absent, not 0; tracked faults are the caught touches, so the
+//! recommendation ranks settings by caught touches per second of the
+//! recording. Seeds play the part of a live sweep's repeats: a setting's
+//! figures are averaged over its seeds.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::jobs::{PlanFile, PlanSetting};
+use super::{
+    Collector, DamonRegions, RunRecord, Setting, SweepError, SweepOutcome, Targets, expand_grid,
+    format_interval,
+};
+use crate::estimate::{DamonConfig, EstimatorConfig, EstimatorKind, EsxGains};
+use crate::record::{RecordHeader, Recording};
+use crate::replay::{ReplayError, ReplaySettings};
+use crate::report::summary::Summary;
+
+/// The lists a replay sweep crosses. `None` takes the recorded run's value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayGrid {
+    pub estimators: Vec<EstimatorKind>,
+    pub sample_pages: Vec<u64>,
+    /// Each a whole number of recorded ticks.
+    pub intervals: Vec<Duration>,
+    pub esx_gains: Option<Vec<EsxGains>>,
+    pub damon_regions: Option<Vec<DamonRegions>>,
+    /// The seeds each setting is replayed with (its repeats).
+    pub seeds: Option<Vec<u64>>,
+}
+
+/// A checked replay sweep, ready to run.
+pub struct ReplayPlan {
+    pub run_dir: PathBuf,
+    pub recording: Recording,
+    /// The grid, each setting with its replay settings (seed: the first).
+    pub settings: Vec<(Setting, ReplaySettings)>,
+    pub seeds: Vec<u64>,
+    pub targets: Targets,
+    pub out_dir: PathBuf,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// Why a replay sweep cannot start: each is bad input (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayPlanError {
+    #[error("{} is not a recorded run's folder (it lacks {})", .0.display(), crate::record::TRACE_FILE)]
+    NoTrace(PathBuf),
+    #[error("cannot read the recording in {}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: crate::record::RecordError,
+    },
+    #[error(
+        "--interval {} is not a whole number of the recorded tick ({}); give multiples of it",
+        format_interval(*.interval),
+        format_interval(*.tick)
+    )]
+    Interval { interval: Duration, tick: Duration },
+    #[error("the recording cannot serve {setting}")]
+    Setting {
+        setting: String,
+        #[source]
+        source: ReplayError,
+    },
+    #[error("--{0} needs at least one value")]
+    EmptyList(&'static str),
+    #[error("{} already holds a {}; choose another --out", .0.display(), super::SWEEP_CSV)]
+    SweepExists(PathBuf),
+}
+
+/// `SLOW:FAST`, the gains of ESX (checked against the estimator's bounds
+/// when the grid is planned).
+pub fn parse_esx_gains(s: &str) -> Result<EsxGains, String> {
+    let (slow, fast) = pair(s)?;
+    Ok(EsxGains { slow, fast })
+}
+
+/// `MIN:MAX`, the fewest and most DAMON regions.
+pub fn parse_damon_regions(s: &str) -> Result<DamonRegions, String> {
+    let (min, max) = pair(s)?;
+    Ok(DamonRegions { min, max })
+}
+
+fn pair<T: std::str::FromStr>(s: &str) -> Result<(T, T), String> {
+    let bad = || format!("{s:?} is not a pair A:B");
+    let (a, b) = s.split_once(':').ok_or_else(bad)?;
+    Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
+}
+
+/// Values in first-seen order, each once.
+fn dedup<T: PartialEq + Copy>(values: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for &v in values {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Every combination of the grid's lists that the recording `h` can serve,
+/// in the live sweep's order (estimator, sample pages, interval), each
+/// followed by its gains (esx) or region bounds (damon). Refuses the whole
+/// grid when any interval is not a whole number of recorded ticks or any
+/// setting cannot be replayed on this recording.
+pub fn expand_replay_grid(
+    h: &RecordHeader,
+    grid: &ReplayGrid,
+) -> Result<Vec<(Setting, ReplaySettings)>, ReplayPlanError> {
+    let lists = [
+        ("estimator", grid.estimators.is_empty()),
+        ("sample-pages", grid.sample_pages.is_empty()),
+        ("interval", grid.intervals.is_empty()),
+        (
+            "esx-gains",
+            grid.esx_gains.as_ref().is_some_and(Vec::is_empty),
+        ),
+        (
+            "damon-regions",
+            grid.damon_regions.as_ref().is_some_and(Vec::is_empty),
+        ),
+        ("seeds", grid.seeds.as_ref().is_some_and(Vec::is_empty)),
+    ];
+    if let Some((name, _)) = lists.iter().find(|(_, empty)| *empty) {
+        return Err(ReplayPlanError::EmptyList(name));
+    }
+    let recorded = ReplaySettings::recorded(h);
+    let tick = Duration::from_nanos(h.tick_ns);
+    for &interval in &grid.intervals {
+        let ns = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX);
+        if h.tick_ns == 0 || ns == 0 || !ns.is_multiple_of(h.tick_ns) {
+            return Err(ReplayPlanError::Interval { interval, tick });
+        }
+    }
+    let gains = dedup(grid.esx_gains.as_deref().unwrap_or(&[h.estimator.esx]));
+    let recorded_regions = DamonRegions {
+        min: h.estimator.damon.min_regions,
+        max: h.estimator.damon.max_regions,
+    };
+    let regions = dedup(grid.damon_regions.as_deref().unwrap_or(&[recorded_regions]));
+    let mut out = Vec::new();
+    for base in expand_grid(
+        &[h.tracker],
+        &grid.estimators,
+        &grid.sample_pages,
+        &grid.intervals,
+    ) {
+        let kind = base.estimator.unwrap_or(EstimatorKind::Esx);
+        let variants: Vec<Setting> = match kind {
+            EstimatorKind::Esx => gains
+                .iter()
+                .map(|&g| Setting {
+                    esx_gains: Some(g),
+                    ..base
+                })
+                .collect(),
+            EstimatorKind::Damon => regions
+                .iter()
+                .map(|&r| Setting {
+                    damon_regions: Some(r),
+                    ..base
+                })
+                .collect(),
+            EstimatorKind::Exhaustive => vec![base],
+        };
+        for setting in variants {
+            let settings = replay_settings(&recorded, h, &setting);
+            crate::replay::check(h, &settings).map_err(|source| ReplayPlanError::Setting {
+                setting: setting.args(),
+                source,
+            })?;
+            out.push((setting, settings));
+        }
+    }
+    Ok(out)
+}
+
+/// The replay settings of `setting` on the recording `h`: the recorded
+/// run's, changed where the setting says.
+fn replay_settings(
+    recorded: &ReplaySettings,
+    h: &RecordHeader,
+    setting: &Setting,
+) -> ReplaySettings {
+    let r = &recorded.estimator;
+    let interval_ns = u64::try_from(setting.interval.as_nanos()).unwrap_or(u64::MAX);
+    ReplaySettings {
+        estimator: EstimatorConfig {
+            kind: setting.estimator.unwrap_or(r.kind),
+            domain_pages: r.domain_pages,
+            sample_pages: setting.sample_pages.unwrap_or(r.sample_pages),
+            esx: setting.esx_gains.unwrap_or(r.esx),
+            damon: DamonConfig {
+                min_regions: setting.damon_regions.map_or(r.damon.min_regions, |d| d.min),
+                max_regions: setting.damon_regions.map_or(r.damon.max_regions, |d| d.max),
+                ticks_per_interval: r.damon.ticks_per_interval,
+            },
+        },
+        interval_ticks: u32::try_from(interval_ns / h.tick_ns.max(1)).unwrap_or(u32::MAX),
+        ..*recorded
+    }
+}
+
+/// Reads the recording in `run_dir` and checks the whole grid against it.
+/// Without `out_dir`, the outputs go to a new folder under runs/.
+pub fn plan_replay(
+    run_dir: &Path,
+    grid: &ReplayGrid,
+    targets: Targets,
+    out_dir: Option<PathBuf>,
+    progress: bool,
+) -> Result<ReplayPlan, ReplayPlanError> {
+    let path = run_dir.join(crate::record::TRACE_FILE);
+    if !path.is_file() {
+        return Err(ReplayPlanError::NoTrace(run_dir.to_path_buf()));
+    }
+    let recording =
+        crate::record::read(&path).map_err(|source| ReplayPlanError::Read { path, source })?;
+    let settings = expand_replay_grid(&recording.header, grid)?;
+    let seeds = dedup(grid.seeds.as_deref().unwrap_or(&[recording.header.seed]));
+    let out_dir = out_dir
+        .unwrap_or_else(|| super::default_out_dir(&format!("replay-{}", recording.header.guest)));
+    if out_dir.join(super::SWEEP_CSV).exists() {
+        return Err(ReplayPlanError::SweepExists(out_dir));
+    }
+    Ok(ReplayPlan {
+        run_dir: run_dir.to_path_buf(),
+        recording,
+        settings,
+        seeds,
+        targets,
+        out_dir,
+        progress,
+    })
+}
+
+impl ReplayPlan {
+    /// The plan as the sweep's reports take it: repeat i is seed i.
+    fn plan_file(&self) -> PlanFile {
+        PlanFile {
+            guest: self.recording.header.guest.clone(),
+            repeat: u32::try_from(self.seeds.len()).unwrap_or(u32::MAX),
+            targets: self.targets,
+            baseline: false,
+            settings: self
+                .settings
+                .iter()
+                .map(|(s, _)| PlanSetting {
+                    tracker: s.tracker,
+                    estimator: s.estimator,
+                    sample_pages: s.sample_pages,
+                    interval_ns: u64::try_from(s.interval.as_nanos()).unwrap_or(u64::MAX),
+                    seed: self.seeds.first().copied().unwrap_or(0),
+                    args: vec![
+                        "replay".into(),
+                        self.run_dir.display().to_string(),
+                        s.args(),
+                    ],
+                })
+                .collect(),
+        }
+    }
+
+    /// What sweep.md says of where its rows come from.
+    fn note(&self) -> String {
+        let h = &self.recording.header;
+        format!(
+            "Replayed from the recording in {} ({} ticks of {}, {} {} at {} as recorded): no \
+             guest ran, so fault cost, slowdown and CPU are unknown (`-`), and faults/s counts \
+             the touches the setting would have caught per second of the recording.",
+            self.run_dir.display(),
+            self.recording.ticks.len(),
+            format_interval(Duration::from_nanos(h.tick_ns)),
+            h.tracker.name(),
+            h.estimator.kind.name(),
+            format_interval(Duration::from_nanos(h.interval_ns)),
+        )
+    }
+}
+
+/// The summary of `setting` replayed with `seed`, as a record of the
+/// sweep: the costs a replay cannot know cleared where the summary can
+/// hold "unknown" (the rest are left out of sweep.csv by
+/// [`super::UNKNOWN_IN_REPLAY`]).
+fn replay_one(rec: &Recording, settings: &ReplaySettings) -> Result<Summary, ReplayError> {
+    let rows = crate::replay::replay(rec, settings)?;
+    let mut s = crate::replay::summarize(rec, settings, &rows);
+    s.fault_cost_us = None;
+    s.arm_us_per_page = None;
+    s.guest_us_per_armed_page = None;
+    s.slowdown = None;
+    s.baseline_guest_ops_per_s = None;
+    s.host = None;
+    Ok(s)
+}
+
+/// Replays every setting with every seed, on as many threads as there are
+/// cores, then writes what a live sweep writes into the plan's folder.
+/// Stops starting replays after Ctrl-C or a failed replay; `Err` only when
+/// the folder or sweep.csv cannot be created.
+pub fn run_replay_sweep(plan: &ReplayPlan) -> Result<SweepOutcome, SweepError> {
+    let dir = &plan.out_dir;
+    std::fs::create_dir_all(dir).map_err(|source| SweepError::OutDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let settings: Vec<Setting> = plan.settings.iter().map(|(s, _)| *s).collect();
+    let mut collector = Collector::create(dir, plan.plan_file(), settings)?;
+    collector.note = Some(plan.note());
+    let jobs: Vec<(usize, u32, u64)> = (0..plan.settings.len())
+        .flat_map(|i| {
+            plan.seeds
+                .iter()
+                .enumerate()
+                .map(move |(r, &seed)| (i, u32::try_from(r).unwrap_or(u32::MAX), seed))
+        })
+        .collect();
+    let bar = if plan.progress {
+        ProgressBar::new(jobs.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("[{elapsed_precise}] {bar:20} {pos}/{len} replays")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let results = replay_all(plan, &jobs, &bar);
+    bar.finish_and_clear();
+    let mut failure = None;
+    for ((setting, repeat, seed), result) in jobs.iter().copied().zip(results) {
+        // Missing: not started (Ctrl-C, or after a failed replay).
+        let Some(result) = result else { break };
+        let summary = match result {
+            Ok(s) => s,
+            Err(source) => {
+                failure = Some(SweepError::Replay {
+                    setting: plan.settings[setting].0.args(),
+                    source,
+                });
+                break;
+            }
+        };
+        let record = RunRecord {
+            setting,
+            repeat,
+            seed,
+            run_dir: String::new(),
+            summary,
+            replayed: true,
+        };
+        if let Err(e) = collector.push(setting, record) {
+            failure = Some(SweepError::Report(e));
+            break;
+        }
+    }
+    Ok(collector.finish(crate::run::interrupted(), failure))
+}
+
+type Outcome = Option<Result<Summary, ReplayError>>;
+
+/// Replays `jobs` (setting index, repeat, seed) on scoped threads taking
+/// the next job as they free up; the results in job order, `None` for
+/// jobs not started.
+fn replay_all(plan: &ReplayPlan, jobs: &[(usize, u32, u64)], bar: &ProgressBar) -> Vec<Outcome> {
+    let results: Mutex<Vec<Outcome>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(jobs.len())
+        .max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    if crate::run::interrupted() || failed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(setting, _, seed)) = jobs.get(n) else {
+                        break;
+                    };
+                    let settings = ReplaySettings {
+                        seed,
+                        ..plan.settings[setting].1
+                    };
+                    let result = replay_one(&plan.recording, &settings);
+                    failed.fetch_or(result.is_err(), Ordering::Relaxed);
+                    // A poisoned lock means another worker panicked; its
+                    // panic ends the scope, so this result is moot.
+                    if let Ok(mut all) = results.lock() {
+                        all[n] = Some(result);
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
