@@ -415,3 +415,311 @@ fn replay_all(plan: &ReplayPlan, jobs: &[(usize, u32, u64)], bar: &ProgressBar) 
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{PageSet, Tick};
+    use crate::sweep::{aggregate, recommend};
+    use crate::track::TrackerKind;
+
+    const TICK_MS: u64 = 100;
+
+    /// An esx run recorded at 100 ms ticks over a domain of 1000 pages.
+    fn header() -> RecordHeader {
+        RecordHeader {
+            guest: "scripted".into(),
+            tracker: TrackerKind::Uffd,
+            estimator: EstimatorConfig {
+                kind: EstimatorKind::Esx,
+                domain_pages: 1000,
+                sample_pages: 50,
+                esx: EsxGains::default(),
+                damon: DamonConfig {
+                    ticks_per_interval: 5,
+                    ..DamonConfig::default()
+                },
+            },
+            seed: 7,
+            interval_ns: TICK_MS * 1_000_000,
+            ticks_per_interval: 1,
+            tick_ns: TICK_MS * 1_000_000,
+            warmup_intervals: 1,
+            mem_pages: 4096,
+            wss_bytes: 1000 * 4096,
+        }
+    }
+
+    /// 80 ticks of a guest touching a window of 300 pages that moves.
+    fn recording() -> Recording {
+        let ticks = (0..80u64)
+            .map(|i| {
+                let from = (i * 41) % 700;
+                Tick {
+                    t_end_ns: (i + 1) * TICK_MS * 1_000_000,
+                    ran_ns: TICK_MS * 1_000_000 - 1000,
+                    guest_ops: 100,
+                    phase: 0,
+                    stopped: false,
+                    close: None,
+                    touched: PageSet::from_sorted(from..from + 300),
+                    written: PageSet::from_sorted((from..from + 300).filter(|p| p % 2 == 0)),
+                }
+            })
+            .collect();
+        Recording {
+            header: header(),
+            ticks,
+            end: crate::report::summary::EndKind::Duration,
+        }
+    }
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    fn grid() -> ReplayGrid {
+        ReplayGrid {
+            estimators: vec![
+                EstimatorKind::Esx,
+                EstimatorKind::Damon,
+                EstimatorKind::Exhaustive,
+            ],
+            sample_pages: vec![20, 100, 20],
+            intervals: vec![ms(500), ms(1000)],
+            esx_gains: Some(vec![
+                EsxGains {
+                    slow: 0.125,
+                    fast: 0.5,
+                },
+                EsxGains {
+                    slow: 0.25,
+                    fast: 0.75,
+                },
+            ]),
+            damon_regions: Some(vec![DamonRegions { min: 5, max: 50 }]),
+            seeds: Some(vec![1, 2]),
+        }
+    }
+
+    #[test]
+    fn the_grid_crosses_gains_with_esx_only_and_regions_with_damon_only() {
+        let h = header();
+        let g = expand_replay_grid(&h, &grid()).expect("valid");
+        let of = |k: EstimatorKind| g.iter().filter(|(s, _)| s.estimator == Some(k)).count();
+        // esx: 2 sample sizes x 2 intervals x 2 gains; damon and exhaustive once per interval.
+        assert_eq!(of(EstimatorKind::Esx), 8);
+        assert_eq!(of(EstimatorKind::Damon), 2);
+        assert_eq!(of(EstimatorKind::Exhaustive), 2);
+        assert_eq!(g.len(), 12);
+        for (s, r) in &g {
+            assert_eq!(s.tracker, TrackerKind::Uffd, "the recording's tracker");
+            assert_eq!(
+                u64::from(r.interval_ticks) * TICK_MS,
+                s.interval.as_millis() as u64
+            );
+            assert_eq!((r.seed, r.warmup_intervals), (7, 1), "the recorded run's");
+            assert_eq!(r.estimator.domain_pages, 1000);
+            assert_eq!(
+                s.esx_gains.is_some(),
+                s.estimator == Some(EstimatorKind::Esx)
+            );
+            assert_eq!(
+                s.damon_regions.is_some(),
+                s.estimator == Some(EstimatorKind::Damon)
+            );
+            if let Some(gains) = s.esx_gains {
+                assert_eq!(r.estimator.esx, gains);
+                assert_eq!(Some(r.estimator.sample_pages), s.sample_pages);
+            }
+            if let Some(d) = s.damon_regions {
+                assert_eq!(
+                    (r.estimator.damon.min_regions, r.estimator.damon.max_regions),
+                    (5, 50)
+                );
+                assert_eq!(r.estimator.damon.ticks_per_interval, 5, "as recorded");
+                assert_eq!((d.min, d.max), (5, 50));
+            }
+        }
+        assert_eq!(
+            g[1].0.args(),
+            "--tracker uffd --estimator esx --sample-pages 20 --interval 500ms \
+             --esx-slow-gain 0.25 --esx-fast-gain 0.75"
+        );
+        // Without lists of gains or bounds: the recorded run's.
+        let plain = ReplayGrid {
+            esx_gains: None,
+            damon_regions: None,
+            ..grid()
+        };
+        let g = expand_replay_grid(&h, &plain).expect("valid");
+        assert_eq!(g.len(), 8);
+        assert!(
+            g.iter()
+                .all(|(s, r)| s.esx_gains.is_none_or(|x| x == h.estimator.esx)
+                    && r.estimator.esx == h.estimator.esx
+                    && r.estimator.damon.max_regions == h.estimator.damon.max_regions)
+        );
+    }
+
+    #[test]
+    fn settings_the_trace_cannot_serve_refuse_the_whole_grid() {
+        let h = header();
+        let refuse = |grid: ReplayGrid| expand_replay_grid(&h, &grid).expect_err("refused");
+        let e = refuse(ReplayGrid {
+            intervals: vec![ms(1000), ms(250)],
+            ..grid()
+        });
+        assert!(matches!(e, ReplayPlanError::Interval { interval, .. } if interval == ms(250)));
+        assert_eq!(
+            e.to_string(),
+            "--interval 250ms is not a whole number of the recorded tick (100ms); give multiples of it"
+        );
+        // 3 ticks cannot be split into damon's 5.
+        let e = refuse(ReplayGrid {
+            intervals: vec![ms(300)],
+            ..grid()
+        });
+        let ReplayPlanError::Setting { setting, source } = e else {
+            panic!("not a setting error: {e}");
+        };
+        assert!(setting.contains("--estimator damon"), "{setting}");
+        assert!(matches!(source, ReplayError::TicksDoNotDivide { .. }));
+        // More pages than the domain holds.
+        assert!(matches!(
+            refuse(ReplayGrid {
+                sample_pages: vec![5000],
+                ..grid()
+            }),
+            ReplayPlanError::Setting { .. }
+        ));
+        assert!(matches!(
+            refuse(ReplayGrid {
+                esx_gains: Some(vec![EsxGains {
+                    slow: 0.0,
+                    fast: 0.5
+                }]),
+                ..grid()
+            }),
+            ReplayPlanError::Setting { .. }
+        ));
+        assert!(matches!(
+            refuse(ReplayGrid {
+                seeds: Some(vec![]),
+                ..grid()
+            }),
+            ReplayPlanError::EmptyList("seeds")
+        ));
+    }
+
+    #[test]
+    fn gains_and_bounds_parse_as_pairs() {
+        assert_eq!(
+            parse_esx_gains("0.1:0.5"),
+            Ok(EsxGains {
+                slow: 0.1,
+                fast: 0.5
+            })
+        );
+        assert_eq!(
+            parse_damon_regions("10:1000"),
+            Ok(DamonRegions { min: 10, max: 1000 })
+        );
+        for bad in ["0.1", "0.1:x", ":", "1:2:3"] {
+            assert!(parse_esx_gains(bad).is_err(), "{bad}");
+        }
+        assert!(parse_damon_regions("-1:5").is_err());
+    }
+
+    /// Replayed records go through the live sweep's aggregation and
+    /// recommendation rule: the outcome is what `aggregate` and
+    /// `recommend` give for the same records, the fault rate is caught
+    /// touches per second of the recording, and what a replay cannot
+    /// know is absent where a live record would show it.
+    #[test]
+    fn replayed_records_feed_the_live_sweeps_recommender() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rec = recording();
+        let settings = expand_replay_grid(&rec.header, &grid()).expect("valid");
+        let plan = ReplayPlan {
+            run_dir: PathBuf::from("rec"),
+            recording: rec,
+            settings,
+            seeds: vec![1, 2],
+            targets: crate::analysis::recommend::DEFAULT_TARGETS,
+            out_dir: dir.path().join("out"),
+            progress: false,
+        };
+        let out = run_replay_sweep(&plan).expect("runs");
+        assert!(out.failure.is_none());
+        assert_eq!(out.records.len(), 24);
+        assert_eq!((out.counts.planned, out.counts.counted), (24, 24));
+        // In plan order, repeat i with seed i.
+        assert_eq!(
+            out.records
+                .iter()
+                .take(3)
+                .map(|r| (r.setting, r.repeat, r.seed))
+                .collect::<Vec<_>>(),
+            [(0, 0, 1), (0, 1, 2), (1, 0, 1)]
+        );
+        let settings: Vec<Setting> = plan.settings.iter().map(|(s, _)| *s).collect();
+        let aggs = aggregate(&settings, &out.records);
+        assert_eq!(out.aggregates, aggs);
+        assert_eq!(out.recommendation, recommend(&aggs, plan.targets));
+        for r in &out.records {
+            let s = &r.summary;
+            assert!(r.replayed && r.run_dir.is_empty());
+            assert_eq!(s.duration_s, 8.0);
+            let caught = s.tracked_faults.expect("caught touches");
+            assert_eq!(
+                crate::analysis::derived::faults_per_s(s),
+                Some(caught as f64 / 8.0)
+            );
+            assert_eq!(
+                (s.fault_cost_us, s.slowdown, s.arm_us_per_page),
+                (None, None, None)
+            );
+        }
+        for a in &out.aggregates {
+            assert_eq!(
+                (a.fault_cost_us, a.slowdown, a.vmm_cpu_s),
+                (None, None, None)
+            );
+            assert_eq!((a.finished, a.runs), (2, 2));
+        }
+        // The same summaries as live records would claim a CPU time of 0.
+        let live: Vec<RunRecord> = out
+            .records
+            .iter()
+            .map(|r| RunRecord {
+                replayed: false,
+                ..r.clone()
+            })
+            .collect();
+        assert_eq!(aggregate(&settings, &live)[0].vmm_cpu_s, Some(0.0));
+        // Exhaustive sees every page the window touched: no error at all.
+        let exhaustive = out
+            .aggregates
+            .iter()
+            .find(|a| a.setting.estimator == Some(EstimatorKind::Exhaustive))
+            .expect("exhaustive");
+        assert_eq!(exhaustive.mape, Some(0.0));
+        let text = std::fs::read_to_string(plan.out_dir.join(crate::sweep::SWEEP_MD)).expect("md");
+        assert!(
+            text.contains("Replayed from the recording in rec (80 ticks of 100ms"),
+            "{text}"
+        );
+        assert!(text.contains(&out.recommendation.message));
+        let mut csv =
+            csv::Reader::from_path(plan.out_dir.join(crate::sweep::SWEEP_CSV)).expect("csv");
+        let header = csv.headers().expect("header").clone();
+        let col = |name: &str| header.iter().position(|h| h == name).expect(name);
+        let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 24);
+        assert_eq!(&rows[0][col("esx_slow_gain")], "0.125");
+        assert_eq!(&rows[0][col("vmm_cpu_s")], "", "unknown, not 0");
+        assert_eq!(&rows[0][col("tracker_stats")], "");
+        assert_ne!(&rows[0][col("mape")], "");
+    }
+}

@@ -245,4 +245,18 @@ mod tests {
             r#"{"guest_stalls":0,"rejected_hypercalls":0,"unattributed":3,"vcpu_thread_cpu_s":0.0}"#
         );
     }
+
+    /// Each name of the list is a column of sweep.csv, so no unknown cost
+    /// is shown as 0 by a misspelt name.
+    #[test]
+    fn every_cost_unknown_in_replay_is_a_summary_field() {
+        let fields = summary_fields(&Summary::default()).unwrap();
+        for name in UNKNOWN_IN_REPLAY {
+            assert!(fields.iter().any(|(k, _)| k == name), "{name}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SWEEP_CSV);
+        let csv = SweepCsv::create(&path, true).unwrap();
+        assert_eq!(csv.header[7..11], TUNING_COLUMNS);
+    }
 }
