@@ -356,7 +356,7 @@ pub struct SweepArgs {
     /// --damon-regions, --seeds) by replay against the recording in RUN_DIR (`run --record`).
     /// Intervals must be multiples of the recorded tick; the guest, tracker and the estimator
     /// settings not listed are the recorded run's.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = REPLAY_CONFLICTS)]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = sweep::REPLAY_CONFLICTS)]
     pub replay: Option<PathBuf>,
     /// With --replay: ESX gains SLOW:FAST, a comma-separated list (default: the recorded run's).
     #[arg(long, value_delimiter = ',', value_parser = sweep::parse_esx_gains, requires = "replay")]
@@ -371,26 +371,6 @@ pub struct SweepArgs {
     #[arg(long, value_delimiter = ',', requires = "replay")]
     pub seeds: Vec<u64>,
 }
-
-/// What `sweep --replay` takes from the recording instead, or cannot do.
-const REPLAY_CONFLICTS: [&str; 16] = [
-    "guest",
-    "tracker",
-    "emit_jobs",
-    "duration",
-    "mem",
-    "wss",
-    "params",
-    "seed",
-    "esx_slow_gain",
-    "esx_fast_gain",
-    "damon_min_regions",
-    "damon_max_regions",
-    "damon_ticks",
-    "warmup",
-    "guest_pages",
-    "repeat",
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
@@ -453,6 +433,8 @@ pub enum UsageError {
     RecordTick(#[from] crate::record::RecordTickError),
     #[error(transparent)]
     SweepReplay(#[from] sweep::ReplayPlanError),
+    #[error("--{0} varies a replay: it needs --replay RUN_DIR")]
+    NeedsReplay(&'static str),
 }
 
 /// Creates `dir` if needed and checks that a file can be written in it, so
@@ -599,6 +581,16 @@ impl SweepArgs {
         if self.repeat == 0 {
             return Err(UsageError::NoRepeat);
         }
+        // Clap's `requires = "replay"` is not enforced when --replay would
+        // conflict with what is given (--guest...), so it is checked here.
+        let replay_only = [
+            ("seeds", self.seeds.is_empty()),
+            ("esx-gains", self.esx_gains.is_empty()),
+            ("damon-regions", self.damon_regions.is_empty()),
+        ];
+        if let Some((name, _)) = replay_only.iter().find(|(_, empty)| !*empty) {
+            return Err(UsageError::NeedsReplay(name));
+        }
         let targets = self.targets()?;
         let grid = sweep::expand_grid(
             &self.tracker,
@@ -651,7 +643,7 @@ impl SweepArgs {
 
 impl SweepArgs {
     /// The recommendation's targets, checked.
-    fn targets(&self) -> Result<Targets, UsageError> {
+    pub(crate) fn targets(&self) -> Result<Targets, UsageError> {
         // Written so that NaN fails too.
         if !(self.target_mape.is_finite() && self.target_mape > 0.0) {
             return Err(UsageError::BadTarget {
@@ -671,31 +663,6 @@ impl SweepArgs {
             max_mape: self.target_mape,
             max_lag_up: self.target_lag,
         })
-    }
-
-    /// `--replay RUN_DIR`: reads the recording and checks the whole grid
-    /// against it, so that a setting it cannot serve is refused before
-    /// the first replay.
-    pub fn to_replay_plan(
-        &self,
-        run_dir: &std::path::Path,
-    ) -> Result<sweep::ReplayPlan, UsageError> {
-        let targets = self.targets()?;
-        let grid = sweep::ReplayGrid {
-            estimators: self.estimator.clone(),
-            sample_pages: self.sample_pages.clone(),
-            intervals: self.interval.clone(),
-            esx_gains: (!self.esx_gains.is_empty()).then(|| self.esx_gains.clone()),
-            damon_regions: (!self.damon_regions.is_empty()).then(|| self.damon_regions.clone()),
-            seeds: (!self.seeds.is_empty()).then(|| self.seeds.clone()),
-        };
-        Ok(sweep::plan_replay(
-            run_dir,
-            &grid,
-            targets,
-            self.out.clone(),
-            !self.common.quiet,
-        )?)
     }
 }
 
@@ -1117,6 +1084,22 @@ mod tests {
                 .to_string()
         };
         assert_eq!(err(&["--repeat", "0"]), "--repeat must be at least 1");
+        assert_eq!(
+            err(&["--seeds", "1,2"]),
+            "--seeds varies a replay: it needs --replay RUN_DIR"
+        );
+        assert!(err(&["--damon-regions", "1:9"]).contains("--damon-regions varies a replay"));
+        // --replay takes the guest, tracker and run options from the recording.
+        assert!(parse(&["sweep", "--replay", "r", "--guest", "seq"]).is_err());
+        assert!(parse(&["sweep", "--replay", "r", "--repeat", "2"]).is_err());
+        assert!(parse(&["sweep", "--replay", "r", "--collect", "d"]).is_err());
+        let Command::Sweep(a) = parse(&["sweep", "--replay", "r", "--seeds", "3,4"])
+            .expect("parses")
+            .command
+        else {
+            panic!("not sweep");
+        };
+        assert_eq!((a.seeds, a.tracker.is_empty()), (vec![3, 4], true));
         assert_eq!(
             err(&["--target-mape", "0"]),
             "--target-mape 0 must be a finite number above 0"

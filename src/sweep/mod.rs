@@ -43,8 +43,8 @@ use crate::analysis::format::opt_percent;
 pub use aggregate::{Aggregate, Recommendation, aggregate, meets, recommend};
 pub use grid::{DamonRegions, Setting, expand_grid, format_interval};
 pub use replayed::{
-    ReplayGrid, ReplayPlan, ReplayPlanError, expand_replay_grid, parse_damon_regions,
-    parse_esx_gains, plan_replay, run_replay_sweep,
+    REPLAY_CONFLICTS, ReplayGrid, ReplayPlan, ReplayPlanError, expand_replay_grid,
+    parse_damon_regions, parse_esx_gains, plan_replay, run_replay_sweep,
 };
 use report::write_reports;
 pub use report::{RunCounts, heatmap_grid, render_markdown, render_table, write_heatmaps};

@@ -416,6 +416,53 @@ fn replay_all(plan: &ReplayPlan, jobs: &[(usize, u32, u64)], bar: &ProgressBar) 
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// What `sweep --replay` takes from the recording instead, or cannot do.
+pub const REPLAY_CONFLICTS: [&str; 16] = [
+    "guest",
+    "tracker",
+    "emit_jobs",
+    "duration",
+    "mem",
+    "wss",
+    "params",
+    "seed",
+    "esx_slow_gain",
+    "esx_fast_gain",
+    "damon_min_regions",
+    "damon_max_regions",
+    "damon_ticks",
+    "warmup",
+    "guest_pages",
+    "repeat",
+];
+
+impl crate::cli::SweepArgs {
+    /// `--replay RUN_DIR`: reads the recording and checks the whole grid
+    /// against it, so that a setting it cannot serve is refused before
+    /// the first replay.
+    pub fn to_replay_plan(
+        &self,
+        run_dir: &std::path::Path,
+    ) -> Result<ReplayPlan, crate::cli::UsageError> {
+        let targets = self.targets()?;
+        let grid = ReplayGrid {
+            estimators: self.estimator.clone(),
+            sample_pages: self.sample_pages.clone(),
+            intervals: self.interval.clone(),
+            esx_gains: (!self.esx_gains.is_empty()).then(|| self.esx_gains.clone()),
+            damon_regions: (!self.damon_regions.is_empty()).then(|| self.damon_regions.clone()),
+            seeds: (!self.seeds.is_empty()).then(|| self.seeds.clone()),
+        };
+        Ok(plan_replay(
+            run_dir,
+            &grid,
+            targets,
+            self.out.clone(),
+            !self.common.quiet,
+        )?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
