@@ -266,11 +266,11 @@ impl ReplayPlan {
                     sample_pages: s.sample_pages,
                     interval_ns: u64::try_from(s.interval.as_nanos()).unwrap_or(u64::MAX),
                     seed: self.seeds.first().copied().unwrap_or(0),
-                    args: vec![
-                        "replay".into(),
-                        self.run_dir.display().to_string(),
-                        s.args(),
-                    ],
+                    // The recording replayed, then the setting as `run` options.
+                    args: ["replay".to_string(), self.run_dir.display().to_string()]
+                        .into_iter()
+                        .chain(s.args().split(' ').map(str::to_string))
+                        .collect(),
                 })
                 .collect(),
         }
