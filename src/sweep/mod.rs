@@ -20,6 +20,9 @@
 //!   folder again writes the same sweep.csv, sweep.md and
 //!   recommendation.json byte for byte. `--emit-jobs` (see `jobs`) writes
 //!   the runs as command lines for other engines to run instead.
+//! - `--replay RUN_DIR` (see `replayed`) evaluates the grid by replay
+//!   against a recording instead of live runs; its records go through the
+//!   same collector, reports and recommendation.
 
 mod aggregate;
 mod grid;

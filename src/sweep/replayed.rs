@@ -71,6 +71,15 @@ pub enum ReplayPlanError {
         format_interval(*.tick)
     )]
     Interval { interval: Duration, tick: Duration },
+    #[error(
+        "--interval {} is longer than the recording ({})",
+        format_interval(*.interval),
+        format_interval(*.recorded)
+    )]
+    LongerThanRecording {
+        interval: Duration,
+        recorded: Duration,
+    },
     #[error("the recording cannot serve {setting}")]
     Setting {
         setting: String,
@@ -113,15 +122,16 @@ fn dedup<T: PartialEq + Copy>(values: &[T]) -> Vec<T> {
     out
 }
 
-/// Every combination of the grid's lists that the recording `h` can serve,
-/// in the live sweep's order (estimator, sample pages, interval), each
-/// followed by its gains (esx) or region bounds (damon). Refuses the whole
-/// grid when any interval is not a whole number of recorded ticks or any
-/// setting cannot be replayed on this recording.
+/// Every combination of the grid's lists that the recording `rec` can
+/// serve, in the live sweep's order (estimator, sample pages, interval),
+/// each followed by its gains (esx) or region bounds (damon). Refuses the
+/// whole grid when any interval is not a whole number of recorded ticks or
+/// is longer than the recording, or any setting cannot be replayed on it.
 pub fn expand_replay_grid(
-    h: &RecordHeader,
+    rec: &Recording,
     grid: &ReplayGrid,
 ) -> Result<Vec<(Setting, ReplaySettings)>, ReplayPlanError> {
+    let h = &rec.header;
     let lists = [
         ("estimator", grid.estimators.is_empty()),
         ("sample-pages", grid.sample_pages.is_empty()),
@@ -145,6 +155,14 @@ pub fn expand_replay_grid(
         let ns = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX);
         if h.tick_ns == 0 || ns == 0 || !ns.is_multiple_of(h.tick_ns) {
             return Err(ReplayPlanError::Interval { interval, tick });
+        }
+        // Not one full interval to score: nothing to measure.
+        let recorded = u64::try_from(rec.ticks.len()).unwrap_or(u64::MAX);
+        if ns / h.tick_ns > recorded {
+            return Err(ReplayPlanError::LongerThanRecording {
+                interval,
+                recorded: Duration::from_nanos(h.tick_ns.saturating_mul(recorded)),
+            });
         }
     }
     let gains = dedup(grid.esx_gains.as_deref().unwrap_or(&[h.estimator.esx]));
@@ -231,7 +249,7 @@ pub fn plan_replay(
     }
     let recording =
         crate::record::read(&path).map_err(|source| ReplayPlanError::Read { path, source })?;
-    let settings = expand_replay_grid(&recording.header, grid)?;
+    let settings = expand_replay_grid(&recording, grid)?;
     let seeds = dedup(grid.seeds.as_deref().unwrap_or(&[recording.header.seed]));
     let out_dir = out_dir
         .unwrap_or_else(|| super::default_out_dir(&format!("replay-{}", recording.header.guest)));
@@ -552,7 +570,8 @@ mod tests {
     #[test]
     fn the_grid_crosses_gains_with_esx_only_and_regions_with_damon_only() {
         let h = header();
-        let g = expand_replay_grid(&h, &grid()).expect("valid");
+        let rec = recording();
+        let g = expand_replay_grid(&rec, &grid()).expect("valid");
         let of = |k: EstimatorKind| g.iter().filter(|(s, _)| s.estimator == Some(k)).count();
         // esx: 2 sample sizes x 2 intervals x 2 gains; damon and exhaustive once per interval.
         assert_eq!(of(EstimatorKind::Esx), 8);
@@ -599,7 +618,7 @@ mod tests {
             damon_regions: None,
             ..grid()
         };
-        let g = expand_replay_grid(&h, &plain).expect("valid");
+        let g = expand_replay_grid(&rec, &plain).expect("valid");
         assert_eq!(g.len(), 8);
         assert!(
             g.iter()
@@ -611,8 +630,8 @@ mod tests {
 
     #[test]
     fn settings_the_trace_cannot_serve_refuse_the_whole_grid() {
-        let h = header();
-        let refuse = |grid: ReplayGrid| expand_replay_grid(&h, &grid).expect_err("refused");
+        let rec = recording();
+        let refuse = |grid: ReplayGrid| expand_replay_grid(&rec, &grid).expect_err("refused");
         let e = refuse(ReplayGrid {
             intervals: vec![ms(1000), ms(250)],
             ..grid()
@@ -621,6 +640,25 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "--interval 250ms is not a whole number of the recorded tick (100ms); give multiples of it"
+        );
+        // The recording holds 80 ticks of 100 ms.
+        let e = refuse(ReplayGrid {
+            intervals: vec![ms(9000)],
+            ..grid()
+        });
+        assert_eq!(
+            e.to_string(),
+            "--interval 9s is longer than the recording (8s)"
+        );
+        assert!(
+            expand_replay_grid(
+                &rec,
+                &ReplayGrid {
+                    intervals: vec![ms(8000)],
+                    ..grid()
+                }
+            )
+            .is_ok()
         );
         // 3 ticks cannot be split into damon's 5.
         let e = refuse(ReplayGrid {
@@ -687,7 +725,7 @@ mod tests {
     fn replayed_records_feed_the_live_sweeps_recommender() {
         let dir = tempfile::tempdir().expect("tempdir");
         let rec = recording();
-        let settings = expand_replay_grid(&rec.header, &grid()).expect("valid");
+        let settings = expand_replay_grid(&rec, &grid()).expect("valid");
         let plan = ReplayPlan {
             run_dir: PathBuf::from("rec"),
             recording: rec,
