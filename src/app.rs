@@ -331,12 +331,20 @@ fn study(args: &StudyArgs) -> Result<ExitCode, AppError> {
 /// VMM, else 3 if a guest crashed or exited non-zero, else 0. A failure that
 /// stopped the sweep is returned as an error, after the table.
 fn sweep(args: &SweepArgs) -> Result<ExitCode, AppError> {
-    let (outcome, out_dir) = match &args.collect {
-        Some(dir) => (
+    let (outcome, out_dir) = match (&args.collect, &args.replay) {
+        (_, Some(run_dir)) => {
+            let plan = args.to_replay_plan(run_dir)?;
+            crate::cli::check_out_dir(&plan.out_dir)?;
+            (
+                crate::sweep::run_replay_sweep(&plan).map_err(collect_error)?,
+                plan.out_dir,
+            )
+        }
+        (Some(dir), None) => (
             crate::sweep::collect(dir).map_err(collect_error)?,
             dir.clone(),
         ),
-        None => {
+        (None, None) => {
             let plan = args.to_plan()?;
             crate::cli::check_out_dir(&plan.out_dir)?;
             if let Some(note) = args.common.overcommit_note() {

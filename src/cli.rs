@@ -34,7 +34,8 @@ pub enum Command {
     Run(RunArgs),
     /// Run one guest program under every combination of settings and recommend the cheapest
     /// accurate one.
-    Sweep(SweepArgs),
+    // Boxed: its many lists make it much the largest variant.
+    Sweep(Box<SweepArgs>),
     /// Draw true against estimated WSS for a finished run (RUN_DIR holds timeseries.csv and summary.json).
     Plot {
         /// A run's output folder.
@@ -307,7 +308,7 @@ pub struct RunArgs {
 /// `kvm-wss sweep`: every combination of the lists, each `--repeat` times.
 #[derive(Debug, Clone, Args)]
 // `--collect DIR` alone needs no guest: the sweep folder's plan says it all.
-#[command(mut_arg("guest", |a| a.required(false).default_value("").required_unless_present("collect")))]
+#[command(mut_arg("guest", |a| a.required(false).default_value("").required_unless_present_any(["collect", "replay"])))]
 pub struct SweepArgs {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -324,7 +325,7 @@ pub struct SweepArgs {
         long,
         value_delimiter = ',',
         value_enum,
-        required_unless_present = "collect"
+        required_unless_present_any = ["collect", "replay"]
     )]
     pub tracker: Vec<TrackerKind>,
     /// Estimators, a comma-separated list.
@@ -351,6 +352,24 @@ pub struct SweepArgs {
     /// sweep) and write its sweep.csv, heat maps and recommendation.
     #[arg(long, value_name = "DIR", exclusive = true)]
     pub collect: Option<PathBuf>,
+    /// Do not run guests: evaluate the grid (--estimator, --sample-pages, --interval, --esx-gains,
+    /// --damon-regions, --seeds) by replay against the recording in RUN_DIR (`run --record`).
+    /// Intervals must be multiples of the recorded tick; the guest, tracker and the estimator
+    /// settings not listed are the recorded run's.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = sweep::REPLAY_CONFLICTS)]
+    pub replay: Option<PathBuf>,
+    /// With --replay: ESX gains SLOW:FAST, a comma-separated list (default: the recorded run's).
+    #[arg(long, value_delimiter = ',', value_parser = sweep::parse_esx_gains, requires = "replay")]
+    pub esx_gains: Vec<EsxGains>,
+    /// With --replay: DAMON region bounds MIN:MAX, a comma-separated list (default: the
+    /// recorded run's).
+    #[arg(long, value_delimiter = ',', value_parser = sweep::parse_damon_regions, requires = "replay")]
+    pub damon_regions: Vec<sweep::DamonRegions>,
+    /// With --replay: sampling seeds, a comma-separated list; each setting is replayed with
+    /// each, and its figures averaged over them as over a live sweep's repeats (default: the
+    /// recorded run's seed).
+    #[arg(long, value_delimiter = ',', requires = "replay")]
+    pub seeds: Vec<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -412,6 +431,10 @@ pub enum UsageError {
     RecordWithoutTracker,
     #[error(transparent)]
     RecordTick(#[from] crate::record::RecordTickError),
+    #[error(transparent)]
+    SweepReplay(#[from] sweep::ReplayPlanError),
+    #[error("--{0} varies a replay: it needs --replay RUN_DIR")]
+    NeedsReplay(&'static str),
 }
 
 /// Creates `dir` if needed and checks that a file can be written in it, so
@@ -558,21 +581,17 @@ impl SweepArgs {
         if self.repeat == 0 {
             return Err(UsageError::NoRepeat);
         }
-        // Written so that NaN fails too.
-        if !(self.target_mape.is_finite() && self.target_mape > 0.0) {
-            return Err(UsageError::BadTarget {
-                name: "target-mape",
-                value: self.target_mape,
-                bound: "above 0",
-            });
+        // Clap's `requires = "replay"` is not enforced when --replay would
+        // conflict with what is given (--guest...), so it is checked here.
+        let replay_only = [
+            ("seeds", self.seeds.is_empty()),
+            ("esx-gains", self.esx_gains.is_empty()),
+            ("damon-regions", self.damon_regions.is_empty()),
+        ];
+        if let Some((name, _)) = replay_only.iter().find(|(_, empty)| !*empty) {
+            return Err(UsageError::NeedsReplay(name));
         }
-        if !(self.target_lag.is_finite() && self.target_lag >= 0.0) {
-            return Err(UsageError::BadTarget {
-                name: "target-lag",
-                value: self.target_lag,
-                bound: "0 or more",
-            });
-        }
+        let targets = self.targets()?;
         let grid = sweep::expand_grid(
             &self.tracker,
             &self.estimator,
@@ -614,13 +633,35 @@ impl SweepArgs {
             guest: self.common.guest.clone(),
             settings,
             repeat: self.repeat,
-            targets: Targets {
-                max_mape: self.target_mape,
-                max_lag_up: self.target_lag,
-            },
+            targets,
             baseline: self.common.baseline,
             out_dir,
             progress: !self.common.quiet,
+        })
+    }
+}
+
+impl SweepArgs {
+    /// The recommendation's targets, checked.
+    pub(crate) fn targets(&self) -> Result<Targets, UsageError> {
+        // Written so that NaN fails too.
+        if !(self.target_mape.is_finite() && self.target_mape > 0.0) {
+            return Err(UsageError::BadTarget {
+                name: "target-mape",
+                value: self.target_mape,
+                bound: "above 0",
+            });
+        }
+        if !(self.target_lag.is_finite() && self.target_lag >= 0.0) {
+            return Err(UsageError::BadTarget {
+                name: "target-lag",
+                value: self.target_lag,
+                bound: "0 or more",
+            });
+        }
+        Ok(Targets {
+            max_mape: self.target_mape,
+            max_lag_up: self.target_lag,
         })
     }
 }
@@ -905,7 +946,7 @@ mod tests {
         let mut all = vec!["sweep", "--guest", "seq"];
         all.extend_from_slice(args);
         match parse(&all).expect("parses").command {
-            Command::Sweep(s) => s,
+            Command::Sweep(s) => *s,
             other => panic!("not sweep: {other:?}"),
         }
     }
@@ -1043,6 +1084,22 @@ mod tests {
                 .to_string()
         };
         assert_eq!(err(&["--repeat", "0"]), "--repeat must be at least 1");
+        assert_eq!(
+            err(&["--seeds", "1,2"]),
+            "--seeds varies a replay: it needs --replay RUN_DIR"
+        );
+        assert!(err(&["--damon-regions", "1:9"]).contains("--damon-regions varies a replay"));
+        // --replay takes the guest, tracker and run options from the recording.
+        assert!(parse(&["sweep", "--replay", "r", "--guest", "seq"]).is_err());
+        assert!(parse(&["sweep", "--replay", "r", "--repeat", "2"]).is_err());
+        assert!(parse(&["sweep", "--replay", "r", "--collect", "d"]).is_err());
+        let Command::Sweep(a) = parse(&["sweep", "--replay", "r", "--seeds", "3,4"])
+            .expect("parses")
+            .command
+        else {
+            panic!("not sweep");
+        };
+        assert_eq!((a.seeds, a.tracker.is_empty()), (vec![3, 4], true));
         assert_eq!(
             err(&["--target-mape", "0"]),
             "--target-mape 0 must be a finite number above 0"

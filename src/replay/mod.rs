@@ -71,6 +71,40 @@ pub fn interval_len(h: &RecordHeader, interval_ticks: u32) -> Duration {
     }
 }
 
+/// Checks that a recording with header `h` can serve `settings`, without
+/// replaying anything: what `replay` refuses, refused up front (a replay
+/// sweep checks its whole grid before the first replay).
+pub fn check(h: &RecordHeader, settings: &ReplaySettings) -> Result<(), ReplayError> {
+    build_checked(h, settings).map(|_| ())
+}
+
+/// The estimator of `settings` and its ticks per interval, once the
+/// recording is known to serve them.
+fn build_checked(
+    h: &RecordHeader,
+    settings: &ReplaySettings,
+) -> Result<(Box<dyn estimate::Estimator>, u32), ReplayError> {
+    if settings.estimator.domain_pages != h.estimator.domain_pages {
+        return Err(ReplayError::Domain {
+            settings: settings.estimator.domain_pages,
+            recorded: h.estimator.domain_pages,
+        });
+    }
+    let est = estimate::build(&settings.estimator)?;
+    let k = settings.interval_ticks;
+    if k == 0 {
+        return Err(ReplayError::NoTicks);
+    }
+    let est_ticks = est.ticks_per_interval().max(1);
+    if !k.is_multiple_of(est_ticks) {
+        return Err(ReplayError::TicksDoNotDivide {
+            interval_ticks: k,
+            estimator_ticks: est_ticks,
+        });
+    }
+    Ok((est, est_ticks))
+}
+
 /// One interval being replayed.
 #[derive(Default)]
 struct Open<'a> {
@@ -85,24 +119,8 @@ struct Open<'a> {
 /// `faults` is the number of caught touches (one fault each).
 pub fn replay(rec: &Recording, settings: &ReplaySettings) -> Result<Vec<Row>, ReplayError> {
     let h = &rec.header;
-    if settings.estimator.domain_pages != h.estimator.domain_pages {
-        return Err(ReplayError::Domain {
-            settings: settings.estimator.domain_pages,
-            recorded: h.estimator.domain_pages,
-        });
-    }
-    let mut est = estimate::build(&settings.estimator)?;
+    let (mut est, est_ticks) = build_checked(h, settings)?;
     let k = settings.interval_ticks;
-    if k == 0 {
-        return Err(ReplayError::NoTicks);
-    }
-    let est_ticks = est.ticks_per_interval().max(1);
-    if !k.is_multiple_of(est_ticks) {
-        return Err(ReplayError::TicksDoNotDivide {
-            interval_ticks: k,
-            estimator_ticks: est_ticks,
-        });
-    }
     // Recorded ticks per estimator tick.
     let per_tick = k / est_ticks;
     let interval = interval_len(h, k);

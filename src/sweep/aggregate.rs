@@ -42,15 +42,16 @@ pub fn aggregate(settings: &[Setting], records: &[RunRecord]) -> Vec<Aggregate> 
         .iter()
         .enumerate()
         .filter_map(|(i, setting)| {
-            let finished: Vec<&Summary> = records
-                .iter()
-                .filter(|r| r.setting == i)
-                .map(|r| &r.summary)
-                .collect();
+            let finished: Vec<&RunRecord> = records.iter().filter(|r| r.setting == i).collect();
             if finished.is_empty() {
                 return None;
             }
-            let runs: Vec<&Summary> = finished.iter().copied().filter(|s| is_counted(s)).collect();
+            let counted: Vec<&RunRecord> = finished
+                .iter()
+                .copied()
+                .filter(|r| is_counted(&r.summary))
+                .collect();
+            let runs: Vec<&Summary> = counted.iter().map(|r| &r.summary).collect();
             let each = |f: &dyn Fn(&Summary) -> Option<f64>| mean(runs.iter().filter_map(|s| f(s)));
             Some(Aggregate {
                 setting: *setting,
@@ -64,7 +65,13 @@ pub fn aggregate(settings: &[Setting], records: &[RunRecord]) -> Vec<Aggregate> 
                 faults_per_s: each(&faults_per_s),
                 fault_cost_us: each(&|s| s.fault_cost_us),
                 slowdown: each(&|s| s.slowdown),
-                vmm_cpu_s: each(&|s| Some(s.vmm_cpu_s)),
+                // A replay ran no VMM: its CPU time is unknown, not 0.
+                vmm_cpu_s: mean(
+                    counted
+                        .iter()
+                        .filter(|r| !r.replayed)
+                        .map(|r| r.summary.vmm_cpu_s),
+                ),
             })
         })
         .collect()

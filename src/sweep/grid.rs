@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
-use crate::estimate::EstimatorKind;
+use crate::estimate::{EstimatorKind, EsxGains};
 use crate::track::TrackerKind;
 
 /// One point of the grid. Fields a setting does not use are `None`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Setting {
     pub tracker: TrackerKind,
     /// `None` for tracker `none`.
@@ -19,6 +19,20 @@ pub struct Setting {
     pub sample_pages: Option<u64>,
     #[serde(rename = "interval_s", serialize_with = "seconds")]
     pub interval: Duration,
+    /// ESX's gains, named only by a replay sweep (which may vary them):
+    /// a live sweep's runs all take the command line's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub esx_gains: Option<EsxGains>,
+    /// DAMON's region bounds, named only by a replay sweep, as the gains.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damon_regions: Option<DamonRegions>,
+}
+
+/// The fewest and most regions DAMON keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DamonRegions {
+    pub min: u32,
+    pub max: u32,
 }
 
 fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -36,7 +50,58 @@ impl Setting {
             let _ = write!(s, " --sample-pages {n}");
         }
         let _ = write!(s, " --interval {}", format_interval(self.interval));
+        if let Some(g) = self.esx_gains {
+            let _ = write!(s, " --esx-slow-gain {} --esx-fast-gain {}", g.slow, g.fast);
+        }
+        if let Some(r) = self.damon_regions {
+            let _ = write!(
+                s,
+                " --damon-min-regions {} --damon-max-regions {}",
+                r.min, r.max
+            );
+        }
         s
+    }
+
+    /// The estimator column of tables: its name, and the gains or region
+    /// bounds when the setting names them.
+    pub fn estimator_label(&self) -> String {
+        let Some(e) = self.estimator else {
+            return "-".to_string();
+        };
+        let mut s = e.name().to_string();
+        s.push_str(&self.tuning_text(" (gains ", " (regions ", ")"));
+        s
+    }
+
+    /// The gains as `{before_gains}SLOW/FAST{after}`, or the region bounds
+    /// as `{before_regions}MIN-MAX{after}`; empty when the setting names
+    /// neither.
+    fn tuning_text(&self, before_gains: &str, before_regions: &str, after: &str) -> String {
+        let mut s = String::new();
+        if let Some(g) = self.esx_gains {
+            let _ = write!(s, "{before_gains}{}/{}{after}", g.slow, g.fast);
+        }
+        if let Some(r) = self.damon_regions {
+            let _ = write!(s, "{before_regions}{}-{}{after}", r.min, r.max);
+        }
+        s
+    }
+
+    /// What heat maps group by: the setting less its sample pages and
+    /// interval (the heat map's axes).
+    pub fn family(&self) -> Setting {
+        Setting {
+            sample_pages: None,
+            interval: Duration::ZERO,
+            ..*self
+        }
+    }
+
+    /// A file-name suffix naming the gains or region bounds (`-g0.1-0.5`,
+    /// `-r10-1000`); empty when the setting names neither.
+    pub fn tuning_slug(&self) -> String {
+        self.tuning_text("-g", "-r", "").replace('/', "-")
     }
 
     /// A short human label, for the progress bar.
@@ -49,6 +114,7 @@ impl Setting {
             let _ = write!(s, " {n} pages");
         }
         let _ = write!(s, " {}", format_interval(self.interval));
+        s.push_str(&self.tuning_text(" gains ", " regions ", ""));
         s
     }
 
@@ -116,6 +182,8 @@ pub fn expand_grid(
                         estimator,
                         sample_pages,
                         interval,
+                        esx_gains: None,
+                        damon_regions: None,
                     };
                     if !out.contains(&s) {
                         out.push(s);

@@ -165,6 +165,8 @@ impl PlanFile {
                 estimator: s.estimator,
                 sample_pages: s.sample_pages,
                 interval: Duration::from_nanos(s.interval_ns),
+                esx_gains: None,
+                damon_regions: None,
             })
             .collect()
     }

@@ -20,10 +20,14 @@
 //!   folder again writes the same sweep.csv, sweep.md and
 //!   recommendation.json byte for byte. `--emit-jobs` (see `jobs`) writes
 //!   the runs as command lines for other engines to run instead.
+//! - `--replay RUN_DIR` (see `replayed`) evaluates the grid by replay
+//!   against a recording instead of live runs; its records go through the
+//!   same collector, reports and recommendation.
 
 mod aggregate;
 mod grid;
 pub mod jobs;
+mod replayed;
 mod report;
 mod rows;
 
@@ -40,10 +44,14 @@ use jobs::{PlanFile, PlanSetting};
 use crate::analysis::derived::faults_per_s;
 use crate::analysis::format::opt_percent;
 pub use aggregate::{Aggregate, Recommendation, aggregate, meets, recommend};
-pub use grid::{Setting, expand_grid, format_interval};
+pub use grid::{DamonRegions, Setting, expand_grid, format_interval};
+pub use replayed::{
+    REPLAY_CONFLICTS, ReplayGrid, ReplayPlan, ReplayPlanError, expand_replay_grid,
+    parse_damon_regions, parse_esx_gains, plan_replay, run_replay_sweep,
+};
 use report::write_reports;
 pub use report::{RunCounts, heatmap_grid, render_markdown, render_table, write_heatmaps};
-pub use rows::{SETTING_COLUMNS, SweepCsv, summary_fields};
+pub use rows::{SETTING_COLUMNS, SweepCsv, TUNING_COLUMNS, UNKNOWN_IN_REPLAY, summary_fields};
 
 pub const SWEEP_CSV: &str = "sweep.csv";
 pub const SWEEP_MD: &str = "sweep.md";
@@ -139,9 +147,13 @@ pub struct RunRecord {
     pub setting: usize,
     pub repeat: u32,
     pub seed: u64,
-    /// The run's folder, relative to the sweep folder.
+    /// The run's folder, relative to the sweep folder (empty for a replay,
+    /// which writes none).
     pub run_dir: String,
     pub summary: Summary,
+    /// A replay of a recorded run rather than a live run: the costs only a
+    /// live run measures (see [`UNKNOWN_IN_REPLAY`]) are unknown.
+    pub replayed: bool,
 }
 
 /// True when the run ran its course and so counts towards the aggregates.
@@ -178,6 +190,12 @@ pub enum SweepError {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
+    },
+    #[error("cannot replay {setting}")]
+    Replay {
+        setting: String,
+        #[source]
+        source: crate::replay::ReplayError,
     },
     #[error("cannot write the job list {path}")]
     JobList {
@@ -258,19 +276,28 @@ struct Collector {
     settings: Vec<Setting>,
     records: Vec<RunRecord>,
     missing: Vec<String>,
+    /// A line about where the records came from, ending sweep.md.
+    note: Option<String>,
 }
 
 impl Collector {
-    fn create(dir: &Path, file: PlanFile) -> Result<Collector, SweepError> {
+    /// A collector of `file`'s runs, whose settings are `settings` (the
+    /// plan file's for a live sweep; a replay sweep's carry its gains and
+    /// region bounds as well, which sweep.csv then shows).
+    fn create(dir: &Path, file: PlanFile, settings: Vec<Setting>) -> Result<Collector, SweepError> {
         let csv_path = dir.join(SWEEP_CSV);
+        let tuned = settings
+            .iter()
+            .any(|s| s.esx_gains.is_some() || s.damon_regions.is_some());
         Ok(Collector {
             dir: dir.to_path_buf(),
-            csv: SweepCsv::create(&csv_path)?,
+            csv: SweepCsv::create(&csv_path, tuned)?,
             csv_path,
-            settings: file.settings(),
+            settings,
             file,
             records: Vec::new(),
             missing: Vec::new(),
+            note: None,
         })
     }
 
@@ -304,6 +331,11 @@ impl Collector {
             interrupted,
         };
         let hosts = Hosts::of(&self.records);
+        let note = [self.note, hosts.mixed_note()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("\n\n");
         let mut files = vec![self.csv_path];
         let written = write_reports(
             &self.file,
@@ -312,7 +344,7 @@ impl Collector {
             &aggregates,
             &recommendation,
             &counts,
-            hosts.mixed_note().as_deref(),
+            Some(note.as_str()).filter(|n| !n.is_empty()),
             &mut files,
         );
         if let Err(e) = written {
@@ -346,7 +378,9 @@ impl Collector {
 pub fn run_sweep(plan: &SweepPlan) -> Result<SweepOutcome, SweepError> {
     let dir = &plan.out_dir;
     write_plan_file(plan)?;
-    let mut collector = Collector::create(dir, plan.plan_file())?;
+    let file = plan.plan_file();
+    let settings = file.settings();
+    let mut collector = Collector::create(dir, file, settings)?;
     let total = plan.total_runs();
     let bar = if plan.progress {
         ProgressBar::new(total)
@@ -389,6 +423,7 @@ pub fn run_sweep(plan: &SweepPlan) -> Result<SweepOutcome, SweepError> {
                 seed: planned.config.seed,
                 run_dir,
                 summary,
+                replayed: false,
             };
             collector.push(planned.setting, record)
         });
@@ -417,7 +452,8 @@ pub fn run_sweep(plan: &SweepPlan) -> Result<SweepOutcome, SweepError> {
 pub fn collect(dir: &Path) -> Result<SweepOutcome, SweepError> {
     let file = read_plan_file(dir)?;
     let runs = file.runs();
-    let mut collector = Collector::create(dir, file)?;
+    let settings = file.settings();
+    let mut collector = Collector::create(dir, file, settings)?;
     let mut failure = None;
     for (setting, repeat, seed, run_dir) in runs {
         let Ok(summary) = collector.load(&run_dir) else {
@@ -430,6 +466,7 @@ pub fn collect(dir: &Path) -> Result<SweepOutcome, SweepError> {
             seed,
             run_dir,
             summary,
+            replayed: false,
         };
         if let Err(e) = collector.push(setting, record) {
             failure = Some(SweepError::Report(e));
@@ -558,6 +595,8 @@ pub(crate) mod fixtures {
             estimator: Some(EstimatorKind::Esx),
             sample_pages: Some(n),
             interval: ms(interval_ms),
+            esx_gains: None,
+            damon_regions: None,
         }
     }
 
@@ -588,6 +627,7 @@ pub(crate) mod fixtures {
             seed: 1 + u64::from(repeat),
             run_dir: format!("r{repeat}"),
             summary,
+            replayed: false,
         }
     }
 

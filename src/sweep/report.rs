@@ -11,10 +11,8 @@ use super::aggregate::lag_text;
 use super::jobs::PlanFile;
 use super::{Aggregate, RECOMMENDATION_JSON, Recommendation, SWEEP_MD, Setting, format_interval};
 use crate::analysis::format::{Align, markdown_table, percent, signed_percent};
-use crate::estimate::EstimatorKind;
 use crate::report::ReportError;
 use crate::report::plot::plot_heatmap;
-use crate::track::TrackerKind;
 
 const TABLE_HEADER: [&str; 12] = [
     "tracker",
@@ -51,9 +49,7 @@ fn table_cells(a: &Aggregate) -> [String; 12] {
     let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
     [
         a.setting.tracker.name().to_string(),
-        a.setting
-            .estimator
-            .map_or("-".to_string(), |e| e.name().to_string()),
+        a.setting.estimator_label(),
         a.setting.sample_label(),
         format_interval(a.setting.interval),
         format!("{}/{}", a.runs, a.finished),
@@ -148,20 +144,18 @@ pub fn render_markdown(
     out
 }
 
-/// A heat map's grid for one (tracker, estimator): sample-pages labels
-/// (x, ascending), interval labels (y, ascending) and `metric` of each
-/// cell, `None` where no counted run measured it or no setting exists.
+/// A heat map's grid for one family of settings (see
+/// [`Setting::family`]: a tracker, an estimator and, in a replay sweep,
+/// its gains or region bounds): sample-pages labels (x, ascending),
+/// interval labels (y, ascending) and `metric` of each cell, `None` where
+/// no counted run measured it or no setting exists.
 pub fn heatmap_grid(
     settings: &[Setting],
     aggregates: &[Aggregate],
-    tracker: TrackerKind,
-    estimator: EstimatorKind,
+    family: &Setting,
     metric: impl Fn(&Aggregate) -> Option<f64>,
 ) -> (Vec<String>, Vec<String>, Vec<Vec<Option<f64>>>) {
-    let mine: Vec<&Setting> = settings
-        .iter()
-        .filter(|s| s.tracker == tracker && s.estimator == Some(estimator))
-        .collect();
+    let mine: Vec<&Setting> = settings.iter().filter(|s| s.family() == *family).collect();
     let mut xs: Vec<Option<u64>> = mine.iter().map(|s| s.sample_pages).collect();
     xs.sort_unstable();
     xs.dedup();
@@ -174,10 +168,9 @@ pub fn heatmap_grid(
             xs.iter()
                 .map(|&sample_pages| {
                     let want = Setting {
-                        tracker,
-                        estimator: Some(estimator),
                         sample_pages,
                         interval,
+                        ..*family
                     };
                     aggregates
                         .iter()
@@ -192,13 +185,7 @@ pub fn heatmap_grid(
         .iter()
         .map(|&sample_pages| match sample_pages {
             Some(n) => format!("{n} pages"),
-            None => Setting {
-                tracker,
-                estimator: Some(estimator),
-                sample_pages,
-                interval: Duration::ZERO,
-            }
-            .sample_label(),
+            None => family.sample_label(),
         })
         .collect();
     let y_labels = ys.iter().map(|&d| format_interval(d)).collect();
@@ -223,29 +210,33 @@ pub fn write_heatmaps(
     baseline: bool,
     dir: &Path,
 ) -> Result<Vec<PathBuf>, ReportError> {
-    let mut pairs: Vec<(TrackerKind, EstimatorKind)> = Vec::new();
+    let mut families: Vec<Setting> = Vec::new();
     for a in aggregates {
-        if let Some(e) = a.setting.estimator
-            && !pairs.contains(&(a.setting.tracker, e))
-        {
-            pairs.push((a.setting.tracker, e));
+        let family = a.setting.family();
+        if family.estimator.is_some() && !families.contains(&family) {
+            families.push(family);
         }
     }
     let mut files = Vec::new();
-    for (tracker, estimator) in pairs {
+    for family in families {
         for (name, label, metric) in HEATMAP_METRICS {
             if name == "slowdown" && !baseline {
                 continue;
             }
-            let (xs, ys, values) = heatmap_grid(settings, aggregates, tracker, estimator, metric);
+            let (xs, ys, values) = heatmap_grid(settings, aggregates, &family, metric);
             if values.iter().flatten().all(Option::is_none) {
                 continue;
             }
-            let title = format!("{} / {}: {label}", tracker.name(), estimator.name());
+            let title = format!(
+                "{} / {}: {label}",
+                family.tracker.name(),
+                family.estimator_label()
+            );
             let base = dir.join(format!(
-                "heatmap-{name}-{}-{}",
-                tracker.name(),
-                estimator.name()
+                "heatmap-{name}-{}-{}{}",
+                family.tracker.name(),
+                family.estimator.map_or("none", |e| e.name()),
+                family.tuning_slug()
             ));
             files.extend(plot_heatmap(&title, &xs, &ys, &values, label, &base)?);
         }
@@ -307,8 +298,10 @@ pub(super) fn write_reports(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::estimate::EstimatorKind;
     use crate::sweep::fixtures::{TARGETS, agg, esx};
     use crate::sweep::recommend;
+    use crate::track::TrackerKind;
 
     #[test]
     fn heatmap_grid_is_sorted_and_leaves_missing_cells_empty() {
@@ -318,27 +311,32 @@ mod tests {
             agg(esx(100, 500), 0.20, None, 200.0),
             agg(esx(100, 1000), 0.10, None, 100.0),
         ];
-        let (xs, ys, values) = heatmap_grid(
-            &settings,
-            &aggs,
-            TrackerKind::Uffd,
-            EstimatorKind::Esx,
-            |a| a.faults_per_s,
-        );
+        let (xs, ys, values) =
+            heatmap_grid(&settings, &aggs, &esx(0, 0).family(), |a| a.faults_per_s);
         assert_eq!(xs, ["100 pages", "400 pages"]);
         assert_eq!(ys, ["500ms", "1s"]);
         assert_eq!(
             values,
             vec![vec![Some(200.0), None], vec![Some(100.0), Some(40.0)]]
         );
-        let (xs, _, values) = heatmap_grid(
-            &settings,
-            &aggs,
-            TrackerKind::Mprotect,
-            EstimatorKind::Esx,
-            |a| a.mape,
-        );
+        let mprotect = Setting {
+            tracker: TrackerKind::Mprotect,
+            ..esx(0, 0)
+        };
+        let (xs, _, values) = heatmap_grid(&settings, &aggs, &mprotect.family(), |a| a.mape);
         assert!(xs.is_empty() && values.is_empty());
+        // Other gains are another family: their heat map is their own.
+        let tuned = Setting {
+            esx_gains: Some(crate::estimate::EsxGains {
+                slow: 0.25,
+                fast: 0.5,
+            }),
+            ..esx(0, 0)
+        };
+        let (xs, _, _) = heatmap_grid(&settings, &aggs, &tuned.family(), |a| a.mape);
+        assert!(xs.is_empty());
+        assert_eq!(tuned.tuning_slug(), "-g0.25-0.5");
+        assert_eq!(tuned.estimator_label(), "esx (gains 0.25/0.5)");
     }
 
     #[test]

@@ -25,21 +25,58 @@ pub const SETTING_COLUMNS: [&str; 7] = [
     "run_dir",
 ];
 
+/// The setting columns a replay sweep adds after [`SETTING_COLUMNS`]: the
+/// estimator parameters it may vary (empty where the estimator has none).
+pub const TUNING_COLUMNS: [&str; 4] = [
+    "esx_slow_gain",
+    "esx_fast_gain",
+    "damon_min_regions",
+    "damon_max_regions",
+];
+
+/// summary.json's fields that only a live run measures: a replay of a
+/// recording cannot know them (no VMM ran, no tracker armed or faulted, no
+/// baseline, no host), so a replayed row leaves them empty rather than
+/// claiming 0. The one list, used wherever replayed records are shown.
+pub const UNKNOWN_IN_REPLAY: [&str; 15] = [
+    "fault_cost_us",
+    "vmm_cpu_s",
+    "arm_us_total",
+    "collect_us_total",
+    "arm_us_per_page",
+    "guest_us_per_armed_page",
+    "hold_us_mean",
+    "hold_us_max",
+    "forced_holds",
+    "sampler_cpu_s",
+    "stall_us",
+    "slowdown",
+    "baseline_guest_ops_per_s",
+    "tracker_stats",
+    "host",
+];
+
 /// sweep.csv, one row per run, flushed after each.
 pub struct SweepCsv {
     path: PathBuf,
     writer: csv::Writer<File>,
     header: Vec<String>,
+    /// Whether the [`TUNING_COLUMNS`] follow the setting columns.
+    tuned: bool,
 }
 
 impl SweepCsv {
-    /// Creates the file and writes the header.
-    pub fn create(path: &Path) -> Result<SweepCsv, ReportError> {
+    /// Creates the file and writes the header; `tuned` (a replay sweep)
+    /// adds the [`TUNING_COLUMNS`].
+    pub fn create(path: &Path, tuned: bool) -> Result<SweepCsv, ReportError> {
         let csv_err = |source| ReportError::Csv {
             path: path.to_path_buf(),
             source,
         };
         let mut header: Vec<String> = SETTING_COLUMNS.iter().map(|c| c.to_string()).collect();
+        if tuned {
+            header.extend(TUNING_COLUMNS.iter().map(|c| c.to_string()));
+        }
         let summary_keys = summary_fields(&Summary::default())
             .map_err(|source| ReportError::Json {
                 path: path.to_path_buf(),
@@ -55,6 +92,7 @@ impl SweepCsv {
             path: path.to_path_buf(),
             writer,
             header,
+            tuned,
         };
         out.flush()?;
         Ok(out)
@@ -79,10 +117,22 @@ impl SweepCsv {
             record.seed.to_string(),
             record.run_dir.clone(),
         ];
-        for key in &self.header[SETTING_COLUMNS.len()..] {
+        let mut summary_from = SETTING_COLUMNS.len();
+        if self.tuned {
+            let opt = |v: Option<String>| v.unwrap_or_default();
+            row.extend([
+                opt(setting.esx_gains.map(|g| g.slow.to_string())),
+                opt(setting.esx_gains.map(|g| g.fast.to_string())),
+                opt(setting.damon_regions.map(|r| r.min.to_string())),
+                opt(setting.damon_regions.map(|r| r.max.to_string())),
+            ]);
+            summary_from += TUNING_COLUMNS.len();
+        }
+        for key in &self.header[summary_from..] {
+            let unknown = record.replayed && UNKNOWN_IN_REPLAY.contains(&key.as_str());
             let cell = fields
                 .iter()
-                .find(|(k, _)| k == key)
+                .find(|(k, _)| k == key && !unknown)
                 .map_or(String::new(), |(_, v)| v.clone());
             row.push(cell);
         }
@@ -157,7 +207,7 @@ mod tests {
     fn csv_rows_hold_the_setting_then_every_summary_field() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(SWEEP_CSV);
-        let mut csv = SweepCsv::create(&path).unwrap();
+        let mut csv = SweepCsv::create(&path, false).unwrap();
         let mut s = summary(0.05, Some(1.0), 1234);
         s.phases = vec![crate::report::summary::Phase {
             t_s: 1.5,
@@ -194,5 +244,19 @@ mod tests {
             cell("tracker_stats"),
             r#"{"guest_stalls":0,"rejected_hypercalls":0,"unattributed":3,"vcpu_thread_cpu_s":0.0}"#
         );
+    }
+
+    /// Each name of the list is a column of sweep.csv, so no unknown cost
+    /// is shown as 0 by a misspelt name.
+    #[test]
+    fn every_cost_unknown_in_replay_is_a_summary_field() {
+        let fields = summary_fields(&Summary::default()).unwrap();
+        for name in UNKNOWN_IN_REPLAY {
+            assert!(fields.iter().any(|(k, _)| k == name), "{name}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SWEEP_CSV);
+        let csv = SweepCsv::create(&path, true).unwrap();
+        assert_eq!(csv.header[7..11], TUNING_COLUMNS);
     }
 }
