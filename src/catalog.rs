@@ -421,6 +421,22 @@ pub static CATALOG: &[ProgramInfo] = &[
         test_only: false,
     },
     ProgramInfo {
+        name: "team",
+        summary: "for --vcpus: half of --wss shared, half split into per-vCPU slices; per \
+                  round every vCPU updates its share of the shared pages and touches its \
+                  slice at random, then (after a barrier) reads every shared page; the \
+                  checksum does not depend on the vCPU count; ignores write_ratio",
+        params: &[ParamInfo {
+            key: "rounds",
+
+            kind: ParamKind::Count { min: 0 },
+            default: "100",
+            help: "number of barrier-separated rounds",
+        }],
+        expected_truth: "about all --wss pages in an interval that holds a whole round",
+        test_only: true,
+    },
+    ProgramInfo {
         name: "zipf",
         summary: "Zipf-distributed page ranks over --wss, hot pages scattered across the region",
         params: &[ParamInfo {

@@ -256,6 +256,7 @@ mod tests {
             },
             warmup_intervals: 3,
             guest_pages: crate::vmm::paging::GuestPageSize::Size4K,
+            vcpus: 1,
             baseline: true,
             out_dir: None,
             plot: false,
