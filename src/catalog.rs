@@ -200,7 +200,8 @@ pub static COMMON_PARAMS: &[ParamInfo] = &[
 
         kind: ParamKind::Count { min: 0 },
         default: "0",
-        help: "stop after exactly this many accesses (0: run until kvm-wss stops the guest)",
+        help: "stop after exactly this many accesses, per vCPU (0: run until kvm-wss stops \
+               the guest)",
     },
     ParamInfo {
         key: "write_ratio",
@@ -219,7 +220,7 @@ pub static COMMON_PARAMS: &[ParamInfo] = &[
 
         kind: ParamKind::Count { min: 0 },
         default: "0",
-        help: "pace the guest to this many accesses per second (0: as fast as it can); \
+        help: "pace each vCPU to this many accesses per second (0: as fast as it can); \
                time-driven programs then follow the access count, which makes them \
                reproducible",
     },
