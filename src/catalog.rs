@@ -427,13 +427,23 @@ pub static CATALOG: &[ProgramInfo] = &[
                   round every vCPU updates its share of the shared pages and touches its \
                   slice at random, then (after a barrier) reads every shared page; the \
                   checksum does not depend on the vCPU count; ignores write_ratio",
-        params: &[ParamInfo {
-            key: "rounds",
+        params: &[
+            ParamInfo {
+                key: "rounds",
 
-            kind: ParamKind::Count { min: 0 },
-            default: "100",
-            help: "number of barrier-separated rounds",
-        }],
+                kind: ParamKind::Count { min: 0 },
+                default: "100",
+                help: "number of barrier-separated rounds",
+            },
+            ParamInfo {
+                key: "crash_vcpu",
+
+                kind: ParamKind::Count { min: 0 },
+                default: "0",
+                help: "k > 0: vCPU k-1 panics after the first round (tests that the run ends \
+                       on it); 0: none",
+            },
+        ],
         expected_truth: "about all --wss pages in an interval that holds a whole round",
         test_only: true,
     },

@@ -89,6 +89,31 @@ fn exhaustive_equals_the_truth_on_one_and_four_vcpus_under_every_tracker() {
 }
 
 #[test]
+fn a_panic_on_another_vcpu_ends_the_run_and_is_reported() {
+    if !common::kvm_available("a_panic_on_another_vcpu_ends_the_run") {
+        return;
+    }
+    let out = run(&RunSpec {
+        duration: Duration::from_secs(60),
+        params: &[("rounds", "1000000"), ("crash_vcpu", "3")],
+        vcpus: 3,
+        ..RunSpec::new("team")
+    }
+    .config());
+    assert_eq!(out.summary.end, EndKind::GuestCrash);
+    match &out.end {
+        kvm_wss::run::RunEnd::GuestCrash(msg) => {
+            assert!(msg.contains("team: vCPU 2 panics on purpose"), "{msg}")
+        }
+        other => panic!("expected a guest crash, got {other:?}"),
+    }
+    assert!(
+        out.summary.duration_s < 30.0,
+        "the run ended on the panic, not at --duration"
+    );
+}
+
+#[test]
 fn vcpus_out_of_range_is_a_usage_error() {
     for bad in ["0", "9"] {
         let o = Command::new(env!("CARGO_BIN_EXE_kvm-wss"))

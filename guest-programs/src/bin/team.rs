@@ -10,7 +10,9 @@
 //! it depends on `rounds` and `--wss` only, not on the vCPU count, the
 //! seed or the tracker.
 //!
-//! Params: `rounds` (default 100). The common params apply per vCPU
+//! Params: `rounds` (default 100); `crash_vcpu` (default 0: none): with
+//! `k` > 0, vCPU `k - 1` panics after the first round (the run must end
+//! on it, reporting the panic). The common params apply per vCPU
 //! (`ops` cuts each vCPU's work short; `rate` paces each vCPU);
 //! `write_ratio` is ignored.
 //!
@@ -30,6 +32,7 @@ const PRIVATE_PER_PAGE: usize = 2;
 
 fn main(g: &mut Ctx) -> u64 {
     let rounds = g.param_u64_or("rounds", 100);
+    let crash_vcpu = g.param_u64_or("crash_vcpu", 0);
     let pages = g.wss_pages();
     // Every vCPU makes the same allocations, so all see the same regions.
     let shared = g.alloc_pages((pages / 2).max(1));
@@ -43,6 +46,9 @@ fn main(g: &mut Ctx) -> u64 {
         let sum = read_all(g, &shared);
         if g.vcpu() == 0 {
             seen = seen.rotate_left(5) ^ sum;
+        }
+        if crash_vcpu == g.vcpu() as u64 + 1 {
+            panic!("team: vCPU {} panics on purpose (crash_vcpu)", g.vcpu());
         }
         g.barrier();
     }
