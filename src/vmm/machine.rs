@@ -1,5 +1,5 @@
 //! Assembling a bootable machine from a guest image and plain settings:
-//! layout, memory, page tables, parameter block, VM and vCPU.
+//! layout, memory, page tables, parameter block, VM and vCPUs.
 
 use std::sync::Arc;
 
