@@ -392,6 +392,7 @@ pub fn boot_rounds(
             params: vec![("rounds".into(), (rounds + 1).to_string())],
             dirty_log: kind == TrackerKind::DirtyLog,
             guest_pages,
+            vcpus: 1,
         },
     )?;
     let region = Region {

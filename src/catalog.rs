@@ -203,15 +203,13 @@ pub struct ProgramInfo {
 pub static COMMON_PARAMS: &[ParamInfo] = &[
     ParamInfo {
         key: "ops",
-
         kind: ParamKind::Count { min: 0 },
         default: "0",
-        help: "stop after exactly this many operations, the unit a program counts \
+        help: "stop after exactly this many operations per vCPU, the unit a program counts \
                (accesses, allocations, requests, ...; 0: run until kvm-wss stops the guest)",
     },
     ParamInfo {
         key: "write_ratio",
-
         kind: ParamKind::Real {
             min: 0.0,
             max: 1.0,
@@ -224,10 +222,9 @@ pub static COMMON_PARAMS: &[ParamInfo] = &[
     },
     ParamInfo {
         key: "rate",
-
         kind: ParamKind::Count { min: 0 },
         default: "0",
-        help: "pace the guest to this many operations per second (0: as fast as it can); \
+        help: "pace each vCPU to this many operations per second (0: as fast as it can); \
                time-driven programs then follow the operation count, which makes them \
                reproducible",
     },
@@ -242,7 +239,6 @@ pub static CATALOG: &[ProgramInfo] = &[
                   optionally makes one out-of-range access after a pass",
         params: &[ParamInfo {
             key: "out_of_range",
-
             kind: ParamKind::Choice(ARRAYS_OUT_OF_RANGE),
             default: "none",
             help: "none, or page, word or element: one access past the end after a pass \
@@ -257,7 +253,6 @@ pub static CATALOG: &[ProgramInfo] = &[
                   rejects it; logs `survived <call>` if resumed",
         params: &[ParamInfo {
             key: "call",
-
             kind: ParamKind::Choice(BADCALL_CALLS),
             default: "",
             help: "required: log_oob, log_huge, unknown_doorbell, narrow, read_doorbell, \
@@ -329,7 +324,6 @@ pub static CATALOG: &[ProgramInfo] = &[
         params: &[
             ParamInfo {
                 key: "hot_frac",
-
                 kind: ParamKind::Real {
                     min: 0.0,
                     max: 1.0,
@@ -340,7 +334,6 @@ pub static CATALOG: &[ProgramInfo] = &[
             },
             ParamInfo {
                 key: "hot_prob",
-
                 kind: ParamKind::Real {
                     min: 0.0,
                     max: 1.0,
@@ -359,7 +352,6 @@ pub static CATALOG: &[ProgramInfo] = &[
         summary: "one access to one page every `every`, spinning on the clock in between",
         params: &[ParamInfo {
             key: "every",
-
             kind: ParamKind::Duration { min_ns: 1 },
             default: "100ms",
             help: "time between accesses",
@@ -424,14 +416,12 @@ pub static CATALOG: &[ProgramInfo] = &[
         params: &[
             ParamInfo {
                 key: "period",
-
                 kind: ParamKind::Duration { min_ns: 1 },
                 default: "5s",
                 help: "time between size changes",
             },
             ParamInfo {
                 key: "sizes",
-
                 kind: ParamKind::SizeList,
                 default: "wss/8,wss,wss/4",
                 help: "comma list of sizes, each between 4K and --wss (e.g. 16M,128M,32M)",
@@ -447,7 +437,6 @@ pub static CATALOG: &[ProgramInfo] = &[
                   sync(2r+1); ignores ops, rate and write_ratio",
         params: &[ParamInfo {
             key: "rounds",
-
             kind: ParamKind::Count { min: 0 },
             default: "3",
             help: "number of sync-delimited rounds",
@@ -463,7 +452,6 @@ pub static CATALOG: &[ProgramInfo] = &[
         params: &[
             ParamInfo {
                 key: "floor",
-
                 kind: ParamKind::Real {
                     min: 0.0,
                     max: 1.0,
@@ -474,21 +462,18 @@ pub static CATALOG: &[ProgramInfo] = &[
             },
             ParamInfo {
                 key: "grow",
-
                 kind: ParamKind::Duration { min_ns: 0 },
                 default: "5s",
                 help: "time to grow from nothing to --wss",
             },
             ParamInfo {
                 key: "hold",
-
                 kind: ParamKind::Duration { min_ns: 0 },
                 default: "5s",
                 help: "time at --wss",
             },
             ParamInfo {
                 key: "shrink",
-
                 kind: ParamKind::Duration { min_ns: 0 },
                 default: "5s",
                 help: "time to shrink from --wss to floor",
@@ -531,7 +516,6 @@ pub static CATALOG: &[ProgramInfo] = &[
         summary: "sequential sweep over every k-th page of --wss, wrapping",
         params: &[ParamInfo {
             key: "k",
-
             kind: ParamKind::Count { min: 1 },
             default: "4",
             help: "stride in pages, at least 1",
@@ -540,11 +524,34 @@ pub static CATALOG: &[ProgramInfo] = &[
         test_only: false,
     },
     ProgramInfo {
+        name: "team",
+        summary: "for --vcpus: half of --wss shared, half split into per-vCPU slices; per \
+                  round every vCPU updates its share of the shared pages and touches its \
+                  slice at random, then (after a barrier) reads every shared page; the \
+                  checksum does not depend on the vCPU count; ignores write_ratio",
+        params: &[
+            ParamInfo {
+                key: "rounds",
+                kind: ParamKind::Count { min: 0 },
+                default: "100",
+                help: "number of barrier-separated rounds",
+            },
+            ParamInfo {
+                key: "crash_vcpu",
+                kind: ParamKind::Count { min: 0 },
+                default: "0",
+                help: "k > 0: vCPU k-1 panics after the first round (tests that the run ends \
+                       on it); 0: none",
+            },
+        ],
+        expected_truth: "about all --wss pages in an interval that holds a whole round",
+        test_only: true,
+    },
+    ProgramInfo {
         name: "zipf",
         summary: "Zipf-distributed page ranks over --wss, hot pages scattered across the region",
         params: &[ParamInfo {
             key: "theta",
-
             kind: ParamKind::Real {
                 min: 0.0,
                 max: f64::MAX,

@@ -260,6 +260,10 @@ pub struct CommonArgs {
     /// pages). Default: 2m, except 4k with --tracker dirty-log, which refuses 2m.
     #[arg(long, value_enum)]
     pub guest_pages: Option<GuestPageSize>,
+    /// vCPUs running the program, 1 to 8: every vCPU runs its main, with its index (see the
+    /// README); the guest ends when vCPU 0 does.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=wss_abi::MAX_VCPUS as u64))]
+    pub vcpus: u64,
     /// First run the untracked twin and report the guest slowdown.
     #[arg(long)]
     pub baseline: bool,
@@ -542,6 +546,7 @@ impl CommonArgs {
             },
             warmup_intervals: self.warmup,
             guest_pages,
+            vcpus: self.vcpus,
             baseline: self.baseline,
             out_dir: None,
             plot: !self.no_plot,

@@ -35,6 +35,8 @@ pub struct RunConfig {
     pub warmup_intervals: usize,
     /// Page size of the guest's identity map over RAM.
     pub guest_pages: GuestPageSize,
+    /// vCPUs running the program (`--vcpus`, 1 to `wss_abi::MAX_VCPUS`).
+    pub vcpus: u64,
     /// Run the untracked twin first and report the slowdown.
     pub baseline: bool,
     pub out_dir: Option<PathBuf>,

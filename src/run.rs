@@ -20,7 +20,8 @@ use crate::sampler::{Event, LoopEnd, Sampler, SamplerError};
 use crate::track::{self, TrackError, TrackerKind};
 use crate::vmm::exit::Stop;
 use crate::vmm::machine::{BootError, Machine, MachineConfig};
-use crate::vmm::vcpu_thread::{VcpuEnd, VcpuLoopError, VcpuThread};
+use crate::vmm::vcpu_group::VcpuGroup;
+use crate::vmm::vcpu_thread::{VcpuEnd, VcpuLoopError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -250,6 +251,7 @@ fn run_once(
             params: cfg.params.clone(),
             dirty_log: cfg.tracker == TrackerKind::DirtyLog,
             guest_pages: cfg.guest_pages,
+            vcpus: cfg.vcpus,
         },
     )?;
     let layout = machine.layout;
@@ -289,18 +291,25 @@ fn run_once(
         *slot = Some(tx.clone());
     }
     let memory = Arc::clone(machine.memory());
-    let Machine { vcpu, vm, kvm, .. } = machine;
+    let Machine {
+        vcpu,
+        secondary_vcpus,
+        vm,
+        kvm,
+        ..
+    } = machine;
     let faults = tracker.as_ref().and_then(|t| Arc::clone(t).fault_handler());
     let cpu_before = process_cpu_s();
     let start = Instant::now();
     let done_tx = tx.clone();
-    let thread = VcpuThread::spawn(
+    let thread = VcpuGroup::spawn(
         vcpu,
+        secondary_vcpus,
         Arc::clone(&memory),
         start,
         faults,
         None,
-        Box::new(move || {
+        Arc::new(move || {
             let _ = done_tx.send(Event::VcpuDone);
         }),
     )

@@ -19,9 +19,9 @@ use crate::record::{self, PageSet, RecordError, TraceWriter};
 use crate::report::timeseries::{FULL_FRACTION, Row};
 use crate::track::{RamPage, TrackError, Tracker};
 use crate::truth::{self, TruthSample};
-use crate::vmm::hold::Held;
+use crate::vmm::hold::HeldAll;
 use crate::vmm::memory::GuestMemory;
-use crate::vmm::vcpu_thread::VcpuThread;
+use crate::vmm::vcpu_group::VcpuGroup;
 
 /// Something that ends the run early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,9 +110,9 @@ pub struct Sampler<'a> {
     /// interval (ESX's average that takes in the current samples as they
     /// arrive), for a person watching a long interval.
     pub progress_every: Option<Duration>,
-    /// The running guest, held at every boundary; `None` runs the loop
-    /// without holding anything.
-    pub vcpu: Option<&'a VcpuThread>,
+    /// The running guest, every vCPU of it held at every boundary; `None`
+    /// runs the loop without holding anything.
+    pub vcpu: Option<&'a VcpuGroup>,
 }
 
 /// An estimate made before its interval ended.
@@ -230,7 +230,7 @@ impl Sampler<'_> {
             let tick_end = (resumed_at + tick_len).min(end_at);
             let stopped = self.wait_tick(start, tick_end, steps, events, &mut on_progress);
             let held = self.vcpu.map(|v| v.hold());
-            let held_at = held.as_ref().map_or_else(Instant::now, |h| h.held_at);
+            let held_at = held.as_ref().map_or_else(Instant::now, HeldAll::held_at);
             let tick_ran = held_at.saturating_duration_since(resumed_at);
             tally.ran += tick_ran;
             step += 1;
@@ -432,8 +432,8 @@ fn nanos(d: Duration) -> u64 {
 }
 
 /// Lets a held guest go on; how long it was held (zero with no guest).
-fn release(held: Option<Held<'_>>) -> Duration {
-    held.map_or(Duration::ZERO, Held::release)
+fn release(held: Option<HeldAll<'_>>) -> Duration {
+    held.map_or(Duration::ZERO, HeldAll::release)
 }
 
 /// Sleeps until `deadline` unless an event arrives first.

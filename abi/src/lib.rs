@@ -33,8 +33,13 @@ pub const RAM_BASE: u64 = 0x4000_0000;
 /// Largest guest RAM the layout supports (the page-table area is sized for it).
 pub const MAX_RAM_SIZE: u64 = 64 << 30;
 
-/// Size of the guest stack, placed right after the loaded image.
+/// Size of each vCPU's stack. The stacks sit right after the loaded image,
+/// vCPU 0's on top: vCPU `i`'s is `[stack_top - (i+1)*STACK_SIZE,
+/// stack_top - i*STACK_SIZE)`.
 pub const STACK_SIZE: u64 = 1 << 20;
+
+/// Most vCPUs a guest may have (`--vcpus`).
+pub const MAX_VCPUS: usize = 8;
 
 /// Longest message a `log` or `panic` hypercall may pass.
 pub const LOG_MAX: u64 = 4096;
@@ -57,6 +62,9 @@ pub mod doorbell {
     /// held it at an interval boundary. Only the runtime's finishing copy
     /// of the access routines rings it (see [`super::Status::touch_code`]).
     pub const BOUNDARY: u64 = 0x28;
+    /// `yield()`: the vCPU waits for another (a barrier) and offers the
+    /// host CPU to the other vCPU threads before it goes on.
+    pub const YIELD: u64 = 0x30;
 }
 
 /// Bits of a packed buffer descriptor that hold the guest address.
@@ -78,7 +86,7 @@ pub const fn unpack_buf(data: u64) -> (u64, u64) {
 pub const PARAMS_MAGIC: u64 = u64::from_le_bytes(*b"KVMWSS01");
 
 /// Version of this ABI. Bumped on any incompatible change.
-pub const ABI_VERSION: u64 = 3;
+pub const ABI_VERSION: u64 = 4;
 
 /// Longest parameter key, in bytes.
 pub const PARAM_KEY_LEN: usize = 32;
@@ -138,8 +146,12 @@ pub struct Params {
     /// trackers arm: `[data_start, data_end)`, page aligned.
     pub data_start: u64,
     pub data_end: u64,
-    /// Initial stack pointer region: `[stack_top - STACK_SIZE, stack_top)`.
+    /// Top of the stacks: vCPU `i`'s stack is `[stack_top - (i+1) *
+    /// STACK_SIZE, stack_top - i * STACK_SIZE)`.
     pub stack_top: u64,
+    /// How many vCPUs run the program (1..=[`MAX_VCPUS`]). Each enters
+    /// `_start` with the parameter block in `rdi` and its index in `rsi`.
+    pub vcpus: u64,
     /// TSC frequency in Hz, for the guest clock.
     pub tsc_hz: u64,
     /// Seed of the guest PRNG.
@@ -175,7 +187,8 @@ impl Params {
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct Status {
-    /// Memory accesses performed so far (the progress counter).
+    /// Memory accesses performed so far by all vCPUs (the progress
+    /// counter); each vCPU adds its batches with an atomic add.
     pub guest_ops: u64,
     /// The last phase marker announced.
     pub phase: u64,
@@ -185,11 +198,12 @@ pub struct Status {
     pub checksum_valid: u64,
     /// TSC cycles the guest spent stalled in batches that took far longer
     /// than usual (tracked faults, host preemption), and how many such
-    /// batches there were.
+    /// batches there were, summed over the vCPUs (atomic adds).
     pub stall_cycles: u64,
     pub stalls: u64,
-    /// TSC cycles spent in the run loop, for an ops/s rate that counts the
-    /// same thing in a guest and in a host process.
+    /// TSC cycles spent in the run loop, summed over the vCPUs (atomic
+    /// adds), for an ops/s rate that counts the same thing in a guest and
+    /// in a host process.
     pub run_cycles: u64,
     /// Program-specific results (for example the probe's timed touches).
     pub user: [u64; USER_SLOTS],
@@ -212,6 +226,9 @@ pub struct Status {
     /// What the program counts as one operation in `guest_ops` (for
     /// example `lookups`), UTF-8, NUL-padded; empty means accesses.
     pub op_name: [u8; OP_NAME_LEN],
+    /// Operations performed by each vCPU, written by that vCPU alone;
+    /// they add up to `guest_ops`.
+    pub vcpu_ops: [u64; MAX_VCPUS],
 }
 
 impl Status {

@@ -1,7 +1,12 @@
 //! The context a program runs in: its parameters, clock, PRNG, data-region
 //! allocator, and the run loop that counts operations and stalls.
+//!
+//! Each vCPU has a context of its own (see [`crate::vcpus`]): its index,
+//! its PRNG stream and its operation count; the status block's totals are
+//! shared and each vCPU adds to them atomically.
 
-use core::sync::atomic::AtomicU64;
+use core::ops::Range;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use wss_abi::units::{parse_duration_ns, parse_size};
 use wss_abi::{OP_NAME_LEN, PAGE_SIZE, Params, Status, USER_NAME_LEN, USER_SLOTS, fill_name};
@@ -10,8 +15,9 @@ use crate::array::{Array, Element, pages_for};
 use crate::bounds::check_index;
 use crate::clock::{Clock, rdtsc};
 use crate::mem::{Region, Truth};
-use crate::rng::{Probability, Rng};
+use crate::rng::{Probability, Rng, stream_seed};
 use crate::schedule::Schedule;
+use crate::vcpus::{BARRIER, share};
 
 /// Accesses a program performs per call of its batch function. Small enough
 /// that time-driven programs react within microseconds, large enough that
@@ -34,6 +40,9 @@ pub struct Ctx<'p> {
     pub clock: Clock,
     pub rng: Rng,
     truth: Truth,
+    /// This vCPU's index and the guest's vCPU count.
+    vcpu: u64,
+    vcpus: u64,
     next_free: u64,
     data_end: u64,
     ops: u64,
@@ -45,6 +54,16 @@ pub struct Ctx<'p> {
     ticks_per_op: u64,
     /// TSC cycles spent inside `run`, over all its calls.
     run_cycles: u64,
+}
+
+/// Adds `delta` to a status-block total that every vCPU adds to.
+///
+/// # Safety
+/// `field` must point to a live, 8-byte aligned u64 of the status block.
+unsafe fn add_shared(field: *mut u64, delta: u64) {
+    // SAFETY: the caller's contract; the VMM only reads the field, and
+    // every vCPU updates it with atomic adds only.
+    unsafe { AtomicU64::from_ptr(field) }.fetch_add(delta, Ordering::Relaxed);
 }
 
 /// The pacing of one call of [`Ctx::run`]: its operations are spread
@@ -76,6 +95,19 @@ impl<'p> Ctx<'p> {
     /// valid, writable memory for the life of the context, used by nothing
     /// else but the VMM's atomic bitmap swaps and status reads.
     pub unsafe fn new(params: &'p Params) -> Ctx<'p> {
+        // SAFETY: the caller's contract, for vCPU 0.
+        unsafe { Ctx::for_vcpu(params, 0) }
+    }
+
+    /// The context of vCPU `vcpu` (`vcpu < params.vcpus`; a larger index
+    /// is taken as the last vCPU).
+    ///
+    /// # Safety
+    /// As [`Ctx::new`]; the status block and bitmaps may be shared with the
+    /// other vCPUs' contexts, which update them atomically.
+    pub unsafe fn for_vcpu(params: &'p Params, vcpu: u64) -> Ctx<'p> {
+        let vcpus = params.vcpus.max(1);
+        let vcpu = vcpu.min(vcpus - 1);
         // SAFETY: the caller guarantees the bitmap addresses and sizes.
         let truth = unsafe {
             Truth::new(
@@ -89,8 +121,10 @@ impl<'p> Ctx<'p> {
             params,
             status: params.status as *mut Status,
             clock: Clock::new(params.tsc_hz),
-            rng: Rng::new(params.seed),
+            rng: Rng::new(stream_seed(params.seed, vcpu)),
             truth,
+            vcpu,
+            vcpus,
             next_free: params.data_start,
             data_end: params.data_end,
             ops: 0,
@@ -103,7 +137,8 @@ impl<'p> Ctx<'p> {
         // No pacing (0) when `rate` is 0.
         let (code, len, finish) = crate::mem::touch_code();
         let s = ctx.status();
-        // SAFETY: volatile stores into our status block, so the VMM sees them.
+        // SAFETY: volatile stores into our status block, so the VMM sees
+        // them; every vCPU stores the same values.
         unsafe {
             core::ptr::write_volatile(&mut s.touch_code, code);
             core::ptr::write_volatile(&mut s.touch_code_len, len);
@@ -121,6 +156,33 @@ impl<'p> Ctx<'p> {
 
     pub fn params(&self) -> &'p Params {
         self.params
+    }
+
+    /// This vCPU's index, 0 to [`Ctx::vcpus`] - 1. The guest ends when
+    /// vCPU 0 returns from `main`; another vCPU returning only stops it.
+    pub fn vcpu(&self) -> usize {
+        self.vcpu as usize
+    }
+
+    /// How many vCPUs run the program (`--vcpus`).
+    pub fn vcpus(&self) -> usize {
+        self.vcpus as usize
+    }
+
+    /// This vCPU's share of `len` items split by index (see
+    /// [`crate::vcpus::share`]): all of `0..len` with one vCPU.
+    pub fn my_share(&self, len: usize) -> Range<usize> {
+        share(len, self.vcpu(), self.vcpus())
+    }
+
+    /// Waits until every vCPU reached this barrier; what each wrote
+    /// before is then visible to all. A no-op with one vCPU. Every vCPU
+    /// must pass the same barriers in the same order.
+    pub fn barrier(&mut self) {
+        BARRIER.wait(self.vcpus, || {
+            #[cfg(feature = "rt")]
+            crate::rt::yield_now();
+        });
     }
 
     /// The working-set size the run asked for, in pages (at least one).
@@ -354,24 +416,30 @@ impl<'p> Ctx<'p> {
             if mean == 0 {
                 mean = dt.max(1);
             } else if dt > 2 * mean + slack {
-                let s = self.status();
                 let stall = (dt - mean).min(cap);
-                // SAFETY: volatile stores into our status block.
+                let s = self.status;
+                // SAFETY: fields of the status block, shared by the vCPUs.
                 unsafe {
-                    core::ptr::write_volatile(&mut s.stall_cycles, s.stall_cycles + stall);
-                    core::ptr::write_volatile(&mut s.stalls, s.stalls + 1);
+                    add_shared(&raw mut (*s).stall_cycles, stall);
+                    add_shared(&raw mut (*s).stalls, 1);
                 }
             } else {
                 mean = mean - (mean >> 4) + (dt >> 4);
             }
             let ops = self.ops;
-            self.run_cycles = cycles_before + now.wrapping_sub(run_start);
-            let cycles = self.run_cycles;
-            let s = self.status();
-            // SAFETY: volatile stores into our status block.
+            let cycles = cycles_before + now.wrapping_sub(run_start);
+            let added_cycles = cycles - self.run_cycles;
+            self.run_cycles = cycles;
+            let (s, me) = (self.status, self.vcpu as usize);
+            // SAFETY: fields of the status block: the totals are shared by
+            // the vCPUs (atomic adds), `vcpu_ops[me]` is this vCPU's alone
+            // (`me` < MAX_VCPUS: `vcpus` comes from the VMM, which bounds it).
             unsafe {
-                core::ptr::write_volatile(&mut s.guest_ops, ops);
-                core::ptr::write_volatile(&mut s.run_cycles, cycles);
+                add_shared(&raw mut (*s).guest_ops, n as u64);
+                add_shared(&raw mut (*s).run_cycles, added_cycles);
+                if let Some(slot) = (*s).vcpu_ops.get_mut(me) {
+                    core::ptr::write_volatile(slot, ops);
+                }
             }
             if self.budget_spent() {
                 break;
@@ -385,7 +453,7 @@ impl<'p> Ctx<'p> {
         }
     }
 
-    /// Whether a run with an `ops` budget has done all of it.
+    /// Whether a run with an `ops` budget (per vCPU) has done all of it.
     fn budget_spent(&self) -> bool {
         self.ops_limit != 0 && self.ops >= self.ops_limit
     }
@@ -447,6 +515,7 @@ mod tests {
                 data_start: base,
                 data_end: base + pages * PAGE_SIZE,
                 stack_top: 0,
+                vcpus: 1,
                 tsc_hz: TSC_HZ,
                 seed: 1,
                 wss_bytes: pages * PAGE_SIZE,

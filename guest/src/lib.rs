@@ -23,6 +23,7 @@ pub mod math;
 pub mod mem;
 pub mod rng;
 pub mod schedule;
+pub mod vcpus;
 
 #[cfg(feature = "rt")]
 pub mod rt;

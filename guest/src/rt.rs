@@ -41,6 +41,11 @@ pub fn sync(value: u64) {
     ring(doorbell::SYNC, value);
 }
 
+/// Offers the host CPU to the other vCPUs (a vCPU waiting at a barrier).
+pub fn yield_now() {
+    ring(doorbell::YIELD, 0);
+}
+
 /// A fixed buffer that `core::fmt` can write into, truncating when full.
 pub struct MsgBuf {
     buf: [u8; LOG_MAX as usize],
@@ -92,18 +97,22 @@ macro_rules! log {
 /// Defines the program's entry point. `main` takes the context and returns
 /// a checksum of its data, which the VMM reports; returning ends the program
 /// with exit code 0.
+///
+/// With `--vcpus N`, `main` runs on every vCPU, each with its own context
+/// ([`Ctx::vcpu`] tells which). vCPU 0's return ends the program and its
+/// value is the checksum; another vCPU's return only stops that vCPU.
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
         #[unsafe(no_mangle)]
-        pub extern "C" fn _start(params: *const $crate::abi::Params) -> ! {
-            $crate::rt::start(params, $main)
+        pub extern "C" fn _start(params: *const $crate::abi::Params, vcpu: u64) -> ! {
+            $crate::rt::start(params, vcpu, $main)
         }
     };
 }
 
-/// Called by the entry point that [`entry!`] defines.
-pub fn start(params: *const Params, main: fn(&mut Ctx) -> u64) -> ! {
+/// Called by the entry point that [`entry!`] defines, on every vCPU.
+pub fn start(params: *const Params, vcpu: u64, main: fn(&mut Ctx) -> u64) -> ! {
     // SAFETY: the VMM passes the address of the parameter block in rdi and
     // fills it before boot.
     let params = unsafe { &*params };
@@ -112,19 +121,32 @@ pub fn start(params: *const Params, main: fn(&mut Ctx) -> u64) -> ! {
         exit(120);
     }
     // SAFETY: the VMM lays out the data region, status block and bitmaps
-    // as the parameter block says, and nothing else in the guest uses them.
-    let mut ctx = unsafe { Ctx::new(params) };
+    // as the parameter block says; the vCPUs share them only through the
+    // context's atomic updates.
+    let mut ctx = unsafe { Ctx::for_vcpu(params, vcpu) };
     let sum = main(&mut ctx);
-    ctx.set_checksum(sum);
+    if ctx.vcpu() == 0 {
+        ctx.set_checksum(sum);
+    }
     exit(0)
 }
 
 #[panic_handler]
 fn on_panic(info: &core::panic::PanicInfo) -> ! {
-    // A static buffer: the panic may come from a stack overflow.
+    // A static buffer: the panic may come from a stack overflow. The first
+    // vCPU to panic takes it; the run ends on that panic, so another vCPU
+    // panicking at the same time reports only that it did.
     static mut PANIC_MSG: MsgBuf = MsgBuf::new();
-    // SAFETY: one vCPU, and the handler never returns, so no other
-    // reference to the buffer exists.
+    static TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if TAKEN.swap(true, core::sync::atomic::Ordering::AcqRel) {
+        let s = "another vCPU panicked at the same time";
+        ring(doorbell::PANIC, pack_buf(s.as_ptr() as u64, s.len() as u64));
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+    // SAFETY: only the vCPU that took `TAKEN` gets here, and the handler
+    // never returns, so no other reference to the buffer exists.
     let m = unsafe { &mut *core::ptr::addr_of_mut!(PANIC_MSG) };
     let _ = write!(m, "{}", info.message());
     if let Some(loc) = info.location() {

@@ -76,6 +76,7 @@ fn vm_round(wss: u64, duration: Duration, seed: u64) -> Result<(u64, f64), Bench
             params: Vec::new(),
             dirty_log: false,
             guest_pages: crate::vmm::paging::GuestPageSize::Size2M,
+            vcpus: 1,
         },
     )?;
     let memory = Arc::clone(m.memory());
@@ -164,6 +165,7 @@ fn host_round(wss: u64, ops: u64, seed: u64) -> Result<f64, BenchError> {
         data_start: base,
         data_end: base + pages * PAGE_SIZE,
         stack_top: 0,
+        vcpus: 1,
         tsc_hz,
         seed,
         wss_bytes: wss,

@@ -139,6 +139,7 @@ fn config(plan: &OvercommitPlan, mem: u64, seed: u64) -> RunConfig {
         damon: DamonConfig::default(),
         warmup_intervals: 1,
         guest_pages: GuestPageSize::Size2M,
+        vcpus: 1,
         baseline: false,
         out_dir: None,
         plot: false,

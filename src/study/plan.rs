@@ -168,6 +168,7 @@ impl Spec {
             damon: DamonConfig::default(),
             warmup_intervals: self.warmup,
             guest_pages: crate::track::dirty_log::default_guest_pages(self.tracker),
+            vcpus: 1,
             baseline: self.baseline,
             out_dir: None,
             plot: false,

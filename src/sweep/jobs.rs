@@ -80,6 +80,7 @@ pub fn run_args(cfg: &RunConfig, out: &Path) -> Vec<String> {
     opt("damon-ticks", cfg.damon.ticks_per_interval.to_string());
     opt("warmup", cfg.warmup_intervals.to_string());
     opt("guest-pages", cfg.guest_pages.to_string());
+    opt("vcpus", cfg.vcpus.to_string());
     opt("out", absolute(out).display().to_string());
     if cfg.baseline {
         a.push("--baseline".into());
@@ -258,6 +259,7 @@ mod tests {
             },
             warmup_intervals: 3,
             guest_pages: crate::vmm::paging::GuestPageSize::Size4K,
+            vcpus: 3,
             baseline: true,
             out_dir: None,
             plot: false,

@@ -89,8 +89,11 @@ mod counter {
     pub const FALLBACK_PAGES: &str = "fallback_pages";
     /// Unattributed faults with nothing armed, retried once per cycle.
     pub const STALE_FAULTS: &str = "stale_faults";
+    /// Faults on a page another vCPU's fault restored meanwhile: the two
+    /// faulted together, and the later one only needs a retry.
+    pub const RACED_FAULTS: &str = "raced_faults";
 
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         KERNEL_GPA,
         SPLIT_ACCESSES,
         STRING_OPS,
@@ -103,6 +106,7 @@ mod counter {
         FALLBACK_RESTORES,
         FALLBACK_PAGES,
         STALE_FAULTS,
+        RACED_FAULTS,
     ];
 }
 
@@ -425,6 +429,29 @@ impl MprotectTracker {
     }
 
     /// `resolve` under the caller's lock.
+    /// Whether a fault that names no armed page names one that an earlier
+    /// fault of this cycle restored. With several vCPUs, two can fault on
+    /// the same page at once: the first restores and reports it, and the
+    /// second, handled after it, needs nothing but a retry. (Restoring
+    /// every armed page instead, as for a fault nobody can explain, would
+    /// blind the tracker for the rest of the cycle.) Never true with one
+    /// vCPU, which retries its access before it can fault again.
+    fn raced(&self, st: &State, fault: &Fault) -> bool {
+        let restored = |p: RamPage| st.touched.contains(&p);
+        match fault {
+            Fault::Gpa(gpa) => ram_page(*gpa).is_some_and(restored),
+            Fault::Insn { cr3, accesses, .. } => {
+                let (data, fetch) = match accesses.split_last() {
+                    Some((fetch, data)) => (data, Some(fetch)),
+                    None => (&accesses[..], None),
+                };
+                let walk = |gva| self.translate(*cr3, gva);
+                !attribute(data, fetch, walk, restored).restore.is_empty()
+            }
+            Fault::Unreadable { .. } | Fault::Undecodable { .. } => false,
+        }
+    }
+
     fn resolve_locked(&self, st: &mut State, fault: &Fault) -> Result<(), MprotectFaultError> {
         let stats = &mut st.stats;
         let restore = match fault {
@@ -479,6 +506,10 @@ impl MprotectTracker {
             return Ok(());
         }
 
+        if self.raced(st, fault) {
+            bump(&mut st.stats, counter::RACED_FAULTS, 1);
+            return Ok(());
+        }
         bump(&mut st.stats, counter::UNATTRIBUTED, 1);
         if st.armed.is_empty() {
             if st.stale_epoch == Some(st.epoch) {
@@ -843,6 +874,28 @@ mod tests {
         assert_eq!(t.touched_so_far(), 0);
         assert_eq!(counter(&t, counter::KERNEL_GPA), 1);
         assert_eq!(counter(&t, counter::UNATTRIBUTED), 0);
+    }
+
+    #[test]
+    fn a_second_vcpus_fault_on_a_restored_page_only_retries() {
+        let (memory, t) = machine();
+        let cr3 = memory.layout().page_tables;
+        t.arm(&[300, 301, 302]).expect("arm");
+        // Two vCPUs faulted on page 301 together; the first is handled.
+        t.resolve(Fault::Gpa(page_addr(301))).expect("first");
+        // The second, by address and by instruction: a retry, nothing
+        // restored behind the tracker's back.
+        t.resolve(Fault::Gpa(page_addr(301) + 8)).expect("second");
+        let load = vec![access(page_addr(301) + 16, 8, false)];
+        t.resolve(insn(cr3, AccessKind::Plain, load, page_addr(0)))
+            .expect("third");
+        assert_eq!(counter(&t, counter::RACED_FAULTS), 2);
+        assert_eq!(counter(&t, counter::FALLBACK_RESTORES), 0);
+        let host = memory.ram_host_addr() + (302 * P) as usize;
+        assert_eq!(host_perms(host), "---s", "the other pages stay armed");
+        // Page 302's first touch is still seen.
+        t.resolve(Fault::Gpa(page_addr(302))).expect("302");
+        assert_eq!(t.collect().expect("collect"), vec![301, 302]);
     }
 
     fn insn(cr3: u64, kind: AccessKind, data: Vec<MemAccess>, rip: u64) -> Fault {

@@ -20,6 +20,8 @@ pub enum Hypercall {
     Sync(u64),
     /// The guest finished the access it was held in (see `vmm::hold`).
     Boundary,
+    /// The vCPU waits for another: give the host CPU away once.
+    Yield,
 }
 
 /// Why an MMIO exit is not a valid hypercall.
@@ -73,6 +75,7 @@ pub fn decode(addr: u64, data: &[u8], is_write: bool) -> Result<Hypercall, Hyper
         doorbell::PANIC => buffer(value).map(|(addr, len)| Hypercall::Panic { addr, len }),
         doorbell::SYNC => Ok(Hypercall::Sync(value)),
         doorbell::BOUNDARY => Ok(Hypercall::Boundary),
+        doorbell::YIELD => Ok(Hypercall::Yield),
         other => Err(HypercallError::UnknownDoorbell(other)),
     }
 }
@@ -92,6 +95,7 @@ mod tests {
         assert_eq!(store(doorbell::PHASE, 7), Ok(Hypercall::Phase(7)));
         assert_eq!(store(doorbell::SYNC, 9), Ok(Hypercall::Sync(9)));
         assert_eq!(store(doorbell::BOUNDARY, 0), Ok(Hypercall::Boundary));
+        assert_eq!(store(doorbell::YIELD, 0), Ok(Hypercall::Yield));
         assert_eq!(
             store(doorbell::LOG, pack_buf(0x4000_1234, 12)),
             Ok(Hypercall::Log {

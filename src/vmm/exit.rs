@@ -114,6 +114,27 @@ impl ExitState {
         self.last_phase
     }
 
+    /// Folds in another vCPU's exits: phases in time order and logs after
+    /// this one's, within the same caps; counts add up. The last phase
+    /// stays this vCPU's (vCPU 0's, whose end is the run's) when it has one.
+    pub fn absorb(&mut self, other: ExitState) {
+        self.phases.extend(other.phases);
+        self.phases.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let over = self.phases.len().saturating_sub(MAX_KEPT_PHASES);
+        self.phases.truncate(MAX_KEPT_PHASES);
+        self.phases_dropped += other.phases_dropped + over as u64;
+        self.last_phase = self.last_phase.or(other.last_phase);
+        let room = MAX_KEPT_LOGS.saturating_sub(self.logs.len());
+        self.logs_dropped += other.logs_dropped + other.logs.len().saturating_sub(room) as u64;
+        self.logs.extend(other.logs.into_iter().take(room));
+        self.rejected += other.rejected;
+        let room = (MAX_REPORTED_REJECTS as usize).saturating_sub(self.reject_messages.len());
+        self.reject_messages
+            .extend(other.reject_messages.into_iter().take(room));
+        self.syncs += other.syncs;
+        self.exits += other.exits;
+    }
+
     fn reject(&mut self, why: String) {
         self.rejected += 1;
         if self.rejected <= MAX_REPORTED_REJECTS {
@@ -248,6 +269,12 @@ fn hypercall(
             Action::Sync(v)
         }
         Hypercall::Boundary => Action::Boundary,
+        Hypercall::Yield => {
+            // Another vCPU thread may need this CPU to reach the barrier
+            // this one waits at (more vCPUs than host CPUs).
+            std::thread::yield_now();
+            Action::Resume
+        }
         Hypercall::Log { addr, len } => match read_text(read, addr, len) {
             Some(text) => {
                 if state.logs.len() < MAX_KEPT_LOGS {
@@ -278,6 +305,36 @@ fn hypercall(
 mod tests {
     use super::*;
     use wss_abi::{DOORBELL_BASE, LOG_MAX, doorbell as db, pack_buf};
+
+    #[test]
+    fn absorbing_another_vcpus_exits_keeps_time_order_and_caps() {
+        let mut a = ExitState {
+            phases: vec![(0.5, 1), (2.0, 3)],
+            last_phase: Some(3),
+            logs: vec!["a".into()],
+            rejected: 1,
+            syncs: 2,
+            exits: 10,
+            ..ExitState::default()
+        };
+        let b = ExitState {
+            phases: vec![(1.0, 2)],
+            last_phase: Some(2),
+            logs: vec!["b".into(); MAX_KEPT_LOGS],
+            logs_dropped: 4,
+            rejected: 2,
+            syncs: 1,
+            exits: 5,
+            ..ExitState::default()
+        };
+        a.absorb(b);
+        assert_eq!(a.phases, [(0.5, 1), (1.0, 2), (2.0, 3)]);
+        assert_eq!(a.last_phase, Some(3));
+        assert_eq!(a.logs.len(), MAX_KEPT_LOGS);
+        assert_eq!((a.logs[0].as_str(), a.logs[1].as_str()), ("a", "b"));
+        assert_eq!(a.logs_dropped, 4 + 1);
+        assert_eq!((a.rejected, a.syncs, a.exits), (3, 3, 15));
+    }
 
     fn mmio(offset: u64, value: u64) -> Exit {
         Exit::Mmio {

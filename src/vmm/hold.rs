@@ -12,6 +12,12 @@
 //! completes the access and the mark and rings the `boundary` doorbell, and
 //! the thread parks there. Holds are released by dropping the guard.
 //!
+//! A guest with several vCPUs has one [`Hold`] per vCPU thread, and
+//! [`hold_all`] takes them together: it asks every vCPU and kicks it
+//! first, then waits until each one is parked (each through the same
+//! finishing-copy rule), so the boundary falls between whole accesses on
+//! every vCPU at once; dropping the [`HeldAll`] releases them all.
+//!
 //! The guest is untrusted: a guest that never reaches the doorbell is
 //! parked wherever it is after [`FINISH_TIMEOUT`], which costs only its own
 //! exactness.
@@ -115,12 +121,25 @@ impl Hold {
     /// `KVM_RUN`; it is called once, then again while the thread is slow
     /// to park. Returns when the guest stands still or the thread is gone.
     pub fn hold(&self, kick: &dyn Fn()) -> Held<'_> {
+        let requested_at = self.request(kick);
+        self.wait(requested_at, kick)
+    }
+
+    /// The first half of [`Hold::hold`]: asks for the hold and kicks.
+    /// Returns when the request was made.
+    fn request(&self, kick: &dyn Fn()) -> Instant {
         let requested_at = Instant::now();
         lock(&self.state).requested = true;
         // One kick is enough: its `immediate_exit` stays set until the
         // thread looks at the request. Kicking again would only interrupt
         // the access the guest is finishing.
         kick();
+        requested_at
+    }
+
+    /// The second half of [`Hold::hold`]: waits until the thread parks
+    /// (forcing it after [`FINISH_TIMEOUT`] from `requested_at`).
+    fn wait(&self, requested_at: Instant, kick: &dyn Fn()) -> Held<'_> {
         let mut st = lock(&self.state);
         let mut forced = false;
         while !st.held && !st.gone {
@@ -203,6 +222,54 @@ impl Hold {
     }
 }
 
+/// Every vCPU of a guest, held at once (see [`hold_all`]).
+#[must_use = "the guest resumes when the hold is dropped"]
+pub struct HeldAll<'a> {
+    held: Vec<Held<'a>>,
+    /// When the sampler asked for the hold.
+    pub requested_at: Instant,
+}
+
+impl HeldAll<'_> {
+    /// Releases every vCPU; returns how long the guest was held, from the
+    /// request.
+    pub fn release(self) -> Duration {
+        let held_for = self.requested_at.elapsed();
+        drop(self);
+        held_for
+    }
+
+    /// How many vCPUs had to be parked mid-access.
+    pub fn forced(&self) -> usize {
+        self.held.iter().filter(|h| h.forced).count()
+    }
+
+    /// When the last vCPU stood still.
+    pub fn held_at(&self) -> Instant {
+        self.held
+            .iter()
+            .map(|h| h.held_at)
+            .max()
+            .unwrap_or(self.requested_at)
+    }
+}
+
+/// Holds every vCPU of a guest: asks and kicks all of them first, so they
+/// finish their accesses in parallel, then waits until each is parked (or
+/// gone). No vCPU is released before all stand still, so nothing any of
+/// them does falls between the collection and the truth. Each entry is a
+/// vCPU's hold and the kick that interrupts its thread.
+pub fn hold_all<'a>(vcpus: &[(&'a Hold, &dyn Fn())]) -> HeldAll<'a> {
+    let requested_at = Instant::now();
+    let asked: Vec<Instant> = vcpus.iter().map(|(h, kick)| h.request(*kick)).collect();
+    let held = vcpus
+        .iter()
+        .zip(asked)
+        .map(|((h, kick), at)| h.wait(at, *kick))
+        .collect();
+    HeldAll { held, requested_at }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +350,97 @@ mod tests {
         // A thread that is gone grants holds at once.
         let held = hold.hold(&|| {});
         assert!(held.held_at >= held.requested_at);
+    }
+
+    #[test]
+    fn holding_all_stops_every_vcpu_until_released() {
+        let holds: Vec<Arc<Hold>> = (0..4).map(|_| Arc::new(Hold::default())).collect();
+        let steps: Vec<Arc<AtomicU64>> = (0..4).map(|_| Arc::new(AtomicU64::new(0))).collect();
+        let threads: Vec<_> = holds
+            .iter()
+            .zip(&steps)
+            .map(|(h, s)| vcpu_loop(Arc::clone(h), Arc::clone(s)))
+            .collect();
+        let kicks: Vec<AtomicU64> = (0..4).map(|_| AtomicU64::new(0)).collect();
+        for round in 1..=20u64 {
+            let kick_fns: Vec<Box<dyn Fn() + '_>> = kicks
+                .iter()
+                .map(|k| {
+                    Box::new(move || {
+                        k.fetch_add(1, Ordering::SeqCst);
+                    }) as Box<dyn Fn()>
+                })
+                .collect();
+            let pairs: Vec<(&Hold, &dyn Fn())> = holds
+                .iter()
+                .zip(&kick_fns)
+                .map(|(h, k)| (&**h, &**k as &dyn Fn()))
+                .collect();
+            let held = hold_all(&pairs);
+            assert_eq!(held.forced(), 0);
+            assert!(held.held_at() >= held.requested_at);
+            let before: Vec<u64> = steps.iter().map(|s| s.load(Ordering::SeqCst)).collect();
+            std::thread::sleep(Duration::from_micros(200));
+            let after: Vec<u64> = steps.iter().map(|s| s.load(Ordering::SeqCst)).collect();
+            assert_eq!(before, after, "no vCPU takes a step while all are held");
+            // Each vCPU was asked and kicked exactly once per hold.
+            for k in &kicks {
+                assert_eq!(k.load(Ordering::SeqCst), round);
+            }
+            held.release();
+        }
+        for h in &holds {
+            h.stop();
+        }
+        for t in threads {
+            t.join().expect("the stand-in thread ends");
+        }
+    }
+
+    #[test]
+    fn holding_all_waits_for_a_slow_vcpu_and_skips_a_gone_one() {
+        let fast = Arc::new(Hold::default());
+        let gone = Arc::new(Hold::default());
+        gone.gone();
+        let slow = Arc::new(Hold::default());
+        let fast_steps = Arc::new(AtomicU64::new(0));
+        let t_fast = vcpu_loop(Arc::clone(&fast), Arc::clone(&fast_steps));
+        // The slow vCPU parks only once the hold is forced.
+        let s = Arc::clone(&slow);
+        let t_slow = std::thread::spawn(move || {
+            while !s.stopping() {
+                if s.wanted() == Some(true) && !s.park() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            s.gone();
+        });
+        let nothing = || {};
+        let held = hold_all(&[
+            (&*fast, &nothing as &dyn Fn()),
+            (&*gone, &nothing),
+            (&*slow, &nothing),
+        ]);
+        assert_eq!(held.forced(), 1, "only the slow vCPU was forced");
+        assert_eq!(
+            (
+                fast.forced_holds(),
+                gone.forced_holds(),
+                slow.forced_holds()
+            ),
+            (0, 0, 1)
+        );
+        // The fast one stayed parked all along the slow one's timeout.
+        let before = fast_steps.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_micros(200));
+        assert_eq!(fast_steps.load(Ordering::SeqCst), before);
+        assert!(held.release() >= FINISH_TIMEOUT);
+        for h in [&fast, &slow] {
+            h.stop();
+        }
+        t_fast.join().expect("ends");
+        t_slow.join().expect("ends");
     }
 
     #[test]

@@ -5,12 +5,19 @@
 //! 0x0020_0000  metadata slot (never tracked):
 //!              params | status | read bitmap | write bitmap | page tables | TSS
 //! 0x3fe0_0000  doorbells (mapped, in no slot: every access exits)
-//! 0x4000_0000  RAM slot (tracked): image | stack | data region ... RAM end
+//! 0x4000_0000  RAM slot (tracked): image | stacks | data region ... RAM end
+//! ```
+//!
+//! The stacks, one per vCPU, lie below the data region, so no tracker
+//! arms them and the truth never counts them:
+//!
+//! ```text
+//! image end | vCPU N-1 stack | ... | vCPU 1 stack | vCPU 0 stack | data start
 //! ```
 
 use wss_abi::{
-    BITMAPS_OFFSET, DOORBELL_BASE, MAX_RAM_SIZE, META_BASE, PAGE_SIZE, RAM_BASE, STACK_SIZE,
-    align_up, bitmap_words,
+    BITMAPS_OFFSET, DOORBELL_BASE, MAX_RAM_SIZE, MAX_VCPUS, META_BASE, PAGE_SIZE, RAM_BASE,
+    STACK_SIZE, align_up, bitmap_words,
 };
 
 use std::ops::Range;
@@ -38,6 +45,8 @@ pub enum LayoutError {
     TooLarge(u64),
     #[error("--wss {wss} is larger than --mem {mem}")]
     WssLargerThanMem { wss: u64, mem: u64 },
+    #[error("--vcpus {0} is out of range (1 to {MAX_VCPUS})")]
+    Vcpus(u64),
 }
 
 /// The memory layout of one VM. All addresses are guest-physical.
@@ -53,7 +62,11 @@ pub struct Layout {
     pub page_tables: u64,
     pub tss: u64,
     pub image_end: u64,
+    /// Top of vCPU 0's stack; the others' follow downwards (see
+    /// [`Layout::stack_top_of`]).
     pub stack_top: u64,
+    /// How many vCPUs run the guest, each on a stack of its own.
+    pub vcpus: u64,
     /// The data region `[data_start, data_end)`: the pages the truth counts
     /// and the trackers arm.
     pub data_start: u64,
@@ -76,6 +89,21 @@ impl Layout {
         wss: u64,
         guest_pages: GuestPageSize,
     ) -> Result<Layout, LayoutError> {
+        Layout::with_vcpus(ram_size, image_end, wss, guest_pages, 1)
+    }
+
+    /// [`Layout::with_guest_pages`] for a guest of `vcpus` vCPUs, each
+    /// with a stack of [`STACK_SIZE`].
+    pub fn with_vcpus(
+        ram_size: u64,
+        image_end: u64,
+        wss: u64,
+        guest_pages: GuestPageSize,
+        vcpus: u64,
+    ) -> Result<Layout, LayoutError> {
+        if vcpus == 0 || vcpus > MAX_VCPUS as u64 {
+            return Err(LayoutError::Vcpus(vcpus));
+        }
         if wss > ram_size {
             return Err(LayoutError::WssLargerThanMem { wss, mem: ram_size });
         }
@@ -87,14 +115,15 @@ impl Layout {
         }
         let image = image_end.saturating_sub(RAM_BASE);
         let stack_bottom = align_up(image_end.max(RAM_BASE), PAGE_SIZE);
-        let stack_top = stack_bottom + STACK_SIZE;
+        let stacks = STACK_SIZE * vcpus;
+        let stack_top = stack_bottom + stacks;
         let need = stack_top - RAM_BASE + align_up(wss.max(PAGE_SIZE), PAGE_SIZE);
         if need > ram_size {
             return Err(LayoutError::TooSmall {
                 have: ram_size,
                 need,
                 image,
-                stack: STACK_SIZE,
+                stack: stacks,
                 wss,
             });
         }
@@ -119,6 +148,7 @@ impl Layout {
             tss,
             image_end,
             stack_top,
+            vcpus,
             data_start: stack_top,
             data_end: RAM_BASE + ram_size,
             guest_pages,
@@ -128,6 +158,11 @@ impl Layout {
     /// The guest-physical range the identity map covers with 4 KiB pages.
     pub fn small_pages(&self) -> Range<u64> {
         small_pages(self.guest_pages, self.ram_size)
+    }
+
+    /// The top of vCPU `index`'s stack (its first push goes below it).
+    pub fn stack_top_of(&self, index: u64) -> u64 {
+        self.stack_top - index * STACK_SIZE
     }
 
     pub fn ram_end(&self) -> u64 {
@@ -172,6 +207,40 @@ mod tests {
         assert!(l.write_bitmap + l.bitmap_words * 8 <= l.page_tables);
         assert!(l.page_tables < l.tss && l.tss < META_BASE + l.meta_size);
         assert!(META_BASE + l.meta_size <= DOORBELL_BASE);
+    }
+
+    #[test]
+    fn each_vcpu_has_its_own_stack_below_the_data() {
+        let image_end = RAM_BASE + 0x9123;
+        let l = Layout::with_vcpus(512 << 20, image_end, 64 << 20, GuestPageSize::Size2M, 4)
+            .expect("fits");
+        assert_eq!(l.vcpus, 4);
+        assert_eq!(l.stack_top, RAM_BASE + 0xa000 + 4 * STACK_SIZE);
+        assert_eq!(l.data_start, l.stack_top, "stacks are never tracked");
+        assert_eq!(l.stack_top_of(0), l.stack_top);
+        assert_eq!(l.stack_top_of(1), l.stack_top - STACK_SIZE);
+        // The lowest stack starts right after the image's last page.
+        assert_eq!(l.stack_top_of(3) - STACK_SIZE, RAM_BASE + 0xa000);
+        assert!(l.stack_top_of(3) - STACK_SIZE >= image_end);
+        for bad in [0, MAX_VCPUS as u64 + 1] {
+            assert_eq!(
+                Layout::with_vcpus(512 << 20, image_end, 0, GuestPageSize::Size2M, bad),
+                Err(LayoutError::Vcpus(bad))
+            );
+        }
+        // The stacks count against --mem.
+        assert!(matches!(
+            Layout::with_vcpus(
+                4 << 20,
+                RAM_BASE + 4096,
+                1 << 20,
+                GuestPageSize::Size2M,
+                4
+            ),
+            Err(LayoutError::TooSmall {
+                stack, ..
+            }) if stack == 4 * STACK_SIZE
+        ));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Assembling a bootable machine from a guest image and plain settings:
-//! layout, memory, page tables, parameter block, VM and vCPU.
+//! layout, memory, page tables, parameter block, VM and vCPUs.
 
 use std::sync::Arc;
 
@@ -26,6 +26,8 @@ pub struct MachineConfig {
     pub dirty_log: bool,
     /// The guest's page size over RAM.
     pub guest_pages: GuestPageSize,
+    /// vCPUs running the program (1..=`MAX_VCPUS`).
+    pub vcpus: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +92,7 @@ pub fn build_params(
         data_start: layout.data_start,
         data_end: layout.data_end,
         stack_top: layout.stack_top,
+        vcpus: layout.vcpus,
         tsc_hz,
         seed,
         wss_bytes: wss,
@@ -102,10 +105,14 @@ pub fn build_params(
     })
 }
 
-/// A machine ready to run: the guest is loaded and the vCPU sits at its
+/// A machine ready to run: the guest is loaded and every vCPU sits at its
 /// entry point.
 pub struct Machine {
+    /// vCPU 0: the guest ends when it exits.
     pub vcpu: Vcpu,
+    /// vCPUs 1.. (`--vcpus` above 1), in index order: they run the same
+    /// program beside vCPU 0, each on its own stack.
+    pub secondary_vcpus: Vec<Vcpu>,
     pub vm: Vm,
     pub kvm: Kvm,
     pub layout: Layout,
@@ -126,7 +133,7 @@ impl Machine {
             }));
         }
         let img = loader::parse(image, RAM_BASE, ram_end).map_err(BootError::Load)?;
-        let layout = Layout::with_guest_pages(cfg.mem, img.end, cfg.wss, cfg.guest_pages)
+        let layout = Layout::with_vcpus(cfg.mem, img.end, cfg.wss, cfg.guest_pages, cfg.vcpus)
             .map_err(BootError::Layout)?;
         // Check parameters before creating anything (tsc_hz is filled later).
         build_params(&layout, 0, cfg.seed, cfg.wss, &cfg.params).map_err(BootError::Param)?;
@@ -146,13 +153,18 @@ impl Machine {
             .map_err(BootError::Memory)?;
 
         let vm = Vm::new(&kvm, Arc::clone(&memory), cfg.dirty_log).map_err(BootError::Vm)?;
-        let vcpu = Vcpu::new(&kvm, &vm, img.entry).map_err(BootError::Vcpu)?;
+        let vcpu = Vcpu::new(&kvm, &vm, img.entry, 0).map_err(BootError::Vcpu)?;
+        let secondary_vcpus = (1..layout.vcpus)
+            .map(|index| Vcpu::new(&kvm, &vm, img.entry, index))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(BootError::Vcpu)?;
         let tsc_hz = vcpu.tsc_hz().unwrap_or_else(measure_tsc_hz);
         let params = build_params(&layout, tsc_hz, cfg.seed, cfg.wss, &cfg.params)
             .map_err(BootError::Param)?;
         memory.write_params(&params).map_err(BootError::Memory)?;
         Ok(Machine {
             vcpu,
+            secondary_vcpus,
             vm,
             kvm,
             layout,

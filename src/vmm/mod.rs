@@ -1,4 +1,5 @@
-//! The hypervisor: one VM with one vCPU running a guest program at CPL 3.
+//! The hypervisor: one VM with one or more vCPUs running a guest program
+//! at CPL 3.
 
 pub mod doorbell;
 pub mod exit;
@@ -10,5 +11,6 @@ pub mod machine;
 pub mod memory;
 pub mod paging;
 pub mod vcpu;
+pub mod vcpu_group;
 pub mod vcpu_thread;
 pub mod vm;

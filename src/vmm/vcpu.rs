@@ -56,7 +56,7 @@ pub enum VcpuError {
     Run(#[source] kvm_ioctls::Error),
 }
 
-/// The one vCPU. It holds the guest memory so that the memory cannot be
+/// One vCPU. It holds the guest memory so that the memory cannot be
 /// unmapped while this fd (which keeps the VM alive) is open.
 pub struct Vcpu {
     fd: VcpuFd,
@@ -128,21 +128,24 @@ pub fn user_mode_sregs(base: &kvm_sregs, layout: &Layout) -> kvm_sregs {
     s
 }
 
-/// The entry registers: `rdi` carries the parameter block's address and the
-/// stack is aligned as if `_start` had been called.
-pub fn entry_regs(entry: u64, layout: &Layout) -> kvm_regs {
+/// The entry registers of vCPU `index`: `rdi` carries the parameter
+/// block's address, `rsi` the index, and the stack (the vCPU's own) is
+/// aligned as if `_start` had been called.
+pub fn entry_regs(entry: u64, layout: &Layout, index: u64) -> kvm_regs {
     kvm_regs {
         rip: entry,
-        rsp: layout.stack_top - 8,
+        rsp: layout.stack_top_of(index) - 8,
         rdi: layout.params,
+        rsi: index,
         rflags: 0x2,
         ..Default::default()
     }
 }
 
 impl Vcpu {
-    pub fn new(kvm: &Kvm, vm: &Vm, entry: u64) -> Result<Vcpu, VcpuError> {
-        let fd = vm.fd().create_vcpu(0).map_err(VcpuError::Create)?;
+    /// Creates vCPU `index` at the program's entry point, on its own stack.
+    pub fn new(kvm: &Kvm, vm: &Vm, entry: u64, index: u64) -> Result<Vcpu, VcpuError> {
+        let fd = vm.fd().create_vcpu(index).map_err(VcpuError::Create)?;
         let layout = *vm.memory().layout();
         if let Ok(cpuid) = kvm.supported_cpuid() {
             fd.set_cpuid2(&cpuid).map_err(|source| VcpuError::Set {
@@ -159,7 +162,7 @@ impl Vcpu {
                 what: "special registers",
                 source,
             })?;
-        fd.set_regs(&entry_regs(entry, &layout))
+        fd.set_regs(&entry_regs(entry, &layout, index))
             .map_err(|source| VcpuError::Set {
                 what: "registers",
                 source,
@@ -342,9 +345,38 @@ mod tests {
         assert_eq!((s.cs.dpl, s.cs.l, s.cs.selector & 3), (3, 1, 3));
         assert_eq!((s.ss.dpl, s.ss.selector & 3), (3, 3));
         assert_eq!(s.tr.type_, 0xb);
-        let r = entry_regs(0x4000_0000, &layout);
+        let r = entry_regs(0x4000_0000, &layout, 0);
         assert_eq!(r.rsp % 16, 8, "stack aligned as after a call");
         assert_eq!(r.rdi, layout.params);
-        assert_eq!(r.rip, 0x4000_0000);
+        assert_eq!((r.rip, r.rsi), (0x4000_0000, 0));
+        assert_eq!(r.rsp, layout.stack_top - 8);
+    }
+
+    #[test]
+    fn each_vcpu_enters_with_its_index_on_its_own_stack() {
+        let layout = Layout::with_vcpus(
+            64 << 20,
+            RAM_BASE + 0x5000,
+            1 << 20,
+            super::super::paging::GuestPageSize::Size2M,
+            3,
+        )
+        .expect("fits");
+        let tops: Vec<u64> = (0..3)
+            .map(|i| {
+                let r = entry_regs(0x4000_0000, &layout, i);
+                assert_eq!(r.rsi, i);
+                assert_eq!(r.rsp % 16, 8);
+                r.rsp + 8
+            })
+            .collect();
+        assert_eq!(
+            tops,
+            [
+                layout.stack_top,
+                layout.stack_top - wss_abi::STACK_SIZE,
+                layout.stack_top - 2 * wss_abi::STACK_SIZE
+            ]
+        );
     }
 }

@@ -140,12 +140,34 @@ impl VcpuThread {
     /// Starts the guest on a new thread named `vcpu0`. `on_end` runs on that
     /// thread when the loop ends, whatever the reason.
     pub fn spawn(
+        vcpu: Vcpu,
+        memory: Arc<GuestMemory>,
+        start: Instant,
+        faults: Option<Arc<dyn FaultHandler>>,
+        sync: Option<SyncHook>,
+        on_end: Box<dyn FnOnce() + Send>,
+    ) -> Result<VcpuThread, std::io::Error> {
+        VcpuThread::spawn_indexed(
+            vcpu,
+            0,
+            memory,
+            start,
+            faults,
+            sync,
+            Box::new(move |_| on_end()),
+        )
+    }
+
+    /// [`VcpuThread::spawn`] for vCPU `index` (thread `vcpu<index>`);
+    /// `on_end` is told how the loop ended.
+    pub fn spawn_indexed(
         mut vcpu: Vcpu,
+        index: u64,
         memory: Arc<GuestMemory>,
         start: Instant,
         faults: Option<Arc<dyn FaultHandler>>,
         mut sync: Option<SyncHook>,
-        on_end: Box<dyn FnOnce() + Send>,
+        on_end: Box<dyn FnOnce(&VcpuEnd) + Send>,
     ) -> Result<VcpuThread, std::io::Error> {
         install_kick_handler()?;
         if faults.as_ref().is_some_and(|f| f.wants_registers()) && !vcpu.enable_sync_regs() {
@@ -154,7 +176,7 @@ impl VcpuThread {
         let hold = Arc::new(Hold::default());
         let shared = Arc::clone(&hold);
         let handle = std::thread::Builder::new()
-            .name("vcpu0".into())
+            .name(format!("vcpu{index}"))
             .spawn(move || {
                 let hold = shared;
                 let mut exits = ExitState::default();
@@ -235,7 +257,7 @@ impl VcpuThread {
                     exits,
                     thread_cpu_s: thread_cpu_s(),
                 };
-                on_end();
+                on_end(&report.end);
                 report
             })?;
         Ok(VcpuThread { handle, hold })
@@ -253,7 +275,19 @@ impl VcpuThread {
         self.hold.forced_holds()
     }
 
-    fn kick(&self) {
+    /// The thread's hold, for holding several vCPUs at once
+    /// (`vmm::hold::hold_all`).
+    pub(super) fn hold_state(&self) -> &Hold {
+        &self.hold
+    }
+
+    /// Asks the thread to stop and kicks it, without waiting for it.
+    pub(super) fn request_stop(&self) {
+        self.hold.stop();
+        self.kick();
+    }
+
+    pub(super) fn kick(&self) {
         // An error means the thread is already gone.
         let _ = self.handle.kill(kick_signal());
     }
@@ -264,8 +298,7 @@ impl VcpuThread {
 
     /// Stops the guest (if it still runs) and returns the thread's report.
     pub fn stop(self) -> VcpuReport {
-        self.hold.stop();
-        self.kick();
+        self.request_stop();
         match self.handle.join() {
             Ok(report) => report,
             Err(_) => VcpuReport {

@@ -49,6 +49,7 @@ pub fn boot(name: &str, mem: u64, wss: u64, params: &[(&str, &str)], dirty_log: 
         } else {
             kvm_wss::vmm::paging::GuestPageSize::Size2M
         },
+        vcpus: 1,
     };
     Machine::boot(image, &cfg)
         .unwrap_or_else(|e| panic!("boot {name}: {}", kvm_wss::error_chain(&e)))
@@ -124,6 +125,7 @@ pub struct RunSpec<'a> {
     pub warmup_intervals: usize,
     /// `None`: what `kvm-wss run` uses for the tracker when not told.
     pub guest_pages: Option<kvm_wss::vmm::paging::GuestPageSize>,
+    pub vcpus: u64,
 }
 
 impl RunSpec<'_> {
@@ -141,6 +143,7 @@ impl RunSpec<'_> {
             seed: 7,
             warmup_intervals: 1,
             guest_pages: None,
+            vcpus: 1,
         }
     }
 
@@ -166,6 +169,7 @@ impl RunSpec<'_> {
             guest_pages: self
                 .guest_pages
                 .unwrap_or_else(|| kvm_wss::track::dirty_log::default_guest_pages(self.tracker)),
+            vcpus: self.vcpus,
             baseline: false,
             out_dir: None,
             plot: false,
