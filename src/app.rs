@@ -322,6 +322,9 @@ fn study(args: &StudyArgs) -> Result<ExitCode, AppError> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    // An unusable --out is bad input, refused before the first run (the
+    // runs, figures and data all go under OUT/study/).
+    crate::cli::check_out_dir(&opts.out.join("study"))?;
     let outcome = crate::study::study(&opts, &mut std::io::stderr())?;
     println!("{}", outcome.doc.display());
     Ok(ExitCode::SUCCESS)

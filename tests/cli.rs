@@ -339,6 +339,17 @@ fn bad_values_are_refused_before_boot() {
         &["--out", under_file.to_str().expect("utf-8")],
         "cannot write to the output folder",
     );
+    // The study's --out too, before its first run.
+    assert_fails(
+        &[
+            "study",
+            "--quick",
+            "--out",
+            under_file.to_str().expect("utf-8"),
+        ],
+        2,
+        "cannot write to the output folder",
+    );
     let missing = dir.path().join("missing");
     assert_fails(
         &["plot", missing.to_str().expect("utf-8")],
