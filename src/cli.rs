@@ -40,6 +40,16 @@ pub enum Command {
     Plot {
         /// A run's output folder.
         run_dir: PathBuf,
+        /// Instead: draw the time × page heat map of a run recorded with `run --record`
+        /// (RUN_DIR holds trace.bin), with the sampled pages marked, to RUN_DIR/heatmap.svg and .png.
+        #[arg(long)]
+        heatmap: bool,
+        /// Colour the heat map by the pages written instead of touched.
+        #[arg(long, requires = "heatmap")]
+        written: bool,
+        /// Write the heat map to FILE.svg and FILE.png instead.
+        #[arg(long, value_name = "FILE", requires = "heatmap")]
+        out: Option<PathBuf>,
     },
     /// Measurements side by side in one run, printed as JSON.
     #[command(subcommand)]
