@@ -1,7 +1,7 @@
 //! The time × address heat map: guest memory over time as a grid of cells,
 //! one column per time bin and one row per range of pages, each cell
 //! coloured by the value summed into it (touches, faults), and chosen cells
-//! outlined in two strengths (for example the sampled pages, and the
+//! marked in two strengths (for example the sampled pages, and the
 //! sampled pages found touched). A replay of a recorded run draws what the
 //! guest touched and what the sampler saw this way.
 
@@ -15,9 +15,9 @@ use super::colour::{ColourScale, draw_colour_bar};
 use super::{DrawResult, FONT, format_tick};
 use crate::report::ReportError;
 
-/// The outline of a cell marked [`Mark::Strong`].
+/// The dot on a cell marked [`Mark::Strong`].
 pub const STRONG_MARK_COLOR: RGBColor = RGBColor(214, 39, 40);
-/// The outline of a cell marked [`Mark::Weak`].
+/// The dot on a cell marked [`Mark::Weak`].
 pub const WEAK_MARK_COLOR: RGBColor = RGBColor(30, 30, 30);
 /// Pixel size of the picture.
 const SIZE: (u32, u32) = (1100, 640);
@@ -69,12 +69,12 @@ pub struct HeatMap {
     pub marks: Vec<Vec<Option<Mark>>>,
 }
 
-/// How a cell is outlined; a strong mark hides a weak one in the same cell.
+/// How a cell is marked; a strong mark hides a weak one in the same cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Mark {
-    /// Thin outline (for example: a page was sampled here).
+    /// A small dark dot (for example: a page was sampled here).
     Weak,
-    /// Thick outline (for example: a sampled page was caught here).
+    /// A larger red dot (for example: a sampled page was caught here).
     Strong,
 }
 
@@ -152,7 +152,7 @@ pub struct Labels<'a> {
 }
 
 /// Writes `<base>.svg` and `<base>.png` of `map`: time to the right, guest
-/// pages upwards, empty cells white, marked cells outlined, and a colour
+/// pages upwards, empty cells white, marked cells dotted, and a colour
 /// bar. Returns the paths written.
 pub fn plot_heat_map(
     map: &HeatMap,
@@ -208,7 +208,15 @@ impl Picture for HeatMapPicture<'_> {
             }))?;
         }
         let mut legend = false;
-        for (mark, colour, width, label) in [
+        // Marks are dots at the cell's centre, not outlines: a sampler arms
+        // pages in most rows every tick, and outlines would hide the cells.
+        let centre = |ti: usize, pi: usize| {
+            (
+                (t.edge(ti) + t.edge(ti + 1)) / 2.0,
+                (p.edge(pi) + p.edge(pi + 1)) / 2.0,
+            )
+        };
+        for (mark, colour, radius, label) in [
             (Mark::Weak, WEAK_MARK_COLOR, 1, labels.weak),
             (Mark::Strong, STRONG_MARK_COLOR, 2, labels.strong),
         ] {
@@ -217,20 +225,14 @@ impl Picture for HeatMapPicture<'_> {
                 continue;
             }
             legend = true;
-            let style = colour.stroke_width(width);
             chart
                 .draw_series(
                     cells
                         .into_iter()
-                        .map(move |(ti, pi)| Rectangle::new(rect(ti, pi), style)),
+                        .map(|(ti, pi)| Circle::new(centre(ti, pi), radius, colour.filled())),
                 )?
                 .label(label)
-                .legend(move |(x, y)| {
-                    Rectangle::new(
-                        [(x, y - 6), (x + 16, y + 6)],
-                        colour.filled().stroke_width(width),
-                    )
-                });
+                .legend(move |(x, y)| Circle::new((x + 8, y), radius + 2, colour.filled()));
         }
         if legend {
             chart
