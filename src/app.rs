@@ -204,7 +204,7 @@ fn plot_heatmap(
         println!("{}", path.display());
     }
     eprintln!(
-        "kvm-wss: {} pages sampled in {} cells, {} caught in {} cells ({} × {} cells of {} ticks × {} pages)",
+        "kvm-wss: {} pages sampled in {} cells, {} caught in {} cells ({} × {} cells; a cell is {} recorded tick(s) × {} pages)",
         hm.sampled_pages,
         hm.sampled_cells(),
         hm.caught_pages,

@@ -689,6 +689,41 @@ mod tests {
         Cli::try_parse_from(std::iter::once("kvm-wss").chain(args.iter().copied()))
     }
 
+    #[test]
+    fn plot_takes_heatmap_options_only_with_heatmap() {
+        match parse(&["plot", "--heatmap", "--written", "--out", "x", "runs/p"])
+            .expect("parses")
+            .command
+        {
+            Command::Plot {
+                run_dir,
+                heatmap,
+                written,
+                out,
+            } => {
+                assert_eq!(run_dir, PathBuf::from("runs/p"));
+                assert!(heatmap && written);
+                assert_eq!(out, Some(PathBuf::from("x")));
+            }
+            other => panic!("not plot: {other:?}"),
+        }
+        assert!(matches!(
+            parse(&["plot", "runs/p"]).expect("parses").command,
+            Command::Plot {
+                heatmap: false,
+                written: false,
+                out: None,
+                ..
+            }
+        ));
+        for args in [
+            &["plot", "--written", "runs/p"][..],
+            &["plot", "--out", "x", "runs/p"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+    }
+
     fn run_args(args: &[&str]) -> RunArgs {
         let mut all = vec!["run"];
         all.extend_from_slice(args);
