@@ -177,12 +177,15 @@ pub fn build(rec: &Recording, truth: Truth) -> Result<RecordingHeatMap, HeatmapE
         return Err(HeatmapError::NoTicks);
     };
     let mut map = HeatMap::new(time, pages);
-    // The middle of a column: safely inside its bin whatever the rounding.
+    // The middle of a column, and a page in the middle of a row: safely
+    // inside their bins whatever the floating-point rounding of the edges
+    // (a row's first page could land in the row below).
     let mid = |column: usize| (column as f64 + 0.5) * column_s;
+    let row_page = |row: u64| row * grid.pages_per_row + grid.pages_per_row / 2;
     for (row, shares) in truth_shares(rec, &grid, truth).into_iter().enumerate() {
         for (column, share) in shares.into_iter().enumerate() {
             if share > 0.0 {
-                map.add(mid(column), row as u64 * grid.pages_per_row, share);
+                map.add(mid(column), row_page(row as u64), share);
             }
         }
     }
@@ -192,10 +195,10 @@ pub fn build(rec: &Recording, truth: Truth) -> Result<RecordingHeatMap, HeatmapE
         sampled_pages += t.armed.len() as u64;
         caught_pages += t.caught.len() as u64;
         for &p in t.armed {
-            map.mark(t_s, p, Mark::Weak);
+            map.mark(t_s, row_page(grid.row(p)), Mark::Weak);
         }
         for &p in t.caught {
-            map.mark(t_s, p, Mark::Strong);
+            map.mark(t_s, row_page(grid.row(p)), Mark::Strong);
         }
     })
     .map_err(HeatmapError::Replay)?;
