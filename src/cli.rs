@@ -36,7 +36,8 @@ pub enum Command {
     /// accurate one.
     // Boxed: its many lists make it much the largest variant.
     Sweep(Box<SweepArgs>),
-    /// Draw true against estimated WSS for a finished run (RUN_DIR holds timeseries.csv and summary.json).
+    /// Draw true against estimated WSS for a finished run (RUN_DIR holds timeseries.csv and summary.json);
+    /// with --heatmap, the time × page heat map of a recorded run.
     Plot {
         /// A run's output folder.
         run_dir: PathBuf,
