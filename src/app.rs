@@ -51,18 +51,28 @@ pub enum AppError {
     Study(#[from] crate::study::StudyError),
     #[error("cannot replay")]
     Replay(#[from] crate::replay::ReplayError),
+    #[error("cannot make the heat map")]
+    Heatmap(#[from] crate::report::heatmap::HeatmapError),
 }
 
 impl AppError {
     pub fn exit_code(&self) -> u8 {
         match self {
             // A bad trace or bad replay settings are bad input.
-            AppError::Usage(_) | AppError::Replay(_) => EXIT_USAGE,
+            AppError::Usage(_)
+            | AppError::Replay(_)
+            | AppError::Heatmap(
+                crate::report::heatmap::HeatmapError::Replay(_)
+                | crate::report::heatmap::HeatmapError::NoTicks,
+            ) => EXIT_USAGE,
             AppError::Run(e) | AppError::Sweep(SweepError::Run { source: e, .. }) => {
                 run_error_exit_code(e)
             }
             AppError::Study(crate::study::StudyError::Interrupted { .. })
-            | AppError::Report(ReportError::Interrupted { .. }) => EXIT_INTERRUPTED,
+            | AppError::Report(ReportError::Interrupted { .. })
+            | AppError::Heatmap(crate::report::heatmap::HeatmapError::Draw(
+                ReportError::Interrupted { .. },
+            )) => EXIT_INTERRUPTED,
             _ => EXIT_RUNTIME,
         }
     }
@@ -140,7 +150,13 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
         }
         Command::Study(args) => study(&args),
         Command::Replay(args) => replay(&args),
-        Command::Plot { run_dir } => {
+        Command::Plot {
+            run_dir,
+            heatmap: true,
+            written,
+            out,
+        } => plot_heatmap(run_dir, written, out),
+        Command::Plot { run_dir, .. } => {
             for file in ["timeseries.csv", "summary.json"] {
                 if !run_dir.join(file).is_file() {
                     return Err(UsageError::NotARunDir {
@@ -158,6 +174,47 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `plot --heatmap`: the heat map of a recorded run, and one line saying
+/// what was sampled on it.
+fn plot_heatmap(
+    run_dir: std::path::PathBuf,
+    written: bool,
+    out: Option<std::path::PathBuf>,
+) -> Result<ExitCode, AppError> {
+    use crate::report::heatmap::{self, HEATMAP_BASE, Truth};
+    let file = crate::record::TRACE_FILE;
+    if !run_dir.join(file).is_file() {
+        return Err(UsageError::NotARunDir {
+            path: run_dir,
+            file,
+        }
+        .into());
+    }
+    let rec = crate::record::read(&run_dir.join(file)).map_err(crate::replay::ReplayError::from)?;
+    let truth = if written {
+        Truth::Written
+    } else {
+        Truth::Touched
+    };
+    let hm = heatmap::build(&rec, truth)?;
+    let base = out.unwrap_or_else(|| run_dir.join(HEATMAP_BASE));
+    for path in heatmap::draw(&rec, &hm, truth, &base)? {
+        println!("{}", path.display());
+    }
+    eprintln!(
+        "kvm-wss: {} pages sampled in {} cells, {} caught in {} cells ({} × {} cells; a cell is {} recorded tick(s) × {} pages)",
+        hm.sampled_pages,
+        hm.sampled_cells(),
+        hm.caught_pages,
+        hm.caught_cells(),
+        hm.grid.columns,
+        hm.grid.rows,
+        hm.grid.ticks_per_column,
+        hm.grid.pages_per_row,
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<ExitCode, AppError> {

@@ -36,10 +36,21 @@ pub enum Command {
     /// accurate one.
     // Boxed: its many lists make it much the largest variant.
     Sweep(Box<SweepArgs>),
-    /// Draw true against estimated WSS for a finished run (RUN_DIR holds timeseries.csv and summary.json).
+    /// Draw true against estimated WSS for a finished run (RUN_DIR holds timeseries.csv and summary.json);
+    /// with --heatmap, the time × page heat map of a recorded run.
     Plot {
         /// A run's output folder.
         run_dir: PathBuf,
+        /// Instead: draw the time × page heat map of a run recorded with `run --record`
+        /// (RUN_DIR holds trace.bin), with the sampled pages marked, to RUN_DIR/heatmap.svg and .png.
+        #[arg(long)]
+        heatmap: bool,
+        /// Colour the heat map by the pages written instead of touched.
+        #[arg(long, requires = "heatmap")]
+        written: bool,
+        /// Write the heat map to FILE.svg and FILE.png instead.
+        #[arg(long, value_name = "FILE", requires = "heatmap")]
+        out: Option<PathBuf>,
     },
     /// Measurements side by side in one run, printed as JSON.
     #[command(subcommand)]
@@ -677,6 +688,41 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("kvm-wss").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn plot_takes_heatmap_options_only_with_heatmap() {
+        match parse(&["plot", "--heatmap", "--written", "--out", "x", "runs/p"])
+            .expect("parses")
+            .command
+        {
+            Command::Plot {
+                run_dir,
+                heatmap,
+                written,
+                out,
+            } => {
+                assert_eq!(run_dir, PathBuf::from("runs/p"));
+                assert!(heatmap && written);
+                assert_eq!(out, Some(PathBuf::from("x")));
+            }
+            other => panic!("not plot: {other:?}"),
+        }
+        assert!(matches!(
+            parse(&["plot", "runs/p"]).expect("parses").command,
+            Command::Plot {
+                heatmap: false,
+                written: false,
+                out: None,
+                ..
+            }
+        ));
+        for args in [
+            &["plot", "--written", "runs/p"][..],
+            &["plot", "--out", "x", "runs/p"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
     }
 
     fn run_args(args: &[&str]) -> RunArgs {

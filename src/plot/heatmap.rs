@@ -1,9 +1,9 @@
 //! The time × address heat map: guest memory over time as a grid of cells,
 //! one column per time bin and one row per range of pages, each cell
 //! coloured by the value summed into it (touches, faults), and chosen cells
-//! outlined (for example the sampled pages found touched). A replay of a
-//! recorded run draws what the guest touched and what the sampler saw this
-//! way.
+//! marked in two strengths (for example the sampled pages, and the
+//! sampled pages found touched). A replay of a recorded run draws what the
+//! guest touched and what the sampler saw this way.
 
 use std::path::{Path, PathBuf};
 
@@ -15,8 +15,10 @@ use super::colour::{ColourScale, draw_colour_bar};
 use super::{DrawResult, FONT, format_tick};
 use crate::report::ReportError;
 
-/// The outline of a marked cell.
-const MARK_COLOR: RGBColor = RGBColor(214, 39, 40);
+/// The dot on a cell marked [`Mark::Strong`].
+pub const STRONG_MARK_COLOR: RGBColor = RGBColor(214, 39, 40);
+/// The dot on a cell marked [`Mark::Weak`].
+pub const WEAK_MARK_COLOR: RGBColor = RGBColor(30, 30, 30);
 /// Pixel size of the picture.
 const SIZE: (u32, u32) = (1100, 640);
 /// Width of the colour bar on the right.
@@ -63,8 +65,17 @@ pub struct HeatMap {
     /// `cells[page_bin][time_bin]`: the sum of the values added there,
     /// `None` where nothing was.
     pub cells: Vec<Vec<Option<f64>>>,
-    /// Marked cells as (time bin, page bin), each once.
-    pub marked: Vec<(usize, usize)>,
+    /// `marks[page_bin][time_bin]`: the strongest mark put on the cell.
+    pub marks: Vec<Vec<Option<Mark>>>,
+}
+
+/// How a cell is marked; a strong mark hides a weak one in the same cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mark {
+    /// A small dark dot (for example: a page was sampled here).
+    Weak,
+    /// A larger red dot (for example: a sampled page was caught here).
+    Strong,
 }
 
 impl HeatMap {
@@ -74,7 +85,7 @@ impl HeatMap {
             time,
             pages,
             cells: vec![vec![None; time.bins]; pages.bins],
-            marked: Vec::new(),
+            marks: vec![vec![None; time.bins]; pages.bins],
         }
     }
 
@@ -94,15 +105,31 @@ impl HeatMap {
         true
     }
 
-    /// Marks the cell of page `page` at time `t_s`; false outside the map.
-    pub fn mark(&mut self, t_s: f64, page: u64) -> bool {
-        let Some(cell) = self.cell_of(t_s, page) else {
+    /// Marks the cell of page `page` at time `t_s` with `mark`, keeping
+    /// the stronger of it and any mark already there; false outside the
+    /// map.
+    pub fn mark(&mut self, t_s: f64, page: u64, mark: Mark) -> bool {
+        let Some((t, p)) = self.cell_of(t_s, page) else {
             return false;
         };
-        if !self.marked.contains(&cell) {
-            self.marked.push(cell);
-        }
+        let cell = &mut self.marks[p][t];
+        *cell = (*cell).max(Some(mark));
         true
+    }
+
+    /// The cells whose strongest mark is `mark`, as (time bin, page bin),
+    /// by page bin then time bin.
+    pub fn marked(&self, mark: Mark) -> Vec<(usize, usize)> {
+        self.marks
+            .iter()
+            .enumerate()
+            .flat_map(|(pi, row)| {
+                row.iter()
+                    .enumerate()
+                    .filter(move |(_, m)| **m == Some(mark))
+                    .map(move |(ti, _)| (ti, pi))
+            })
+            .collect()
     }
 
     /// The colour scale of the filled cells; `None` when none is.
@@ -117,12 +144,15 @@ pub struct Labels<'a> {
     pub title: &'a str,
     /// What a cell's value is, for the colour bar ("touches").
     pub value: &'a str,
-    /// What a marked cell means, for the legend ("sampled and touched").
-    pub marked: &'a str,
+    /// What a weakly marked cell means, for the legend ("sampled").
+    pub weak: &'a str,
+    /// What a strongly marked cell means, for the legend ("sampled and
+    /// touched").
+    pub strong: &'a str,
 }
 
 /// Writes `<base>.svg` and `<base>.png` of `map`: time to the right, guest
-/// pages upwards, empty cells white, marked cells outlined, and a colour
+/// pages upwards, empty cells white, marked cells dotted, and a colour
 /// bar. Returns the paths written.
 pub fn plot_heat_map(
     map: &HeatMap,
@@ -177,17 +207,34 @@ impl Picture for HeatMapPicture<'_> {
                 })
             }))?;
         }
-        if !map.marked.is_empty() {
+        let mut legend = false;
+        // Marks are dots at the cell's centre, not outlines: a sampler arms
+        // pages in most rows every tick, and outlines would hide the cells.
+        let centre = |ti: usize, pi: usize| {
+            (
+                (t.edge(ti) + t.edge(ti + 1)) / 2.0,
+                (p.edge(pi) + p.edge(pi + 1)) / 2.0,
+            )
+        };
+        for (mark, colour, radius, label) in [
+            (Mark::Weak, WEAK_MARK_COLOR, 1, labels.weak),
+            (Mark::Strong, STRONG_MARK_COLOR, 2, labels.strong),
+        ] {
+            let cells = map.marked(mark);
+            if cells.is_empty() {
+                continue;
+            }
+            legend = true;
             chart
                 .draw_series(
-                    map.marked
-                        .iter()
-                        .map(|&(ti, pi)| Rectangle::new(rect(ti, pi), MARK_COLOR.stroke_width(2))),
+                    cells
+                        .into_iter()
+                        .map(|(ti, pi)| Circle::new(centre(ti, pi), radius, colour.filled())),
                 )?
-                .label(labels.marked)
-                .legend(|(x, y)| {
-                    Rectangle::new([(x, y - 6), (x + 16, y + 6)], MARK_COLOR.stroke_width(2))
-                });
+                .label(label)
+                .legend(move |(x, y)| Circle::new((x + 8, y), radius + 2, colour.filled()));
+        }
+        if legend {
             chart
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.85))
@@ -250,13 +297,17 @@ mod tests {
     }
 
     #[test]
-    fn marks_are_kept_once_per_cell() {
+    fn marks_are_kept_once_per_cell_and_the_strongest_wins() {
         let mut m = small();
-        assert!(m.mark(0.1, 300));
-        assert!(m.mark(0.2, 400));
-        assert!(m.mark(1.5, 0));
-        assert!(!m.mark(3.0, 0));
-        assert_eq!(m.marked, vec![(0, 1), (1, 0)]);
+        assert!(m.mark(0.1, 300, Mark::Weak));
+        assert!(m.mark(0.2, 400, Mark::Weak));
+        assert!(m.mark(1.5, 0, Mark::Strong));
+        assert!(m.mark(1.6, 1, Mark::Weak));
+        assert!(!m.mark(3.0, 0, Mark::Strong));
+        assert!(m.mark(0.5, 700, Mark::Weak));
+        assert!(m.mark(0.6, 710, Mark::Strong));
+        assert_eq!(m.marked(Mark::Weak), vec![(0, 1)]);
+        assert_eq!(m.marked(Mark::Strong), vec![(1, 0), (0, 2)]);
     }
 
     #[test]
@@ -265,11 +316,13 @@ mod tests {
         let mut m = small();
         m.add(0.5, 10, 4.0);
         m.add(1.5, 700, 1.0);
-        m.mark(1.5, 700);
+        m.mark(1.5, 700, Mark::Strong);
+        m.mark(0.5, 10, Mark::Weak);
         let labels = Labels {
             title: "Touched pages",
             value: "touches",
-            marked: "sampled and touched",
+            weak: "sampled",
+            strong: "sampled and touched",
         };
         let paths = plot_heat_map(&m, &labels, &dir.path().join("replay")).unwrap();
         assert_eq!(
@@ -281,6 +334,7 @@ mod tests {
             "Touched pages",
             "touches",
             "sampled and touched",
+            "sampled",
             "time (s)",
             "guest page",
         ] {

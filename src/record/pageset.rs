@@ -37,6 +37,12 @@ impl PageSet {
         self.runs.is_empty()
     }
 
+    /// The runs of consecutive pages, ascending: what a reader that bins
+    /// pages (the heat map) walks instead of every page.
+    pub fn runs(&self) -> impl Iterator<Item = Range<u64>> + '_ {
+        self.runs.iter().cloned()
+    }
+
     pub fn contains(&self, page: u64) -> bool {
         let i = self.runs.partition_point(|r| r.end <= page);
         self.runs.get(i).is_some_and(|r| r.start <= page)

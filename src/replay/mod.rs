@@ -118,6 +118,30 @@ struct Open<'a> {
 /// replay cannot know (arm, collect, stall and hold times) are 0, and
 /// `faults` is the number of caught touches (one fault each).
 pub fn replay(rec: &Recording, settings: &ReplaySettings) -> Result<Vec<Row>, ReplayError> {
+    replay_observed(rec, settings, |_| {})
+}
+
+/// What the estimator armed in one of its ticks and what of it was caught,
+/// as the replay loop saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmedTick<'a> {
+    /// The recorded ticks the estimator tick spans (indices into
+    /// `Recording::ticks`).
+    pub ticks: std::ops::Range<usize>,
+    /// The pages armed (sampled) for the tick.
+    pub armed: &'a [PageIdx],
+    /// The armed pages the tick's recorded truth touched.
+    pub caught: &'a [PageIdx],
+}
+
+/// [`replay`], also handing `on_tick` every estimator tick's armed and
+/// caught pages as they are decided: the one replay loop, for callers that
+/// draw what was sampled (the heat map) as well as for the rows.
+pub fn replay_observed(
+    rec: &Recording,
+    settings: &ReplaySettings,
+    mut on_tick: impl FnMut(ArmedTick<'_>),
+) -> Result<Vec<Row>, ReplayError> {
     let h = &rec.header;
     let (mut est, est_ticks) = build_checked(h, settings)?;
     let k = settings.interval_ticks;
@@ -155,6 +179,11 @@ pub fn replay(rec: &Recording, settings: &ReplaySettings) -> Result<Vec<Row>, Re
             })
             .collect();
         open.touched += caught.len() as u64;
+        on_tick(ArmedTick {
+            ticks: i + 1 - sub as usize..i + 1,
+            armed: &armed,
+            caught: &caught,
+        });
         est.observe_tick(&caught);
         sub = 0;
         est_tick += 1;
@@ -359,6 +388,48 @@ mod tests {
         assert_eq!(rows[0].guest_ops, 30);
         assert_eq!(rows[0].t_s, 3.0);
         assert!(rows.iter().all(|r| r.full));
+    }
+
+    /// The observer sees every estimator tick once, in order, with the
+    /// pages the rows count: for DAMON, several recorded ticks per tick.
+    #[test]
+    fn the_observer_sees_what_the_rows_count() {
+        let rec = recording(EstimatorKind::Damon, 4, TrackerKind::Uffd);
+        let mut s = ReplaySettings::recorded(&rec.header);
+        s.interval_ticks = 8;
+        s.estimator.damon.ticks_per_interval = 4;
+        let mut seen: Vec<ArmedTick<'_>> = Vec::new();
+        let (mut armed, mut caught) = (Vec::new(), Vec::new());
+        let rows = replay_observed(&rec, &s, |t| {
+            armed.push(t.armed.len() as u64);
+            caught.push(t.caught.to_vec());
+            seen.push(ArmedTick {
+                ticks: t.ticks,
+                armed: &[],
+                caught: &[],
+            });
+        })
+        .unwrap();
+        assert_eq!(rows, replay(&rec, &s).unwrap());
+        // 33 recorded ticks, two per estimator tick: 16 of two and one of one.
+        assert_eq!(seen.len(), 17);
+        assert_eq!(seen[0].ticks, 0..2);
+        assert_eq!(seen[16].ticks, 32..33);
+        assert!(seen.windows(2).all(|w| w[0].ticks.end == w[1].ticks.start));
+        let sampled: u64 = rows.iter().map(|r| r.sampled_pages).sum();
+        let touched: u64 = rows.iter().map(|r| r.touched_samples).sum();
+        assert_eq!(armed.iter().sum::<u64>(), sampled);
+        assert_eq!(caught.iter().map(|c| c.len() as u64).sum::<u64>(), touched);
+        // A caught page was in its tick's truth.
+        for (t, c) in seen.iter().zip(&caught) {
+            for &p in c {
+                assert!(
+                    rec.ticks[t.ticks.clone()]
+                        .iter()
+                        .any(|k| k.touched.contains(p))
+                );
+            }
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 /// The accuracy metrics moved to [`crate::analysis::accuracy`]; this keeps
 /// the old path working for code not yet switched over.
 pub use crate::analysis::accuracy as metrics;
+pub mod heatmap;
 pub mod plot;
 pub mod summary;
 pub mod timeseries;
