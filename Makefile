@@ -77,12 +77,16 @@ bench-arming: build
 # README.md between its markers, so no number there is typed in.
 EXAMPLE_RUN := docs/examples/phases
 EXAMPLE_SWEEP := docs/examples/sweep
+EXAMPLE_HEATMAP := docs/examples/heatmap
 examples: build
 	rm -rf $(EXAMPLE_RUN) $(EXAMPLE_SWEEP)
 	$(BIN) run --guest phases --wss 128M --duration 30s --interval 1s --tracker uffd --param period=6s --quiet --out $(EXAMPLE_RUN)
 	$(BIN) sweep --guest hotset --wss 64M --param rate=1000000 --duration 12s --tracker uffd --sample-pages 100,400,1600 --interval 500ms,1s,2s --no-plot --quiet --out $(EXAMPLE_SWEEP)
 	tail -n +3 $(EXAMPLE_SWEEP)/sweep.md > $(EXAMPLE_SWEEP)/table.md
 	$(call splice,sweep.md,$(EXAMPLE_SWEEP)/table.md)
+	rm -rf $(EXAMPLE_HEATMAP)
+	$(BIN) run --guest phases --wss 64M --mem 256M --tracker uffd --sample-pages 400 --interval 1s --duration 20s --record --quiet --out $(EXAMPLE_HEATMAP)
+	$(BIN) plot --heatmap $(EXAMPLE_HEATMAP)
 
 # Exhaustive tracking against the truth for every program, pacing, size,
 # guest page size and tracker (about 15 minutes): docs/exactness.md.
