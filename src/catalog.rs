@@ -508,7 +508,11 @@ pub static CATALOG: &[ProgramInfo] = &[
         name: "stencil",
         summary: "heat diffusion on a periodic grid (512 cells a row, a row a page): Jacobi \
                   sweeps between two grids (phase 1), a checkpoint into a snapshot every \
-                  `checkpoint` sweeps (2) that checks the heat is conserved; counts cells",
+                  `checkpoint` sweeps (2) that checks the heat is conserved; counts cells. \
+                  Uses every vCPU (--vcpus): vCPU 0 sets the initial grid, sweeps and \
+                  checkpoints split by row range; ops counts the cells all vCPUs update, in \
+                  one vCPU's order, so checksum and results for a given ops are the same on \
+                  any vCPU count",
         params: &[ParamInfo {
             key: "checkpoint",
             kind: ParamKind::Count { min: 1 },

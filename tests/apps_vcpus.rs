@@ -1,5 +1,5 @@
-//! The application programs that use every vCPU (issue 12): `extsort` and
-//! `pagerank` on 1 and 4 vCPUs under every tracker. Exhaustive tracking
+//! The application programs that use every vCPU (issue 12): `extsort`,
+//! `pagerank` and `stencil` on 1 and 4 vCPUs under every tracker. Exhaustive tracking
 //! must equal the truth in every full interval, and for a fixed `ops`
 //! budget (which counts all vCPUs' operations together) the checksum,
 //! results and phase markers must not depend on the tracker or on the
@@ -133,4 +133,23 @@ fn pagerank_is_the_same_on_one_and_four_vcpus_and_exact_under_every_tracker() {
     );
     assert_eq!(o.markers.len(), 1 + 2 * 32);
     assert_eq!(o.markers[..5], [0, 1, 2, 1, 2]);
+}
+
+#[test]
+fn stencil_is_the_same_on_one_and_four_vcpus_and_exact_under_every_tracker() {
+    if !common::kvm_available("stencil_is_the_same_on_one_and_four_vcpus") {
+        return;
+    }
+    // 341 rows of 512 cells: one pass sets them, 44 sweeps follow (with a
+    // checkpoint after every 4th) and the budget cuts the 45th. Each of 4
+    // vCPUs updates a quarter of the cells: at 2.5M per second, at least
+    // 0.8 s.
+    let ops = 8_000_000;
+    let params = [("checkpoint", "4"), ("rate", "2500000")];
+    let o = same_on_one_and_four_vcpus("stencil", ops, &params);
+    let cells = 341 * 512;
+    // Whole passes, less the one that set the cells.
+    assert_eq!(result(&o, "sweeps"), ops / cells - 1);
+    assert_eq!(result(&o, "checkpoints"), 11);
+    assert_eq!(o.markers.len(), 1 + 2 * 11 + 1);
 }
