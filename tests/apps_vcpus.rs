@@ -153,3 +153,60 @@ fn stencil_is_the_same_on_one_and_four_vcpus_and_exact_under_every_tracker() {
     assert_eq!(result(&o, "checkpoints"), 11);
     assert_eq!(o.markers.len(), 1 + 2 * 11 + 1);
 }
+
+/// The checksum, results and phase markers of an untracked run of `guest`
+/// for exactly `ops` operations on `vcpus` vCPUs.
+fn untracked(guest: &str, ops: u64, vcpus: u64) -> Outcome {
+    let ops_text = ops.to_string();
+    let out = run(&RunSpec {
+        duration: Duration::from_secs(60),
+        params: &[("ops", &ops_text)],
+        vcpus,
+        ..RunSpec::new(guest)
+    }
+    .config());
+    assert!(
+        matches!(out.end, RunEnd::GuestExit(0)),
+        "{guest} ops={ops} --vcpus {vcpus}: {:?}",
+        out.end
+    );
+    assert_eq!(out.summary.guest_ops, ops);
+    Outcome {
+        checksum: out.summary.guest_checksum,
+        results: out
+            .summary
+            .guest_results
+            .iter()
+            .map(|r| (r.name.clone(), r.value))
+            .collect(),
+        markers: out.summary.phases.iter().map(|p| p.marker).collect(),
+    }
+}
+
+#[test]
+fn a_budget_that_ends_any_phase_midway_ends_every_vcpu_count_at_the_same_state() {
+    if !common::kvm_available("a_budget_that_ends_any_phase_midway") {
+        return;
+    }
+    // At 4 MiB: extsort moves 245760 records per phase step (keys, then
+    // pushes and pops of 8 runs of 32768, then two merge passes);
+    // pagerank streams 596840 edges twice, then pulls as many per
+    // iteration; stencil updates 174592 cells per pass.
+    let edges = 596_840;
+    let cuts = [
+        ("extsort", 100_000),
+        ("extsort", 700_000),
+        ("extsort", 1_000_000),
+        ("pagerank", 777_777),
+        ("pagerank", 3 * edges + 1),
+        ("pagerank", 4 * edges - 1),
+        ("pagerank", 4 * edges),
+        ("stencil", 5 * 174_592 + 777),
+    ];
+    for (guest, ops) in cuts {
+        let one = untracked(guest, ops, 1);
+        assert!(one.checksum.is_some(), "{guest} ops={ops}");
+        // 3 vCPUs: shares of unequal length.
+        assert_eq!(untracked(guest, ops, 3), one, "{guest} ops={ops}");
+    }
+}
