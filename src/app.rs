@@ -519,8 +519,13 @@ fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
     let mut w = std::io::stdout().lock();
     writeln!(
         w,
-        "guest {}  tracker {}  estimator {}  sample {}  interval {}s  ran {:.1}s ({} intervals, end: {})",
+        "guest {}{}  tracker {}  estimator {}  sample {}  interval {}s  ran {:.1}s ({} intervals, end: {})",
         s.guest,
+        if s.vcpus > 1 {
+            format!(" on {} vCPUs", s.vcpus)
+        } else {
+            String::new()
+        },
         s.tracker.name(),
         s.estimator.map_or("-", EstimatorKind::name),
         s.sample_pages

@@ -275,7 +275,11 @@ pub static CATALOG: &[ProgramInfo] = &[
         name: "extsort",
         summary: "external merge sort, repeated: generates --wss/2 of random keys (phase 0), \
                   forms runs through a min-heap in a buffer of wss/16 (1), merges fanout runs \
-                  at a time per pass (2), checks the output sorted (3); counts records moved",
+                  at a time per pass (2), checks the output sorted (3); counts records moved. \
+                  Uses every vCPU (--vcpus): vCPU 0 generates the keys and forms the runs, \
+                  the merge passes and the check split by output record; ops counts the \
+                  records all vCPUs move, in one vCPU's order, so checksum and results for \
+                  a given ops are the same on any vCPU count",
         params: &[ParamInfo {
             key: "fanout",
             kind: ParamKind::Choice(EXTSORT_FANOUTS),
@@ -394,7 +398,11 @@ pub static CATALOG: &[ProgramInfo] = &[
         name: "pagerank",
         summary: "PageRank by power iteration over a CSR graph generated from the seed \
                   (56 bytes and 8 in-edges per vertex; phase 0), then per iteration a pass over \
-                  the vertices (1) and one over the in-edges (2); counts edges",
+                  the vertices (1) and one over the in-edges (2); counts edges. Uses every \
+                  vCPU (--vcpus): vCPU 0 builds the graph, both passes of an iteration split \
+                  by vertex range; ops counts the edges all vCPUs stream and pull, in one \
+                  vCPU's order, so checksum and results for a given ops are the same on any \
+                  vCPU count",
         params: &[ParamInfo {
             key: "damping",
             kind: ParamKind::Real {
@@ -500,7 +508,11 @@ pub static CATALOG: &[ProgramInfo] = &[
         name: "stencil",
         summary: "heat diffusion on a periodic grid (512 cells a row, a row a page): Jacobi \
                   sweeps between two grids (phase 1), a checkpoint into a snapshot every \
-                  `checkpoint` sweeps (2) that checks the heat is conserved; counts cells",
+                  `checkpoint` sweeps (2) that checks the heat is conserved; counts cells. \
+                  Uses every vCPU (--vcpus): vCPU 0 sets the initial grid, sweeps and \
+                  checkpoints split by row range; ops counts the cells all vCPUs update, in \
+                  one vCPU's order, so checksum and results for a given ops are the same on \
+                  any vCPU count",
         params: &[ParamInfo {
             key: "checkpoint",
             kind: ParamKind::Count { min: 1 },

@@ -428,6 +428,7 @@ fn run_once(
         host: Some(crate::study::host::Host::current()),
         op_name: crate::vmm::exit::escape_guest_text(status.op_name()),
         guest_results: GuestResult::all_in(&status),
+        vcpus: cfg.vcpus,
         ..Summary::default()
     };
     s.record_accuracy(&rows, cfg.warmup_intervals, truth_column);

@@ -8,6 +8,10 @@
 //! algorithm it runs while the runtime still counts, paces and ends it.
 #![no_std]
 
+use core::ops::Range;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use wss_guest::abi::MAX_VCPUS;
 use wss_guest::{Array, Ctx, Region};
 
 /// An access pattern: where each access of the run loop goes.
@@ -154,4 +158,86 @@ pub fn marked_checksum(region: Region) -> u64 {
         .enumerate()
         .filter(|&(_, v)| v != 0)
         .fold(0xcbf2_9ce4_8422_2325, |h, (i, v)| fold(h, v ^ i as u64))
+}
+
+/// The `ops` budget of a program whose vCPUs share its passes: it counts
+/// the operations of all vCPUs together, in the order one vCPU does them,
+/// so that the program stops at the same state on any vCPU count (the
+/// runtime's own budget is per vCPU, and no vCPU's share reaches it
+/// first). Every vCPU keeps an identical copy: all take the same phases.
+#[derive(Clone, Copy, Debug)]
+pub struct TeamBudget {
+    /// The `ops` parameter; 0 for no budget.
+    limit: u64,
+    done: u64,
+}
+
+impl TeamBudget {
+    pub fn new(g: &Ctx) -> TeamBudget {
+        TeamBudget {
+            limit: g.param_u64_or("ops", 0),
+            done: 0,
+        }
+    }
+
+    /// Takes the next phase of `len` operations: how many of them, from
+    /// its start, the budget lets the program do.
+    pub fn take(&mut self, len: usize) -> usize {
+        let left = if self.limit == 0 {
+            len
+        } else {
+            (self.limit - self.done).min(len as u64) as usize
+        };
+        self.done += left as u64;
+        left
+    }
+
+    /// Whether the budget is spent: the program stops here, as a run loop
+    /// stops a one-vCPU program the moment its budget is spent.
+    pub fn spent(&self) -> bool {
+        self.limit != 0 && self.done >= self.limit
+    }
+}
+
+/// This vCPU's share of a phase of `len` steps of which the budget allows
+/// the first `allowed`: its share of `0..len`, cut at `allowed`.
+pub fn my_cut_share(g: &Ctx, len: usize, allowed: usize) -> Range<usize> {
+    let mine = g.my_share(len);
+    mine.start.min(allowed)..mine.end.min(allowed)
+}
+
+/// Runs `step(g, i)` for every `i` of `range` as one phase (see
+/// [`for_each`]), counting each step as `count` says.
+pub fn for_range(
+    g: &mut Ctx,
+    count: Count,
+    range: Range<usize>,
+    mut step: impl FnMut(&mut Ctx, usize),
+) {
+    let start = range.start;
+    // The budget is the caller's (a `TeamBudget`): the range never goes
+    // past it, so whether the run loop ended the phase tells nothing new.
+    let _ = for_each(g, count, range.len(), |g, i| step(g, start + i));
+}
+
+/// Each vCPU's word for [`combine`], in the runtime's static memory (not
+/// data): exchanging partial results is no access of the program's data.
+static PARTS: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
+
+/// Combines one word from every vCPU: each passes its `part`, and every
+/// vCPU gets `fold(..fold(fold(init, part_0), part_1).., part_last)`, the
+/// parts in vCPU order (with one vCPU, `fold(init, part)`). Every vCPU
+/// must call it at the same point; it holds two barriers.
+pub fn combine(g: &mut Ctx, init: u64, part: u64, fold: impl Fn(u64, u64) -> u64) -> u64 {
+    if g.vcpus() == 1 {
+        return fold(init, part);
+    }
+    PARTS[g.vcpu()].store(part, Ordering::Relaxed);
+    g.barrier();
+    let all = PARTS[..g.vcpus()]
+        .iter()
+        .fold(init, |acc, p| fold(acc, p.load(Ordering::Relaxed)));
+    // Nobody stores the next call's part before everyone read this one.
+    g.barrier();
+    all
 }

@@ -267,6 +267,15 @@ pub struct Summary {
     /// allocator following it keeps the memory of a shrunken working set.
     #[serde(default)]
     pub policy_lag_down_intervals: Option<f64>,
+    /// vCPUs the guest ran on (`--vcpus`); summaries written before the
+    /// field existed are of one-vCPU runs.
+    #[serde(default = "one_vcpu")]
+    pub vcpus: u64,
+}
+
+/// What a summary without a `vcpus` field ran on.
+fn one_vcpu() -> u64 {
+    1
 }
 
 /// One result slot the guest wrote.
@@ -485,6 +494,19 @@ mod tests {
         assert!(text.contains("\"mape\": null"));
         assert!(text.contains("\"exits\": 42"));
         assert_eq!(read_summary(&path).unwrap(), s);
+    }
+
+    #[test]
+    fn a_summary_without_vcpus_is_of_one_vcpu() {
+        let mut value = serde_json::to_value(Summary {
+            vcpus: 4,
+            ..sample()
+        })
+        .unwrap();
+        assert_eq!(value["vcpus"], 4);
+        value.as_object_mut().unwrap().remove("vcpus");
+        let old: Summary = serde_json::from_value(value).unwrap();
+        assert_eq!(old.vcpus, 1);
     }
 
     #[test]

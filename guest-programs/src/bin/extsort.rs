@@ -12,10 +12,17 @@
 //!    (sum and xor) as the input; otherwise the guest panics.
 //!
 //! One operation is one record moved (generated, pushed, popped or
-//! merged). The work splits by run (phase 1) and by merge group (phase 2),
-//! so that several vCPUs could each take a range of runs or groups.
-//! Results: `sorts` (completed and checked), `runs` and `merge_passes`
-//! (per sort).
+//! merged). Results: `sorts` (completed and checked), `runs` and
+//! `merge_passes` (per sort).
+//!
+//! On several vCPUs (`--vcpus`): vCPU 0 generates the keys (one random
+//! stream) and forms the runs (one sort buffer) while the others wait at a
+//! barrier; every merge pass splits by output record, each vCPU merging
+//! its share of the outputs (it finds where each run stands at its first
+//! output by binary search), and the check splits the same way. The `ops`
+//! budget counts the records all vCPUs move together, in one vCPU's order
+//! (see `TeamBudget`), so the checksum and results for a given `ops` are
+//! the same on any vCPU count.
 //!
 //! Params: `fanout` (default 4), runs merged at once, 2 to 16 (checked
 //! before boot; the guest panics on another value all the same).
@@ -28,7 +35,9 @@
 #![no_main]
 
 use wss_guest::{Array, Ctx};
-use wss_guest_programs::{Count, fold, for_each, marked_checksum};
+use wss_guest_programs::{
+    Count, TeamBudget, combine, fold, for_range, marked_checksum, my_cut_share,
+};
 
 wss_guest::entry!(main);
 
@@ -81,17 +90,80 @@ fn pop(heap: &Array<u64>, len: usize) -> u64 {
     top
 }
 
-/// Merges the sorted runs of `run` records in `src[start..end]` into
-/// `dst[start..end]`, one record per operation; `false` when the budget
-/// ended it.
+/// Where a merge of the sorted runs of `run` records in `src[start..end]`
+/// stands after its first `k` outputs: the cursor of each run. The
+/// outputs are the `k` least records (the least key `x` with `k` records
+/// at or below it bounds them; ties at `x` go to the earlier runs, as the
+/// merge takes them), so a vCPU can start merging at any output.
+fn cursors_at(
+    src: &Array<u64>,
+    start: usize,
+    end: usize,
+    run: usize,
+    k: usize,
+) -> ([usize; MAX_FANOUT], usize) {
+    let mut runs = [const { 0..0 }; MAX_FANOUT];
+    let mut ways = 0;
+    let mut at = start;
+    while at < end {
+        runs[ways] = at..(at + run).min(end);
+        at = runs[ways].end;
+        ways += 1;
+    }
+    // The first index of `r` whose key is above `x` (or at least `x`).
+    let bound = |r: &core::ops::Range<usize>, x: u64, inclusive: bool| {
+        let (mut lo, mut hi) = (r.start, r.end);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let key = src.get(mid);
+            if key < x || (inclusive && key == x) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    };
+    let at_or_below = |x: u64| -> usize {
+        runs[..ways]
+            .iter()
+            .map(|r| bound(r, x, true) - r.start)
+            .sum()
+    };
+    let (mut lo, mut hi) = (0u64, u64::MAX);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if at_or_below(mid) >= k {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let mut pos = [0usize; MAX_FANOUT];
+    let mut need = k;
+    for (w, r) in runs[..ways].iter().enumerate() {
+        pos[w] = bound(r, lo, false);
+        need -= pos[w] - r.start;
+    }
+    for (w, r) in runs[..ways].iter().enumerate() {
+        let ties = (bound(r, lo, true) - pos[w]).min(need);
+        pos[w] += ties;
+        need -= ties;
+    }
+    (pos, ways)
+}
+
+/// Outputs `out` (a range inside `start..end`) of the merge of the sorted
+/// runs of `run` records in `src[start..end]` into `dst`, one record per
+/// operation.
 fn merge_group(
     g: &mut Ctx,
     src: &Array<u64>,
     dst: &Array<u64>,
-    start: usize,
-    end: usize,
+    (start, end): (usize, usize),
     run: usize,
-) -> bool {
+    out: core::ops::Range<usize>,
+) {
     let mut pos = [0usize; MAX_FANOUT];
     let mut stop = [0usize; MAX_FANOUT];
     let mut head = [0u64; MAX_FANOUT];
@@ -100,23 +172,37 @@ fn merge_group(
     while at < end {
         pos[ways] = at;
         stop[ways] = (at + run).min(end);
-        head[ways] = src.get(at);
         at = stop[ways];
         ways += 1;
     }
-    for_each(g, Count::Ops, end - start, |_, i| {
+    if out.start > start {
+        (pos, _) = cursors_at(src, start, end, run, out.start - start);
+    }
+    for w in 0..ways {
+        if pos[w] < stop[w] {
+            head[w] = src.get(pos[w]);
+        }
+    }
+    let first = out.start;
+    for_range(g, Count::Ops, 0..out.len(), |_, i| {
         let mut best = usize::MAX;
         for w in 0..ways {
             if pos[w] < stop[w] && (best == usize::MAX || head[w] < head[best]) {
                 best = w;
             }
         }
-        dst.set(start + i, head[best]);
+        dst.set(first + i, head[best]);
         pos[best] += 1;
         if pos[best] < stop[best] {
             head[best] = src.get(pos[best]);
         }
-    })
+    });
+}
+/// Announces phase `marker` once, from vCPU 0.
+fn announce(g: &mut Ctx, marker: u64) {
+    if g.vcpu() == 0 {
+        g.announce_phase(marker);
+    }
 }
 
 fn main(g: &mut Ctx) -> u64 {
@@ -140,64 +226,111 @@ fn main(g: &mut Ctx) -> u64 {
     g.name_user(2, "merge_passes");
     let runs = n.div_ceil(r);
     g.set_user(1, runs as u64);
+    let lead = g.vcpu() == 0;
+    let mut budget = TeamBudget::new(g);
     let mut sorts = 0u64;
     'sorts: loop {
-        g.announce_phase(0);
+        announce(g, 0);
+        // One stream of keys: vCPU 0 generates them all.
         let (mut sum, mut xor) = (0u64, 0u64);
-        if !for_each(g, Count::Ops, n, |g, i| {
-            let key = g.rng.next_u64();
-            sum = sum.wrapping_add(key);
-            xor ^= key;
-            a.set(i, key);
-        }) {
+        let keys = budget.take(n);
+        if lead {
+            for_range(g, Count::Ops, 0..keys, |g, i| {
+                let key = g.rng.next_u64();
+                sum = sum.wrapping_add(key);
+                xor ^= key;
+                a.set(i, key);
+            });
+        }
+        g.barrier();
+        if budget.spent() {
             break;
         }
-        g.announce_phase(1);
+        announce(g, 1);
+        // One sort buffer: vCPU 0 forms every run through it.
         for run in 0..runs {
             let start = run * r;
             let len = r.min(n - start);
-            if !for_each(g, Count::Ops, len, |_, i| push(&heap, i, a.get(start + i))) {
+            let pushes = budget.take(len);
+            if lead {
+                for_range(g, Count::Ops, 0..pushes, |_, i| {
+                    push(&heap, i, a.get(start + i))
+                });
+            }
+            if budget.spent() {
+                g.barrier();
                 break 'sorts;
             }
-            if !for_each(g, Count::Ops, len, |_, i| {
-                b.set(start + i, pop(&heap, len - i));
-            }) {
+            let pops = budget.take(len);
+            if lead {
+                for_range(g, Count::Ops, 0..pops, |_, i| {
+                    b.set(start + i, pop(&heap, len - i));
+                });
+            }
+            if budget.spent() {
+                g.barrier();
                 break 'sorts;
             }
         }
+        g.barrier();
+        // Each merge pass splits by output record: every vCPU merges its
+        // share of the outputs of the groups it overlaps.
         let (mut src, mut dst) = (b, a);
         let mut run = r;
         let mut passes = 0;
         while run < n {
-            g.announce_phase(2);
+            announce(g, 2);
             let group = run * fanout;
+            let mine = my_cut_share(g, n, budget.take(n));
             for start in (0..n).step_by(group) {
-                if !merge_group(g, &src, &dst, start, (start + group).min(n), run) {
-                    break 'sorts;
+                let end = (start + group).min(n);
+                let out = mine.start.max(start)..mine.end.min(end);
+                if !out.is_empty() {
+                    merge_group(g, &src, &dst, (start, end), run, out);
                 }
+            }
+            g.barrier();
+            if budget.spent() {
+                break 'sorts;
             }
             (src, dst) = (dst, src);
             run = group;
             passes += 1;
         }
-        g.set_user(2, passes);
-        g.announce_phase(3);
-        let (mut check_sum, mut check_xor, mut last) = (0u64, 0u64, 0u64);
-        if !for_each(g, Count::Work, n, |_, i| {
+        if lead {
+            g.set_user(2, passes);
+        }
+        announce(g, 3);
+        let mine = g.my_share(n);
+        let (mut check_sum, mut check_xor) = (0u64, 0u64);
+        let mut last = if mine.start > 0 && !mine.is_empty() {
+            src.get(mine.start - 1)
+        } else {
+            0
+        };
+        for_range(g, Count::Work, mine, |_, i| {
             let key = src.get(i);
             assert!(key >= last, "extsort: record {i} is out of order");
             last = key;
             check_sum = check_sum.wrapping_add(key);
             check_xor ^= key;
-        }) {
-            break;
+        });
+        let check_sum = combine(g, 0, check_sum, u64::wrapping_add);
+        let check_xor = combine(g, 0, check_xor, |x, y| x ^ y);
+        // vCPU 0 generated the keys, so it holds the input's sum and xor.
+        if lead {
+            assert!(
+                (check_sum, check_xor) == (sum, xor),
+                "extsort: the sorted records are not the input's"
+            );
         }
-        assert!(
-            (check_sum, check_xor) == (sum, xor),
-            "extsort: the sorted records are not the input's"
-        );
         sorts += 1;
-        g.set_user(0, sorts);
+        if lead {
+            g.set_user(0, sorts);
+        }
+    }
+    if !lead {
+        return 0;
     }
     [a, b, heap]
         .iter()

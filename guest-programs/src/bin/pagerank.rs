@@ -14,12 +14,20 @@
 //!    a pass over the in-edges pulls the contributions of each vertex's
 //!    sources into its new rank.
 //!
-//! One operation is one edge streamed or pulled. Both passes of an
-//! iteration split by vertex range (the in-edges of a range are a range of
-//! the edge array), so that several vCPUs could each take one. The ranks
-//! sum to 1 after every iteration (the guest panics if the sum is off by
-//! more than 1e-6). Results: `iterations`, `rank_sum_e9` (the sum times
-//! 10^9) and `delta_e9` (the L1 change of the last iteration times 10^9).
+//! One operation is one edge streamed or pulled. The ranks sum to 1 after
+//! every iteration (the guest panics if the sum is off by more than 1e-6).
+//! Results: `iterations`, `rank_sum_e9` (the sum times 10^9) and
+//! `delta_e9` (the L1 change of the last iteration times 10^9), both added
+//! up in fixed point, so exactly.
+//!
+//! On several vCPUs (`--vcpus`): vCPU 0 builds the graph (one stream of
+//! edges) while the others wait at a barrier; both passes of an iteration
+//! split by vertex range (the in-edges of a range are a range of the edge
+//! array), with a barrier between them. The dangling rank is a float sum
+//! in vertex order, so vCPU 0 adds up the other vCPUs' part of it too. The
+//! `ops` budget counts the edges all vCPUs stream and pull together, in
+//! one vCPU's order (see `TeamBudget`), so the checksum and results for a
+//! given `ops` are the same on any vCPU count.
 //!
 //! Params: `damping` (default 0.85), in [0, 1].
 //!
@@ -33,7 +41,9 @@
 use wss_guest::array::pages_for;
 use wss_guest::math::round;
 use wss_guest::{Array, Ctx, Rng};
-use wss_guest_programs::{Count, fold, for_each, marked_checksum, scatter, steps};
+use wss_guest_programs::{
+    Count, TeamBudget, combine, fold, for_range, marked_checksum, scatter, steps,
+};
 
 wss_guest::entry!(main);
 
@@ -56,6 +66,24 @@ fn edge(rng: &mut Rng, v: u64) -> (usize, usize) {
     let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
     let rank = ((v as f64 * u * u) as u64).min(v - 1);
     (scatter(rank, v) as usize, rng.below(v) as usize)
+}
+
+/// 1.0 in the fixed point the rank sum and change are added up in, so
+/// that their sums are exact and the same on any vCPU count: 2^60, far
+/// finer than the 10^-9 they are reported in, and a sum of ranks (at most
+/// about 2) or of rank changes (at most 2) fits a u64.
+const FIXED_ONE: f64 = (1u64 << 60) as f64;
+
+/// `x` (at least 0) in fixed point, rounded.
+fn fixed(x: f64) -> u64 {
+    round(x * FIXED_ONE) as u64
+}
+
+/// Announces phase `marker` once, from vCPU 0.
+fn announce(g: &mut Ctx, marker: u64) {
+    if g.vcpu() == 0 {
+        g.announce_phase(marker);
+    }
 }
 
 fn main(g: &mut Ctx) -> u64 {
@@ -98,40 +126,45 @@ fn main(g: &mut Ctx) -> u64 {
         .fold(iterations, |s, r| fold(s, marked_checksum(*r)))
     };
 
-    g.announce_phase(0);
+    let lead = g.vcpu() == 0;
+    let mut budget = TeamBudget::new(g);
+    announce(g, 0);
+    // The graph comes from one stream of edges: vCPU 0 builds it alone.
     let graph_seed = g.rng.next_u64();
-    let mut stream = Rng::new(graph_seed);
-    if !for_each(g, Count::Ops, e, |_, _| {
-        let (dst, src) = edge(&mut stream, v as u64);
-        offsets.set(dst + 1, offsets.get(dst + 1) + 1);
-        outdeg.set(src, outdeg.get(src) + 1);
-    }) {
-        return checksum(0);
+    let counted = budget.take(e);
+    if lead {
+        let mut stream = Rng::new(graph_seed);
+        for_range(g, Count::Ops, 0..counted, |_, _| {
+            let (dst, src) = edge(&mut stream, v as u64);
+            offsets.set(dst + 1, offsets.get(dst + 1) + 1);
+            outdeg.set(src, outdeg.get(src) + 1);
+        });
     }
-    let mut total = 0u64;
-    if !for_each(g, Count::Work, v, |_, i| {
-        cursor.set(i, total);
-        total += u64::from(offsets.get(i + 1));
-        offsets.set(i + 1, total as u32);
-        rank.set(i, 1.0 / v as f64);
-    }) {
-        return checksum(0);
+    let counts_done = !budget.spent();
+    let placed = if counts_done { budget.take(e) } else { 0 };
+    if lead && counts_done {
+        let mut total = 0u64;
+        for_range(g, Count::Work, 0..v, |_, i| {
+            cursor.set(i, total);
+            total += u64::from(offsets.get(i + 1));
+            offsets.set(i + 1, total as u32);
+            rank.set(i, 1.0 / v as f64);
+        });
+        let mut stream = Rng::new(graph_seed);
+        for_range(g, Count::Ops, 0..placed, |_, _| {
+            let (dst, src) = edge(&mut stream, v as u64);
+            let slot = cursor.get(dst);
+            edges.set(slot as usize, src as u32);
+            cursor.set(dst, slot + 1);
+        });
     }
-    let mut stream = Rng::new(graph_seed);
-    if !for_each(g, Count::Ops, e, |_, _| {
-        let (dst, src) = edge(&mut stream, v as u64);
-        let slot = cursor.get(dst);
-        edges.set(slot as usize, src as u32);
-        cursor.set(dst, slot + 1);
-    }) {
-        return checksum(0);
-    }
-
+    g.barrier();
+    let verts = g.my_share(v);
     let mut iterations = 0u64;
-    loop {
-        g.announce_phase(1);
+    while !budget.spent() {
+        announce(g, 1);
         let mut dangling = 0.0;
-        if !for_each(g, Count::Work, v, |_, u| {
+        for_range(g, Count::Work, verts.clone(), |_, u| {
             let out = outdeg.get(u);
             let r = rank.get(u);
             if out == 0 {
@@ -140,53 +173,85 @@ fn main(g: &mut Ctx) -> u64 {
             } else {
                 contrib.set(u, r / f64::from(out));
             }
-        }) {
-            break;
-        }
-        g.announce_phase(2);
-        let base = (1.0 - damping + damping * dangling) / v as f64;
-        let (mut at, mut e_at, mut end, mut acc) = (0usize, 0usize, offsets.get(1) as usize, 0.0);
-        let (mut sum, mut delta) = (0.0, 0.0);
-        let mut finish = |at: usize, acc: f64| {
-            let new = base + damping * acc;
-            let old = rank.get(at);
-            rank.set(at, new);
-            sum += new;
-            delta += if new > old { new - old } else { old - new };
-        };
-        // One step pulls one in-edge; a vertex finishes with its last
-        // in-edge, or on the way to the next edge when it has none.
-        if !steps(g, Count::Ops, |_| {
-            while at < v {
-                let pulled = e_at < end;
-                if pulled {
-                    acc += contrib.get(edges.get(e_at) as usize);
-                    e_at += 1;
+        });
+        // The dangling rank is summed in vertex order whatever the vCPU
+        // count (a float sum depends on its order): vCPU 0 goes on over
+        // the other vCPUs' vertices, whose ranks this phase leaves alone.
+        if lead {
+            for_range(g, Count::Work, verts.end..v, |_, u| {
+                if outdeg.get(u) == 0 {
+                    dangling += rank.get(u);
                 }
-                if e_at == end {
-                    finish(at, acc);
-                    acc = 0.0;
-                    at += 1;
-                    if at < v {
-                        end = offsets.get(at + 1) as usize;
+            });
+        }
+        let mine = if lead { dangling.to_bits() } else { 0 };
+        let dangling = f64::from_bits(combine(g, 0, mine, |all, part| all | part));
+        announce(g, 2);
+        let base = (1.0 - damping + damping * dangling) / v as f64;
+        let pulls = budget.take(e);
+        // Where the budget cuts the pass, in edges; none when it does not.
+        let cut = if budget.spent() { pulls } else { usize::MAX };
+        let (mut sum, mut delta) = (0u64, 0u64);
+        if !verts.is_empty() {
+            let mut at = verts.start;
+            let mut e_at = if at == 0 { 0 } else { offsets.get(at) as usize };
+            let (mut end, mut acc) = (offsets.get(at + 1) as usize, 0.0);
+            let mut finish = |at: usize, acc: f64| {
+                let new = base + damping * acc;
+                let old = rank.get(at);
+                rank.set(at, new);
+                sum += fixed(new);
+                delta += fixed(if new > old { new - old } else { old - new });
+            };
+            // One step pulls one in-edge; a vertex finishes with its last
+            // in-edge, or on the way to the next edge when it has none. At
+            // the cut, a vertex whose edges are not all pulled, or that
+            // has none and lies past the last pulled edge, stays as it was.
+            steps(g, Count::Ops, |_| {
+                while at < verts.end {
+                    let pulled = e_at < end;
+                    if e_at >= cut {
+                        return false;
+                    }
+                    if pulled {
+                        acc += contrib.get(edges.get(e_at) as usize);
+                        e_at += 1;
+                    }
+                    if e_at == end {
+                        finish(at, acc);
+                        acc = 0.0;
+                        at += 1;
+                        if at < verts.end {
+                            end = offsets.get(at + 1) as usize;
+                        }
+                    }
+                    if pulled {
+                        return true;
                     }
                 }
-                if pulled {
-                    return true;
-                }
-            }
-            false
-        }) {
+                false
+            });
+        }
+        // Sums of fixed-point values do not depend on their order.
+        let sum = combine(g, 0, sum, u64::wrapping_add);
+        let delta = combine(g, 0, delta, u64::wrapping_add);
+        if budget.spent() {
             break;
         }
         iterations += 1;
+        let sum = sum as f64 / FIXED_ONE;
         assert!(
             (sum - 1.0).abs() < 1e-6,
             "pagerank: ranks sum to {sum} after iteration {iterations}"
         );
-        g.set_user(0, iterations);
-        g.set_user(1, round(sum * 1e9) as u64);
-        g.set_user(2, round(delta * 1e9) as u64);
+        if lead {
+            g.set_user(0, iterations);
+            g.set_user(1, round(sum * 1e9) as u64);
+            g.set_user(2, round(delta as f64 / FIXED_ONE * 1e9) as u64);
+        }
+    }
+    if !lead {
+        return 0;
     }
     checksum(iterations)
 }
