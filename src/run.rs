@@ -210,6 +210,7 @@ fn record_header(cfg: &RunConfig, domain_pages: u64, ticks: u32) -> RecordHeader
         warmup_intervals: u64::try_from(cfg.warmup_intervals).unwrap_or(u64::MAX),
         mem_pages: cfg.mem / wss_abi::PAGE_SIZE,
         wss_bytes: cfg.wss,
+        vcpus: cfg.vcpus,
     }
 }
 

@@ -627,6 +627,7 @@ pub(crate) mod tests {
             warmup_intervals: 0,
             mem_pages: 64 << 20 >> 12,
             wss_bytes: 4 << 20,
+            vcpus: 1,
         };
         let mut w = TraceWriter::create(path, &header).expect("trace");
         let rows = scripted_run(

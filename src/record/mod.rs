@@ -174,6 +174,14 @@ pub struct RecordHeader {
     pub warmup_intervals: u64,
     pub mem_pages: u64,
     pub wss_bytes: u64,
+    /// vCPUs the guest ran on; traces written before the field existed
+    /// are of one-vCPU runs.
+    #[serde(default = "one_vcpu")]
+    pub vcpus: u64,
+}
+
+fn one_vcpu() -> u64 {
+    1
 }
 
 impl RecordHeader {
@@ -455,6 +463,7 @@ pub(crate) mod tests {
             warmup_intervals: 2,
             mem_pages: 4096,
             wss_bytes: 4 << 20,
+            vcpus: 1,
         }
     }
 

@@ -279,6 +279,7 @@ pub fn summarize(rec: &Recording, settings: &ReplaySettings, rows: &[Row]) -> Su
         guest_ops,
         guest_ops_per_s: crate::analysis::derived::per_second(guest_ops, duration_s),
         wss_bytes: h.wss_bytes,
+        vcpus: h.vcpus,
         domain_pages: h.estimator.domain_pages,
         seed: settings.seed,
         end: rec.end,
@@ -319,6 +320,7 @@ mod tests {
             warmup_intervals: 1,
             mem_pages: 8192,
             wss_bytes: DOMAIN * 4096,
+            vcpus: 1,
         }
     }
 

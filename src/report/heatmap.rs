@@ -305,6 +305,7 @@ mod tests {
                 warmup_intervals: 0,
                 mem_pages: 64,
                 wss_bytes: 40960,
+                vcpus: 1,
             },
             ticks: touched
                 .iter()

@@ -512,6 +512,7 @@ mod tests {
             warmup_intervals: 1,
             mem_pages: 4096,
             wss_bytes: 1000 * 4096,
+            vcpus: 1,
         }
     }
 
