@@ -155,12 +155,12 @@ pub fn band_covers(row: &Row, truth: TruthColumn) -> Option<bool> {
 /// touches everything, then a fall to its working set) is a step like any
 /// other, and skipping it would hide exactly the fall a smoothing estimator
 /// is slowest on. `k - 1` is the previous such row:
-/// - a growth event is an interval k with truth[k] > 0 and
-///   truth[k] >= 1.25 × truth[k-1]; its lag is the smallest j - k (j >= k)
-///   with est[j] >= 0.9 × truth[j];
-/// - a shrink event is an interval k with truth[k-1] > 0 and
-///   truth[k] <= 0.75 × truth[k-1] (a run of zeros is not a shrink); its lag
-///   is the smallest j - k with est[j] <= 1.1 × truth[j].
+/// - a growth event is an interval k with `truth[k]` > 0 and
+///   `truth[k]` >= 1.25 × `truth[k-1]`; its lag is the smallest j - k (j >= k)
+///   with `est[j]` >= 0.9 × `truth[j]`;
+/// - a shrink event is an interval k with `truth[k-1]` > 0 and
+///   `truth[k]` <= 0.75 × `truth[k-1]` (a run of zeros is not a shrink); its lag
+///   is the smallest j - k with `est[j]` <= 1.1 × `truth[j]`.
 ///
 /// The search for j stops before the next event of the same kind (the step
 /// it was chasing is superseded) or at the end of the run; such an event is

@@ -7,7 +7,7 @@
 //! - [`derived`]: rates and costs from a run's summary (faults per second,
 //!   slowdown, µs per fault or armed page, relative bias);
 //! - [`recommend`]: the rule that picks the setting to recommend;
-//! - [`format`]: percentages and Markdown tables in the reports.
+//! - [`format`](mod@format): percentages and Markdown tables in the reports.
 
 pub mod accuracy;
 pub mod derived;
