@@ -33,6 +33,7 @@ lint:
 	cd guest-programs && $(CARGO) fmt --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 	cd guest-programs && $(CARGO) clippy --release --locked -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --locked --workspace --no-deps
 
 # Replaces the lines between <!-- BEGIN $(1) --> and <!-- END $(1) --> in
 # README.md with the contents of file $(2).
