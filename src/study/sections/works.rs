@@ -1,9 +1,11 @@
-//! Question 1, does it work: the default setting on every workload, and the cross-check of the
-//! truth.
+//! Question 1, does it work: the default setting on every access pattern
+//! and application program, against DAMON and exhaustive tracking. The
+//! cross-check of the truth it ends with is `super::truth_check`.
 
 use std::fmt::Write as _;
 
 use super::Question;
+use super::truth_check::TruthCheck;
 use crate::estimate::EstimatorKind;
 use crate::plot::series::SeriesPanel;
 use crate::plot::series::series_panels;
@@ -12,7 +14,7 @@ use crate::report::summary::Summary;
 use crate::report::timeseries::Row;
 use crate::study::StudyError;
 use crate::study::doc::Doc;
-use crate::study::evidence::{median, sampling_error, startup_sentence};
+use crate::study::evidence::{sampling_error, startup_sentence};
 use crate::study::execute::Results;
 use crate::study::figures::{Figure, FigureWriter};
 use crate::study::figures::{
@@ -142,55 +144,6 @@ fn split_by_criterion<'a>(
         .partition(|x| x.mape < CRITERIA.max_mape)
 }
 
-/// How the VMM's exhaustive count compares with the guest's own count.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TruthCheck {
-    /// Workloads whose exhaustive run has a MAPE.
-    pub workloads: usize,
-    pub median_mape: Option<f64>,
-    /// The largest MAPE, the first workload that has it, and its MAE.
-    pub worst: Scored,
-    pub worst_mae_pages: Option<f64>,
-    /// The most tracked faults per second any exhaustive run took.
-    pub peak_faults_per_s: Option<f64>,
-    /// Holds taken mid-access over the exhaustive runs.
-    pub forced_holds: u64,
-}
-
-impl TruthCheck {
-    fn from_runs(plan: &Plan, results: &Results) -> Option<TruthCheck> {
-        let finished: Vec<(&Spec, &Summary)> = plan
-            .works
-            .exhaustive
-            .iter()
-            .filter_map(|sp| Some((sp, results.summary(sp)?)))
-            .collect();
-        let scored: Vec<(&Spec, &Summary, f64)> = finished
-            .iter()
-            .filter_map(|&(sp, s)| Some((sp, s, s.mape?)))
-            .collect();
-        let (worst_spec, worst_run, worst_mape) = scored
-            .iter()
-            .copied()
-            .reduce(|w, x| if x.2 > w.2 { x } else { w })?;
-        let mapes: Vec<f64> = scored.iter().map(|x| x.2).collect();
-        Some(TruthCheck {
-            workloads: scored.len(),
-            median_mape: median(mapes.iter().copied()),
-            worst: Scored {
-                label: worst_spec.workload.label.clone(),
-                mape: worst_mape,
-            },
-            worst_mae_pages: worst_run.mae_pages,
-            peak_faults_per_s: finished
-                .iter()
-                .filter_map(|(_, s)| faults_per_s(s))
-                .reduce(f64::max),
-            forced_holds: finished.iter().map(|(_, s)| s.forced_holds).sum(),
-        })
-    }
-}
-
 /// The findings of question 1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Works {
@@ -231,8 +184,8 @@ impl Works {
     }
 }
 
-/// "`g` of `t` `kind`, a, b; it is not for c": how many programs of one
-/// kind meet the accuracy criterion, for the summary.
+/// "`g` of `t` `kind`, a and b, not c": how many programs of one kind meet
+/// the accuracy criterion, for the summary.
 fn tally(kind: &str, under: &[Scored], over: &[Scored]) -> String {
     let good: Vec<String> = under.iter().map(Scored::item).collect();
     let bad: Vec<String> = over.iter().map(Scored::item).collect();
@@ -241,7 +194,7 @@ fn tally(kind: &str, under: &[Scored], over: &[Scored]) -> String {
         let _ = write!(t, ", {}", list(&good));
     }
     if !bad.is_empty() {
-        let _ = write!(t, "; it is not for {}", list(&bad));
+        let _ = write!(t, ", not {}", list(&bad));
     }
     t
 }
@@ -353,12 +306,12 @@ impl Doc<'_> {
             &f.app_over,
         ));
         self.para(&text);
+        let limit = pct(CRITERIA.max_mape);
         self.summary.push(format!(
             "**Does it work?** At the default setting (uffd + ESX, {} samples every {}) the \
-             MAPE is under {} for {} and for {} ({} says why).",
+             MAPE is under {limit} for {}; it is under {limit} for {} ({} says why).",
             s.sample_pages,
             setting(s.interval),
-            pct(CRITERIA.max_mape),
             tally("access patterns", &f.under, &f.over),
             tally("application programs", &f.app_under, &f.app_over),
             self.section_ref(Question::Works)
@@ -509,66 +462,6 @@ impl Doc<'_> {
         }
         Some(s)
     }
-
-    /// The cross-check of the truth against exhaustive tracking.
-    fn exhaustive_check(&mut self, truth: Option<&TruthCheck>) {
-        let Some(t) = truth else {
-            self.para("No exhaustive run finished, so the truth could not be cross-checked.");
-            return;
-        };
-        let mut text = String::from(
-            "**Cross-check of the truth.** Exhaustive tracking arms every page of the domain \
-             every interval, so its estimate is the VMM's own count of the pages the guest \
-             touched. ",
-        );
-        let peak_faults = opt(t.peak_faults_per_s, count);
-        let exact = t.worst.mape == 0.0;
-        if exact {
-            let _ = write!(
-                text,
-                "Against the guest runtime's count its MAPE is 0 in all {} workloads, at a cost \
-                 of up to {peak_faults} tracked faults per second. ",
-                t.workloads
-            );
-            self.summary.push(
-                "**Is the truth right?** Yes: the VMM's own exhaustive count equals the \
-                 guest's count of touched pages in every scored interval of every workload \
-                 (MAPE 0)."
-                    .to_string(),
-            );
-            text.push_str(
-                "The two independent counts are equal in every scored interval: the guest is \
-                 held at every boundary, at a point between two whole accesses, so nothing it \
-                 touches can fall between the VMM's count and its own.",
-            );
-        } else {
-            let _ = write!(
-                text,
-                "Against the guest runtime's count its MAPE has a median of {} over the \
-                 workloads and is at most {} (`{}`, off by {} pages per interval on \
-                 average), at a cost of up to {peak_faults} tracked faults per second. ",
-                opt(t.median_mape, pct),
-                pct(t.worst.mape),
-                t.worst.label,
-                opt(t.worst_mae_pages, count),
-            );
-            self.summary.push(format!(
-                "**Is the truth right?** The VMM's own exhaustive count agrees with the \
-                 guest's count of touched pages to a median MAPE of {} over the workloads (at \
-                 most {}), where it should be exact.",
-                opt(t.median_mape, pct),
-                pct(t.worst.mape)
-            ));
-            let _ = write!(
-                text,
-                "The two counts should be equal, since the guest is held at every boundary; \
-                 where they differ, something broke that guarantee ({} holds had to be \
-                 taken mid-access), and the runs above say where.",
-                t.forced_holds
-            );
-        }
-        self.para(&text);
-    }
 }
 
 impl FigureWriter<'_> {
@@ -674,7 +567,7 @@ impl FigureWriter<'_> {
         self.csv(stem, &header, &data)?;
         let labels: Vec<String> = programs.iter().map(|x| x.workload.label.clone()).collect();
         let x: Vec<&str> = columns.iter().map(|c| c.0).collect();
-        let title = "MAPE (%) by workload and estimator, uffd tracking";
+        let title = "MAPE (%) by program and estimator, uffd tracking";
         plot_heatmap(title, &x, &labels, &values, "MAPE (%)", &self.base(stem))?;
         let runs = columns
             .iter()
