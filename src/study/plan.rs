@@ -265,7 +265,7 @@ pub struct Scale {
 }
 
 impl Scale {
-    /// The study `make study` runs: about 33 minutes of guest time. The
+    /// The study `make study` runs: about 38 minutes of guest time. The
     /// working region is large (half the RAM) so that paced programs can
     /// run many of the guest runtime's 256-access batches per interval,
     /// even the shortest, without touching the whole region in one.
@@ -388,6 +388,31 @@ pub fn workloads(s: &Scale) -> Vec<Workload> {
     ]
 }
 
+/// The application-like programs, studied only by question 1 (the default
+/// setting, and the estimator comparison): each runs a real algorithm
+/// whose phases (an init pass, scans, collections, compactions) shape its
+/// working set. Every one is paced, so that its phases fall at the same
+/// point of a run on any machine. A `rate` counts the program's own unit
+/// of work, so each was chosen from trial runs at the full scale rather
+/// than as a share of the region: slower than the program runs unpaced
+/// here (from about half to nearly all of that speed), yet fast enough for
+/// a 20 s run to pass its init phase into the algorithm proper (`pagerank`
+/// builds its graph for about 6 s at its rate, `extsort` generates keys
+/// for about 8 s).
+pub fn applications(s: &Scale) -> Vec<Workload> {
+    let app =
+        |name: &'static str, per_wss: f64| Workload::new(name, name, &[("rate", s.rate(per_wss))]);
+    vec![
+        app("extsort", 32.0),
+        app("gcheap", 8.0),
+        app("hashjoin", 32.0),
+        app("lrucache", 4.0),
+        app("lsm", 4.0),
+        app("pagerank", 96.0),
+        app("stencil", 128.0),
+    ]
+}
+
 /// The heavy-tailed Zipf variant of the failure analysis.
 pub fn zipf_heavy(s: &Scale) -> Workload {
     Workload::new(
@@ -430,8 +455,12 @@ pub const TRACKERS: [TrackerKind; 3] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub scale: Scale,
+    /// The access patterns, which every question studies.
     pub workloads: Vec<Workload>,
-    /// uffd + esx at the default setting, per workload.
+    /// The application programs, which only question 1 studies.
+    pub applications: Vec<Workload>,
+    /// uffd + esx at the default setting, per access pattern (the
+    /// application programs' are `works.applications`).
     pub defaults: Vec<Spec>,
     pub works: WorksRuns,
     pub effective: SweepRuns,
@@ -508,16 +537,18 @@ pub fn failure_workloads(s: &Scale) -> Vec<Workload> {
 impl Plan {
     pub fn new(scale: Scale) -> Plan {
         let workloads = workloads(&scale);
+        let applications = applications(&scale);
         let make = SpecMaker { scale: &scale };
         Plan {
             defaults: workloads.iter().map(|w| make.default_run(w)).collect(),
-            works: WorksRuns::plan(&make, &workloads),
+            works: WorksRuns::plan(&make, &workloads, &applications),
             effective: SweepRuns::plan(&make, &workloads),
             hard_cases: HardCaseRuns::plan(&make),
             write_only: ReadHeavyRuns::plan(&make),
             efficient: CostRuns::plan(&make),
             agile: AgilityRuns::plan(&make, &workloads),
             workloads,
+            applications,
             scale,
         }
     }
@@ -622,6 +653,34 @@ mod tests {
         ] {
             assert!(runs.iter().any(|r| r.estimator == e), "{e:?}");
         }
+        // The application programs are studied by question 1 alone: each
+        // has its default run, its DAMON run and its exhaustive run there,
+        // and no other question runs it.
+        let apps: Vec<&str> = p.applications.iter().map(|w| w.guest).collect();
+        assert_eq!(
+            apps,
+            [
+                "extsort", "gcheap", "hashjoin", "lrucache", "lsm", "pagerank", "stencil"
+            ]
+        );
+        assert!(p.applications.iter().all(|w| !w.unpaced()));
+        let n = p.workloads.len() + apps.len();
+        assert_eq!((p.works.damon.len(), p.works.exhaustive.len()), (n, n));
+        let app_runs = runs
+            .iter()
+            .filter(|r| apps.contains(&r.workload.guest))
+            .count();
+        assert_eq!(app_runs, 3 * apps.len());
+        let others = [
+            p.effective.specs(),
+            p.hard_cases.specs(),
+            p.write_only.specs(),
+            p.efficient.specs(),
+            p.agile.specs(),
+        ];
+        for r in others.iter().flatten() {
+            assert!(!apps.contains(&r.workload.guest), "{}", r.id());
+        }
         // Test-only programs are not studied.
         assert!(
             runs.iter()
@@ -648,10 +707,11 @@ mod tests {
         // DAMON runs of chase and stride (section 1 and the failure matrix)
         // and their uffd + esx runs (sweep default point and the failure
         // matrix); the default gains of section 4 (among the slow gains and
-        // among the fast ones, both the section-1 run).
+        // among the fast ones, both the section-1 run). The application
+        // programs add three runs each to section 1.
         assert_eq!(
             runs.len(),
-            9 + 9 + 9 + 5 * 14 + (18 - 4) + 2 + 24 + 3 + 6 + 8
+            9 + 9 + 9 + 5 * 14 + (18 - 4) + 2 + 24 + 3 + 6 + 8 + 3 * 7
         );
     }
 
@@ -731,6 +791,11 @@ mod tests {
             .and_then(|x| x.param("rate"));
         assert_eq!(r, Some("20480"));
         assert_eq!(rate("ramp"), None);
+        // Application programs: 32 records per region page per interval
+        // for extsort, at either scale.
+        let extsort = |s: &Scale| applications(s)[0].param("rate").map(str::to_string);
+        assert_eq!(extsort(&s).as_deref(), Some("2097152"));
+        assert_eq!(extsort(&Scale::quick()).as_deref(), Some("1310720"));
         assert_eq!(zipf_heavy(&s).param("theta"), Some("1.2"));
         assert_eq!(read_heavy(&s).param("write_ratio"), Some("0.05"));
     }

@@ -9,6 +9,7 @@ pub mod hard_cases;
 pub mod settings;
 pub mod setup;
 pub mod threats;
+pub mod truth_check;
 pub mod works;
 pub mod write_only;
 

@@ -44,12 +44,24 @@ impl Doc<'_> {
              vCPU. A real guest has several vCPUs (tracked faults then stall one of them while \
              the others run on), a kernel, page cache and its own memory management.",
         );
-        self.line(
-            "- **Synthetic workloads.** The programs are small generators of access patterns \
-             with known truth; real programs mix them and change over time in ways these do \
-             not. Each setting was run once with one seed, so differences of a few percent \
-             between neighbouring settings are within run-to-run noise.",
-        );
+        let apps: Vec<String> = self
+            .plan
+            .applications
+            .iter()
+            .map(|w| format!("`{}`", w.label))
+            .collect();
+        self.line(&format!(
+            "- **Synthetic workloads.** The access patterns are small generators with known \
+             truth; real programs mix them and change over time in ways these do not. The \
+             application programs ({}) run real algorithms with phases, but small ones, \
+             paced, without the allocator, libraries and kernel of a real program; and the \
+             study runs them only at the default setting of {} ({} judges that one setting): \
+             the sweeps, costs and agility above are measured on the access patterns alone. Each setting was run once with one seed, so differences of a few \
+             percent between neighbouring settings are within run-to-run noise.",
+            list(&apps),
+            self.section_ref(Question::Works),
+            self.section_ref(Question::Settings)
+        ));
         self.line(
             "- **A shared, noisy machine.** Runs share two cores with other work; slowdowns \
              measured against an untracked twin include the noise between the two runs and \

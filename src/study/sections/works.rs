@@ -1,9 +1,11 @@
-//! Question 1, does it work: the default setting on every workload, and the cross-check of the
-//! truth.
+//! Question 1, does it work: the default setting on every access pattern
+//! and application program, against DAMON and exhaustive tracking. The
+//! cross-check of the truth it ends with is `super::truth_check`.
 
 use std::fmt::Write as _;
 
 use super::Question;
+use super::truth_check::TruthCheck;
 use crate::estimate::EstimatorKind;
 use crate::plot::series::SeriesPanel;
 use crate::plot::series::series_panels;
@@ -12,7 +14,7 @@ use crate::report::summary::Summary;
 use crate::report::timeseries::Row;
 use crate::study::StudyError;
 use crate::study::doc::Doc;
-use crate::study::evidence::{median, sampling_error, startup_sentence};
+use crate::study::evidence::{sampling_error, startup_sentence};
 use crate::study::execute::Results;
 use crate::study::figures::{Figure, FigureWriter};
 use crate::study::figures::{
@@ -24,20 +26,25 @@ use crate::study::plan::{QuestionRuns, SpecMaker};
 use crate::study::recommend::CRITERIA;
 use crate::track::TrackerKind;
 
-/// The runs question 1 adds to the default setting: the same setting with
-/// DAMON, and with exhaustive tracking, per workload.
+/// The runs question 1 adds to the default setting of the access patterns
+/// (the plan's `defaults`): the default setting of the application
+/// programs, and the same setting with DAMON and with exhaustive tracking
+/// for every program, access patterns first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorksRuns {
+    /// uffd + esx at the default setting, per application program.
+    pub applications: Vec<Spec>,
     pub damon: Vec<Spec>,
     pub exhaustive: Vec<Spec>,
 }
 
 impl WorksRuns {
-    pub fn plan(make: &SpecMaker, workloads: &[Workload]) -> WorksRuns {
+    pub fn plan(make: &SpecMaker, workloads: &[Workload], applications: &[Workload]) -> WorksRuns {
         let s = make.scale;
         let by_estimator = |kind: EstimatorKind| -> Vec<Spec> {
             workloads
                 .iter()
+                .chain(applications)
                 .map(|w| {
                     make.spec(
                         w,
@@ -51,6 +58,7 @@ impl WorksRuns {
                 .collect()
         };
         WorksRuns {
+            applications: applications.iter().map(|w| make.default_run(w)).collect(),
             damon: by_estimator(EstimatorKind::Damon),
             exhaustive: by_estimator(EstimatorKind::Exhaustive),
         }
@@ -59,8 +67,50 @@ impl WorksRuns {
 
 impl QuestionRuns for WorksRuns {
     fn specs(&self) -> Vec<&Spec> {
-        self.damon.iter().chain(&self.exhaustive).collect()
+        self.applications
+            .iter()
+            .chain(&self.damon)
+            .chain(&self.exhaustive)
+            .collect()
     }
+}
+
+/// A program question 1 studies, with its runs at the default setting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Studied<'a> {
+    pub workload: &'a Workload,
+    /// An application program rather than an access pattern.
+    pub application: bool,
+    pub esx: &'a Spec,
+    pub damon: &'a Spec,
+    pub exhaustive: &'a Spec,
+}
+
+/// Picks one of a studied program's runs (a column of Figure 2).
+type RunOf = for<'a> fn(&Studied<'a>) -> &'a Spec;
+
+/// The programs of question 1 in table order: the access patterns, then
+/// the application programs.
+pub fn studied(plan: &Plan) -> Vec<Studied<'_>> {
+    let kinds = plan
+        .workloads
+        .iter()
+        .map(|w| (w, false))
+        .chain(plan.applications.iter().map(|w| (w, true)));
+    let esx = plan.defaults.iter().chain(&plan.works.applications);
+    kinds
+        .zip(esx)
+        .zip(plan.works.damon.iter().zip(&plan.works.exhaustive))
+        .map(
+            |(((workload, application), esx), (damon, exhaustive))| Studied {
+                workload,
+                application,
+                esx,
+                damon,
+                exhaustive,
+            },
+        )
+        .collect()
 }
 
 /// One run's MAPE, named by its workload.
@@ -94,62 +144,16 @@ fn split_by_criterion<'a>(
         .partition(|x| x.mape < CRITERIA.max_mape)
 }
 
-/// How the VMM's exhaustive count compares with the guest's own count.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TruthCheck {
-    /// Workloads whose exhaustive run has a MAPE.
-    pub workloads: usize,
-    pub median_mape: Option<f64>,
-    /// The largest MAPE, the first workload that has it, and its MAE.
-    pub worst: Scored,
-    pub worst_mae_pages: Option<f64>,
-    /// The most tracked faults per second any exhaustive run took.
-    pub peak_faults_per_s: Option<f64>,
-    /// Holds taken mid-access over the exhaustive runs.
-    pub forced_holds: u64,
-}
-
-impl TruthCheck {
-    fn from_runs(plan: &Plan, results: &Results) -> Option<TruthCheck> {
-        let finished: Vec<(&Spec, &Summary)> = plan
-            .works
-            .exhaustive
-            .iter()
-            .filter_map(|sp| Some((sp, results.summary(sp)?)))
-            .collect();
-        let scored: Vec<(&Spec, &Summary, f64)> = finished
-            .iter()
-            .filter_map(|&(sp, s)| Some((sp, s, s.mape?)))
-            .collect();
-        let (worst_spec, worst_run, worst_mape) = scored
-            .iter()
-            .copied()
-            .reduce(|w, x| if x.2 > w.2 { x } else { w })?;
-        let mapes: Vec<f64> = scored.iter().map(|x| x.2).collect();
-        Some(TruthCheck {
-            workloads: scored.len(),
-            median_mape: median(mapes.iter().copied()),
-            worst: Scored {
-                label: worst_spec.workload.label.clone(),
-                mape: worst_mape,
-            },
-            worst_mae_pages: worst_run.mae_pages,
-            peak_faults_per_s: finished
-                .iter()
-                .filter_map(|(_, s)| faults_per_s(s))
-                .reduce(f64::max),
-            forced_holds: finished.iter().map(|(_, s)| s.forced_holds).sum(),
-        })
-    }
-}
-
 /// The findings of question 1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Works {
-    /// The default setting's MAPE per workload, under the criterion and
-    /// not, in workload order.
+    /// The default setting's MAPE per access pattern, under the criterion
+    /// and not, in workload order.
     pub under: Vec<Scored>,
     pub over: Vec<Scored>,
+    /// The same per application program.
+    pub app_under: Vec<Scored>,
+    pub app_over: Vec<Scored>,
     /// The same for DAMON at the default setting.
     pub damon_under: Vec<Scored>,
     pub damon_over: Vec<Scored>,
@@ -159,11 +163,20 @@ pub struct Works {
 
 impl Works {
     pub fn from_runs(plan: &Plan, results: &Results) -> Works {
-        let (under, over) = split_by_criterion(results, plan.defaults.iter());
+        let all = studied(plan);
+        let esx_of = |application: bool| {
+            all.iter()
+                .filter(move |x| x.application == application)
+                .map(|x| x.esx)
+        };
+        let (under, over) = split_by_criterion(results, esx_of(false));
+        let (app_under, app_over) = split_by_criterion(results, esx_of(true));
         let (damon_under, damon_over) = split_by_criterion(results, plan.works.damon.iter());
         Works {
             under,
             over,
+            app_under,
+            app_over,
             damon_under,
             damon_over,
             truth: TruthCheck::from_runs(plan, results),
@@ -171,20 +184,66 @@ impl Works {
     }
 }
 
+/// "`g` of `t` `kind`, a and b, not c": how many programs of one kind meet
+/// the accuracy criterion, for the summary.
+fn tally(kind: &str, under: &[Scored], over: &[Scored]) -> String {
+    let good: Vec<String> = under.iter().map(Scored::item).collect();
+    let bad: Vec<String> = over.iter().map(Scored::item).collect();
+    let mut t = format!("{} of {} {kind}", good.len(), good.len() + bad.len());
+    if !good.is_empty() {
+        let _ = write!(t, ", {}", list(&good));
+    }
+    if !bad.is_empty() {
+        let _ = write!(t, ", not {}", list(&bad));
+    }
+    t
+}
+
+/// "Among the `kind`, the MAPE is under … for …; it is … or more for …",
+/// or nothing when no run of that kind has a MAPE.
+fn criterion_sentence(kind: &str, under: &[Scored], over: &[Scored]) -> String {
+    let good: Vec<String> = under.iter().map(Scored::item).collect();
+    let bad: Vec<String> = over.iter().map(Scored::item).collect();
+    let limit = pct(CRITERIA.max_mape);
+    match (good.is_empty(), bad.is_empty()) {
+        (true, true) => String::new(),
+        (false, true) => format!(
+            " Among the {kind}, the MAPE is under {limit} for {}.",
+            list(&good)
+        ),
+        (true, false) => format!(
+            " Among the {kind}, the MAPE is {limit} or more for {}.",
+            list(&bad)
+        ),
+        (false, false) => format!(
+            " Among the {kind}, the MAPE is under {limit} for {}; it is {limit} or more for {}.",
+            list(&good),
+            list(&bad)
+        ),
+    }
+}
+
 impl Doc<'_> {
-    pub(in crate::study) fn works(&mut self) {
-        let f = Works::from_runs(self.plan, self.results);
-        let s = self.plan.scale.clone();
-        self.heading(Question::Works);
-        let fig = &self.figs.works;
+    /// The table rows of question 1's programs of one kind, and a note on
+    /// each whose default setting misses the criterion (`over`).
+    fn works_rows(
+        &self,
+        application: bool,
+        over: &[Scored],
+        domain: u64,
+    ) -> (Vec<Vec<String>>, Vec<String>) {
+        let n = self.plan.scale.sample_pages;
         let mut rows = Vec::new();
         let mut notes = Vec::new();
-        let domain = self.domain_pages().unwrap_or(0);
-        for (i, w) in self.plan.workloads.iter().enumerate() {
-            let d = self.s(&self.plan.defaults[i]);
-            let damon = self.s(&self.plan.works.damon[i]);
-            let exh = self.s(&self.plan.works.exhaustive[i]);
-            let err = d.and_then(|d| sampling_error(d.true_wss_mean_pages, domain, s.sample_pages));
+        for x in studied(self.plan)
+            .into_iter()
+            .filter(|x| x.application == application)
+        {
+            let w = x.workload;
+            let d = self.s(x.esx);
+            let damon = self.s(x.damon);
+            let exh = self.s(x.exhaustive);
+            let err = d.and_then(|d| sampling_error(d.true_wss_mean_pages, domain, n));
             rows.push(vec![
                 format!("`{}`", w.label),
                 opt(d.map(|d| d.true_wss_mean_pages), count),
@@ -200,67 +259,71 @@ impl Doc<'_> {
                 opt(damon.and_then(|d| d.mape), pct),
                 opt(exh.and_then(|d| d.mape), pct),
             ]);
-            if f.over.iter().any(|x| x.label == w.label)
-                && let Some((d, rows)) = self.results.get(&self.plan.defaults[i])
+            if over.iter().any(|o| o.label == w.label)
+                && let Some((d, series)) = self.results.get(x.esx)
+                && let Some(note) = self.why_default_fails(w, d, series, domain)
             {
-                notes.push(self.why_default_fails(w, d, rows, domain));
+                notes.push(note);
             }
         }
-        let good: Vec<String> = f.under.iter().map(Scored::item).collect();
-        let bad: Vec<String> = f.over.iter().map(Scored::item).collect();
+        (rows, notes)
+    }
+
+    pub(in crate::study) fn works(&mut self) {
+        let f = Works::from_runs(self.plan, self.results);
+        let s = self.plan.scale.clone();
+        self.heading(Question::Works);
+        let domain = self.domain_pages().unwrap_or(0);
+        let (pattern_rows, pattern_notes) = self.works_rows(false, &f.over, domain);
+        let (app_rows, app_notes) = self.works_rows(true, &f.app_over, domain);
+        let paced: Vec<String> = self
+            .plan
+            .applications
+            .iter()
+            .map(|w| format!("`{}`", w.describe()))
+            .collect();
         let mut text = format!(
-            "{} shows the estimate against the truth over time for every workload at \
-             the default setting ({} runs with uffd and ESX, {} samples every {}).",
-            self.fig_ref(fig),
+            "{} shows the estimate against the truth over time for every program at the \
+             default setting ({} runs with uffd and ESX, {} samples every {}): first the {} \
+             access patterns, each of which touches memory in one way throughout, then the {} \
+             application programs, which run a real algorithm whose phases (an init pass, \
+             scans, collections, compactions) change what they touch. The application \
+             programs are paced in their own unit of work (records, allocations, rows, \
+             requests, edges, cells per second), so that their phases fall at the same point \
+             of every run: {}.",
+            self.fig_ref(&self.figs.works),
             setting(s.run_duration),
             s.sample_pages,
-            setting(s.interval)
+            setting(s.interval),
+            self.plan.workloads.len(),
+            self.plan.applications.len(),
+            list(&paced)
         );
-        if !good.is_empty() {
-            let _ = write!(
-                text,
-                " The MAPE is under {} for {}.",
-                pct(CRITERIA.max_mape),
-                list(&good)
-            );
-        }
-        if !bad.is_empty() {
-            let _ = write!(
-                text,
-                " It is {} or more for {}.",
-                pct(CRITERIA.max_mape),
-                list(&bad)
-            );
-        }
+        text.push_str(&criterion_sentence("access patterns", &f.under, &f.over));
+        text.push_str(&criterion_sentence(
+            "application programs",
+            &f.app_under,
+            &f.app_over,
+        ));
         self.para(&text);
+        let limit = pct(CRITERIA.max_mape);
         self.summary.push(format!(
             "**Does it work?** At the default setting (uffd + ESX, {} samples every {}) the \
-             MAPE is under {} for {} of {} workloads{}{} ({} says why).",
+             MAPE is under {limit} for {}; it is under {limit} for {} ({} says why).",
             s.sample_pages,
             setting(s.interval),
-            pct(CRITERIA.max_mape),
-            good.len(),
-            good.len() + bad.len(),
-            if good.is_empty() {
-                String::new()
-            } else {
-                format!(", {}", list(&good))
-            },
-            if bad.is_empty() {
-                String::new()
-            } else {
-                format!("; it is not for {}", list(&bad))
-            },
+            tally("access patterns", &f.under, &f.over),
+            tally("application programs", &f.app_under, &f.app_over),
             self.section_ref(Question::Works)
         ));
-        for n in notes.into_iter().flatten() {
+        for n in pattern_notes.iter().chain(&app_notes) {
             self.line(&format!("- {n}"));
         }
         self.line("");
         let fig = self.figs.works.clone();
         self.figure(&fig);
         let h = [
-            "workload",
+            "program",
             "true WSS",
             "estimate",
             "MAPE",
@@ -274,9 +337,8 @@ impl Doc<'_> {
         ];
         let mut align = vec![Align::Left];
         align.extend([Align::Right; 10]);
-        let t = table(&h, &align, &rows);
         self.para(&format!(
-            "Errors per workload (ESX columns from the runs of {}; DAMON and exhaustive \
+            "Errors per access pattern (ESX columns from the runs of {}; DAMON and exhaustive \
              columns from {} runs at the same setting; WSS columns are mean pages; the \
              sampling error is what one interval's sample alone would give, √((1−p)/(n·p)) \
              for a true fraction p of the domain and n samples; the reported estimate \
@@ -284,7 +346,11 @@ impl Doc<'_> {
             self.fig_ref(&self.figs.works),
             setting(s.sweep_duration)
         ));
-        self.para(&t);
+        self.para(&table(&h, &align, &pattern_rows));
+        self.para(
+            "Errors per application program, with the same columns from the same kinds of runs:",
+        );
+        self.para(&table(&h, &align, &app_rows));
         let damon_ok: Vec<String> = f.damon_under.iter().map(Scored::item).collect();
         let damon_bad: Vec<String> = f.damon_over.iter().map(Scored::item).collect();
         if !damon_ok.is_empty() || !damon_bad.is_empty() {
@@ -396,66 +462,6 @@ impl Doc<'_> {
         }
         Some(s)
     }
-
-    /// The cross-check of the truth against exhaustive tracking.
-    fn exhaustive_check(&mut self, truth: Option<&TruthCheck>) {
-        let Some(t) = truth else {
-            self.para("No exhaustive run finished, so the truth could not be cross-checked.");
-            return;
-        };
-        let mut text = String::from(
-            "**Cross-check of the truth.** Exhaustive tracking arms every page of the domain \
-             every interval, so its estimate is the VMM's own count of the pages the guest \
-             touched. ",
-        );
-        let peak_faults = opt(t.peak_faults_per_s, count);
-        let exact = t.worst.mape == 0.0;
-        if exact {
-            let _ = write!(
-                text,
-                "Against the guest runtime's count its MAPE is 0 in all {} workloads, at a cost \
-                 of up to {peak_faults} tracked faults per second. ",
-                t.workloads
-            );
-            self.summary.push(
-                "**Is the truth right?** Yes: the VMM's own exhaustive count equals the \
-                 guest's count of touched pages in every scored interval of every workload \
-                 (MAPE 0)."
-                    .to_string(),
-            );
-            text.push_str(
-                "The two independent counts are equal in every scored interval: the guest is \
-                 held at every boundary, at a point between two whole accesses, so nothing it \
-                 touches can fall between the VMM's count and its own.",
-            );
-        } else {
-            let _ = write!(
-                text,
-                "Against the guest runtime's count its MAPE has a median of {} over the \
-                 workloads and is at most {} (`{}`, off by {} pages per interval on \
-                 average), at a cost of up to {peak_faults} tracked faults per second. ",
-                opt(t.median_mape, pct),
-                pct(t.worst.mape),
-                t.worst.label,
-                opt(t.worst_mae_pages, count),
-            );
-            self.summary.push(format!(
-                "**Is the truth right?** The VMM's own exhaustive count agrees with the \
-                 guest's count of touched pages to a median MAPE of {} over the workloads (at \
-                 most {}), where it should be exact.",
-                opt(t.median_mape, pct),
-                pct(t.worst.mape)
-            ));
-            let _ = write!(
-                text,
-                "The two counts should be equal, since the guest is held at every boundary; \
-                 where they differ, something broke that guarantee ({} holds had to be \
-                 taken mid-access), and the runs above say where.",
-                t.forced_holds
-            );
-        }
-        self.para(&text);
-    }
 }
 
 impl FigureWriter<'_> {
@@ -464,7 +470,11 @@ impl FigureWriter<'_> {
         let stem = "fig1-estimate-vs-truth";
         let mut panels = Vec::new();
         let mut data = Vec::new();
-        for spec in &self.plan.defaults {
+        let esx: Vec<Spec> = studied(self.plan)
+            .into_iter()
+            .map(|x| x.esx.clone())
+            .collect();
+        for spec in &esx {
             let (title, rows) = match self.results.get(spec) {
                 Some((s, rows)) => (
                     format!(
@@ -520,57 +530,54 @@ impl FigureWriter<'_> {
         Ok(Figure {
             stem,
             title,
-            caption: "One panel per workload: the true working set (pages the guest read or \
-                      wrote in each interval, counted by the guest runtime), the ESX estimate \
-                      and its 95% interval. MAPE is over the intervals after warm-up."
+            caption: "One panel per program, the access patterns first, then the application \
+                      programs: the true working set (pages the guest read or wrote in each \
+                      interval, counted by the guest runtime), the ESX estimate and its 95% \
+                      interval. MAPE is over the intervals after warm-up."
                 .into(),
-            runs: self.plan.defaults.clone(),
+            runs: esx,
         })
     }
 
     /// MAPE per workload and estimator, as a heat map.
     pub(in crate::study) fn estimators_figure(&self) -> Result<Figure, StudyError> {
         let stem = "fig2-estimators";
-        let columns = [
-            ("esx", &self.plan.defaults),
-            ("damon", &self.plan.works.damon),
-            ("exhaustive", &self.plan.works.exhaustive),
+        let programs = studied(self.plan);
+        let columns: [(&str, RunOf); 3] = [
+            ("esx", |x| x.esx),
+            ("damon", |x| x.damon),
+            ("exhaustive", |x| x.exhaustive),
         ];
         let mut values = Vec::new();
         let mut data = Vec::new();
-        for (i, w) in self.plan.workloads.iter().enumerate() {
+        for x in &programs {
             let mut row = Vec::new();
-            for (_, specs) in &columns {
-                let spec = &specs[i];
+            for (_, run_of) in &columns {
+                let spec = run_of(x);
                 let s = self.summary(spec);
                 row.push(s.and_then(|s| s.mape).map(|m| m * 100.0));
                 let mut cells = summary_cells(spec, s);
                 cells.push(cell(s.and_then(faults_per_s)));
                 data.push(cells);
             }
-            debug_assert!(columns.iter().all(|(_, s)| s[i].workload == *w));
             values.push(row);
         }
         let mut header = SUMMARY_COLUMNS.to_vec();
         header.push("faults_per_s");
         self.csv(stem, &header, &data)?;
-        let labels: Vec<String> = self
-            .plan
-            .workloads
-            .iter()
-            .map(|w| w.label.clone())
-            .collect();
+        let labels: Vec<String> = programs.iter().map(|x| x.workload.label.clone()).collect();
         let x: Vec<&str> = columns.iter().map(|c| c.0).collect();
-        let title = "MAPE (%) by workload and estimator, uffd tracking";
+        let title = "MAPE (%) by program and estimator, uffd tracking";
         plot_heatmap(title, &x, &labels, &values, "MAPE (%)", &self.base(stem))?;
         let runs = columns
             .iter()
-            .flat_map(|(_, s)| s.iter().cloned())
+            .flat_map(|(_, run_of)| programs.iter().map(|x| run_of(x).clone()))
             .collect();
         Ok(Figure {
             stem,
             title: title.into(),
-            caption: "MAPE of each estimator on each workload under uffd tracking. Exhaustive \
+            caption: "MAPE of each estimator on each program (the access patterns, then the \
+                      application programs) under uffd tracking. Exhaustive \
                       tracking arms every page every interval, so its estimate is a count made \
                       by the VMM and should match the guest's own count."
                 .into(),
@@ -602,11 +609,16 @@ mod tests {
     fn workloads_are_split_by_the_criterion_and_the_truth_checked() {
         let plan = Plan::new(Scale::full());
         let n = plan.workloads.len();
+        let apps = plan.applications.len();
         let mut outcomes = Vec::new();
-        // Default setting: every other workload misses; the last has no run.
+        // Default setting: every other access pattern misses; the last has
+        // no run. Of the application programs only the second misses.
         for (i, sp) in plan.defaults.iter().enumerate().take(n - 1) {
             let mape = if i % 2 == 0 { 0.05 } else { 0.5 };
             outcomes.push(run(sp, mape, 0, 0));
+        }
+        for (i, sp) in plan.works.applications.iter().enumerate() {
+            outcomes.push(run(sp, if i == 1 { 0.4 } else { 0.08 }, 0, 0));
         }
         // DAMON misses everywhere.
         for sp in &plan.works.damon {
@@ -629,17 +641,38 @@ mod tests {
         assert_eq!(labels(&f.under), want_under);
         assert_eq!(f.under.len() + f.over.len(), n - 1);
         assert!(f.over.iter().all(|x| x.mape == 0.5));
+        assert_eq!(labels(&f.app_over), ["gcheap"]);
+        assert_eq!(f.app_under.len(), apps - 1);
+        assert!(f.app_under.iter().all(|x| x.mape == 0.08));
         assert!(f.damon_under.is_empty());
-        assert_eq!(f.damon_over.len(), n);
+        assert_eq!(f.damon_over.len(), n + apps);
 
         let t = f.truth.expect("exhaustive runs finished");
-        assert_eq!(t.workloads, n);
+        assert_eq!(t.workloads, n + apps);
         assert_eq!(t.worst.label, plan.workloads[2].label);
         assert_eq!(t.worst.mape, 0.02);
         assert_eq!(t.worst_mae_pages, Some(20.0));
         assert_eq!(t.median_mape, Some(0.0));
-        assert_eq!(t.peak_faults_per_s, Some(100.0 * n as f64));
-        assert_eq!(t.forced_holds, n as u64);
+        assert_eq!(t.peak_faults_per_s, Some(100.0 * (n + apps) as f64));
+        assert_eq!(t.forced_holds, (n + apps) as u64);
+    }
+
+    #[test]
+    fn studied_pairs_each_program_with_its_own_runs() {
+        let plan = Plan::new(Scale::full());
+        let all = studied(&plan);
+        assert_eq!(all.len(), plan.workloads.len() + plan.applications.len());
+        for x in &all {
+            for sp in [x.esx, x.damon, x.exhaustive] {
+                assert_eq!(&sp.workload, x.workload);
+            }
+            assert_eq!(x.esx.estimator, EstimatorKind::Esx);
+            assert_eq!(x.damon.estimator, EstimatorKind::Damon);
+            assert_eq!(x.exhaustive.estimator, EstimatorKind::Exhaustive);
+            assert_eq!(x.application, plan.applications.contains(x.workload));
+        }
+        assert!(!all[0].application && all[all.len() - 1].application);
+        assert_eq!(all[plan.workloads.len()].workload.guest, "extsort");
     }
 
     #[test]
