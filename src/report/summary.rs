@@ -273,6 +273,18 @@ pub struct Summary {
     pub vcpus: u64,
 }
 
+impl Summary {
+    /// Whether this summary's `mape` (and lags) score ESX's policy value
+    /// rather than its measurement: ESX summaries written before
+    /// `policy_mape` existed did. Readers that mix old and new summaries
+    /// say so rather than compare the two as one quantity.
+    pub fn mape_is_of_policy(&self) -> bool {
+        self.estimator == Some(EstimatorKind::Esx)
+            && self.mape.is_some()
+            && self.policy_mape.is_none()
+    }
+}
+
 /// What a summary without a `vcpus` field ran on.
 fn one_vcpu() -> u64 {
     1
@@ -494,6 +506,33 @@ mod tests {
         assert!(text.contains("\"mape\": null"));
         assert!(text.contains("\"exits\": 42"));
         assert_eq!(read_summary(&path).unwrap(), s);
+    }
+
+    #[test]
+    fn only_old_esx_summaries_score_the_policy_as_mape() {
+        let new = Summary {
+            estimator: Some(EstimatorKind::Esx),
+            mape: Some(0.1),
+            policy_mape: Some(0.4),
+            ..Summary::default()
+        };
+        assert!(!new.mape_is_of_policy());
+        let old = Summary {
+            policy_mape: None,
+            ..new.clone()
+        };
+        assert!(old.mape_is_of_policy());
+        let damon = Summary {
+            estimator: Some(EstimatorKind::Damon),
+            ..old.clone()
+        };
+        assert!(!damon.mape_is_of_policy());
+        let untracked = Summary {
+            estimator: None,
+            mape: None,
+            ..old
+        };
+        assert!(!untracked.mape_is_of_policy());
     }
 
     #[test]

@@ -94,6 +94,21 @@ fn intro(doc: &mut Doc) {
             p.cached, p.runs_dir
         );
     }
+    let old = doc
+        .results
+        .summaries()
+        .filter(|s| s.mape_is_of_policy())
+        .count();
+    if old > 0 {
+        let _ = write!(
+            text,
+            "{old} of the ESX runs were made before kvm-wss reported ESX's measurement \
+             apart from its policy value (the maximum of its two averages): their MAPE and \
+             lags are of the policy value, those of the other runs of the measurement, \
+             which follows a falling working set at once; `--fresh` makes every run again \
+             with the measurement. "
+        );
+    }
     text.push_str(
         "Running the same command again reuses finished runs (add `--fresh` to measure \
          everything again); every figure's caption lists the equivalent `kvm-wss run` \
