@@ -8,10 +8,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{RunSpec, run};
+use common::{ALL_TRACKERS, GuestOutcome, RunSpec, run};
 use kvm_wss::estimate::EstimatorKind;
 use kvm_wss::run::RunEnd;
 use kvm_wss::track::TrackerKind;
@@ -20,34 +19,17 @@ use kvm_wss::track::TrackerKind;
 /// slowest tracker takes a second or two.
 const WSS: u64 = 4 << 20;
 
-const TRACKERS: [TrackerKind; 4] = [
-    TrackerKind::None,
-    TrackerKind::Mprotect,
-    TrackerKind::Uffd,
-    TrackerKind::DirtyLog,
-];
-
-/// What a run of a program reported, identical under every tracker.
-#[derive(Debug, PartialEq)]
-struct Outcome {
-    checksum: Option<String>,
-    results: BTreeMap<String, u64>,
-    /// The phase markers, in order.
-    markers: Vec<u64>,
-    op_name: String,
-}
-
 /// Runs `guest` for exactly `ops` operations with `params` under every
 /// tracker, estimating exhaustively, and checks that each run ends with a
 /// clean exit after exactly `ops`, that in every full interval the
 /// tracker saw exactly the truth (written pages for dirty-log), and that
 /// the outcome is the same under every tracker. Returns it.
-fn run_under_every_tracker(guest: &str, ops: u64, params: &[(&str, &str)]) -> Outcome {
+fn run_under_every_tracker(guest: &str, ops: u64, params: &[(&str, &str)]) -> GuestOutcome {
     let ops_text = ops.to_string();
     let mut all: Vec<(&str, &str)> = vec![("ops", &ops_text)];
     all.extend_from_slice(params);
-    let mut first: Option<Outcome> = None;
-    for tracker in TRACKERS {
+    let mut first: Option<GuestOutcome> = None;
+    for tracker in ALL_TRACKERS {
         let out = run(&RunSpec {
             wss: WSS,
             duration: Duration::from_secs(90),
@@ -73,17 +55,7 @@ fn run_under_every_tracker(guest: &str, ops: u64, params: &[(&str, &str)]) -> Ou
                 "{guest} {tracker:?}: (t, estimate, truth) where they differ"
             );
         }
-        let outcome = Outcome {
-            checksum: out.summary.guest_checksum,
-            results: out
-                .summary
-                .guest_results
-                .iter()
-                .map(|r| (r.name.clone(), r.value))
-                .collect(),
-            markers: out.summary.phases.iter().map(|p| p.marker).collect(),
-            op_name: out.summary.op_name.clone(),
-        };
+        let outcome = GuestOutcome::of(&out);
         assert!(outcome.checksum.is_some(), "{guest} {tracker:?}");
         match &first {
             None => first = Some(outcome),
@@ -93,14 +65,7 @@ fn run_under_every_tracker(guest: &str, ops: u64, params: &[(&str, &str)]) -> Ou
     first.expect("at least one tracker")
 }
 
-/// The result called `name`.
-fn result(o: &Outcome, name: &str) -> u64 {
-    *o.results
-        .get(name)
-        .unwrap_or_else(|| panic!("no result {name} in {:?}", o.results))
-}
-
-fn starts_with(o: &Outcome, markers: &[u64]) {
+fn starts_with(o: &GuestOutcome, markers: &[u64]) {
     assert!(
         o.markers.starts_with(markers),
         "phase markers {:?} do not start with {markers:?}",
@@ -120,10 +85,10 @@ fn extsort_sorts_and_is_exact_under_every_tracker() {
     assert_eq!(o.op_name, "records moved");
     // 1024 pages: a buffer of 64 (32768 records, the run length) and two
     // areas of 480 (245760 records): 8 runs, merged 4 then 2 at a time.
-    assert_eq!((result(&o, "runs"), result(&o, "merge_passes")), (8, 2));
+    assert_eq!((o.result("runs"), o.result("merge_passes")), (8, 2));
     // A sort moves each record 5 times (generate, push, pop, two
     // merges); the guest checks each result sorted or panics.
-    assert_eq!(result(&o, "sorts"), 6_000_000 / (5 * 245_760));
+    assert_eq!(o.result("sorts"), 6_000_000 / (5 * 245_760));
     starts_with(&o, &[0, 1, 2, 2, 3, 0, 1]);
 }
 
@@ -157,8 +122,8 @@ fn pagerank_ranks_sum_to_one_and_are_exact_under_every_tracker() {
     }
     let o = run_under_every_tracker("pagerank", 80_000_000, &[]);
     assert_eq!(o.op_name, "edges");
-    assert!(result(&o, "iterations") >= 10, "{:?}", o.results);
-    let sum = result(&o, "rank_sum_e9");
+    assert!(o.result("iterations") >= 10, "{:?}", o.results);
+    let sum = o.result("rank_sum_e9");
     assert!(
         sum.abs_diff(1_000_000_000) <= 1_000,
         "ranks sum to {sum}e-9"
@@ -173,9 +138,9 @@ fn hashjoin_matches_what_the_generator_implies_under_every_tracker() {
     }
     let o = run_under_every_tracker("hashjoin", 30_000_000, &[("match_frac", "0.25")]);
     assert_eq!(o.op_name, "rows");
-    assert!(result(&o, "joins") >= 1, "{:?}", o.results);
-    let (matches, n) = (result(&o, "matches"), result(&o, "build_rows"));
-    assert_eq!(matches, result(&o, "expected_matches"));
+    assert!(o.result("joins") >= 1, "{:?}", o.results);
+    let (matches, n) = (o.result("matches"), o.result("build_rows"));
+    assert_eq!(matches, o.result("expected_matches"));
     // A quarter of the 2n rows of S match: n/2, within 3 percent (the
     // binomial's standard deviation is under 0.5 percent of it here).
     assert!(
@@ -198,8 +163,8 @@ fn stencil_conserves_heat_and_is_exact_under_every_tracker() {
     // heat is conserved) after every 4th.
     let cells = 341 * 512;
     let sweeps = ops / cells - 1;
-    assert_eq!(result(&o, "sweeps"), sweeps);
-    assert_eq!(result(&o, "checkpoints"), sweeps / 4);
+    assert_eq!(o.result("sweeps"), sweeps);
+    assert_eq!(o.result("checkpoints"), sweeps / 4);
     starts_with(&o, &[0, 1, 2, 1, 2]);
 }
 
@@ -211,18 +176,18 @@ fn gcheap_collects_and_is_exact_under_every_tracker() {
     let ops = 10_000_000;
     let o = run_under_every_tracker("gcheap", ops, &[]);
     assert_eq!(o.op_name, "allocations");
-    let heap = result(&o, "heap_objects");
+    let heap = o.result("heap_objects");
     // A cycle allocates at most every object of the heap, and the first
     // exactly that.
     assert!(
-        result(&o, "collections") >= 1_500_000 / heap,
+        o.result("collections") >= 1_500_000 / heap,
         "{:?}",
         o.results
     );
     // Roots (a quarter of the heap) reach depth 2: at most half is live.
-    let live = result(&o, "live_objects");
+    let live = o.result("live_objects");
     assert!(live > 0 && live * 2 <= heap, "{live} live of {heap}");
-    assert!(result(&o, "freed_objects") + live <= heap);
+    assert!(o.result("freed_objects") + live <= heap);
     starts_with(&o, &[0, 1, 2, 3, 1, 2, 3]);
 }
 
@@ -234,14 +199,14 @@ fn lsm_flushes_and_compacts_and_is_exact_under_every_tracker() {
     let ops = 200_000;
     let o = run_under_every_tracker("lsm", ops, &[]);
     assert_eq!(o.op_name, "requests");
-    let (flushes, compactions) = (result(&o, "flushes"), result(&o, "compactions"));
+    let (flushes, compactions) = (o.result("flushes"), o.result("compactions"));
     assert!(compactions >= 1, "{:?}", o.results);
     assert_eq!(compactions, flushes / 4);
     // Half the requests are puts (write_ratio 0.5), within 2 percent.
-    let puts = result(&o, "puts");
+    let puts = o.result("puts");
     assert!(puts.abs_diff(ops / 2) < ops / 50, "{puts} puts");
-    assert!(result(&o, "get_hits") <= ops - puts);
-    assert!(result(&o, "l1_entries") > 0);
+    assert!(o.result("get_hits") <= ops - puts);
+    assert!(o.result("l1_entries") > 0);
     starts_with(&o, &[1, 2, 1, 2, 1, 2, 1, 2, 3, 1]);
 }
 
@@ -253,12 +218,12 @@ fn lrucache_evicts_one_per_miss_and_is_exact_under_every_tracker() {
     let ops = 3_000_000;
     let o = run_under_every_tracker("lrucache", ops, &[]);
     assert_eq!(o.op_name, "requests");
-    let (hits, misses) = (result(&o, "hits"), result(&o, "misses"));
+    let (hits, misses) = (o.result("hits"), o.result("misses"));
     assert_eq!(hits + misses, ops);
     // The first `capacity` misses fill the cache; every later one evicts.
-    let capacity = result(&o, "capacity");
+    let capacity = o.result("capacity");
     assert!(misses > capacity, "{:?}", o.results);
-    assert_eq!(result(&o, "evictions"), misses - capacity);
+    assert_eq!(o.result("evictions"), misses - capacity);
     // Zipf(0.99) over 4x the objects cached: most requests hit.
     assert!(hits > misses, "{:?}", o.results);
     starts_with(&o, &[0, 1]);

@@ -9,41 +9,25 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{RunSpec, run};
+use common::{ALL_TRACKERS, GuestOutcome, RunSpec, run};
 use kvm_wss::estimate::EstimatorKind;
 use kvm_wss::run::RunEnd;
 use kvm_wss::track::TrackerKind;
-
-const TRACKERS: [TrackerKind; 4] = [
-    TrackerKind::None,
-    TrackerKind::Mprotect,
-    TrackerKind::Uffd,
-    TrackerKind::DirtyLog,
-];
-
-/// What a run reported that must not depend on the tracker or vCPU count.
-#[derive(Debug, PartialEq)]
-struct Outcome {
-    checksum: Option<String>,
-    results: BTreeMap<String, u64>,
-    markers: Vec<u64>,
-}
 
 /// Runs `guest` with `params` (`ops` among them, and a `rate` that makes
 /// every run last a few 200 ms intervals) on 1 and 4 vCPUs under every
 /// tracker, estimating exhaustively; checks each run's end, op count,
 /// vCPU count and exactness, and that all eight outcomes are the same.
-fn same_on_one_and_four_vcpus(guest: &str, ops: u64, params: &[(&str, &str)]) -> Outcome {
+fn same_on_one_and_four_vcpus(guest: &str, ops: u64, params: &[(&str, &str)]) -> GuestOutcome {
     let ops_text = ops.to_string();
     let mut all: Vec<(&str, &str)> = vec![("ops", &ops_text)];
     all.extend_from_slice(params);
-    let mut first: Option<(String, Outcome)> = None;
+    let mut first: Option<(String, GuestOutcome)> = None;
     let mut failures = Vec::new();
     for vcpus in [1, 4] {
-        for tracker in TRACKERS {
+        for tracker in ALL_TRACKERS {
             let what = format!("{guest} {} --vcpus {vcpus}", tracker.name());
             let out = run(&RunSpec {
                 wss: 4 << 20,
@@ -73,16 +57,7 @@ fn same_on_one_and_four_vcpus(guest: &str, ops: u64, params: &[(&str, &str)]) ->
                     failures.push(format!("{what}: {full} full intervals, off {off:?}"));
                 }
             }
-            let outcome = Outcome {
-                checksum: out.summary.guest_checksum,
-                results: out
-                    .summary
-                    .guest_results
-                    .iter()
-                    .map(|r| (r.name.clone(), r.value))
-                    .collect(),
-                markers: out.summary.phases.iter().map(|p| p.marker).collect(),
-            };
+            let outcome = GuestOutcome::of(&out);
             assert!(outcome.checksum.is_some(), "{what}");
             match &first {
                 None => first = Some((what, outcome)),
@@ -94,13 +69,6 @@ fn same_on_one_and_four_vcpus(guest: &str, ops: u64, params: &[(&str, &str)]) ->
     first.expect("at least one run").1
 }
 
-/// The result called `name`.
-fn result(o: &Outcome, name: &str) -> u64 {
-    *o.results
-        .get(name)
-        .unwrap_or_else(|| panic!("no result {name} in {:?}", o.results))
-}
-
 #[test]
 fn extsort_is_the_same_on_one_and_four_vcpus_and_exact_under_every_tracker() {
     if !common::kvm_available("extsort_is_the_same_on_one_and_four_vcpus") {
@@ -110,8 +78,8 @@ fn extsort_is_the_same_on_one_and_four_vcpus_and_exact_under_every_tracker() {
     // formation. vCPU 0 alone moves at least 3/5 of them (keys and runs):
     // at 2M per second, at least 0.75 s.
     let o = same_on_one_and_four_vcpus("extsort", 3_000_000, &[("rate", "2000000")]);
-    assert_eq!(result(&o, "sorts"), 2);
-    assert_eq!((result(&o, "runs"), result(&o, "merge_passes")), (8, 2));
+    assert_eq!(o.result("sorts"), 2);
+    assert_eq!((o.result("runs"), o.result("merge_passes")), (8, 2));
     assert_eq!(o.markers, [0, 1, 2, 2, 3, 0, 1, 2, 2, 3, 0, 1]);
 }
 
@@ -125,8 +93,8 @@ fn pagerank_is_the_same_on_one_and_four_vcpus_and_exact_under_every_tracker() {
     // halfway. vCPU 0 streams the graph and a quarter of the pulls: at
     // 8M per second, at least 0.7 s.
     let o = same_on_one_and_four_vcpus("pagerank", 20_000_000, &[("rate", "8000000")]);
-    assert_eq!(result(&o, "iterations"), 31);
-    let sum = result(&o, "rank_sum_e9");
+    assert_eq!(o.result("iterations"), 31);
+    let sum = o.result("rank_sum_e9");
     assert!(
         sum.abs_diff(1_000_000_000) <= 1_000,
         "ranks sum to {sum}e-9"
@@ -149,14 +117,14 @@ fn stencil_is_the_same_on_one_and_four_vcpus_and_exact_under_every_tracker() {
     let o = same_on_one_and_four_vcpus("stencil", ops, &params);
     let cells = 341 * 512;
     // Whole passes, less the one that set the cells.
-    assert_eq!(result(&o, "sweeps"), ops / cells - 1);
-    assert_eq!(result(&o, "checkpoints"), 11);
+    assert_eq!(o.result("sweeps"), ops / cells - 1);
+    assert_eq!(o.result("checkpoints"), 11);
     assert_eq!(o.markers.len(), 1 + 2 * 11 + 1);
 }
 
-/// The checksum, results and phase markers of an untracked run of `guest`
+/// The outcome of an untracked run of `guest`
 /// for exactly `ops` operations on `vcpus` vCPUs.
-fn untracked(guest: &str, ops: u64, vcpus: u64) -> Outcome {
+fn untracked(guest: &str, ops: u64, vcpus: u64) -> GuestOutcome {
     let ops_text = ops.to_string();
     let out = run(&RunSpec {
         duration: Duration::from_secs(60),
@@ -171,16 +139,7 @@ fn untracked(guest: &str, ops: u64, vcpus: u64) -> Outcome {
         out.end
     );
     assert_eq!(out.summary.guest_ops, ops);
-    Outcome {
-        checksum: out.summary.guest_checksum,
-        results: out
-            .summary
-            .guest_results
-            .iter()
-            .map(|r| (r.name.clone(), r.value))
-            .collect(),
-        markers: out.summary.phases.iter().map(|p| p.marker).collect(),
-    }
+    GuestOutcome::of(&out)
 }
 
 #[test]

@@ -401,3 +401,47 @@ pub fn exhaustive_mismatches(
         })
         .collect()
 }
+
+/// Every tracker, untracked first: the order the guest-program tests run
+/// them in.
+pub const ALL_TRACKERS: [kvm_wss::track::TrackerKind; 4] = [
+    kvm_wss::track::TrackerKind::None,
+    kvm_wss::track::TrackerKind::Mprotect,
+    kvm_wss::track::TrackerKind::Uffd,
+    kvm_wss::track::TrackerKind::DirtyLog,
+];
+
+/// What a guest program's run reported that must not depend on the
+/// tracker (or the vCPU count): checksum, named results, phase markers in
+/// order, and the unit it counts.
+#[derive(Debug, PartialEq)]
+pub struct GuestOutcome {
+    pub checksum: Option<String>,
+    pub results: std::collections::BTreeMap<String, u64>,
+    pub markers: Vec<u64>,
+    pub op_name: String,
+}
+
+impl GuestOutcome {
+    pub fn of(out: &kvm_wss::run::RunOutput) -> GuestOutcome {
+        GuestOutcome {
+            checksum: out.summary.guest_checksum.clone(),
+            results: out
+                .summary
+                .guest_results
+                .iter()
+                .map(|r| (r.name.clone(), r.value))
+                .collect(),
+            markers: out.summary.phases.iter().map(|p| p.marker).collect(),
+            op_name: out.summary.op_name.clone(),
+        }
+    }
+
+    /// The result called `name`.
+    pub fn result(&self, name: &str) -> u64 {
+        *self
+            .results
+            .get(name)
+            .unwrap_or_else(|| panic!("no result {name} in {:?}", self.results))
+    }
+}
