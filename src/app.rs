@@ -607,6 +607,24 @@ fn print_table(out: &RunOutput) -> Result<(), std::io::Error> {
             .as_ref()
             .map_or(String::new(), |c| format!("  checksum {c}"))
     )?;
+    if let Some(r) = &s.reclaim {
+        writeln!(
+            w,
+            "reclaim    limit {}  resident mean {} max {} pages  evicted {}  refaults {} ({:.1} ms restoring)  store {} pages in {:.1} MiB{}",
+            r.limit_pages
+                .map_or("none".to_string(), |p| format!("{p} pages")),
+            opt(r.resident_mean_pages, "", 0),
+            r.resident_max_pages
+                .map_or("-".to_string(), |p| p.to_string()),
+            r.evicted_pages,
+            r.refaults,
+            r.refault_us / 1e3,
+            r.store_pages,
+            r.store_bytes as f64 / (1 << 20) as f64,
+            r.compression_ratio
+                .map_or(String::new(), |c| format!(" (ratio {c:.1})")),
+        )?;
+    }
     if !s.guest_results.is_empty() {
         let results: Vec<String> = s
             .guest_results

@@ -318,6 +318,12 @@ pub struct RunArgs {
     /// run). It must divide the estimator's tick.
     #[arg(long, value_name = "DURATION", value_parser = duration, requires = "record")]
     pub record_tick: Option<Duration>,
+    /// Keep at most SIZE of the guest's data pages resident: at every
+    /// interval boundary the coldest pages above it are evicted to a
+    /// compressed in-memory store and restored at their next touch (needs
+    /// --tracker uffd).
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    pub resident_limit: Option<u64>,
 }
 
 /// `kvm-wss sweep`: every combination of the lists, each `--repeat` times.
@@ -444,6 +450,13 @@ pub enum UsageError {
     NotARunDir { path: PathBuf, file: &'static str },
     #[error("--record needs a tracker: without one there is no sampling to replay")]
     RecordWithoutTracker,
+    #[error(
+        "--resident-limit needs --tracker uffd (it restores evicted pages at their next \
+         touch), not --tracker {0}"
+    )]
+    ResidentLimitNeedsUffd(&'static str),
+    #[error("--resident-limit {0} is less than one page (4K)")]
+    ResidentLimitTooSmall(u64),
     #[error(transparent)]
     RecordTick(#[from] crate::record::RecordTickError),
     #[error(transparent)]

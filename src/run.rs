@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::config::RunConfig;
+use crate::coordinate::reclaim::{ReclaimSummary, Reclaimer};
 use crate::estimate::{self, EstimateError, EstimatorConfig, EstimatorKind};
 use crate::guests::GuestError;
 use crate::record::{RecordHeader, TRACE_FILE, TraceWriter, recorded_per_tick};
@@ -53,16 +54,25 @@ pub enum RunError {
     Record(#[source] crate::record::RecordError),
     #[error(transparent)]
     RecordTick(#[from] crate::record::RecordTickError),
+    #[error(
+        "a resident limit needs the uffd tracker (it restores evicted pages at their \
+         next touch), not tracker {0}"
+    )]
+    ReclaimNeedsUffd(&'static str),
 }
 
 /// What a run does besides what its [`RunConfig`] says.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct RunExtras {
     /// Write the exact truth of every tick to `trace.bin` (`--record`).
     pub record: bool,
     /// Record ticks of this length instead of the estimator's
     /// (`--record-tick`); it must divide the estimator's tick.
     pub record_tick: Option<std::time::Duration>,
+    /// The VM's resident limit, enforced at every interval boundary by
+    /// evicting pages to a compressed store (`--resident-limit`; needs
+    /// the uffd tracker). `None`: no reclaim at all.
+    pub limit: Option<crate::coordinate::limit::LimitHandle>,
 }
 
 /// Why the VMM failed while the guest ran: the interval loop on this
@@ -260,6 +270,20 @@ fn run_once(
     let domain_pages = layout.data_pages();
     let tracker = track::create(cfg.tracker, &machine)
         .map_err(|e| RunError::Tracker(cfg.tracker.name(), e))?;
+    let reclaim_port = match &extras.limit {
+        Some(_) => Some(
+            tracker
+                .clone()
+                .and_then(|t| t.reclaim_port())
+                .ok_or(RunError::ReclaimNeedsUffd(cfg.tracker.name()))?,
+        ),
+        None => None,
+    };
+    let reclaimer = extras
+        .limit
+        .clone()
+        .zip(reclaim_port.clone())
+        .map(|(limit, port)| Reclaimer::new(port, limit, machine.memory()));
     let estimator = match tracker {
         Some(_) => Some(estimate::build(&EstimatorConfig {
             kind: cfg.estimator,
@@ -330,6 +354,7 @@ fn run_once(
         tsc_hz,
         progress_every: (cfg.live && cfg.interval > PROGRESS_EVERY).then_some(PROGRESS_EVERY),
         vcpu: Some(&thread),
+        reclaim: reclaimer,
     };
     let mut rows = Vec::new();
     let live = cfg.live;
@@ -364,8 +389,9 @@ fn run_once(
     }
     let status = memory.status();
     let stats = tracker.as_ref().map(|t| t.stats());
+    let store = reclaim_port.as_ref().map(|p| p.store_size());
     // The tracker (and its handler thread) goes only after the vCPU stopped.
-    drop(tracker);
+    drop((tracker, reclaim_port));
     drop((vm, kvm));
 
     let end = match (report.end, loop_result) {
@@ -464,6 +490,11 @@ fn run_once(
         c.mechanism = st.counters.clone();
     }
     s.record_costs(&rows, baseline);
+    s.reclaim = extras
+        .limit
+        .as_ref()
+        .zip(store)
+        .map(|(limit, store)| ReclaimSummary::new(&rows, limit, store));
     // After Ctrl-C the (small) summary is still written, whole, so the
     // folder describes what was measured; plots are left out (see
     // `plot::render_atomic`).
@@ -514,8 +545,14 @@ fn live_line(r: &Row) -> String {
     let est = r
         .est_wss_pages
         .map_or("-".to_string(), |e| format!("{e:.0}"));
+    let reclaim = r.resident_pages.map_or(String::new(), |resident| {
+        format!(
+            "  resident={resident:>8}  evicted={:>6}  refaults={:>6}",
+            r.evicted_pages, r.refaults
+        )
+    });
     format!(
-        "t={:7.2}s  true={:>8}  writes={:>8}  est={:>9}  faults={:>6}  ops={:>11}",
+        "t={:7.2}s  true={:>8}  writes={:>8}  est={:>9}  faults={:>6}  ops={:>11}{reclaim}",
         r.t_s, r.true_wss_pages, r.true_wss_write_pages, est, r.faults, r.guest_ops
     )
 }

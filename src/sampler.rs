@@ -47,6 +47,8 @@ pub enum SamplerError {
     Sink(#[source] crate::report::ReportError),
     #[error("cannot write the trace")]
     Record(#[source] RecordError),
+    #[error("reclaim failed")]
+    Reclaim(#[from] crate::coordinate::reclaim::ReclaimError),
 }
 
 /// The random source that picks the pages to arm, seeded from the run's
@@ -113,6 +115,10 @@ pub struct Sampler<'a> {
     /// The running guest, every vCPU of it held at every boundary; `None`
     /// runs the loop without holding anything.
     pub vcpu: Option<&'a VcpuGroup>,
+    /// Evicts pages above the VM's resident limit at each interval's
+    /// closing boundary, while the guest is held; it also sees every
+    /// arm and collect (its victim order learns from them).
+    pub reclaim: Option<crate::coordinate::reclaim::Reclaimer>,
 }
 
 /// An estimate made before its interval ended.
@@ -247,10 +253,14 @@ impl Sampler<'_> {
             let mut row = None;
             if interval_over {
                 let recorded = log.as_ref().map(TickLog::interval_truth);
-                row = Some(self.close_interval(
+                let mut closed = self.close_interval(
                     start, held_at, read_bits, write_bits, &data, &mut carry, &tally, stopped,
                     recorded,
-                ));
+                );
+                if let Some(reclaim) = &mut self.reclaim {
+                    reclaim.boundary()?.fill(&mut closed);
+                }
+                row = Some(closed);
                 tally = Tally::default();
                 step = 0;
             }
@@ -313,6 +323,9 @@ impl Sampler<'_> {
         let t0 = Instant::now();
         t.arm(&pages)?;
         tally.arm_us += t0.elapsed().as_secs_f64() * 1e6;
+        if let Some(reclaim) = &mut self.reclaim {
+            reclaim.armed(&pages);
+        }
         tally.sampled += pages.len() as u64;
         Ok(())
     }
@@ -330,6 +343,9 @@ impl Sampler<'_> {
         let t0 = Instant::now();
         let touched = t.collect()?;
         tally.collect_us += t0.elapsed().as_secs_f64() * 1e6;
+        if let Some(reclaim) = &mut self.reclaim {
+            reclaim.collected(&touched);
+        }
         let touched: Vec<u64> = touched
             .into_iter()
             .filter(|p| data.contains(p))
@@ -416,6 +432,11 @@ impl Sampler<'_> {
                 / self.tsc_hz.max(1) as f64
                 * 1e6,
             hold_us: tally.held.as_secs_f64() * 1e6,
+            // Reclaim fills these after the eviction, when there is one.
+            resident_pages: None,
+            evicted_pages: 0,
+            refaults: 0,
+            refault_us: 0.0,
         };
         *carry = Carry {
             ops: status.guest_ops,
@@ -572,6 +593,7 @@ pub(crate) mod tests {
             tsc_hz: 1_000_000_000,
             progress_every: None,
             vcpu: None,
+            reclaim: None,
         };
         let sink = |r| {
             rows.push(r);

@@ -195,7 +195,7 @@ fn written_spans(bits: &[AtomicU64]) -> Vec<Range<usize>> {
     }
     let page = PAGE_SIZE as usize;
     let first = start & !(page - 1);
-    let Ok(resident) = mincore(first, end - first) else {
+    let Ok(resident) = crate::residency::mincore(first, end - first) else {
         return all;
     };
     let word_at = |addr: usize| ((addr.clamp(start, end) - start) / 8).min(bits.len());
@@ -213,19 +213,6 @@ fn written_spans(bits: &[AtomicU64]) -> Vec<Range<usize>> {
         }
     }
     spans
-}
-
-/// `mincore` over `[addr, addr + len)` (`addr` page-aligned): one byte per
-/// page, bit 0 set for resident pages.
-fn mincore(addr: usize, len: usize) -> std::io::Result<Vec<u8>> {
-    let mut vec = vec![0u8; len.div_ceil(PAGE_SIZE as usize)];
-    // SAFETY: mincore only reads the process's page tables for the range
-    // and writes one byte per page into `vec`, which has exactly that many.
-    let r = unsafe { libc::mincore(addr as *mut libc::c_void, len, vec.as_mut_ptr()) };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(vec)
 }
 
 /// The bits of word `i` that fall inside `pages`.

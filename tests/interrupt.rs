@@ -41,6 +41,7 @@ fn rows(n: usize) -> Vec<Row> {
             stall_us: 0.0,
             hold_us: 0.0,
             policy_wss_pages: Some(120.0),
+            ..Row::default()
         })
         .collect()
 }

@@ -29,6 +29,7 @@ fn recorded_with(
     let extras = RunExtras {
         record: true,
         record_tick,
+        limit: None,
     };
     let mut cfg = spec.config();
     cfg.plot = false;

@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::cli::{RunArgs, UsageError};
 use crate::config::RunConfig;
+use crate::coordinate::limit::LimitHandle;
 use crate::estimate::{self, EstimatorConfig, EstimatorKind};
 use crate::record::RecordHeader;
 use crate::track::TrackerKind;
@@ -56,7 +57,8 @@ pub struct ReplayArgs {
 }
 
 impl RunArgs {
-    /// What `--record` and `--record-tick` ask for, checked before boot.
+    /// What `--record`, `--record-tick` and `--resident-limit` ask for,
+    /// checked before boot.
     pub fn record_extras(&self, cfg: &RunConfig) -> Result<crate::run::RunExtras, UsageError> {
         if self.record && cfg.tracker == TrackerKind::None {
             return Err(UsageError::RecordWithoutTracker);
@@ -79,7 +81,26 @@ impl RunArgs {
         Ok(crate::run::RunExtras {
             record: self.record,
             record_tick: self.record_tick,
+            limit: self.resident_limit(cfg)?,
         })
+    }
+
+    /// The fixed limit `--resident-limit` asks for, in pages, checked
+    /// before boot: reclaim restores pages through the uffd tracker.
+    pub fn resident_limit(&self, cfg: &RunConfig) -> Result<Option<LimitHandle>, UsageError> {
+        let Some(bytes) = self.resident_limit else {
+            return Ok(None);
+        };
+        if cfg.tracker != TrackerKind::Uffd {
+            return Err(UsageError::ResidentLimitNeedsUffd(cfg.tracker.name()));
+        }
+        let pages = bytes / wss_abi::PAGE_SIZE;
+        if pages == 0 {
+            return Err(UsageError::ResidentLimitTooSmall(bytes));
+        }
+        let limit = LimitHandle::unlimited();
+        limit.set_pages(Some(pages));
+        Ok(Some(limit))
     }
 }
 

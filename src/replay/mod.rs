@@ -231,6 +231,8 @@ fn close_row(open: &Open<'_>, e: estimate::IntervalEstimate, interval: Duration)
         collect_us: 0.0,
         stall_us: 0.0,
         hold_us: 0.0,
+        // A replay evicts nothing.
+        ..Row::default()
     }
 }
 

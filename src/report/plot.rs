@@ -501,6 +501,7 @@ mod tests {
                 stall_us: 0.0,
                 hold_us: 0.0,
                 policy_wss_pages: est,
+                ..Row::default()
             });
             prev = t as f64;
         }

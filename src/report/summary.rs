@@ -271,6 +271,11 @@ pub struct Summary {
     /// field existed are of one-vCPU runs.
     #[serde(default = "one_vcpu")]
     pub vcpus: u64,
+    /// What reclaim did under a resident limit (`--resident-limit`):
+    /// resident pages mean and max, evictions, refaults and their time,
+    /// the store at the end. Absent without a limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaim: Option<crate::coordinate::reclaim::ReclaimSummary>,
 }
 
 impl Summary {

@@ -68,6 +68,21 @@ pub struct Row {
     /// the column existed.
     #[serde(default)]
     pub policy_wss_pages: Option<f64>,
+    /// Data pages resident after the eviction at this interval's closing
+    /// boundary (`mincore`); empty without a resident limit.
+    #[serde(default)]
+    pub resident_pages: Option<u64>,
+    /// Data pages reclaim evicted at that boundary.
+    #[serde(default)]
+    pub evicted_pages: u64,
+    /// Evicted pages the guest touched in the interval, restored from the
+    /// store at that touch.
+    #[serde(default)]
+    pub refaults: u64,
+    /// Time the uffd handler spent restoring them, microseconds (the guest
+    /// waits at least this long).
+    #[serde(default)]
+    pub refault_us: f64,
 }
 
 impl Row {
@@ -213,6 +228,7 @@ pub(crate) mod tests {
             stall_us: 0.0,
             hold_us: 0.0,
             policy_wss_pages: est,
+            ..Row::default()
         }
     }
 
@@ -239,7 +255,8 @@ pub(crate) mod tests {
     /// are a contract, later ones only ever appended.
     const CONTRACT_HEADER: &str = "t_s,true_wss_pages,true_wss_write_pages,est_wss_pages,\
         est_lo_pages,est_hi_pages,sampled_pages,touched_samples,faults,guest_ops,interval_s,\
-        full,phase,arm_us,collect_us,stall_us,hold_us,policy_wss_pages";
+        full,phase,arm_us,collect_us,stall_us,hold_us,policy_wss_pages,resident_pages,\
+        evicted_pages,refaults,refault_us";
 
     #[test]
     fn header_is_the_documented_column_list() {
@@ -263,14 +280,14 @@ pub(crate) mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             text.lines().nth(1).unwrap(),
-            "0.5,1000,500,980.5,900.0,1061.25,512,77,77,123456,0.5,true,3,12.25,40.5,0.0,0.0,1500.25"
+            "0.5,1000,500,980.5,900.0,1061.25,512,77,77,123456,0.5,true,3,12.25,40.5,0.0,0.0,1500.25,,0,0,0.0"
         );
         w.write_row(&rows[1]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         // No estimate: the four estimate cells are empty.
         assert_eq!(
             text.lines().nth(2).unwrap(),
-            "0.75,7,3,,,,0,0,0,0,0.25,false,0,0.0,0.0,0.0,0.0,"
+            "0.75,7,3,,,,0,0,0,0,0.25,false,0,0.0,0.0,0.0,0.0,,,0,0,0.0"
         );
         assert_eq!(w.path(), path.as_path());
         drop(w);
@@ -282,7 +299,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ts.csv");
         let text = format!(
-            "{CONTRACT_HEADER},later_extra\n1.0,10,5,,,,0,0,0,9,1.0,true,2,0.0,0.0,0.0,3.5,,xyz\n"
+            "{CONTRACT_HEADER},later_extra\n1.0,10,5,,,,0,0,0,9,1.0,true,2,0.0,0.0,0.0,3.5,,,0,0,0.0,xyz\n"
         );
         std::fs::write(&path, text).unwrap();
         let rows = read_timeseries(&path).unwrap();
@@ -300,7 +317,9 @@ pub(crate) mod tests {
         let path = dir.path().join("ts.csv");
         let text = format!(
             "{}\n1.0,10,5,12.5,11.0,14.0,0,0,0,9,1.0,true,2,0.0,0.0,0.0\n",
-            CONTRACT_HEADER.trim_end_matches(",hold_us,policy_wss_pages")
+            CONTRACT_HEADER.trim_end_matches(
+                ",hold_us,policy_wss_pages,resident_pages,evicted_pages,refaults,refault_us"
+            )
         );
         std::fs::write(&path, text).unwrap();
         let rows = read_timeseries(&path).unwrap();
@@ -310,6 +329,7 @@ pub(crate) mod tests {
         assert_eq!(rows[0].policy_wss_pages, None);
         // Without a policy value the row's estimate is not whole.
         assert_eq!(rows[0].estimate(), None);
+        assert_eq!((rows[0].resident_pages, rows[0].refaults), (None, 0));
     }
 
     #[test]

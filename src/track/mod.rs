@@ -158,6 +158,11 @@ pub trait Tracker: Send + Sync {
     fn fault_handler(self: Arc<Self>) -> Option<Arc<dyn FaultHandler>> {
         None
     }
+    /// Where reclaim evicts to and the handler restores from (uffd only:
+    /// restoring needs the guest's next touch as a missing fault).
+    fn reclaim_port(self: Arc<Self>) -> Option<Arc<dyn crate::coordinate::reclaim::ReclaimPort>> {
+        None
+    }
 }
 
 /// Splits sorted pages into maximal runs of consecutive pages, as

@@ -16,6 +16,12 @@
 //! but the mark, and tracking never allocates a page the guest did not
 //! touch: host memory stays the guest's own working set, however large
 //! `--mem` and however many pages were sampled.
+//!
+//! The same missing faults serve reclaim (`coordinate::reclaim`): a page it
+//! evicted is in the tracker's page store and a hole in the memfd, so its
+//! next touch is a missing fault, and the handler restores it from the
+//! store with `UFFDIO_COPY` instead of zero-filling it. The touch counts
+//! as any other: a first touch of an armed page is a tracked touch.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -35,6 +41,8 @@ use super::uffd_ram::{
 use super::uffd_sys::{Event, EventBuffer, UFFD_PAGEFAULT_FLAG_MINOR, Userfaultfd};
 use super::zap::Zapper;
 use super::{RamPage, TrackError, Tracker, TrackerKind, TrackerStats, runs};
+use crate::coordinate::reclaim::{self, Observed, ReclaimError, ReclaimPort, StoreSize};
+use crate::coordinate::store::{PAGE_BYTES, PageStore, Restored};
 use crate::vmm::memory::GuestMemory;
 
 const THREAD_NAME: &str = "uffd-handler";
@@ -96,12 +104,26 @@ struct State {
     continue_holes: u64,
     disarmed: u64,
     other_events: u64,
+    /// Reclaim's evicted pages, restored at their next touch.
+    store: PageStore,
+    /// Pages whose fault was resolved since reclaim last asked: what it
+    /// knows of touches besides the tracked ones.
+    faulted_bits: PageBits,
+    /// Evicted pages restored since reclaim last asked, and the time it
+    /// took; the same over the run; restores that found the page back
+    /// already (EEXIST, never expected: only the handler fills holes).
+    refaults: u64,
+    refault_time: Duration,
+    refaults_total: u64,
+    restore_eexist: u64,
+    evicted: u64,
 }
 
 struct Shared {
     uffd: Userfaultfd,
-    /// Kept alive so the registered mapping outlives the registration.
-    _memory: Arc<GuestMemory>,
+    /// Kept alive so the registered mapping outlives the registration;
+    /// reclaim reads and frees its memfd.
+    memory: Arc<GuestMemory>,
     ram_host: usize,
     pages: u64,
     state: Mutex<State>,
@@ -167,7 +189,7 @@ impl UffdTracker {
             .map_err(|e| setup_error("cannot duplicate the stop eventfd", Some(e)))?;
         let shared = Arc::new(Shared {
             uffd,
-            _memory: Arc::clone(memory),
+            memory: Arc::clone(memory),
             ram_host,
             pages: layout.ram_pages(),
             state: Mutex::new(State {
@@ -175,6 +197,7 @@ impl UffdTracker {
                 touched_bits: PageBits::new(layout.ram_pages()),
                 mapped_bits: PageBits::new(layout.ram_pages()),
                 left_bits: PageBits::new(layout.ram_pages()),
+                faulted_bits: PageBits::new(layout.ram_pages()),
                 ..State::default()
             }),
             touched: AtomicUsize::new(0),
@@ -266,6 +289,51 @@ impl Shared {
         }
     }
 
+    /// Resolves a missing fault on a page reclaim evicted: installs its
+    /// stored bytes (`UFFDIO_COPY`, or a zeroed page for a zero page) and
+    /// takes it out of the store. `Ok(false)`: the page is not in the
+    /// store. On a failure the page goes back into the store, so no byte
+    /// is lost with the handler.
+    fn restore(&self, st: &mut State, page: RamPage) -> Result<bool, HandlerError> {
+        let t0 = Instant::now();
+        let restored = match st.store.take(page) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(false),
+            Err(source) => return Err(HandlerError::Restore { page, source }),
+        };
+        let at = self.ram_host + (page * PAGE_SIZE) as usize;
+        let result = match &restored {
+            Restored::Zero => self.uffd.zeropage(at, PAGE_BYTES, true),
+            Restored::Bytes(bytes) => match <&[u8; PAGE_BYTES]>::try_from(&bytes[..]) {
+                Ok(bytes) => self.uffd.copy_page(at, bytes),
+                Err(_) => Err(io::Error::other("a stored page is not one page long")),
+            },
+        };
+        match result {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                st.restore_eexist += 1;
+                let installed = self.install(page, 1).map_err(HandlerError::Install)?;
+                st.continue_eexist += installed.eexist;
+            }
+            Err(source) => {
+                let bytes = match &restored {
+                    Restored::Zero => vec![0u8; PAGE_BYTES].into_boxed_slice(),
+                    Restored::Bytes(b) => b.clone(),
+                };
+                // Back into the store, where a later fault may find it.
+                st.store
+                    .put(page, &bytes)
+                    .map_err(|source| HandlerError::Restore { page, source })?;
+                return Err(HandlerError::Copy { page, source });
+            }
+        }
+        st.refaults += 1;
+        st.refaults_total += 1;
+        st.refault_time += t0.elapsed();
+        Ok(true)
+    }
+
     /// One fault: record it if it is a first touch of an armed page, then
     /// let the access proceed. Both under the lock, so a concurrent `arm`
     /// cannot zap the page between the two and lose the next touch.
@@ -287,12 +355,14 @@ impl Shared {
                 st.left_bits.remove(page);
             }
         }
+        st.faulted_bits.insert(page);
         let installed = if flags & UFFD_PAGEFAULT_FLAG_MINOR != 0 {
-            self.install(page, 1)
+            self.install(page, 1).map_err(HandlerError::Install)?
+        } else if self.restore(st, page)? {
+            Installed::default()
         } else {
-            self.fill_hole(st, page)
-        }
-        .map_err(HandlerError::Install)?;
+            self.fill_hole(st, page).map_err(HandlerError::Install)?
+        };
         st.mapped_bits.insert(page);
         st.continue_eexist += installed.eexist;
         st.service += t0.elapsed();
@@ -425,7 +495,7 @@ impl Tracker for UffdTracker {
             st.left_bits.remove(p);
         }
         // The runs lie inside the RAM mapping (normalized above), which
-        // `shared._memory` keeps alive; see `zap`. Zapping a hole is a no-op.
+        // `shared.memory` keeps alive; see `zap`. Zapping a hole is a no-op.
         let result = self.zapper.zap_runs(NAME, self.shared.ram_host, &zap_runs);
         st.arm += t0.elapsed();
         result
@@ -493,6 +563,10 @@ impl Tracker for UffdTracker {
         self.shared.touched.load(Ordering::Relaxed)
     }
 
+    fn reclaim_port(self: Arc<Self>) -> Option<Arc<dyn ReclaimPort>> {
+        Some(self)
+    }
+
     fn stats(&self) -> TrackerStats {
         let mut errors = lock(&self.errors);
         // Only draining the channel here; the error itself surfaces from
@@ -511,6 +585,9 @@ impl Tracker for UffdTracker {
             ("lazy_refaults", st.lazy_refaults),
             ("zap_skipped_pages", st.zap_skipped),
             ("other_events", st.other_events),
+            ("evicted_pages", st.evicted),
+            ("refaults", st.refaults_total),
+            ("restore_eexist", st.restore_eexist),
             ("handler_errors", handler_errors),
             ("zap_calls", self.zapper.calls()),
         ]
@@ -524,6 +601,38 @@ impl Tracker for UffdTracker {
             collect_us: st.collect.as_secs_f64() * 1e6,
             counters,
         }
+    }
+}
+
+impl ReclaimPort for UffdTracker {
+    fn evict(&self, victims: &[RamPage]) -> Result<(), ReclaimError> {
+        self.check_handler().map_err(ReclaimError::Handler)?;
+        // Under the state lock: no fault is resolved while a page is
+        // between its copy and its punch.
+        let mut st = lock(&self.shared.state);
+        reclaim::evict_pages(&mut st.store, &self.shared.memory, victims)?;
+        for &p in victims {
+            // The punch unmapped them: arming them needs no zap, and they
+            // were not left unmapped by collect.
+            st.mapped_bits.remove(p);
+            st.left_bits.remove(p);
+        }
+        st.evicted += victims.len() as u64;
+        Ok(())
+    }
+
+    fn take_observed(&self) -> Observed {
+        let mut st = lock(&self.shared.state);
+        let faulted = std::mem::replace(&mut st.faulted_bits, PageBits::new(self.shared.pages));
+        Observed {
+            faulted: faulted.to_vec(),
+            refaults: std::mem::take(&mut st.refaults),
+            refault_time: std::mem::take(&mut st.refault_time),
+        }
+    }
+
+    fn store_size(&self) -> StoreSize {
+        StoreSize::of(&lock(&self.shared.state).store)
     }
 }
 
@@ -643,6 +752,48 @@ mod tests {
         let data = unsafe { libc::lseek(mem.ram_file().as_raw_fd(), off, libc::SEEK_DATA) };
         // ENXIO: no data at or after `off`.
         data < 0 || data >= off + PAGE_SIZE as libc::off_t
+    }
+
+    #[test]
+    fn an_evicted_page_comes_back_at_its_next_touch_and_an_armed_one_counts() {
+        let mem = memory();
+        for p in 0..8 {
+            mem.write(RAM_BASE + p * PAGE_SIZE, &(p + 500).to_le_bytes())
+                .expect("write");
+        }
+        mem.write(RAM_BASE + 6 * PAGE_SIZE, &[0u8; 8])
+            .expect("write");
+        let Some(t) = tracker(&mem) else { return };
+        let port = Arc::clone(&t).reclaim_port().expect("uffd restores");
+        port.evict(&[2, 3, 4, 6]).expect("evict");
+        assert!(is_hole(&mem, 2) && is_hole(&mem, 3) && is_hole(&mem, 6));
+        let size = port.store_size();
+        assert_eq!((size.pages, size.zero_pages), (4, 1));
+        // 3 is armed: its restore is also its tracked first touch.
+        t.arm(&[3, 5]).expect("arm");
+        assert_eq!(read(&mem, 2), 502);
+        write(&mem, 3, 9);
+        assert_eq!(read(&mem, 6), 0, "the zero page");
+        assert_eq!(read(&mem, 2), 502, "restored once");
+        assert_eq!(t.collect().expect("collect"), vec![3]);
+        assert_eq!(pread(&mem, 3), 9);
+        assert_eq!(pread(&mem, 4), 0, "still in the store: the file reads 0");
+        assert_eq!(read(&mem, 4), 504);
+        let seen = port.take_observed();
+        assert_eq!(seen.refaults, 4);
+        assert!(seen.refault_time > Duration::ZERO);
+        let mut faulted = seen.faulted;
+        faulted.sort_unstable();
+        // Creation unmapped all RAM: every first access faults.
+        assert_eq!(faulted, vec![2, 3, 4, 6]);
+        assert_eq!(port.take_observed().refaults, 0, "taken");
+        assert_eq!(port.store_size().pages, 0);
+        let s = t.stats();
+        assert_eq!(s.faults, 1);
+        assert_eq!(s.counters["refaults"], 4);
+        assert_eq!(s.counters["evicted_pages"], 4);
+        assert_eq!(s.counters["restore_eexist"], 0);
+        assert_eq!(s.counters["zero_filled_pages"], 0);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use vmm_sys_util::eventfd::EventFd;
 use wss_abi::PAGE_SIZE;
 
 use super::uffd_sys::{
-    _UFFDIO_CONTINUE, _UFFDIO_ZEROPAGE, MsgError, UFFD_FEATURE_MINOR_SHMEM,
+    _UFFDIO_CONTINUE, _UFFDIO_COPY, _UFFDIO_ZEROPAGE, MsgError, UFFD_FEATURE_MINOR_SHMEM,
     UFFD_FEATURE_MISSING_SHMEM, UFFDIO_REGISTER_MODE_MINOR, UFFDIO_REGISTER_MODE_MISSING,
     Userfaultfd,
 };
@@ -25,6 +25,8 @@ pub(crate) const NAME: &str = "uffd";
 const CONTINUE_IOCTL: u64 = 1 << _UFFDIO_CONTINUE;
 /// Bit of `UFFDIO_ZEROPAGE` in the same mask.
 const ZEROPAGE_IOCTL: u64 = 1 << _UFFDIO_ZEROPAGE;
+/// Bit of `UFFDIO_COPY` (reclaim's restore) in the same mask.
+const COPY_IOCTL: u64 = 1 << _UFFDIO_COPY;
 /// `UFFDIO_CONTINUE` returns EAGAIN without progress only while the address
 /// space is changing under it; bounded so a broken kernel cannot spin us.
 const MAX_CONTINUE_RETRIES: u32 = 1000;
@@ -44,6 +46,18 @@ pub enum HandlerError {
     OutsideRam(usize),
     #[error(transparent)]
     Install(TrackError),
+    #[error("cannot restore evicted page {page}")]
+    Restore {
+        page: RamPage,
+        #[source]
+        source: crate::coordinate::store::StoreError,
+    },
+    #[error("UFFDIO_COPY failed restoring evicted page {page}")]
+    Copy {
+        page: RamPage,
+        #[source]
+        source: io::Error,
+    },
     #[error("the handler thread exited")]
     Exited,
 }
@@ -66,7 +80,7 @@ pub(crate) fn open_minor(memory: &GuestMemory) -> Result<Userfaultfd, TrackError
 }
 
 /// [`open_minor`], with missing faults registered as well, offering
-/// `UFFDIO_ZEROPAGE` for them: the tracker's userfaultfd (see the module
+/// `UFFDIO_ZEROPAGE` and `UFFDIO_COPY` for them: the tracker's userfaultfd (see the module
 /// comment).
 pub(crate) fn open_tracking(memory: &GuestMemory) -> Result<Userfaultfd, TrackError> {
     open(memory, true)
@@ -103,9 +117,9 @@ fn open(memory: &GuestMemory, missing: bool) -> Result<Userfaultfd, TrackError> 
             None,
         ));
     }
-    if missing && ioctls & ZEROPAGE_IOCTL == 0 {
+    if missing && ioctls & (ZEROPAGE_IOCTL | COPY_IOCTL) != ZEROPAGE_IOCTL | COPY_IOCTL {
         return Err(setup_error(
-            "UFFDIO_ZEROPAGE is not offered on guest RAM",
+            "UFFDIO_ZEROPAGE and UFFDIO_COPY are not both offered on guest RAM",
             None,
         ));
     }

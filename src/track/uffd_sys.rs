@@ -10,7 +10,8 @@
 //!
 //! Only what is used is here: opening a userfaultfd that also sees kernel
 //! faults, the `UFFDIO_API` handshake, `UFFDIO_REGISTER` (returning the
-//! offered ioctls), `UFFDIO_UNREGISTER`, `UFFDIO_CONTINUE` and reading
+//! offered ioctls), `UFFDIO_UNREGISTER`, `UFFDIO_CONTINUE`, `UFFDIO_ZEROPAGE`,
+//! `UFFDIO_COPY` (reclaim's restore) and reading
 //! fault messages.
 
 // The structs keep the kernel header's names (uffdio_api, uffd_msg, ...)
@@ -32,6 +33,7 @@ pub const UFFDIO: u32 = 0xAA;
 /// Ioctl ordinals; bit `1 << n` of an ioctl mask stands for ioctl `n`.
 pub const _UFFDIO_REGISTER: u32 = 0x00;
 pub const _UFFDIO_UNREGISTER: u32 = 0x01;
+pub const _UFFDIO_COPY: u32 = 0x03;
 pub const _UFFDIO_ZEROPAGE: u32 = 0x04;
 pub const _UFFDIO_CONTINUE: u32 = 0x07;
 pub const _UFFDIO_API: u32 = 0x3F;
@@ -55,6 +57,7 @@ pub const UFFDIO_REGISTER_MODE_MINOR: u64 = 1 << 2;
 
 pub const UFFDIO_CONTINUE_MODE_DONTWAKE: u64 = 1 << 0;
 pub const UFFDIO_ZEROPAGE_MODE_DONTWAKE: u64 = 1 << 0;
+pub const UFFDIO_COPY_MODE_DONTWAKE: u64 = 1 << 0;
 
 /// Flag of the userfaultfd syscall: see only faults from user mode. Never
 /// set here (KVM touches guest memory from the kernel); named so the tests
@@ -102,6 +105,17 @@ pub struct uffdio_zeropage {
     pub zeropage: i64,
 }
 
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct uffdio_copy {
+    pub dst: u64,
+    pub src: u64,
+    pub len: u64,
+    pub mode: u64,
+    /// Bytes copied, or a negated errno.
+    pub copy: i64,
+}
+
 /// The `pagefault` arm of `uffd_msg::arg`. `ptid` is the one member of the
 /// kernel's `feat` union.
 #[repr(C)]
@@ -144,6 +158,8 @@ const _: () = assert!(size_of::<uffdio_continue>() == 32);
 const _: () = assert!(offset_of!(uffdio_continue, mapped) == 24);
 const _: () = assert!(size_of::<uffdio_zeropage>() == 32);
 const _: () = assert!(offset_of!(uffdio_zeropage, zeropage) == 24);
+const _: () = assert!(size_of::<uffdio_copy>() == 40);
+const _: () = assert!(offset_of!(uffdio_copy, copy) == 32);
 const _: () = assert!(size_of::<uffd_msg_pagefault>() == 24);
 const _: () = assert!(size_of::<uffd_msg_arg>() == 24);
 const _: () = assert!(MSG_SIZE == 32);
@@ -169,6 +185,8 @@ pub const UFFDIO_UNREGISTER: c_ulong = ior(_UFFDIO_UNREGISTER, size_of::<uffdio_
 pub const UFFDIO_ZEROPAGE: c_ulong = iowr(_UFFDIO_ZEROPAGE, size_of::<uffdio_zeropage>());
 /// `_IOWR(UFFDIO, _UFFDIO_CONTINUE, struct uffdio_continue)`
 pub const UFFDIO_CONTINUE: c_ulong = iowr(_UFFDIO_CONTINUE, size_of::<uffdio_continue>());
+/// `_IOWR(UFFDIO, _UFFDIO_COPY, struct uffdio_copy)`
+pub const UFFDIO_COPY: c_ulong = iowr(_UFFDIO_COPY, size_of::<uffdio_copy>());
 
 // The kernel's values, as its headers compute them.
 const _: () = assert!(UFFDIO_API == 0xC018_AA3F);
@@ -176,6 +194,7 @@ const _: () = assert!(UFFDIO_REGISTER == 0xC020_AA00);
 const _: () = assert!(UFFDIO_UNREGISTER == 0x8010_AA01);
 const _: () = assert!(UFFDIO_CONTINUE == 0xC020_AA07);
 const _: () = assert!(UFFDIO_ZEROPAGE == 0xC020_AA04);
+const _: () = assert!(UFFDIO_COPY == 0xC028_AA03);
 
 /// A message this module cannot turn into an [`Event`].
 #[derive(Debug, thiserror::Error)]
@@ -387,6 +406,34 @@ impl Userfaultfd {
         progress(r, zero.zeropage)
     }
 
+    /// `UFFDIO_COPY` of one page: fills the hole at `dst` (page-aligned,
+    /// inside the registered range) with a new page holding `page`'s
+    /// bytes and maps it, waking the accesses waiting there. Returns the
+    /// bytes copied (see `continue`); EEXIST when a page is already there.
+    pub fn copy_page(&self, dst: usize, page: &[u8; 4096]) -> io::Result<u64> {
+        let mut copy = uffdio_copy {
+            dst: dst as u64,
+            src: page.as_ptr() as u64,
+            len: page.len() as u64,
+            mode: 0,
+            copy: 0,
+        };
+        // SAFETY: `self` is an open userfaultfd and UFFDIO_COPY's encoded
+        // size is `size_of::<uffdio_copy>()` (checked at compile time), so
+        // the kernel reads and writes only within `copy`, exclusively
+        // borrowed. It also reads `len` bytes at `src`: `page` is borrowed
+        // for the whole call and is exactly that long (its type says so).
+        // It writes only into the page it allocates at `dst`, a hole of a
+        // registered mapping that no Rust reference points into.
+        let r = unsafe { ioctl_with_mut_ref(self, UFFDIO_COPY, &mut copy) };
+        let r = if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        };
+        progress(r, copy.copy)
+    }
+
     /// Reads the pending messages into `buf` (none if the descriptor is
     /// non-blocking and nothing is pending) and decodes them one by one.
     pub fn read_events<'a>(
@@ -453,6 +500,8 @@ mod tests {
         assert_eq!(UFFDIO_REGISTER, 3_223_366_144);
         assert_eq!(UFFDIO_UNREGISTER, 2_148_575_745);
         assert_eq!(UFFDIO_CONTINUE, 3_223_366_151);
+        assert_eq!(UFFDIO_COPY, 3_223_890_435);
+        assert_eq!(size_of::<uffdio_copy>(), 40);
     }
 
     fn msg_bytes(event: u8, flags: u64, address: u64, ptid: u32) -> [u8; MSG_SIZE] {

@@ -1,0 +1,371 @@
+//! Reclaim: at each interval boundary, while the guest is held, evict the
+//! coldest data pages above the VM's resident limit into the compressed
+//! [`PageStore`] and free them from the memfd. The uffd tracker's handler
+//! restores a page at its next touch (a userfaultfd MISSING fault) with
+//! `UFFDIO_COPY`, so the guest never sees a byte change.
+//!
+//! Why at the boundary: the guest is held there (every vCPU out of
+//! `KVM_RUN`), so it cannot write a page between its copy into the store
+//! and the punch that frees it. The eviction itself also runs under the
+//! lock the uffd handler resolves faults under, so no fault is resolved
+//! half-way through either.
+//!
+//! Resident pages are counted with `mincore` over the data pages of the
+//! RAM mapping (see [`crate::residency`]): for the shared memfd mapping it
+//! reports every page in the page cache, mapped or not, which is exactly
+//! what uses host memory. An own bitset would have to mirror every way a
+//! page appears (first touches, boot writes, restores) and could drift;
+//! `mincore` costs one byte of output per data page, once before and once
+//! after an eviction, and only runs with a limit.
+
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wss_abi::PAGE_SIZE;
+
+use super::limit::LimitHandle;
+use super::store::{PAGE_BYTES, PageStore, StoreError};
+use super::victims::VictimOrder;
+use crate::report::timeseries::Row;
+use crate::track::{RamPage, runs};
+use crate::vmm::memory::GuestMemory;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReclaimError {
+    #[error("cannot read guest RAM pages {first}..{end} to evict them")]
+    Read {
+        first: RamPage,
+        end: RamPage,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot free guest RAM pages {first}..{end} (fallocate PUNCH_HOLE)")]
+    Punch {
+        first: RamPage,
+        end: RamPage,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot count the resident pages of guest RAM (mincore)")]
+    Residency(#[source] io::Error),
+    #[error("the page store failed")]
+    Store(#[from] StoreError),
+    #[error("the uffd handler failed; reclaim cannot go on")]
+    Handler(#[source] crate::track::TrackError),
+}
+
+/// What the restoring side (the uffd tracker) saw since it was last asked.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Observed {
+    /// Pages whose touch the handler resolved (any fault), unsorted.
+    pub faulted: Vec<RamPage>,
+    /// Evicted pages restored from the store.
+    pub refaults: u64,
+    /// Time the handler spent restoring them.
+    pub refault_time: Duration,
+}
+
+/// The store's size now.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct StoreSize {
+    pub pages: u64,
+    pub bytes: u64,
+    pub zero_pages: u64,
+    pub compression_ratio: Option<f64>,
+}
+
+impl StoreSize {
+    pub fn of(store: &PageStore) -> StoreSize {
+        StoreSize {
+            pages: store.len(),
+            bytes: store.bytes(),
+            zero_pages: store.zero_pages(),
+            compression_ratio: store.compression_ratio(),
+        }
+    }
+}
+
+/// The tracker side of reclaim: it owns the store (its handler restores
+/// from it) and the lock faults are resolved under.
+pub trait ReclaimPort: Send + Sync {
+    /// Evicts `victims` (sorted, unique, resident data pages) with
+    /// [`evict_pages`] under the fault-resolution lock.
+    fn evict(&self, victims: &[RamPage]) -> Result<(), ReclaimError>;
+    /// What the handler saw since the last call.
+    fn take_observed(&self) -> Observed;
+    fn store_size(&self) -> StoreSize;
+}
+
+/// `fallocate(fd, PUNCH_HOLE | KEEP_SIZE, offset, len)`: frees the range's
+/// pages from the file and unmaps them from every mapping of it.
+fn punch_hole(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (offset, len) = (
+        libc::off_t::try_from(offset).map_err(io::Error::other)?,
+        libc::off_t::try_from(len).map_err(io::Error::other)?,
+    );
+    // SAFETY: fallocate on our own memfd with plain integer arguments; it
+    // touches no memory of ours. The pages it frees are guest RAM, which
+    // no Rust reference points into (see `vmm::memory`), and the caller
+    // saved their bytes first.
+    let r = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset,
+            len,
+        )
+    };
+    if r != 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Copies each of `victims` (sorted, unique RAM pages) from the memfd into
+/// `store`, then frees them from the memfd, one read and one punch per run
+/// of adjacent pages. A page is punched only after all of its run is
+/// stored. The guest must be held and faults must not be resolved while
+/// this runs (see the module comment).
+pub fn evict_pages(
+    store: &mut PageStore,
+    memory: &GuestMemory,
+    victims: &[RamPage],
+) -> Result<(), ReclaimError> {
+    let file = memory.ram_file();
+    let mut buf = Vec::new();
+    for (first, n) in runs(victims) {
+        let end = first + n;
+        buf.resize(n as usize * PAGE_BYTES, 0);
+        file.read_exact_at(&mut buf, first * PAGE_SIZE)
+            .map_err(|source| ReclaimError::Read { first, end, source })?;
+        for (i, page) in buf.chunks_exact(PAGE_BYTES).enumerate() {
+            store.put(first + i as u64, page)?;
+        }
+        punch_hole(file, first * PAGE_SIZE, n * PAGE_SIZE)
+            .map_err(|source| ReclaimError::Punch { first, end, source })?;
+    }
+    Ok(())
+}
+
+/// What one boundary's reclaim did, for the interval's row.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct BoundaryReclaim {
+    /// Data pages resident after the eviction.
+    pub resident_pages: u64,
+    pub evicted_pages: u64,
+    /// Evicted pages the guest touched in the interval, restored.
+    pub refaults: u64,
+    pub refault_us: f64,
+}
+
+impl BoundaryReclaim {
+    /// Fills the row's reclaim columns.
+    pub fn fill(&self, row: &mut Row) {
+        row.resident_pages = Some(self.resident_pages);
+        row.evicted_pages = self.evicted_pages;
+        row.refaults = self.refaults;
+        row.refault_us = self.refault_us;
+    }
+}
+
+/// One VM's reclaim, driven by its sampler. See the module comment.
+pub struct Reclaimer {
+    port: Arc<dyn ReclaimPort>,
+    limit: LimitHandle,
+    memory: Arc<GuestMemory>,
+    data: Range<RamPage>,
+    order: VictimOrder,
+}
+
+impl Reclaimer {
+    pub fn new(
+        port: Arc<dyn ReclaimPort>,
+        limit: LimitHandle,
+        memory: &Arc<GuestMemory>,
+    ) -> Reclaimer {
+        let layout = memory.layout();
+        let first = layout.data_first_page();
+        let data = first..first + layout.data_pages();
+        Reclaimer {
+            port,
+            limit,
+            memory: Arc::clone(memory),
+            order: VictimOrder::new(data.clone()),
+            data,
+        }
+    }
+
+    /// The sampler armed `pages` (RAM pages).
+    pub fn armed(&mut self, pages: &[RamPage]) {
+        self.order.armed(pages);
+    }
+
+    /// The sampler collected: of the armed pages, `touched` were touched.
+    pub fn collected(&mut self, touched: &[RamPage]) {
+        self.order.collected(touched);
+    }
+
+    /// Which data pages are resident, one flag per page from `data.start`.
+    fn resident(&self) -> Result<Vec<bool>, ReclaimError> {
+        let addr = self.memory.ram_host_addr() + (self.data.start * PAGE_SIZE) as usize;
+        let len = ((self.data.end - self.data.start) * PAGE_SIZE) as usize;
+        let flags = crate::residency::mincore(addr, len).map_err(ReclaimError::Residency)?;
+        Ok(flags.into_iter().map(|b| b & 1 != 0).collect())
+    }
+
+    /// The boundary: takes in what the handler saw, and if more data pages
+    /// are resident than the limit allows, evicts the coldest down to it.
+    /// The guest must be held.
+    pub fn boundary(&mut self) -> Result<BoundaryReclaim, ReclaimError> {
+        let seen = self.port.take_observed();
+        self.order.touched(seen.faulted.iter().copied());
+        let resident = self.resident()?;
+        let count = resident.iter().filter(|&&r| r).count() as u64;
+        let over = self
+            .limit
+            .pages()
+            .map_or(0, |limit| count.saturating_sub(limit));
+        let mut evicted = 0;
+        let mut resident_pages = count;
+        if over > 0 {
+            let first = self.data.start;
+            let is_resident =
+                |p: RamPage| resident.get((p - first) as usize).copied().unwrap_or(false);
+            let mut victims = self.order.choose(is_resident, over);
+            victims.sort_unstable();
+            self.port.evict(&victims)?;
+            self.order.evicted(&victims);
+            evicted = victims.len() as u64;
+            resident_pages = self.resident()?.iter().filter(|&&r| r).count() as u64;
+        }
+        Ok(BoundaryReclaim {
+            resident_pages,
+            evicted_pages: evicted,
+            refaults: seen.refaults,
+            refault_us: seen.refault_time.as_secs_f64() * 1e6,
+        })
+    }
+
+    /// The store's size now.
+    pub fn store_size(&self) -> StoreSize {
+        self.port.store_size()
+    }
+}
+
+/// A run's reclaim in summary.json: the limit, and what the rows and the
+/// store say at the end.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReclaimSummary {
+    /// The limit at the end of the run, pages (`None`: lifted).
+    pub limit_pages: Option<u64>,
+    /// Data pages resident after each boundary's eviction: mean and
+    /// largest over the rows.
+    pub resident_mean_pages: Option<f64>,
+    pub resident_max_pages: Option<u64>,
+    pub evicted_pages: u64,
+    pub refaults: u64,
+    /// Time the uffd handler spent restoring evicted pages, microseconds.
+    pub refault_us: f64,
+    /// Pages in the store at the end, the bytes they take, how many of
+    /// them are all-zero (no bytes), and their size over those bytes.
+    pub store_pages: u64,
+    pub store_bytes: u64,
+    pub store_zero_pages: u64,
+    pub compression_ratio: Option<f64>,
+}
+
+impl ReclaimSummary {
+    pub fn new(rows: &[Row], limit: &LimitHandle, store: StoreSize) -> ReclaimSummary {
+        let resident = || rows.iter().filter_map(|r| r.resident_pages);
+        ReclaimSummary {
+            limit_pages: limit.pages(),
+            resident_mean_pages: crate::analysis::stats::mean(resident().map(|p| p as f64)),
+            resident_max_pages: resident().max(),
+            evicted_pages: rows.iter().map(|r| r.evicted_pages).sum(),
+            refaults: rows.iter().map(|r| r.refaults).sum(),
+            refault_us: rows.iter().map(|r| r.refault_us).sum(),
+            store_pages: store.pages,
+            store_bytes: store.bytes,
+            store_zero_pages: store.zero_pages,
+            compression_ratio: store.compression_ratio,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vmm::layout::Layout;
+    use wss_abi::RAM_BASE;
+
+    fn is_hole(mem: &GuestMemory, page: RamPage) -> bool {
+        use std::os::fd::AsRawFd;
+        let off = (page * PAGE_SIZE) as libc::off_t;
+        // SAFETY: lseek on our own memfd; it only moves the file offset.
+        let data = unsafe { libc::lseek(mem.ram_file().as_raw_fd(), off, libc::SEEK_DATA) };
+        data < 0 || data >= off + PAGE_SIZE as libc::off_t
+    }
+
+    #[test]
+    fn evicting_stores_the_bytes_and_leaves_holes() {
+        let layout = Layout::new(4 << 20, RAM_BASE + PAGE_SIZE, 1 << 20).expect("layout");
+        let mem = GuestMemory::new(&layout).expect("memory");
+        for p in [10u64, 11, 12, 20] {
+            let fill = vec![p as u8; PAGE_BYTES];
+            mem.write(RAM_BASE + p * PAGE_SIZE, &fill).expect("write");
+        }
+        mem.write(RAM_BASE + 30 * PAGE_SIZE, &[0u8; PAGE_BYTES])
+            .expect("write");
+        let mut store = PageStore::new();
+        evict_pages(&mut store, &mem, &[10, 11, 20, 30]).expect("evict");
+        assert_eq!((store.len(), store.zero_pages()), (4, 1));
+        for p in [10, 11, 20, 30] {
+            assert!(is_hole(&mem, p), "page {p} still in the memfd");
+        }
+        assert!(!is_hole(&mem, 12));
+        assert_eq!(
+            store.take(11).expect("take"),
+            Some(super::super::store::Restored::Bytes(
+                vec![11u8; PAGE_BYTES].into()
+            ))
+        );
+        // A punched page reads as zeros through the file, allocating nothing.
+        assert_eq!(
+            mem.read(RAM_BASE + 10 * PAGE_SIZE, 8).expect("read"),
+            [0; 8]
+        );
+        assert!(is_hole(&mem, 10));
+    }
+
+    #[test]
+    fn the_summary_adds_up_the_rows() {
+        let rows: Vec<Row> = [
+            (Some(90), 5, 2, 10.0),
+            (Some(100), 0, 3, 5.0),
+            (None, 0, 0, 0.0),
+        ]
+        .into_iter()
+        .map(|(resident, evicted, refaults, us)| Row {
+            resident_pages: resident,
+            evicted_pages: evicted,
+            refaults,
+            refault_us: us,
+            ..Row::default()
+        })
+        .collect();
+        let limit = LimitHandle::unlimited();
+        limit.set_pages(Some(100));
+        let s = ReclaimSummary::new(&rows, &limit, StoreSize::default());
+        assert_eq!(s.resident_mean_pages, Some(95.0));
+        assert_eq!(s.resident_max_pages, Some(100));
+        assert_eq!((s.evicted_pages, s.refaults), (5, 5));
+        assert_eq!(s.refault_us, 15.0);
+        assert_eq!(s.limit_pages, Some(100));
+    }
+}
