@@ -320,8 +320,9 @@ pub struct RunArgs {
     pub record_tick: Option<Duration>,
     /// Keep at most SIZE of the guest's data pages resident: at every
     /// interval boundary the coldest pages above it are evicted to a
-    /// compressed in-memory store and restored at their next touch (needs
-    /// --tracker uffd).
+    /// compressed in-memory store and restored at their next touch (with
+    /// --tracker uffd, or none: then a uffd handler is registered for
+    /// restoring alone).
     #[arg(long, value_name = "SIZE", value_parser = size)]
     pub resident_limit: Option<u64>,
 }
@@ -451,8 +452,8 @@ pub enum UsageError {
     #[error("--record needs a tracker: without one there is no sampling to replay")]
     RecordWithoutTracker,
     #[error(
-        "--resident-limit needs --tracker uffd (it restores evicted pages at their next \
-         touch), not --tracker {0}"
+        "--resident-limit needs --tracker uffd or none (a uffd handler restores evicted \
+         pages at their next touch), not --tracker {0}"
     )]
     ResidentLimitNeedsUffd(&'static str),
     #[error("--resident-limit {0} is less than one page (4K)")]

@@ -55,8 +55,8 @@ pub enum RunError {
     #[error(transparent)]
     RecordTick(#[from] crate::record::RecordTickError),
     #[error(
-        "a resident limit needs the uffd tracker (it restores evicted pages at their \
-         next touch), not tracker {0}"
+        "a resident limit needs the uffd tracker or none (uffd restores evicted pages \
+         at their next touch), not tracker {0}"
     )]
     ReclaimNeedsUffd(&'static str),
 }
@@ -70,8 +70,9 @@ pub struct RunExtras {
     /// (`--record-tick`); it must divide the estimator's tick.
     pub record_tick: Option<std::time::Duration>,
     /// The VM's resident limit, enforced at every interval boundary by
-    /// evicting pages to a compressed store (`--resident-limit`; needs
-    /// the uffd tracker). `None`: no reclaim at all.
+    /// evicting pages to a compressed store (`--resident-limit`; with
+    /// the uffd tracker, or with none, when a uffd handler is registered
+    /// for restoring alone). `None`: no reclaim at all.
     pub limit: Option<crate::coordinate::limit::LimitHandle>,
 }
 
@@ -270,14 +271,20 @@ fn run_once(
     let domain_pages = layout.data_pages();
     let tracker = track::create(cfg.tracker, &machine)
         .map_err(|e| RunError::Tracker(cfg.tracker.name(), e))?;
-    let reclaim_port = match &extras.limit {
-        Some(_) => Some(
-            tracker
-                .clone()
-                .and_then(|t| t.reclaim_port())
+    let reclaim_port = match (&extras.limit, &tracker) {
+        (None, _) => None,
+        (Some(_), Some(t)) => Some(
+            Arc::clone(t)
+                .reclaim_port()
                 .ok_or(RunError::ReclaimNeedsUffd(cfg.tracker.name()))?,
         ),
-        None => None,
+        // Reclaim only: a uffd tracker that is never armed, whose handler
+        // restores evicted pages (and reports the faults it resolves).
+        (Some(_), None) => Some(
+            crate::track::uffd::UffdTracker::new(machine.memory())
+                .map_err(|e| RunError::Tracker("uffd", e))?
+                as Arc<dyn crate::coordinate::reclaim::ReclaimPort>,
+        ),
     };
     let reclaimer = extras
         .limit

@@ -86,12 +86,13 @@ impl RunArgs {
     }
 
     /// The fixed limit `--resident-limit` asks for, in pages, checked
-    /// before boot: reclaim restores pages through the uffd tracker.
+    /// before boot: reclaim restores pages through the uffd tracker's
+    /// handler (registered for that alone under `--tracker none`).
     pub fn resident_limit(&self, cfg: &RunConfig) -> Result<Option<LimitHandle>, UsageError> {
         let Some(bytes) = self.resident_limit else {
             return Ok(None);
         };
-        if cfg.tracker != TrackerKind::Uffd {
+        if !matches!(cfg.tracker, TrackerKind::Uffd | TrackerKind::None) {
             return Err(UsageError::ResidentLimitNeedsUffd(cfg.tracker.name()));
         }
         let pages = bytes / wss_abi::PAGE_SIZE;
