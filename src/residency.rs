@@ -19,9 +19,3 @@ pub fn mincore(addr: usize, len: usize) -> std::io::Result<Vec<u8>> {
     }
     Ok(vec)
 }
-
-/// How many pages of `[addr, addr + len)` (`addr` page-aligned) are
-/// resident.
-pub fn count_resident(addr: usize, len: usize) -> std::io::Result<u64> {
-    Ok(mincore(addr, len)?.iter().filter(|&&b| b & 1 != 0).count() as u64)
-}

@@ -211,12 +211,12 @@ impl Reclaimer {
         self.order.collected(touched);
     }
 
-    /// Which data pages are resident, one flag per page from `data.start`.
-    fn resident(&self) -> Result<Vec<bool>, ReclaimError> {
+    /// Which data pages are resident: `mincore`'s byte per page from
+    /// `data.start`, bit 0 set for a resident one.
+    fn resident(&self) -> Result<Vec<u8>, ReclaimError> {
         let addr = self.memory.ram_host_addr() + (self.data.start * PAGE_SIZE) as usize;
         let len = ((self.data.end - self.data.start) * PAGE_SIZE) as usize;
-        let flags = crate::residency::mincore(addr, len).map_err(ReclaimError::Residency)?;
-        Ok(flags.into_iter().map(|b| b & 1 != 0).collect())
+        crate::residency::mincore(addr, len).map_err(ReclaimError::Residency)
     }
 
     /// The boundary: takes in what the handler saw, and if more data pages
@@ -226,7 +226,7 @@ impl Reclaimer {
         let seen = self.port.take_observed();
         self.order.touched(seen.faulted.iter().copied());
         let resident = self.resident()?;
-        let count = resident.iter().filter(|&&r| r).count() as u64;
+        let count = resident_count(&resident);
         let over = self
             .limit
             .pages()
@@ -235,14 +235,17 @@ impl Reclaimer {
         let mut resident_pages = count;
         if over > 0 {
             let first = self.data.start;
-            let is_resident =
-                |p: RamPage| resident.get((p - first) as usize).copied().unwrap_or(false);
+            let is_resident = |p: RamPage| {
+                resident
+                    .get((p - first) as usize)
+                    .is_some_and(|&b| b & 1 != 0)
+            };
             let mut victims = self.order.choose(is_resident, over);
             victims.sort_unstable();
             self.port.evict(&victims)?;
             self.order.evicted(&victims);
             evicted = victims.len() as u64;
-            resident_pages = self.resident()?.iter().filter(|&&r| r).count() as u64;
+            resident_pages = resident_count(&self.resident()?);
         }
         Ok(BoundaryReclaim {
             resident_pages,
@@ -256,6 +259,11 @@ impl Reclaimer {
     pub fn store_size(&self) -> StoreSize {
         self.port.store_size()
     }
+}
+
+/// Resident pages among `mincore`'s bytes.
+fn resident_count(flags: &[u8]) -> u64 {
+    flags.iter().filter(|&&b| b & 1 != 0).count() as u64
 }
 
 /// A run's reclaim in summary.json: the limit, and what the rows and the
@@ -341,6 +349,80 @@ mod tests {
             [0; 8]
         );
         assert!(is_hole(&mem, 10));
+    }
+
+    /// A port that evicts into its own store, as the uffd tracker does,
+    /// and reports scripted faults.
+    struct Port {
+        memory: Arc<GuestMemory>,
+        store: std::sync::Mutex<PageStore>,
+        faulted: std::sync::Mutex<Vec<RamPage>>,
+    }
+
+    impl ReclaimPort for Port {
+        fn evict(&self, victims: &[RamPage]) -> Result<(), ReclaimError> {
+            evict_pages(&mut self.store.lock().expect("lock"), &self.memory, victims)
+        }
+        fn take_observed(&self) -> Observed {
+            Observed {
+                faulted: std::mem::take(&mut *self.faulted.lock().expect("lock")),
+                refaults: 2,
+                refault_time: Duration::from_micros(30),
+            }
+        }
+        fn store_size(&self) -> StoreSize {
+            StoreSize::of(&self.store.lock().expect("lock"))
+        }
+    }
+
+    #[test]
+    fn a_boundary_evicts_the_coldest_down_to_the_limit() {
+        // The mapping is touched through the memfd only (no uffd here):
+        // `mincore` sees the page cache.
+        let layout = Layout::new(4 << 20, RAM_BASE + PAGE_SIZE, 1 << 20).expect("layout");
+        let memory = Arc::new(GuestMemory::new(&layout).expect("memory"));
+        let first = layout.data_first_page();
+        for i in 0..10 {
+            let page = vec![i as u8 + 1; PAGE_BYTES];
+            memory
+                .write(RAM_BASE + (first + i) * PAGE_SIZE, &page)
+                .expect("write");
+        }
+        let port = Arc::new(Port {
+            memory: Arc::clone(&memory),
+            store: std::sync::Mutex::new(PageStore::new()),
+            faulted: std::sync::Mutex::new(Vec::new()),
+        });
+        let limit = LimitHandle::unlimited();
+        let mut r = Reclaimer::new(port.clone(), limit.clone(), &memory);
+        let resident = |r: &Reclaimer| resident_count(&r.resident().expect("mincore"));
+        assert_eq!(resident(&r), 10);
+        // No limit: nothing goes, but the counts are reported.
+        let b = r.boundary().expect("boundary");
+        assert_eq!((b.resident_pages, b.evicted_pages, b.refaults), (10, 0, 2));
+        assert_eq!(b.refault_us, 30.0);
+        // Pages 7 and 8 were armed and left untouched, 2 touched; faults
+        // were seen on 0 and 1.
+        r.armed(&[first + 7, first + 2, first + 8]);
+        r.collected(&[first + 2]);
+        *port.faulted.lock().expect("lock") = vec![first, first + 1];
+        limit.set_pages(Some(6));
+        let b = r.boundary().expect("boundary");
+        assert_eq!((b.resident_pages, b.evicted_pages), (6, 4));
+        // Known idle first (7, 8), then CLOCK from the first data page,
+        // sparing the referenced 0, 1 and 2: 3 and 4.
+        let size = port.store_size();
+        assert_eq!(size.pages, 4);
+        let mut store = port.store.lock().expect("lock");
+        for i in [3u64, 4, 7, 8] {
+            assert_eq!(
+                store.take(first + i).expect("take"),
+                Some(super::super::store::Restored::Bytes(
+                    vec![i as u8 + 1; PAGE_BYTES].into()
+                )),
+                "page {i}"
+            );
+        }
     }
 
     #[test]
