@@ -21,6 +21,11 @@
 //!    and survives the next sweep; a page with no touch seen since the
 //!    hand last passed goes.
 //!
+//! No page is unmapped only to learn whether it is touched (software
+//! reference bits): on this host such a probe costs the guest a fault of
+//! about what a refault costs, so the sample the estimator pays for
+//! anyway is the reference information.
+//!
 //! With exhaustive sampling every untouched data page is known idle at
 //! every tick, so tier 1 is the exact least-recently-used order at tick
 //! granularity; with a sample of a few hundred pages tier 1 is short and
