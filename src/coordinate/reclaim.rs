@@ -95,8 +95,9 @@ pub trait ReclaimPort: Send + Sync {
     /// Evicts `victims` (sorted, unique, resident data pages) with
     /// [`evict_pages`] under the fault-resolution lock.
     fn evict(&self, victims: &[RamPage]) -> Result<(), ReclaimError>;
-    /// What the handler saw since the last call.
-    fn take_observed(&self) -> Observed;
+    /// What the handler saw since the last call; an error once the
+    /// handler failed (evicted pages can no longer come back).
+    fn take_observed(&self) -> Result<Observed, ReclaimError>;
     fn store_size(&self) -> StoreSize;
 }
 
@@ -223,7 +224,7 @@ impl Reclaimer {
     /// are resident than the limit allows, evicts the coldest down to it.
     /// The guest must be held.
     pub fn boundary(&mut self) -> Result<BoundaryReclaim, ReclaimError> {
-        let seen = self.port.take_observed();
+        let seen = self.port.take_observed()?;
         self.order.touched(seen.faulted.iter().copied());
         let resident = self.resident()?;
         let count = resident_count(&resident);
@@ -363,12 +364,12 @@ mod tests {
         fn evict(&self, victims: &[RamPage]) -> Result<(), ReclaimError> {
             evict_pages(&mut self.store.lock().expect("lock"), &self.memory, victims)
         }
-        fn take_observed(&self) -> Observed {
-            Observed {
+        fn take_observed(&self) -> Result<Observed, ReclaimError> {
+            Ok(Observed {
                 faulted: std::mem::take(&mut *self.faulted.lock().expect("lock")),
                 refaults: 2,
                 refault_time: Duration::from_micros(30),
-            }
+            })
         }
         fn store_size(&self) -> StoreSize {
             StoreSize::of(&self.store.lock().expect("lock"))

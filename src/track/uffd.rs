@@ -621,14 +621,17 @@ impl ReclaimPort for UffdTracker {
         Ok(())
     }
 
-    fn take_observed(&self) -> Observed {
+    fn take_observed(&self) -> Result<Observed, ReclaimError> {
+        // Checked at every boundary: under --tracker none nothing else
+        // would notice a failed handler.
+        self.check_handler().map_err(ReclaimError::Handler)?;
         let mut st = lock(&self.shared.state);
         let faulted = std::mem::replace(&mut st.faulted_bits, PageBits::new(self.shared.pages));
-        Observed {
+        Ok(Observed {
             faulted: faulted.to_vec(),
             refaults: std::mem::take(&mut st.refaults),
             refault_time: std::mem::take(&mut st.refault_time),
-        }
+        })
     }
 
     fn store_size(&self) -> StoreSize {
@@ -779,14 +782,14 @@ mod tests {
         assert_eq!(pread(&mem, 3), 9);
         assert_eq!(pread(&mem, 4), 0, "still in the store: the file reads 0");
         assert_eq!(read(&mem, 4), 504);
-        let seen = port.take_observed();
+        let seen = port.take_observed().expect("observed");
         assert_eq!(seen.refaults, 4);
         assert!(seen.refault_time > Duration::ZERO);
         let mut faulted = seen.faulted;
         faulted.sort_unstable();
         // Creation unmapped all RAM: every first access faults.
         assert_eq!(faulted, vec![2, 3, 4, 6]);
-        assert_eq!(port.take_observed().refaults, 0, "taken");
+        assert_eq!(port.take_observed().expect("observed").refaults, 0, "taken");
         assert_eq!(port.store_size().pages, 0);
         let s = t.stats();
         assert_eq!(s.faults, 1);
