@@ -29,6 +29,7 @@ fn recorded_with(
     let extras = RunExtras {
         record: true,
         record_tick,
+        keep_rows: true,
     };
     let mut cfg = spec.config();
     cfg.plot = false;

@@ -79,6 +79,8 @@ impl RunArgs {
         Ok(crate::run::RunExtras {
             record: self.record,
             record_tick: self.record_tick,
+            // The CLI keeps no rows: they stream to timeseries.csv.
+            keep_rows: false,
         })
     }
 }

@@ -178,10 +178,15 @@ impl RunSpec<'_> {
     }
 }
 
-/// Runs a config into a temporary folder; a failure fails the test.
+/// Runs a config into a temporary folder, keeping its rows in `rows` (a
+/// run keeps none unless asked); a failure fails the test.
 pub fn run(cfg: &kvm_wss::config::RunConfig) -> kvm_wss::run::RunOutput {
     let dir = tempfile::tempdir().expect("tempdir");
-    kvm_wss::run::run(cfg, dir.path())
+    let extras = kvm_wss::run::RunExtras {
+        keep_rows: true,
+        ..kvm_wss::run::RunExtras::default()
+    };
+    kvm_wss::run::run_with(cfg, dir.path(), extras)
         .unwrap_or_else(|e| panic!("run failed: {}", kvm_wss::error_chain(&e)))
 }
 
