@@ -15,7 +15,7 @@ use crate::cli::{
 use crate::estimate::EstimatorKind;
 use crate::report::ReportError;
 use crate::report::summary::{EndKind, Summary, read_summary};
-use crate::report::timeseries::read_timeseries;
+use crate::report::timeseries::for_each_row;
 use crate::run::{RunEnd, RunError, RunOutput};
 use crate::sweep::SweepError;
 use crate::vmm::machine::BootError;
@@ -166,9 +166,12 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
                     .into());
                 }
             }
-            let rows = read_timeseries(&run_dir.join("timeseries.csv"))?;
+            // Streamed into the bounded series, as a run does: the plot of
+            // a file of any length needs no more memory than its cap.
+            let mut series = crate::report::plot_series::PlotSeries::default();
+            for_each_row(&run_dir.join("timeseries.csv"), |row| series.push(&row))?;
             let summary = read_summary(&run_dir.join("summary.json"))?;
-            for path in crate::report::plot::plot_run(&rows, &summary, &run_dir)? {
+            for path in crate::report::plot::plot_series(&series, &summary, &run_dir)? {
                 println!("{}", path.display());
             }
             Ok(ExitCode::SUCCESS)

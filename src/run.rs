@@ -7,11 +7,14 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::analysis::accuracy::{AccuracyTally, TruthColumn};
+use crate::analysis::costs::CostTally;
 use crate::config::RunConfig;
-use crate::coordinate::reclaim::{ReclaimSummary, Reclaimer};
+use crate::coordinate::reclaim::{ReclaimTally, Reclaimer};
 use crate::estimate::{self, EstimateError, EstimatorConfig, EstimatorKind};
 use crate::guests::GuestError;
 use crate::record::{RecordHeader, TRACE_FILE, TraceWriter, recorded_per_tick};
+use crate::report::plot_series::PlotSeries;
 use crate::report::summary::{
     EndKind, GuestResult, Phase, Summary, TrackerCounters, write_summary,
 };
@@ -74,6 +77,12 @@ pub struct RunExtras {
     /// the uffd tracker, or with none, when a uffd handler is registered
     /// for restoring alone). `None`: no reclaim at all.
     pub limit: Option<crate::coordinate::limit::LimitHandle>,
+    /// Also keep every row in [`RunOutput::rows`]. A run streams its rows
+    /// to timeseries.csv and keeps only tallies and a bounded plot series,
+    /// so that memory does not grow with the run; a caller in the same
+    /// process that inspects the rows of a short run (the tests) asks for
+    /// them here instead of reading the file back.
+    pub keep_rows: bool,
 }
 
 /// Why the VMM failed while the guest ran: the interval loop on this
@@ -112,6 +121,8 @@ impl RunEnd {
 
 pub struct RunOutput {
     pub summary: Summary,
+    /// Every row, in order, with [`RunExtras::keep_rows`]; empty otherwise
+    /// (they are in `dir`/timeseries.csv).
     pub rows: Vec<Row>,
     pub dir: PathBuf,
     pub end: RunEnd,
@@ -363,7 +374,8 @@ fn run_once(
         vcpu: Some(&thread),
         reclaim: reclaimer,
     };
-    let mut rows = Vec::new();
+    let truth_column = crate::record::truth_column(cfg.tracker);
+    let mut tallies = RowTallies::new(cfg.warmup_intervals, truth_column, extras.keep_rows);
     let live = cfg.live;
     let sampler_cpu_before = crate::vmm::vcpu_thread::thread_cpu_s();
     let on_row = |row: Row| {
@@ -371,7 +383,7 @@ fn run_once(
         if live {
             eprintln!("{}", live_line(&row));
         }
-        rows.push(row);
+        tallies.push(row);
         Ok(())
     };
     let on_progress = |p: crate::sampler::Progress| {
@@ -420,7 +432,6 @@ fn run_once(
         (VcpuEnd::Stopped, _) => RunEnd::Duration,
     };
 
-    let truth_column = crate::record::truth_column(cfg.tracker);
     let mut s = Summary {
         guest: cfg.guest.name(),
         tracker: cfg.tracker,
@@ -434,7 +445,7 @@ fn run_once(
         ),
         interval_s: cfg.interval.as_secs_f64(),
         duration_s: elapsed,
-        intervals: rows.len() as u64,
+        intervals: tallies.costs.rows() as u64,
         guest_ops: status.guest_ops,
         guest_ops_per_s: crate::analysis::derived::per_second(status.guest_ops, elapsed),
         vmm_cpu_s: (cpu_total - report.thread_cpu_s).max(0.0),
@@ -455,8 +466,8 @@ fn run_once(
             .collect(),
         phases_dropped: report.exits.phases_dropped,
         logs_dropped: report.exits.logs_dropped,
-        hold_us_mean: crate::analysis::stats::mean(rows.iter().map(|r| r.hold_us)).unwrap_or(0.0),
-        hold_us_max: rows.iter().map(|r| r.hold_us).fold(0.0, f64::max),
+        hold_us_mean: tallies.costs.hold_us_mean(),
+        hold_us_max: tallies.costs.hold_us_max(),
         forced_holds: thread_forced_holds,
         stall_us: status.stall_cycles as f64 / tsc_hz as f64 * 1e6,
         host: Some(crate::study::host::Host::current()),
@@ -465,7 +476,7 @@ fn run_once(
         vcpus: cfg.vcpus,
         ..Summary::default()
     };
-    s.record_accuracy(&rows, cfg.warmup_intervals, truth_column);
+    s.record_accuracy_of(&tallies.accuracy);
     if stats.is_none() {
         for f in [
             &mut s.est_wss_mean_pages,
@@ -489,19 +500,19 @@ fn run_once(
         s.tracked_faults = Some(st.faults);
         s.fault_cost_us = fault_cost_us;
         let c = &mut s.tracker_stats;
-        c.stall_us_per_fault = stall_us_per_fault(&rows, cfg.warmup_intervals, baseline);
+        c.stall_us_per_fault = tallies.costs.stall_us_per_fault(baseline);
         c.vmm_service_us_per_fault =
             (st.faults > 0).then(|| st.fault_service_us / st.faults as f64);
         c.arm_us = Some(st.arm_us);
         c.collect_us = Some(st.collect_us);
         c.mechanism = st.counters.clone();
     }
-    s.record_costs(&rows, baseline);
+    s.record_costs_of(&tallies.costs, baseline);
     s.reclaim = extras
         .limit
         .as_ref()
         .zip(store)
-        .map(|(limit, store)| ReclaimSummary::new(&rows, limit, store));
+        .map(|(limit, store)| tallies.reclaim.summary(limit, store));
     // After Ctrl-C the (small) summary is still written, whole, so the
     // folder describes what was measured; plots are left out (see
     // `plot::render_atomic`).
@@ -513,15 +524,15 @@ fn run_once(
             .finish(EndKind::from(&end))
             .map_err(RunError::Record)?;
     }
-    if cfg.plot && !rows.is_empty() && !interrupted() {
-        match plot::plot_run(&rows, &s, dir) {
+    if cfg.plot && !tallies.plot.is_empty() && !interrupted() {
+        match plot::plot_series(&tallies.plot, &s, dir) {
             Ok(_) | Err(ReportError::Interrupted { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }
     Ok(RunOutput {
         summary: s,
-        rows,
+        rows: tallies.kept.unwrap_or_default(),
         dir: dir.to_path_buf(),
         end,
         dropped: report.exits.dropped_summary(),
@@ -529,23 +540,38 @@ fn run_once(
     })
 }
 
-/// The guest's stall time per tracked fault during the run: its stall time
-/// in the scored intervals (full ones after the warm-up, so start-up page
-/// population is left out), less the stall rate of the untracked twin when
-/// there is one, over the tracked faults in those intervals. It includes
-/// whatever else stalled the guest (the host preempting the vCPU thread),
-/// and misses faults shorter than the stall threshold, so it is reported
-/// beside the calibrated `fault_cost_us`, not as it.
-pub fn stall_us_per_fault(rows: &[Row], warmup: usize, baseline: Option<&Summary>) -> Option<f64> {
-    let scored: Vec<&Row> = rows.iter().skip(warmup).filter(|r| r.full).collect();
-    let faults: u64 = scored.iter().map(|r| r.faults).sum();
-    if faults == 0 {
-        return None;
+/// What a run keeps of its rows while they stream to timeseries.csv: the
+/// tallies its summary is made from and the plot's bounded series, all of
+/// a size fixed whatever the number of rows; the rows themselves only when
+/// [`RunExtras::keep_rows`] asks for them.
+struct RowTallies {
+    accuracy: AccuracyTally,
+    costs: CostTally,
+    plot: PlotSeries,
+    reclaim: ReclaimTally,
+    kept: Option<Vec<Row>>,
+}
+
+impl RowTallies {
+    fn new(warmup_intervals: usize, truth: TruthColumn, keep_rows: bool) -> Self {
+        RowTallies {
+            accuracy: AccuracyTally::new(warmup_intervals, truth),
+            costs: CostTally::new(warmup_intervals),
+            plot: PlotSeries::default(),
+            reclaim: ReclaimTally::default(),
+            kept: keep_rows.then(Vec::new),
+        }
     }
-    let stall_us: f64 = scored.iter().map(|r| r.stall_us).sum();
-    let secs: f64 = scored.iter().map(|r| r.interval_s).sum();
-    let noise_us = baseline.map_or(0.0, |b| b.stall_us / b.duration_s.max(1e-9) * secs);
-    Some((stall_us - noise_us).max(0.0) / faults as f64)
+
+    fn push(&mut self, row: Row) {
+        self.accuracy.push(&row);
+        self.costs.push(&row);
+        self.plot.push(&row);
+        self.reclaim.push(&row);
+        if let Some(kept) = &mut self.kept {
+            kept.push(row);
+        }
+    }
 }
 
 fn live_line(r: &Row) -> String {

@@ -412,37 +412,6 @@ fn guest_text_prints_as_one_escaped_line() {
     assert!(!err.lines().any(|l| l.starts_with("kvm-wss: run finished")));
 }
 
-/// Runs kvm-wss with `args` and returns its output and its own peak
-/// resident memory, in KiB (from `wait4`, so no other child counts).
-// The child is reaped by wait4 rather than `Child::wait`, which has no rusage.
-#[allow(clippy::zombie_processes)]
-fn kvm_wss_with_rss(args: &[&str]) -> (Output, i64) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let child = Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
-        .args(args)
-        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
-        .spawn()
-        .expect("spawn");
-    let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
-    let mut status = 0;
-    // SAFETY: all-zero bytes are a valid rusage; wait4 reaps the child we
-    // spawned and fills both through valid pointers.
-    let rusage = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::wait4(pid, &mut status, 0, &mut ru), pid);
-        ru
-    };
-    let status = std::os::unix::process::ExitStatusExt::from_raw(status);
-    let output = Output {
-        status,
-        stdout: std::fs::read(&out_path).expect("stdout"),
-        stderr: std::fs::read(&err_path).expect("stderr"),
-    };
-    (output, rusage.ru_maxrss)
-}
-
 fn dir_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .expect("read_dir")
@@ -468,7 +437,7 @@ fn doorbell_spam_is_bounded() {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("run");
         let start = std::time::Instant::now();
-        let (o, rss_kib) = kvm_wss_with_rss(&[
+        let (o, rss_kib) = common::kvm_wss_with_rss(&[
             "run",
             "--guest",
             "badcall",

@@ -29,6 +29,7 @@ fn run(spec: &RunSpec<'_>, limit_pages: Option<u64>) -> RunOutput {
     });
     let extras = RunExtras {
         limit,
+        keep_rows: true,
         ..RunExtras::default()
     };
     let cfg = spec.config();

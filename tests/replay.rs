@@ -30,6 +30,7 @@ fn recorded_with(
         record: true,
         record_tick,
         limit: None,
+        keep_rows: true,
     };
     let mut cfg = spec.config();
     cfg.plot = false;

@@ -11,11 +11,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::mean;
+use super::stats::RunningMean;
 use crate::report::timeseries::Row;
 
 /// Intervals skipped at the start of a run before errors (MAE, MAPE, bias,
-/// band coverage) and WSS means are measured. Lags are not: see [`compute`].
+/// band coverage) and WSS means are measured. Lags are not: see
+/// [`AccuracyTally`].
 ///
 /// The first interval contains guest boot, and its samples were armed
 /// before the workload ran. The second is still influenced by start-up in
@@ -108,32 +109,6 @@ pub struct WssMeans {
     pub est_wss_pages: Option<f64>,
 }
 
-/// The rows errors are computed over: after warm-up and full (a partial
-/// last interval covers less time than the estimate is scaled for).
-fn scored_rows(rows: &[Row], warmup_intervals: usize) -> impl Iterator<Item = &Row> {
-    rows.iter().skip(warmup_intervals).filter(|r| r.full)
-}
-
-/// The (value, truth) points of `rows` that have a finite `value`.
-fn points<'a>(
-    rows: impl Iterator<Item = &'a Row>,
-    truth: TruthColumn,
-    value: impl Fn(&Row) -> Option<f64>,
-) -> Vec<(f64, u64)> {
-    rows.filter_map(|r| value(r).filter(|e| e.is_finite()).map(|e| (e, truth.of(r))))
-        .collect()
-}
-
-/// Mean |value - truth| / truth over the points with truth > 0.
-fn mean_relative_error(points: &[(f64, u64)]) -> Option<f64> {
-    mean(
-        points
-            .iter()
-            .filter(|&&(_, t)| t > 0)
-            .map(|&(e, t)| (e - t as f64).abs() / t as f64),
-    )
-}
-
 /// Whether `row`'s measurement band holds its truth: `lo <= truth <= hi`,
 /// a missing end standing for the estimate itself (a point band). `None`
 /// without a finite estimate.
@@ -143,18 +118,36 @@ pub fn band_covers(row: &Row, truth: TruthColumn) -> Option<bool> {
     Some(row.est_lo_pages.unwrap_or(pages) <= t && t <= row.est_hi_pages.unwrap_or(pages))
 }
 
-/// Computes the accuracy metrics of `rows` against `truth`.
+/// Computes the accuracy metrics of `rows` against `truth`: the rows fed
+/// to an [`AccuracyTally`] in order (see there for the definitions).
+pub fn compute(rows: &[Row], warmup_intervals: usize, truth: TruthColumn) -> Metrics {
+    AccuracyTally::over(rows, warmup_intervals, truth).metrics()
+}
+
+/// Mean true and estimated WSS over full rows after warm-up: the rows fed
+/// to an [`AccuracyTally`] in order.
+pub fn wss_means(rows: &[Row], warmup_intervals: usize) -> WssMeans {
+    AccuracyTally::over(rows, warmup_intervals, TruthColumn::All).wss_means()
+}
+
+/// The accuracy of a run, accumulated one row at a time in row order, so
+/// that a run of any length keeps a few counters instead of its rows. This
+/// is the one definition of every figure in [`Metrics`] and [`WssMeans`];
+/// [`compute`] and [`wss_means`] fold a slice through it.
 ///
-/// Errors (MAE, MAPE, bias, band coverage, policy MAPE) are over full rows
-/// with a finite value, after skipping the first `warmup_intervals` rows.
-/// The band coverage is the share of those rows with an estimate whose
-/// truth lies in `[est_lo_pages, est_hi_pages]`.
+/// Errors (MAE, MAPE, bias, band coverage, policy MAPE) and the WSS means
+/// are over the scored rows: full rows after skipping the first
+/// `warmup_intervals` rows (partial ones count toward the warm-up), and for
+/// the errors only those with a finite value. A partial row covers less
+/// time than the estimate is scaled for. The band coverage is the share of
+/// the scored rows with an estimate whose truth lies in
+/// `[est_lo_pages, est_hi_pages]` (see [`band_covers`]).
 ///
 /// Step events and lags are found on every full row with a finite
 /// measurement, warm-up included: a program's start-up (an init pass that
 /// touches everything, then a fall to its working set) is a step like any
 /// other, and skipping it would hide exactly the fall a smoothing estimator
-/// is slowest on. `k - 1` is the previous such row:
+/// is slowest on. With `k - 1` the previous such row:
 /// - a growth event is an interval k with `truth[k]` > 0 and
 ///   `truth[k]` >= 1.25 × `truth[k-1]`; its lag is the smallest j - k (j >= k)
 ///   with `est[j]` >= 0.9 × `truth[j]`;
@@ -168,101 +161,230 @@ pub fn band_covers(row: &Row, truth: TruthColumn) -> Option<bool> {
 ///
 /// `policy_lag_down_intervals` is the shrink lag of the policy value, by
 /// the same rule over the full rows that have one.
-pub fn compute(rows: &[Row], warmup_intervals: usize, truth: TruthColumn) -> Metrics {
-    let measured = |r: &Row| r.est_wss_pages;
-    let points = points(scored_rows(rows, warmup_intervals), truth, measured);
-    let policy = self::points(scored_rows(rows, warmup_intervals), truth, |r| {
-        r.policy_wss_pages
-    });
-    let covered: Vec<bool> = scored_rows(rows, warmup_intervals)
-        .filter_map(|r| band_covers(r, truth))
-        .collect();
-    let band_coverage = (!covered.is_empty())
-        .then(|| covered.iter().filter(|&&c| c).count() as f64 / covered.len() as f64);
-    let mae_pages = mean(points.iter().map(|&(e, t)| (e - t as f64).abs()));
-    let bias_pages = mean(points.iter().map(|&(e, t)| e - t as f64));
-    let mape = mean_relative_error(&points);
-    let policy_mape = mean_relative_error(&policy);
-    let steps = self::points(rows.iter().filter(|r| r.full), truth, measured);
+#[derive(Debug, Clone)]
+pub struct AccuracyTally {
+    warmup_intervals: usize,
+    truth: TruthColumn,
+    /// Rows pushed, partial ones included: the warm-up counts rows.
+    rows: usize,
+    /// Scored rows (full, after the warm-up).
+    scored: usize,
+    true_wss: RunningMean,
+    true_wss_write: RunningMean,
+    est_wss: RunningMean,
+    abs_error: RunningMean,
+    error: RunningMean,
+    relative_error: RunningMean,
+    policy_relative_error: RunningMean,
+    /// Scored rows with an estimate, and those whose band holds the truth.
+    band_rows: usize,
+    band_covered: usize,
+    up: LagTracker,
+    down: LagTracker,
+    policy_down: LagTracker,
+}
+
+impl AccuracyTally {
+    /// An empty tally scoring against `truth` after `warmup_intervals` rows.
+    pub fn new(warmup_intervals: usize, truth: TruthColumn) -> Self {
+        AccuracyTally {
+            warmup_intervals,
+            truth,
+            rows: 0,
+            scored: 0,
+            true_wss: RunningMean::default(),
+            true_wss_write: RunningMean::default(),
+            est_wss: RunningMean::default(),
+            abs_error: RunningMean::default(),
+            error: RunningMean::default(),
+            relative_error: RunningMean::default(),
+            policy_relative_error: RunningMean::default(),
+            band_rows: 0,
+            band_covered: 0,
+            up: LagTracker::new(Step::Growth),
+            down: LagTracker::new(Step::Shrink),
+            policy_down: LagTracker::new(Step::Shrink),
+        }
+    }
+
+    /// The tally of `rows`, pushed in order.
+    pub fn over(rows: &[Row], warmup_intervals: usize, truth: TruthColumn) -> Self {
+        let mut tally = AccuracyTally::new(warmup_intervals, truth);
+        rows.iter().for_each(|r| tally.push(r));
+        tally
+    }
+
+    /// The warm-up it was made with.
+    pub fn warmup_intervals(&self) -> usize {
+        self.warmup_intervals
+    }
+
+    /// The truth column it scores against.
+    pub fn truth(&self) -> TruthColumn {
+        self.truth
+    }
+
+    /// Adds the next row of the run.
+    pub fn push(&mut self, row: &Row) {
+        let index = self.rows;
+        self.rows += 1;
+        if !row.full {
+            return;
+        }
+        let t = self.truth.of(row);
+        let measured = row.est_wss_pages.filter(|e| e.is_finite());
+        let policy = row.policy_wss_pages.filter(|e| e.is_finite());
+        if let Some(e) = measured {
+            self.up.push(e, t);
+            self.down.push(e, t);
+        }
+        if let Some(p) = policy {
+            self.policy_down.push(p, t);
+        }
+        if index < self.warmup_intervals {
+            return;
+        }
+        self.scored += 1;
+        self.true_wss.add(row.true_wss_pages as f64);
+        self.true_wss_write.add(row.true_wss_write_pages as f64);
+        if let Some(e) = measured {
+            self.est_wss.add(e);
+            self.abs_error.add((e - t as f64).abs());
+            self.error.add(e - t as f64);
+            if t > 0 {
+                self.relative_error.add(relative_error(e, t));
+            }
+        }
+        if let Some(p) = policy
+            && t > 0
+        {
+            self.policy_relative_error.add(relative_error(p, t));
+        }
+        if let Some(covered) = band_covers(row, self.truth) {
+            self.band_rows += 1;
+            self.band_covered += usize::from(covered);
+        }
+    }
+
+    /// The accuracy metrics of the rows pushed so far.
+    pub fn metrics(&self) -> Metrics {
+        let band_coverage =
+            (self.band_rows > 0).then(|| self.band_covered as f64 / self.band_rows as f64);
+        Metrics {
+            mae_pages: self.abs_error.mean(),
+            mape: self.relative_error.mean(),
+            policy_mape: self.policy_relative_error.mean(),
+            band_coverage,
+            bias_pages: self.error.mean(),
+            lag_up_intervals: self.up.lags.mean(),
+            lag_down_intervals: self.down.lags.mean(),
+            policy_lag_down_intervals: self.policy_down.lags.mean(),
+            lag_up_events: saturating_u32(self.up.events),
+            lag_down_events: saturating_u32(self.down.events),
+            lag_unresolved: saturating_u32(self.up.unresolved())
+                .saturating_add(saturating_u32(self.down.unresolved())),
+        }
+    }
+
+    /// The WSS means of the rows pushed so far.
+    pub fn wss_means(&self) -> WssMeans {
+        WssMeans {
+            rows: self.scored,
+            true_wss_pages: self.true_wss.mean().unwrap_or(0.0),
+            true_wss_write_pages: self.true_wss_write.mean().unwrap_or(0.0),
+            est_wss_pages: self.est_wss.mean(),
+        }
+    }
+}
+
+/// |value - truth| / truth, for truth > 0.
+fn relative_error(value: f64, truth: u64) -> f64 {
+    (value - truth as f64).abs() / truth as f64
+}
+
+fn saturating_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The two kinds of step in the working set that lags are measured after.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// Growth by 25% or more; resolved when the value reaches 90% of the truth.
+    Growth,
+    /// Shrink by 25% or more; resolved when the value is within 110% of it.
+    Shrink,
+}
+
+impl Step {
     // Thresholds are compared in scaled integer/float form (4·cur vs 5·prev,
     // 10·est vs 9·truth) so that values exactly on a threshold are decided
     // exactly instead of by the rounding of 1.25, 0.9 or 1.1.
-    let up = lags(
-        &steps,
-        |prev, cur| cur > 0 && 4 * u128::from(cur) >= 5 * u128::from(prev),
-        |est, t| 10.0 * est >= 9.0 * t as f64,
-    );
-    let down = shrink_lags(&steps);
-    let policy_down = shrink_lags(&self::points(rows.iter().filter(|r| r.full), truth, |r| {
-        r.policy_wss_pages
-    }));
-    Metrics {
-        mae_pages,
-        mape,
-        policy_mape,
-        band_coverage,
-        bias_pages,
-        lag_up_intervals: up.mean,
-        lag_down_intervals: down.mean,
-        policy_lag_down_intervals: policy_down.mean,
-        lag_up_events: up.events,
-        lag_down_events: down.events,
-        lag_unresolved: up.unresolved + down.unresolved,
-    }
-}
-
-/// Mean true and estimated WSS over full rows after warm-up.
-pub fn wss_means(rows: &[Row], warmup_intervals: usize) -> WssMeans {
-    let window: Vec<&Row> = scored_rows(rows, warmup_intervals).collect();
-    WssMeans {
-        rows: window.len(),
-        true_wss_pages: mean(window.iter().map(|r| r.true_wss_pages as f64)).unwrap_or(0.0),
-        true_wss_write_pages: mean(window.iter().map(|r| r.true_wss_write_pages as f64))
-            .unwrap_or(0.0),
-        est_wss_pages: mean(
-            window
-                .iter()
-                .filter_map(|r| r.est_wss_pages.filter(|e| e.is_finite())),
-        ),
-    }
-}
-
-/// Lags after the working set shrinks by 25% or more, until the value is
-/// within 110% of the truth (see [`compute`]).
-fn shrink_lags(points: &[(f64, u64)]) -> LagStats {
-    lags(
-        points,
-        |prev, cur| prev > 0 && 4 * u128::from(cur) <= 3 * u128::from(prev),
-        |est, t| 10.0 * est <= 11.0 * t as f64,
-    )
-}
-
-struct LagStats {
-    mean: Option<f64>,
-    events: u32,
-    unresolved: u32,
-}
-
-fn lags(
-    points: &[(f64, u64)],
-    is_event: impl Fn(u64, u64) -> bool,
-    is_resolved: impl Fn(f64, u64) -> bool,
-) -> LagStats {
-    let events: Vec<usize> = (1..points.len())
-        .filter(|&k| is_event(points[k - 1].1, points[k].1))
-        .collect();
-    let mut resolved = Vec::with_capacity(events.len());
-    for (i, &k) in events.iter().enumerate() {
-        let end = events.get(i + 1).copied().unwrap_or(points.len());
-        if let Some(j) = (k..end).find(|&j| is_resolved(points[j].0, points[j].1)) {
-            resolved.push((j - k) as f64);
+    fn is_event(self, prev: u64, cur: u64) -> bool {
+        match self {
+            Step::Growth => cur > 0 && 4 * u128::from(cur) >= 5 * u128::from(prev),
+            Step::Shrink => prev > 0 && 4 * u128::from(cur) <= 3 * u128::from(prev),
         }
     }
-    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    LagStats {
-        mean: mean(resolved.iter().copied()),
-        events: count(events.len()),
-        unresolved: count(events.len() - resolved.len()),
+
+    fn is_resolved(self, value: f64, truth: u64) -> bool {
+        match self {
+            Step::Growth => 10.0 * value >= 9.0 * truth as f64,
+            Step::Shrink => 10.0 * value <= 11.0 * truth as f64,
+        }
+    }
+}
+
+/// The lags of one kind of step over a series of (value, truth) points fed
+/// in order: at most one event is open at a time, chased until its value
+/// resolves it or the next event of the same kind supersedes it.
+#[derive(Debug, Clone)]
+struct LagTracker {
+    step: Step,
+    /// Points pushed, and the truth of the last one.
+    points: usize,
+    prev_truth: Option<u64>,
+    /// The point index of the event being chased, while unresolved.
+    open: Option<usize>,
+    /// Events detected, resolved or not.
+    events: usize,
+    /// The lags of the resolved events, in points.
+    lags: RunningMean,
+}
+
+impl LagTracker {
+    fn new(step: Step) -> Self {
+        LagTracker {
+            step,
+            points: 0,
+            prev_truth: None,
+            open: None,
+            events: 0,
+            lags: RunningMean::default(),
+        }
+    }
+
+    fn push(&mut self, value: f64, truth: u64) {
+        let k = self.points;
+        if let Some(prev) = self.prev_truth
+            && self.step.is_event(prev, truth)
+        {
+            // A still-open event is superseded: it stays unresolved.
+            self.events += 1;
+            self.open = Some(k);
+        }
+        if let Some(start) = self.open
+            && self.step.is_resolved(value, truth)
+        {
+            self.lags.add((k - start) as f64);
+            self.open = None;
+        }
+        self.prev_truth = Some(truth);
+        self.points += 1;
+    }
+
+    /// Events never resolved (superseded, or still open at the end).
+    fn unresolved(&self) -> usize {
+        self.events - self.lags.count()
     }
 }
 
@@ -553,6 +675,209 @@ mod tests {
         let m = compute(&rows, 1, TruthColumn::All);
         assert_eq!(m.policy_mape, None);
         assert!(m.mape.is_some());
+    }
+
+    /// The slice implementation from before the metrics streamed, kept
+    /// verbatim as the oracle the streaming tally must reproduce.
+    mod oracle {
+        use super::super::{Metrics, TruthColumn, WssMeans, band_covers};
+        use crate::analysis::stats::mean;
+        use crate::report::timeseries::Row;
+
+        fn scored_rows(rows: &[Row], warmup_intervals: usize) -> impl Iterator<Item = &Row> {
+            rows.iter().skip(warmup_intervals).filter(|r| r.full)
+        }
+
+        fn points<'a>(
+            rows: impl Iterator<Item = &'a Row>,
+            truth: TruthColumn,
+            value: impl Fn(&Row) -> Option<f64>,
+        ) -> Vec<(f64, u64)> {
+            rows.filter_map(|r| value(r).filter(|e| e.is_finite()).map(|e| (e, truth.of(r))))
+                .collect()
+        }
+
+        fn mean_relative_error(points: &[(f64, u64)]) -> Option<f64> {
+            mean(
+                points
+                    .iter()
+                    .filter(|&&(_, t)| t > 0)
+                    .map(|&(e, t)| (e - t as f64).abs() / t as f64),
+            )
+        }
+
+        pub fn compute(rows: &[Row], warmup_intervals: usize, truth: TruthColumn) -> Metrics {
+            let measured = |r: &Row| r.est_wss_pages;
+            let points = points(scored_rows(rows, warmup_intervals), truth, measured);
+            let policy = self::points(scored_rows(rows, warmup_intervals), truth, |r| {
+                r.policy_wss_pages
+            });
+            let covered: Vec<bool> = scored_rows(rows, warmup_intervals)
+                .filter_map(|r| band_covers(r, truth))
+                .collect();
+            let band_coverage = (!covered.is_empty())
+                .then(|| covered.iter().filter(|&&c| c).count() as f64 / covered.len() as f64);
+            let mae_pages = mean(points.iter().map(|&(e, t)| (e - t as f64).abs()));
+            let bias_pages = mean(points.iter().map(|&(e, t)| e - t as f64));
+            let mape = mean_relative_error(&points);
+            let policy_mape = mean_relative_error(&policy);
+            let steps = self::points(rows.iter().filter(|r| r.full), truth, measured);
+            let up = lags(
+                &steps,
+                |prev, cur| cur > 0 && 4 * u128::from(cur) >= 5 * u128::from(prev),
+                |est, t| 10.0 * est >= 9.0 * t as f64,
+            );
+            let down = shrink_lags(&steps);
+            let policy_down =
+                shrink_lags(&self::points(rows.iter().filter(|r| r.full), truth, |r| {
+                    r.policy_wss_pages
+                }));
+            Metrics {
+                mae_pages,
+                mape,
+                policy_mape,
+                band_coverage,
+                bias_pages,
+                lag_up_intervals: up.mean,
+                lag_down_intervals: down.mean,
+                policy_lag_down_intervals: policy_down.mean,
+                lag_up_events: up.events,
+                lag_down_events: down.events,
+                lag_unresolved: up.unresolved + down.unresolved,
+            }
+        }
+
+        pub fn wss_means(rows: &[Row], warmup_intervals: usize) -> WssMeans {
+            let window: Vec<&Row> = scored_rows(rows, warmup_intervals).collect();
+            WssMeans {
+                rows: window.len(),
+                true_wss_pages: mean(window.iter().map(|r| r.true_wss_pages as f64)).unwrap_or(0.0),
+                true_wss_write_pages: mean(window.iter().map(|r| r.true_wss_write_pages as f64))
+                    .unwrap_or(0.0),
+                est_wss_pages: mean(
+                    window
+                        .iter()
+                        .filter_map(|r| r.est_wss_pages.filter(|e| e.is_finite())),
+                ),
+            }
+        }
+
+        fn shrink_lags(points: &[(f64, u64)]) -> LagStats {
+            lags(
+                points,
+                |prev, cur| prev > 0 && 4 * u128::from(cur) <= 3 * u128::from(prev),
+                |est, t| 10.0 * est <= 11.0 * t as f64,
+            )
+        }
+
+        struct LagStats {
+            mean: Option<f64>,
+            events: u32,
+            unresolved: u32,
+        }
+
+        fn lags(
+            points: &[(f64, u64)],
+            is_event: impl Fn(u64, u64) -> bool,
+            is_resolved: impl Fn(f64, u64) -> bool,
+        ) -> LagStats {
+            let events: Vec<usize> = (1..points.len())
+                .filter(|&k| is_event(points[k - 1].1, points[k].1))
+                .collect();
+            let mut resolved = Vec::with_capacity(events.len());
+            for (i, &k) in events.iter().enumerate() {
+                let end = events.get(i + 1).copied().unwrap_or(points.len());
+                if let Some(j) = (k..end).find(|&j| is_resolved(points[j].0, points[j].1)) {
+                    resolved.push((j - k) as f64);
+                }
+            }
+            let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+            LagStats {
+                mean: mean(resolved.iter().copied()),
+                events: count(events.len()),
+                unresolved: count(events.len() - resolved.len()),
+            }
+        }
+    }
+
+    /// A random run: truth that holds, grows or falls in steps (to zero
+    /// too), estimates near it or far off, missing or NaN, bands missing or
+    /// not, policy values missing or not, and partial rows anywhere.
+    fn random_rows(seed: u64) -> Vec<Row> {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let n = rng.random_range(0..200usize);
+        let mut truth: u64 = rng.random_range(0..1000);
+        (0..n)
+            .map(|i| {
+                match rng.random_range(0..10u32) {
+                    0 => truth = truth.saturating_mul(rng.random_range(2..4)).max(1),
+                    1 => truth /= rng.random_range(2..5),
+                    2 => truth = 0,
+                    3 => truth = rng.random_range(0..2000),
+                    _ => {}
+                }
+                let est = match rng.random_range(0..10u32) {
+                    0 => None,
+                    1 => Some(f64::NAN),
+                    2 => Some(rng.random_range(0.0..3000.0)),
+                    _ => Some(truth as f64 * rng.random_range(0.5..1.5)),
+                };
+                let mut r = row(i as f64 + 1.0, truth, est);
+                r.true_wss_write_pages = rng.random_range(0..=truth);
+                if rng.random_bool(0.2) {
+                    r.est_lo_pages = None;
+                }
+                if rng.random_bool(0.2) {
+                    r.est_hi_pages = None;
+                }
+                r.policy_wss_pages = match rng.random_range(0..4u32) {
+                    0 => None,
+                    1 => est,
+                    _ => Some(truth as f64 * rng.random_range(0.8..2.0)),
+                };
+                r.full = !rng.random_bool(0.1);
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn streaming_tally_equals_the_slice_implementation_exactly() {
+        let mut with_events = 0;
+        let mut with_unresolved = 0;
+        for seed in 0..500 {
+            let rows = random_rows(seed);
+            for warmup in [0, 1, 2, 7] {
+                for truth in [TruthColumn::All, TruthColumn::Writes] {
+                    // The same additions in the same order: equal to the bit.
+                    let m = compute(&rows, warmup, truth);
+                    assert_eq!(m, oracle::compute(&rows, warmup, truth), "seed {seed}");
+                    with_events += usize::from(m.lag_up_events > 0 && m.lag_down_events > 0);
+                    with_unresolved += usize::from(m.lag_unresolved > 0);
+                }
+                assert_eq!(
+                    wss_means(&rows, warmup),
+                    oracle::wss_means(&rows, warmup),
+                    "seed {seed}"
+                );
+            }
+        }
+        // The streams exercised both kinds of event and unresolved ones.
+        assert!(with_events > 1000, "{with_events}");
+        assert!(with_unresolved > 1000, "{with_unresolved}");
+    }
+
+    #[test]
+    fn a_tally_fed_row_by_row_reports_as_it_goes() {
+        let rows = random_rows(7);
+        let mut tally = AccuracyTally::new(2, TruthColumn::All);
+        for (i, r) in rows.iter().enumerate() {
+            tally.push(r);
+            assert_eq!(tally.metrics(), compute(&rows[..=i], 2, TruthColumn::All));
+        }
+        assert_eq!(tally.warmup_intervals(), 2);
+        assert_eq!(tally.truth(), TruthColumn::All);
     }
 
     #[test]

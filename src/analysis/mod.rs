@@ -3,13 +3,16 @@
 //! same quantity cannot drift between them.
 //!
 //! - [`stats`]: mean, median, quantiles, spread, least-squares slopes;
-//! - [`accuracy`]: the estimate against the truth (MAE, MAPE, bias, lags);
+//! - [`accuracy`]: the estimate against the truth (MAE, MAPE, bias, lags),
+//!   accumulated row by row;
+//! - [`costs`]: what sampling cost, summed from a run's rows as they stream;
 //! - [`derived`]: rates and costs from a run's summary (faults per second,
 //!   slowdown, µs per fault or armed page, relative bias);
 //! - [`recommend`]: the rule that picks the setting to recommend;
 //! - [`format`](mod@format): percentages and Markdown tables in the reports.
 
 pub mod accuracy;
+pub mod costs;
 pub mod derived;
 pub mod format;
 pub mod recommend;

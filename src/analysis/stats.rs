@@ -6,11 +6,38 @@
 
 /// Arithmetic mean of the finite values; `None` when there are none.
 pub fn mean(values: impl IntoIterator<Item = f64>) -> Option<f64> {
-    let (sum, n) = values
-        .into_iter()
-        .filter(|v| v.is_finite())
-        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    (n > 0).then(|| sum / n as f64)
+    let mut m = RunningMean::default();
+    values.into_iter().for_each(|v| m.add(v));
+    m.mean()
+}
+
+/// The [`mean`] of values that arrive one at a time: the same sum in the
+/// same order, so a mean taken while a run streams equals the one taken
+/// over its rows afterwards, bit for bit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunningMean {
+    sum: f64,
+    n: usize,
+}
+
+impl RunningMean {
+    /// Adds `v` if it is finite (see [`mean`]).
+    pub fn add(&mut self, v: f64) {
+        if v.is_finite() {
+            self.sum += v;
+            self.n += 1;
+        }
+    }
+
+    /// The finite values added.
+    pub fn count(&self) -> usize {
+        self.n
+    }
+
+    /// Their mean; `None` when there are none.
+    pub fn mean(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / self.n as f64)
+    }
 }
 
 /// The finite values, sorted ascending.

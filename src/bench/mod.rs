@@ -52,6 +52,8 @@ pub enum BenchError {
     NoRounds,
     #[error(transparent)]
     Probe(#[from] ProbeError),
+    #[error("cannot read a benchmark run's time series back")]
+    Report(#[from] crate::report::ReportError),
 }
 
 pub use crate::analysis::stats::Spread;

@@ -149,23 +149,38 @@ fn config(plan: &OvercommitPlan, mem: u64, seed: u64) -> RunConfig {
 
 /// The per-interval costs of one finished run. The first interval (the
 /// guest populating its working set) and partial ones are left out of the
-/// arm and collect medians; CPU times are over all intervals.
-pub fn run_costs(round: usize, mem: u64, out: &RunOutput, wall: Duration) -> OvercommitRun {
+/// arm and collect medians; CPU times are over all intervals. The rows are
+/// read back from the run's timeseries.csv, keeping only the two columns
+/// the medians need, since a run keeps no rows in memory.
+pub fn run_costs(
+    round: usize,
+    mem: u64,
+    out: &RunOutput,
+    wall: Duration,
+) -> Result<OvercommitRun, BenchError> {
     let s = &out.summary;
-    let scored: Vec<_> = out.rows.iter().skip(1).filter(|r| r.full).collect();
-    let intervals = out.rows.len().max(1) as f64;
-    OvercommitRun {
+    let (mut arm, mut collect) = (Vec::new(), Vec::new());
+    let mut index = 0usize;
+    crate::report::timeseries::for_each_row(&out.dir.join("timeseries.csv"), |r| {
+        if index >= 1 && r.full {
+            arm.push(r.arm_us);
+            collect.push(r.collect_us);
+        }
+        index += 1;
+    })?;
+    let intervals = s.intervals.max(1) as f64;
+    Ok(OvercommitRun {
         round,
         mem,
         cost_us: s.sampler_cpu_s / intervals * 1e6,
-        arm_us: median(scored.iter().map(|r| r.arm_us)).unwrap_or(0.0),
-        collect_us: median(scored.iter().map(|r| r.collect_us)).unwrap_or(0.0),
+        arm_us: median(arm).unwrap_or(0.0),
+        collect_us: median(collect).unwrap_or(0.0),
         vmm_cpu_us: s.vmm_cpu_s / intervals * 1e6,
-        intervals: out.rows.len() as u64,
+        intervals: s.intervals,
         outside_intervals_ms: (wall.as_secs_f64() - s.duration_s).max(0.0) * 1e3,
         true_wss_mean_pages: s.true_wss_mean_pages,
         est_wss_mean_pages: s.est_wss_mean_pages,
-    }
+    })
 }
 
 /// Summarises the runs per size and the ratios to the first size.
@@ -229,7 +244,7 @@ pub fn overcommit(plan: &OvercommitPlan) -> Result<OvercommitResult, BenchError>
                     end => BenchError::Guest(format!("hotset at --mem {mem} ended with {end:?}")),
                 });
             }
-            let r = run_costs(round, mem, &out, wall);
+            let r = run_costs(round, mem, &out, wall)?;
             eprintln!(
                 "round {} --mem {:>5}: {:.0} us sampler CPU per interval (arm {:.0} us, collect {:.0} us), {:.0} ms outside intervals",
                 round + 1,

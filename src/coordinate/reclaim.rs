@@ -30,6 +30,7 @@ use wss_abi::PAGE_SIZE;
 use super::limit::LimitHandle;
 use super::store::{PAGE_BYTES, PageStore, StoreError};
 use super::victims::VictimOrder;
+use crate::analysis::stats::RunningMean;
 use crate::report::timeseries::Row;
 use crate::track::{RamPage, runs};
 use crate::vmm::memory::GuestMemory;
@@ -289,16 +290,38 @@ pub struct ReclaimSummary {
     pub compression_ratio: Option<f64>,
 }
 
-impl ReclaimSummary {
-    pub fn new(rows: &[Row], limit: &LimitHandle, store: StoreSize) -> ReclaimSummary {
-        let resident = || rows.iter().filter_map(|r| r.resident_pages);
+/// The reclaim figures of a run's rows, pushed one at a time (a run keeps
+/// no rows).
+#[derive(Debug, Clone, Default)]
+pub struct ReclaimTally {
+    resident: RunningMean,
+    resident_max: Option<u64>,
+    evicted_pages: u64,
+    refaults: u64,
+    refault_us: f64,
+}
+
+impl ReclaimTally {
+    pub fn push(&mut self, row: &Row) {
+        if let Some(p) = row.resident_pages {
+            self.resident.add(p as f64);
+            self.resident_max = self.resident_max.max(Some(p));
+        }
+        self.evicted_pages += row.evicted_pages;
+        self.refaults += row.refaults;
+        self.refault_us += row.refault_us;
+    }
+
+    /// The summary of the rows pushed, under `limit`, with the store as
+    /// it is at the end.
+    pub fn summary(&self, limit: &LimitHandle, store: StoreSize) -> ReclaimSummary {
         ReclaimSummary {
             limit_pages: limit.pages(),
-            resident_mean_pages: crate::analysis::stats::mean(resident().map(|p| p as f64)),
-            resident_max_pages: resident().max(),
-            evicted_pages: rows.iter().map(|r| r.evicted_pages).sum(),
-            refaults: rows.iter().map(|r| r.refaults).sum(),
-            refault_us: rows.iter().map(|r| r.refault_us).sum(),
+            resident_mean_pages: self.resident.mean(),
+            resident_max_pages: self.resident_max,
+            evicted_pages: self.evicted_pages,
+            refaults: self.refaults,
+            refault_us: self.refault_us,
             store_pages: store.pages,
             store_bytes: store.bytes,
             store_zero_pages: store.zero_pages,
@@ -444,7 +467,9 @@ mod tests {
         .collect();
         let limit = LimitHandle::unlimited();
         limit.set_pages(Some(100));
-        let s = ReclaimSummary::new(&rows, &limit, StoreSize::default());
+        let mut tally = ReclaimTally::default();
+        rows.iter().for_each(|r| tally.push(r));
+        let s = tally.summary(&limit, StoreSize::default());
         assert_eq!(s.resident_mean_pages, Some(95.0));
         assert_eq!(s.resident_max_pages, Some(100));
         assert_eq!((s.evicted_pages, s.refaults), (5, 5));

@@ -82,6 +82,8 @@ impl RunArgs {
             record: self.record,
             record_tick: self.record_tick,
             limit: self.resident_limit(cfg)?,
+            // The CLI keeps no rows: they stream to timeseries.csv.
+            keep_rows: false,
         })
     }
 

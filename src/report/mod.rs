@@ -8,6 +8,7 @@
 pub use crate::analysis::accuracy as metrics;
 pub mod heatmap;
 pub mod plot;
+pub mod plot_series;
 pub mod summary;
 pub mod timeseries;
 

@@ -9,6 +9,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::ReportError;
+use super::plot_series::{PlotSeries, PlotStep};
 use super::summary::{Phase, Summary};
 use super::timeseries::Row;
 use crate::plot::backend::{OnInterrupt, Picture, svg_and_png};
@@ -53,17 +54,17 @@ struct RunView {
     has_tracker: bool,
 }
 
-/// Step outlines of `value` over time, one per run of consecutive rows where
-/// it is present (gaps are not bridged). A row's value holds over its whole
-/// interval, so each row contributes the interval's start and end: this
-/// shows a lag as whole intervals instead of as a ramp between end times.
-fn steps(rows: &[Row], value: impl Fn(&Row) -> Option<f64>) -> Vec<Vec<(f64, f64)>> {
+/// Step outlines of `value` over time, one per run of consecutive steps
+/// where it is present (gaps are not bridged). A step's value holds over
+/// its whole span, so each contributes its start and end: this shows a lag
+/// as whole intervals instead of as a ramp between end times.
+fn steps(all: &[PlotStep], value: impl Fn(&PlotStep) -> Option<f64>) -> Vec<Vec<(f64, f64)>> {
     let mut out: Vec<Vec<(f64, f64)>> = Vec::new();
     let mut current = Vec::new();
-    for r in rows {
+    for r in all {
         match value(r) {
             Some(v) => {
-                current.push(((r.t_s - r.interval_s).max(0.0), v));
+                current.push((r.start_s.max(0.0), v));
                 current.push((r.t_s, v));
             }
             None if !current.is_empty() => out.push(std::mem::take(&mut current)),
@@ -74,64 +75,6 @@ fn steps(rows: &[Row], value: impl Fn(&Row) -> Option<f64>) -> Vec<Vec<(f64, f64
         out.push(current);
     }
     out
-}
-
-/// Phase changes from the time series, for summaries that do not list them:
-/// the change happened during the first interval showing the new marker, so
-/// it is drawn at that interval's start.
-fn phases_from_rows(rows: &[Row]) -> Vec<Phase> {
-    rows.windows(2)
-        .filter(|w| w[0].phase != w[1].phase)
-        .map(|w| Phase {
-            t_s: w[0].t_s,
-            marker: w[1].phase,
-        })
-        .collect()
-}
-
-/// Most intervals drawn one by one in a run plot: a 1600-pixel-wide figure
-/// cannot show more, and each costs drawing time and bytes (a 10-minute run
-/// at 1 ms intervals has 600,000). Longer runs are drawn in steps of
-/// several intervals.
-pub const MAX_PLOTTED_ROWS: usize = 4000;
-
-/// `rows` merged `k` at a time, when there are more than `max`, into rows
-/// spanning the `k` intervals with the largest value of each (the band's
-/// lowest lower bound), so that peaks stay visible; `None` and 1 when they
-/// are few enough to draw as they are.
-fn coarsen(rows: &[Row], max: usize) -> (Option<Vec<Row>>, usize) {
-    if rows.len() <= max || max == 0 {
-        return (None, 1);
-    }
-    let k = rows.len().div_ceil(max);
-    let fold = |chunk: &[Row], f: fn(f64, f64) -> f64, get: fn(&Row) -> Option<f64>| {
-        chunk.iter().filter_map(|r| finite(get(r))).reduce(f)
-    };
-    let merged = rows
-        .chunks(k)
-        .filter_map(|chunk| {
-            let (first, last) = (chunk.first()?, chunk.last()?);
-            Some(Row {
-                t_s: last.t_s,
-                interval_s: last.t_s - (first.t_s - first.interval_s),
-                true_wss_pages: chunk.iter().map(|r| r.true_wss_pages).max().unwrap_or(0),
-                true_wss_write_pages: chunk
-                    .iter()
-                    .map(|r| r.true_wss_write_pages)
-                    .max()
-                    .unwrap_or(0),
-                est_wss_pages: fold(chunk, f64::max, |r| r.est_wss_pages),
-                est_lo_pages: fold(chunk, f64::min, |r| r.est_lo_pages),
-                est_hi_pages: fold(chunk, f64::max, |r| r.est_hi_pages),
-                policy_wss_pages: fold(chunk, f64::max, |r| r.policy_wss_pages),
-                faults: chunk.iter().map(|r| r.faults).max().unwrap_or(0),
-                guest_ops: chunk.iter().map(|r| r.guest_ops).sum(),
-                full: chunk.iter().all(|r| r.full),
-                ..last.clone()
-            })
-        })
-        .collect();
-    (Some(merged), k)
 }
 
 /// Most phase markers drawn in a plot: a guest decides how many markers
@@ -157,9 +100,9 @@ fn truth_label(compared_against: &str) -> &'static str {
 }
 
 impl RunView {
-    fn new(all_rows: &[Row], s: &Summary) -> Self {
-        let (coarse, per_point) = coarsen(all_rows, MAX_PLOTTED_ROWS);
-        let rows: &[Row] = coarse.as_deref().unwrap_or(all_rows);
+    fn new(series: &PlotSeries, s: &Summary) -> Self {
+        let rows = series.steps();
+        let per_point = series.intervals_per_step();
         let truth = steps(rows, |r| Some(r.true_wss_pages as f64))
             .into_iter()
             .flatten()
@@ -209,17 +152,20 @@ impl RunView {
             .collect();
         let faults: Vec<(f64, f64, f64)> = rows
             .iter()
-            .map(|r| ((r.t_s - r.interval_s).max(0.0), r.t_s, r.faults as f64))
+            .map(|r| (r.start_s.max(0.0), r.t_s, r.faults as f64))
             .collect();
         let fault_max = faults.iter().map(|f| f.2).fold(0.0, f64::max).max(1.0) * 1.15;
         let x_max = rows.iter().map(|r| r.t_s).fold(0.0, f64::max);
         let x_max = if x_max > 0.0 { x_max } else { 1.0 };
-        let all_phases = if s.phases.is_empty() {
-            phases_from_rows(all_rows)
+        let (all_phases, dropped) = if s.phases.is_empty() {
+            (
+                series.phase_changes().to_vec(),
+                series.phase_changes_dropped(),
+            )
         } else {
-            s.phases.clone()
+            (s.phases.clone(), s.phases_dropped)
         };
-        let phase_total = all_phases.len() as u64 + s.phases_dropped;
+        let phase_total = all_phases.len() as u64 + dropped;
         let phases = thin_phases(all_phases, MAX_PLOTTED_PHASES);
         let mape = s
             .mape
@@ -274,16 +220,25 @@ impl RunView {
 /// Writes `wss.svg` and `wss.png` into `out_dir`: true WSS (all touched and
 /// written pages) and the estimate with its 95% band over time, phase
 /// changes as labelled vertical lines, and tracked faults per interval in a
-/// lower panel. Returns the paths written.
+/// lower panel. Returns the paths written. [`plot_series`] of the rows.
 pub fn plot_run(
     rows: &[Row],
     summary: &Summary,
     out_dir: &Path,
 ) -> Result<Vec<PathBuf>, ReportError> {
-    if rows.is_empty() {
+    plot_series(&PlotSeries::of_rows(rows), summary, out_dir)
+}
+
+/// [`plot_run`] from the bounded series a run filled as its rows streamed.
+pub fn plot_series(
+    series: &PlotSeries,
+    summary: &Summary,
+    out_dir: &Path,
+) -> Result<Vec<PathBuf>, ReportError> {
+    if series.is_empty() {
         return Err(ReportError::NoRows);
     }
-    let view = RunView::new(rows, summary);
+    let view = RunView::new(series, summary);
     svg_and_png(&view, &out_dir.join("wss"), OnInterrupt::Abandon)
 }
 
@@ -627,7 +582,7 @@ mod tests {
 
     #[test]
     fn phases_from_rows_mark_the_start_of_the_changed_interval() {
-        let p = phases_from_rows(&step_rows());
+        let p = PlotSeries::of_rows(&step_rows()).phase_changes().to_vec();
         assert_eq!(
             p,
             vec![
@@ -647,7 +602,7 @@ mod tests {
     fn run_view_splits_estimate_at_gaps_and_caps_the_band() {
         let mut rows = step_rows();
         rows[2].est_hi_pages = Some(1e9);
-        let v = RunView::new(&rows, &step_summary());
+        let v = RunView::new(&PlotSeries::of_rows(&rows), &step_summary());
         // Two points per row: the interval's start and end.
         assert_eq!(v.truth.len(), 24);
         assert_eq!(v.truth[22..], [(5.8, 900.0), (6.0, 900.0)]);
@@ -683,7 +638,7 @@ mod tests {
         // The figure says how many it left out.
         let mut s = step_summary();
         s.phases_dropped = 5;
-        let v = RunView::new(&step_rows(), &s);
+        let v = RunView::new(&PlotSeries::of_rows(&step_rows()), &s);
         assert!(v.subtitle.contains("phase markers drawn"), "{}", v.subtitle);
     }
 
@@ -695,21 +650,22 @@ mod tests {
             r.interval_s = 1e-3;
         }
         rows[7777].true_wss_pages = 99_999;
-        let (coarse, k) = coarsen(&rows, MAX_PLOTTED_ROWS);
-        let coarse = coarse.expect("coarsened");
-        assert_eq!(k, 3);
-        assert!(coarse.len() <= MAX_PLOTTED_ROWS);
+        let series = PlotSeries::of_rows(&rows);
+        let coarse = series.steps();
+        // 10,000 rows in at most 4000 steps: 4 intervals each.
+        assert_eq!(series.intervals_per_step(), 4);
+        assert_eq!(coarse.len(), 2500);
         assert!(coarse.iter().any(|r| r.true_wss_pages == 99_999));
         assert!((coarse.last().unwrap().t_s - 10.0).abs() < 1e-9);
-        assert!((coarse[0].interval_s - 3e-3).abs() < 1e-9);
-        assert_eq!(coarsen(&rows[..10], MAX_PLOTTED_ROWS), (None, 1));
-        let v = RunView::new(&rows, &step_summary());
+        assert!((coarse[0].t_s - coarse[0].start_s - 4e-3).abs() < 1e-9);
+        assert_eq!(PlotSeries::of_rows(&rows[..10]).intervals_per_step(), 1);
+        let v = RunView::new(&series, &step_summary());
         assert!(
-            v.subtitle.contains("largest of 3 intervals"),
+            v.subtitle.contains("largest of 4 intervals"),
             "{}",
             v.subtitle
         );
-        assert!(v.faults.len() <= MAX_PLOTTED_ROWS);
+        assert_eq!(v.faults.len(), 2500);
     }
 
     #[test]

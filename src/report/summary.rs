@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ReportError;
 use super::timeseries::Row;
-use crate::analysis::accuracy::{self as metrics, Metrics, TruthColumn};
+use crate::analysis::accuracy::{AccuracyTally, Metrics, TruthColumn};
+use crate::analysis::costs::CostTally;
 use crate::analysis::derived;
 use crate::estimate::EstimatorKind;
 use crate::run::RunEnd;
@@ -327,9 +328,14 @@ impl Summary {
     /// slowdown and the guest time lost per armed page. The one place these
     /// are computed.
     pub fn record_costs(&mut self, rows: &[Row], baseline: Option<&Summary>) {
-        self.arm_us_total = rows.iter().map(|r| r.arm_us).sum();
-        self.collect_us_total = rows.iter().map(|r| r.collect_us).sum();
-        self.armed_pages_total = rows.iter().map(|r| r.sampled_pages).sum();
+        self.record_costs_of(&CostTally::over(rows, 0), baseline);
+    }
+
+    /// [`Summary::record_costs`] from a tally the rows were streamed into.
+    pub fn record_costs_of(&mut self, costs: &CostTally, baseline: Option<&Summary>) {
+        self.arm_us_total = costs.arm_us_total();
+        self.collect_us_total = costs.collect_us_total();
+        self.armed_pages_total = costs.armed_pages_total();
         self.arm_us_per_page = derived::sampler_us_per_armed_page(
             self.arm_us_total,
             self.collect_us_total,
@@ -347,15 +353,22 @@ impl Summary {
 
     /// Fills the accuracy fields (WSS means, error metrics, lags, and the
     /// settings they depend on) from the time series, and returns the
-    /// metrics for callers that print them.
+    /// metrics for callers that print them: [`Summary::record_accuracy_of`]
+    /// over the rows' tally.
     pub fn record_accuracy(
         &mut self,
         rows: &[Row],
         warmup_intervals: usize,
         truth: TruthColumn,
     ) -> Metrics {
-        let m = metrics::compute(rows, warmup_intervals, truth);
-        let means = metrics::wss_means(rows, warmup_intervals);
+        self.record_accuracy_of(&AccuracyTally::over(rows, warmup_intervals, truth))
+    }
+
+    /// Fills the accuracy fields from a tally the rows were streamed into
+    /// (a run keeps the tally, not its rows), and returns the metrics.
+    pub fn record_accuracy_of(&mut self, tally: &AccuracyTally) -> Metrics {
+        let m = tally.metrics();
+        let means = tally.wss_means();
         self.true_wss_mean_pages = means.true_wss_pages;
         self.true_wss_write_mean_pages = means.true_wss_write_pages;
         self.scored_intervals = u64::try_from(means.rows).unwrap_or(u64::MAX);
@@ -371,8 +384,8 @@ impl Summary {
         self.lag_up_events = m.lag_up_events;
         self.lag_down_events = m.lag_down_events;
         self.lag_unresolved = m.lag_unresolved;
-        self.warmup_intervals = u64::try_from(warmup_intervals).unwrap_or(u64::MAX);
-        self.compared_against = truth;
+        self.warmup_intervals = u64::try_from(tally.warmup_intervals()).unwrap_or(u64::MAX);
+        self.compared_against = tally.truth();
         m
     }
 }

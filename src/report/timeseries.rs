@@ -192,15 +192,24 @@ impl TimeseriesWriter {
 /// Reads a whole timeseries.csv. Columns are matched by name, so a file
 /// with extra columns appended by a later version still reads.
 pub fn read_timeseries(path: &Path) -> Result<Vec<Row>, ReportError> {
+    let mut rows = Vec::new();
+    for_each_row(path, |row| rows.push(row))?;
+    Ok(rows)
+}
+
+/// Reads timeseries.csv one row at a time, handing each to `f` in file
+/// order, so a reader that keeps only a summary of the rows (the plot's
+/// bounded series) needs no memory for the file.
+pub fn for_each_row(path: &Path, mut f: impl FnMut(Row)) -> Result<(), ReportError> {
     let csv_error = |source| ReportError::Csv {
         path: path.to_path_buf(),
         source,
     };
     let mut reader = csv::Reader::from_path(path).map_err(csv_error)?;
-    reader
-        .deserialize()
-        .collect::<Result<Vec<Row>, _>>()
-        .map_err(csv_error)
+    for row in reader.deserialize() {
+        f(row.map_err(csv_error)?);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

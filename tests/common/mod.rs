@@ -178,10 +178,15 @@ impl RunSpec<'_> {
     }
 }
 
-/// Runs a config into a temporary folder; a failure fails the test.
+/// Runs a config into a temporary folder, keeping its rows in `rows` (a
+/// run keeps none unless asked); a failure fails the test.
 pub fn run(cfg: &kvm_wss::config::RunConfig) -> kvm_wss::run::RunOutput {
     let dir = tempfile::tempdir().expect("tempdir");
-    kvm_wss::run::run(cfg, dir.path())
+    let extras = kvm_wss::run::RunExtras {
+        keep_rows: true,
+        ..kvm_wss::run::RunExtras::default()
+    };
+    kvm_wss::run::run_with(cfg, dir.path(), extras)
         .unwrap_or_else(|e| panic!("run failed: {}", kvm_wss::error_chain(&e)))
 }
 
@@ -444,4 +449,35 @@ impl GuestOutcome {
             .get(name)
             .unwrap_or_else(|| panic!("no result {name} in {:?}", self.results))
     }
+}
+
+/// Runs kvm-wss with `args` and returns its output and its own peak
+/// resident memory, in KiB (from `wait4`, so no other child counts).
+// The child is reaped by wait4 rather than `Child::wait`, which has no rusage.
+#[allow(clippy::zombie_processes)]
+pub fn kvm_wss_with_rss(args: &[&str]) -> (std::process::Output, i64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
+        .args(args)
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("spawn");
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
+    let mut status = 0;
+    // SAFETY: all-zero bytes are a valid rusage; wait4 reaps the child we
+    // spawned and fills both through valid pointers.
+    let rusage = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::wait4(pid, &mut status, 0, &mut ru), pid);
+        ru
+    };
+    let status = std::os::unix::process::ExitStatusExt::from_raw(status);
+    let output = std::process::Output {
+        status,
+        stdout: std::fs::read(&out_path).expect("stdout"),
+        stderr: std::fs::read(&err_path).expect("stderr"),
+    };
+    (output, rusage.ru_maxrss)
 }
