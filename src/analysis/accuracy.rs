@@ -111,7 +111,17 @@ pub struct WssMeans {
 /// The rows errors are computed over: after warm-up and full (a partial
 /// last interval covers less time than the estimate is scaled for).
 fn scored_rows(rows: &[Row], warmup_intervals: usize) -> impl Iterator<Item = &Row> {
-    rows.iter().skip(warmup_intervals).filter(|r| r.full)
+    rows.iter()
+        .enumerate()
+        .filter(move |&(i, r)| is_scored(i, r, warmup_intervals))
+        .map(|(_, r)| r)
+}
+
+/// Whether the `index`-th row (from 0) enters the error metrics: full and
+/// after the warm-up. The one rule, for rows and for what is measured at
+/// their ends (curve points).
+pub fn is_scored(index: usize, row: &Row, warmup_intervals: usize) -> bool {
+    index >= warmup_intervals && row.full
 }
 
 /// The (value, truth) points of `rows` that have a finite `value`.
@@ -124,8 +134,9 @@ fn points<'a>(
         .collect()
 }
 
-/// Mean |value - truth| / truth over the points with truth > 0.
-fn mean_relative_error(points: &[(f64, u64)]) -> Option<f64> {
+/// Mean |value - truth| / truth over the points with truth > 0: the one
+/// definition of MAPE (as a fraction), for rows and for curve points.
+pub fn mean_relative_error(points: &[(f64, u64)]) -> Option<f64> {
     mean(
         points
             .iter()
@@ -140,7 +151,17 @@ fn mean_relative_error(points: &[(f64, u64)]) -> Option<f64> {
 pub fn band_covers(row: &Row, truth: TruthColumn) -> Option<bool> {
     let pages = row.est_wss_pages.filter(|e| e.is_finite())?;
     let t = truth.of(row) as f64;
-    Some(row.est_lo_pages.unwrap_or(pages) <= t && t <= row.est_hi_pages.unwrap_or(pages))
+    Some(in_band(
+        row.est_lo_pages.unwrap_or(pages),
+        row.est_hi_pages.unwrap_or(pages),
+        t,
+    ))
+}
+
+/// Whether a band `[lo, hi]` holds `truth`: the one rule of band coverage,
+/// for rows and for curve points.
+pub fn in_band(lo: f64, hi: f64, truth: f64) -> bool {
+    lo <= truth && truth <= hi
 }
 
 /// Computes the accuracy metrics of `rows` against `truth`.
