@@ -335,7 +335,20 @@ fn replay(args: &ReplayArgs) -> Result<ExitCode, AppError> {
     let rec =
         crate::record::read(&args.run_dir.join(file)).map_err(crate::replay::ReplayError::from)?;
     let settings = args.to_settings(&rec.header);
-    let rows = crate::replay::replay(&rec, &settings)?;
+    let out_dir = args.out.clone().unwrap_or_else(|| args.run_dir.clone());
+    if args.out.is_some() {
+        crate::cli::check_out_dir(&out_dir)?;
+    }
+    let replayed = crate::replay::curve::replay_curve(&rec, &settings)?;
+    let curve = (!replayed.curve.is_empty())
+        .then(|| crate::replay::curve::CurveSummary::of(&rec, &settings, &replayed));
+    if let Some(c) = &curve {
+        let title = format!("{}: W(τ), estimated and exact", rec.header.guest);
+        for path in crate::replay::curve::write_outputs(&out_dir, &title, c, &replayed.curve)? {
+            eprintln!("kvm-wss: wrote {}", path.display());
+        }
+    }
+    let rows = replayed.rows;
     let summary = crate::replay::summarize(&rec, &settings, &rows);
     if settings == crate::replay::ReplaySettings::recorded(&rec.header) {
         // The run's own settings: the replay must give the live estimates.
@@ -356,6 +369,10 @@ fn replay(args: &ReplayArgs) -> Result<ExitCode, AppError> {
         dropped: None,
     };
     print_table(&out).map_err(AppError::Stdout)?;
+    if let Some(c) = &curve {
+        println!("\nW(τ) against the exact curve of the trace, over the scored intervals:\n");
+        print!("{}", c.markdown());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

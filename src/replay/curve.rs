@@ -20,6 +20,9 @@ use crate::report::timeseries::Row;
 pub const CURVE_CSV: &str = "curve.csv";
 /// The curve's figure, `<base>.svg` and `<base>.png`.
 pub const CURVE_PLOT: &str = "wss_curve";
+/// The per-window accuracy, as JSON and as a Markdown table.
+pub const CURVE_JSON: &str = "curve.json";
+pub const CURVE_MD: &str = "curve.md";
 
 /// One estimated point of the curve, as curve.csv holds it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -122,6 +125,118 @@ pub fn accuracy(curve: &[CurveRow]) -> Vec<TauAccuracy> {
         })
         .collect();
     per_tau(&points)
+}
+
+/// The accuracy of one window of the curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct WindowAccuracy {
+    pub tau_s: f64,
+    #[serde(flatten)]
+    pub accuracy: TauAccuracy,
+}
+
+/// What curve.json holds: the replay's cost and the curve's accuracy per
+/// window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CurveSummary {
+    pub guest: String,
+    pub sample_pages: u64,
+    pub interval_s: f64,
+    pub intervals: usize,
+    /// Caught touches of the whole replay (one fault each, live).
+    pub tracked_faults: u64,
+    pub windows: Vec<WindowAccuracy>,
+}
+
+impl CurveSummary {
+    pub fn of(rec: &Recording, settings: &ReplaySettings, out: &CurveReplay) -> Self {
+        let windows = accuracy(&out.curve)
+            .into_iter()
+            .map(|accuracy| WindowAccuracy {
+                tau_s: out
+                    .curve
+                    .iter()
+                    .find(|c| c.tau_ticks == accuracy.tau_ticks)
+                    .map_or(f64::NAN, |c| c.tau_s),
+                accuracy,
+            })
+            .collect();
+        CurveSummary {
+            guest: rec.header.guest.clone(),
+            sample_pages: settings.estimator.sample_pages,
+            interval_s: super::interval_len(&rec.header, settings.interval_ticks).as_secs_f64(),
+            intervals: out.rows.len(),
+            tracked_faults: out.rows.iter().map(|r| r.faults).sum(),
+            windows,
+        }
+    }
+
+    /// The per-window table, in Markdown.
+    pub fn markdown(&self) -> String {
+        use crate::analysis::format::{Align, markdown_table, opt_percent};
+        let rows: Vec<Vec<String>> = self
+            .windows
+            .iter()
+            .map(|w| {
+                let a = &w.accuracy;
+                let pages = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+                vec![
+                    format!("{} s", crate::plot::format_tick(w.tau_s)),
+                    a.points.to_string(),
+                    pages(a.exact_mean_pages),
+                    pages(a.est_mean_pages),
+                    opt_percent(a.mape),
+                    opt_percent(a.band_coverage),
+                ]
+            })
+            .collect();
+        markdown_table(
+            &[
+                "window τ",
+                "points",
+                "exact W(τ), mean pages",
+                "estimate, mean pages",
+                "MAPE",
+                "band coverage",
+            ],
+            &[
+                Align::Left,
+                Align::Right,
+                Align::Right,
+                Align::Right,
+                Align::Right,
+                Align::Right,
+            ],
+            &rows,
+        )
+    }
+}
+
+/// Writes curve.csv, curve.json, curve.md and the figure of a replay's
+/// curve into `dir`; returns the paths written.
+pub fn write_outputs(
+    dir: &Path,
+    title: &str,
+    summary: &CurveSummary,
+    curve: &[CurveRow],
+) -> Result<Vec<std::path::PathBuf>, ReportError> {
+    let csv = dir.join(CURVE_CSV);
+    write_csv(&csv, curve)?;
+    let json = dir.join(CURVE_JSON);
+    let text = serde_json::to_string_pretty(summary).map_err(|source| ReportError::Json {
+        path: json.clone(),
+        source,
+    })?;
+    crate::report::write_atomic(&json, text.as_bytes())?;
+    let md = dir.join(CURVE_MD);
+    crate::report::write_atomic(&md, summary.markdown().as_bytes())?;
+    let mut written = vec![csv, json, md];
+    written.extend(crate::plot::curve::draw(
+        &dir.join(CURVE_PLOT),
+        title,
+        curve,
+    )?);
+    Ok(written)
 }
 
 /// Writes `curve` to `path` as CSV (an unknown exact value is empty).
