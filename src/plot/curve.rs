@@ -44,6 +44,12 @@ fn mean_line(
     }
 }
 
+/// The interval a point closes, counted from 1 (the time series' x axis:
+/// interval ends are whole seconds apart only up to the boundaries' jitter).
+fn interval_number(c: &CurveRow) -> f64 {
+    (c.interval + 1) as f64
+}
+
 /// The panels of the figure: the curve, then one time series per window.
 pub fn panels(curve: &[CurveRow]) -> Vec<LinePanel> {
     let taus = windows(curve);
@@ -66,13 +72,13 @@ pub fn panels(curve: &[CurveRow]) -> Vec<LinePanel> {
         let at: Vec<&CurveRow> = curve.iter().filter(|c| c.tau_s == tau).collect();
         let line = |label: &str, dashed: bool, value: &dyn Fn(&CurveRow) -> f64| Line {
             label: label.to_string(),
-            points: at.iter().map(|c| (c.t_s, value(c))).collect(),
+            points: at.iter().map(|c| (interval_number(c), value(c))).collect(),
             dashed,
         };
         out.push(LinePanel {
             title: format!("W(t, τ = {} s)", super::format_tick(tau)),
-            x_label: "t (s)".into(),
-            x_ticks: at.iter().map(|c| c.t_s).collect(),
+            x_label: "interval".into(),
+            x_ticks: at.iter().map(|c| interval_number(c)).collect(),
             y_label: "pages".into(),
             y_format: YFormat::Plain,
             lines: vec![
@@ -103,7 +109,7 @@ mod tests {
     fn row(interval: usize, tau_ticks: u32, est: f64, exact: u64) -> CurveRow {
         CurveRow {
             interval,
-            t_s: (interval + 1) as f64,
+            t_s: interval as f64 + 1.02,
             tau_s: 0.25 * f64::from(tau_ticks),
             tau_ticks,
             est,
@@ -131,7 +137,7 @@ mod tests {
         assert_eq!(p[0].lines[0].points, [(0.25, 100.0), (1.0, 320.0)]);
         assert_eq!(p[0].lines[1].points, [(0.25, 110.0), (1.0, 310.0)]);
         assert_eq!(p[0].lines[2].points, [(0.25, 100.0), (1.0, 300.0)]);
-        // The time series shows every point.
+        // The time series shows every point, by interval number.
         assert_eq!(p[1].x_ticks, [1.0, 2.0, 3.0]);
         assert_eq!(p[2].lines[1].points, [(2.0, 300.0), (3.0, 320.0)]);
     }
