@@ -171,8 +171,19 @@ impl CurveSummary {
         }
     }
 
-    /// The per-window table, in Markdown.
+    /// The per-window table, in Markdown, under a line with the cost.
     pub fn markdown(&self) -> String {
+        format!(
+            "{} sampled pages per {} s interval, {} intervals, {} tracked faults.\n\n{}",
+            self.sample_pages,
+            crate::plot::format_tick(self.interval_s),
+            self.intervals,
+            self.tracked_faults,
+            self.table()
+        )
+    }
+
+    fn table(&self) -> String {
         use crate::analysis::format::{Align, markdown_table, opt_percent};
         let rows: Vec<Vec<String>> = self
             .windows
