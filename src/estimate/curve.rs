@@ -13,10 +13,17 @@
 //! started only at ticks where some window of the grid begins, and lives as long as the longest
 //! window it serves: at an interval's start (for τ = 1, 2 and 4 intervals, 16 ticks), at its
 //! half (τ = interval/2, 2 ticks) and at its last tick (τ = interval/4, 1 tick); no window
-//! begins a quarter in, so no pages are drawn there. Every drawn page feeds a reported point,
-//! and every point rests on the same number of pages. A page drawn into a new cohort while still
-//! armed for an older one belongs to both: its first touch after both starts is the first touch
-//! for each.
+//! begins a quarter in, so no pages are drawn there. Every drawn page feeds a reported point.
+//! A page drawn into a new cohort while still armed for an older one belongs to both: its first
+//! touch after both starts is the first touch for each.
+//!
+//! The interval's budget (`--sample-pages`) is split over its three cohorts in proportion to
+//! (1 − p) / p, p the share of the domain touched in the shortest window each resolves, as the
+//! last interval's curve measured it (evenly until then): the relative variance of a sampled
+//! share is (1 − p) / (p m), so this gives every window about the same relative error. Short
+//! windows, whose shares are small, get most pages, and they are also the cheap ones, since a
+//! page costs a fault only when touched in its cohort's life; the 16-tick cohort, the costly one,
+//! gets the fewest.
 //!
 //! The interval's measurement (`raw`) is the τ = interval point, W(t, interval): the pages
 //! touched in the interval, the quantity esx measures, so it is scored the same way.
@@ -51,6 +58,63 @@ fn lifetime(r: u32) -> Option<u32> {
         .copied()
         .filter(|tau| (r + tau).is_multiple_of(TICKS_PER_INTERVAL))
         .max()
+}
+
+/// The shortest window a cohort started at tick `r` of an interval serves: the one its size
+/// must resolve (its other windows are longer, so their share of touched pages is larger).
+fn shortest_window(r: u32) -> Option<u32> {
+    TAU_TICKS
+        .iter()
+        .copied()
+        .find(|tau| (r + tau).is_multiple_of(TICKS_PER_INTERVAL))
+}
+
+/// Splits `budget` pages over cohorts whose windows' touched shares are `shares`: each cohort gets
+/// pages in proportion to (1 − p) / p, so that every window is estimated with about the same
+/// relative error (the relative variance of a share p sampled from m pages is (1 − p) / (p m)),
+/// and a window whose pages are rarely touched, which is also the cheap one to sample (few of its
+/// pages fault), gets the most pages. Shares are clamped to [0.01, 0.99] so that an idle or
+/// saturated window neither takes nor loses the whole budget. No cohort exceeds `domain` pages:
+/// what a capped cohort cannot use goes to the others. Every cohort gets at least one page.
+fn allocate(budget: u64, shares: &[f64], domain: u64) -> Vec<u64> {
+    let weights: Vec<f64> = shares
+        .iter()
+        .map(|p| {
+            let p = if p.is_finite() {
+                p.clamp(0.01, 0.99)
+            } else {
+                0.5
+            };
+            (1.0 - p) / p
+        })
+        .collect();
+    let mut sizes = vec![0u64; weights.len()];
+    let mut open: Vec<usize> = (0..weights.len()).collect();
+    let mut left = budget;
+    // Water-filling: cap the cohorts that would exceed the domain, re-split the rest.
+    while !open.is_empty() {
+        let total: f64 = open.iter().map(|&i| weights[i]).sum();
+        let capped: Vec<usize> = open
+            .iter()
+            .copied()
+            .filter(|&i| left as f64 * weights[i] / total >= domain as f64)
+            .collect();
+        if capped.is_empty() {
+            for &i in &open {
+                sizes[i] = (left as f64 * weights[i] / total).floor() as u64;
+            }
+            break;
+        }
+        for &i in &capped {
+            sizes[i] = domain;
+            left = left.saturating_sub(domain);
+        }
+        open.retain(|i| !capped.contains(i));
+    }
+    sizes
+        .into_iter()
+        .map(|m| m.clamp(1, domain.max(1)))
+        .collect()
 }
 
 /// A sample armed at one tick boundary and followed until its pages' first touches.
@@ -91,8 +155,10 @@ impl Cohort {
 
 pub struct Curve {
     domain: u64,
-    /// Pages per cohort.
-    cohort_pages: u64,
+    /// Pages drawn per interval, over its cohorts.
+    budget: u64,
+    /// This interval's cohort sizes, by start tick (`None`: no cohort starts there).
+    sizes: Vec<Option<u64>>,
     /// Ticks completed since the start.
     tick: u64,
     /// Ticks completed in the open interval.
@@ -105,11 +171,13 @@ pub struct Curve {
 }
 
 impl Curve {
-    /// `build()` has checked `0 < cohort_pages <= domain`.
-    pub(super) fn new(domain: u64, cohort_pages: u64) -> Self {
+    /// `build()` has checked `budget >= cohorts_per_interval()` and that an even split fits
+    /// the domain.
+    pub(super) fn new(domain: u64, budget: u64) -> Self {
         Curve {
             domain,
-            cohort_pages,
+            budget,
+            sizes: Vec::new(),
             tick: 0,
             tick_in_interval: 0,
             cohorts: VecDeque::new(),
@@ -128,6 +196,28 @@ impl Curve {
             pages: p * big_n,
             lo: lo * big_n,
             hi: hi * big_n,
+        }
+    }
+
+    /// Splits the budget over this interval's cohorts by the shares of the windows they resolve
+    /// in the last interval's curve; evenly until each has been measured.
+    fn plan_interval(&mut self) {
+        let starts: Vec<u32> = (0..TICKS_PER_INTERVAL)
+            .filter(|&r| lifetime(r).is_some())
+            .collect();
+        let shares: Option<Vec<f64>> = starts
+            .iter()
+            .map(|&r| {
+                let tau = shortest_window(r)?;
+                let point = self.curve.iter().find(|p| p.tau_ticks == tau)?;
+                Some(point.estimate.pages / self.domain as f64)
+            })
+            .collect();
+        let shares = shares.unwrap_or_else(|| vec![0.5; starts.len()]);
+        let sizes = allocate(self.budget, &shares, self.domain);
+        self.sizes = vec![None; TICKS_PER_INTERVAL as usize];
+        for (&r, m) in starts.iter().zip(sizes) {
+            self.sizes[r as usize] = Some(m);
         }
     }
 
@@ -154,12 +244,16 @@ impl Estimator for Curve {
         // and are let go.
         let now = self.tick;
         self.cohorts.retain(|c| c.age(now) < u64::from(c.lifetime));
-        if let Some(lifetime) = lifetime(self.tick_in_interval) {
-            // build() refuses domains that do not fit usize, and cohort_pages <= domain.
+        if self.tick_in_interval == 0 {
+            self.plan_interval();
+        }
+        let r = self.tick_in_interval as usize;
+        if let (Some(lifetime), Some(Some(size))) =
+            (lifetime(self.tick_in_interval), self.sizes.get(r))
+        {
+            // build() refuses domains that do not fit usize; allocate() keeps size <= domain.
             let length = usize::try_from(self.domain).unwrap_or(usize::MAX);
-            let amount = usize::try_from(self.cohort_pages)
-                .unwrap_or(length)
-                .min(length);
+            let amount = usize::try_from(*size).unwrap_or(length).min(length);
             let mut pages: Vec<PageIdx> = index::sample(rng, length, amount)
                 .into_iter()
                 .map(|i| i as PageIdx)
@@ -243,6 +337,46 @@ mod tests {
         assert_eq!(cohorts_per_interval(), 3);
     }
 
+    #[test]
+    fn the_budget_goes_to_windows_by_their_relative_variance() {
+        // Equal shares: an even split.
+        assert_eq!(allocate(300, &[0.2, 0.2, 0.2], 1000), [100, 100, 100]);
+        // Weights (1 - p) / p = 19, 9, 4 of 32 (floored after rounding error: within a page).
+        let sizes = allocate(3200, &[0.05, 0.1, 0.2], 100_000);
+        for (got, want) in sizes.iter().zip([1900u64, 900, 400]) {
+            assert!(got.abs_diff(want) <= 1, "{sizes:?}");
+        }
+        assert!(sizes.iter().sum::<u64>() <= 3200);
+        // A census is capped at the domain.
+        assert_eq!(allocate(30, &[0.05, 0.5, 0.9], 10), [10, 10, 10]);
+        // The first cohort would take 22 of 25 pages: capped at 10, the other two split 15.
+        assert_eq!(allocate(25, &[0.05, 0.5, 0.5], 10), [10, 7, 7]);
+        // Idle and saturated windows are clamped; no cohort goes empty.
+        assert_eq!(allocate(100, &[0.0, 1.0, f64::NAN], 1000), [98, 1, 1]);
+    }
+
+    #[test]
+    fn short_windows_get_more_pages_once_the_curve_is_known() {
+        let mut e = Curve::new(10_000, 3000);
+        let mut rng = StdRng::seed_from_u64(6);
+        // Pages 0..500 every tick, and a scan of 1000 new pages per tick.
+        let touch = |tick: u64, page: PageIdx| {
+            page < 500
+                || (500 + (tick * 1000) % 9000..500 + (tick * 1000) % 9000 + 1000).contains(&page)
+        };
+        interval(&mut e, &mut rng, &touch);
+        assert_eq!(e.sizes, [Some(1000), None, Some(1000), Some(1000)]);
+        interval(&mut e, &mut rng, &touch);
+        // W = 15%, 25% and 45% of the domain at τ = 1, 2 and 4 ticks: weights 5.7, 3, 1.2.
+        let [Some(long), None, Some(half), Some(quarter)] = e.sizes[..] else {
+            panic!("{:?}", e.sizes);
+        };
+        assert!(quarter > half && half > long, "{:?}", e.sizes);
+        assert!(long + half + quarter <= 3000 && long + half + quarter >= 2997);
+        let quarter_cohort = e.cohorts.iter().find(|c| c.lifetime == 1).unwrap();
+        assert_eq!(quarter_cohort.pages.len() as u64, quarter);
+    }
+
     /// One interval of four ticks in which the guest touches `touch(tick, page)`.
     fn interval(
         e: &mut Curve,
@@ -264,7 +398,7 @@ mod tests {
 
     #[test]
     fn first_touch_ages_are_recorded_once_per_cohort() {
-        let mut e = Curve::new(10, 10);
+        let mut e = Curve::new(10, 30);
         let mut rng = StdRng::seed_from_u64(1);
         // A census: every page is in the cohort of tick 0.
         assert_eq!(e.choose(&mut rng), (0..10).collect::<Vec<_>>());
@@ -299,7 +433,7 @@ mod tests {
 
     #[test]
     fn cohorts_expire_after_their_longest_window() {
-        let mut e = Curve::new(1000, 50);
+        let mut e = Curve::new(1000, 150);
         let mut rng = StdRng::seed_from_u64(2);
         // Nothing is ever touched, so armed pages only leave when their cohorts expire.
         let none = |_: u64, _: PageIdx| false;
@@ -318,7 +452,7 @@ mod tests {
 
     #[test]
     fn armed_pages_are_the_union_of_live_cohorts_untouched_pages() {
-        let mut e = Curve::new(64, 40);
+        let mut e = Curve::new(64, 120);
         let mut rng = StdRng::seed_from_u64(3);
         let none = |_: u64, _: PageIdx| false;
         for _ in 0..3 {
@@ -361,7 +495,7 @@ mod tests {
             x ^= x >> 29;
             (x % 1_000_000) as f64 / 1e6 < q
         };
-        let mut e = Curve::new(domain, 400);
+        let mut e = Curve::new(domain, 2400);
         let mut rng = StdRng::seed_from_u64(4);
         let (mut covered, mut total) = (0u32, 0u32);
         let mut sum = [0.0f64; 5];
@@ -393,7 +527,7 @@ mod tests {
 
     #[test]
     fn a_short_last_interval_is_measured_by_the_cohort_of_its_start() {
-        let mut e = Curve::new(8, 8);
+        let mut e = Curve::new(8, 24);
         let mut rng = StdRng::seed_from_u64(5);
         let all = |_: u64, _: PageIdx| true;
         interval(&mut e, &mut rng, &all);

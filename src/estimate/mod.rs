@@ -338,7 +338,7 @@ pub fn build(cfg: &EstimatorConfig) -> Result<Box<dyn Estimator>, EstimateError>
                     domain_pages: domain,
                 });
             }
-            Ok(Box::new(Curve::new(domain, m)))
+            Ok(Box::new(Curve::new(domain, cfg.sample_pages)))
         }
     }
 }
