@@ -99,10 +99,14 @@ fn allocate(budget: u64, shares: &[f64], domain: u64) -> Vec<u64> {
             .copied()
             .filter(|&i| left as f64 * weights[i] / total >= domain as f64)
             .collect();
-        if capped.is_empty() {
-            for &i in &open {
+        if let ([rest @ .., last], true) = (&open[..], capped.is_empty()) {
+            // Floors for all but one, which takes what is left: whole pages, none lost to
+            // rounding (a census stays a census).
+            for &i in rest {
                 sizes[i] = (left as f64 * weights[i] / total).floor() as u64;
             }
+            let given: u64 = rest.iter().map(|&i| sizes[i]).sum();
+            sizes[*last] = left.saturating_sub(given);
             break;
         }
         for &i in &capped {
@@ -341,18 +345,23 @@ mod tests {
     fn the_budget_goes_to_windows_by_their_relative_variance() {
         // Equal shares: an even split.
         assert_eq!(allocate(300, &[0.2, 0.2, 0.2], 1000), [100, 100, 100]);
-        // Weights (1 - p) / p = 19, 9, 4 of 32 (floored after rounding error: within a page).
+        // Weights (1 - p) / p = 19, 9, 4 of 32 (floored after rounding error: within a page;
+        // the last cohort takes the rest).
         let sizes = allocate(3200, &[0.05, 0.1, 0.2], 100_000);
         for (got, want) in sizes.iter().zip([1900u64, 900, 400]) {
             assert!(got.abs_diff(want) <= 1, "{sizes:?}");
         }
-        assert!(sizes.iter().sum::<u64>() <= 3200);
+        assert_eq!(sizes.iter().sum::<u64>(), 3200);
+        // Rounding never leaves a census short of the domain, whatever the shares.
+        for shares in [[0.3, 0.3, 0.3], [0.07, 0.11, 0.13], [0.9, 0.2, 0.6]] {
+            assert_eq!(allocate(3 * 7924, &shares, 7924), [7924; 3], "{shares:?}");
+        }
         // A census is capped at the domain.
         assert_eq!(allocate(30, &[0.05, 0.5, 0.9], 10), [10, 10, 10]);
         // The first cohort would take 22 of 25 pages: capped at 10, the other two split 15.
-        assert_eq!(allocate(25, &[0.05, 0.5, 0.5], 10), [10, 7, 7]);
+        assert_eq!(allocate(25, &[0.05, 0.5, 0.5], 10), [10, 7, 8]);
         // Idle and saturated windows are clamped; no cohort goes empty.
-        assert_eq!(allocate(100, &[0.0, 1.0, f64::NAN], 1000), [98, 1, 1]);
+        assert_eq!(allocate(100, &[0.0, 1.0, f64::NAN], 1000), [98, 1, 2]);
     }
 
     #[test]
