@@ -13,7 +13,6 @@ use crate::cli::{
     BenchCommand, Cli, Command, ReplayArgs, RunArgs, StudyArgs, SweepArgs, UsageError,
 };
 use crate::estimate::EstimatorKind;
-use crate::replay::curve::CurveSummary;
 use crate::report::ReportError;
 use crate::report::summary::{EndKind, Summary, read_summary};
 use crate::report::timeseries::read_timeseries;
@@ -290,7 +289,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         print_table(&out).map_err(AppError::Stdout)?;
     }
     if !crate::run::interrupted()
-        && let Err(e) = live_curve(&cfg, &out, args.json)
+        && let Err(e) = crate::replay::curve_cli::live_curve(&cfg, &out, args.json)
     {
         // The run's own outputs are whole; only the curve's are missing.
         eprintln!(
@@ -350,7 +349,7 @@ fn replay(args: &ReplayArgs) -> Result<ExitCode, AppError> {
     if args.out.is_some() {
         crate::cli::check_out_dir(&out_dir)?;
     }
-    let (rows, curve) = replay_with_curve(&rec, &settings, &out_dir)?;
+    let (rows, curve) = crate::replay::curve_cli::replay_with_curve(&rec, &settings, &out_dir)?;
     let summary = crate::replay::summarize(&rec, &settings, &rows);
     if settings == crate::replay::ReplaySettings::recorded(&rec.header) {
         // The run's own settings: the replay must give the live estimates.
@@ -372,64 +371,9 @@ fn replay(args: &ReplayArgs) -> Result<ExitCode, AppError> {
     };
     print_table(&out).map_err(AppError::Stdout)?;
     if let Some(c) = &curve {
-        print_curve(c);
+        crate::replay::curve_cli::print_curve(c);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Replays `settings` over `rec`; for an estimator that measures the
-/// working-set curve, also writes the curve's files into `out_dir` and
-/// returns its summary.
-fn replay_with_curve(
-    rec: &crate::record::Recording,
-    settings: &crate::replay::ReplaySettings,
-    out_dir: &std::path::Path,
-) -> Result<(Vec<crate::report::timeseries::Row>, Option<CurveSummary>), AppError> {
-    let replayed = crate::replay::curve::replay_curve(rec, settings)?;
-    if replayed.curve.is_empty() {
-        return Ok((replayed.rows, None));
-    }
-    let c = CurveSummary::of(rec, settings, &replayed);
-    let title = format!("{}: W(τ), estimated and exact", rec.header.guest);
-    for path in crate::replay::curve::write_outputs(out_dir, &title, &c, &replayed.curve)? {
-        eprintln!("kvm-wss: wrote {}", path.display());
-    }
-    Ok((replayed.rows, Some(c)))
-}
-
-fn print_curve(c: &CurveSummary) {
-    println!("\nW(τ) against the exact curve of the trace, over the scored intervals:\n");
-    print!("{}", c.markdown());
-}
-
-/// After a live `curve` run: its curve against the exact one, from the
-/// trace `--record` kept (the replay with the recorded settings is the live
-/// run's own curve, checked interval by interval). Without a trace there is
-/// no exact curve to hold it against, and the user is told how to get one.
-fn live_curve(cfg: &crate::config::RunConfig, out: &RunOutput, json: bool) -> Result<(), AppError> {
-    if cfg.estimator != EstimatorKind::Curve {
-        return Ok(());
-    }
-    let trace = out.dir.join(crate::record::TRACE_FILE);
-    if !trace.is_file() {
-        eprintln!(
-            "kvm-wss: the curve's files (curve.csv, wss_curve.svg) are written with --record, whose trace holds the exact curve"
-        );
-        return Ok(());
-    }
-    let rec = crate::record::read(&trace).map_err(crate::replay::ReplayError::from)?;
-    let settings = crate::replay::ReplaySettings::recorded(&rec.header);
-    let (rows, curve) = replay_with_curve(&rec, &settings, &out.dir)?;
-    let (equal, live) = crate::replay::live_matches(&rec, &rows);
-    if equal != live {
-        eprintln!(
-            "kvm-wss: warning: the curve replayed from the trace matches {equal} of {live} live intervals"
-        );
-    }
-    if let (Some(c), false) = (&curve, json) {
-        print_curve(c);
-    }
-    Ok(())
 }
 
 fn study(args: &StudyArgs) -> Result<ExitCode, AppError> {

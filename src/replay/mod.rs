@@ -10,6 +10,7 @@
 
 pub mod args;
 pub mod curve;
+pub mod curve_cli;
 
 use std::time::Duration;
 
