@@ -291,6 +291,16 @@ fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     } else {
         print_table(&out).map_err(AppError::Stdout)?;
     }
+    if !crate::run::interrupted()
+        && let Err(e) = crate::replay::curve_cli::live_curve(&cfg, &out, args.json)
+    {
+        // The run's own outputs are whole; only the curve's are missing.
+        eprintln!(
+            "kvm-wss: the curve's files were not written: {}",
+            crate::error_chain(&e)
+        );
+        return Ok(ExitCode::from(EXIT_RUNTIME));
+    }
     if !matches!(out.end, RunEnd::Interrupted) && crate::run::interrupted() {
         // Ctrl-C after the guest stopped: what was written is whole.
         eprintln!(
@@ -338,7 +348,11 @@ fn replay(args: &ReplayArgs) -> Result<ExitCode, AppError> {
     let rec =
         crate::record::read(&args.run_dir.join(file)).map_err(crate::replay::ReplayError::from)?;
     let settings = args.to_settings(&rec.header);
-    let rows = crate::replay::replay(&rec, &settings)?;
+    let out_dir = args.out.clone().unwrap_or_else(|| args.run_dir.clone());
+    if args.out.is_some() {
+        crate::cli::check_out_dir(&out_dir)?;
+    }
+    let (rows, curve) = crate::replay::curve_cli::replay_with_curve(&rec, &settings, &out_dir)?;
     let summary = crate::replay::summarize(&rec, &settings, &rows);
     if settings == crate::replay::ReplaySettings::recorded(&rec.header) {
         // The run's own settings: the replay must give the live estimates.
@@ -359,6 +373,9 @@ fn replay(args: &ReplayArgs) -> Result<ExitCode, AppError> {
         dropped: None,
     };
     print_table(&out).map_err(AppError::Stdout)?;
+    if let Some(c) = &curve {
+        crate::replay::curve_cli::print_curve(c);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

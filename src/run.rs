@@ -247,7 +247,7 @@ pub fn reported_sample_pages(
     match (tracker, estimator) {
         (TrackerKind::None, _) | (_, EstimatorKind::Damon) => None,
         (_, EstimatorKind::Exhaustive) => Some(domain_pages),
-        (_, EstimatorKind::Esx) => Some(sample_pages),
+        (_, EstimatorKind::Esx | EstimatorKind::Curve) => Some(sample_pages),
     }
 }
 

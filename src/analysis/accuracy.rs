@@ -109,13 +109,43 @@ pub struct WssMeans {
     pub est_wss_pages: Option<f64>,
 }
 
+/// Whether the `index`-th row (from 0) enters the error metrics: full and
+/// after the warm-up (a partial last interval covers less time than the
+/// estimate is scaled for). The one rule, for rows and for what is
+/// measured at their ends (curve points).
+pub fn is_scored(index: usize, row: &Row, warmup_intervals: usize) -> bool {
+    index >= warmup_intervals && row.full
+}
+
+/// Mean |value - truth| / truth over the points with truth > 0: MAPE (as a
+/// fraction) of points that are not rows (curve points), with the same
+/// relative error and the same running mean as [`AccuracyTally`].
+pub fn mean_relative_error(points: &[(f64, u64)]) -> Option<f64> {
+    let mut m = RunningMean::default();
+    points
+        .iter()
+        .filter(|&&(_, t)| t > 0)
+        .for_each(|&(e, t)| m.add(relative_error(e, t)));
+    m.mean()
+}
+
 /// Whether `row`'s measurement band holds its truth: `lo <= truth <= hi`,
 /// a missing end standing for the estimate itself (a point band). `None`
 /// without a finite estimate.
 pub fn band_covers(row: &Row, truth: TruthColumn) -> Option<bool> {
     let pages = row.est_wss_pages.filter(|e| e.is_finite())?;
     let t = truth.of(row) as f64;
-    Some(row.est_lo_pages.unwrap_or(pages) <= t && t <= row.est_hi_pages.unwrap_or(pages))
+    Some(in_band(
+        row.est_lo_pages.unwrap_or(pages),
+        row.est_hi_pages.unwrap_or(pages),
+        t,
+    ))
+}
+
+/// Whether a band `[lo, hi]` holds `truth`: the one rule of band coverage,
+/// for rows and for curve points.
+pub fn in_band(lo: f64, hi: f64, truth: f64) -> bool {
+    lo <= truth && truth <= hi
 }
 
 /// Computes the accuracy metrics of `rows` against `truth`: the rows fed
@@ -241,7 +271,7 @@ impl AccuracyTally {
         if let Some(p) = policy {
             self.policy_down.push(p, t);
         }
-        if index < self.warmup_intervals {
+        if !is_scored(index, row, self.warmup_intervals) {
             return;
         }
         self.scored += 1;

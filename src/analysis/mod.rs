@@ -9,6 +9,8 @@
 //! - [`derived`]: rates and costs from a run's summary (faults per second,
 //!   slowdown, µs per fault or armed page, relative bias);
 //! - [`recommend`]: the rule that picks the setting to recommend;
+//! - [`working_set_curve`]: the exact working-set curve W(t, τ) of a trace,
+//!   and an estimated curve scored against it per window;
 //! - [`format`](mod@format): percentages and Markdown tables in the reports.
 
 pub mod accuracy;
@@ -17,3 +19,4 @@ pub mod derived;
 pub mod format;
 pub mod recommend;
 pub mod stats;
+pub mod working_set_curve;

@@ -92,7 +92,7 @@ fn ewma(avg: Option<f64>, gain: f64, x: f64) -> f64 {
 /// Wilson's formula as an effective sample size n' = n (N-1)/(N-n), which multiplies the
 /// half-width's leading term by exactly that factor and also shrinks Wilson's pull of the centre
 /// towards 1/2, so that a census (n = N) yields the point itself.
-fn wilson_fpc(p: f64, n: f64, big_n: f64) -> (f64, f64) {
+pub(super) fn wilson_fpc(p: f64, n: f64, big_n: f64) -> (f64, f64) {
     let p = p.clamp(0.0, 1.0);
     if n >= big_n {
         return (p, p);

@@ -15,10 +15,12 @@
 //! on the measurements would act on (ESX's max of a fast and a slow average, which never
 //! under-provisions and so stays high for many intervals after the working set shrinks).
 
+pub mod curve;
 mod damon;
 mod esx;
 mod exhaustive;
 
+use curve::Curve;
 use damon::Damon;
 use esx::Esx;
 use exhaustive::Exhaustive;
@@ -68,8 +70,20 @@ impl IntervalEstimate {
     }
 }
 
+/// One point of a working-set curve: W(t, τ), the distinct pages touched in the window
+/// (t − τ, t] that ends at the interval's end t.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct CurvePoint {
+    /// The window τ, in estimator ticks.
+    pub tau_ticks: u32,
+    /// W(t, τ) in pages, with its 95% band.
+    pub estimate: Estimate,
+    /// Pages the point's estimate rests on.
+    pub sampled_pages: u64,
+}
+
 pub trait Estimator: Send {
-    /// "esx" | "damon" | "exhaustive".
+    /// "esx" | "damon" | "exhaustive" | "curve".
     fn name(&self) -> &'static str;
     /// Sampling ticks per reporting interval (1 for esx and exhaustive; DAMON's
     /// aggregation interval / sampling interval for damon).
@@ -86,6 +100,12 @@ pub trait Estimator: Send {
     /// in-progress policy value (its fast average with the touches so far folded in);
     /// estimators without one return their last measurement.
     fn peek(&self, touched_so_far: usize) -> Estimate;
+    /// The working-set curve W(t, τ) at the last closed interval's end t, for the windows the
+    /// estimator measures, shortest first; `None` from an estimator that measures only the
+    /// interval itself.
+    fn curve(&self) -> Option<Vec<CurvePoint>> {
+        None
+    }
 }
 
 /// Which estimator to run. Spelled by its name everywhere (see
@@ -96,6 +116,7 @@ pub enum EstimatorKind {
     Esx,
     Damon,
     Exhaustive,
+    Curve,
 }
 
 crate::named::named_impls!(EstimatorKind);
@@ -106,6 +127,7 @@ impl crate::named::Named for EstimatorKind {
         EstimatorKind::Esx,
         EstimatorKind::Damon,
         EstimatorKind::Exhaustive,
+        EstimatorKind::Curve,
     ];
 
     fn name(self) -> &'static str {
@@ -123,6 +145,9 @@ impl crate::named::Named for EstimatorKind {
             EstimatorKind::Exhaustive => {
                 "Every page armed every interval: the exact WSS, at full tracking cost"
             }
+            EstimatorKind::Curve => {
+                "The working-set curve W(tau) at tau = interval/4 to 4 intervals, from the first touches of cohorts of random pages kept armed across intervals"
+            }
         }
     }
 }
@@ -134,6 +159,7 @@ impl EstimatorKind {
             EstimatorKind::Esx => "esx",
             EstimatorKind::Damon => "damon",
             EstimatorKind::Exhaustive => "exhaustive",
+            EstimatorKind::Curve => "curve",
         }
     }
 
@@ -141,7 +167,9 @@ impl EstimatorKind {
     pub fn policy(self) -> &'static str {
         match self {
             EstimatorKind::Esx => "max of the slow and fast averages: never under-provisions",
-            EstimatorKind::Damon | EstimatorKind::Exhaustive => "no policy: the measurement itself",
+            EstimatorKind::Damon | EstimatorKind::Exhaustive | EstimatorKind::Curve => {
+                "no policy: the measurement itself"
+            }
         }
     }
 }
@@ -199,7 +227,8 @@ pub struct EstimatorConfig {
     pub kind: EstimatorKind,
     /// Size of the tracked domain in 4 KiB pages.
     pub domain_pages: u64,
-    /// Pages sampled per interval (esx only).
+    /// Pages sampled per interval (esx; curve: drawn per interval, split evenly over its
+    /// cohorts).
     pub sample_pages: u64,
     /// Smoothing gains (esx only).
     pub esx: EsxGains,
@@ -224,6 +253,17 @@ pub enum EstimateError {
     SlowGainOutOfRange(f64),
     #[error("esx fast gain {0} is outside (0, 1]")]
     FastGainOutOfRange(f64),
+    #[error(
+        "curve draws {cohorts} cohorts per interval and needs at least that many sampled pages, not {sample_pages}"
+    )]
+    CurveTooFewSamples { sample_pages: u64, cohorts: u64 },
+    #[error(
+        "curve cannot sample cohorts of {cohort_pages} distinct pages from a domain of {domain_pages}"
+    )]
+    CohortExceedsDomain {
+        cohort_pages: u64,
+        domain_pages: u64,
+    },
     #[error("damon needs at least one region")]
     NoMinRegions,
     #[error("damon min_regions {min} exceeds max_regions {max}")]
@@ -283,6 +323,23 @@ pub fn build(cfg: &EstimatorConfig) -> Result<Box<dyn Estimator>, EstimateError>
             Ok(Box::new(Damon::new(domain, d)))
         }
         EstimatorKind::Exhaustive => Ok(Box::new(Exhaustive::new(domain))),
+        EstimatorKind::Curve => {
+            let cohorts = curve::cohorts_per_interval();
+            let m = cfg.sample_pages / cohorts;
+            if m == 0 {
+                return Err(EstimateError::CurveTooFewSamples {
+                    sample_pages: cfg.sample_pages,
+                    cohorts,
+                });
+            }
+            if m > domain {
+                return Err(EstimateError::CohortExceedsDomain {
+                    cohort_pages: m,
+                    domain_pages: domain,
+                });
+            }
+            Ok(Box::new(Curve::new(domain, cfg.sample_pages)))
+        }
     }
 }
 
@@ -332,6 +389,35 @@ mod tests {
         );
         let exh = build(&cfg(EstimatorKind::Exhaustive)).unwrap();
         assert_eq!(exh.ticks_per_interval(), 1);
+        let curve = build(&cfg(EstimatorKind::Curve)).unwrap();
+        assert_eq!(curve.name(), "curve");
+        assert_eq!(curve.ticks_per_interval(), 4);
+        assert!(exh.curve().is_none());
+        assert_eq!(curve.curve(), Some(Vec::new()));
+    }
+
+    #[test]
+    fn curve_needs_a_page_per_cohort_and_cohorts_within_the_domain() {
+        let mut c = cfg(EstimatorKind::Curve);
+        c.sample_pages = 2;
+        assert_eq!(
+            err(c),
+            EstimateError::CurveTooFewSamples {
+                sample_pages: 2,
+                cohorts: 3
+            }
+        );
+        c.sample_pages = 3;
+        assert!(build(&c).is_ok());
+        // Three cohorts of 1025 pages each.
+        c.sample_pages = 3075;
+        assert_eq!(
+            err(c),
+            EstimateError::CohortExceedsDomain {
+                cohort_pages: 1025,
+                domain_pages: 1024
+            }
+        );
     }
 
     #[test]

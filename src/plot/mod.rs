@@ -1,11 +1,13 @@
 //! One plotting module for every picture the tool draws: the backend that
 //! writes each picture as SVG (for documents) and PNG (for quick viewing)
-//! (`backend`), line and time-series panels (`series`), the heat map of a
+//! (`backend`), line and time-series panels (`series`), the working-set
+//! curve W(τ) against its exact value (`curve`), the heat map of a
 //! table of values (`table_map`), and the time × address heat map
 //! (`heatmap`) with its colour scale (`colour`).
 
 pub mod backend;
 pub mod colour;
+pub mod curve;
 pub mod heatmap;
 pub mod series;
 pub mod table_map;

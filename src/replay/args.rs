@@ -54,6 +54,11 @@ pub struct ReplayArgs {
     /// Print the summary as JSON (the shape of summary.json) instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Where an estimator that measures the working-set curve (curve)
+    /// writes curve.csv, curve.json, curve.md and wss_curve.svg/png
+    /// [default: RUN_DIR].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 impl RunArgs {

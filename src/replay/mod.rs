@@ -9,6 +9,8 @@
 //! settings gives its estimates bit for bit.
 
 pub mod args;
+pub mod curve;
+pub mod curve_cli;
 
 use std::time::Duration;
 
@@ -140,7 +142,19 @@ pub struct ArmedTick<'a> {
 pub fn replay_observed(
     rec: &Recording,
     settings: &ReplaySettings,
+    on_tick: impl FnMut(ArmedTick<'_>),
+) -> Result<Vec<Row>, ReplayError> {
+    replay_inner(rec, settings, on_tick, |_, _| {})
+}
+
+/// The one replay loop: [`replay_observed`], also handing `on_close` the
+/// estimator right after each interval closed, with the index of the
+/// interval's last recorded tick (what the curve output reads).
+fn replay_inner(
+    rec: &Recording,
+    settings: &ReplaySettings,
     mut on_tick: impl FnMut(ArmedTick<'_>),
+    mut on_close: impl FnMut(&dyn estimate::Estimator, usize),
 ) -> Result<Vec<Row>, ReplayError> {
     let h = &rec.header;
     let (mut est, est_ticks) = build_checked(h, settings)?;
@@ -189,6 +203,7 @@ pub fn replay_observed(
         est_tick += 1;
         if last || est_tick == est_ticks {
             let e = est.end_interval();
+            on_close(est.as_ref(), i);
             rows.push(close_row(&open, e, interval));
             open = Open::default();
             est_tick = 0;

@@ -174,7 +174,9 @@ pub fn expand_grid(
                 for &interval in intervals {
                     let (estimator, sample_pages) = match (tracker, estimator) {
                         (TrackerKind::None, _) => (None, None),
-                        (_, EstimatorKind::Esx) => (Some(estimator), Some(n)),
+                        (_, EstimatorKind::Esx | EstimatorKind::Curve) => {
+                            (Some(estimator), Some(n))
+                        }
                         _ => (Some(estimator), None),
                     };
                     let s = Setting {

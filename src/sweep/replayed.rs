@@ -194,7 +194,7 @@ pub fn expand_replay_grid(
                     ..base
                 })
                 .collect(),
-            EstimatorKind::Exhaustive => vec![base],
+            EstimatorKind::Exhaustive | EstimatorKind::Curve => vec![base],
         };
         for setting in variants {
             let settings = replay_settings(&recorded, h, &setting);
