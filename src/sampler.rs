@@ -47,6 +47,8 @@ pub enum SamplerError {
     Sink(#[source] crate::report::ReportError),
     #[error("cannot write the trace")]
     Record(#[source] RecordError),
+    #[error("cannot find the guest pages resident in RAM (mincore)")]
+    Residency(#[source] std::io::Error),
 }
 
 /// The random source that picks the pages to arm, seeded from the run's
@@ -221,7 +223,7 @@ impl Sampler<'_> {
             written: Vec::new(),
         });
         let mut tally = Tally::default();
-        self.arm(first, &mut rng, &mut tally)?;
+        self.arm(first, &mut rng, &mut tally, true)?;
         release(held);
         let mut resumed_at = Instant::now();
 
@@ -255,7 +257,7 @@ impl Sampler<'_> {
                 step = 0;
             }
             if !run_over && estimator_tick_over {
-                self.arm(first, &mut rng, &mut tally)?;
+                self.arm(first, &mut rng, &mut tally, interval_over)?;
             }
             // Read while the guest is still held, so the tick's counts end
             // where its truth does.
@@ -299,16 +301,25 @@ impl Sampler<'_> {
         }
     }
 
-    /// Has the tracker arm the estimator's choice for the next tick.
+    /// Has the tracker arm the estimator's choice for the next tick; at an
+    /// interval start the estimator first learns the resident population.
     fn arm(
         &mut self,
         first: RamPage,
         rng: &mut StdRng,
         tally: &mut Tally,
+        interval_start: bool,
     ) -> Result<(), SamplerError> {
         let (Some(t), Some(e)) = (&self.tracker, &mut self.estimator) else {
             return Ok(());
         };
+        if interval_start && e.samples_population() {
+            let resident = self
+                .memory
+                .resident_data()
+                .map_err(SamplerError::Residency)?;
+            e.observe_population(&resident);
+        }
         let pages: Vec<RamPage> = e.choose(rng).into_iter().map(|p| first + p).collect();
         let t0 = Instant::now();
         t.arm(&pages)?;
@@ -536,6 +547,7 @@ pub(crate) mod tests {
             sample_pages: 0,
             esx: Default::default(),
             damon: Default::default(),
+            follow: Default::default(),
         };
         scripted_run(cfg, interval_ms, duration_ms, slow, None)
     }
@@ -610,6 +622,7 @@ pub(crate) mod tests {
                 ticks_per_interval: ticks,
                 ..Default::default()
             },
+            follow: Default::default(),
         };
         let layout = Layout::new(64 << 20, RAM_BASE + 0x10_0000, 4 << 20).expect("layout");
         let interval = Duration::from_millis(interval_ms);

@@ -216,8 +216,9 @@ fn written_spans(bits: &[AtomicU64]) -> Vec<Range<usize>> {
 }
 
 /// `mincore` over `[addr, addr + len)` (`addr` page-aligned): one byte per
-/// page, bit 0 set for resident pages.
-fn mincore(addr: usize, len: usize) -> std::io::Result<Vec<u8>> {
+/// page, bit 0 set for resident pages. Also what the sampler asks of guest
+/// RAM for the pages resident in its memfd (`GuestMemory::resident_data`).
+pub(crate) fn mincore(addr: usize, len: usize) -> std::io::Result<Vec<u8>> {
     let mut vec = vec![0u8; len.div_ceil(PAGE_SIZE as usize)];
     // SAFETY: mincore only reads the process's page tables for the range
     // and writes one byte per page into `vec`, which has exactly that many.
