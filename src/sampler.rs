@@ -223,7 +223,8 @@ impl Sampler<'_> {
             written: Vec::new(),
         });
         let mut tally = Tally::default();
-        self.arm(first, &mut rng, &mut tally, true)?;
+        self.observe_population()?;
+        self.arm(first, &mut rng, &mut tally)?;
         release(held);
         let mut resumed_at = Instant::now();
 
@@ -248,6 +249,7 @@ impl Sampler<'_> {
             let interval_over = run_over || step == steps;
             let mut row = None;
             if interval_over {
+                self.observe_population()?;
                 let recorded = log.as_ref().map(TickLog::interval_truth);
                 row = Some(self.close_interval(
                     start, held_at, read_bits, write_bits, &data, &mut carry, &tally, stopped,
@@ -257,7 +259,7 @@ impl Sampler<'_> {
                 step = 0;
             }
             if !run_over && estimator_tick_over {
-                self.arm(first, &mut rng, &mut tally, interval_over)?;
+                self.arm(first, &mut rng, &mut tally)?;
             }
             // Read while the guest is still held, so the tick's counts end
             // where its truth does.
@@ -301,25 +303,34 @@ impl Sampler<'_> {
         }
     }
 
-    /// Has the tracker arm the estimator's choice for the next tick; at an
-    /// interval start the estimator first learns the resident population.
-    fn arm(
-        &mut self,
-        first: RamPage,
-        rng: &mut StdRng,
-        tally: &mut Tally,
-        interval_start: bool,
-    ) -> Result<(), SamplerError> {
-        let (Some(t), Some(e)) = (&self.tracker, &mut self.estimator) else {
+    /// Hands the estimator the data pages resident in guest RAM, at the
+    /// first boundary and at every boundary that closes an interval (before
+    /// `end_interval`): the guest is held, so it is both the closing
+    /// interval's final population and the next one's starting population.
+    fn observe_population(&mut self) -> Result<(), SamplerError> {
+        let (Some(_), Some(e)) = (&self.tracker, &mut self.estimator) else {
             return Ok(());
         };
-        if interval_start && e.samples_population() {
+        if e.samples_population() {
             let resident = self
                 .memory
                 .resident_data()
                 .map_err(SamplerError::Residency)?;
             e.observe_population(&resident);
         }
+        Ok(())
+    }
+
+    /// Has the tracker arm the estimator's choice for the next tick.
+    fn arm(
+        &mut self,
+        first: RamPage,
+        rng: &mut StdRng,
+        tally: &mut Tally,
+    ) -> Result<(), SamplerError> {
+        let (Some(t), Some(e)) = (&self.tracker, &mut self.estimator) else {
+            return Ok(());
+        };
         let pages: Vec<RamPage> = e.choose(rng).into_iter().map(|p| first + p).collect();
         let t0 = Instant::now();
         t.arm(&pages)?;

@@ -2,10 +2,12 @@
 //! over as soon as the sample says the working set changed.
 //!
 //! - **Population.** Each interval samples `n` pages uniformly without replacement from the
-//!   pages resident in guest RAM (the pages the guest has ever touched; see
+//!   pages resident in guest RAM at its start (the pages the guest has ever touched; see
 //!   `Estimator::observe_population`), not from the whole domain: a guest with a 64 MiB hot set
-//!   in 8 GiB of RAM wastes no samples on the never-touched rest. The interval's measurement is
-//!   `touched / n × |population|`; an empty population is an exact 0.
+//!   in 8 GiB of RAM wastes no samples on the never-touched rest. Pages that became resident
+//!   during the interval were touched in it, and are counted exactly. The interval's
+//!   measurement is `touched / n × |start population| + |new pages|`; with an empty population
+//!   it is the new pages, exactly.
 //! - **Regimes.** The intervals since the last detected change form a regime; the last
 //!   `pool_intervals` of them are pooled (each interval's page estimate weighted by its
 //!   effective sample size), which narrows the band in steady state. An interval whose own
@@ -35,16 +37,23 @@ use crate::record::PageSet;
 /// One closed interval of the current regime.
 #[derive(Clone, Copy, Debug)]
 struct Pooled {
-    /// The interval's measurement, pages.
-    pages: f64,
-    /// Its population, pages.
+    /// The sampled fraction of the starting population that was touched.
+    fraction: f64,
+    /// The starting population, pages.
     population: f64,
-    /// Its effective sample size (infinite for a census).
+    /// Pages that became resident during the interval (touched in it, counted exactly).
+    new: f64,
+    /// The effective sample size (infinite for a census).
     n_eff: f64,
 }
 
 impl Pooled {
-    /// Variance of `pages` if the population's true touched fraction were `p`.
+    /// The interval's measurement, pages.
+    fn pages(&self) -> f64 {
+        self.fraction * self.population + self.new
+    }
+
+    /// Variance of `pages()` if the population's true touched fraction were `p`.
     fn variance(&self, p: f64) -> f64 {
         if self.n_eff.is_infinite() {
             0.0
@@ -54,23 +63,89 @@ impl Pooled {
     }
 }
 
+/// Intervals pooled into one: each weighted by its effective sample size, so that a census
+/// (infinite weight) decides alone (the latest one, if several).
+#[derive(Clone, Copy, Debug)]
+struct Pool {
+    /// The pooled touched fraction, starting population and new pages.
+    fraction: f64,
+    population: f64,
+    new: f64,
+    /// Sum of the effective sample sizes.
+    n_eff: f64,
+}
+
+impl Pool {
+    fn of<'a>(intervals: impl Iterator<Item = &'a Pooled>) -> Option<Pool> {
+        let (mut w, mut touched, mut pop, mut new) = (0.0, 0.0, 0.0, 0.0);
+        let mut census = None;
+        let mut any = false;
+        for i in intervals {
+            any = true;
+            if i.n_eff.is_infinite() {
+                census = Some(*i);
+            } else {
+                w += i.n_eff;
+                touched += i.n_eff * i.fraction * i.population;
+                pop += i.n_eff * i.population;
+                new += i.n_eff * i.new;
+            }
+        }
+        if let Some(c) = census {
+            return Some(Pool {
+                fraction: c.fraction,
+                population: c.population,
+                new: c.new,
+                n_eff: f64::INFINITY,
+            });
+        }
+        if !any {
+            return None;
+        }
+        let population = if w > 0.0 { pop / w } else { 0.0 };
+        Some(Pool {
+            fraction: if pop > 0.0 { touched / pop } else { 0.0 },
+            population,
+            new: if w > 0.0 { new / w } else { 0.0 },
+            n_eff: w,
+        })
+    }
+
+    fn pages(&self) -> f64 {
+        self.fraction * self.population + self.new
+    }
+
+    /// The pooled estimate with its 95% band: Wilson's on the sampled part, the new pages exact.
+    fn estimate(&self) -> Estimate {
+        let (lo, hi) = wilson(self.fraction, self.n_eff);
+        let pages = self.pages();
+        Estimate {
+            pages,
+            lo: (lo * self.population + self.new).min(pages),
+            hi: (hi * self.population + self.new).max(pages),
+        }
+    }
+}
+
 pub struct Follow {
     domain: u64,
     /// The cap on the sample size (`sample_pages`).
     max_n: u64,
     cfg: FollowConfig,
-    /// The runs of resident pages as given at the interval's start, and their count.
+    /// The runs of resident pages last given, and their count.
     runs: Vec<std::ops::Range<u64>>,
     population_len: u64,
     /// How many resident pages precede each run, for drawing the k-th resident page.
     run_offsets: Vec<u64>,
+    /// The population when the open interval's sample was drawn; `None` between intervals.
+    start_len: Option<u64>,
     /// This interval's sample, sorted, and which of its entries have been touched.
     armed: Vec<PageIdx>,
     hit: Vec<bool>,
     hits: u64,
     /// The current regime's last `pool_intervals` intervals, oldest first.
     pool: VecDeque<Pooled>,
-    /// Regimes started after the first (changes detected), for tests and reports.
+    /// Regimes started after the first (changes detected).
     breaks: u64,
     last: Estimate,
 }
@@ -85,6 +160,7 @@ impl Follow {
             runs: Vec::new(),
             population_len: 0,
             run_offsets: Vec::new(),
+            start_len: None,
             armed: Vec::new(),
             hit: Vec::new(),
             hits: 0,
@@ -101,30 +177,20 @@ impl Follow {
     }
 
     /// The sample size for the coming interval: what a full pool needs to reach the band target
-    /// at the pooled proportion, clamped to [floor, cap] and to the population.
+    /// at the pooled fraction `p`, `z² (1 - p) / (p t²) / pool_intervals`, clamped to
+    /// [floor, cap] and to the population.
     pub(super) fn next_sample_size(&self) -> u64 {
         let floor = self.cfg.min_sample_pages.min(self.max_n);
-        let wanted = match self.pooled() {
-            Some((pages, _)) if self.population_len > 0 => {
-                let p = (pages / self.population_len as f64).clamp(0.0, 1.0);
-                if p <= 0.0 {
-                    self.max_n
-                } else {
-                    let t = self.cfg.band_target;
-                    let total = Z95 * Z95 * (1.0 - p) / (p * t * t);
-                    (total / f64::from(self.cfg.pool_intervals)).ceil() as u64
-                }
+        let wanted = match Pool::of(self.pool.iter()) {
+            Some(pool) if pool.fraction > 0.0 => {
+                let (p, t) = (pool.fraction.min(1.0), self.cfg.band_target);
+                let total = Z95 * Z95 * (1.0 - p) / (p * t * t);
+                (total / f64::from(self.cfg.pool_intervals)).ceil() as u64
             }
-            // Nothing known yet: the cap.
+            // Nothing known yet, or nothing seen touched: the cap.
             _ => self.max_n,
         };
         wanted.clamp(floor, self.max_n).min(self.population_len)
-    }
-
-    /// The pool's estimate, pages, and its effective sample size relative to the current
-    /// population; `None` for an empty pool.
-    fn pooled(&self) -> Option<(f64, f64)> {
-        pool_estimate(self.pool.iter())
     }
 
     /// The k-th resident page (0-based, ascending).
@@ -136,71 +202,25 @@ impl Follow {
             .saturating_sub(1);
         self.runs[i].start + (k - self.run_offsets[i])
     }
-
-    /// The regime estimate with its band, relative to the current population.
-    fn report(&self) -> Estimate {
-        let Some((pages, n_eff)) = self.pooled() else {
-            return Estimate::exact(0.0);
-        };
-        let big_n = self.population_len as f64;
-        if big_n <= 0.0 {
-            return Estimate::exact(0.0);
-        }
-        let (lo, hi) = wilson(pages / big_n, n_eff);
-        Estimate {
-            pages,
-            lo: (lo * big_n).min(pages),
-            hi: (hi * big_n).max(pages),
-        }
-    }
-}
-
-/// The pooled estimate of `intervals` (pages: each interval's measurement weighted by its
-/// effective sample size; a census among them decides alone) and the pool's effective sample
-/// size (the sum of the intervals').
-fn pool_estimate<'a>(intervals: impl Iterator<Item = &'a Pooled>) -> Option<(f64, f64)> {
-    let mut weight = 0.0;
-    let mut sum = 0.0;
-    let mut census = None;
-    let mut any = false;
-    for i in intervals {
-        any = true;
-        if i.n_eff.is_infinite() {
-            census = Some(i.pages);
-        } else {
-            weight += i.n_eff;
-            sum += i.n_eff * i.pages;
-        }
-    }
-    if let Some(pages) = census {
-        return Some((pages, f64::INFINITY));
-    }
-    if !any || weight <= 0.0 {
-        return any.then_some((0.0, 0.0));
-    }
-    Some((sum / weight, weight))
 }
 
 /// Whether `current` is inconsistent with the pool at `z` standard errors: a two-proportion
-/// test, the variance of each side taken at the proportion of both together (no change).
+/// test on the sampled parts, each side's variance taken at the fraction of both together (no
+/// change); the new pages are exact on both sides.
 fn changed(pool: &VecDeque<Pooled>, current: &Pooled, z: f64) -> bool {
-    let Some((pooled, weight)) = pool_estimate(pool.iter()) else {
+    let Some(before) = Pool::of(pool.iter()) else {
         return false;
     };
-    let both =
-        pool_estimate(pool.iter().chain(std::iter::once(current))).map_or(0.0, |(pages, _)| pages);
-    let p = if current.population > 0.0 {
-        (both / current.population).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    let pool_var = if weight.is_infinite() || weight <= 0.0 {
+    let p = Pool::of(pool.iter().chain(std::iter::once(current)))
+        .map_or(0.0, |both| both.fraction)
+        .clamp(0.0, 1.0);
+    let pool_var = if before.n_eff.is_infinite() || before.n_eff <= 0.0 {
         0.0
     } else {
-        current.population * current.population * p * (1.0 - p) / weight
+        before.population * before.population * p * (1.0 - p) / before.n_eff
     };
     let se = (current.variance(p) + pool_var).sqrt();
-    let diff = (current.pages - pooled).abs();
+    let diff = (current.pages() - before.pages()).abs();
     // Half a page absorbs rounding when both sides are exact.
     diff > z * se && diff > 0.5
 }
@@ -248,6 +268,7 @@ impl Estimator for Follow {
         self.hit.clear();
         self.hit.resize(pages.len(), false);
         self.hits = 0;
+        self.start_len = Some(self.population_len);
         self.armed.clone_from(&pages);
         pages
     }
@@ -264,34 +285,35 @@ impl Estimator for Follow {
     }
 
     fn end_interval(&mut self) -> IntervalEstimate {
+        let start = self.start_len.take().unwrap_or(self.population_len);
         let n = self.armed.len() as f64;
-        let big_n = self.population_len as f64;
-        let raw = if n == 0.0 {
-            // An empty population: nothing was ever touched, so nothing is now.
-            Pooled {
-                pages: 0.0,
-                population: big_n,
-                n_eff: f64::INFINITY,
-            }
-        } else {
-            Pooled {
-                pages: self.hits as f64 / n * big_n,
-                population: big_n,
-                n_eff: effective_n(n, big_n),
-            }
+        let big_n = start as f64;
+        // A page resident now and not at the start was first touched in this interval (pages
+        // only leave by reclaim, which would make this an undercount, never an invention).
+        let new = self.population_len.saturating_sub(start) as f64;
+        let current = Pooled {
+            fraction: if n > 0.0 { self.hits as f64 / n } else { 0.0 },
+            population: big_n,
+            new,
+            // No sample means an empty starting population: nothing of it was touched, exactly.
+            n_eff: if n > 0.0 {
+                effective_n(n, big_n)
+            } else {
+                f64::INFINITY
+            },
         };
-        if changed(&self.pool, &raw, self.cfg.break_z) {
+        if changed(&self.pool, &current, self.cfg.break_z) {
             self.pool.clear();
             self.breaks += 1;
         }
-        self.pool.push_back(raw);
+        self.pool.push_back(current);
         while self.pool.len() > self.cfg.pool_intervals as usize {
             self.pool.pop_front();
         }
         self.hits = 0;
         self.hit.clear();
         self.armed.clear();
-        self.last = self.report();
+        self.last = Pool::of(self.pool.iter()).map_or(Estimate::exact(0.0), |p| p.estimate());
         IntervalEstimate {
             raw: self.last,
             policy_pages: self.last.hi,
@@ -316,10 +338,12 @@ mod tests {
     }
 
     /// A synthetic guest: a hot set per interval out of a domain; the population is every page
-    /// any earlier interval touched, as the memfd's residency is live.
+    /// touched so far, handed over as the sampler does: at the first boundary and before each
+    /// interval closes.
     struct Stream {
         rng: StdRng,
         resident: Vec<bool>,
+        started: bool,
     }
 
     impl Stream {
@@ -327,6 +351,7 @@ mod tests {
             Stream {
                 rng: StdRng::seed_from_u64(seed),
                 resident: vec![false; DOMAIN as usize],
+                started: false,
             }
         }
 
@@ -339,16 +364,23 @@ mod tests {
             hot
         }
 
+        fn population(&self) -> PageSet {
+            PageSet::from_sorted((0..DOMAIN).filter(|&p| self.resident[p as usize]))
+        }
+
         /// One interval of `e` in which exactly `hot` is touched.
         fn interval(&mut self, e: &mut Follow, hot: &[bool]) -> IntervalEstimate {
-            let resident = PageSet::from_sorted((0..DOMAIN).filter(|&p| self.resident[p as usize]));
-            e.observe_population(&resident);
+            if !self.started {
+                e.observe_population(&self.population());
+                self.started = true;
+            }
             let armed = e.choose(&mut self.rng);
             let touched: Vec<PageIdx> = armed.into_iter().filter(|&p| hot[p as usize]).collect();
             e.observe_tick(&touched);
             for (r, &h) in self.resident.iter_mut().zip(hot) {
                 *r |= h;
             }
+            e.observe_population(&self.population());
             e.end_interval()
         }
     }
@@ -361,6 +393,27 @@ mod tests {
         let est = s.interval(&mut e, &none);
         assert_eq!(est.raw, Estimate::exact(0.0));
         assert_eq!(est.policy_pages, 0.0);
+    }
+
+    /// Pages first touched in an interval are counted exactly, however few were sampled.
+    #[test]
+    fn newly_resident_pages_are_counted_exactly() {
+        let mut s = Stream::new(9);
+        let mut e = follow(400);
+        let first = s.hot(DOMAIN, 3000);
+        assert_eq!(s.interval(&mut e, &first).raw, Estimate::exact(3000.0));
+        // The old 3000 idle, 500 new ones touched: 0 sampled hits plus 500 new pages.
+        let mut fresh = vec![false; DOMAIN as usize];
+        let mut added = 0;
+        for (p, f) in fresh.iter_mut().enumerate() {
+            if !first[p] && added < 500 {
+                *f = true;
+                added += 1;
+            }
+        }
+        let est = s.interval(&mut e, &fresh).raw;
+        assert_eq!(est.pages, 500.0);
+        assert_eq!(est.lo, 500.0);
     }
 
     #[test]

@@ -90,9 +90,11 @@ pub trait Estimator: Send {
     /// estimators without one return their last measurement.
     fn peek(&self, touched_so_far: usize) -> Estimate;
     /// The domain pages resident in guest RAM (the pages the guest has ever touched), given at
-    /// every interval start before `choose()`: live from `mincore` on the RAM memfd, in replay
-    /// the union of the trace's earlier touched sets. Estimators that sample the whole domain
-    /// ignore it.
+    /// the first boundary and at every boundary that closes an interval, just before
+    /// `end_interval()`, while the guest is held: the closing interval's final population and
+    /// the next interval's starting one (before its `choose()`). Live from `mincore` on the RAM
+    /// memfd, in replay the union of the trace's touched sets so far. Estimators that sample
+    /// the whole domain ignore it.
     fn observe_population(&mut self, resident: &crate::record::PageSet) {
         let _ = resident;
     }

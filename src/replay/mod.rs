@@ -155,7 +155,8 @@ pub fn replay_observed(
     let mut open = Open::default();
     let mut armed: Vec<PageIdx> = Vec::new();
     // The pages touched in all ticks so far: what was resident live at the
-    // start of the next interval (see `Estimator::observe_population`).
+    // boundary (see `Estimator::observe_population`), handed over where the
+    // sampler hands it: at the first boundary and before each interval closes.
     let population = est.samples_population();
     let mut resident = PageSet::default();
     if !rec.ticks.is_empty() {
@@ -199,15 +200,15 @@ pub fn replay_observed(
         est_tick += 1;
         let closes = last || est_tick == est_ticks;
         if closes {
+            if population {
+                est.observe_population(&resident);
+            }
             let e = est.end_interval();
             rows.push(close_row(&open, e, interval));
             open = Open::default();
             est_tick = 0;
         }
         if !last {
-            if closes && population {
-                est.observe_population(&resident);
-            }
             armed = est.choose(&mut rng);
             open.sampled += armed.len() as u64;
         }
