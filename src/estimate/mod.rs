@@ -72,7 +72,7 @@ impl IntervalEstimate {
 }
 
 pub trait Estimator: Send {
-    /// "esx" | "damon" | "exhaustive".
+    /// "esx" | "damon" | "exhaustive" | "follow".
     fn name(&self) -> &'static str;
     /// Sampling ticks per reporting interval (1 for esx and exhaustive; DAMON's
     /// aggregation interval / sampling interval for damon).
