@@ -34,6 +34,9 @@ use super::band::{Z95, effective_n, wilson};
 use super::{Estimate, Estimator, FollowConfig, IntervalEstimate, PageIdx};
 use crate::record::PageSet;
 
+/// How many pools' worth of the regime's intervals the wander is estimated over.
+const WANDER_POOLS: usize = 4;
+
 /// One closed interval of the current regime.
 #[derive(Clone, Copy, Debug)]
 struct Pooled {
@@ -128,7 +131,8 @@ impl Pool {
     }
 }
 
-/// The effective sample size of the band of `pool` (the pooled `intervals`), so that it covers
+/// The effective sample size of the band of `pool` (given the regime's recent `intervals`, of
+/// which the pool is the last few), so that it covers
 /// this interval's working set and not only the pool's mean: a paced guest's working set
 /// wanders from interval to interval by more than sampling explains (its pace follows the
 /// host's load), and a band of the mean alone would miss it. The wander is the spread of the
@@ -145,13 +149,11 @@ fn band_n_eff(intervals: &VecDeque<Pooled>, pool: &Pool) -> f64 {
         .map(|i| (i.pages() - mean).powi(2))
         .sum::<f64>()
         / (m - 1) as f64;
-    let sampling = intervals
-        .iter()
-        .map(|i| i.variance(i.fraction))
-        .sum::<f64>()
-        / m as f64;
-    let wander = (spread - sampling).max(0.0);
+    // Each interval's sampling variance at the pooled fraction: at its own, an interval that
+    // caught nothing of a sparse working set would claim none.
     let p = pool.fraction.clamp(0.0, 1.0);
+    let sampling = intervals.iter().map(|i| i.variance(p)).sum::<f64>() / m as f64;
+    let wander = (spread - sampling).max(0.0);
     let pool_var = pool.population * pool.population * p * (1.0 - p) / pool.n_eff;
     if wander <= 0.0 || pool_var <= 0.0 {
         return pool.n_eff;
@@ -177,6 +179,10 @@ pub struct Follow {
     hits: u64,
     /// The current regime's last `pool_intervals` intervals, oldest first.
     pool: VecDeque<Pooled>,
+    /// The current regime's last `WANDER_POOLS × pool_intervals` intervals: the wander of the
+    /// working set between intervals is estimated over these, as four intervals alone give too
+    /// noisy a spread (3 degrees of freedom).
+    history: VecDeque<Pooled>,
     /// Regimes started after the first (changes detected).
     breaks: u64,
     last: Estimate,
@@ -197,6 +203,7 @@ impl Follow {
             hit: Vec::new(),
             hits: 0,
             pool: VecDeque::new(),
+            history: VecDeque::new(),
             breaks: 0,
             last: Estimate::exact(0.0),
         }
@@ -336,17 +343,22 @@ impl Estimator for Follow {
         };
         if changed(&self.pool, &current, self.cfg.break_z) {
             self.pool.clear();
+            self.history.clear();
             self.breaks += 1;
         }
         self.pool.push_back(current);
         while self.pool.len() > self.cfg.pool_intervals as usize {
             self.pool.pop_front();
         }
+        self.history.push_back(current);
+        while self.history.len() > WANDER_POOLS * self.cfg.pool_intervals as usize {
+            self.history.pop_front();
+        }
         self.hits = 0;
         self.hit.clear();
         self.armed.clear();
         self.last = Pool::of(self.pool.iter()).map_or(Estimate::exact(0.0), |p| {
-            p.estimate(band_n_eff(&self.pool, &p))
+            p.estimate(band_n_eff(&self.history, &p))
         });
         IntervalEstimate {
             raw: self.last,
