@@ -20,7 +20,8 @@
 //!   `[min_sample_pages, sample_pages]`. A large steady working set needs few samples, and so
 //!   few tracked faults; a small one is sampled at the cap.
 //!
-//! The reported measurement is the regime's pooled estimate with its 95% Wilson band. The
+//! The reported measurement is the regime's pooled estimate with its 95% Wilson band, widened
+//! by the wander of the working set between intervals beyond sampling (see `band_n_eff`). The
 //! policy value is the band's upper end: an allocator that grants it under-provides in about
 //! 2.5% of steady intervals, and after a real fall it follows within the interval or two the
 //! test needs, instead of decaying over ~20 intervals as ESX's slow average does.
