@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BIN := target/release/kvm-wss
 
-.PHONY: all build run test lint fuzz bench bench-arming bench-hold examples study exactness curve clean
+.PHONY: all build run test lint fuzz bench bench-arming bench-hold examples study exactness curve compare-estimators clean
 
 all: build
 
@@ -42,6 +42,15 @@ define splice
 		'/<!-- BEGIN $(1) -->/ { print; while ((getline line < block) > 0) print line; skip = 1; next } \
 		 /<!-- END $(1) -->/ { skip = 0 } !skip' README.md > README.md.new && mv README.md.new README.md
 endef
+
+# esx against follow at equal tracked faults, by replay of the nine
+# built-in programs (issue 11): docs/estimators.md and docs/estimators.csv,
+# and the tables spliced into the README. About 5 minutes; not in `make test`.
+compare-estimators: build
+	scripts/compare-estimators.sh runs/compare-estimators
+	tail -n +3 docs/estimators.md > docs/estimators.body.md
+	$(call splice,estimators,docs/estimators.body.md)
+	rm docs/estimators.body.md
 
 # The figures the README quotes, each measured side by side in one run, and
 # spliced into the README verbatim.

@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{DEFAULT_SAMPLE_PAGES, RunConfig};
-use crate::estimate::{self, DamonConfig, EstimateError, EstimatorConfig, EstimatorKind, EsxGains};
+use crate::estimate::{
+    self, DamonConfig, EstimateError, EstimatorConfig, EstimatorKind, EsxGains, FollowConfig,
+};
 use crate::guests::GuestSource;
 use crate::named::Named;
 use crate::report::metrics::DEFAULT_WARMUP_INTERVALS;
@@ -255,6 +257,10 @@ pub struct CommonArgs {
     /// Gain of ESX's fast moving average.
     #[arg(long, default_value_t = EsxGains::default().fast)]
     pub esx_fast_gain: f64,
+    /// follow: relative half-width of the 95% band the per-interval sample size aims at (0.05
+    /// is ±5%); --sample-pages caps the sample.
+    #[arg(long, default_value_t = FollowConfig::default().band_target)]
+    pub band_target: f64,
     /// Fewest DAMON regions.
     #[arg(long, default_value_t = DamonConfig::default().min_regions)]
     pub damon_min_regions: u32,
@@ -521,7 +527,7 @@ impl CommonArgs {
             return Err(UsageError::IntervalTooShort(interval));
         }
         if tracker == TrackerKind::Mprotect
-            && estimator == EstimatorKind::Esx
+            && matches!(estimator, EstimatorKind::Esx | EstimatorKind::Follow)
             && let Some(max_map_count) = max_map_count()
             && sample_pages > mprotect_limit_for(max_map_count)
         {
@@ -568,6 +574,10 @@ impl CommonArgs {
                 min_regions: self.damon_min_regions,
                 max_regions: self.damon_max_regions,
                 ticks_per_interval: self.damon_ticks,
+            },
+            follow: FollowConfig {
+                band_target: self.band_target,
+                ..FollowConfig::default()
             },
             warmup_intervals: self.warmup,
             guest_pages,
@@ -646,6 +656,7 @@ impl SweepArgs {
                     sample_pages: cfg.sample_pages,
                     esx: cfg.esx,
                     damon: cfg.damon,
+                    follow: cfg.follow,
                 })?;
             }
             // The sweep's progress bar replaces each run's per-interval lines.

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::estimate::{DamonConfig, EstimatorKind, EsxGains};
+use crate::estimate::{DamonConfig, EstimatorKind, EsxGains, FollowConfig};
 use crate::guests::GuestSource;
 use crate::track::TrackerKind;
 use crate::vmm::paging::GuestPageSize;
@@ -32,6 +32,7 @@ pub struct RunConfig {
     pub sample_pages: u64,
     pub esx: EsxGains,
     pub damon: DamonConfig,
+    pub follow: FollowConfig,
     pub warmup_intervals: usize,
     /// Page size of the guest's identity map over RAM.
     pub guest_pages: GuestPageSize,

@@ -224,6 +224,7 @@ fn record_header(cfg: &RunConfig, domain_pages: u64, ticks: u32) -> RecordHeader
             sample_pages: cfg.sample_pages,
             esx: cfg.esx,
             damon: cfg.damon,
+            follow: cfg.follow,
         },
         seed: cfg.seed,
         interval_ns: u64::try_from(cfg.interval.as_nanos()).unwrap_or(u64::MAX),
@@ -247,7 +248,9 @@ pub fn reported_sample_pages(
     match (tracker, estimator) {
         (TrackerKind::None, _) | (_, EstimatorKind::Damon) => None,
         (_, EstimatorKind::Exhaustive) => Some(domain_pages),
-        (_, EstimatorKind::Esx | EstimatorKind::Curve) => Some(sample_pages),
+        (_, EstimatorKind::Esx | EstimatorKind::Curve | EstimatorKind::Follow) => {
+            Some(sample_pages)
+        }
     }
 }
 
@@ -309,6 +312,7 @@ fn run_once(
             sample_pages: cfg.sample_pages,
             esx: cfg.esx,
             damon: cfg.damon,
+            follow: cfg.follow,
         })?),
         None => None,
     };

@@ -49,6 +49,8 @@ pub enum SamplerError {
     Record(#[source] RecordError),
     #[error("reclaim failed")]
     Reclaim(#[from] crate::coordinate::reclaim::ReclaimError),
+    #[error("cannot find the guest pages resident in RAM (mincore)")]
+    Residency(#[source] std::io::Error),
 }
 
 /// The random source that picks the pages to arm, seeded from the run's
@@ -227,6 +229,7 @@ impl Sampler<'_> {
             written: Vec::new(),
         });
         let mut tally = Tally::default();
+        self.observe_population()?;
         self.arm(first, &mut rng, &mut tally)?;
         release(held);
         let mut resumed_at = Instant::now();
@@ -252,6 +255,7 @@ impl Sampler<'_> {
             let interval_over = run_over || step == steps;
             let mut row = None;
             if interval_over {
+                self.observe_population()?;
                 let recorded = log.as_ref().map(TickLog::interval_truth);
                 let mut closed = self.close_interval(
                     start, held_at, read_bits, write_bits, &data, &mut carry, &tally, stopped,
@@ -307,6 +311,31 @@ impl Sampler<'_> {
                 return Ok(LoopEnd::Duration);
             }
         }
+    }
+
+    /// Hands the estimator the data pages resident in guest RAM, at the
+    /// first boundary and at every boundary that closes an interval (before
+    /// `end_interval`): the guest is held, so it is both the closing
+    /// interval's final population and the next one's starting population.
+    /// Pages reclaim evicted to its store are guest memory all the same
+    /// (the guest touched them; they come back at its next touch), so they
+    /// belong to the population: it stays the set of pages ever touched,
+    /// which a replay of the trace rebuilds.
+    fn observe_population(&mut self) -> Result<(), SamplerError> {
+        let (Some(_), Some(e)) = (&self.tracker, &mut self.estimator) else {
+            return Ok(());
+        };
+        if e.samples_population() {
+            let mut resident = self
+                .memory
+                .resident_data()
+                .map_err(SamplerError::Residency)?;
+            if let Some(reclaim) = &self.reclaim {
+                resident = resident.union(&reclaim.stored_data());
+            }
+            e.observe_population(&resident);
+        }
+        Ok(())
     }
 
     /// Has the tracker arm the estimator's choice for the next tick.
@@ -557,6 +586,7 @@ pub(crate) mod tests {
             sample_pages: 0,
             esx: Default::default(),
             damon: Default::default(),
+            follow: Default::default(),
         };
         scripted_run(cfg, interval_ms, duration_ms, slow, None)
     }
@@ -632,6 +662,7 @@ pub(crate) mod tests {
                 ticks_per_interval: ticks,
                 ..Default::default()
             },
+            follow: Default::default(),
         };
         let layout = Layout::new(64 << 20, RAM_BASE + 0x10_0000, 4 << 20).expect("layout");
         let interval = Duration::from_millis(interval_ms);

@@ -298,3 +298,62 @@ fn a_limit_without_the_uffd_tracker_or_under_a_page_is_refused_before_boot() {
         }
     }
 }
+
+/// Pages evicted to the store are still the guest's memory: `follow`'s
+/// population (resident pages plus stored ones) stays the set of pages
+/// ever touched, so a recorded run under a limit replays estimate for
+/// estimate, although `mincore` alone no longer sees the evicted pages.
+#[test]
+fn follow_under_a_limit_replays_exactly() {
+    use kvm_wss::record::{self, TRACE_FILE};
+    use kvm_wss::replay::{ReplaySettings, replay};
+    if !common::kvm_available("follow_under_a_limit_replays_exactly") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = RunSpec {
+        mem: 64 << 20,
+        wss: 16 << 20,
+        duration: Duration::from_secs(8),
+        interval: Duration::from_millis(500),
+        tracker: TrackerKind::Uffd,
+        estimator: EstimatorKind::Follow,
+        sample_pages: 400,
+        params: &[("rate", "8192")],
+        ..RunSpec::new("random")
+    };
+    let limit = LimitHandle::unlimited();
+    limit.set_pages(Some(1024));
+    let extras = RunExtras {
+        limit: Some(limit),
+        record: true,
+        keep_rows: true,
+        ..RunExtras::default()
+    };
+    let live = run_with(&spec.config(), dir.path(), extras)
+        .unwrap_or_else(|e| panic!("run failed: {}", kvm_wss::error_chain(&e)));
+    let r = live.summary.reclaim.as_ref().expect("reclaim summary");
+    assert!(r.evicted_pages > 0 && r.store_pages > 0, "{r:?}");
+    let rec = record::read(&dir.path().join(TRACE_FILE)).expect("trace");
+    let rows = replay(&rec, &ReplaySettings::recorded(&rec.header)).expect("replay");
+    assert_eq!(rows.len(), live.rows.len());
+    assert!(rows.len() >= 4, "{} rows", rows.len());
+    for (l, p) in live.rows.iter().zip(&rows) {
+        assert_eq!(
+            (
+                p.est_wss_pages,
+                p.est_lo_pages,
+                p.est_hi_pages,
+                p.sampled_pages
+            ),
+            (
+                l.est_wss_pages,
+                l.est_lo_pages,
+                l.est_hi_pages,
+                l.sampled_pages
+            ),
+            "at t={}",
+            l.t_s
+        );
+    }
+}

@@ -221,7 +221,7 @@ fn bad_sweeps_are_usage_errors_before_any_run() {
         (&["--target-lag=-2"], "--target-lag -2 must be"),
         (
             &["--sample-pages", "0"],
-            "esx needs at least one sampled page",
+            "esx and follow need at least one sampled page",
         ),
         (&["--interval", "5s"], "longer than --duration"),
         (&["--sample-pages="], "invalid value"),

@@ -137,6 +137,7 @@ fn config(plan: &OvercommitPlan, mem: u64, seed: u64) -> RunConfig {
         sample_pages: plan.sample_pages,
         esx: EsxGains::default(),
         damon: DamonConfig::default(),
+        follow: crate::estimate::FollowConfig::default(),
         warmup_intervals: 1,
         guest_pages: GuestPageSize::Size2M,
         vcpus: 1,

@@ -31,6 +31,7 @@ use super::limit::LimitHandle;
 use super::store::{PAGE_BYTES, PageStore, StoreError};
 use super::victims::VictimOrder;
 use crate::analysis::stats::RunningMean;
+use crate::record::PageSet;
 use crate::report::timeseries::Row;
 use crate::track::{RamPage, runs};
 use crate::vmm::memory::GuestMemory;
@@ -100,6 +101,8 @@ pub trait ReclaimPort: Send + Sync {
     /// handler failed (evicted pages can no longer come back).
     fn take_observed(&self) -> Result<Observed, ReclaimError>;
     fn store_size(&self) -> StoreSize;
+    /// The evicted pages now in the store (RAM pages, ascending).
+    fn stored(&self) -> Vec<RamPage>;
 }
 
 /// `fallocate(fd, PUNCH_HOLE | KEEP_SIZE, offset, len)`: frees the range's
@@ -261,6 +264,20 @@ impl Reclaimer {
     pub fn store_size(&self) -> StoreSize {
         self.port.store_size()
     }
+
+    /// The evicted data pages, counted from the first data page (the
+    /// estimators' domain): guest memory that lives in the store instead
+    /// of the memfd, so `mincore` misses it.
+    pub fn stored_data(&self) -> PageSet {
+        let first = self.data.start;
+        PageSet::from_sorted(
+            self.port
+                .stored()
+                .into_iter()
+                .filter(|p| self.data.contains(p))
+                .map(|p| p - first),
+        )
+    }
 }
 
 /// Resident pages among `mincore`'s bytes.
@@ -396,6 +413,9 @@ mod tests {
         }
         fn store_size(&self) -> StoreSize {
             StoreSize::of(&self.store.lock().expect("lock"))
+        }
+        fn stored(&self) -> Vec<RamPage> {
+            self.store.lock().expect("lock").pages()
         }
     }
 

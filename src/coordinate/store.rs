@@ -116,6 +116,13 @@ impl PageStore {
         }))
     }
 
+    /// The stored pages, ascending.
+    pub fn pages(&self) -> Vec<RamPage> {
+        let mut v: Vec<RamPage> = self.pages.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
     pub fn contains(&self, page: RamPage) -> bool {
         self.pages.contains_key(&page)
     }

@@ -33,7 +33,7 @@ use std::collections::VecDeque;
 use rand::rngs::StdRng;
 use rand::seq::index;
 
-use super::esx::wilson_fpc;
+use super::band::wilson_fpc;
 use super::{CurvePoint, Estimate, Estimator, IntervalEstimate, PageIdx};
 
 /// Estimator ticks per reporting interval: the finest window of the curve is one tick.

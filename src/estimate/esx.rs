@@ -14,10 +14,8 @@
 use rand::rngs::StdRng;
 use rand::seq::index;
 
+use super::band::wilson_fpc;
 use super::{Estimate, Estimator, EsxGains, IntervalEstimate, PageIdx};
-
-/// Two-sided 95% normal quantile.
-const Z95: f64 = 1.959_963_984_540_054;
 
 pub struct Esx {
     domain: u64,
@@ -83,30 +81,6 @@ fn ewma(avg: Option<f64>, gain: f64, x: f64) -> f64 {
         Some(a) => a + gain * (x - a),
         None => x,
     }
-}
-
-/// 95% Wilson score interval for a proportion `p` estimated from `n` draws without replacement
-/// out of a population of `big_n`, as fractions clamped to [0, 1].
-///
-/// The finite-population correction scales the standard error by sqrt((N-n)/(N-1)). It enters
-/// Wilson's formula as an effective sample size n' = n (N-1)/(N-n), which multiplies the
-/// half-width's leading term by exactly that factor and also shrinks Wilson's pull of the centre
-/// towards 1/2, so that a census (n = N) yields the point itself.
-pub(super) fn wilson_fpc(p: f64, n: f64, big_n: f64) -> (f64, f64) {
-    let p = p.clamp(0.0, 1.0);
-    if n >= big_n {
-        return (p, p);
-    }
-    let n_eff = n * (big_n - 1.0) / (big_n - n);
-    let z2 = Z95 * Z95;
-    let denom = 1.0 + z2 / n_eff;
-    let centre = (p + z2 / (2.0 * n_eff)) / denom;
-    let half = Z95 / denom * (p * (1.0 - p) / n_eff + z2 / (4.0 * n_eff * n_eff)).sqrt();
-    // Wilson's interval always contains p; the min/max only absorb rounding.
-    (
-        (centre - half).clamp(0.0, 1.0).min(p),
-        (centre + half).clamp(0.0, 1.0).max(p),
-    )
 }
 
 impl Estimator for Esx {
@@ -445,31 +419,6 @@ mod tests {
     }
 
     #[test]
-    fn wilson_band_properties() {
-        // Known value: p = 0.5, n = 100, infinite population → 0.5 ± 0.0962 (approx.).
-        let (lo, hi) = wilson_fpc(0.5, 100.0, 1e15);
-        assert!(
-            (lo - 0.4038).abs() < 1e-3 && (hi - 0.5962).abs() < 1e-3,
-            "{lo} {hi}"
-        );
-        // Stays inside [0, 1] and keeps p at the extremes.
-        let (lo, hi) = wilson_fpc(0.0, 400.0, 131_072.0);
-        assert_eq!(lo, 0.0);
-        assert!(hi > 0.0 && hi < 0.02);
-        let (lo, hi) = wilson_fpc(1.0, 400.0, 131_072.0);
-        assert_eq!(hi, 1.0);
-        assert!(lo > 0.98 && lo < 1.0);
-        // The finite-population correction narrows the band as n approaches N.
-        let width = |n: f64| {
-            let (l, h) = wilson_fpc(0.3, n, 1000.0);
-            h - l
-        };
-        assert!(width(100.0) > width(500.0));
-        assert!(width(500.0) > width(990.0));
-        assert_eq!(width(1000.0), 0.0);
-    }
-
-    #[test]
     fn built_through_config() {
         let cfg = EstimatorConfig {
             kind: EstimatorKind::Esx,
@@ -477,6 +426,7 @@ mod tests {
             sample_pages: 100,
             esx: EsxGains::default(),
             damon: Default::default(),
+            follow: Default::default(),
         };
         let mut e = build(&cfg).unwrap();
         let mut rng = StdRng::seed_from_u64(11);

@@ -15,15 +15,18 @@
 //! on the measurements would act on (ESX's max of a fast and a slow average, which never
 //! under-provisions and so stays high for many intervals after the working set shrinks).
 
+mod band;
 pub mod curve;
 mod damon;
 mod esx;
 mod exhaustive;
+mod follow;
 
 use curve::Curve;
 use damon::Damon;
 use esx::Esx;
 use exhaustive::Exhaustive;
+use follow::Follow;
 
 use serde::{Deserialize, Serialize};
 
@@ -83,7 +86,7 @@ pub struct CurvePoint {
 }
 
 pub trait Estimator: Send {
-    /// "esx" | "damon" | "exhaustive" | "curve".
+    /// "esx" | "damon" | "exhaustive" | "curve" | "follow".
     fn name(&self) -> &'static str;
     /// Sampling ticks per reporting interval (1 for esx and exhaustive; DAMON's
     /// aggregation interval / sampling interval for damon).
@@ -106,6 +109,20 @@ pub trait Estimator: Send {
     fn curve(&self) -> Option<Vec<CurvePoint>> {
         None
     }
+    /// The domain pages resident in guest RAM (the pages the guest has ever touched), given at
+    /// the first boundary and at every boundary that closes an interval, just before
+    /// `end_interval()`, while the guest is held: the closing interval's final population and
+    /// the next interval's starting one (before its `choose()`). Live from `mincore` on the RAM
+    /// memfd, in replay the union of the trace's touched sets so far. Estimators that sample
+    /// the whole domain ignore it.
+    fn observe_population(&mut self, resident: &crate::record::PageSet) {
+        let _ = resident;
+    }
+    /// Whether `observe_population` is used: finding the resident pages costs a `mincore` over
+    /// all of guest RAM while the guest is held, which estimators that ignore it do not pay.
+    fn samples_population(&self) -> bool {
+        false
+    }
 }
 
 /// Which estimator to run. Spelled by its name everywhere (see
@@ -117,6 +134,7 @@ pub enum EstimatorKind {
     Damon,
     Exhaustive,
     Curve,
+    Follow,
 }
 
 crate::named::named_impls!(EstimatorKind);
@@ -128,6 +146,7 @@ impl crate::named::Named for EstimatorKind {
         EstimatorKind::Damon,
         EstimatorKind::Exhaustive,
         EstimatorKind::Curve,
+        EstimatorKind::Follow,
     ];
 
     fn name(self) -> &'static str {
@@ -148,6 +167,9 @@ impl crate::named::Named for EstimatorKind {
             EstimatorKind::Curve => {
                 "The working-set curve W(tau) at tau = interval/4 to 4 intervals, from the first touches of cohorts of random pages kept armed across intervals"
             }
+            EstimatorKind::Follow => {
+                "Samples only resident pages, pools steady intervals and restarts on a detected change; sample size set by --band-target"
+            }
         }
     }
 }
@@ -160,6 +182,7 @@ impl EstimatorKind {
             EstimatorKind::Damon => "damon",
             EstimatorKind::Exhaustive => "exhaustive",
             EstimatorKind::Curve => "curve",
+            EstimatorKind::Follow => "follow",
         }
     }
 
@@ -169,6 +192,9 @@ impl EstimatorKind {
             EstimatorKind::Esx => "max of the slow and fast averages: never under-provisions",
             EstimatorKind::Damon | EstimatorKind::Exhaustive | EstimatorKind::Curve => {
                 "no policy: the measurement itself"
+            }
+            EstimatorKind::Follow => {
+                "upper end of the 95% band: falls as soon as a change is detected"
             }
         }
     }
@@ -221,6 +247,38 @@ impl Default for DamonConfig {
     }
 }
 
+/// Parameters of the `follow` estimator (see `follow.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FollowConfig {
+    /// Relative half-width of the 95% band the sample size aims at (0.05: ±5%).
+    pub band_target: f64,
+    /// The smallest sample per interval, whatever the target allows: enough that a change is
+    /// still detected within an interval or two.
+    pub min_sample_pages: u64,
+    /// Intervals of a steady regime pooled into one estimate.
+    pub pool_intervals: u32,
+    /// Standard errors of difference between an interval and the pool that start a new regime.
+    pub break_z: f64,
+}
+
+impl Default for FollowConfig {
+    /// `band_target = 0.05`: the issue's ±5% at 95%.
+    /// `min_sample_pages = 64`: a fall from 90% to 25% of the population is ~9 standard errors
+    /// at 64 samples, so it is still caught in one interval.
+    /// `pool_intervals = 4`: pooling four intervals halves the band in steady state, while on a
+    /// ramp the pool lags by only 1.5 intervals of growth.
+    /// `break_z = 3.29`: the 99.9% two-sided quantile, so a steady working set breaks its regime
+    /// falsely about once per thousand intervals.
+    fn default() -> Self {
+        FollowConfig {
+            band_target: 0.05,
+            min_sample_pages: 64,
+            pool_intervals: 4,
+            break_z: 3.29,
+        }
+    }
+}
+
 /// Plain-data description of an estimator, validated and instantiated by [`build`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EstimatorConfig {
@@ -234,6 +292,10 @@ pub struct EstimatorConfig {
     pub esx: EsxGains,
     /// Region parameters (damon only).
     pub damon: DamonConfig,
+    /// Pooling, change detection and error target (follow only); traces recorded before it
+    /// existed read as the defaults.
+    #[serde(default)]
+    pub follow: FollowConfig,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -242,9 +304,9 @@ pub enum EstimateError {
     EmptyDomain,
     #[error("a domain of {domain_pages} pages cannot be indexed on this host")]
     DomainTooLarge { domain_pages: u64 },
-    #[error("esx needs at least one sampled page per interval")]
+    #[error("esx and follow need at least one sampled page per interval")]
     NoSamplePages,
-    #[error("esx cannot sample {sample_pages} distinct pages from a domain of {domain_pages}")]
+    #[error("cannot sample {sample_pages} distinct pages from a domain of {domain_pages}")]
     SampleExceedsDomain {
         sample_pages: u64,
         domain_pages: u64,
@@ -270,6 +332,12 @@ pub enum EstimateError {
     MinRegionsExceedMax { min: u32, max: u32 },
     #[error("damon needs at least one tick per aggregation interval")]
     NoTicksPerInterval,
+    #[error("follow's --band-target {0} is outside (0, 1)")]
+    BandTargetOutOfRange(f64),
+    #[error("follow needs at least one pooled interval")]
+    NoPoolIntervals,
+    #[error("follow's change threshold {0} is not a positive number of standard errors")]
+    BreakZOutOfRange(f64),
 }
 
 /// Validates `cfg` and creates the estimator it describes. Only the fields the chosen kind uses
@@ -287,16 +355,7 @@ pub fn build(cfg: &EstimatorConfig) -> Result<Box<dyn Estimator>, EstimateError>
     }
     match cfg.kind {
         EstimatorKind::Esx => {
-            let n = cfg.sample_pages;
-            if n == 0 {
-                return Err(EstimateError::NoSamplePages);
-            }
-            if n > domain {
-                return Err(EstimateError::SampleExceedsDomain {
-                    sample_pages: n,
-                    domain_pages: domain,
-                });
-            }
+            let n = check_sample(cfg)?;
             let EsxGains { slow, fast } = cfg.esx;
             if !gain_ok(slow) {
                 return Err(EstimateError::SlowGainOutOfRange(slow));
@@ -340,7 +399,37 @@ pub fn build(cfg: &EstimatorConfig) -> Result<Box<dyn Estimator>, EstimateError>
             }
             Ok(Box::new(Curve::new(domain, cfg.sample_pages)))
         }
+        EstimatorKind::Follow => {
+            let n = check_sample(cfg)?;
+            let f = cfg.follow;
+            // Written so that NaN fails too.
+            if !(f.band_target > 0.0 && f.band_target < 1.0) {
+                return Err(EstimateError::BandTargetOutOfRange(f.band_target));
+            }
+            if f.pool_intervals == 0 {
+                return Err(EstimateError::NoPoolIntervals);
+            }
+            if !(f.break_z > 0.0 && f.break_z.is_finite()) {
+                return Err(EstimateError::BreakZOutOfRange(f.break_z));
+            }
+            Ok(Box::new(Follow::new(domain, n, f)))
+        }
     }
+}
+
+/// The sample size of a sampling estimator (esx, follow): at least one page, at most the domain.
+fn check_sample(cfg: &EstimatorConfig) -> Result<u64, EstimateError> {
+    let n = cfg.sample_pages;
+    if n == 0 {
+        return Err(EstimateError::NoSamplePages);
+    }
+    if n > cfg.domain_pages {
+        return Err(EstimateError::SampleExceedsDomain {
+            sample_pages: n,
+            domain_pages: cfg.domain_pages,
+        });
+    }
+    Ok(n)
 }
 
 fn gain_ok(g: f64) -> bool {
@@ -359,6 +448,7 @@ mod tests {
             sample_pages: 100,
             esx: EsxGains::default(),
             damon: DamonConfig::default(),
+            follow: FollowConfig::default(),
         }
     }
 

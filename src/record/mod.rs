@@ -455,6 +455,7 @@ pub(crate) mod tests {
                 sample_pages: 50,
                 esx: EsxGains::default(),
                 damon: DamonConfig::default(),
+                follow: Default::default(),
             },
             seed: 7,
             interval_ns: 100_000_000,

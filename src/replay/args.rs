@@ -36,6 +36,9 @@ pub struct ReplayArgs {
     /// Gain of ESX's fast moving average.
     #[arg(long)]
     pub esx_fast_gain: Option<f64>,
+    /// follow's target relative half-width of the 95% band.
+    #[arg(long)]
+    pub band_target: Option<f64>,
     /// Fewest DAMON regions.
     #[arg(long)]
     pub damon_min_regions: Option<u32>,
@@ -76,6 +79,7 @@ impl RunArgs {
                 sample_pages: cfg.sample_pages,
                 esx: cfg.esx,
                 damon: cfg.damon,
+                follow: cfg.follow,
             })?;
             crate::record::recorded_per_tick(
                 cfg.interval,
@@ -121,6 +125,7 @@ impl ReplayArgs {
         e.sample_pages = self.sample_pages.unwrap_or(e.sample_pages);
         e.esx.slow = self.esx_slow_gain.unwrap_or(e.esx.slow);
         e.esx.fast = self.esx_fast_gain.unwrap_or(e.esx.fast);
+        e.follow.band_target = self.band_target.unwrap_or(e.follow.band_target);
         e.damon.min_regions = self.damon_min_regions.unwrap_or(e.damon.min_regions);
         e.damon.max_regions = self.damon_max_regions.unwrap_or(e.damon.max_regions);
         e.damon.ticks_per_interval = self.damon_ticks.unwrap_or(e.damon.ticks_per_interval);

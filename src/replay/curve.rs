@@ -286,6 +286,7 @@ mod tests {
                 sample_pages: 3 * DOMAIN,
                 esx: EsxGains::default(),
                 damon: DamonConfig::default(),
+                follow: Default::default(),
             },
             seed: 3,
             interval_ns: 1_000_000_000,

@@ -168,13 +168,24 @@ fn replay_inner(
     let mut rows = Vec::new();
     let mut open = Open::default();
     let mut armed: Vec<PageIdx> = Vec::new();
+    // The pages touched in all ticks so far: what was resident live at the
+    // boundary (see `Estimator::observe_population`), handed over where the
+    // sampler hands it: at the first boundary and before each interval closes.
+    let population = est.samples_population();
+    let mut resident = PageSet::default();
     if !rec.ticks.is_empty() {
+        if population {
+            est.observe_population(&resident);
+        }
         armed = est.choose(&mut rng);
         open.sampled += armed.len() as u64;
     }
     let (mut sub, mut est_tick) = (0u32, 0u32);
     for (i, t) in rec.ticks.iter().enumerate() {
         open.ticks.push(t);
+        if population {
+            resident = resident.union(&t.touched);
+        }
         sub += 1;
         let last = i + 1 == rec.ticks.len();
         if sub < per_tick && !last {
@@ -201,7 +212,11 @@ fn replay_inner(
         est.observe_tick(&caught);
         sub = 0;
         est_tick += 1;
-        if last || est_tick == est_ticks {
+        let closes = last || est_tick == est_ticks;
+        if closes {
+            if population {
+                est.observe_population(&resident);
+            }
             let e = est.end_interval();
             on_close(est.as_ref(), i);
             rows.push(close_row(&open, e, interval));
@@ -329,6 +344,7 @@ mod tests {
                     ticks_per_interval: ticks,
                     ..DamonConfig::default()
                 },
+                follow: Default::default(),
             },
             seed: 11,
             interval_ns: 1_000_000_000,

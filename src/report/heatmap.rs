@@ -297,6 +297,7 @@ mod tests {
                     sample_pages: 3,
                     esx: EsxGains::default(),
                     damon: DamonConfig::default(),
+                    follow: Default::default(),
                 },
                 seed: 5,
                 interval_ns: 100_000_000,

@@ -166,6 +166,7 @@ impl Spec {
             sample_pages: self.sample_pages,
             esx: self.gains,
             damon: DamonConfig::default(),
+            follow: crate::estimate::FollowConfig::default(),
             warmup_intervals: self.warmup,
             guest_pages: crate::track::dirty_log::default_guest_pages(self.tracker),
             vcpus: 1,

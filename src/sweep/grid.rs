@@ -159,7 +159,7 @@ pub fn format_interval(d: Duration) -> String {
 /// Every combination of the lists, in list order (tracker, then estimator,
 /// then sample pages, then interval), without duplicates: values repeated
 /// in a list, and settings that differ only in what they ignore (sample
-/// pages for damon and exhaustive; estimator and sample pages for tracker
+/// pages for damon and exhaustive (esx and follow use them); estimator and sample pages for tracker
 /// `none`), appear once.
 pub fn expand_grid(
     trackers: &[TrackerKind],
@@ -174,7 +174,7 @@ pub fn expand_grid(
                 for &interval in intervals {
                     let (estimator, sample_pages) = match (tracker, estimator) {
                         (TrackerKind::None, _) => (None, None),
-                        (_, EstimatorKind::Esx | EstimatorKind::Curve) => {
+                        (_, EstimatorKind::Esx | EstimatorKind::Curve | EstimatorKind::Follow) => {
                             (Some(estimator), Some(n))
                         }
                         _ => (Some(estimator), None),

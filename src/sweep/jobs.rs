@@ -78,6 +78,7 @@ pub fn run_args(cfg: &RunConfig, out: &Path) -> Vec<String> {
     opt("damon-min-regions", cfg.damon.min_regions.to_string());
     opt("damon-max-regions", cfg.damon.max_regions.to_string());
     opt("damon-ticks", cfg.damon.ticks_per_interval.to_string());
+    opt("band-target", format!("{}", cfg.follow.band_target));
     opt("warmup", cfg.warmup_intervals.to_string());
     opt("guest-pages", cfg.guest_pages.to_string());
     opt("vcpus", cfg.vcpus.to_string());
@@ -256,6 +257,10 @@ mod tests {
                 min_regions: 5,
                 max_regions: 50,
                 ticks_per_interval: 7,
+            },
+            follow: crate::estimate::FollowConfig {
+                band_target: 0.1,
+                ..Default::default()
             },
             warmup_intervals: 3,
             guest_pages: crate::vmm::paging::GuestPageSize::Size4K,

@@ -194,7 +194,7 @@ pub fn expand_replay_grid(
                     ..base
                 })
                 .collect(),
-            EstimatorKind::Exhaustive | EstimatorKind::Curve => vec![base],
+            EstimatorKind::Exhaustive | EstimatorKind::Curve | EstimatorKind::Follow => vec![base],
         };
         for setting in variants {
             let settings = replay_settings(&recorded, h, &setting);
@@ -228,6 +228,7 @@ fn replay_settings(
                 max_regions: setting.damon_regions.map_or(r.damon.max_regions, |d| d.max),
                 ticks_per_interval: r.damon.ticks_per_interval,
             },
+            follow: r.follow,
         },
         interval_ticks: u32::try_from(interval_ns / h.tick_ns.max(1)).unwrap_or(u32::MAX),
         ..*recorded
@@ -504,6 +505,7 @@ mod tests {
                     ticks_per_interval: 5,
                     ..DamonConfig::default()
                 },
+                follow: Default::default(),
             },
             seed: 7,
             interval_ns: TICK_MS * 1_000_000,

@@ -637,6 +637,10 @@ impl ReclaimPort for UffdTracker {
     fn store_size(&self) -> StoreSize {
         StoreSize::of(&lock(&self.shared.state).store)
     }
+
+    fn stored(&self) -> Vec<RamPage> {
+        lock(&self.shared.state).store.pages()
+    }
 }
 
 #[cfg(test)]

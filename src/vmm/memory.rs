@@ -129,6 +129,28 @@ impl GuestMemory {
     }
 
     /// Host address where guest RAM (`RAM_BASE`) is mapped.
+    /// The data pages (counted from the first data page, as the
+    /// estimators' domain is) resident in the guest-RAM memfd: for a shared
+    /// memfd mapping `mincore` reports the file's page cache, so a page the
+    /// trackers zapped from the mapping but not from the file still counts.
+    /// No tracker makes an untouched page resident (the uffd trackers fill
+    /// a hole only when the guest touches it), so this is the set of data
+    /// pages the guest has ever touched (and not had reclaimed).
+    pub fn resident_data(&self) -> std::io::Result<crate::record::PageSet> {
+        let page = wss_abi::PAGE_SIZE;
+        let first = self.layout.data_first_page();
+        let addr = self.ram_host + (first * page) as usize;
+        let len = (self.layout.data_pages() * page) as usize;
+        let flags = crate::residency::mincore(addr, len)?;
+        Ok(crate::record::PageSet::from_sorted(
+            flags
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| *f & 1 != 0)
+                .map(|(i, _)| i as u64),
+        ))
+    }
+
     pub fn ram_host_addr(&self) -> usize {
         self.ram_host
     }

@@ -165,6 +165,7 @@ impl RunSpec<'_> {
             sample_pages: self.sample_pages,
             esx: kvm_wss::estimate::EsxGains::default(),
             damon: kvm_wss::estimate::DamonConfig::default(),
+            follow: kvm_wss::estimate::FollowConfig::default(),
             warmup_intervals: self.warmup_intervals,
             guest_pages: self
                 .guest_pages

@@ -1,0 +1,680 @@
+//! `follow`: sample where memory lives, pool the intervals of a steady working set, and start
+//! over as soon as the sample says the working set changed.
+//!
+//! - **Population.** Each interval samples `n` pages uniformly without replacement from the
+//!   pages resident in guest RAM at its start (the pages the guest has ever touched; see
+//!   `Estimator::observe_population`), not from the whole domain: a guest with a 64 MiB hot set
+//!   in 8 GiB of RAM wastes no samples on the never-touched rest. Pages that became resident
+//!   during the interval were touched in it, and are counted exactly. The interval's
+//!   measurement is `touched / n × |start population| + |new pages|`; with an empty population
+//!   it is the new pages, exactly.
+//! - **Regimes.** The intervals since the last detected change form a regime; the last
+//!   `pool_intervals` of them are pooled (each interval's page estimate weighted by its
+//!   effective sample size), which narrows the band in steady state. An interval whose own
+//!   measurement differs from the pool by more than `break_z` standard errors of the
+//!   difference (a two-proportion test) starts a new regime, so a fall is followed as fast as
+//!   a rise. The bound on the pool lets slow drift (a ramp) through without a test firing.
+//! - **Sample size to an error target.** The next interval samples the `n` at which a full
+//!   pool of `pool_intervals` intervals reaches the relative 95% half-width `band_target` at
+//!   the pooled proportion `p`: `n = z² (1 - p) / (p t²) / pool_intervals`, clamped to
+//!   `[min_sample_pages, sample_pages]`. A large steady working set needs few samples, and so
+//!   few tracked faults; a small one is sampled at the cap.
+//!
+//! The reported measurement is the regime's pooled estimate with its 95% Wilson band, widened
+//! by the wander of the working set between intervals beyond sampling (see `band_n_eff`). The
+//! policy value is the band's upper end: an allocator that grants it under-provides in about
+//! 2.5% of steady intervals, and after a real fall it follows within the interval or two the
+//! test needs, instead of decaying over ~20 intervals as ESX's slow average does.
+
+use std::collections::VecDeque;
+
+use rand::rngs::StdRng;
+use rand::seq::index;
+
+use super::band::{Z95, effective_n, wilson};
+use super::{Estimate, Estimator, FollowConfig, IntervalEstimate, PageIdx};
+use crate::record::PageSet;
+
+/// How many pools' worth of the regime's intervals the wander is estimated over.
+const WANDER_POOLS: usize = 4;
+
+/// One closed interval of the current regime.
+#[derive(Clone, Copy, Debug)]
+struct Pooled {
+    /// The sampled fraction of the starting population that was touched.
+    fraction: f64,
+    /// The starting population, pages.
+    population: f64,
+    /// Pages that became resident during the interval (touched in it, counted exactly).
+    new: f64,
+    /// The effective sample size (infinite for a census).
+    n_eff: f64,
+}
+
+impl Pooled {
+    /// The interval's measurement, pages.
+    fn pages(&self) -> f64 {
+        self.fraction * self.population + self.new
+    }
+
+    /// Variance of `pages()` if the population's true touched fraction were `p`.
+    fn variance(&self, p: f64) -> f64 {
+        if self.n_eff.is_infinite() {
+            0.0
+        } else {
+            self.population * self.population * p * (1.0 - p) / self.n_eff
+        }
+    }
+}
+
+/// Intervals pooled into one: each weighted by its effective sample size, so that a census
+/// (infinite weight) decides alone (the latest one, if several).
+#[derive(Clone, Copy, Debug)]
+struct Pool {
+    /// The pooled touched fraction, starting population and new pages.
+    fraction: f64,
+    population: f64,
+    new: f64,
+    /// Sum of the effective sample sizes.
+    n_eff: f64,
+}
+
+impl Pool {
+    fn of<'a>(intervals: impl Iterator<Item = &'a Pooled>) -> Option<Pool> {
+        let (mut w, mut touched, mut pop, mut new) = (0.0, 0.0, 0.0, 0.0);
+        let mut census = None;
+        let mut any = false;
+        for i in intervals {
+            any = true;
+            if i.n_eff.is_infinite() {
+                census = Some(*i);
+            } else {
+                w += i.n_eff;
+                touched += i.n_eff * i.fraction * i.population;
+                pop += i.n_eff * i.population;
+                new += i.n_eff * i.new;
+            }
+        }
+        if let Some(c) = census {
+            return Some(Pool {
+                fraction: c.fraction,
+                population: c.population,
+                new: c.new,
+                n_eff: f64::INFINITY,
+            });
+        }
+        if !any {
+            return None;
+        }
+        let population = if w > 0.0 { pop / w } else { 0.0 };
+        Some(Pool {
+            fraction: if pop > 0.0 { touched / pop } else { 0.0 },
+            population,
+            new: if w > 0.0 { new / w } else { 0.0 },
+            n_eff: w,
+        })
+    }
+
+    fn pages(&self) -> f64 {
+        self.fraction * self.population + self.new
+    }
+
+    /// The pooled estimate with its 95% band: Wilson's on the sampled part at the effective
+    /// sample size `n_eff` (see [`band_n_eff`]), the new pages exact.
+    fn estimate(&self, n_eff: f64) -> Estimate {
+        let (lo, hi) = wilson(self.fraction, n_eff);
+        let pages = self.pages();
+        Estimate {
+            pages,
+            lo: (lo * self.population + self.new).min(pages),
+            hi: (hi * self.population + self.new).max(pages),
+        }
+    }
+}
+
+/// The effective sample size of the band of `pool` (given the regime's recent `intervals`, of
+/// which the pool is the last few), so that it covers
+/// this interval's working set and not only the pool's mean: a paced guest's working set
+/// wanders from interval to interval by more than sampling explains (its pace follows the
+/// host's load), and a band of the mean alone would miss it. The wander is the spread of the
+/// intervals' measurements beyond their sampling variance (zero when within it, and for fewer
+/// than two intervals); it is added to the pool's variance, which shrinks the effective size.
+fn band_n_eff(intervals: &VecDeque<Pooled>, pool: &Pool) -> f64 {
+    let m = intervals.len();
+    if m < 2 || pool.n_eff.is_infinite() || pool.n_eff <= 0.0 {
+        return pool.n_eff;
+    }
+    let mean = intervals.iter().map(Pooled::pages).sum::<f64>() / m as f64;
+    let spread = intervals
+        .iter()
+        .map(|i| (i.pages() - mean).powi(2))
+        .sum::<f64>()
+        / (m - 1) as f64;
+    // Each interval's sampling variance at the pooled fraction: at its own, an interval that
+    // caught nothing of a sparse working set would claim none.
+    let p = pool.fraction.clamp(0.0, 1.0);
+    let sampling = intervals.iter().map(|i| i.variance(p)).sum::<f64>() / m as f64;
+    let wander = (spread - sampling).max(0.0);
+    let pool_var = pool.population * pool.population * p * (1.0 - p) / pool.n_eff;
+    if wander <= 0.0 || pool_var <= 0.0 {
+        return pool.n_eff;
+    }
+    pool.n_eff * pool_var / (pool_var + wander)
+}
+
+pub struct Follow {
+    domain: u64,
+    /// The cap on the sample size (`sample_pages`).
+    max_n: u64,
+    cfg: FollowConfig,
+    /// The runs of resident pages last given, and their count.
+    runs: Vec<std::ops::Range<u64>>,
+    population_len: u64,
+    /// How many resident pages precede each run, for drawing the k-th resident page.
+    run_offsets: Vec<u64>,
+    /// The population when the open interval's sample was drawn; `None` between intervals.
+    start_len: Option<u64>,
+    /// This interval's sample, sorted, and which of its entries have been touched.
+    armed: Vec<PageIdx>,
+    hit: Vec<bool>,
+    hits: u64,
+    /// The current regime's last `pool_intervals` intervals, oldest first.
+    pool: VecDeque<Pooled>,
+    /// The current regime's last `WANDER_POOLS × pool_intervals` intervals: the wander of the
+    /// working set between intervals is estimated over these, as four intervals alone give too
+    /// noisy a spread (3 degrees of freedom).
+    history: VecDeque<Pooled>,
+    /// Regimes started after the first (changes detected).
+    breaks: u64,
+    last: Estimate,
+}
+
+impl Follow {
+    /// `build()` has checked `0 < max_n <= domain` and the configuration.
+    pub(super) fn new(domain: u64, max_n: u64, cfg: FollowConfig) -> Self {
+        Follow {
+            domain,
+            max_n,
+            cfg,
+            runs: Vec::new(),
+            population_len: 0,
+            run_offsets: Vec::new(),
+            start_len: None,
+            armed: Vec::new(),
+            hit: Vec::new(),
+            hits: 0,
+            pool: VecDeque::new(),
+            history: VecDeque::new(),
+            breaks: 0,
+            last: Estimate::exact(0.0),
+        }
+    }
+
+    /// How many changes of working set have been detected.
+    #[cfg(test)]
+    pub(super) fn breaks(&self) -> u64 {
+        self.breaks
+    }
+
+    /// The sample size for the coming interval: what a full pool needs to reach the band target
+    /// at the pooled fraction `p`, `z² (1 - p) / (p t²) / pool_intervals`, clamped to
+    /// [floor, cap] and to the population.
+    pub(super) fn next_sample_size(&self) -> u64 {
+        let floor = self.cfg.min_sample_pages.min(self.max_n);
+        let wanted = match Pool::of(self.pool.iter()) {
+            Some(pool) if pool.fraction > 0.0 => {
+                let (p, t) = (pool.fraction.min(1.0), self.cfg.band_target);
+                let total = Z95 * Z95 * (1.0 - p) / (p * t * t);
+                (total / f64::from(self.cfg.pool_intervals)).ceil() as u64
+            }
+            // Nothing known yet, or nothing seen touched: the cap.
+            _ => self.max_n,
+        };
+        wanted.clamp(floor, self.max_n).min(self.population_len)
+    }
+
+    /// The k-th resident page (0-based, ascending).
+    fn resident_at(&self, k: u64) -> PageIdx {
+        // k < population_len, so some run starts at or before it.
+        let i = self
+            .run_offsets
+            .partition_point(|&o| o <= k)
+            .saturating_sub(1);
+        self.runs[i].start + (k - self.run_offsets[i])
+    }
+}
+
+/// Whether `current` is inconsistent with the pool at `z` standard errors: a two-proportion
+/// test on the sampled parts, each side's variance taken at the fraction of both together (no
+/// change); the new pages are exact on both sides.
+fn changed(pool: &VecDeque<Pooled>, current: &Pooled, z: f64) -> bool {
+    let Some(before) = Pool::of(pool.iter()) else {
+        return false;
+    };
+    let p = Pool::of(pool.iter().chain(std::iter::once(current)))
+        .map_or(0.0, |both| both.fraction)
+        .clamp(0.0, 1.0);
+    let pool_var = if before.n_eff.is_infinite() || before.n_eff <= 0.0 {
+        0.0
+    } else {
+        before.population * before.population * p * (1.0 - p) / before.n_eff
+    };
+    let se = (current.variance(p) + pool_var).sqrt();
+    let diff = (current.pages() - before.pages()).abs();
+    // Half a page absorbs rounding when both sides are exact.
+    diff > z * se && diff > 0.5
+}
+
+impl Estimator for Follow {
+    fn name(&self) -> &'static str {
+        "follow"
+    }
+
+    fn ticks_per_interval(&self) -> u32 {
+        1
+    }
+
+    fn observe_population(&mut self, resident: &PageSet) {
+        self.runs.clear();
+        self.run_offsets.clear();
+        let mut at = 0;
+        for r in resident.runs() {
+            self.run_offsets.push(at);
+            at += r.end - r.start;
+            self.runs.push(r);
+        }
+        self.population_len = at;
+    }
+
+    fn samples_population(&self) -> bool {
+        true
+    }
+
+    fn choose(&mut self, rng: &mut StdRng) -> Vec<PageIdx> {
+        let n = self.next_sample_size();
+        // The population fits in the domain, which build() checked fits usize.
+        let length = usize::try_from(self.population_len).unwrap_or(usize::MAX);
+        let amount = usize::try_from(n).unwrap_or(length).min(length);
+        let mut ks: Vec<u64> = index::sample(rng, length, amount)
+            .into_iter()
+            .map(|k| k as u64)
+            .collect();
+        ks.sort_unstable();
+        let pages: Vec<PageIdx> = ks
+            .into_iter()
+            .map(|k| self.resident_at(k))
+            .filter(|&p| p < self.domain)
+            .collect();
+        self.hit.clear();
+        self.hit.resize(pages.len(), false);
+        self.hits = 0;
+        self.start_len = Some(self.population_len);
+        self.armed.clone_from(&pages);
+        pages
+    }
+
+    fn observe_tick(&mut self, touched: &[PageIdx]) {
+        for p in touched {
+            if let Ok(i) = self.armed.binary_search(p)
+                && !self.hit[i]
+            {
+                self.hit[i] = true;
+                self.hits += 1;
+            }
+        }
+    }
+
+    fn end_interval(&mut self) -> IntervalEstimate {
+        let start = self.start_len.take().unwrap_or(self.population_len);
+        let n = self.armed.len() as f64;
+        let big_n = start as f64;
+        // A page resident now and not at the start was first touched in this interval (pages
+        // only leave by reclaim, which would make this an undercount, never an invention).
+        let new = self.population_len.saturating_sub(start) as f64;
+        let current = Pooled {
+            fraction: if n > 0.0 { self.hits as f64 / n } else { 0.0 },
+            population: big_n,
+            new,
+            // No sample means an empty starting population: nothing of it was touched, exactly.
+            n_eff: if n > 0.0 {
+                effective_n(n, big_n)
+            } else {
+                f64::INFINITY
+            },
+        };
+        if changed(&self.pool, &current, self.cfg.break_z) {
+            self.pool.clear();
+            self.history.clear();
+            self.breaks += 1;
+        }
+        self.pool.push_back(current);
+        while self.pool.len() > self.cfg.pool_intervals as usize {
+            self.pool.pop_front();
+        }
+        self.history.push_back(current);
+        while self.history.len() > WANDER_POOLS * self.cfg.pool_intervals as usize {
+            self.history.pop_front();
+        }
+        self.hits = 0;
+        self.hit.clear();
+        self.armed.clear();
+        self.last = Pool::of(self.pool.iter()).map_or(Estimate::exact(0.0), |p| {
+            p.estimate(band_n_eff(&self.history, &p))
+        });
+        IntervalEstimate {
+            raw: self.last,
+            policy_pages: self.last.hi,
+        }
+    }
+
+    fn peek(&self, _touched_so_far: usize) -> Estimate {
+        self.last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{EstimatorConfig, EstimatorKind, build};
+    use super::*;
+    use rand::SeedableRng;
+
+    const DOMAIN: u64 = 131_072;
+
+    fn follow(max_n: u64) -> Follow {
+        Follow::new(DOMAIN, max_n, FollowConfig::default())
+    }
+
+    /// A synthetic guest: a hot set per interval out of a domain; the population is every page
+    /// touched so far, handed over as the sampler does: at the first boundary and before each
+    /// interval closes.
+    struct Stream {
+        rng: StdRng,
+        resident: Vec<bool>,
+        started: bool,
+    }
+
+    impl Stream {
+        fn new(seed: u64) -> Self {
+            Stream {
+                rng: StdRng::seed_from_u64(seed),
+                resident: vec![false; DOMAIN as usize],
+                started: false,
+            }
+        }
+
+        /// A random set of `w` pages among the first `within` of the domain.
+        fn hot(&mut self, within: u64, w: u64) -> Vec<bool> {
+            let mut hot = vec![false; DOMAIN as usize];
+            for i in index::sample(&mut self.rng, within as usize, w as usize) {
+                hot[i] = true;
+            }
+            hot
+        }
+
+        fn population(&self) -> PageSet {
+            PageSet::from_sorted((0..DOMAIN).filter(|&p| self.resident[p as usize]))
+        }
+
+        /// One interval of `e` in which exactly `hot` is touched.
+        fn interval(&mut self, e: &mut Follow, hot: &[bool]) -> IntervalEstimate {
+            if !self.started {
+                e.observe_population(&self.population());
+                self.started = true;
+            }
+            let armed = e.choose(&mut self.rng);
+            let touched: Vec<PageIdx> = armed.into_iter().filter(|&p| hot[p as usize]).collect();
+            e.observe_tick(&touched);
+            for (r, &h) in self.resident.iter_mut().zip(hot) {
+                *r |= h;
+            }
+            e.observe_population(&self.population());
+            e.end_interval()
+        }
+    }
+
+    #[test]
+    fn empty_population_is_an_exact_zero() {
+        let mut s = Stream::new(1);
+        let mut e = follow(400);
+        let none = vec![false; DOMAIN as usize];
+        let est = s.interval(&mut e, &none);
+        assert_eq!(est.raw, Estimate::exact(0.0));
+        assert_eq!(est.policy_pages, 0.0);
+    }
+
+    /// Pages first touched in an interval are counted exactly, however few were sampled.
+    #[test]
+    fn newly_resident_pages_are_counted_exactly() {
+        let mut s = Stream::new(9);
+        let mut e = follow(400);
+        let first = s.hot(DOMAIN, 3000);
+        assert_eq!(s.interval(&mut e, &first).raw, Estimate::exact(3000.0));
+        // The old 3000 idle, 500 new ones touched: 0 sampled hits plus 500 new pages.
+        let mut fresh = vec![false; DOMAIN as usize];
+        let mut added = 0;
+        for (p, f) in fresh.iter_mut().enumerate() {
+            if !first[p] && added < 500 {
+                *f = true;
+                added += 1;
+            }
+        }
+        let est = s.interval(&mut e, &fresh).raw;
+        assert_eq!(est.pages, 500.0);
+        assert_eq!(est.lo, 500.0);
+    }
+
+    #[test]
+    fn samples_only_resident_pages() {
+        let mut s = Stream::new(2);
+        let mut e = follow(400);
+        let hot = s.hot(DOMAIN, 3000);
+        s.interval(&mut e, &hot);
+        let resident = PageSet::from_sorted((0..DOMAIN).filter(|&p| hot[p as usize]));
+        e.observe_population(&resident);
+        let armed = e.choose(&mut s.rng);
+        assert!(!armed.is_empty());
+        assert!(armed.windows(2).all(|w| w[0] < w[1]));
+        assert!(armed.iter().all(|&p| hot[p as usize]), "{armed:?}");
+        // Every armed page is touched: the estimate is the whole population.
+        e.observe_tick(&armed);
+        let est = e.end_interval();
+        assert_eq!(est.raw.pages, 3000.0);
+    }
+
+    /// Intervals after a step until the measurement is within the lag rule's 10% of the truth.
+    fn lag(trace: &[f64], truth: f64, up: bool) -> Option<usize> {
+        trace.iter().position(|&v| {
+            if up {
+                v >= 0.9 * truth
+            } else {
+                v <= 1.1 * truth
+            }
+        })
+    }
+
+    /// Phases in a 64k-page region: a quarter of it, then all of it, then the quarter again, 30
+    /// intervals each at 400 samples. The rise is caught in the interval it happens (lag 0,
+    /// within the 1) and the fall within 2 (the bound), for every seed tried.
+    #[test]
+    fn steps_up_and_down_are_followed_at_once() {
+        for seed in 0..20 {
+            let mut s = Stream::new(100 + seed);
+            let mut e = follow(400);
+            let region = 65_536;
+            let low = s.hot(region, region / 4);
+            let high = s.hot(region, region);
+            let run = |s: &mut Stream, e: &mut Follow, hot: &[bool]| -> Vec<f64> {
+                (0..30).map(|_| s.interval(e, hot).raw.pages).collect()
+            };
+            run(&mut s, &mut e, &low);
+            let up = run(&mut s, &mut e, &high);
+            let down = run(&mut s, &mut e, &low);
+            let up_lag = lag(&up, region as f64, true);
+            let down_lag = lag(&down, region as f64 / 4.0, false);
+            assert!(up_lag.is_some_and(|l| l <= 1), "seed {seed}: {up:?}");
+            assert!(down_lag.is_some_and(|l| l <= 2), "seed {seed}: {down:?}");
+        }
+    }
+
+    /// A steady working set breaks its regime only by chance: at 3.29 standard errors about once
+    /// per thousand intervals, so 1000 intervals may see a few but not ten.
+    #[test]
+    fn a_steady_stream_rarely_breaks_its_regime() {
+        let mut s = Stream::new(3);
+        let mut e = follow(400);
+        let hot = s.hot(DOMAIN, 16_384);
+        // Population settles after the first interval.
+        s.interval(&mut e, &hot);
+        let before = e.breaks();
+        for _ in 0..1000 {
+            s.interval(&mut e, &hot);
+        }
+        let breaks = e.breaks() - before;
+        assert!(breaks < 10, "{breaks} false breaks in 1000 intervals");
+    }
+
+    /// The band of the pooled estimate holds the truth in ~95% of steady intervals: between 90%
+    /// and 99% over 500 intervals (the binomial spread of a 95% count over 500 is ~1%).
+    #[test]
+    fn band_coverage_on_a_binomial_stream_is_near_95_percent() {
+        for (seed, w, within) in [(4, 16_384, DOMAIN), (5, 2_000, 8_000), (6, 500, 120_000)] {
+            let mut s = Stream::new(seed);
+            let mut e = follow(400);
+            let hot = s.hot(within, w);
+            // The population: pages once touched, many now idle.
+            let ever = s.hot(within, within);
+            s.interval(&mut e, &ever);
+            let mut covered = 0;
+            let truth = w as f64;
+            for _ in 0..500 {
+                let est = s.interval(&mut e, &hot).raw;
+                if est.lo <= truth && truth <= est.hi {
+                    covered += 1;
+                }
+            }
+            let share = f64::from(covered) / 500.0;
+            assert!((0.90..=0.99).contains(&share), "w {w}: coverage {share}");
+        }
+    }
+
+    /// A paced guest's working set wanders: here 14000 and 18000 pages on alternate intervals,
+    /// a spread the pool of four averages away. The band must still cover each interval's own
+    /// truth: 90% or more of 400 intervals (without the wander term, seed 10 covers 94).
+    #[test]
+    fn band_covers_a_working_set_that_wanders_between_intervals() {
+        let mut s = Stream::new(10);
+        let mut e = follow(400);
+        let ever = s.hot(DOMAIN, 40_000);
+        s.interval(&mut e, &ever);
+        let sizes = [14_000u64, 18_000];
+        let sets: Vec<Vec<bool>> = sizes
+            .iter()
+            .map(|&w| {
+                let mut left = w;
+                ever.iter()
+                    .map(|&r| {
+                        let take = r && left > 0;
+                        left -= u64::from(take);
+                        take
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut covered = 0;
+        for i in 0..400 {
+            let est = s.interval(&mut e, &sets[i % 2]).raw;
+            let truth = sizes[i % 2] as f64;
+            if est.lo <= truth && truth <= est.hi {
+                covered += 1;
+            }
+        }
+        assert!(covered >= 360, "covered {covered} of 400");
+    }
+
+    /// With a steady hot fraction p of the population, the sample size settles at
+    /// z² (1-p) / (p t²) / pool_intervals: at p = 1/2 and t = 0.05, 3.84 × 400 / 4 = 385 pages.
+    #[test]
+    fn adaptive_sample_size_converges_to_the_predicted_size() {
+        let mut s = Stream::new(7);
+        let mut e = Follow::new(DOMAIN, 2000, FollowConfig::default());
+        let ever = s.hot(DOMAIN, 40_000);
+        s.interval(&mut e, &ever);
+        // Half of the population hot.
+        let hot: Vec<bool> = {
+            let mut seen = 0;
+            ever.iter()
+                .map(|&r| {
+                    seen += u64::from(r);
+                    r && seen % 2 == 0
+                })
+                .collect()
+        };
+        for _ in 0..50 {
+            s.interval(&mut e, &hot);
+        }
+        let n = e.next_sample_size() as f64;
+        let predicted = Z95 * Z95 * 0.5 / (0.5 * 0.05 * 0.05) / 4.0;
+        assert!(
+            (n - predicted).abs() <= 0.1 * predicted,
+            "{n} vs {predicted}"
+        );
+        // The cap and the floor bound it.
+        let mut capped = Follow::new(DOMAIN, 100, FollowConfig::default());
+        s.interval(&mut capped, &hot);
+        s.interval(&mut capped, &hot);
+        assert_eq!(capped.next_sample_size(), 100);
+        let mut floored = follow(400);
+        for _ in 0..5 {
+            s.interval(&mut floored, &ever);
+        }
+        // Every resident page hot: p = 1 asks for no sample at all; the floor keeps 64.
+        assert_eq!(floored.next_sample_size(), 64);
+    }
+
+    #[test]
+    fn a_census_of_the_population_is_exact() {
+        let mut s = Stream::new(8);
+        let mut e = follow(400);
+        let ever = s.hot(DOMAIN, 300);
+        s.interval(&mut e, &ever);
+        let some = s.hot(DOMAIN, DOMAIN);
+        let hot: Vec<bool> = ever.iter().zip(&some).map(|(&a, &b)| a && b).collect();
+        let want = hot.iter().filter(|&&h| h).count() as f64;
+        let est = s.interval(&mut e, &hot);
+        assert_eq!(est.raw, Estimate::exact(want));
+    }
+
+    #[test]
+    fn built_through_config_with_its_own_errors() {
+        let mut cfg = EstimatorConfig {
+            kind: EstimatorKind::Follow,
+            domain_pages: 1000,
+            sample_pages: 100,
+            esx: Default::default(),
+            damon: Default::default(),
+            follow: FollowConfig::default(),
+        };
+        assert_eq!(build(&cfg).map(|e| e.name()).ok(), Some("follow"));
+        cfg.follow.band_target = 0.0;
+        assert!(matches!(
+            build(&cfg).err(),
+            Some(super::super::EstimateError::BandTargetOutOfRange(_))
+        ));
+        cfg.follow = FollowConfig {
+            pool_intervals: 0,
+            ..FollowConfig::default()
+        };
+        assert!(matches!(
+            build(&cfg).err(),
+            Some(super::super::EstimateError::NoPoolIntervals)
+        ));
+        cfg.follow = FollowConfig {
+            break_z: f64::NAN,
+            ..FollowConfig::default()
+        };
+        assert!(matches!(
+            build(&cfg).err(),
+            Some(super::super::EstimateError::BreakZOutOfRange(_))
+        ));
+    }
+}
