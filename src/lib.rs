@@ -8,6 +8,7 @@ pub mod calibrate;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod coordinate;
 pub mod estimate;
 pub mod guests;
 pub mod memlimit;

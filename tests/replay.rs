@@ -29,6 +29,7 @@ fn recorded_with(
     let extras = RunExtras {
         record: true,
         record_tick,
+        ..RunExtras::default()
     };
     let mut cfg = spec.config();
     cfg.plot = false;

@@ -79,6 +79,7 @@ impl RunArgs {
         Ok(crate::run::RunExtras {
             record: self.record,
             record_tick: self.record_tick,
+            ..crate::run::RunExtras::default()
         })
     }
 }
