@@ -330,3 +330,62 @@ fn bad_input_is_refused_with_one_line_and_exit_2() {
     ]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Ctrl-C (SIGINT) in the middle of a scenario: exit 130, and every VM's
+/// run folder, coordinate.csv and coordinate.json keep what was measured.
+#[test]
+fn ctrl_c_keeps_everything_measured_and_exits_130() {
+    if !common::kvm_available("ctrl_c") {
+        return;
+    }
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
+        .args([
+            "coordinate",
+            "--scenario",
+            "consume-all",
+            "--policy",
+            "static",
+        ])
+        .args(["--host-mem", "1536M", "--quiet", "--no-plot", "--out"])
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Waits (up to a minute, however loaded the host) for 3 intervals of
+    // rows: the header and 12 rows.
+    let csv = out.join(output::CSV_FILE);
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) < 13 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no rows"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pid = child.id().to_string();
+    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let rows = output::read_csv(&csv).unwrap();
+    assert!(rows.len() >= 12);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(output::JSON_FILE)).unwrap())
+            .unwrap();
+    let vms = json["vms"].as_array().unwrap();
+    assert_eq!(vms.len(), 4);
+    for vm in vms {
+        assert_eq!(vm["end"], "interrupted");
+        let name = vm["name"].as_str().unwrap();
+        assert!(out.join(name).join("summary.json").is_file());
+        // Every interval a VM wrote to its own series reached the coordinator.
+        let own = std::fs::read_to_string(out.join(name).join("timeseries.csv")).unwrap();
+        let mine = rows.iter().filter(|r| r.vm == name).count();
+        assert_eq!(own.lines().count() - 1, mine, "{name}");
+    }
+}

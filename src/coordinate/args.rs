@@ -36,8 +36,8 @@ pub struct CoordinateArgs {
     /// VMs of a built-in scenario.
     #[arg(long, default_value_t = 4, value_parser = positive_count, conflicts_with = "scenario_file")]
     pub vms: usize,
-    /// Run the scenario this many times as fast or slow (0.25: a quarter of the time): the
-    /// interval, the duration and the programs' timing parameters scale together.
+    /// Multiply the scenario's times by this (0.5: in half the time): the interval, the
+    /// duration and the programs' timing parameters scale together.
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
     /// Length of one interval, instead of the scenario's (after --time-scale).
@@ -56,7 +56,8 @@ pub struct CoordinateArgs {
     /// folder under runs/).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Then run each VM alone, without a limit, to measure its slowdown.
+    /// Then run the same VMs together again without limits (the uncoordinated twins, into
+    /// OUT/twins/) and report each VM's slowdown against its twin.
     #[arg(long)]
     pub twins: bool,
     /// Do not draw the plots.

@@ -63,7 +63,9 @@ pub enum CoordinateError {
 pub struct VmRun {
     pub name: String,
     pub output: RunOutput,
-    /// Its twin's run, with `--twins`.
+    /// Its twin's run, with `--twins`: the same VM, in the same scenario
+    /// run again with the same VMs beside it (the same CPU contention),
+    /// but no limit set, so that the difference is the coordinator's.
     pub twin: Option<RunOutput>,
 }
 
@@ -101,29 +103,69 @@ fn state_of(cfg: &RunConfig, row: Option<&Row>, prev: Option<&Row>) -> VmState {
 }
 
 /// Runs the plan's VMs together under its policy and writes
-/// `coordinate.csv` as the intervals end; the caller writes the summary
-/// and plot from the [`Outcome`].
+/// `coordinate.csv` as the intervals end; with `twins`, then runs them
+/// together again without limits into `twins/` (its own coordinate.csv,
+/// with no limit column filled). The caller writes the summary and plot
+/// from the [`Outcome`].
 pub fn run(plan: &Plan) -> Result<Outcome, CoordinateError> {
+    let (outputs, intervals) = run_vms(plan, &plan.out_dir, Some(plan.policy))?;
+    let mut twins: Vec<Option<RunOutput>> = if plan.twins && !crate::run::interrupted() {
+        if plan.live {
+            eprintln!("running the same VMs again without limits (the twins)");
+        }
+        let (outs, _) = run_vms(plan, &twins_dir(&plan.out_dir), None)?;
+        outs.into_iter().map(Some).collect()
+    } else {
+        Vec::new()
+    };
+    twins.resize_with(outputs.len(), || None);
+    let vms = plan
+        .scenario
+        .vms
+        .iter()
+        .zip(outputs)
+        .zip(twins)
+        .map(|((vm, output), twin)| VmRun {
+            name: vm.name.clone(),
+            output,
+            twin,
+        })
+        .collect();
+    Ok(Outcome { vms, intervals })
+}
+
+/// Where the uncoordinated twins' runs go.
+pub fn twins_dir(out: &Path) -> PathBuf {
+    out.join("twins")
+}
+
+/// Every VM of the plan on its own thread, their runs in `dir`, and the
+/// coordinator loop on this one; `policy` None sets no limit (the twins).
+fn run_vms(
+    plan: &Plan,
+    dir: &Path,
+    policy: Option<PolicyKind>,
+) -> Result<(Vec<RunOutput>, Vec<VmInterval>), CoordinateError> {
     let limits: Vec<LimitHandle> = plan
         .configs
         .iter()
         .map(|_| LimitHandle::unlimited())
         .collect();
-    let mut csv = CoordinateCsv::create(&plan.out_dir)?;
-    let (outputs, intervals) = std::thread::scope(|scope| {
+    let mut csv = CoordinateCsv::create(dir)?;
+    std::thread::scope(|scope| {
         let mut handles = Vec::with_capacity(plan.configs.len());
         let mut receivers: Vec<Option<Receiver<Row>>> = Vec::with_capacity(plan.configs.len());
         for ((vm, cfg), limit) in plan.scenario.vms.iter().zip(&plan.configs).zip(&limits) {
             let (tx, rx) = mpsc::channel();
             let extras = RunExtras {
-                limit: Some(limit.clone()),
+                limit: policy.map(|_| limit.clone()),
                 row_hook: Some(tx),
                 ..RunExtras::default()
             };
-            let dir = vm_dir(&plan.out_dir, &vm.name);
+            let vm_dir = vm_dir(dir, &vm.name);
             let handle = std::thread::Builder::new()
                 .name(format!("vm-{}", vm.name))
-                .spawn_scoped(scope, move || run_with(cfg, &dir, extras))
+                .spawn_scoped(scope, move || run_with(cfg, &vm_dir, extras))
                 .map_err(|source| CoordinateError::Spawn {
                     vm: vm.name.clone(),
                     source,
@@ -131,7 +173,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, CoordinateError> {
             handles.push(handle);
             receivers.push(Some(rx));
         }
-        let intervals = coordinate(plan, &limits, &mut receivers, &mut csv);
+        let intervals = coordinate(plan, policy, &limits, &mut receivers, &mut csv);
         let mut outputs = Vec::with_capacity(handles.len());
         for (vm, handle) in plan.scenario.vms.iter().zip(handles) {
             let out = handle
@@ -143,28 +185,8 @@ pub fn run(plan: &Plan) -> Result<Outcome, CoordinateError> {
                 })?;
             outputs.push(out);
         }
-        Ok::<_, CoordinateError>((outputs, intervals?))
-    })?;
-    let mut vms = Vec::with_capacity(outputs.len());
-    for ((vm, cfg), output) in plan.scenario.vms.iter().zip(&plan.configs).zip(outputs) {
-        let twin = if plan.twins && !crate::run::interrupted() {
-            let dir = plan.out_dir.join("twins").join(&vm.name);
-            Some(run_with(cfg, &dir, RunExtras::default()).map_err(|source| {
-                CoordinateError::Run {
-                    vm: format!("{} (twin)", vm.name),
-                    source,
-                }
-            })?)
-        } else {
-            None
-        };
-        vms.push(VmRun {
-            name: vm.name.clone(),
-            output,
-            twin,
-        });
-    }
-    Ok(Outcome { vms, intervals })
+        Ok((outputs, intervals?))
+    })
 }
 
 /// A VM's own run folder inside the coordinated run's.
@@ -176,6 +198,7 @@ pub fn vm_dir(out: &Path, vm: &str) -> PathBuf {
 /// then the policy's limits. Returns when every VM has ended.
 fn coordinate(
     plan: &Plan,
+    policy: Option<PolicyKind>,
     limits: &[LimitHandle],
     receivers: &mut [Option<Receiver<Row>>],
     csv: &mut CoordinateCsv,
@@ -204,7 +227,10 @@ fn coordinate(
             .zip(rows.iter().zip(&prev))
             .map(|(cfg, (row, prev))| state_of(cfg, row.as_ref(), prev.as_ref()))
             .collect();
-        let new_limits = policy::limits(plan.policy, plan.host_pages, &states);
+        let new_limits = match policy {
+            Some(p) => policy::limits(p, plan.host_pages, &states),
+            None => vec![None; states.len()],
+        };
         let mut these = Vec::with_capacity(rows.len());
         for (i, (row, new_limit)) in rows.iter().zip(&new_limits).enumerate() {
             let Some(row) = row else { continue };
@@ -222,7 +248,7 @@ fn coordinate(
         for v in &these {
             csv.write(v)?;
         }
-        if plan.live {
+        if plan.live && policy.is_some() {
             for line in live_lines(&these) {
                 eprintln!("{line}");
             }
