@@ -341,7 +341,7 @@ fn ctrl_c_keeps_everything_measured_and_exits_130() {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("c");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
+    let child = Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
         .args([
             "coordinate",
             "--scenario",
