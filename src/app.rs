@@ -55,6 +55,8 @@ pub enum AppError {
     Heatmap(#[from] crate::report::heatmap::HeatmapError),
     #[error("coordinated run failed")]
     Coordinate(#[from] crate::coordinate::runner::CoordinateError),
+    #[error("cannot write the coordination document")]
+    CoordinateDoc(#[from] crate::coordinate::doc::DocError),
 }
 
 impl AppError {
@@ -156,6 +158,10 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
         Command::Study(args) => study(&args),
         Command::Replay(args) => replay(&args),
         Command::Coordinate(args) => coordinate(&args),
+        Command::CoordinateDoc { out } => {
+            println!("{}", crate::coordinate::doc::write_doc(&out)?.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plot {
             run_dir,
             heatmap: true,

@@ -64,6 +64,12 @@ pub enum Command {
     /// Run several VMs under one host memory budget; a policy sets each VM's resident limit
     /// from its estimates every interval.
     Coordinate(CoordinateArgs),
+    /// Write OUT/coordinate.md from the runs under OUT/coordinate/ (`make coordinate`).
+    CoordinateDoc {
+        /// The document's folder.
+        #[arg(long, default_value = "docs")]
+        out: PathBuf,
+    },
 }
 
 pub use crate::coordinate::args::CoordinateArgs;

@@ -112,7 +112,9 @@ impl CoordinateArgs {
         });
         check_out_dir(&out_dir)?;
         for cfg in &mut configs {
-            cfg.plot = !self.no_plot;
+            // The coordinator's plot shows every VM; `kvm-wss plot OUT/vm1`
+            // draws one VM's own.
+            cfg.plot = false;
         }
         Ok(Plan {
             scenario,

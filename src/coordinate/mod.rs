@@ -9,9 +9,11 @@
 //! - `policy`: limits from per-VM state (static, esx, wss, oracle);
 //! - `runner`: one thread per VM, the coordinator loop;
 //! - `output`: the per-interval lines, coordinate.csv, coordinate.json;
-//! - `plot`: the per-VM and total panels.
+//! - `plot`: the per-VM and total panels;
+//! - `doc`: docs/coordinate.md from the runs of `make coordinate`.
 
 pub mod args;
+pub mod doc;
 pub mod limit;
 pub mod output;
 pub mod plot;
