@@ -64,7 +64,8 @@ pub struct RunExtras {
     /// (`--record-tick`); it must divide the estimator's tick.
     pub record_tick: Option<std::time::Duration>,
     /// The resident limit a coordinator sets for this VM (see
-    /// `crate::coordinate::limit`).
+    /// `crate::coordinate::limit`); enforced by the VM's sampler once the
+    /// reclaim mechanism is in, carried unenforced until then.
     pub limit: Option<crate::coordinate::limit::LimitHandle>,
     /// Also send every row, as it is written, here (the coordinator's
     /// view of a VM's intervals); a receiver that went away is ignored.

@@ -97,6 +97,7 @@ pub fn write_doc(dir: &Path) -> Result<PathBuf, DocError> {
          uncoordinated twins (the same VMs run together without limits)."
     );
     let mut found = 0;
+    let mut any_resident = false;
     for scenario in Builtin::ALL {
         let _ = writeln!(text, "\n## `{}`\n\n{}.\n", scenario.name(), scenario.help());
         let mut rows = Vec::new();
@@ -112,6 +113,7 @@ pub fn write_doc(dir: &Path) -> Result<PathBuf, DocError> {
             }
             found += 1;
             let s = read(&json)?;
+            any_resident |= s.resident_total_mean_mib.is_some();
             rows.push(row(*policy, &s));
             let figure = run.join(format!("{PLOT_BASE}.svg"));
             if dir.join(&figure).is_file() {
@@ -142,6 +144,17 @@ pub fn write_doc(dir: &Path) -> Result<PathBuf, DocError> {
     }
     if found == 0 {
         return Err(DocError::NoRuns(dir.join(RUNS_DIR)));
+    }
+    if !any_resident {
+        let _ = write!(
+            text,
+            "\n## What these runs cannot say yet\n\n\
+             No run reported resident memory: the limits were set but not enforced (the \
+             reclaim mechanism was not part of the build that made them). The limits, the \
+             truth and the shares below it are what each policy decided; the slowdown column \
+             is the run-to-run variation of unpaced guests on this shared host, not a cost of \
+             coordination.\n"
+        );
     }
     let path = dir.join(DOC_FILE);
     crate::report::write_atomic(&path, text.as_bytes())?;
@@ -200,6 +213,7 @@ mod tests {
         );
         assert!(md.contains("| `static` | not run |"), "{md}");
         assert_eq!(md.matches("## `").count(), 3);
+        assert!(md.contains("the limits were set but not enforced"), "{md}");
     }
 
     #[test]
