@@ -389,3 +389,68 @@ fn ctrl_c_keeps_everything_measured_and_exits_130() {
         assert_eq!(own.lines().count() - 1, mine, "{name}");
     }
 }
+
+/// A scenario file of paced programs with an ops budget, and their twins:
+/// every VM's checksum equals its twin's (no guest memory lost under a
+/// limit; meaningful once limits are enforced, and kept from then on).
+#[test]
+fn paced_vms_sum_the_same_data_as_their_twins() {
+    if !common::kvm_available("paced_twins") {
+        return;
+    }
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("paced.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+name = "paced"
+interval = "500ms"
+duration = "20s"
+[[vm]]
+program = "ramp"
+wss = "32M"
+params = { grow = "2s", hold = "1s", shrink = "2s", rate = 200000, ops = 1000000 }
+[[vm]]
+program = "ramp"
+wss = "16M"
+params = { delay = "1s", grow = "2s", rate = 200000, ops = 1000000 }
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("c");
+    let o = Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
+        .args(["coordinate", "--scenario-file", scenario.to_str().unwrap()])
+        .args([
+            "--policy",
+            "wss",
+            "--host-mem",
+            "256M",
+            "--twins",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(output::JSON_FILE)).unwrap())
+            .unwrap();
+    assert_eq!(json["scenario"], "paced");
+    for vm in json["vms"].as_array().unwrap() {
+        assert_eq!(vm["end"], "guest_exit", "{vm}");
+        let sum = vm["checksum"]
+            .as_str()
+            .expect("a finished budget has a checksum");
+        assert_eq!(vm["twin_checksum"].as_str(), Some(sum), "{vm}");
+        assert!(vm["slowdown"].is_number(), "{vm}");
+    }
+    assert!(out.join("twins").join("vm1").join("summary.json").is_file());
+    assert!(out.join("coordinate.svg").is_file());
+}

@@ -178,6 +178,8 @@ mod tests {
             true_wss_mean_mib: None,
             est_wss_mean_mib: None,
             guest_ops_per_s: 1.0,
+            checksum: None,
+            twin_checksum: None,
             end: "duration".into(),
         };
         serde_json::to_string(&CoordinateSummary {

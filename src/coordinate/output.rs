@@ -225,6 +225,11 @@ pub struct VmSummary {
     pub true_wss_mean_mib: Option<f64>,
     pub est_wss_mean_mib: Option<f64>,
     pub guest_ops_per_s: f64,
+    /// The guest's checksum and its twin's, when the program finished an
+    /// `ops` budget; equal for a paced program (`rate` > 0) whose memory
+    /// came through intact (unpaced, its timing, and so its sum, varies).
+    pub checksum: Option<String>,
+    pub twin_checksum: Option<String>,
     pub end: String,
 }
 
@@ -307,6 +312,11 @@ pub fn summarise(plan: &Plan, outcome: &Outcome) -> CoordinateSummary {
                 true_wss_mean_mib: mean_mib(&mine, |v| Some(v.true_wss_pages as f64)),
                 est_wss_mean_mib: mean_mib(&mine, |v| v.est_wss_pages),
                 guest_ops_per_s: s.guest_ops_per_s,
+                checksum: s.guest_checksum.clone(),
+                twin_checksum: run
+                    .twin
+                    .as_ref()
+                    .and_then(|t| t.summary.guest_checksum.clone()),
                 end: run.output.end.label().to_string(),
             }
         })
