@@ -470,12 +470,6 @@ pub enum UsageError {
     NeedsReplay(&'static str),
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
-    #[error("give --scenario NAME or --scenario-file FILE")]
-    NoScenario,
-    #[error(
-        "--host-mem {host_mem} is below the VMs' floors, {least} bytes (16 MiB each, or its --mem)"
-    )]
-    HostMemTooSmall { host_mem: u64, least: u64 },
 }
 
 /// Creates `dir` if needed and checks that a file can be written in it, so

@@ -13,7 +13,7 @@ use crate::named::Named;
 
 use super::policy::PolicyKind;
 use super::runner::Plan;
-use super::scenario::{Builtin, Scenario};
+use super::scenario::{Builtin, Scenario, ScenarioError};
 
 /// `kvm-wss coordinate`.
 #[derive(Debug, Clone, Args)]
@@ -76,7 +76,7 @@ impl CoordinateArgs {
         let mut scenario = match (&self.scenario, &self.scenario_file) {
             (_, Some(path)) => Scenario::from_file(path)?,
             (Some(b), None) => b.scenario(self.vms)?,
-            (None, None) => return Err(UsageError::NoScenario),
+            (None, None) => return Err(ScenarioError::NoScenario.into()),
         };
         scenario = scenario.time_scaled(self.time_scale)?;
         if let Some(i) = self.interval {
@@ -94,10 +94,11 @@ impl CoordinateArgs {
         let least = crate::coordinate::policy::min_host_pages(&mem_pages);
         let host_pages = self.host_mem / wss_abi::PAGE_SIZE;
         if host_pages < least {
-            return Err(UsageError::HostMemTooSmall {
+            return Err(ScenarioError::HostMemTooSmall {
                 host_mem: self.host_mem,
                 least: least * wss_abi::PAGE_SIZE,
-            });
+            }
+            .into());
         }
         let out_dir = self.out.clone().unwrap_or_else(|| {
             let stamp = std::time::SystemTime::now()

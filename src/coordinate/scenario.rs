@@ -125,6 +125,12 @@ pub enum ScenarioError {
     BadTimeScale(f64),
     #[error("--vms {0} must be at least {1} for this scenario")]
     TooFewVms(usize, usize),
+    #[error("give --scenario NAME or --scenario-file FILE")]
+    NoScenario,
+    #[error(
+        "--host-mem {host_mem} is below the VMs' floors, {least} bytes (16 MiB each, or its --mem)"
+    )]
+    HostMemTooSmall { host_mem: u64, least: u64 },
 }
 
 /// RAM of every built-in VM: the classic test's 512 MB VMs.
