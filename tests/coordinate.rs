@@ -113,7 +113,9 @@ fn consume_one_gains_while_it_consumes_and_gives_back_within_3_intervals() {
     let half = (first_in_phase(&rows, "vm1", 0) + hold) / 2;
     assert!(set_at(&rows, "vm1", half) > start);
     assert!(set_at(&rows, "vm1", hold) > set_at(&rows, "vm1", half));
-    // Within 3 intervals of the start of the shrink it gives memory back.
+    // Within 3 intervals of the start of the shrink (over 4 s, 32M a
+    // second) it gives memory back: the truth is down by 1-2 intervals'
+    // worth, 20-25% against the estimate's noise of ~5 MiB.
     let after = set_at(&rows, "vm1", shrink + 2);
     assert!(
         (after as f64) < 0.9 * peak as f64,

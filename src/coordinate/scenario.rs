@@ -190,13 +190,13 @@ impl Builtin {
             return Err(ScenarioError::TooFewVms(vms, least));
         }
         let (duration, specs) = match self {
-            // vm1: 1 s quiet, 10 s growing, 4 s holding, 6 s shrinking, then
+            // vm1: 1 s quiet, 10 s growing, 4 s holding, 4 s shrinking, then
             // at its floor; the others touch one page.
             Builtin::ConsumeOne => (
-                25.0,
+                24.0,
                 (0..vms)
                     .map(|i| match i {
-                        0 => ramp_vm(0, CONSUME, 1.0, 10.0, 4.0, 6.0),
+                        0 => ramp_vm(0, CONSUME, 1.0, 10.0, 4.0, 4.0),
                         _ => base_vm(i, "idle", IDLE_WSS),
                     })
                     .collect(),
@@ -635,7 +635,7 @@ seed = 9
             .time_scaled(0.25)
             .unwrap();
         assert_eq!(s.interval, Duration::from_millis(250));
-        assert_eq!(s.duration, Duration::from_millis(6250));
+        assert_eq!(s.duration, Duration::from_millis(6000));
         let grow = s.vms[0].params.iter().find(|(k, _)| k == "grow").unwrap();
         assert_eq!(grow.1, "2500000us");
         let cfgs = s.run_configs().unwrap();
