@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BIN := target/release/kvm-wss
 
-.PHONY: all build run test lint fuzz bench bench-arming bench-hold examples study exactness curve compare-estimators clean
+.PHONY: all build run test lint fuzz bench bench-arming bench-hold examples study exactness curve compare-estimators coordinate clean
 
 all: build
 
@@ -108,6 +108,19 @@ exactness: build
 # continues; `$(BIN) study --out docs --fresh` measures everything again.
 study: build
 	$(BIN) study --out docs
+
+# The three coordinator scenarios under the four policies (12 runs of
+# four VMs, each followed by its uncoordinated twins: about 12 minutes),
+# then docs/coordinate.md with every number read from their outputs.
+COORD_SCENARIOS := consume-one consume-all shift
+COORD_POLICIES := static esx wss oracle
+coordinate: build
+	for s in $(COORD_SCENARIOS); do for p in $(COORD_POLICIES); do \
+		rm -rf docs/coordinate/$$s-$$p; \
+		$(BIN) coordinate --scenario $$s --policy $$p --host-mem 1536M --twins --quiet \
+			--out docs/coordinate/$$s-$$p > /dev/null || exit 1; \
+	done; done
+	$(BIN) coordinate-doc --out docs
 
 clean:
 	$(CARGO) clean

@@ -53,6 +53,10 @@ pub enum AppError {
     Replay(#[from] crate::replay::ReplayError),
     #[error("cannot make the heat map")]
     Heatmap(#[from] crate::report::heatmap::HeatmapError),
+    #[error("coordinated run failed")]
+    Coordinate(#[from] crate::coordinate::runner::CoordinateError),
+    #[error("cannot write the coordination document")]
+    CoordinateDoc(#[from] crate::coordinate::doc::DocError),
 }
 
 impl AppError {
@@ -65,9 +69,12 @@ impl AppError {
                 crate::report::heatmap::HeatmapError::Replay(_)
                 | crate::report::heatmap::HeatmapError::NoTicks,
             ) => EXIT_USAGE,
-            AppError::Run(e) | AppError::Sweep(SweepError::Run { source: e, .. }) => {
-                run_error_exit_code(e)
-            }
+            AppError::Run(e)
+            | AppError::Sweep(SweepError::Run { source: e, .. })
+            | AppError::Coordinate(crate::coordinate::runner::CoordinateError::Run {
+                source: e,
+                ..
+            }) => run_error_exit_code(e),
             AppError::Study(crate::study::StudyError::Interrupted { .. })
             | AppError::Report(ReportError::Interrupted { .. })
             | AppError::Heatmap(crate::report::heatmap::HeatmapError::Draw(
@@ -150,6 +157,11 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
         }
         Command::Study(args) => study(&args),
         Command::Replay(args) => replay(&args),
+        Command::Coordinate(args) => coordinate(&args),
+        Command::CoordinateDoc { out } => {
+            println!("{}", crate::coordinate::doc::write_doc(&out)?.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plot {
             run_dir,
             heatmap: true,
@@ -271,6 +283,55 @@ fn list_guests() -> Result<ExitCode, std::io::Error> {
 
 fn flat(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `coordinate`: runs the plan, then says where everything is and how the
+/// VMs ended (the worst end decides the exit status).
+fn coordinate(args: &crate::cli::CoordinateArgs) -> Result<ExitCode, AppError> {
+    let plan = args.to_plan()?;
+    let done = crate::coordinate::execute(&plan)?;
+    for v in &done.summary.vms {
+        eprintln!(
+            "{}: limit mean {} MiB, true WSS mean {} MiB, limit below true WSS in {} of intervals, slowdown {}",
+            v.name,
+            v.limit_mean_mib
+                .map_or("-".to_string(), |m| format!("{m:.1}")),
+            v.true_wss_mean_mib
+                .map_or("-".to_string(), |m| format!("{m:.1}")),
+            opt_percent(v.below_truth_share),
+            opt_percent(v.slowdown),
+        );
+    }
+    for f in &done.files {
+        println!("{}", f.display());
+    }
+    let mut code = ExitCode::SUCCESS;
+    for vm in &done.outcome.vms {
+        match &vm.output.end {
+            RunEnd::Duration | RunEnd::GuestExit(0) => {}
+            RunEnd::GuestExit(c) => {
+                eprintln!("kvm-wss: VM {}: guest exited with code {c}", vm.name);
+                code = ExitCode::from(EXIT_GUEST_CRASH);
+            }
+            RunEnd::GuestCrash(msg) => {
+                eprintln!("kvm-wss: VM {}: guest crashed: {msg}", vm.name);
+                code = ExitCode::from(EXIT_GUEST_CRASH);
+            }
+            RunEnd::Error(e) => {
+                eprintln!("kvm-wss: VM {}: {}", vm.name, crate::error_chain(e));
+                code = ExitCode::from(EXIT_RUNTIME);
+            }
+            RunEnd::Interrupted => {}
+        }
+    }
+    if crate::run::interrupted() {
+        eprintln!(
+            "kvm-wss: interrupted; what was measured is in {}",
+            plan.out_dir.display()
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    Ok(code)
 }
 
 fn run(args: &RunArgs) -> Result<ExitCode, AppError> {

@@ -455,8 +455,8 @@ pub static CATALOG: &[ProgramInfo] = &[
     },
     ProgramInfo {
         name: "ramp",
-        summary: "uniform accesses within a prefix of --wss that grows from 0 to --wss, holds, \
-                  then shrinks to floor; phase markers 0 grow, 1 hold, 2 shrink, 3 floor",
+        summary: "uniform accesses within a prefix of --wss that grows from 0 to --wss after \
+                  delay, holds, then shrinks to floor; phase markers 0 delay and grow, 1 hold, 2 shrink, 3 floor",
         params: &[
             ParamInfo {
                 key: "floor",
@@ -467,6 +467,12 @@ pub static CATALOG: &[ProgramInfo] = &[
                 },
                 default: "0.05",
                 help: "final active set as a fraction of --wss, in [0, 1] (at least one page)",
+            },
+            ParamInfo {
+                key: "delay",
+                kind: ParamKind::Duration { min_ns: 0 },
+                default: "0s",
+                help: "time at one page before the growth begins",
             },
             ParamInfo {
                 key: "grow",

@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{DEFAULT_SAMPLE_PAGES, RunConfig};
+use crate::coordinate::policy::PolicyKind;
+use crate::coordinate::scenario::{Builtin, ScenarioError};
 use crate::estimate::{
     self, DamonConfig, EstimateError, EstimatorConfig, EstimatorKind, EsxGains, FollowConfig,
 };
@@ -61,8 +63,18 @@ pub enum Command {
     Study(StudyArgs),
     /// Run an estimator offline over a run recorded with `run --record`, against its exact truth.
     Replay(ReplayArgs),
+    /// Run several VMs under one host memory budget; a policy sets each VM's resident limit
+    /// from its estimates every interval.
+    Coordinate(CoordinateArgs),
+    /// Write OUT/coordinate.md from the runs under OUT/coordinate/ (`make coordinate`).
+    CoordinateDoc {
+        /// The document's folder.
+        #[arg(long, default_value = "docs")]
+        out: PathBuf,
+    },
 }
 
+pub use crate::coordinate::args::CoordinateArgs;
 pub use crate::replay::args::ReplayArgs;
 
 #[derive(Debug, Clone, Args)]
@@ -159,7 +171,13 @@ macro_rules! value_enum_from_table {
     )*};
 }
 
-value_enum_from_table!(TrackerKind, EstimatorKind, GuestPageSize);
+value_enum_from_table!(
+    TrackerKind,
+    EstimatorKind,
+    GuestPageSize,
+    Builtin,
+    PolicyKind
+);
 
 /// An option value that does not parse; clap prints it after the option.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -470,6 +488,8 @@ pub enum UsageError {
     SweepReplay(#[from] sweep::ReplayPlanError),
     #[error("--{0} varies a replay: it needs --replay RUN_DIR")]
     NeedsReplay(&'static str),
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
 }
 
 /// Creates `dir` if needed and checks that a file can be written in it, so

@@ -83,6 +83,9 @@ pub struct RunExtras {
     /// process that inspects the rows of a short run (the tests) asks for
     /// them here instead of reading the file back.
     pub keep_rows: bool,
+    /// Also send every row, as it is written, here (the coordinator's
+    /// view of a VM's intervals); a receiver that went away is ignored.
+    pub row_hook: Option<Sender<Row>>,
 }
 
 /// Why the VMM failed while the guest ran: the interval loop on this
@@ -136,9 +139,11 @@ pub struct RunOutput {
 /// intervals longer than this.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Where Ctrl-C is delivered: the run in progress registers its event
-/// channel here; the handler installed by `main` sends into it.
-static INTERRUPT: Mutex<Option<Sender<Event>>> = Mutex::new(None);
+/// Where Ctrl-C is delivered: each run in progress (several at once under
+/// `coordinate`) registers its event channel here, under a number of its
+/// own; the handler installed by `main` sends into every one.
+static INTERRUPT: Mutex<Vec<(u64, Sender<Event>)>> = Mutex::new(Vec::new());
+static NEXT_RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Installs the Ctrl-C handler. The first Ctrl-C ends the current run
@@ -154,10 +159,10 @@ pub fn install_interrupt_handler() -> Result<(), ctrlc::Error> {
 /// `report::plot::render_atomic`); none are started afterwards.
 pub fn note_interrupt() {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-    if let Ok(guard) = INTERRUPT.lock()
-        && let Some(tx) = guard.as_ref()
-    {
-        let _ = tx.send(Event::Interrupt);
+    if let Ok(guard) = INTERRUPT.lock() {
+        for (_, tx) in guard.iter() {
+            let _ = tx.send(Event::Interrupt);
+        }
     }
 }
 
@@ -334,8 +339,9 @@ fn run_once(
     };
 
     let (tx, rx) = mpsc::channel();
-    if let Ok(mut slot) = INTERRUPT.lock() {
-        *slot = Some(tx.clone());
+    let run_id = NEXT_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Ok(mut slots) = INTERRUPT.lock() {
+        slots.push((run_id, tx.clone()));
     }
     let memory = Arc::clone(machine.memory());
     let Machine {
@@ -384,6 +390,9 @@ fn run_once(
     let sampler_cpu_before = crate::vmm::vcpu_thread::thread_cpu_s();
     let on_row = |row: Row| {
         writer.write_row(&row)?;
+        if let Some(hook) = &extras.row_hook {
+            let _ = hook.send(row.clone());
+        }
         if live {
             eprintln!("{}", live_line(&row));
         }
@@ -407,8 +416,8 @@ fn run_once(
     let report = thread.stop();
     let elapsed = start.elapsed().as_secs_f64();
     let cpu_total = process_cpu_s() - cpu_before;
-    if let Ok(mut slot) = INTERRUPT.lock() {
-        *slot = None;
+    if let Ok(mut slots) = INTERRUPT.lock() {
+        slots.retain(|(id, _)| *id != run_id);
     }
     let status = memory.status();
     let stats = tracker.as_ref().map(|t| t.stats());

@@ -31,6 +31,7 @@ fn recorded_with(
         record_tick,
         limit: None,
         keep_rows: true,
+        ..RunExtras::default()
     };
     let mut cfg = spec.config();
     cfg.plot = false;

@@ -93,6 +93,7 @@ impl RunArgs {
             limit: self.resident_limit(cfg)?,
             // The CLI keeps no rows: they stream to timeseries.csv.
             keep_rows: false,
+            ..crate::run::RunExtras::default()
         })
     }
 

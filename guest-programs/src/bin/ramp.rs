@@ -1,10 +1,12 @@
 //! ramp: the active set, a prefix of the `--wss` region that accesses hit
-//! uniformly, grows linearly from nothing to `--wss` over `grow`, holds for
+//! uniformly, waits `delay` at one page, grows linearly from nothing to
+//! `--wss` over `grow`, holds for
 //! `hold`, then shrinks linearly to `floor` over `shrink` and stays there —
 //! like a VM that consumes memory and then frees it. Phase markers (and
-//! hypercalls): 0 grow, 1 hold, 2 shrink, 3 floor.
+//! hypercalls): 0 delay and grow, 1 hold, 2 shrink, 3 floor.
 //!
-//! Params: `grow` (default 5s), `hold` (default 5s), `shrink` (default 5s),
+//! Params: `delay` (default 0s: the start of the growth, so that VMs
+//! booted together consume one after another), `grow` (default 5s), `hold` (default 5s), `shrink` (default 5s),
 //! `floor` (default 0.05), a fraction of `--wss` in [0, 1] (at least one
 //! page). A paced run (`rate` > 0) follows the operation count (see
 //! `Schedule`), so its checksum is reproducible.
@@ -22,6 +24,7 @@ use wss_guest_programs::{Pattern, drive};
 wss_guest::entry!(main);
 
 struct Ramp {
+    delay: u64,
     grow: u64,
     hold: u64,
     shrink: u64,
@@ -35,6 +38,8 @@ struct Ramp {
 impl Ramp {
     /// The phase and active-set size (in pages) at `t` ns into the run.
     fn at(&self, t: u64) -> (u64, u64) {
+        // Before `delay` the growth has not begun: one page, phase 0.
+        let t = t.saturating_sub(self.delay);
         let lerp = |from: u64, to: u64, done: u64, len: u64| {
             let (from, to) = (from as i128, to as i128);
             (from + (to - from) * done as i128 / len as i128) as u64
@@ -78,6 +83,7 @@ fn main(g: &mut Ctx) -> u64 {
     let region = g.alloc_pages(g.wss_pages());
     let wss = region.pages() as u64;
     let mut ramp = Ramp {
+        delay: g.param_duration_ns_or("delay", 0),
         grow: g.param_duration_ns_or("grow", 5_000_000_000),
         hold: g.param_duration_ns_or("hold", 5_000_000_000),
         shrink: g.param_duration_ns_or("shrink", 5_000_000_000),

@@ -1,0 +1,134 @@
+//! The command-line side of `kvm-wss coordinate`: its options, and their
+//! check into a [`Plan`] before any guest boots (see `cli` for the rest
+//! of the command line).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cli::{UsageError, check_out_dir, duration, positive_count, size};
+use crate::estimate::EstimatorKind;
+use crate::named::Named;
+
+use super::policy::PolicyKind;
+use super::runner::Plan;
+use super::scenario::{Builtin, Scenario, ScenarioError};
+
+/// `kvm-wss coordinate`.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["scenario", "scenario_file"])))]
+pub struct CoordinateArgs {
+    /// A built-in scenario: the classic tests of a memory coordinator.
+    #[arg(long, value_enum)]
+    pub scenario: Option<Builtin>,
+    /// A scenario file (TOML): `duration`, optional `interval` and `name`, and one `[[vm]]`
+    /// table per VM with `program` and optional `name`, `mem`, `wss`, `params`, `tracker`,
+    /// `estimator`, `sample_pages`, `seed` (see the README).
+    #[arg(long, value_name = "FILE")]
+    pub scenario_file: Option<PathBuf>,
+    /// How the budget becomes per-VM limits.
+    #[arg(long, value_enum)]
+    pub policy: PolicyKind,
+    /// The host memory budget the VMs' limits share (e.g. 1536M for 4 × 512M).
+    #[arg(long, value_parser = size)]
+    pub host_mem: u64,
+    /// VMs of a built-in scenario.
+    #[arg(long, default_value_t = 4, value_parser = positive_count, conflicts_with = "scenario_file")]
+    pub vms: usize,
+    /// Multiply the scenario's times by this (0.5: in half the time): the interval, the
+    /// duration and the programs' timing parameters scale together.
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Length of one interval, instead of the scenario's (after --time-scale).
+    #[arg(long, value_parser = duration)]
+    pub interval: Option<Duration>,
+    /// How long to run, instead of the scenario's (after --time-scale).
+    #[arg(long, value_parser = duration)]
+    pub duration: Option<Duration>,
+    /// Every VM's estimator, instead of the scenario's.
+    #[arg(long, value_enum)]
+    pub estimator: Option<EstimatorKind>,
+    /// Every VM's sample size (esx), instead of the scenario's.
+    #[arg(long)]
+    pub sample_pages: Option<u64>,
+    /// Output folder: each VM's run folder and the coordinator's outputs (default: a new
+    /// folder under runs/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Then run the same VMs together again without limits (the uncoordinated twins, into
+    /// OUT/twins/) and report each VM's slowdown against its twin.
+    #[arg(long)]
+    pub twins: bool,
+    /// Do not draw the plots.
+    #[arg(long)]
+    pub no_plot: bool,
+    /// Do not print a line per VM per interval.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl CoordinateArgs {
+    /// The scenario as asked for, every VM checked as `run` checks one,
+    /// and the budget checked against the VMs' floors: all before any
+    /// guest boots.
+    pub fn to_plan(&self) -> Result<Plan, UsageError> {
+        let mut scenario = match (&self.scenario, &self.scenario_file) {
+            (_, Some(path)) => Scenario::from_file(path)?,
+            (Some(b), None) => b.scenario(self.vms)?,
+            (None, None) => return Err(ScenarioError::NoScenario.into()),
+        };
+        scenario = scenario.time_scaled(self.time_scale)?;
+        if let Some(i) = self.interval {
+            scenario.interval = i;
+        }
+        if let Some(d) = self.duration {
+            scenario.duration = d;
+        }
+        for vm in &mut scenario.vms {
+            vm.estimator = self
+                .estimator
+                .or(vm.estimator)
+                .or(Some(self.policy.estimator()));
+            vm.sample_pages = self.sample_pages.unwrap_or(vm.sample_pages);
+        }
+        let mut configs = scenario.run_configs()?;
+        let mem_pages: Vec<u64> = configs.iter().map(|c| c.mem / wss_abi::PAGE_SIZE).collect();
+        let least = crate::coordinate::policy::min_host_pages(&mem_pages);
+        let host_pages = self.host_mem / wss_abi::PAGE_SIZE;
+        if host_pages < least {
+            return Err(ScenarioError::HostMemTooSmall {
+                host_mem: self.host_mem,
+                least: least * wss_abi::PAGE_SIZE,
+            }
+            .into());
+        }
+        let out_dir = self.out.clone().unwrap_or_else(|| {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            PathBuf::from("runs").join(format!(
+                "coordinate-{}-{}-{stamp}",
+                scenario.name.replace(['/', '.'], "_"),
+                self.policy.name()
+            ))
+        });
+        check_out_dir(&out_dir)?;
+        for cfg in &mut configs {
+            // The coordinator's plot shows every VM; `kvm-wss plot OUT/vm1`
+            // draws one VM's own.
+            cfg.plot = false;
+        }
+        Ok(Plan {
+            scenario,
+            configs,
+            policy: self.policy,
+            host_pages,
+            out_dir,
+            twins: self.twins,
+            live: !self.quiet,
+            plot: !self.no_plot,
+        })
+    }
+}

@@ -1,0 +1,285 @@
+//! The coordinated run's picture, `coordinate.svg`/`.png` through the one
+//! plotting module (`crate::plot`): a panel per VM with its limit,
+//! resident pages (once known), true WSS and estimate over the intervals,
+//! and a panel of the totals against the host budget.
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::plot::backend::{OnInterrupt, Picture, svg_and_png};
+use crate::plot::{DrawResult, FONT, format_tick};
+use crate::report::ReportError;
+
+use super::output::{VmInterval, mib};
+
+pub const PLOT_BASE: &str = "coordinate";
+
+const TRUE_COLOR: RGBColor = RGBColor(20, 20, 20);
+const EST_COLOR: RGBColor = RGBColor(214, 39, 40);
+const LIMIT_COLOR: RGBColor = RGBColor(31, 119, 180);
+const RESIDENT_COLOR: RGBColor = RGBColor(44, 160, 44);
+const BUDGET_COLOR: RGBColor = RGBColor(120, 120, 120);
+
+/// One line: a label, a colour and (interval, MiB) points.
+struct Curve {
+    label: &'static str,
+    colour: RGBColor,
+    points: Vec<(f64, f64)>,
+}
+
+/// One panel.
+struct Panel {
+    title: String,
+    curves: Vec<Curve>,
+}
+
+/// A value of each interval as a step: it holds over the whole interval.
+fn steps(rows: &[&VmInterval], value: impl Fn(&VmInterval) -> Option<f64>) -> Vec<(f64, f64)> {
+    rows.iter()
+        .filter_map(|r| {
+            value(r).filter(|v| v.is_finite()).map(|v| {
+                [
+                    (r.interval as f64, mib(v)),
+                    (r.interval as f64 + 1.0, mib(v)),
+                ]
+            })
+        })
+        .flatten()
+        .collect()
+}
+
+fn vm_panel(name: &str, rows: &[&VmInterval]) -> Panel {
+    Panel {
+        title: name.to_string(),
+        curves: vec![
+            Curve {
+                label: "limit in force",
+                colour: LIMIT_COLOR,
+                points: steps(rows, |r| r.limit_pages.map(|p| p as f64)),
+            },
+            Curve {
+                label: "resident",
+                colour: RESIDENT_COLOR,
+                points: steps(rows, |r| r.resident_pages.map(|p| p as f64)),
+            },
+            Curve {
+                label: "true WSS",
+                colour: TRUE_COLOR,
+                points: steps(rows, |r| Some(r.true_wss_pages as f64)),
+            },
+            Curve {
+                label: "estimated WSS",
+                colour: EST_COLOR,
+                points: steps(rows, |r| r.est_wss_pages),
+            },
+        ],
+    }
+}
+
+/// Per interval, the sum over the VMs that reported it, when all have it.
+fn total_steps(
+    intervals: &[VmInterval],
+    value: impl Fn(&VmInterval) -> Option<f64>,
+) -> Vec<(f64, f64)> {
+    let last = intervals.iter().map(|v| v.interval).max().unwrap_or(0);
+    (0..=last)
+        .filter_map(|k| {
+            let sum: Option<f64> = intervals
+                .iter()
+                .filter(|v| v.interval == k)
+                .map(&value)
+                .sum();
+            sum.map(|s| [(k as f64, mib(s)), (k as f64 + 1.0, mib(s))])
+        })
+        .flatten()
+        .collect()
+}
+
+/// Writes `<dir>/coordinate.svg` and `.png`.
+pub fn plot(
+    dir: &Path,
+    title: &str,
+    vm_names: &[String],
+    intervals: &[VmInterval],
+    host_pages: u64,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let mut panels: Vec<Panel> = vm_names
+        .iter()
+        .map(|name| {
+            let rows: Vec<&VmInterval> = intervals.iter().filter(|v| &v.vm == name).collect();
+            vm_panel(name, &rows)
+        })
+        .collect();
+    let last = intervals.iter().map(|v| v.interval + 1).max().unwrap_or(1) as f64;
+    panels.push(Panel {
+        title: "all VMs".to_string(),
+        curves: vec![
+            Curve {
+                label: "host budget",
+                colour: BUDGET_COLOR,
+                points: vec![
+                    (0.0, mib(host_pages as f64)),
+                    (last, mib(host_pages as f64)),
+                ],
+            },
+            Curve {
+                label: "limits",
+                colour: LIMIT_COLOR,
+                points: total_steps(intervals, |v| v.limit_pages.map(|p| p as f64)),
+            },
+            Curve {
+                label: "resident",
+                colour: RESIDENT_COLOR,
+                points: total_steps(intervals, |v| v.resident_pages.map(|p| p as f64)),
+            },
+            Curve {
+                label: "true WSS",
+                colour: TRUE_COLOR,
+                points: total_steps(intervals, |v| Some(v.true_wss_pages as f64)),
+            },
+            Curve {
+                label: "estimated WSS",
+                colour: EST_COLOR,
+                points: total_steps(intervals, |v| v.est_wss_pages),
+            },
+        ],
+    });
+    let cols = 2usize;
+    let rows = panels.len().div_ceil(cols);
+    let size = (
+        u32::try_from(cols * 560).unwrap_or(u32::MAX),
+        u32::try_from(56 + rows * 340).unwrap_or(u32::MAX),
+    );
+    let picture = Grid {
+        title,
+        panels: &panels,
+        grid: (rows, cols),
+        size,
+    };
+    svg_and_png(&picture, &dir.join(PLOT_BASE), OnInterrupt::Finish)
+}
+
+struct Grid<'a> {
+    title: &'a str,
+    panels: &'a [Panel],
+    grid: (usize, usize),
+    size: (u32, u32),
+}
+
+impl Picture for Grid<'_> {
+    fn size(&self) -> (u32, u32) {
+        self.size
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE)?;
+        let (head, body) = root.split_vertically(56);
+        head.draw(&Text::new(self.title, (12, 16), (FONT, 20).into_font()))?;
+        for (area, panel) in body.split_evenly(self.grid).iter().zip(self.panels) {
+            draw_panel(area, panel)?;
+        }
+        Ok(())
+    }
+}
+
+fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let points = p.curves.iter().flat_map(|c| c.points.iter());
+    let x_max = points.clone().map(|pt| pt.0).fold(1.0, f64::max);
+    let y_max = points.map(|pt| pt.1).fold(1.0, f64::max) * 1.4;
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, (FONT, 17))
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("interval")
+        .y_desc("MiB")
+        .x_label_formatter(&|x| format_tick(*x))
+        .y_label_formatter(&|y| format_tick(*y))
+        .max_light_lines(1)
+        .label_style((FONT, 12))
+        .axis_desc_style((FONT, 13))
+        .light_line_style(RGBColor(240, 240, 240))
+        .draw()?;
+    for c in p.curves.iter().filter(|c| !c.points.is_empty()) {
+        let style = c.colour.stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(c.points.iter().copied(), style))?
+            .label(c.label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .margin(6)
+        .label_font((FONT, 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(170, 170, 170))
+        .draw()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iv(k: usize, vm: &str, truth: u64, limit: Option<u64>) -> VmInterval {
+        VmInterval {
+            interval: k,
+            vm: vm.into(),
+            t_s: k as f64 + 1.0,
+            full: true,
+            phase: 0,
+            mem_pages: 131_072,
+            true_wss_pages: truth,
+            est_wss_pages: Some(truth as f64),
+            est_hi_pages: None,
+            policy_wss_pages: None,
+            limit_pages: limit,
+            new_limit_pages: limit,
+            resident_pages: None,
+            refaults: None,
+        }
+    }
+
+    #[test]
+    fn totals_are_per_interval_sums_as_steps() {
+        let rows = vec![
+            iv(0, "a", 256, None),
+            iv(0, "b", 512, Some(256)),
+            iv(1, "a", 256, Some(512)),
+            iv(1, "b", 0, Some(256)),
+        ];
+        assert_eq!(
+            total_steps(&rows, |v| v.limit_pages.map(|p| p as f64)),
+            vec![(1.0, 3.0), (2.0, 3.0)]
+        );
+        assert_eq!(
+            total_steps(&rows, |v| Some(v.true_wss_pages as f64)),
+            vec![(0.0, 3.0), (1.0, 3.0), (1.0, 1.0), (2.0, 1.0)]
+        );
+    }
+
+    #[test]
+    fn draws_a_panel_per_vm_and_the_totals() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = vec![iv(0, "a", 256, None), iv(1, "a", 300, Some(512))];
+        let paths = plot(dir.path(), "test", &["a".to_string()], &rows, 1024).unwrap();
+        let svg = std::fs::read_to_string(&paths[0]).unwrap();
+        let texts = crate::plot::testutil::svg_texts(&svg);
+        for t in ["a", "all VMs", "limit in force", "host budget", "true WSS"] {
+            assert!(texts.iter().any(|x| x == t), "{t} in {texts:?}");
+        }
+        crate::plot::testutil::assert_png(&paths[1], 1000);
+    }
+}

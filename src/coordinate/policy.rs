@@ -1,0 +1,433 @@
+//! Policies: how the host memory budget is split into per-VM resident
+//! limits from what is known of each VM at an interval's end. Pure
+//! functions of the VMs' states; the runner calls [`limits`] once per
+//! interval, so a limit changes at most once per interval.
+//!
+//! Every policy keeps each running VM's limit within [its floor, its
+//! `--mem`] and the limits' sum within the budget (the floors are checked
+//! to fit before any guest boots, see [`min_host_pages`]).
+
+use serde::Serialize;
+
+use crate::estimate::EstimatorKind;
+use crate::named::Named;
+
+/// Which policy sets the limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(into = "&'static str")]
+pub enum PolicyKind {
+    Static,
+    Esx,
+    Wss,
+    Oracle,
+}
+
+impl Named for PolicyKind {
+    const WHAT: &'static str = "policy";
+    const ALL: &'static [PolicyKind] = &[
+        PolicyKind::Static,
+        PolicyKind::Esx,
+        PolicyKind::Wss,
+        PolicyKind::Oracle,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Static => "static",
+            PolicyKind::Esx => "esx",
+            PolicyKind::Wss => "wss",
+            PolicyKind::Oracle => "oracle",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            PolicyKind::Static => "equal limits: the budget split evenly",
+            PolicyKind::Esx => {
+                "ESX: equal shares with the idle-memory tax (0.75) on its policy value"
+            }
+            PolicyKind::Wss => "each VM's measurement plus headroom, max-min fair under the budget",
+            PolicyKind::Oracle => "the true WSS plus the same headroom (the yardstick)",
+        }
+    }
+}
+
+crate::named::named_impls!(PolicyKind);
+
+impl PolicyKind {
+    /// The estimator a VM runs when its scenario names none: the one whose
+    /// values the policy is built on. `esx` reads ESX's never-under-
+    /// provisioning policy value; `wss` needs a measurement that falls as
+    /// fast as it rises, which is `follow` (ESX's stays high for ~19
+    /// intervals after a fall); `static` and `oracle` act on no estimate,
+    /// and show follow's beside their limits.
+    pub fn estimator(self) -> EstimatorKind {
+        match self {
+            PolicyKind::Esx => EstimatorKind::Esx,
+            PolicyKind::Static | PolicyKind::Wss | PolicyKind::Oracle => EstimatorKind::Follow,
+        }
+    }
+}
+
+/// ESX's idle-memory tax rate τ: an idle page costs 1/(1−τ) = 4 active
+/// ones when shares-per-page ratios are compared (Waldspurger, OSDI 2002).
+pub const IDLE_TAX: f64 = 0.75;
+
+/// Headroom `wss` and `oracle` grant above the working set: the largest
+/// of 10% of it; (for `wss`) the estimate's band's upper edge, so that a
+/// limit stays above the truth in the ~97.5% of intervals an honest 95%
+/// band does; and the last interval's growth, because a limit set at an
+/// interval's end is in force during the next one, and a growing working
+/// set is one interval further on by then.
+pub const HEADROOM: f64 = 0.10;
+
+/// The least limit a running VM gets, pages (16 MiB): a VM whose estimate
+/// reads zero for an interval still keeps its hottest pages.
+pub const FLOOR_PAGES: u64 = 4096;
+
+/// What the coordinator knows of one VM when an interval ends.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct VmState {
+    /// Guest RAM, pages: the most a limit grants.
+    pub mem_pages: u64,
+    /// Whether the VM still runs; a VM that ended gets no limit and
+    /// takes nothing from the budget.
+    pub running: bool,
+    /// The interval's true WSS (data pages touched).
+    pub true_wss_pages: Option<u64>,
+    /// The estimator's measurement of the interval and its band's upper
+    /// edge.
+    pub est_pages: Option<f64>,
+    pub est_hi_pages: Option<f64>,
+    /// The estimator's policy value (ESX: max of its slow and fast
+    /// averages).
+    pub policy_pages: Option<f64>,
+    /// The interval before's true WSS and measurement, for the growth.
+    pub prev_true_wss_pages: Option<u64>,
+    pub prev_est_pages: Option<f64>,
+}
+
+impl VmState {
+    fn floor(&self) -> u64 {
+        FLOOR_PAGES.min(self.mem_pages)
+    }
+
+    fn clamp(&self, pages: f64) -> f64 {
+        pages.clamp(self.floor() as f64, self.mem_pages as f64)
+    }
+}
+
+/// The pages a working set of `wss` pages (`prev` the interval before) is
+/// granted: [`HEADROOM`] above it, `band_hi`, or one more interval of its
+/// growth, whichever is highest. One rule for `wss` and `oracle`.
+pub fn with_headroom(wss: f64, band_hi: Option<f64>, prev: Option<f64>) -> f64 {
+    let growth = prev.map_or(0.0, |p| (wss - p).max(0.0));
+    (wss * (1.0 + HEADROOM))
+        .max(band_hi.unwrap_or(0.0))
+        .max(wss + growth)
+}
+
+/// The smallest budget that holds every VM's floor.
+pub fn min_host_pages(mem_pages: &[u64]) -> u64 {
+    mem_pages.iter().map(|&m| FLOOR_PAGES.min(m)).sum()
+}
+
+/// Each VM's limit under `policy` with `host_pages` to share; `None` for
+/// VMs that no longer run.
+pub fn limits(policy: PolicyKind, host_pages: u64, vms: &[VmState]) -> Vec<Option<u64>> {
+    let running: Vec<&VmState> = vms.iter().filter(|v| v.running).collect();
+    let budget = host_pages as f64;
+    let granted: Vec<u64> = match policy {
+        PolicyKind::Static => {
+            let share = budget / running.len().max(1) as f64;
+            running.iter().map(|v| v.clamp(share) as u64).collect()
+        }
+        PolicyKind::Esx => esx(budget, &running),
+        PolicyKind::Wss => {
+            let demands: Vec<f64> = running
+                .iter()
+                .map(|v| match v.est_pages {
+                    Some(e) => with_headroom(e, v.est_hi_pages, v.prev_est_pages),
+                    // Nothing measured yet: all it has.
+                    None => v.mem_pages as f64,
+                })
+                .collect();
+            max_min_fair(budget, &running, &demands)
+        }
+        PolicyKind::Oracle => {
+            let demands: Vec<f64> = running
+                .iter()
+                .map(|v| match v.true_wss_pages {
+                    Some(t) => {
+                        with_headroom(t as f64, None, v.prev_true_wss_pages.map(|p| p as f64))
+                    }
+                    None => v.mem_pages as f64,
+                })
+                .collect();
+            max_min_fair(budget, &running, &demands)
+        }
+    };
+    let mut granted = granted.into_iter();
+    vms.iter()
+        .map(|v| if v.running { granted.next() } else { None })
+        .collect()
+}
+
+/// The largest `x` in `[lo, hi]` with `total(x) <= budget`, for a
+/// non-decreasing `total`, to well below a page.
+fn solve(total: impl Fn(f64) -> f64, budget: f64, mut lo: f64, mut hi: f64) -> f64 {
+    if total(hi) <= budget {
+        return hi;
+    }
+    for _ in 0..200 {
+        let mid = (lo + hi) / 2.0;
+        if total(mid) <= budget {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// Whole pages, rounded down so the sum stays within the budget.
+fn pages(values: impl Iterator<Item = f64>) -> Vec<u64> {
+    values.map(|p| p.max(0.0).floor() as u64).collect()
+}
+
+/// Demands met in full when they fit; otherwise max-min fair: a water
+/// level `L` such that each VM gets `min(demand, L)` (within its floor and
+/// RAM) and the sum is the budget. Small VMs keep their whole demand and
+/// only those above the level are cut, so the fewest VMs run below their
+/// working set (scaling every demand by the same factor would put every VM
+/// below it). A surplus stays unassigned: limits above the demand would
+/// only let cold pages stay resident, which is what the coordinator is
+/// there to reclaim.
+fn max_min_fair(budget: f64, vms: &[&VmState], demands: &[f64]) -> Vec<u64> {
+    let grant = |level: f64| -> Vec<f64> {
+        vms.iter()
+            .zip(demands)
+            .map(|(v, &d)| v.clamp(d.min(level)))
+            .collect()
+    };
+    let top = vms.iter().map(|v| v.mem_pages as f64).fold(0.0, f64::max);
+    let level = solve(|l| grant(l).iter().sum(), budget, 0.0, top);
+    pages(grant(level).into_iter())
+}
+
+/// ESX's allocation with equal shares S: the one that equalises the
+/// adjusted shares-per-page ratio of Waldspurger's form
+/// ρ = S / (P·(f + k·(1 − f))), with f = A/P the active fraction and
+/// k = 1/(1 − τ). Since P·(f + k·(1 − f)) = k·P − (k − 1)·A, equal ρ gives
+/// P_i = (S/ρ + (k − 1)·A_i) / k, and Σ P_i = H gives the closed form
+/// S/ρ = (k·H − (k − 1)·ΣA) / N: each VM gets τ of its active pages plus an
+/// equal part of the rest. With floors and RAM as bounds, S/ρ is the one
+/// number that makes the clamped sum the budget; the allocation is
+/// non-decreasing in it, so it is found by bisection, which lands on the
+/// closed form when nothing is clamped. S/ρ may come out negative (active
+/// pages beyond what the budget holds): the idle VMs then sit at their
+/// floors.
+fn esx(budget: f64, vms: &[&VmState]) -> Vec<u64> {
+    let k = 1.0 / (1.0 - IDLE_TAX);
+    let active: Vec<f64> = vms
+        .iter()
+        .map(|v| {
+            v.policy_pages
+                .or(v.est_pages)
+                .unwrap_or(v.mem_pages as f64)
+                .clamp(0.0, v.mem_pages as f64)
+        })
+        .collect();
+    let grant = |share: f64| -> Vec<f64> {
+        vms.iter()
+            .zip(&active)
+            .map(|(v, &a)| v.clamp((share + (k - 1.0) * a) / k))
+            .collect()
+    };
+    let top = vms.iter().map(|v| v.mem_pages as f64).fold(0.0, f64::max) * k;
+    let share = solve(|s| grant(s).iter().sum(), budget, -top, top);
+    pages(grant(share).into_iter())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MEM: u64 = 131_072; // 512 MiB
+
+    fn vm(est: f64, truth: u64) -> VmState {
+        VmState {
+            mem_pages: MEM,
+            running: true,
+            true_wss_pages: Some(truth),
+            est_pages: Some(est),
+            est_hi_pages: Some(est),
+            policy_pages: Some(est),
+            prev_true_wss_pages: None,
+            prev_est_pages: None,
+        }
+    }
+
+    fn total(l: &[Option<u64>]) -> u64 {
+        l.iter().flatten().sum()
+    }
+
+    #[test]
+    fn static_splits_the_budget_evenly_within_ram() {
+        let vms = [vm(100.0, 100), vm(90_000.0, 90_000), vm(0.0, 0)];
+        assert_eq!(
+            limits(PolicyKind::Static, 300_000, &vms),
+            vec![Some(100_000); 3]
+        );
+        // More than RAM each: RAM, the rest unassigned.
+        assert_eq!(
+            limits(PolicyKind::Static, 1_000_000, &vms),
+            vec![Some(MEM); 3]
+        );
+    }
+
+    #[test]
+    fn demands_that_fit_are_met_with_headroom_and_floors() {
+        let vms = [vm(10_000.0, 9_000), vm(100.0, 50)];
+        assert_eq!(
+            limits(PolicyKind::Wss, 393_216, &vms),
+            vec![Some(11_000), Some(FLOOR_PAGES)]
+        );
+        assert_eq!(
+            limits(PolicyKind::Oracle, 393_216, &vms),
+            vec![Some(9_900), Some(FLOOR_PAGES)]
+        );
+        // The band's upper edge, when higher than 10% above, is granted.
+        let mut banded = vm(10_000.0, 9_000);
+        banded.est_hi_pages = Some(12_500.0);
+        assert_eq!(
+            limits(PolicyKind::Wss, 393_216, &[banded]),
+            vec![Some(12_500)]
+        );
+        // Growth of 3000 pages in the last interval: 3000 more granted.
+        let mut growing = vm(10_000.0, 10_000);
+        growing.prev_est_pages = Some(7_000.0);
+        growing.prev_true_wss_pages = Some(9_500);
+        assert_eq!(
+            limits(PolicyKind::Wss, 393_216, &[growing]),
+            vec![Some(13_000)]
+        );
+        // The truth grew by 500 only: 10% is more.
+        assert_eq!(
+            limits(PolicyKind::Oracle, 393_216, &[growing]),
+            vec![Some(11_000)]
+        );
+        // A shrinking one gets the 10% only.
+        growing.prev_est_pages = Some(20_000.0);
+        assert_eq!(
+            limits(PolicyKind::Wss, 393_216, &[growing]),
+            vec![Some(11_000)]
+        );
+        // A demand above RAM is cut to RAM.
+        assert_eq!(
+            limits(PolicyKind::Wss, 393_216, &[vm(130_000.0, 1)]),
+            vec![Some(MEM)]
+        );
+    }
+
+    #[test]
+    fn demands_over_budget_are_cut_max_min_fair() {
+        // 60k wants 66k, 20k wants 22k; 100k to share: the small one is
+        // met, the large one gets the rest.
+        let vms = [vm(60_000.0, 0), vm(20_000.0, 0), vm(80_000.0, 0)];
+        let l = limits(PolicyKind::Wss, 100_000, &vms);
+        assert_eq!(l[1], Some(22_000));
+        assert!(total(&l) <= 100_000);
+        assert!(total(&l) >= 99_998, "{l:?}");
+        // The two cut ones get the same (the water level).
+        assert!(l[0].unwrap().abs_diff(l[2].unwrap()) <= 1, "{l:?}");
+        // 22k + 2L = 100k.
+        assert!(l[0].unwrap().abs_diff(39_000) <= 1, "{l:?}");
+    }
+
+    #[test]
+    fn esx_closed_form_and_the_tax() {
+        // One fully active VM (A = 100k) and one idle (A = 0), 120k to
+        // share: S/ρ = (4·120k − 3·100k)/2 = 90k; P = (90k + 300k)/4 and
+        // 90k/4.
+        let vms = [vm(100_000.0, 0), vm(0.0, 0)];
+        let l = limits(PolicyKind::Esx, 120_000, &vms);
+        assert!(l[0].unwrap().abs_diff(97_500) <= 1, "{l:?}");
+        assert!(l[1].unwrap().abs_diff(22_500) <= 1, "{l:?}");
+        assert!(total(&l) <= 120_000);
+        // Equal activity: an equal split.
+        let same = limits(PolicyKind::Esx, 120_000, &[vm(5_000.0, 0), vm(5_000.0, 0)]);
+        assert!(same[0].unwrap().abs_diff(60_000) <= 1, "{same:?}");
+        assert_eq!(same[0], same[1]);
+        // The policy value, not the measurement, is what ESX reads.
+        let mut high = vm(0.0, 0);
+        high.policy_pages = Some(100_000.0);
+        let l = limits(PolicyKind::Esx, 120_000, &[high, vm(0.0, 0)]);
+        assert!(l[0].unwrap().abs_diff(97_500) <= 1, "{l:?}");
+    }
+
+    #[test]
+    fn esx_clamps_to_floor_and_ram_and_redistributes() {
+        // 400k for two 512 MiB VMs: both at RAM, the rest unassigned.
+        let l = limits(PolicyKind::Esx, 400_000, &[vm(100.0, 0), vm(100_000.0, 0)]);
+        assert_eq!(l, vec![Some(MEM), Some(MEM)]);
+        // An idle VM would get (S/ρ)/4; a tiny budget gives it its floor,
+        // and the other what is left.
+        let l = limits(PolicyKind::Esx, 20_000, &[vm(131_000.0, 0), vm(0.0, 0)]);
+        assert_eq!(l[1], Some(FLOOR_PAGES));
+        assert!(l[0].unwrap().abs_diff(20_000 - FLOOR_PAGES) <= 1, "{l:?}");
+        // The active VM capped at RAM: its excess goes to the idle one.
+        let l = limits(PolicyKind::Esx, 240_000, &[vm(131_072.0, 0), vm(0.0, 0)]);
+        assert_eq!(l[0], Some(MEM));
+        assert!(l[1].unwrap().abs_diff(240_000 - MEM) <= 1, "{l:?}");
+    }
+
+    #[test]
+    fn ended_vms_get_no_limit_and_free_their_share() {
+        let mut gone = vm(50_000.0, 50_000);
+        gone.running = false;
+        let l = limits(PolicyKind::Static, 200_000, &[gone, vm(1.0, 1), vm(1.0, 1)]);
+        assert_eq!(l, vec![None, Some(100_000), Some(100_000)]);
+        assert_eq!(limits(PolicyKind::Wss, 200_000, &[gone]), vec![None]);
+    }
+
+    #[test]
+    fn nothing_measured_yet_means_all_of_ram() {
+        let unknown = VmState {
+            mem_pages: MEM,
+            running: true,
+            ..VmState::default()
+        };
+        assert_eq!(
+            limits(PolicyKind::Wss, 1 << 20, &[unknown]),
+            vec![Some(MEM)]
+        );
+        assert_eq!(
+            limits(PolicyKind::Oracle, 1 << 20, &[unknown]),
+            vec![Some(MEM)]
+        );
+        assert_eq!(
+            limits(PolicyKind::Esx, 1 << 20, &[unknown]),
+            vec![Some(MEM)]
+        );
+    }
+
+    #[test]
+    fn every_policy_respects_budget_and_bounds() {
+        let vms = [
+            vm(120_000.0, 110_000),
+            vm(3.0, 1),
+            vm(64_000.0, 70_000),
+            vm(0.0, 0),
+        ];
+        let budget = 4 * FLOOR_PAGES + 150_000;
+        for p in PolicyKind::ALL {
+            let l = limits(*p, budget, &vms);
+            assert!(total(&l) <= budget, "{}: {l:?}", p.name());
+            for x in l.iter().flatten() {
+                assert!((FLOOR_PAGES..=MEM).contains(x), "{}: {l:?}", p.name());
+            }
+        }
+        assert_eq!(min_host_pages(&[MEM, MEM, 1000]), 2 * FLOOR_PAGES + 1000);
+    }
+}

@@ -1,0 +1,260 @@
+//! Running a scenario: one process, one thread per VM running that VM's
+//! whole `run_with` (its own vCPU thread, sampler and outputs), and the
+//! coordinator on the calling thread. Each VM's rows come to the
+//! coordinator over a channel; once every running VM's row of an interval
+//! has arrived (or the VM ended), the policy sets every VM's limit for the
+//! next interval.
+//!
+//! One process rather than one per VM: the budget is one number shared by
+//! every VM, the VMs' intervals are read off one clock in one place, and
+//! Ctrl-C reaches every VM at once (each run registers for it), so an
+//! interrupted scenario keeps every VM's measurements.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver};
+
+use crate::config::RunConfig;
+use crate::report::timeseries::Row;
+use crate::run::{RunEnd, RunError, RunExtras, RunOutput, run_with};
+
+use super::limit::LimitHandle;
+use super::output::{CoordinateCsv, OutputError, VmInterval, live_lines};
+use super::policy::{self, PolicyKind, VmState};
+use super::scenario::Scenario;
+
+/// Everything a coordinated run needs, checked.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub scenario: Scenario,
+    /// One per VM of the scenario, in its order.
+    pub configs: Vec<RunConfig>,
+    pub policy: PolicyKind,
+    /// The host memory budget, pages.
+    pub host_pages: u64,
+    pub out_dir: PathBuf,
+    /// Also run every VM alone, without a limit, for its slowdown.
+    pub twins: bool,
+    /// Print the per-interval lines.
+    pub live: bool,
+    pub plot: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinateError {
+    #[error("VM {vm}")]
+    Run {
+        vm: String,
+        #[source]
+        source: RunError,
+    },
+    #[error("the thread of VM {0} panicked")]
+    Panicked(String),
+    #[error("cannot start the thread of VM {vm}")]
+    Spawn {
+        vm: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// One VM's run as it ended.
+pub struct VmRun {
+    pub name: String,
+    pub output: RunOutput,
+    /// Its twin's run, with `--twins`: the same VM, in the same scenario
+    /// run again with the same VMs beside it (the same CPU contention),
+    /// but no limit set, so that the difference is the coordinator's.
+    pub twin: Option<RunOutput>,
+}
+
+/// What a coordinated run measured.
+pub struct Outcome {
+    pub vms: Vec<VmRun>,
+    /// Every VM's intervals, in interval order, VMs in scenario order
+    /// within an interval.
+    pub intervals: Vec<VmInterval>,
+}
+
+impl Outcome {
+    /// True when a VM ended because of Ctrl-C.
+    pub fn interrupted(&self) -> bool {
+        self.vms
+            .iter()
+            .any(|v| matches!(v.output.end, RunEnd::Interrupted))
+    }
+}
+
+/// The state the policy sees of a VM after `row` (`prev` the row before),
+/// or of a VM that ended.
+fn state_of(cfg: &RunConfig, row: Option<&Row>, prev: Option<&Row>) -> VmState {
+    VmState {
+        prev_true_wss_pages: prev.map(|r| r.true_wss_pages),
+        prev_est_pages: prev.and_then(|r| r.est_wss_pages),
+        mem_pages: cfg.mem / wss_abi::PAGE_SIZE,
+        running: row.is_some(),
+        // Residency is about every page touched, whatever the tracker sees.
+        true_wss_pages: row.map(|r| r.true_wss_pages),
+        est_pages: row.and_then(|r| r.est_wss_pages),
+        est_hi_pages: row.and_then(|r| r.est_hi_pages),
+        policy_pages: row.and_then(|r| r.policy_wss_pages),
+    }
+}
+
+/// Runs the plan's VMs together under its policy and writes
+/// `coordinate.csv` as the intervals end; with `twins`, then runs them
+/// together again without limits into `twins/` (its own coordinate.csv,
+/// with no limit column filled). The caller writes the summary and plot
+/// from the [`Outcome`].
+pub fn run(plan: &Plan) -> Result<Outcome, CoordinateError> {
+    let (outputs, intervals) = run_vms(plan, &plan.out_dir, Some(plan.policy))?;
+    let mut twins: Vec<Option<RunOutput>> = if plan.twins && !crate::run::interrupted() {
+        if plan.live {
+            eprintln!("running the same VMs again without limits (the twins)");
+        }
+        let (outs, _) = run_vms(plan, &twins_dir(&plan.out_dir), None)?;
+        outs.into_iter().map(Some).collect()
+    } else {
+        Vec::new()
+    };
+    twins.resize_with(outputs.len(), || None);
+    let vms = plan
+        .scenario
+        .vms
+        .iter()
+        .zip(outputs)
+        .zip(twins)
+        .map(|((vm, output), twin)| VmRun {
+            name: vm.name.clone(),
+            output,
+            twin,
+        })
+        .collect();
+    Ok(Outcome { vms, intervals })
+}
+
+/// Where the uncoordinated twins' runs go.
+pub fn twins_dir(out: &Path) -> PathBuf {
+    out.join("twins")
+}
+
+/// Every VM of the plan on its own thread, their runs in `dir`, and the
+/// coordinator loop on this one; `policy` None sets no limit (the twins).
+fn run_vms(
+    plan: &Plan,
+    dir: &Path,
+    policy: Option<PolicyKind>,
+) -> Result<(Vec<RunOutput>, Vec<VmInterval>), CoordinateError> {
+    let limits: Vec<LimitHandle> = plan
+        .configs
+        .iter()
+        .map(|_| LimitHandle::unlimited())
+        .collect();
+    let mut csv = CoordinateCsv::create(dir)?;
+    std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(plan.configs.len());
+        let mut receivers: Vec<Option<Receiver<Row>>> = Vec::with_capacity(plan.configs.len());
+        for ((vm, cfg), limit) in plan.scenario.vms.iter().zip(&plan.configs).zip(&limits) {
+            let (tx, rx) = mpsc::channel();
+            let extras = RunExtras {
+                limit: policy.map(|_| limit.clone()),
+                row_hook: Some(tx),
+                ..RunExtras::default()
+            };
+            let vm_dir = vm_dir(dir, &vm.name);
+            let handle = std::thread::Builder::new()
+                .name(format!("vm-{}", vm.name))
+                .spawn_scoped(scope, move || run_with(cfg, &vm_dir, extras))
+                .map_err(|source| CoordinateError::Spawn {
+                    vm: vm.name.clone(),
+                    source,
+                })?;
+            handles.push(handle);
+            receivers.push(Some(rx));
+        }
+        let intervals = coordinate(plan, policy, &limits, &mut receivers, &mut csv);
+        let mut outputs = Vec::with_capacity(handles.len());
+        for (vm, handle) in plan.scenario.vms.iter().zip(handles) {
+            let out = handle
+                .join()
+                .map_err(|_| CoordinateError::Panicked(vm.name.clone()))?
+                .map_err(|source| CoordinateError::Run {
+                    vm: vm.name.clone(),
+                    source,
+                })?;
+            outputs.push(out);
+        }
+        Ok((outputs, intervals?))
+    })
+}
+
+/// A VM's own run folder inside the coordinated run's.
+pub fn vm_dir(out: &Path, vm: &str) -> PathBuf {
+    out.join(vm)
+}
+
+/// The coordinator's loop: interval by interval, every running VM's row,
+/// then the policy's limits. Returns when every VM has ended.
+fn coordinate(
+    plan: &Plan,
+    policy: Option<PolicyKind>,
+    limits: &[LimitHandle],
+    receivers: &mut [Option<Receiver<Row>>],
+    csv: &mut CoordinateCsv,
+) -> Result<Vec<VmInterval>, CoordinateError> {
+    let mut all = Vec::new();
+    let mut interval = 0usize;
+    let mut prev: Vec<Option<Row>> = vec![None; receivers.len()];
+    loop {
+        let rows: Vec<Option<Row>> = receivers
+            .iter_mut()
+            .map(|slot| {
+                let row = slot.as_ref().and_then(|rx| rx.recv().ok());
+                if row.is_none() {
+                    // Ended: its sender went with its run.
+                    *slot = None;
+                }
+                row
+            })
+            .collect();
+        if rows.iter().all(Option::is_none) {
+            return Ok(all);
+        }
+        let states: Vec<VmState> = plan
+            .configs
+            .iter()
+            .zip(rows.iter().zip(&prev))
+            .map(|(cfg, (row, prev))| state_of(cfg, row.as_ref(), prev.as_ref()))
+            .collect();
+        let new_limits = match policy {
+            Some(p) => policy::limits(p, plan.host_pages, &states),
+            None => vec![None; states.len()],
+        };
+        let mut these = Vec::with_capacity(rows.len());
+        for (i, (row, new_limit)) in rows.iter().zip(&new_limits).enumerate() {
+            let Some(row) = row else { continue };
+            let in_force = limits[i].pages();
+            limits[i].set_pages(*new_limit);
+            these.push(VmInterval::new(
+                interval,
+                &plan.scenario.vms[i].name,
+                &plan.configs[i],
+                row,
+                in_force,
+                *new_limit,
+            ));
+        }
+        for v in &these {
+            csv.write(v)?;
+        }
+        if plan.live && policy.is_some() {
+            for line in live_lines(&these) {
+                eprintln!("{line}");
+            }
+        }
+        all.extend(these);
+        prev = rows;
+        interval += 1;
+    }
+}
