@@ -12,10 +12,11 @@ all: build
 build:
 	$(CARGO) build --release --locked
 
-# A demo: the working set changes size every 5 s; uffd tracking with ESX
-# sampling follows it. Output goes to runs/demo.
+# A demo: the working set changes size every 5 s; uffd tracking with the
+# follow estimator (resident pages only, a fall followed as fast as a rise)
+# follows it. Output goes to runs/demo.
 run: build
-	$(BIN) run --guest phases --wss 128M --duration 20s --interval 1s --tracker uffd --sample-pages 400 --out runs/demo
+	$(BIN) run --guest phases --wss 128M --duration 20s --interval 1s --tracker uffd --estimator follow --sample-pages 400 --out runs/demo
 
 test:
 	$(CARGO) test --release --locked --workspace

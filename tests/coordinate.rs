@@ -2,13 +2,12 @@
 //! outcome under the `wss` policy (issue 13's "Done when"), and bad input
 //! refused before any guest boots.
 //!
-//! The policy acts on the estimator's measurement (ESX: the sampled
-//! fraction with its 95% band), which follows a fall within an interval;
-//! ESX's policy value, which needs ~19 intervals to come down, is read only
-//! by the `esx` policy. So ESX sampling serves here, with 1600 samples per
-//! interval so that the noise of four VMs' estimates (about 1.4k pages,
-//! 5 MiB, at a quarter of the domain active) stays well below the changes
-//! the tests look for.
+//! The VMs run the estimator the `wss` policy is built on, `follow`, whose
+//! measurement falls within an interval or two of a real fall (ESX's
+//! policy value needs ~19), capped at 1600 samples per interval so that
+//! the noise of four VMs' estimates stays well below the changes the
+//! tests look for. Limits are enforced (reclaim evicts above them), so the
+//! VMs also run under the limits the policy sets.
 // A failed unwrap in a test is a test failure, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
