@@ -91,8 +91,8 @@ pub fn write_doc(dir: &Path) -> Result<PathBuf, DocError> {
          `{RUNS_DIR}/`. Four VMs of 512 MiB under a host budget; the policies and scenarios are \
          described in the README (`Coordinating several VMs`).\n\n\
          Columns: the limits and true WSS summed over the VMs per interval, averaged over the \
-         intervals (MiB); resident memory summed likewise (– until the reclaim mechanism reports \
-         it); the share of intervals whose limit was below the VM's true WSS, mean and worst over \
+         intervals (MiB); resident memory summed likewise (after each boundary's eviction; – for a \
+         run without reclaim); the share of intervals whose limit was below the VM's true WSS, mean and worst over \
          the VMs; refaults over all VMs (– while unknown); the mean slowdown against the \
          uncoordinated twins (the same VMs run together without limits)."
     );

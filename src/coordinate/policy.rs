@@ -118,13 +118,16 @@ impl VmState {
 }
 
 /// The pages a working set of `wss` pages (`prev` the interval before) is
-/// granted: [`HEADROOM`] above it, `band_hi`, or one more interval of its
-/// growth, whichever is highest. One rule for `wss` and `oracle`.
+/// granted: [`HEADROOM`] above where one more interval of its last growth
+/// takes it, or `band_hi`, whichever is higher. One rule for `wss` and
+/// `oracle`. A limit set at an interval's end is in force during the next,
+/// so a growing working set needs its next size, and the headroom on top
+/// of that, not on today's: granting only `wss + growth` left a steadily
+/// growing VM a few dozen pages short in a third of its growing intervals
+/// (consume-one, `make coordinate`).
 pub fn with_headroom(wss: f64, band_hi: Option<f64>, prev: Option<f64>) -> f64 {
     let growth = prev.map_or(0.0, |p| (wss - p).max(0.0));
-    (wss * (1.0 + HEADROOM))
-        .max(band_hi.unwrap_or(0.0))
-        .max(wss + growth)
+    ((wss + growth) * (1.0 + HEADROOM)).max(band_hi.unwrap_or(0.0))
 }
 
 /// The smallest budget that holds every VM's floor.
@@ -304,18 +307,18 @@ mod tests {
             limits(PolicyKind::Wss, 393_216, &[banded]),
             vec![Some(12_500)]
         );
-        // Growth of 3000 pages in the last interval: 3000 more granted.
+        // Growth of 3000 pages in the last interval: 10% above 3000 more.
         let mut growing = vm(10_000.0, 10_000);
         growing.prev_est_pages = Some(7_000.0);
         growing.prev_true_wss_pages = Some(9_500);
         assert_eq!(
             limits(PolicyKind::Wss, 393_216, &[growing]),
-            vec![Some(13_000)]
+            vec![Some(14_300)]
         );
-        // The truth grew by 500 only: 10% is more.
+        // The truth grew by 500: 10% above 10,500.
         assert_eq!(
             limits(PolicyKind::Oracle, 393_216, &[growing]),
-            vec![Some(11_000)]
+            vec![Some(11_550)]
         );
         // A shrinking one gets the 10% only.
         growing.prev_est_pages = Some(20_000.0);
