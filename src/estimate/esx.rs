@@ -14,6 +14,7 @@
 use rand::rngs::StdRng;
 use rand::seq::index;
 
+use super::armed::ArmedSample;
 use super::band::wilson_fpc;
 use super::{Estimate, Estimator, EsxGains, IntervalEstimate, PageIdx};
 
@@ -26,9 +27,7 @@ pub struct Esx {
     slow: Option<f64>,
     fast: Option<f64>,
     /// This interval's sample, sorted, and which of its entries have been seen touched.
-    armed: Vec<PageIdx>,
-    hit: Vec<bool>,
-    hits: u64,
+    armed: ArmedSample,
 }
 
 impl Esx {
@@ -40,9 +39,7 @@ impl Esx {
             gains,
             slow: None,
             fast: None,
-            armed: Vec::new(),
-            hit: Vec::new(),
-            hits: 0,
+            armed: ArmedSample::default(),
         }
     }
 
@@ -101,32 +98,20 @@ impl Estimator for Esx {
             .map(|i| i as PageIdx)
             .collect();
         pages.sort_unstable();
-        self.hit.clear();
-        self.hit.resize(pages.len(), false);
-        self.hits = 0;
-        self.armed.clone_from(&pages);
+        self.armed.arm(&pages);
         pages
     }
 
     fn observe_tick(&mut self, touched: &[PageIdx]) {
-        for p in touched {
-            if let Ok(i) = self.armed.binary_search(p)
-                && !self.hit[i]
-            {
-                self.hit[i] = true;
-                self.hits += 1;
-            }
-        }
+        self.armed.observe(touched);
     }
 
     fn end_interval(&mut self) -> IntervalEstimate {
-        let f = self.fraction(self.hits);
+        let f = self.fraction(self.armed.hits());
         let raw = self.to_estimate(f);
         self.slow = Some(ewma(self.slow, self.gains.slow, f));
         self.fast = Some(ewma(self.fast, self.gains.fast, f));
         // Touches reported after the interval has closed belong to no sample.
-        self.hits = 0;
-        self.hit.clear();
         self.armed.clear();
         // The in-progress average with the whole interval folded in is the new fast average.
         let policy_pages = self.report_fraction_completed() * self.domain as f64;

@@ -31,6 +31,7 @@ use std::collections::VecDeque;
 use rand::rngs::StdRng;
 use rand::seq::index;
 
+use super::armed::ArmedSample;
 use super::band::{Z95, effective_n, wilson};
 use super::{Estimate, Estimator, FollowConfig, IntervalEstimate, PageIdx};
 use crate::record::PageSet;
@@ -175,9 +176,7 @@ pub struct Follow {
     /// The population when the open interval's sample was drawn; `None` between intervals.
     start_len: Option<u64>,
     /// This interval's sample, sorted, and which of its entries have been touched.
-    armed: Vec<PageIdx>,
-    hit: Vec<bool>,
-    hits: u64,
+    armed: ArmedSample,
     /// The current regime's last `pool_intervals` intervals, oldest first.
     pool: VecDeque<Pooled>,
     /// The current regime's last `WANDER_POOLS × pool_intervals` intervals: the wander of the
@@ -200,9 +199,7 @@ impl Follow {
             population_len: 0,
             run_offsets: Vec::new(),
             start_len: None,
-            armed: Vec::new(),
-            hit: Vec::new(),
-            hits: 0,
+            armed: ArmedSample::default(),
             pool: VecDeque::new(),
             history: VecDeque::new(),
             breaks: 0,
@@ -305,23 +302,13 @@ impl Estimator for Follow {
             .map(|k| self.resident_at(k))
             .filter(|&p| p < self.domain)
             .collect();
-        self.hit.clear();
-        self.hit.resize(pages.len(), false);
-        self.hits = 0;
         self.start_len = Some(self.population_len);
-        self.armed.clone_from(&pages);
+        self.armed.arm(&pages);
         pages
     }
 
     fn observe_tick(&mut self, touched: &[PageIdx]) {
-        for p in touched {
-            if let Ok(i) = self.armed.binary_search(p)
-                && !self.hit[i]
-            {
-                self.hit[i] = true;
-                self.hits += 1;
-            }
-        }
+        self.armed.observe(touched);
     }
 
     fn end_interval(&mut self) -> IntervalEstimate {
@@ -332,7 +319,11 @@ impl Estimator for Follow {
         // only leave by reclaim, which would make this an undercount, never an invention).
         let new = self.population_len.saturating_sub(start) as f64;
         let current = Pooled {
-            fraction: if n > 0.0 { self.hits as f64 / n } else { 0.0 },
+            fraction: if n > 0.0 {
+                self.armed.hits() as f64 / n
+            } else {
+                0.0
+            },
             population: big_n,
             new,
             // No sample means an empty starting population: nothing of it was touched, exactly.
@@ -355,8 +346,6 @@ impl Estimator for Follow {
         while self.history.len() > WANDER_POOLS * self.cfg.pool_intervals as usize {
             self.history.pop_front();
         }
-        self.hits = 0;
-        self.hit.clear();
         self.armed.clear();
         self.last = Pool::of(self.pool.iter()).map_or(Estimate::exact(0.0), |p| {
             p.estimate(band_n_eff(&self.history, &p))

@@ -15,6 +15,7 @@
 //! on the measurements would act on (ESX's max of a fast and a slow average, which never
 //! under-provisions and so stays high for many intervals after the working set shrinks).
 
+mod armed;
 mod band;
 pub mod curve;
 mod damon;
