@@ -50,31 +50,34 @@ fn steps(rows: &[&VmInterval], value: impl Fn(&VmInterval) -> Option<f64>) -> Ve
         .collect()
 }
 
+/// A value of one VM in one interval, pages.
+type Value = fn(&VmInterval) -> Option<f64>;
+
+/// The four curves of a panel, in pages: the limit in force, resident,
+/// true and estimated WSS; `points` turns one of them into the panel's
+/// steps (one VM's, or the sum over the VMs).
+fn wss_curves(points: impl Fn(Value) -> Vec<(f64, f64)>) -> Vec<Curve> {
+    let curve = |label, colour, value: Value| Curve {
+        label,
+        colour,
+        points: points(value),
+    };
+    vec![
+        curve("limit in force", LIMIT_COLOR, |r| {
+            r.limit_pages.map(|p| p as f64)
+        }),
+        curve("resident", RESIDENT_COLOR, |r| {
+            r.resident_pages.map(|p| p as f64)
+        }),
+        curve("true WSS", TRUE_COLOR, |r| Some(r.true_wss_pages as f64)),
+        curve("estimated WSS", EST_COLOR, |r| r.est_wss_pages),
+    ]
+}
+
 fn vm_panel(name: &str, rows: &[&VmInterval]) -> Panel {
     Panel {
         title: name.to_string(),
-        curves: vec![
-            Curve {
-                label: "limit in force",
-                colour: LIMIT_COLOR,
-                points: steps(rows, |r| r.limit_pages.map(|p| p as f64)),
-            },
-            Curve {
-                label: "resident",
-                colour: RESIDENT_COLOR,
-                points: steps(rows, |r| r.resident_pages.map(|p| p as f64)),
-            },
-            Curve {
-                label: "true WSS",
-                colour: TRUE_COLOR,
-                points: steps(rows, |r| Some(r.true_wss_pages as f64)),
-            },
-            Curve {
-                label: "estimated WSS",
-                colour: EST_COLOR,
-                points: steps(rows, |r| r.est_wss_pages),
-            },
-        ],
+        curves: wss_curves(|value| steps(rows, value)),
     }
 }
 
@@ -115,36 +118,16 @@ pub fn plot(
     let last = intervals.iter().map(|v| v.interval + 1).max().unwrap_or(1) as f64;
     panels.push(Panel {
         title: "all VMs".to_string(),
-        curves: vec![
-            Curve {
-                label: "host budget",
-                colour: BUDGET_COLOR,
-                points: vec![
-                    (0.0, mib(host_pages as f64)),
-                    (last, mib(host_pages as f64)),
-                ],
-            },
-            Curve {
-                label: "limits",
-                colour: LIMIT_COLOR,
-                points: total_steps(intervals, |v| v.limit_pages.map(|p| p as f64)),
-            },
-            Curve {
-                label: "resident",
-                colour: RESIDENT_COLOR,
-                points: total_steps(intervals, |v| v.resident_pages.map(|p| p as f64)),
-            },
-            Curve {
-                label: "true WSS",
-                colour: TRUE_COLOR,
-                points: total_steps(intervals, |v| Some(v.true_wss_pages as f64)),
-            },
-            Curve {
-                label: "estimated WSS",
-                colour: EST_COLOR,
-                points: total_steps(intervals, |v| v.est_wss_pages),
-            },
-        ],
+        curves: std::iter::once(Curve {
+            label: "host budget",
+            colour: BUDGET_COLOR,
+            points: vec![
+                (0.0, mib(host_pages as f64)),
+                (last, mib(host_pages as f64)),
+            ],
+        })
+        .chain(wss_curves(|value| total_steps(intervals, value)))
+        .collect(),
     });
     let cols = 2usize;
     let rows = panels.len().div_ceil(cols);
