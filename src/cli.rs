@@ -672,11 +672,7 @@ impl SweepArgs {
                 // catches every setting that cannot work on any layout.
                 estimate::build(&EstimatorConfig {
                     kind,
-                    domain_pages: self.common.mem / wss_abi::PAGE_SIZE,
-                    sample_pages: cfg.sample_pages,
-                    esx: cfg.esx,
-                    damon: cfg.damon,
-                    follow: cfg.follow,
+                    ..cfg.estimator_config_over_ram()
                 })?;
             }
             // The sweep's progress bar replaces each run's per-interval lines.

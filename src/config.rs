@@ -47,6 +47,26 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The estimator this run asks for, over a domain of `domain_pages`
+    /// (the data pages once the guest is laid out; all of RAM bounds it
+    /// before boot).
+    pub fn estimator_config(&self, domain_pages: u64) -> crate::estimate::EstimatorConfig {
+        crate::estimate::EstimatorConfig {
+            kind: self.estimator,
+            domain_pages,
+            sample_pages: self.sample_pages,
+            esx: self.esx,
+            damon: self.damon,
+            follow: self.follow,
+        }
+    }
+
+    /// [`RunConfig::estimator_config`] over all of guest RAM: checks before
+    /// boot every setting that cannot work on any layout.
+    pub fn estimator_config_over_ram(&self) -> crate::estimate::EstimatorConfig {
+        self.estimator_config(self.mem / wss_abi::PAGE_SIZE)
+    }
+
     /// The same run without tracking: the baseline twin.
     pub fn untracked(&self) -> RunConfig {
         RunConfig {

@@ -11,7 +11,7 @@ use crate::analysis::accuracy::{AccuracyTally, TruthColumn};
 use crate::analysis::costs::CostTally;
 use crate::config::RunConfig;
 use crate::coordinate::reclaim::{ReclaimTally, Reclaimer};
-use crate::estimate::{self, EstimateError, EstimatorConfig, EstimatorKind};
+use crate::estimate::{self, EstimateError, EstimatorKind};
 use crate::guests::GuestError;
 use crate::record::{RecordHeader, TRACE_FILE, TraceWriter, recorded_per_tick};
 use crate::report::plot_series::PlotSeries;
@@ -223,14 +223,7 @@ fn record_header(cfg: &RunConfig, domain_pages: u64, ticks: u32) -> RecordHeader
     RecordHeader {
         guest: cfg.guest.name(),
         tracker: cfg.tracker,
-        estimator: EstimatorConfig {
-            kind: cfg.estimator,
-            domain_pages,
-            sample_pages: cfg.sample_pages,
-            esx: cfg.esx,
-            damon: cfg.damon,
-            follow: cfg.follow,
-        },
+        estimator: cfg.estimator_config(domain_pages),
         seed: cfg.seed,
         interval_ns: u64::try_from(cfg.interval.as_nanos()).unwrap_or(u64::MAX),
         ticks_per_interval: ticks,
@@ -311,14 +304,7 @@ fn run_once(
         .zip(reclaim_port.clone())
         .map(|(limit, port)| Reclaimer::new(port, limit, machine.memory()));
     let estimator = match tracker {
-        Some(_) => Some(estimate::build(&EstimatorConfig {
-            kind: cfg.estimator,
-            domain_pages,
-            sample_pages: cfg.sample_pages,
-            esx: cfg.esx,
-            damon: cfg.damon,
-            follow: cfg.follow,
-        })?),
+        Some(_) => Some(estimate::build(&cfg.estimator_config(domain_pages))?),
         None => None,
     };
     std::fs::create_dir_all(dir).map_err(|source| RunError::OutDir {

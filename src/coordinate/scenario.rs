@@ -459,15 +459,8 @@ impl Scenario {
                         self.interval,
                     )
                     .map_err(wrap)?;
-                crate::estimate::build(&crate::estimate::EstimatorConfig {
-                    kind: cfg.estimator,
-                    domain_pages: cfg.mem / wss_abi::PAGE_SIZE,
-                    sample_pages: cfg.sample_pages,
-                    esx: cfg.esx,
-                    damon: cfg.damon,
-                    follow: cfg.follow,
-                })
-                .map_err(|e| wrap(UsageError::Estimator(e)))?;
+                crate::estimate::build(&cfg.estimator_config_over_ram())
+                    .map_err(|e| wrap(UsageError::Estimator(e)))?;
                 Ok(cfg)
             })
             .collect()

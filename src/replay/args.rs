@@ -9,7 +9,7 @@ use clap::Args;
 use crate::cli::{RunArgs, UsageError};
 use crate::config::RunConfig;
 use crate::coordinate::limit::LimitHandle;
-use crate::estimate::{self, EstimatorConfig, EstimatorKind};
+use crate::estimate::{self, EstimatorKind};
 use crate::record::RecordHeader;
 use crate::track::TrackerKind;
 
@@ -73,14 +73,7 @@ impl RunArgs {
         }
         if let Some(tick) = self.record_tick {
             // The real domain is known after boot; all of RAM bounds it.
-            let estimator = estimate::build(&EstimatorConfig {
-                kind: cfg.estimator,
-                domain_pages: cfg.mem / wss_abi::PAGE_SIZE,
-                sample_pages: cfg.sample_pages,
-                esx: cfg.esx,
-                damon: cfg.damon,
-                follow: cfg.follow,
-            })?;
+            let estimator = estimate::build(&cfg.estimator_config_over_ram())?;
             crate::record::recorded_per_tick(
                 cfg.interval,
                 estimator.ticks_per_interval(),
