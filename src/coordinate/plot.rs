@@ -9,7 +9,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::plot::backend::{OnInterrupt, Picture, svg_and_png};
-use crate::plot::{DrawResult, FONT, format_tick};
+use crate::plot::series::line_chart;
+use crate::plot::{DrawResult, FONT};
 use crate::report::ReportError;
 
 use super::output::{VmInterval, mib};
@@ -177,23 +178,7 @@ where
     let points = p.curves.iter().flat_map(|c| c.points.iter());
     let x_max = points.clone().map(|pt| pt.0).fold(1.0, f64::max);
     let y_max = points.map(|pt| pt.1).fold(1.0, f64::max) * 1.4;
-    let mut chart = ChartBuilder::on(area)
-        .caption(&p.title, (FONT, 17))
-        .margin(10)
-        .x_label_area_size(36)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("interval")
-        .y_desc("MiB")
-        .x_label_formatter(&|x| format_tick(*x))
-        .y_label_formatter(&|y| format_tick(*y))
-        .max_light_lines(1)
-        .label_style((FONT, 12))
-        .axis_desc_style((FONT, 13))
-        .light_line_style(RGBColor(240, 240, 240))
-        .draw()?;
+    let mut chart = line_chart(area, &p.title, (x_max, y_max), ("interval", "MiB"))?;
     for c in p.curves.iter().filter(|c| !c.points.is_empty()) {
         let style = c.colour.stroke_width(2);
         chart

@@ -372,23 +372,7 @@ where
     let band: Vec<(f64, f64)> = upper.into_iter().chain(lower.into_iter().rev()).collect();
     let x_max = p.rows.iter().map(|r| r.t_s).fold(1e-3, f64::max);
     let y_max = top * if legend { 1.45 } else { 1.1 };
-    let mut chart = ChartBuilder::on(area)
-        .caption(&p.title, (FONT, 17))
-        .margin(10)
-        .x_label_area_size(36)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("time (s)")
-        .y_desc("pages")
-        .x_label_formatter(&|x| format_tick(*x))
-        .y_label_formatter(&|y| format_tick(*y))
-        .max_light_lines(1)
-        .label_style((FONT, 12))
-        .axis_desc_style((FONT, 13))
-        .light_line_style(RGBColor(240, 240, 240))
-        .draw()?;
+    let mut chart = line_chart(area, &p.title, (x_max, y_max), ("time (s)", "pages"))?;
     let band_style = EST_COLOR.mix(0.18).filled();
     if band.len() >= 3 {
         chart
@@ -421,6 +405,41 @@ where
             .draw()?;
     }
     Ok(())
+}
+
+/// A panel of values against values, both axes linear.
+pub(crate) type LineChart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// The one look of a line chart's panel from zero to `max` on both axes:
+/// its caption, label areas and light mesh, with `desc` naming the axes.
+pub(crate) fn line_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    max: (f64, f64),
+    desc: (&str, &str),
+) -> Result<LineChart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, 17))
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..max.0, 0.0..max.1)?;
+    chart
+        .configure_mesh()
+        .x_desc(desc.0)
+        .y_desc(desc.1)
+        .x_label_formatter(&|x| format_tick(*x))
+        .y_label_formatter(&|y| format_tick(*y))
+        .max_light_lines(1)
+        .label_style((FONT, 12))
+        .axis_desc_style((FONT, 13))
+        .light_line_style(RGBColor(240, 240, 240))
+        .draw()?;
+    Ok(chart)
 }
 
 #[cfg(test)]
