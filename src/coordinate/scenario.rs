@@ -113,6 +113,11 @@ pub enum ScenarioError {
     },
     #[error("{field} {value:?} is not a positive duration (use e.g. 500ms, 1s)")]
     BadDuration { field: &'static str, value: String },
+    #[error(
+        "VM {vm}: tracker {tracker} cannot restore evicted pages; a coordinated VM needs \
+         tracker uffd or none (a uffd handler restores them at their next touch)"
+    )]
+    TrackerCannotReclaim { vm: String, tracker: &'static str },
     #[error("VM {vm}: parameter {key} must be a string or a number")]
     BadParamValue { vm: String, key: String },
     #[error("VM {vm}: {source}")]
@@ -445,6 +450,12 @@ impl Scenario {
                     vm: vm.name.clone(),
                     source: Box::new(source),
                 };
+                if !matches!(vm.tracker, TrackerKind::Uffd | TrackerKind::None) {
+                    return Err(ScenarioError::TrackerCannotReclaim {
+                        vm: vm.name.clone(),
+                        tracker: vm.tracker.name(),
+                    });
+                }
                 if catalog::find(&vm.program).is_none() {
                     return Err(ScenarioError::UnknownProgram {
                         vm: vm.name.clone(),
@@ -486,7 +497,7 @@ params = { delay = "1s", grow = "4s", floor = 0.1 }
 name = "quiet"
 program = "idle"
 wss = "4M"
-tracker = "dirty-log"
+tracker = "none"
 estimator = "exhaustive"
 sample_pages = 100
 seed = 9
@@ -519,7 +530,7 @@ seed = 9
         let b = &s.vms[1];
         assert_eq!(b.name, "quiet");
         assert_eq!(b.mem, BUILTIN_MEM);
-        assert_eq!(b.tracker, TrackerKind::DirtyLog);
+        assert_eq!(b.tracker, TrackerKind::None);
         assert_eq!(b.estimator, Some(EstimatorKind::Exhaustive));
         assert_eq!((b.sample_pages, b.seed), (100, 9));
         let cfgs = s.run_configs().unwrap();
@@ -539,6 +550,12 @@ seed = 9
 
     #[test]
     fn bad_files_are_refused_with_one_line() {
+        let cannot_reclaim =
+            refusal("duration = \"10s\"\n[[vm]]\nprogram = \"ramp\"\ntracker = \"mprotect\"\n");
+        assert!(
+            cannot_reclaim.contains("vm1") && cannot_reclaim.contains("tracker mprotect"),
+            "{cannot_reclaim}"
+        );
         let parse = refusal("duration = \"10s\"\n[[vm]\nprogram = \"ramp\"\n");
         assert!(parse.contains("line 2"), "{parse}");
         let unknown_key = refusal("duration = \"10s\"\n[[vm]]\nprogram = \"ramp\"\ncolour = 1\n");
