@@ -19,6 +19,7 @@ pub mod replay;
 pub mod report;
 pub mod residency;
 pub mod run;
+pub mod run_table;
 pub mod sampler;
 pub mod study;
 pub mod sweep;

@@ -25,6 +25,7 @@
 //!   same collector, reports and recommendation.
 
 mod aggregate;
+pub mod args;
 mod grid;
 pub mod jobs;
 mod replayed;
