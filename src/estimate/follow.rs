@@ -333,7 +333,12 @@ impl Estimator for Follow {
                 f64::INFINITY
             },
         };
-        if changed(&self.pool, &current, self.cfg.break_z) {
+        let broke = changed(&self.pool, &current, self.cfg.break_z);
+        // A difference beyond the 95% band but short of a break may be the start of a real
+        // change too small to prove in one interval: the pool then lags the working set, so
+        // the band also takes in this interval's own.
+        let suspect = !broke && changed(&self.pool, &current, Z95);
+        if broke {
             self.pool.clear();
             self.history.clear();
             self.breaks += 1;
@@ -350,6 +355,11 @@ impl Estimator for Follow {
         self.last = Pool::of(self.pool.iter()).map_or(Estimate::exact(0.0), |p| {
             p.estimate(band_n_eff(&self.history, &p))
         });
+        if suspect && let Some(own) = Pool::of(std::iter::once(&current)) {
+            let own = own.estimate(own.n_eff);
+            self.last.lo = self.last.lo.min(own.lo);
+            self.last.hi = self.last.hi.max(own.hi);
+        }
         IntervalEstimate {
             raw: self.last,
             policy_pages: self.last.hi,
@@ -544,6 +554,42 @@ mod tests {
             let share = f64::from(covered) / 500.0;
             assert!((0.90..=0.99).contains(&share), "w {w}: coverage {share}");
         }
+    }
+
+    /// A fall of 12% is too small to break the regime in one interval at 400 samples, so the
+    /// pool lags it for a few intervals; the band then takes in the interval's own band, and
+    /// covers the truth more often in the four intervals right after the step: 66 of 80 over
+    /// these 20 seeds, at least 80% asked (61 of 80, 76%, without the widening).
+    #[test]
+    fn band_covers_a_small_step_the_pool_lags() {
+        let (mut covered, mut total) = (0, 0);
+        for seed in 0..20 {
+            let mut s = Stream::new(100 + seed);
+            let mut e = follow(400);
+            let ever = s.hot(DOMAIN, 40_000);
+            s.interval(&mut e, &ever);
+            let prefix = |w: u64| -> Vec<bool> {
+                let mut left = w;
+                ever.iter()
+                    .map(|&r| {
+                        let take = r && left > 0;
+                        left -= u64::from(take);
+                        take
+                    })
+                    .collect()
+            };
+            let (high, low) = (prefix(16_000), prefix(14_080));
+            for _ in 0..8 {
+                s.interval(&mut e, &high);
+            }
+            for _ in 0..4 {
+                let est = s.interval(&mut e, &low).raw;
+                total += 1;
+                covered += usize::from(est.lo <= 14_080.0 && 14_080.0 <= est.hi);
+            }
+        }
+        let share = covered as f64 / total as f64;
+        assert!(share >= 0.8, "{covered} of {total}");
     }
 
     /// A paced guest's working set wanders: here 14000 and 18000 pages on alternate intervals,
