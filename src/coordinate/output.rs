@@ -362,10 +362,18 @@ pub fn write_json(dir: &Path, summary: &CoordinateSummary) -> Result<PathBuf, Ou
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn iv(k: usize, vm: &str, truth: u64, limit: Option<u64>, full: bool) -> VmInterval {
+    /// An interval of `vm` whose estimate is its truth, for the tests of
+    /// the outputs and of the plot.
+    pub(in crate::coordinate) fn iv(
+        k: usize,
+        vm: &str,
+        truth: u64,
+        limit: Option<u64>,
+        full: bool,
+    ) -> VmInterval {
         VmInterval {
             interval: k,
             vm: vm.into(),

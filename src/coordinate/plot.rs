@@ -201,23 +201,9 @@ where
 mod tests {
     use super::*;
 
+    /// A full interval (see the outputs' tests).
     fn iv(k: usize, vm: &str, truth: u64, limit: Option<u64>) -> VmInterval {
-        VmInterval {
-            interval: k,
-            vm: vm.into(),
-            t_s: k as f64 + 1.0,
-            full: true,
-            phase: 0,
-            mem_pages: 131_072,
-            true_wss_pages: truth,
-            est_wss_pages: Some(truth as f64),
-            est_hi_pages: None,
-            policy_wss_pages: None,
-            limit_pages: limit,
-            new_limit_pages: limit,
-            resident_pages: None,
-            refaults: None,
-        }
+        crate::coordinate::output::tests::iv(k, vm, truth, limit, true)
     }
 
     #[test]
