@@ -229,7 +229,12 @@ impl Sampler<'_> {
             written: Vec::new(),
         });
         let mut tally = Tally::default();
-        self.observe_population()?;
+        // The guest ran untracked from boot to here: what it touched is in
+        // no tick, so the trace records it as the replay's starting population.
+        let resident = self.observe_population(log.is_some())?;
+        if let (Some(log), Some(resident)) = (&mut log, &resident) {
+            log.writer.start(resident).map_err(SamplerError::Record)?;
+        }
         self.arm(first, &mut rng, &mut tally)?;
         release(held);
         let mut resumed_at = Instant::now();
@@ -255,7 +260,7 @@ impl Sampler<'_> {
             let interval_over = run_over || step == steps;
             let mut row = None;
             if interval_over {
-                self.observe_population()?;
+                self.observe_population(false)?;
                 let recorded = log.as_ref().map(TickLog::interval_truth);
                 let mut closed = self.close_interval(
                     start, held_at, read_bits, write_bits, &data, &mut carry, &tally, stopped,
@@ -320,22 +325,27 @@ impl Sampler<'_> {
     /// Pages reclaim evicted to its store are guest memory all the same
     /// (the guest touched them; they come back at its next touch), so they
     /// belong to the population: it stays the set of pages ever touched,
-    /// which a replay of the trace rebuilds.
-    fn observe_population(&mut self) -> Result<(), SamplerError> {
-        let (Some(_), Some(e)) = (&self.tracker, &mut self.estimator) else {
-            return Ok(());
+    /// which a replay of the trace rebuilds. Returns the set when it was
+    /// taken: for the estimator, or because `wanted`.
+    fn observe_population(&mut self, wanted: bool) -> Result<Option<PageSet>, SamplerError> {
+        let estimator = match (&self.tracker, &mut self.estimator) {
+            (Some(_), Some(e)) if e.samples_population() => Some(e),
+            _ => None,
         };
-        if e.samples_population() {
-            let mut resident = self
-                .memory
-                .resident_data()
-                .map_err(SamplerError::Residency)?;
-            if let Some(reclaim) = &self.reclaim {
-                resident = resident.union(&reclaim.stored_data());
-            }
+        if estimator.is_none() && !wanted {
+            return Ok(None);
+        }
+        let mut resident = self
+            .memory
+            .resident_data()
+            .map_err(SamplerError::Residency)?;
+        if let Some(reclaim) = &self.reclaim {
+            resident = resident.union(&reclaim.stored_data());
+        }
+        if let Some(e) = estimator {
             e.observe_population(&resident);
         }
-        Ok(())
+        Ok(Some(resident))
     }
 
     /// Has the tracker arm the estimator's choice for the next tick.

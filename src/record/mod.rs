@@ -4,14 +4,15 @@
 //! estimates to check it against. Written as the run goes into
 //! `trace.bin` beside summary.json.
 //!
-//! # File format, version 2
+//! # File format, version 3
 //!
 //! All integers are unsigned LEB128 varints unless said otherwise.
 //!
 //! ```text
-//! file    = magic "KWSSTRC\0" (8 bytes) | version (u32 LE) = 2
+//! file    = magic "KWSSTRC\0" (8 bytes) | version (u32 LE) = 3
 //!           | header length (u32 LE, at most 1 MiB) | header (JSON, see RecordHeader)
-//!           | tick* | trailer
+//!           | [start] | tick* | trailer
+//! start   = 0x03 | resident set
 //! tick    = 0x01 | t_end_ns | ran_ns | guest_ops | phase | flags
 //!           | [pages, lo, hi, policy: 4 x f64 LE]  if flags & ESTIMATE
 //!           | [touched_samples]             if flags & CLOSES
@@ -21,6 +22,12 @@
 //! flags   : STOPPED 1 (an event ended the run in this tick), CLOSES 2 (the
 //!           tick ends an interval), ESTIMATE 4 (that interval has an estimate)
 //! ```
+//!
+//! `start` is the set of data pages resident at the first boundary: the guest
+//! runs from boot to that boundary untracked, so the pages it touched there
+//! are in no tick, yet a live estimator that samples the resident population
+//! (follow) saw them. A replay starts its population from this set. Version 2
+//! lacks it and is still read, as an empty start.
 //!
 //! The estimate is the interval's raw measurement with its band (`pages`,
 //! `lo`, `hi`) and the estimator's policy value (`policy`). Version 1 stored
@@ -54,13 +61,16 @@ use varint::{Cursor, write_varint};
 /// The trace's file name in a run's output folder.
 pub const TRACE_FILE: &str = "trace.bin";
 const MAGIC: &[u8; 8] = b"KWSSTRC\0";
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
+/// The older version still read: the same, without the start set.
+const VERSION_WITHOUT_START: u32 = 2;
 const MAX_HEADER: u32 = 1 << 20;
 /// The largest trace read back; far above an hour of a busy guest.
 const MAX_FILE: u64 = 1 << 30;
 const MAX_END_LABEL: u64 = 64;
 const TAG_TICK: u8 = 1;
 const TAG_TRAILER: u8 = 2;
+const TAG_START: u8 = 3;
 const FLAG_STOPPED: u64 = 1;
 const FLAG_CLOSES: u64 = 2;
 const FLAG_ESTIMATE: u64 = 4;
@@ -77,7 +87,9 @@ pub enum RecordError {
     TooLarge { path: PathBuf, size: u64 },
     #[error("not a kvm-wss trace (bad magic)")]
     BadMagic,
-    #[error("trace format version {found} is not the supported {VERSION}")]
+    #[error(
+        "trace format version {found} is not the supported {VERSION} (or {VERSION_WITHOUT_START})"
+    )]
     Version { found: u32 },
     #[error("trace header is not valid")]
     Header(#[source] serde_json::Error),
@@ -245,6 +257,8 @@ pub struct Tick {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recording {
     pub header: RecordHeader,
+    /// Data pages resident at the first boundary (empty in a version 2 trace).
+    pub start: PageSet,
     pub ticks: Vec<Tick>,
     /// How the run ended.
     pub end: EndKind,
@@ -255,6 +269,7 @@ pub struct TraceWriter {
     out: BufWriter<File>,
     path: PathBuf,
     ticks: u64,
+    started: bool,
     buf: Vec<u8>,
 }
 
@@ -279,6 +294,7 @@ impl TraceWriter {
             out,
             path: path.to_path_buf(),
             ticks: 0,
+            started: false,
             buf: Vec::new(),
         })
     }
@@ -288,6 +304,22 @@ impl TraceWriter {
             path: self.path.clone(),
             source,
         }
+    }
+
+    /// Writes the data pages resident at the first boundary; once, before
+    /// the first tick.
+    pub fn start(&mut self, resident: &PageSet) -> Result<(), RecordError> {
+        if self.ticks > 0 || self.started {
+            return Err(RecordError::BadHeader(
+                "the start set comes once, before the ticks",
+            ));
+        }
+        self.started = true;
+        let b = &mut self.buf;
+        b.clear();
+        b.push(TAG_START);
+        resident.encode(b);
+        self.out.write_all(&self.buf).map_err(|e| self.io(e))
     }
 
     pub fn tick(&mut self, t: &Tick) -> Result<(), RecordError> {
@@ -353,7 +385,7 @@ pub fn decode(bytes: &[u8]) -> Result<Recording, RecordError> {
         return Err(RecordError::BadMagic);
     }
     let version = cur.u32_le("version")?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_WITHOUT_START {
         return Err(RecordError::Version { found: version });
     }
     let len = cur.u32_le("header length")?;
@@ -365,8 +397,15 @@ pub fn decode(bytes: &[u8]) -> Result<Recording, RecordError> {
     header.check()?;
     let domain = header.estimator.domain_pages;
     let mut ticks = Vec::new();
+    let mut start = None;
     loop {
         match cur.u8("tick tag")? {
+            TAG_START => {
+                if version == VERSION_WITHOUT_START || start.is_some() || !ticks.is_empty() {
+                    return Err(cur.corrupt("a start set out of place"));
+                }
+                start = Some(PageSet::decode(&mut cur, domain)?);
+            }
             TAG_TICK => ticks.push(decode_tick(&mut cur, domain)?),
             TAG_TRAILER => break,
             _ => return Err(cur.corrupt("unknown record tag")),
@@ -385,7 +424,12 @@ pub fn decode(bytes: &[u8]) -> Result<Recording, RecordError> {
     if cur.remaining() != 0 {
         return Err(cur.corrupt("bytes after the trailer"));
     }
-    Ok(Recording { header, ticks, end })
+    Ok(Recording {
+        header,
+        start: start.unwrap_or_default(),
+        ticks,
+        end,
+    })
 }
 
 fn decode_tick(cur: &mut Cursor<'_>, domain: u64) -> Result<Tick, RecordError> {
@@ -491,9 +535,14 @@ pub(crate) mod tests {
         }
     }
 
+    fn start() -> PageSet {
+        PageSet::from_sorted([3, 4, 5, 700])
+    }
+
     fn write(ticks: &[Tick], dir: &Path) -> PathBuf {
         let path = dir.join(TRACE_FILE);
         let mut w = TraceWriter::create(&path, &header()).unwrap();
+        w.start(&start()).unwrap();
         for t in ticks {
             w.tick(t).unwrap();
         }
@@ -512,8 +561,71 @@ pub(crate) mod tests {
         });
         let rec = read(&write(&ticks, dir.path())).unwrap();
         assert_eq!(rec.header, header());
+        assert_eq!(rec.start, start());
         assert_eq!(rec.ticks, ticks);
         assert_eq!(rec.end, EndKind::Duration);
+    }
+
+    /// The start set's bytes in a trace written by `write`: after magic,
+    /// version, header length and header.
+    fn start_span(bytes: &[u8]) -> std::ops::Range<usize> {
+        let header = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+        let at = 16 + header;
+        let mut enc = vec![TAG_START];
+        start().encode(&mut enc);
+        assert_eq!(&bytes[at..at + enc.len()], &enc[..]);
+        at..at + enc.len()
+    }
+
+    #[test]
+    fn a_version_2_trace_reads_with_an_empty_start_and_may_not_have_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let ticks: Vec<Tick> = (0..3).map(|i| tick(i, true)).collect();
+        let bytes = std::fs::read(write(&ticks, dir.path())).unwrap();
+        let span = start_span(&bytes);
+        let mut v2 = bytes.clone();
+        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
+        assert!(matches!(decode(&v2), Err(RecordError::Corrupt { .. })));
+        v2.drain(span.clone());
+        let rec = decode(&v2).unwrap();
+        assert!(rec.start.is_empty());
+        assert_eq!(rec.ticks, ticks);
+        // Version 3 without a start set is an empty start too.
+        let mut bare = bytes.clone();
+        bare.drain(span);
+        assert_eq!(decode(&bare).unwrap().start, PageSet::default());
+    }
+
+    #[test]
+    fn the_start_set_comes_once_before_the_ticks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(TRACE_FILE);
+        let mut w = TraceWriter::create(&path, &header()).unwrap();
+        w.start(&start()).unwrap();
+        assert!(w.start(&start()).is_err());
+        let mut w = TraceWriter::create(&path, &header()).unwrap();
+        w.tick(&tick(0, false)).unwrap();
+        assert!(w.start(&start()).is_err());
+        // A second start set, or one after a tick, is refused on reading.
+        let ticks = [tick(0, false)];
+        let bytes = std::fs::read(write(&ticks, dir.path())).unwrap();
+        let span = start_span(&bytes);
+        let set = bytes[span.clone()].to_vec();
+        let mut twice = bytes.clone();
+        twice.splice(span.end..span.end, set.iter().copied());
+        assert!(crate::error_chain(&decode(&twice).unwrap_err()).contains("out of place"));
+        let mut late = bytes.clone();
+        late.drain(span.clone());
+        // A trace with the one tick and no start set: its tick ends before
+        // the trailer (tag, count, label length, label).
+        let t2 = dir.path().join("no-start");
+        let mut w = TraceWriter::create(&t2, &header()).unwrap();
+        w.tick(&ticks[0]).unwrap();
+        w.finish(EndKind::Duration).unwrap();
+        let trailer = 3 + EndKind::Duration.label().len();
+        let tick_len = std::fs::read(&t2).unwrap().len() - span.start - trailer;
+        late.splice(span.start + tick_len..span.start + tick_len, set);
+        assert!(crate::error_chain(&decode(&late).unwrap_err()).contains("out of place"));
     }
 
     #[test]

@@ -315,6 +315,7 @@ mod tests {
             .collect();
         Recording {
             header,
+            start: PageSet::default(),
             ticks,
             end: crate::report::summary::EndKind::Duration,
         }

@@ -168,11 +168,11 @@ fn replay_inner(
     let mut rows = Vec::new();
     let mut open = Open::default();
     let mut armed: Vec<PageIdx> = Vec::new();
-    // The pages touched in all ticks so far: what was resident live at the
-    // boundary (see `Estimator::observe_population`), handed over where the
+    // The pages resident at the first boundary and touched in all ticks
+    // since: what was resident live at the boundary (see `Estimator::observe_population`), handed over where the
     // sampler hands it: at the first boundary and before each interval closes.
     let population = est.samples_population();
-    let mut resident = PageSet::default();
+    let mut resident = rec.start.clone();
     if !rec.ticks.is_empty() {
         if population {
             est.observe_population(&resident);
@@ -382,6 +382,7 @@ mod tests {
     fn recording(kind: EstimatorKind, per: u32, tracker: TrackerKind) -> Recording {
         Recording {
             header: header(kind, per, tracker),
+            start: PageSet::default(),
             ticks: ticks(8 * u64::from(per) + 1, u64::from(per)),
             end: crate::report::summary::EndKind::Duration,
         }
@@ -465,6 +466,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn follow_samples_the_pages_resident_at_the_first_boundary() {
+        // Without a start set the first interval's population is empty:
+        // nothing to sample, every touched page is new and counted exactly.
+        let mut rec = recording(EstimatorKind::Follow, 1, TrackerKind::Uffd);
+        let s = ReplaySettings::recorded(&rec.header);
+        let bare = replay(&rec, &s).unwrap();
+        assert_eq!(bare[0].sampled_pages, 0);
+        assert_eq!(bare[0].est_wss_pages, Some(200.0));
+        // Pages the guest touched before the first boundary are the first
+        // interval's population: it samples them, and only the pages beyond
+        // them are new. Tick 0 touches 0..200; the start holds 100..400.
+        rec.start = PageSet::from_sorted(100..400);
+        let started = replay(&rec, &s).unwrap();
+        assert_eq!(started[0].sampled_pages, 300);
+        // 100 of the 300 started pages are touched, all sampled; 100 are new.
+        assert_eq!(started[0].touched_samples, 100);
+        assert_eq!(started[0].est_wss_pages, Some(200.0));
+        assert_ne!(started[1].sampled_pages, bare[1].sampled_pages);
     }
 
     #[test]

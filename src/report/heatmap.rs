@@ -308,6 +308,7 @@ mod tests {
                 wss_bytes: 40960,
                 vcpus: 1,
             },
+            start: PageSet::default(),
             ticks: touched
                 .iter()
                 .enumerate()

@@ -537,6 +537,7 @@ mod tests {
             .collect();
         Recording {
             header: header(),
+            start: PageSet::default(),
             ticks,
             end: crate::report::summary::EndKind::Duration,
         }
