@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::plot::backend::{OnInterrupt, Picture, svg_and_png};
+use crate::plot::grid::{GridPanel, panel_grid};
 use crate::plot::series::line_chart;
 use crate::plot::{DrawResult, FONT};
 use crate::report::ReportError;
@@ -130,44 +130,15 @@ pub fn plot(
         .chain(wss_curves(|value| total_steps(intervals, value)))
         .collect(),
     });
-    let cols = 2usize;
-    let rows = panels.len().div_ceil(cols);
-    let size = (
-        u32::try_from(cols * 560).unwrap_or(u32::MAX),
-        u32::try_from(56 + rows * 340).unwrap_or(u32::MAX),
-    );
-    let picture = Grid {
-        title,
-        panels: &panels,
-        grid: (rows, cols),
-        size,
-    };
-    svg_and_png(&picture, &dir.join(PLOT_BASE), OnInterrupt::Finish)
+    panel_grid(&dir.join(PLOT_BASE), title, &panels, 2, (560, 340))
 }
 
-struct Grid<'a> {
-    title: &'a str,
-    panels: &'a [Panel],
-    grid: (usize, usize),
-    size: (u32, u32),
-}
-
-impl Picture for Grid<'_> {
-    fn size(&self) -> (u32, u32) {
-        self.size
-    }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+impl GridPanel for Panel {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, _index: usize) -> DrawResult
     where
         DB::ErrorType: 'static,
     {
-        root.fill(&WHITE)?;
-        let (head, body) = root.split_vertically(56);
-        head.draw(&Text::new(self.title, (12, 16), (FONT, 20).into_font()))?;
-        for (area, panel) in body.split_evenly(self.grid).iter().zip(self.panels) {
-            draw_panel(area, panel)?;
-        }
-        Ok(())
+        draw_panel(area, self)
     }
 }
 

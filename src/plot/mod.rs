@@ -1,6 +1,7 @@
 //! One plotting module for every picture the tool draws: the backend that
 //! writes each picture as SVG (for documents) and PNG (for quick viewing)
-//! (`backend`), line and time-series panels (`series`), the working-set
+//! (`backend`), grids of panels under a title (`grid`), line and
+//! time-series panels (`series`), the working-set
 //! curve W(τ) against its exact value (`curve`), the heat map of a
 //! table of values (`table_map`), and the time × address heat map
 //! (`heatmap`) with its colour scale (`colour`).
@@ -8,6 +9,7 @@
 pub mod backend;
 pub mod colour;
 pub mod curve;
+pub mod grid;
 pub mod heatmap;
 pub mod series;
 pub mod table_map;

@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::backend::{OnInterrupt, Picture, svg_and_png};
+use super::grid::{GridPanel, panel_grid};
 use super::{DrawResult, FONT, format_tick};
 use crate::report::ReportError;
 use crate::report::timeseries::Row;
@@ -30,7 +29,6 @@ const TRUE_COLOR: RGBColor = RGBColor(20, 20, 20);
 const WRITE_COLOR: RGBColor = RGBColor(31, 119, 180);
 const EST_COLOR: RGBColor = RGBColor(214, 39, 40);
 const REF_COLOR: RGBColor = RGBColor(120, 120, 120);
-const HEADER: u32 = 56;
 
 /// One line of a line chart.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,18 +92,6 @@ fn tick_index(ticks: &[f64], x: f64) -> Option<i32> {
         .and_then(|i| i32::try_from(i).ok())
 }
 
-/// The grid (rows, columns) for `n` panels at most `cols` wide, and the
-/// picture's size in pixels for panels of `cell` pixels under the header.
-fn grid_layout(n: usize, cols: usize, cell: (usize, usize)) -> ((usize, usize), (u32, u32)) {
-    let cols = cols.clamp(1, n.max(1));
-    let rows = n.div_ceil(cols).max(1);
-    let size = (
-        u32::try_from(cols * cell.0).unwrap_or(u32::MAX),
-        HEADER.saturating_add(u32::try_from(rows * cell.1).unwrap_or(u32::MAX)),
-    );
-    ((rows, cols), size)
-}
-
 /// Writes `<base>.svg` and `<base>.png`: `panels` in a grid `cols` wide
 /// under `title`.
 pub fn line_panels(
@@ -114,69 +100,16 @@ pub fn line_panels(
     panels: &[LinePanel],
     cols: usize,
 ) -> Result<Vec<PathBuf>, ReportError> {
-    let (grid, size) = grid_layout(panels.len(), cols, (620, 430));
-    let picture = LineGrid {
-        title,
-        panels,
-        grid,
-        size,
-    };
-    svg_and_png(&picture, base, OnInterrupt::Finish)
+    panel_grid(base, title, panels, cols, (620, 430))
 }
 
-struct LineGrid<'a> {
-    title: &'a str,
-    panels: &'a [LinePanel],
-    grid: (usize, usize),
-    size: (u32, u32),
-}
-
-impl Picture for LineGrid<'_> {
-    fn size(&self) -> (u32, u32) {
-        self.size
-    }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+impl GridPanel for LinePanel {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, _index: usize) -> DrawResult
     where
         DB::ErrorType: 'static,
     {
-        line_grid(root, self.title, self.panels, self.grid)
+        draw_line_panel(area, self)
     }
-}
-
-fn line_grid<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    title: &str,
-    panels: &[LinePanel],
-    grid: (usize, usize),
-) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    let body = header(root, title)?;
-    for (area, panel) in body.split_evenly(grid).iter().zip(panels) {
-        draw_line_panel(area, panel)?;
-    }
-    Ok(())
-}
-
-/// Clears the area, writes the title on top and returns the rest.
-fn header<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    title: &str,
-) -> Result<DrawingArea<DB, Shift>, Box<dyn std::error::Error + Send + Sync>>
-where
-    DB::ErrorType: 'static,
-{
-    root.fill(&WHITE)?;
-    let (width, _) = root.dim_in_pixel();
-    let (head, body) = root.split_vertically(HEADER);
-    head.draw(&Text::new(
-        title.to_string(),
-        (i32::try_from(width / 2).unwrap_or(0), 14),
-        TextStyle::from((FONT, 24)).pos(Pos::new(HPos::Center, VPos::Top)),
-    ))?;
-    Ok(body)
 }
 
 fn draw_line_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &LinePanel) -> DrawResult
@@ -295,50 +228,16 @@ pub fn series_panels(
     panels: &[SeriesPanel],
     cols: usize,
 ) -> Result<Vec<PathBuf>, ReportError> {
-    let (grid, size) = grid_layout(panels.len(), cols, (560, 360));
-    let picture = SeriesGrid {
-        title,
-        panels,
-        grid,
-        size,
-    };
-    svg_and_png(&picture, base, OnInterrupt::Finish)
+    panel_grid(base, title, panels, cols, (560, 360))
 }
 
-struct SeriesGrid<'a> {
-    title: &'a str,
-    panels: &'a [SeriesPanel],
-    grid: (usize, usize),
-    size: (u32, u32),
-}
-
-impl Picture for SeriesGrid<'_> {
-    fn size(&self) -> (u32, u32) {
-        self.size
-    }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+impl GridPanel for SeriesPanel {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, index: usize) -> DrawResult
     where
         DB::ErrorType: 'static,
     {
-        series_grid(root, self.title, self.panels, self.grid)
+        draw_series_panel(area, self, index == 0)
     }
-}
-
-fn series_grid<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    title: &str,
-    panels: &[SeriesPanel],
-    grid: (usize, usize),
-) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    let body = header(root, title)?;
-    for (i, (area, panel)) in body.split_evenly(grid).iter().zip(panels).enumerate() {
-        draw_series_panel(area, panel, i == 0)?;
-    }
-    Ok(())
 }
 
 fn draw_series_panel<DB: DrawingBackend>(
