@@ -309,8 +309,10 @@ fn a_finer_record_tick_replays_exactly_and_feeds_damon() {
 ///
 /// The population check: live, `follow` samples from the pages `mincore`
 /// reports resident in the RAM memfd and counts the pages that became
-/// resident in an interval exactly; the replay uses the union of the
-/// trace's touched sets instead. Its sample is the k-th resident pages for
+/// resident in an interval exactly; the replay uses the pages resident at
+/// the first boundary (the trace's start set: the guest runs untracked
+/// from boot to there, so on a quiet host it may have touched its first
+/// phase already) and the union of the trace's touched sets since. Its sample is the k-th resident pages for
 /// random k, and its estimate adds the growth of the population, so the
 /// replay gives the live estimates and sample sizes bit for bit (checked
 /// by `check_exact`) only if the two populations are the same set at every
