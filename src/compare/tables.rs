@@ -22,7 +22,7 @@ pub fn method(s: &Spec, n: usize) -> String {
          patterns was run once live with follow ({tracker}, {n_s} sample pages at most per \
          {iv} interval, {dur}, paced as the study paces it), its exact truth recorded every \
          {tick} (DAMON's tick: `--record --record-tick {tick_arg}`). Every recording was then \
-         replayed with ESX at {esx} sample pages, DAMON with {damon} regions at most, and \
+         replayed with ESX at {esx} sample pages, DAMON with {damon} regions at least, and \
          follow capped at {follow} sample pages, each with seeds {seeds}; a setting's figures \
          are means over the seeds. Cost is the tracked faults per second the replay caught: \
          each is one fault live. MAPE is of the measurement (for ESX the interval's sampled \
@@ -37,7 +37,7 @@ pub fn method(s: &Spec, n: usize) -> String {
         tick = s.record_tick.map_or(String::new(), setting),
         tick_arg = s.record_tick.map_or(String::new(), duration_arg),
         esx = names(&super::ESX_SAMPLES),
-        damon = names(&super::DAMON_MAX_REGIONS),
+        damon = names(&super::DAMON_MIN_REGIONS),
         follow = names(&super::FOLLOW_SAMPLES),
         seeds = names(&super::SEEDS),
     )
@@ -46,7 +46,7 @@ pub fn method(s: &Spec, n: usize) -> String {
 /// What an estimator's size means, for table headers.
 pub fn size_name(estimator: EstimatorKind) -> &'static str {
     match estimator {
-        EstimatorKind::Damon => "most regions",
+        EstimatorKind::Damon => "fewest regions",
         _ => "sample pages",
     }
 }
@@ -90,7 +90,7 @@ pub fn equal_cost_table(c: &Comparison) -> String {
 }
 
 /// The per-program table at [`PER_PROGRAM_SIZE`]: follow capped at that
-/// sample, DAMON at that many regions at most, ESX at that sample, each
+/// sample, DAMON at its default fewest regions, ESX at that sample, each
 /// beside ESX's MAPE at the same faults.
 pub fn per_program_table(c: &Comparison) -> String {
     let at = |estimator| Setting {
@@ -99,7 +99,7 @@ pub fn per_program_table(c: &Comparison) -> String {
     };
     let damon = Setting {
         estimator: EstimatorKind::Damon,
-        size: super::DAMON_MAX_REGIONS[super::DAMON_MAX_REGIONS.len() - 1],
+        size: super::DAMON_MIN_REGIONS[0],
     };
     let rows: Vec<Vec<String>> = c
         .programs()
@@ -156,7 +156,7 @@ pub const CSV_COLUMNS: [&str; 13] = [
     "program",
     "estimator",
     "sample_pages",
-    "damon_max_regions",
+    "damon_min_regions",
     "seeds",
     "mape",
     "policy_mape",

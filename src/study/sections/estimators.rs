@@ -23,7 +23,7 @@ use crate::report::heatmap::{RecordingHeatMap, Truth};
 use crate::study::StudyError;
 use crate::study::doc::Doc;
 use crate::study::figures::{Figure, FigureWriter};
-use crate::study::format::{num, opt, pct, setting, sig};
+use crate::study::format::{NA, num, opt, pct, setting, sig};
 use crate::study::plan::{Plan, QuestionRuns, Spec, SpecMaker, Workload};
 use crate::track::TrackerKind;
 
@@ -223,7 +223,9 @@ impl FigureWriter<'_> {
         )?;
         Ok(Figure {
             stem,
-            title: format!("Where follow samples: the heat map of {HEATMAP_PROGRAM}'s recording"),
+            title: format!(
+                "Where follow samples: the heat map of the recording of {HEATMAP_PROGRAM}"
+            ),
             caption: format!(
                 "Time to the right, the guest's data pages upwards; each cell's colour is the \
                  share of its pages {HEATMAP_PROGRAM} touched in the cell's time, from the \
@@ -264,6 +266,8 @@ impl Doc<'_> {
         }
         self.live_follow();
         self.curves();
+        self.line("### Where follow samples");
+        self.line("");
         let heat = self.figs.heatmap.clone();
         self.figure(&heat);
     }
@@ -308,11 +312,11 @@ impl Doc<'_> {
         self.line("");
         self.para(&format!(
             "follow capped at {n} sample pages (it arms fewer when its band target is met: \
-             \"armed\" is pages per interval), DAMON with {d} regions at most, ESX at {n} \
+             \"armed\" is pages per interval), DAMON with {d} regions at least (its default), ESX at {n} \
              sample pages. Lags in intervals ({}); none where the truth never stepped.",
             crate::study::figures::lag_definition(),
             n = compare::PER_PROGRAM_SIZE,
-            d = compare::DAMON_MAX_REGIONS[compare::DAMON_MAX_REGIONS.len() - 1],
+            d = compare::DAMON_MIN_REGIONS[0],
         ));
         self.para(&tables::per_program_table(c));
     }
@@ -323,7 +327,10 @@ impl Doc<'_> {
         self.line("");
         self.para(
             "Each recording is also a live run of follow, so the replayed winner is checked \
-             live on the same runs (one seed each):",
+             live on the same runs (one seed each). Recording every tick holds the guest while \
+             its truth is read, so a run holds fewer intervals than its length in seconds; \
+             \"scored\" counts the intervals after warm-up that enter the metrics, here and \
+             in the replays.",
         );
         let rows: Vec<Vec<String>> = self
             .plan
@@ -334,6 +341,7 @@ impl Doc<'_> {
                 let s = self.s(spec);
                 vec![
                     spec.workload.label.clone(),
+                    s.map_or(NA.to_string(), |s| s.scored_intervals.to_string()),
                     opt(s.and_then(|s| s.mape), pct),
                     opt(s.and_then(|s| s.lag_up_intervals), num),
                     opt(s.and_then(|s| s.lag_down_intervals), num),
@@ -346,10 +354,11 @@ impl Doc<'_> {
             .collect();
         use crate::analysis::format::{Align, markdown_table};
         let mut align = vec![Align::Left];
-        align.extend([Align::Right; 5]);
+        align.extend([Align::Right; 6]);
         self.para(&markdown_table(
             &[
                 "program",
+                "scored",
                 "MAPE",
                 "lag up",
                 "lag down",
@@ -377,7 +386,12 @@ impl Doc<'_> {
         );
         let mut text = String::new();
         for c in curves {
-            let _ = write!(text, "**{}.** {}\n\n", c.program, c.summary.markdown());
+            let _ = write!(
+                text,
+                "**{}.** {}\n\n",
+                c.program,
+                c.summary.markdown().trim_end()
+            );
         }
         self.para(&text);
     }
