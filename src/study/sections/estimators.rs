@@ -231,8 +231,10 @@ impl FigureWriter<'_> {
                  share of its pages {HEATMAP_PROGRAM} touched in the cell's time, from the \
                  recorded truth. Dots: the pages follow armed there in the live run (found by \
                  replaying its recorded settings), red when the guest touched them while armed. \
-                 follow arms only pages the guest has touched, so its dots stay inside the \
-                 region the program uses."
+                 follow arms only pages the guest has touched at some point, so no dot falls on \
+                 the RAM above the program's region, which it never touched; after a phase \
+                 that used the whole region ends, the dots stay spread over all of it, caught \
+                 only where the current phase works."
             ),
             runs: self
                 .plan
