@@ -435,6 +435,87 @@ mod tests {
         );
     }
 
+    /// The section's text from a measured comparison and live runs: the
+    /// tables, the best ratio in the text and in the summary at the top,
+    /// the live runs' figures, and both figures' data.
+    #[test]
+    fn the_section_reads_the_comparison_and_the_live_runs() {
+        use crate::compare::{Point, Setting};
+        use crate::study::execute::Results;
+        use crate::study::testdata::{finished, summary_of};
+        let p = Plan::new(Scale::full());
+        let outcomes = p.estimators.recordings.iter().map(|sp| {
+            let mut s = summary_of(sp);
+            s.mape = Some(0.031);
+            s.scored_intervals = 17;
+            (sp.id(), finished(s))
+        });
+        let mut results = Results::from_outcomes(outcomes);
+        let pt = |program: &str, estimator, size, faults: f64, mape: f64| Point {
+            program: program.into(),
+            setting: Setting { estimator, size },
+            mape: Some(mape),
+            policy_mape: Some(2.0 * mape),
+            lag_up: Some(0.0),
+            lag_down: None,
+            band_coverage: Some(0.95),
+            faults_per_s: Some(faults),
+            armed_per_interval: Some(300.0),
+            seeds: 5,
+        };
+        let mut points = Vec::new();
+        for prog in ["hotset", "zipf"] {
+            points.push(pt(prog, EstimatorKind::Esx, 100, 10.0, 0.4));
+            points.push(pt(prog, EstimatorKind::Esx, 400, 100.0, 0.2));
+            points.push(pt(prog, EstimatorKind::Follow, 400, 100.0, 0.05));
+            points.push(pt(prog, EstimatorKind::Damon, 10, 10.0, 0.6));
+        }
+        results.replayed.comparison = Some(Comparison { points });
+        let dir = tempfile::tempdir().unwrap();
+        let figs =
+            crate::study::figures::draw_all(&p, &results, &dir.path().join("study")).unwrap();
+        let prov = crate::study::render::Provenance {
+            command: "kvm-wss study --out docs".into(),
+            runs_dir: "docs/study/runs".into(),
+            host: crate::study::host::Host::current(),
+            runs: 0,
+            cached: 0,
+            failed: Vec::new(),
+            ended_early: Vec::new(),
+            recorded_wall_s: 0.0,
+            unrecorded: 0,
+        };
+        let doc = crate::study::render::render(&p, &results, &figs, &prov);
+        let at = doc
+            .find("## 6. Does another estimator do better at equal cost?")
+            .expect("section 6");
+        let section = &doc[at..];
+        assert!(section.contains("| follow | 400 sample pages | 5% | 20% | 0.25 | 2 |"));
+        assert!(section.contains("| damon | 10 fewest regions | 60% | 40% | 1.5 | 2 |"));
+        assert!(section.contains(
+            "The best ratio is follow's at 400 sample pages: median MAPE 5% against ESX's 20% \
+             at equal faults (0.25 of it)."
+        ));
+        assert!(doc.contains(
+            "- **Other estimators at equal cost (section 6):** by replay of the nine access \
+             patterns, follow's at 400 sample pages"
+        ));
+        // Per program: follow, ESX at its faults, DAMON and ESX at DAMON's.
+        assert!(
+            section.contains("| hotset | 5% | 0 | n/a | 95% | 100 | 300 | 20% | 60% | 10.0 | 40% | 20% | n/a | 40% |"),
+            "{section}"
+        );
+        // The live runs, with their scored intervals.
+        assert!(section.contains("| phases | 17 | 3.1% |"), "{section}");
+        // No recording: the figures' data have no rows (the curve's CSV
+        // writer writes its header with the first row), and are still shown.
+        for f in [&figs.estimator_curve, &figs.heatmap] {
+            assert!(section.contains(&f.png()));
+            let csv = std::fs::read_to_string(dir.path().join(f.csv())).unwrap();
+            assert_eq!(csv.lines().skip(1).count(), 0, "{csv}");
+        }
+    }
+
     #[test]
     fn without_recordings_every_program_is_reported_missing() {
         let p = Plan::new(Scale::quick());
