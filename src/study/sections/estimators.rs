@@ -314,8 +314,10 @@ impl Doc<'_> {
         self.line("");
         self.para(&format!(
             "follow capped at {n} sample pages (it arms fewer when its band target is met: \
-             \"armed\" is pages per interval), DAMON with {d} regions at least (its default), ESX at {n} \
-             sample pages. Lags in intervals ({}); none where the truth never stepped.",
+             \"armed\" is pages per interval), DAMON with {d} regions at least (its \
+             default), ESX at {n} sample pages. Lags in intervals ({}); n/a where no seed \
+             saw a step it could time (the truth never stepped, or the estimate never got \
+             there).",
             crate::study::figures::lag_definition(),
             n = compare::PER_PROGRAM_SIZE,
             d = compare::DAMON_MIN_REGIONS[0],
