@@ -44,11 +44,14 @@ define splice
 		 /<!-- END $(1) -->/ { skip = 0 } !skip' README.md > README.md.new && mv README.md.new README.md
 endef
 
-# esx against follow at equal tracked faults, by replay of the nine
-# built-in programs (issue 11): docs/estimators.md and docs/estimators.csv,
-# and the tables spliced into the README. About 5 minutes; not in `make test`.
+# esx, damon and follow at equal tracked faults, by replay of the nine
+# built-in programs (issue 11; the study's question 6 shows the same
+# comparison, from the same recordings under docs/study/runs):
+# docs/estimators.md and docs/estimators.csv, and the tables spliced into
+# the README. About 5 minutes when the recordings must be made; not in
+# `make test`.
 compare-estimators: build
-	scripts/compare-estimators.sh runs/compare-estimators
+	$(BIN) compare-estimators --out docs --runs runs/compare-estimators
 	tail -n +3 docs/estimators.md > docs/estimators.body.md
 	$(call splice,estimators,docs/estimators.body.md)
 	rm docs/estimators.body.md

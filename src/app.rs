@@ -53,6 +53,8 @@ pub enum AppError {
     Heatmap(#[from] crate::report::heatmap::HeatmapError),
     #[error("coordinated run failed")]
     Coordinate(#[from] crate::coordinate::runner::CoordinateError),
+    #[error("cannot compare the estimators")]
+    Compare(#[from] crate::compare::command::CommandError),
     #[error("cannot write the coordination document")]
     CoordinateDoc(#[from] crate::coordinate::doc::DocError),
 }
@@ -74,6 +76,12 @@ impl AppError {
                 ..
             }) => run_error_exit_code(e),
             AppError::Study(crate::study::StudyError::Interrupted { .. })
+            | AppError::Compare(crate::compare::command::CommandError::Study(
+                crate::study::StudyError::Interrupted { .. },
+            ))
+            | AppError::Compare(crate::compare::command::CommandError::Compare(
+                crate::compare::CompareError::Interrupted,
+            ))
             | AppError::Report(ReportError::Interrupted { .. })
             | AppError::Heatmap(crate::report::heatmap::HeatmapError::Draw(
                 ReportError::Interrupted { .. },
@@ -154,6 +162,12 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             print_json(&crate::bench::overcommit::overcommit(&plan)?)
         }
         Command::Study(args) => study(&args),
+        Command::CompareEstimators(args) => {
+            crate::cli::check_out_dir(&args.out.join("study"))?;
+            let doc = crate::compare::command::run(&args, &mut std::io::stderr())?;
+            println!("{}", doc.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Replay(args) => replay(&args),
         Command::Coordinate(args) => coordinate(&args),
         Command::CoordinateDoc { out } => {

@@ -65,6 +65,9 @@ pub enum Command {
     /// Run several VMs under one host memory budget; a policy sets each VM's resident limit
     /// from its estimates every interval.
     Coordinate(CoordinateArgs),
+    /// Compare ESX, DAMON and follow at equal tracked faults by replaying the study's recorded
+    /// runs (made if missing): OUT/estimators.md and OUT/estimators.csv.
+    CompareEstimators(crate::compare::command::CompareArgs),
     /// Write OUT/coordinate.md from the runs under OUT/coordinate/ (`make coordinate`).
     CoordinateDoc {
         /// The document's folder.

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod calibrate;
 pub mod catalog;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod coordinate;
 pub mod estimate;

@@ -50,6 +50,9 @@ pub enum Outcome {
 #[derive(Debug, Default)]
 pub struct Results {
     runs: HashMap<String, Outcome>,
+    /// What question 6 measured by replaying the recorded runs (filled in
+    /// once the runs are made).
+    pub replayed: crate::study::sections::estimators::Replayed,
 }
 
 impl Results {
@@ -57,6 +60,7 @@ impl Results {
     pub fn from_outcomes(outcomes: impl IntoIterator<Item = (String, Outcome)>) -> Results {
         Results {
             runs: outcomes.into_iter().collect(),
+            replayed: Default::default(),
         }
     }
 
@@ -258,7 +262,17 @@ pub fn execute(
     mode: Mode,
     log: &mut dyn Write,
 ) -> Result<Results, StudyError> {
-    let specs = plan.runs();
+    execute_specs(&plan.runs(), runs_dir, mode, log)
+}
+
+/// [`execute`] for the runs `specs` alone (`kvm-wss compare-estimators`
+/// makes only question 6's).
+pub fn execute_specs(
+    specs: &[&Spec],
+    runs_dir: &Path,
+    mode: Mode,
+    log: &mut dyn Write,
+) -> Result<Results, StudyError> {
     let total = specs.len();
     let mut results = Results::default();
     for (i, spec) in specs.iter().enumerate() {
@@ -299,7 +313,7 @@ fn make(spec: &Spec, dir: &PathBuf) -> Result<Outcome, StudyError> {
         })?;
     }
     let start = Instant::now();
-    let out = match crate::run::run(&spec.run_config(), dir) {
+    let out = match crate::run::run_with(&spec.run_config(), dir, spec.run_extras()) {
         Ok(out) => out,
         Err(e) => return Ok(Outcome::Failed(crate::error_chain(&e))),
     };

@@ -61,10 +61,12 @@ pub struct Figures {
     pub cost: Figure,
     pub lag_intervals: Figure,
     pub lag_gains: Figure,
+    pub estimator_curve: Figure,
+    pub heatmap: Figure,
 }
 
 impl Figures {
-    pub fn all(&self) -> [&Figure; 9] {
+    pub fn all(&self) -> [&Figure; 11] {
         [
             &self.works,
             &self.estimators,
@@ -75,6 +77,8 @@ impl Figures {
             &self.cost,
             &self.lag_intervals,
             &self.lag_gains,
+            &self.estimator_curve,
+            &self.heatmap,
         ]
     }
 }
@@ -231,6 +235,8 @@ pub fn draw_all(plan: &Plan, results: &Results, study_dir: &Path) -> Result<Figu
         cost: ctx.cost_figure()?,
         lag_intervals: ctx.agility_figure(true)?,
         lag_gains: ctx.agility_figure(false)?,
+        estimator_curve: ctx.curve_figure()?,
+        heatmap: ctx.heatmap_figure()?,
     })
 }
 

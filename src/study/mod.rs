@@ -37,6 +37,8 @@ pub enum StudyError {
     },
     #[error(transparent)]
     Report(#[from] ReportError),
+    #[error("cannot draw the heat map")]
+    Heatmap(#[source] crate::report::heatmap::HeatmapError),
     #[error("cannot write the progress log")]
     Log(#[source] std::io::Error),
     #[error(
@@ -161,7 +163,16 @@ pub fn study(opts: &StudyOptions, log: &mut dyn Write) -> Result<StudyOutcome, S
     } else {
         execute::Mode::Reuse
     };
-    let results = execute::execute(&plan, &runs_dir, mode, log)?;
+    let mut results = execute::execute(&plan, &runs_dir, mode, log)?;
+    results.replayed = sections::estimators::Replayed::measure(&plan, &runs_dir);
+    writeln!(
+        log,
+        "study: replayed the {} recordings of section {} ({} not measured)",
+        plan.estimators.recordings.len(),
+        sections::Question::Estimators.number(),
+        results.replayed.problems.len()
+    )
+    .map_err(StudyError::Log)?;
     let hosts = crate::sweep::Hosts::from_summaries(results.summaries());
     for (line, n) in &hosts.hosts {
         writeln!(log, "study: {n} runs on {line}").map_err(StudyError::Log)?;
@@ -257,7 +268,16 @@ pub fn emit_jobs(
             skipped += 1;
             continue;
         }
-        text.push_str(&crate::sweep::jobs::job_line(bin, &spec.run_config(), &dir));
+        let mut argv = vec![bin.to_string()];
+        argv.extend(crate::sweep::jobs::run_args(&spec.run_config(), &dir));
+        if let Some(tick) = spec.record_tick {
+            argv.extend([
+                "--record".into(),
+                "--record-tick".into(),
+                plan::duration_arg(tick),
+            ]);
+        }
+        text.push_str(&crate::sweep::jobs::command_line(&argv));
         text.push('\n');
     }
     std::fs::write(file, &text).map_err(|source| StudyError::Io {
@@ -328,6 +348,7 @@ mod tests {
             "## 3. How efficient is it?",
             "## 4. Is it agile?",
             "## 5. Which interval and sample size to use?",
+            "## 6. Does another estimator do better at equal cost?",
             "## Threats to validity",
             "## Runs that ended early",
             "## Runs that failed",

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::sections::agile::AgilityRuns;
 use super::sections::effective::SweepRuns;
 use super::sections::efficient::CostRuns;
+use super::sections::estimators::EstimatorRuns;
 use super::sections::hard_cases::HardCaseRuns;
 use super::sections::works::WorksRuns;
 use super::sections::write_only::ReadHeavyRuns;
@@ -81,6 +82,9 @@ pub struct Spec {
     pub gains: EsxGains,
     pub warmup: usize,
     pub baseline: bool,
+    /// Record the exact truth of every tick of this length to trace.bin
+    /// (`--record --record-tick`), for the comparison by replay.
+    pub record_tick: Option<Duration>,
 }
 
 /// `n` bytes as the CLI takes them: `512M`, `64K` or a plain number.
@@ -122,7 +126,7 @@ impl Spec {
             self.tracker.name(),
             self.estimator.name()
         ));
-        if self.estimator == EstimatorKind::Esx {
+        if self.samples_matter() {
             id.push_str(&format!("-n{}", self.sample_pages));
         }
         id.push_str(&format!(
@@ -140,6 +144,9 @@ impl Spec {
         if self.baseline {
             id.push_str("-base");
         }
+        if let Some(tick) = self.record_tick {
+            id.push_str(&format!("-rec{}", duration_arg(tick)));
+        }
         id.chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ',' | '=') {
@@ -149,6 +156,21 @@ impl Spec {
                 }
             })
             .collect()
+    }
+
+    /// Whether the sample size changes the run's outcome: ESX's sample,
+    /// and follow's cap (DAMON and exhaustive ignore it).
+    fn samples_matter(&self) -> bool {
+        matches!(self.estimator, EstimatorKind::Esx | EstimatorKind::Follow)
+    }
+
+    /// What the run does besides its configuration: recording its truth.
+    pub fn run_extras(&self) -> crate::run::RunExtras {
+        crate::run::RunExtras {
+            record: self.record_tick.is_some(),
+            record_tick: self.record_tick,
+            ..crate::run::RunExtras::default()
+        }
     }
 
     /// The run's settings as the library takes them.
@@ -193,8 +215,10 @@ impl Spec {
             self.tracker.name(),
             self.estimator.name()
         ));
-        if self.estimator == EstimatorKind::Esx {
+        if self.samples_matter() {
             c.push_str(&format!(" --sample-pages {}", self.sample_pages));
+        }
+        if self.estimator == EstimatorKind::Esx {
             let d = EsxGains::default();
             if self.gains.slow != d.slow {
                 c.push_str(&format!(" --esx-slow-gain {}", gain_arg(self.gains.slow)));
@@ -212,6 +236,9 @@ impl Spec {
         ));
         if self.baseline {
             c.push_str(" --baseline");
+        }
+        if let Some(tick) = self.record_tick {
+            c.push_str(&format!(" --record --record-tick {}", duration_arg(tick)));
         }
         c.push_str(&format!(" --no-plot --quiet --out {}", run_dir.display()));
         c
@@ -266,7 +293,7 @@ pub struct Scale {
 }
 
 impl Scale {
-    /// The study `make study` runs: about 38 minutes of guest time. The
+    /// The study `make study` runs: about 41 minutes of guest time. The
     /// working region is large (half the RAM) so that paced programs can
     /// run many of the guest runtime's 256-access batches per interval,
     /// even the shortest, without touching the whole region in one.
@@ -469,6 +496,7 @@ pub struct Plan {
     pub write_only: ReadHeavyRuns,
     pub efficient: CostRuns,
     pub agile: AgilityRuns,
+    pub estimators: EstimatorRuns,
 }
 
 /// The runs a question of the study adds to the plan.
@@ -508,6 +536,7 @@ impl SpecMaker<'_> {
             gains: EsxGains::default(),
             warmup: s.warmup_for(interval),
             baseline: false,
+            record_tick: None,
         }
     }
 
@@ -548,6 +577,7 @@ impl Plan {
             write_only: ReadHeavyRuns::plan(&make),
             efficient: CostRuns::plan(&make),
             agile: AgilityRuns::plan(&make, &workloads),
+            estimators: EstimatorRuns::plan(&make, &workloads),
             workloads,
             applications,
             scale,
@@ -555,7 +585,7 @@ impl Plan {
     }
 
     /// The questions' run groups, in document order.
-    fn questions(&self) -> [&dyn QuestionRuns; 6] {
+    fn questions(&self) -> [&dyn QuestionRuns; 7] {
         [
             &self.works,
             &self.effective,
@@ -563,6 +593,7 @@ impl Plan {
             &self.write_only,
             &self.efficient,
             &self.agile,
+            &self.estimators,
         ]
     }
 
@@ -712,7 +743,7 @@ mod tests {
         // programs add three runs each to section 1.
         assert_eq!(
             runs.len(),
-            9 + 9 + 9 + 5 * 14 + (18 - 4) + 2 + 24 + 3 + 6 + 8 + 3 * 7
+            9 + 9 + 9 + 5 * 14 + (18 - 4) + 2 + 24 + 3 + 6 + 8 + 3 * 7 + 9
         );
     }
 
@@ -720,7 +751,8 @@ mod tests {
     fn full_plan_fits_the_time_budget() {
         let p = Plan::new(Scale::full());
         let t = p.run_time().as_secs();
-        assert!((1800..=2400).contains(&t), "{t} s of runs");
+        // About 41 minutes, question 6's nine recorded runs (3 minutes) included.
+        assert!((1800..=2600).contains(&t), "{t} s of runs");
         let q = Plan::new(Scale::quick());
         assert!(q.run_time() < Duration::from_secs(40), "{:?}", q.run_time());
     }

@@ -50,6 +50,7 @@ pub fn render(plan: &Plan, results: &Results, figs: &Figures, prov: &Provenance)
             Question::Efficient => doc.efficient(),
             Question::Agile => doc.agile(),
             Question::Settings => doc.recommendations(),
+            Question::Estimators => doc.estimators(),
         }
     }
     doc.threats();

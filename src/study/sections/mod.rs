@@ -5,6 +5,7 @@
 pub mod agile;
 pub mod effective;
 pub mod efficient;
+pub mod estimators;
 pub mod hard_cases;
 pub mod settings;
 pub mod setup;
@@ -21,16 +22,18 @@ pub enum Question {
     Efficient,
     Agile,
     Settings,
+    Estimators,
 }
 
 impl Question {
     /// The questions in the order the document asks them.
-    pub const ALL: [Question; 5] = [
+    pub const ALL: [Question; 6] = [
         Question::Works,
         Question::Effective,
         Question::Efficient,
         Question::Agile,
         Question::Settings,
+        Question::Estimators,
     ];
 
     /// The question as its heading asks it.
@@ -41,6 +44,7 @@ impl Question {
             Question::Efficient => "How efficient is it?",
             Question::Agile => "Is it agile?",
             Question::Settings => "Which interval and sample size to use?",
+            Question::Estimators => "Does another estimator do better at equal cost?",
         }
     }
 
@@ -60,7 +64,7 @@ mod tests {
     #[test]
     fn questions_are_numbered_in_document_order() {
         let numbers: Vec<usize> = Question::ALL.iter().map(|q| q.number()).collect();
-        assert_eq!(numbers, vec![1, 2, 3, 4, 5]);
+        assert_eq!(numbers, vec![1, 2, 3, 4, 5, 6]);
         assert_eq!(Question::Agile.number(), 4);
     }
 }
