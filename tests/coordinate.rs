@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use clap::Parser;
 use kvm_wss::cli::{Cli, Command as Sub};
 use kvm_wss::coordinate::output::{self, VmInterval};
+use kvm_wss::coordinate::policy::FLOOR_PAGES;
 
 /// Four VMs on a two-core machine are enough at a time: the scenarios run
 /// one after another.
@@ -105,8 +106,8 @@ fn consume_one_gains_while_it_consumes_and_gives_back_within_3_intervals() {
         mib(set_at(&rows, "vm1", hold)),
         mib(peak)
     );
-    // It consumes 128M: its limit rises from the 16 MiB floor past that.
-    assert!(mib(start) < 20.0, "{}", mib(start));
+    // It consumes 128M: its limit rises from the floor past that.
+    assert_eq!(start, FLOOR_PAGES);
     assert!(mib(peak) >= 128.0, "{}", mib(peak));
     // Rising while it grows: halfway through, above the start; at the
     // hold, above halfway.
@@ -123,10 +124,15 @@ fn consume_one_gains_while_it_consumes_and_gives_back_within_3_intervals() {
         mib(after),
         mib(peak)
     );
-    // The idle VMs keep their floor (16 MiB) throughout.
+    // The idle VMs keep their floor throughout.
     for vm in ["vm2", "vm3", "vm4"] {
         for r in rows.iter().filter(|r| r.vm == vm) {
-            assert_eq!(r.new_limit_pages, Some(4096), "{vm} at {}", r.interval);
+            assert_eq!(
+                r.new_limit_pages,
+                Some(FLOOR_PAGES),
+                "{vm} at {}",
+                r.interval
+            );
         }
     }
 }
@@ -172,10 +178,14 @@ fn consume_all_ends_with_similar_limits() {
         "final limits {limits:?} differ by more than 10%"
     );
     assert!(limits.iter().sum::<u64>() <= 512 * 256);
-    // All gained: from the 16 MiB floor to about a quarter of the budget.
+    // All gained: from the floor to about a quarter of the budget.
     for (vm, &l) in vms.iter().zip(&limits) {
         assert!(mib(l) > 100.0, "{vm}: {:.1} MiB", mib(l));
-        assert_eq!(set_at(&rows, vm, 0), 4096, "{vm} starts at its floor");
+        assert_eq!(
+            set_at(&rows, vm, 0),
+            FLOOR_PAGES,
+            "{vm} starts at its floor"
+        );
     }
     // And all give back once they free: at the end, near their floor.
     let last = rows.iter().map(|r| r.interval).max().unwrap();
@@ -317,7 +327,7 @@ fn bad_input_is_refused_with_one_line_and_exit_2() {
         "--policy",
         "wss",
         "--host-mem",
-        "32M",
+        "8M",
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("below the VMs' floors"));
