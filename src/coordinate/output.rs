@@ -221,6 +221,10 @@ pub struct VmSummary {
     pub refaults: Option<u64>,
     /// Guest slowdown against its uncoordinated twin (null without one).
     pub slowdown: Option<f64>,
+    /// The share of the run the guest waited for evicted pages to come
+    /// back ([`reclaim_stall_share`]); null without reclaim.
+    #[serde(default)]
+    pub reclaim_stall_share: Option<f64>,
     pub limit_mean_mib: Option<f64>,
     pub true_wss_mean_mib: Option<f64>,
     pub est_wss_mean_mib: Option<f64>,
@@ -261,6 +265,16 @@ pub fn below_truth_share(intervals: &[&VmInterval]) -> Option<f64> {
         .filter_map(|v| v.below_truth())
         .collect();
     (!judged.is_empty()).then(|| judged.iter().filter(|&&b| b).count() as f64 / judged.len() as f64)
+}
+
+/// The share of a run of `duration_s` seconds the guest spent stalled on
+/// refaults, `refault_us` in all (the uffd handler's time restoring
+/// evicted pages): the coordinator's direct cost to the guest, measured
+/// in the run itself. Unlike the slowdown against a twin, which compares
+/// two runs of unpaced guests on a shared host, it does not move with the
+/// host's load. The one definition of `reclaim_stall_share`.
+pub fn reclaim_stall_share(refault_us: f64, duration_s: f64) -> Option<f64> {
+    (duration_s > 0.0).then(|| refault_us / 1e6 / duration_s)
 }
 
 /// Mean over the full intervals of `value`, MiB, where it is known.
@@ -308,6 +322,10 @@ pub fn summarise(plan: &Plan, outcome: &Outcome) -> CoordinateSummary {
                 slowdown: run.twin.as_ref().and_then(|t| {
                     crate::analysis::derived::slowdown(s.guest_ops_per_s, t.summary.guest_ops_per_s)
                 }),
+                reclaim_stall_share: s
+                    .reclaim
+                    .as_ref()
+                    .and_then(|r| reclaim_stall_share(r.refault_us, s.duration_s)),
                 limit_mean_mib: mean_mib(&mine, |v| v.limit_pages.map(|p| p as f64)),
                 true_wss_mean_mib: mean_mib(&mine, |v| Some(v.true_wss_pages as f64)),
                 est_wss_mean_mib: mean_mib(&mine, |v| v.est_wss_pages),

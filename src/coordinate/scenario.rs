@@ -134,7 +134,7 @@ pub enum ScenarioError {
     #[error("give --scenario NAME or --scenario-file FILE")]
     NoScenario,
     #[error(
-        "--host-mem {host_mem} is below the VMs' floors, {least} bytes (16 MiB each, or its --mem)"
+        "--host-mem {host_mem} is below the VMs' floors, {least} bytes (4 MiB each, or its --mem)"
     )]
     HostMemTooSmall { host_mem: u64, least: u64 },
 }
