@@ -77,10 +77,6 @@ pub struct RunExtras {
     /// the uffd tracker, or with none, when a uffd handler is registered
     /// for restoring alone). `None`: no reclaim at all.
     pub limit: Option<crate::coordinate::limit::LimitHandle>,
-    /// With a limit: the coordinator's policy seen from this VM, which
-    /// caps the limit at each boundary by what the VM's own row justifies
-    /// (see [`crate::coordinate::policy::OwnCap`]).
-    pub own_cap: Option<crate::coordinate::policy::OwnCap>,
     /// Also keep every row in [`RunOutput::rows`]. A run streams its rows
     /// to timeseries.csv and keeps only tallies and a bounded plot series,
     /// so that memory does not grow with the run; a caller in the same
@@ -306,9 +302,7 @@ fn run_once(
         .limit
         .clone()
         .zip(reclaim_port.clone())
-        .map(|(limit, port)| {
-            Reclaimer::new(port, limit, machine.memory()).with_own_cap(extras.own_cap.clone())
-        });
+        .map(|(limit, port)| Reclaimer::new(port, limit, machine.memory()));
     let estimator = match tracker {
         Some(_) => Some(estimate::build(&cfg.estimator_config(domain_pages))?),
         None => None,

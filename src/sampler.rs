@@ -267,10 +267,7 @@ impl Sampler<'_> {
                     recorded,
                 );
                 if let Some(reclaim) = &mut self.reclaim {
-                    // The closed row: the VM's own cap on its limit is read
-                    // from it (see `policy::OwnCap`).
-                    let done = reclaim.boundary(&closed)?;
-                    done.fill(&mut closed);
+                    reclaim.boundary()?.fill(&mut closed);
                 }
                 row = Some(closed);
                 tally = Tally::default();

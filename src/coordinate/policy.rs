@@ -11,7 +11,6 @@ use serde::Serialize;
 
 use crate::estimate::EstimatorKind;
 use crate::named::Named;
-use crate::report::timeseries::Row;
 
 /// Which policy sets the limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -112,22 +111,6 @@ pub struct VmState {
 }
 
 impl VmState {
-    /// What the coordinator knows of a VM of `mem_pages` pages of RAM
-    /// after `row` (`prev` the row before); `row` None: the VM ended.
-    pub fn after(mem_pages: u64, row: Option<&Row>, prev: Option<&Row>) -> VmState {
-        VmState {
-            prev_true_wss_pages: prev.map(|r| r.true_wss_pages),
-            prev_est_pages: prev.and_then(|r| r.est_wss_pages),
-            mem_pages,
-            running: row.is_some(),
-            // Residency is about every page touched, whatever the tracker sees.
-            true_wss_pages: row.map(|r| r.true_wss_pages),
-            est_pages: row.and_then(|r| r.est_wss_pages),
-            est_hi_pages: row.and_then(|r| r.est_hi_pages),
-            policy_pages: row.and_then(|r| r.policy_wss_pages),
-        }
-    }
-
     fn floor(&self) -> u64 {
         FLOOR_PAGES.min(self.mem_pages)
     }
@@ -166,10 +149,26 @@ pub fn limits(policy: PolicyKind, host_pages: u64, vms: &[VmState]) -> Vec<Optio
             running.iter().map(|v| v.clamp(share) as u64).collect()
         }
         PolicyKind::Esx => esx(budget, &running),
-        PolicyKind::Wss | PolicyKind::Oracle => {
+        PolicyKind::Wss => {
             let demands: Vec<f64> = running
                 .iter()
-                .map(|v| demand(policy, v).unwrap_or(v.mem_pages as f64))
+                .map(|v| match v.est_pages {
+                    Some(e) => with_headroom(e, v.est_hi_pages, v.prev_est_pages),
+                    // Nothing measured yet: all it has.
+                    None => v.mem_pages as f64,
+                })
+                .collect();
+            max_min_fair(budget, &running, &demands)
+        }
+        PolicyKind::Oracle => {
+            let demands: Vec<f64> = running
+                .iter()
+                .map(|v| match v.true_wss_pages {
+                    Some(t) => {
+                        with_headroom(t as f64, None, v.prev_true_wss_pages.map(|p| p as f64))
+                    }
+                    None => v.mem_pages as f64,
+                })
                 .collect();
             max_min_fair(budget, &running, &demands)
         }
@@ -178,68 +177,6 @@ pub fn limits(policy: PolicyKind, host_pages: u64, vms: &[VmState]) -> Vec<Optio
     vms.iter()
         .map(|v| if v.running { granted.next() } else { None })
         .collect()
-}
-
-/// What `policy` asks for a running VM in state `v` before the budget is
-/// shared, pages: for `wss` its measurement with headroom, for `oracle`
-/// its true WSS with the same headroom, and all of its RAM while nothing
-/// is known yet. `None` for `static` and `esx`, whose split has no
-/// per-VM demand (every VM's limit depends on all of them).
-pub fn demand(policy: PolicyKind, v: &VmState) -> Option<f64> {
-    match policy {
-        PolicyKind::Static | PolicyKind::Esx => None,
-        PolicyKind::Wss => Some(match v.est_pages {
-            Some(e) => with_headroom(e, v.est_hi_pages, v.prev_est_pages),
-            // Nothing measured yet: all it has.
-            None => v.mem_pages as f64,
-        }),
-        PolicyKind::Oracle => Some(match v.true_wss_pages {
-            Some(t) => with_headroom(t as f64, None, v.prev_true_wss_pages.map(|p| p as f64)),
-            None => v.mem_pages as f64,
-        }),
-    }
-}
-
-/// The most a VM's next limit can be under `policy`, known from its own
-/// state alone: its demand within its floor and RAM ([`limits`] grants
-/// that or less, when the budget is short). `None` when the policy has no
-/// per-VM demand.
-pub fn own_cap(policy: PolicyKind, v: &VmState) -> Option<u64> {
-    demand(policy, v).map(|d| v.clamp(d).max(0.0).floor() as u64)
-}
-
-/// A VM's side of a policy: at each boundary, the cap its own row sets on
-/// its next limit ([`own_cap`]). The VM enforces it there and then, while
-/// the guest is held, instead of one interval later: the coordinator's
-/// limit from the same row arrives only after the guest was released, so
-/// a VM whose working set fell kept the pages it no longer used for a
-/// whole interval more (consume-all under `wss`, `make coordinate`: the
-/// VMs' resident memory stood 17 MiB above the limits just set, averaged
-/// over the run, against a saving of 87 MiB on `static`). A cap only ever
-/// lowers a limit, so the budget still holds.
-#[derive(Debug, Clone)]
-pub struct OwnCap {
-    policy: PolicyKind,
-    mem_pages: u64,
-    prev: Option<Row>,
-}
-
-impl OwnCap {
-    /// `None` for a policy without per-VM demand.
-    pub fn new(policy: PolicyKind, mem_pages: u64) -> Option<OwnCap> {
-        demand(policy, &VmState::default()).map(|_| OwnCap {
-            policy,
-            mem_pages,
-            prev: None,
-        })
-    }
-
-    /// The interval that `row` closes ended: the cap on the next limit.
-    pub fn after(&mut self, row: &Row) -> Option<u64> {
-        let state = VmState::after(self.mem_pages, Some(row), self.prev.as_ref());
-        self.prev = Some(row.clone());
-        own_cap(self.policy, &state)
-    }
 }
 
 /// The largest `x` in `[lo, hi]` with `total(x) <= budget`, for a
@@ -479,49 +416,6 @@ mod tests {
             limits(PolicyKind::Esx, 1 << 20, &[unknown]),
             vec![Some(MEM)]
         );
-    }
-
-    #[test]
-    fn own_cap_is_the_limit_a_sufficient_budget_grants_and_bounds_a_short_one() {
-        let mut growing = vm(10_000.0, 9_000);
-        growing.prev_est_pages = Some(7_000.0);
-        growing.prev_true_wss_pages = Some(8_000);
-        let vms = [growing, vm(100.0, 50), vm(60_000.0, 60_000)];
-        for p in [PolicyKind::Wss, PolicyKind::Oracle] {
-            let caps: Vec<Option<u64>> = vms.iter().map(|v| own_cap(p, v)).collect();
-            assert_eq!(limits(p, 1 << 20, &vms), caps, "{}", p.name());
-            // A short budget cuts below the caps, never above.
-            for (l, c) in limits(p, 40_000, &vms).iter().zip(&caps) {
-                assert!(l.unwrap() <= c.unwrap(), "{}: {l:?} {c:?}", p.name());
-            }
-        }
-        assert_eq!(own_cap(PolicyKind::Wss, &vms[0]), Some(14_300));
-        assert_eq!(own_cap(PolicyKind::Oracle, &vms[0]), Some(11_000));
-        assert_eq!(own_cap(PolicyKind::Wss, &vms[1]), Some(FLOOR_PAGES));
-        assert_eq!(own_cap(PolicyKind::Static, &vms[0]), None);
-        assert_eq!(own_cap(PolicyKind::Esx, &vms[0]), None);
-        assert!(OwnCap::new(PolicyKind::Esx, MEM).is_none());
-    }
-
-    #[test]
-    fn own_cap_follows_a_vms_rows_with_their_growth() {
-        let row = |est: f64, truth: u64| Row {
-            true_wss_pages: truth,
-            est_wss_pages: Some(est),
-            est_hi_pages: Some(est),
-            ..Row::default()
-        };
-        let mut cap = OwnCap::new(PolicyKind::Wss, MEM).expect("wss has demands");
-        assert_eq!(cap.after(&row(10_000.0, 9_000)), Some(11_000));
-        // Grew by 3000: 10% above 16,000.
-        assert_eq!(cap.after(&row(13_000.0, 12_000)), Some(17_600));
-        // Fell: 10% above the measurement, floor at least.
-        assert_eq!(cap.after(&row(500.0, 450)), Some(FLOOR_PAGES));
-        let mut oracle = OwnCap::new(PolicyKind::Oracle, MEM).expect("oracle has demands");
-        assert_eq!(oracle.after(&row(0.0, 20_000)), Some(22_000));
-        // Nothing measured: all of RAM.
-        let mut blind = OwnCap::new(PolicyKind::Wss, MEM).expect("wss has demands");
-        assert_eq!(blind.after(&Row::default()), Some(MEM));
     }
 
     #[test]

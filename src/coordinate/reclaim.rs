@@ -28,7 +28,6 @@ use serde::{Deserialize, Serialize};
 use wss_abi::PAGE_SIZE;
 
 use super::limit::LimitHandle;
-use super::policy::OwnCap;
 use super::store::{PAGE_BYTES, PageStore, StoreError};
 use super::victims::VictimOrder;
 use crate::analysis::stats::RunningMean;
@@ -187,7 +186,6 @@ pub struct Reclaimer {
     memory: Arc<GuestMemory>,
     data: Range<RamPage>,
     order: VictimOrder,
-    own_cap: Option<OwnCap>,
 }
 
 impl Reclaimer {
@@ -205,16 +203,7 @@ impl Reclaimer {
             memory: Arc::clone(memory),
             order: VictimOrder::new(data.clone()),
             data,
-            own_cap: None,
         }
-    }
-
-    /// Also evicts, at each boundary, down to the cap the closing row sets
-    /// on the VM's next limit under the coordinator's policy, when that is
-    /// below the limit in force.
-    pub fn with_own_cap(mut self, own_cap: Option<OwnCap>) -> Reclaimer {
-        self.own_cap = own_cap;
-        self
     }
 
     /// The sampler armed `pages` (RAM pages).
@@ -235,21 +224,18 @@ impl Reclaimer {
         crate::residency::mincore(addr, len).map_err(ReclaimError::Residency)
     }
 
-    /// The boundary that closes the interval of `row`: takes in what the
-    /// handler saw, and if more data pages are resident than the limit
-    /// allows (the limit in force, or the own cap `row` sets, whichever is
-    /// lower), evicts the coldest down to it. The guest must be held.
-    pub fn boundary(&mut self, row: &Row) -> Result<BoundaryReclaim, ReclaimError> {
+    /// The boundary: takes in what the handler saw, and if more data pages
+    /// are resident than the limit allows, evicts the coldest down to it.
+    /// The guest must be held.
+    pub fn boundary(&mut self) -> Result<BoundaryReclaim, ReclaimError> {
         let seen = self.port.take_observed()?;
         self.order.touched(seen.faulted.iter().copied());
-        let cap = self.own_cap.as_mut().and_then(|c| c.after(row));
-        let limit = match (self.limit.pages(), cap) {
-            (Some(l), Some(c)) => Some(l.min(c)),
-            (l, c) => l.or(c),
-        };
         let resident = self.resident()?;
         let count = resident_count(&resident);
-        let over = limit.map_or(0, |limit| count.saturating_sub(limit));
+        let over = self
+            .limit
+            .pages()
+            .map_or(0, |limit| count.saturating_sub(limit));
         let mut evicted = 0;
         let mut resident_pages = count;
         if over > 0 {
@@ -456,7 +442,7 @@ mod tests {
         let resident = |r: &Reclaimer| resident_count(&r.resident().expect("mincore"));
         assert_eq!(resident(&r), 10);
         // No limit: nothing goes, but the counts are reported.
-        let b = r.boundary(&Row::default()).expect("boundary");
+        let b = r.boundary().expect("boundary");
         assert_eq!((b.resident_pages, b.evicted_pages, b.refaults), (10, 0, 2));
         assert_eq!(b.refault_us, 30.0);
         // Pages 7 and 8 were armed and left untouched, 2 touched; faults
@@ -465,19 +451,12 @@ mod tests {
         r.collected(&[first + 2]);
         *port.faulted.lock().expect("lock") = vec![first, first + 1];
         limit.set_pages(Some(6));
-        let b = r.boundary(&Row::default()).expect("boundary");
+        let b = r.boundary().expect("boundary");
         assert_eq!((b.resident_pages, b.evicted_pages), (6, 4));
         // Known idle first (7, 8), then CLOCK from the first data page,
         // sparing the referenced 0, 1 and 2: 3 and 4.
         let size = port.store_size();
         assert_eq!(size.pages, 4);
-        // With an own cap under `wss`: a VM of 5 pages of RAM caps its
-        // limit at 5 whatever its row says (its floor is all of it), below
-        // the 6 in force, so one more page goes at once.
-        let mut r = r.with_own_cap(OwnCap::new(super::super::policy::PolicyKind::Wss, 5));
-        let b = r.boundary(&Row::default()).expect("boundary");
-        assert_eq!((b.resident_pages, b.evicted_pages), (5, 1));
-        assert_eq!(port.store_size().pages, 5);
         let mut store = port.store.lock().expect("lock");
         for i in [3u64, 4, 7, 8] {
             assert_eq!(

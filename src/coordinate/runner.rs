@@ -19,7 +19,7 @@ use crate::run::{RunEnd, RunError, RunExtras, RunOutput, run_with};
 
 use super::limit::LimitHandle;
 use super::output::{CoordinateCsv, OutputError, VmInterval, live_lines};
-use super::policy::{self, OwnCap, PolicyKind, VmState};
+use super::policy::{self, PolicyKind, VmState};
 use super::scenario::Scenario;
 
 /// Everything a coordinated run needs, checked.
@@ -86,6 +86,22 @@ impl Outcome {
     }
 }
 
+/// The state the policy sees of a VM after `row` (`prev` the row before),
+/// or of a VM that ended.
+fn state_of(cfg: &RunConfig, row: Option<&Row>, prev: Option<&Row>) -> VmState {
+    VmState {
+        prev_true_wss_pages: prev.map(|r| r.true_wss_pages),
+        prev_est_pages: prev.and_then(|r| r.est_wss_pages),
+        mem_pages: cfg.mem / wss_abi::PAGE_SIZE,
+        running: row.is_some(),
+        // Residency is about every page touched, whatever the tracker sees.
+        true_wss_pages: row.map(|r| r.true_wss_pages),
+        est_pages: row.and_then(|r| r.est_wss_pages),
+        est_hi_pages: row.and_then(|r| r.est_hi_pages),
+        policy_pages: row.and_then(|r| r.policy_wss_pages),
+    }
+}
+
 /// Runs the plan's VMs together under its policy and writes
 /// `coordinate.csv` as the intervals end; with `twins`, then runs them
 /// together again without limits into `twins/` (its own coordinate.csv,
@@ -143,7 +159,6 @@ fn run_vms(
             let (tx, rx) = mpsc::channel();
             let extras = RunExtras {
                 limit: policy.map(|_| limit.clone()),
-                own_cap: policy.and_then(|p| OwnCap::new(p, cfg.mem / wss_abi::PAGE_SIZE)),
                 row_hook: Some(tx),
                 ..RunExtras::default()
             };
@@ -210,9 +225,7 @@ fn coordinate(
             .configs
             .iter()
             .zip(rows.iter().zip(&prev))
-            .map(|(cfg, (row, prev))| {
-                VmState::after(cfg.mem / wss_abi::PAGE_SIZE, row.as_ref(), prev.as_ref())
-            })
+            .map(|(cfg, (row, prev))| state_of(cfg, row.as_ref(), prev.as_ref()))
             .collect();
         let new_limits = match policy {
             Some(p) => policy::limits(p, plan.host_pages, &states),
