@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BIN := target/release/kvm-wss
 
-.PHONY: all build run test lint fuzz bench bench-arming bench-hold examples study exactness curve compare-estimators coordinate clean
+.PHONY: all build run test lint fuzz bench bench-arming bench-hold bench-slowdown examples study exactness curve compare-estimators coordinate clean
 
 all: build
 
@@ -67,6 +67,7 @@ bench: build
 	$(call splice,bench-trackers,docs/bench/trackers.md)
 	$(MAKE) bench-arming
 	$(MAKE) bench-hold
+	$(MAKE) bench-slowdown
 
 # How long the guest is held at each boundary at the default settings
 # (--interval 1s, 400 samples), per tracker: hold_us_mean and hold_us_max
@@ -83,6 +84,15 @@ bench-hold: build
 bench-arming: build
 	mkdir -p docs/bench
 	$(BIN) bench trackers > docs/bench/trackers-arming.json
+
+# Issue 9's slowdown per tracker (seq --wss 4M --mem 512M, 3200 sampled
+# pages per 100 ms, 6 s runs), 5 rounds, each tracked run between two
+# untracked ones (about 5 minutes): docs/bench/slowdown.json, and its table
+# spliced into the README.
+bench-slowdown: build
+	mkdir -p docs/bench
+	$(BIN) bench slowdown --markdown docs/bench/slowdown.md > docs/bench/slowdown.json
+	$(call splice,bench-slowdown,docs/bench/slowdown.md)
 
 # The plot and the sweep table the README shows. The table is spliced into
 # README.md between its markers, so no number there is typed in.

@@ -153,6 +153,47 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             };
             print_json(&crate::bench::overcommit::overcommit(&plan)?)
         }
+        Command::Bench(BenchCommand::Slowdown {
+            trackers,
+            rounds,
+            wss,
+            mem,
+            sample_pages,
+            interval,
+            duration,
+            markdown,
+        }) => {
+            if trackers.is_empty() {
+                return Err(UsageError::EmptyList("trackers").into());
+            }
+            if trackers.contains(&crate::track::TrackerKind::None) {
+                return Err(UsageError::UntrackedInTrackers.into());
+            }
+            if wss > mem {
+                return Err(UsageError::WssLargerThanMem { wss, mem }.into());
+            }
+            if interval > duration {
+                return Err(UsageError::IntervalTooLong { interval, duration }.into());
+            }
+            crate::memlimit::MemLimits::of_this_process()
+                .check(mem)
+                .map_err(UsageError::from)?;
+            let plan = crate::bench::slowdown::SlowdownPlan {
+                trackers,
+                rounds,
+                wss,
+                mem,
+                sample_pages,
+                interval,
+                duration,
+            };
+            let result = crate::bench::slowdown::slowdown(&plan)?;
+            if let Some(path) = markdown {
+                std::fs::write(&path, crate::bench::slowdown::markdown(&result))
+                    .map_err(|source| AppError::Write { path, source })?;
+            }
+            print_json(&result)
+        }
         Command::Study(args) => study(&args),
         Command::Replay(args) => replay(&args),
         Command::Coordinate(args) => coordinate(&args),

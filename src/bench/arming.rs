@@ -18,6 +18,7 @@
 
 use serde::Serialize;
 
+use super::load::{HostLoad, LoadWatch};
 use super::trackers::{KINDS, Side};
 use super::{BenchError, Spread, median};
 use crate::calibrate::{
@@ -109,22 +110,10 @@ pub struct ArmingResult {
     pub armed_untouched_per_round: u64,
     pub armed_touched_per_round: u64,
     pub rounds: u64,
-    /// /proc/loadavg (1, 5, 15 min) before and after.
-    pub load_before: [f64; 3],
-    pub load_after: [f64; 3],
-    /// The 1-minute load stayed below half the CPUs throughout: the
-    /// figures are then the machine's, not its neighbours'.
-    pub quiet: bool,
+    /// The load around the benchmark (see `load::is_quiet`).
+    #[serde(flatten)]
+    pub load: HostLoad,
     pub trackers: Vec<ArmingCost>,
-}
-
-/// /proc/loadavg's three averages (NaN where unreadable).
-pub fn load_average() -> [f64; 3] {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut it = text
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(f64::NAN));
-    [0; 3].map(|_| it.next().unwrap_or(f64::NAN))
 }
 
 /// Per-unit costs of one boot's measured rounds: (lost, hold) per unit,
@@ -190,7 +179,7 @@ fn in_situ_planner(region: Region) -> Plan {
 /// Runs both scenarios for every tracker: `rounds` repetitions of a
 /// kvm-wss boot then a floor boot, each of `rounds` tracked rounds.
 pub fn arming(rounds: u64, guest_pages: GuestPageSize) -> Result<ArmingResult, BenchError> {
-    let load_before = load_average();
+    let load = LoadWatch::start();
     let pages = region_pages(rounds);
     let mut out = Vec::new();
     for kind in KINDS {
@@ -234,15 +223,11 @@ pub fn arming(rounds: u64, guest_pages: GuestPageSize) -> Result<ArmingResult, B
             });
         }
     }
-    let load_after = load_average();
-    let half_cpus = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64 / 2.0);
     Ok(ArmingResult {
         armed_untouched_per_round: ARMED_PER_ROUND,
         armed_touched_per_round: TOUCHED_PER_ROUND,
         rounds,
-        quiet: load_before[0] < half_cpus && load_after[0] < half_cpus,
-        load_before,
-        load_after,
+        load: load.finish(),
         trackers: out,
     })
 }
