@@ -15,6 +15,13 @@
 //!   probe does touch (about 1 in 128 armed pages, the ratio of `seq --wss
 //!   4M --mem 512M` at 3200 samples per 100 ms): guest time lost per
 //!   tracked touch, arming included.
+//! - **arm cost with the vCPU running** (floor only): the arm cost of the
+//!   floor whose arm and collect run on another thread while the guest runs
+//!   (concurrent.rs), the probe visiting its region [`RUNNING_PASSES`]
+//!   times a round so that the round outlasts the arming. Guest time lost
+//!   is counted as above: the wait at the round's end for an arming thread
+//!   that outlasted it, plus the extra cycles of the touches (which are
+//!   timed; the few instructions between them are not).
 
 use serde::Serialize;
 
@@ -31,6 +38,11 @@ use crate::vmm::paging::GuestPageSize;
 pub const ARMED_PER_ROUND: u64 = 1600;
 /// Touched pages armed per round in the in-situ scenario.
 pub const TOUCHED_PER_ROUND: u64 = 12;
+
+/// Visits of the region per round when the floor arms while the guest
+/// runs: ~60 ms of touches a round here, longer than the slowest floor's
+/// arm and collect of [`ARMED_PER_ROUND`] pages (mprotect, ~15 ms).
+pub const RUNNING_PASSES: u64 = 32;
 
 /// The two scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,12 +104,26 @@ pub struct SideBySide {
     pub floor_hold_us: f64,
 }
 
+/// The floor's arm cost with the vCPU running, beside the held one.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunningCost {
+    /// Guest time lost per armed page, µs.
+    pub floor_us: Spread,
+    /// Of it, the wait for an arming thread that outlasted the round,
+    /// median per page.
+    pub floor_hold_us: f64,
+    /// Median over the held floor's median (`arm_us_per_page.floor_us`).
+    pub ratio_to_held: f64,
+}
+
 /// One tracker's arming costs.
 #[derive(Debug, Clone, Serialize)]
 pub struct ArmingCost {
     pub tracker: &'static str,
     /// Per armed page the guest never touches.
     pub arm_us_per_page: SideBySide,
+    /// The same through the floor, armed while the guest runs.
+    pub arm_us_per_page_vcpu_running: RunningCost,
     /// Per tracked touch, arming included.
     pub in_situ_us_per_touch: SideBySide,
     /// Tracked touches per in-situ round (median, kvm-wss).
@@ -160,6 +186,16 @@ fn side_by_side(k: &[(f64, f64)], f: &[(f64, f64)]) -> SideBySide {
     }
 }
 
+/// The running floor's (lost, hold) per page, beside the held floor's.
+fn running_cost(running: &[(f64, f64)], held: &SideBySide) -> RunningCost {
+    let floor_us = Spread::of(&running.iter().map(|x| x.0).collect::<Vec<_>>());
+    RunningCost {
+        ratio_to_held: floor_us.median / held.floor_us.median,
+        floor_us,
+        floor_hold_us: median(running.iter().map(|x| x.1)).unwrap_or(f64::NAN),
+    }
+}
+
 /// The sets of `plan`, each followed by a round that arms nothing.
 fn with_empty_rounds(sets: Vec<Vec<RamPage>>) -> Plan {
     Plan {
@@ -185,28 +221,52 @@ pub fn arming(rounds: u64, guest_pages: GuestPageSize) -> Result<ArmingResult, B
     for kind in KINDS {
         let mut costs = Vec::new();
         let mut tracked = Vec::new();
+        let mut running = Vec::new();
         for (scenario, planner) in [
             (Scenario::Arm, arm_planner as fn(Region) -> Plan),
             (Scenario::InSitu, in_situ_planner),
         ] {
+            let sides: &[Side] = match scenario {
+                Scenario::Arm => &[Side::KvmWss, Side::Floor, Side::FloorRunning],
+                Scenario::InSitu => &[Side::KvmWss, Side::Floor],
+            };
             let (mut k, mut f) = (Vec::new(), Vec::new());
             for rep in 0..rounds {
-                for side in [Side::KvmWss, Side::Floor] {
+                for &side in sides {
                     log::info!(
                         "bench trackers: arming {scenario:?} {} {} repetition {}/{rounds}",
                         kind.name(),
                         side.name(),
                         rep + 1
                     );
-                    let b =
-                        boot_rounds(kind, side.driver(), pages, 2 * rounds, guest_pages, planner)?;
+                    let passes = match side {
+                        Side::FloorRunning => RUNNING_PASSES,
+                        Side::KvmWss | Side::Floor => 1,
+                    };
+                    let b = boot_rounds(
+                        kind,
+                        side.driver(),
+                        pages,
+                        (2 * rounds, passes),
+                        guest_pages,
+                        planner,
+                    )?;
                     if side == Side::KvmWss && scenario == Scenario::InSitu {
-                        tracked.extend(b.samples.iter().skip(1).map(|s| s.tracked as f64));
+                        // The rounds that arm (1, 3, 5, ...), as `per_unit`
+                        // takes them; the empty rounds between catch nothing.
+                        tracked.extend(
+                            b.samples
+                                .iter()
+                                .skip(1)
+                                .step_by(2)
+                                .map(|s| s.tracked as f64),
+                        );
                     }
                     let units = per_unit(&b.samples, b.tsc_hz, scenario);
                     match side {
                         Side::KvmWss => k.extend(units),
                         Side::Floor => f.extend(units),
+                        Side::FloorRunning => running.extend(units),
                     }
                 }
             }
@@ -217,6 +277,7 @@ pub fn arming(rounds: u64, guest_pages: GuestPageSize) -> Result<ArmingResult, B
         if let (Some(arm), Some(in_situ)) = (arm, in_situ) {
             out.push(ArmingCost {
                 tracker: kind.name(),
+                arm_us_per_page_vcpu_running: running_cost(&running, &arm),
                 arm_us_per_page: arm,
                 in_situ_us_per_touch: in_situ,
                 in_situ_tracked_per_round: median(tracked).map_or(0, |m| m.round() as u64),
@@ -296,5 +357,8 @@ mod tests {
             }
         );
         assert_eq!(sbs.ratio, 1.5);
+        let r = running_cost(&[(4.0, 0.0), (6.0, 1.0), (5.0, 0.5)], &sbs);
+        assert_eq!(r.floor_us.median, 5.0);
+        assert_eq!((r.floor_hold_us, r.ratio_to_held), (0.5, 2.5));
     }
 }

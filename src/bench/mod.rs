@@ -14,6 +14,7 @@
 //! Each reports the host's load around it (load.rs).
 
 pub mod arming;
+mod concurrent;
 mod floor;
 pub mod load;
 pub mod native;
