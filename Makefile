@@ -79,11 +79,13 @@ bench-hold: build
 			--out runs/bench-hold-$$t > docs/bench/hold-$$t.json || exit 1; \
 	done
 
-# What arming a sample costs the guest (the `arming` part of bench trackers),
-# with the load average around it; the README quotes it.
+# What arming a sample costs the guest (the `arming` part of bench trackers:
+# held and with the vCPU running), with the load average around it; its
+# table is spliced into the README.
 bench-arming: build
 	mkdir -p docs/bench
-	$(BIN) bench trackers > docs/bench/trackers-arming.json
+	$(BIN) bench trackers --arming-markdown docs/bench/trackers-arming.md > docs/bench/trackers-arming.json
+	$(call splice,bench-arming,docs/bench/trackers-arming.md)
 
 # Issue 9's slowdown per tracker (seq --wss 4M --mem 512M, 3200 sampled
 # pages per 100 ms, 6 s runs), 5 rounds, each tracked run between two

@@ -113,8 +113,13 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             rounds,
             guest_pages,
             detail,
+            arming_markdown,
         }) => {
             let mut result = crate::bench::trackers(pages, rounds, guest_pages)?;
+            if let Some(path) = arming_markdown {
+                std::fs::write(&path, crate::bench::arming::markdown(&result.arming))
+                    .map_err(|source| AppError::Write { path, source })?;
+            }
             if let Some(path) = detail {
                 let json = serde_json::to_string_pretty(&result).map_err(AppError::Json)?;
                 std::fs::write(&path, json + "\n")

@@ -125,6 +125,9 @@ pub enum BenchCommand {
         /// Also write every repetition's costs, as JSON, to this file (stdout gets the medians).
         #[arg(long)]
         detail: Option<PathBuf>,
+        /// Also write the arming section as a Markdown table to this file.
+        #[arg(long)]
+        arming_markdown: Option<PathBuf>,
     },
     /// The VMM's cost per interval (arm, collect, truth, sampler CPU) of the same guest at growing --mem, up to past host memory.
     Overcommit {
@@ -718,6 +721,7 @@ mod tests {
                 rounds,
                 guest_pages,
                 detail,
+                ..
             }) => {
                 assert_eq!(
                     (pages, rounds, guest_pages, detail),
@@ -746,6 +750,7 @@ mod tests {
                 rounds,
                 guest_pages,
                 detail,
+                ..
             }) => {
                 assert_eq!(
                     (pages, rounds, guest_pages, detail),

@@ -58,6 +58,13 @@ pub fn guest_us_per_armed_page(
         .map(|sl| sl * duration_s * 1e6 / armed_pages as f64)
 }
 
+/// The slowdown that arming alone costs at `pages` armed per `interval_s`
+/// when each armed page costs the guest `us_per_page`: the inverse of
+/// [`guest_us_per_armed_page`] (time lost over time run).
+pub fn slowdown_of_arming(us_per_page: f64, pages: u64, interval_s: f64) -> Option<f64> {
+    (interval_s > 0.0).then(|| us_per_page * pages as f64 / (interval_s * 1e6))
+}
+
 /// Guest time lost per tracked fault, µs: the share of the guest's time
 /// lost, spread over the faults of one second. `None` without a slowdown
 /// or without faults.

@@ -39,6 +39,11 @@ pub const ARMED_PER_ROUND: u64 = 1600;
 /// Touched pages armed per round in the in-situ scenario.
 pub const TOUCHED_PER_ROUND: u64 = 12;
 
+/// Issue 9's sampling rate, at which the README's table states what the
+/// arm cost alone takes of the guest's time: 3200 pages per 100 ms.
+pub const ISSUE_PAGES: u64 = 3200;
+pub const ISSUE_INTERVAL_S: f64 = 0.1;
+
 /// Visits of the region per round when the floor arms while the guest
 /// runs: ~60 ms of touches a round here, longer than the slowest floor's
 /// arm and collect of [`ARMED_PER_ROUND`] pages (mprotect, ~15 ms).
@@ -293,6 +298,68 @@ pub fn arming(rounds: u64, guest_pages: GuestPageSize) -> Result<ArmingResult, B
     })
 }
 
+/// `median (min–max)` of a spread at `digits` decimals.
+fn cell(s: &Spread, digits: usize) -> String {
+    format!("{:.d$} ({:.d$}–{:.d$})", s.median, s.min, s.max, d = digits)
+}
+
+/// Percent of the guest's time that arming alone takes at issue 9's rate.
+fn at_issue_rate(us_per_page: f64) -> String {
+    crate::analysis::derived::slowdown_of_arming(us_per_page, ISSUE_PAGES, ISSUE_INTERVAL_S)
+        .map_or("–".into(), |s| format!("{:.1} %", 100.0 * s))
+}
+
+/// The arming section as the README shows it, every number from `r`.
+pub fn markdown(r: &ArmingResult) -> String {
+    let digits = |t: &ArmingCost| {
+        if t.arm_us_per_page.floor_us.median < 1.0 {
+            3
+        } else {
+            2
+        }
+    };
+    let mut out = String::from(
+        "| tracker | arm cost, kvm-wss / floor held (µs per armed page) | ratio | floor with the vCPU running (µs per armed page) | running / held | arming alone at 3200 such pages per 100 ms, floor held / running | in-situ touch cost, kvm-wss / floor (µs per tracked touch) | ratio |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for t in &r.trackers {
+        let (a, run, i) = (
+            &t.arm_us_per_page,
+            &t.arm_us_per_page_vcpu_running,
+            &t.in_situ_us_per_touch,
+        );
+        let d = digits(t);
+        out += &format!(
+            "| {} | {} / {} | {:.2} | {} | {:.2} | {} / {} | {} / {} | {:.2} |\n",
+            t.tracker,
+            cell(&a.kvmwss_us, d),
+            cell(&a.floor_us, d),
+            a.ratio,
+            cell(&run.floor_us, d),
+            run.ratio_to_held,
+            at_issue_rate(a.floor_us.median),
+            at_issue_rate(run.floor_us.median),
+            cell(&i.kvmwss_us, 1),
+            cell(&i.floor_us, 1),
+            i.ratio,
+        );
+    }
+    out += &format!(
+        "\nMedians (min–max) over the armed rounds of {} boots per side, {} armed rounds each; {} \
+         untouched pages armed per round ({} more touched in the in-situ rounds), every one \
+         resident and mapped. Load average {:.1} before, {:.1} after, on {} CPUs: {}.\n",
+        r.rounds,
+        r.rounds,
+        r.armed_untouched_per_round,
+        r.armed_touched_per_round,
+        r.load.load_before[0],
+        r.load.load_after[0],
+        r.load.cpus,
+        if r.load.quiet { "quiet" } else { "not quiet" },
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,5 +427,39 @@ mod tests {
         let r = running_cost(&[(4.0, 0.0), (6.0, 1.0), (5.0, 0.5)], &sbs);
         assert_eq!(r.floor_us.median, 5.0);
         assert_eq!((r.floor_hold_us, r.ratio_to_held), (0.5, 2.5));
+    }
+
+    #[test]
+    fn markdown_row_reads_the_figures() {
+        let sbs =
+            |k: f64, f: f64| side_by_side(&[(k, 1.0), (k + 1.0, 1.0), (k - 1.0, 1.0)], &[(f, 1.0)]);
+        let arm = sbs(3.0, 2.0);
+        let result = ArmingResult {
+            armed_untouched_per_round: ARMED_PER_ROUND,
+            armed_touched_per_round: TOUCHED_PER_ROUND,
+            rounds: 5,
+            load: HostLoad {
+                cpus: 2,
+                load_before: [1.0, 0.0, 0.0],
+                load_after: [2.5, 0.0, 0.0],
+                quiet: false,
+            },
+            trackers: vec![ArmingCost {
+                tracker: "uffd",
+                arm_us_per_page_vcpu_running: running_cost(&[(5.0, 0.0)], &arm),
+                arm_us_per_page: arm,
+                in_situ_us_per_touch: sbs(300.0, 250.0),
+                in_situ_tracked_per_round: 12,
+            }],
+        };
+        let md = markdown(&result);
+        let row = md.lines().nth(2).unwrap_or_default();
+        // 2 us per page at 3200 pages per 100 ms: 6.4 %; running 5 us: 16 %.
+        assert_eq!(
+            row,
+            "| uffd | 3.00 (2.00–4.00) / 2.00 (2.00–2.00) | 1.50 | 5.00 (5.00–5.00) | 2.50 \
+             | 6.4 % / 16.0 % | 300.0 (299.0–301.0) / 250.0 (250.0–250.0) | 1.20 |"
+        );
+        assert!(md.contains("Load average 1.0 before, 2.5 after, on 2 CPUs: not quiet."));
     }
 }
