@@ -180,6 +180,9 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             if interval > duration {
                 return Err(UsageError::IntervalTooLong { interval, duration }.into());
             }
+            if interval < crate::cli::MIN_INTERVAL {
+                return Err(UsageError::IntervalTooShort(interval).into());
+            }
             crate::memlimit::MemLimits::of_this_process()
                 .check(mem)
                 .map_err(UsageError::from)?;

@@ -173,7 +173,7 @@ pub enum BenchCommand {
         #[arg(long, default_value = "512M", value_parser = size)]
         mem: u64,
         /// Pages sampled per interval.
-        #[arg(long, default_value_t = 3200)]
+        #[arg(long, default_value_t = 3200, value_parser = clap::value_parser!(u64).range(1..))]
         sample_pages: u64,
         /// Length of one sampling interval.
         #[arg(long, default_value = "100ms", value_parser = duration)]
@@ -710,6 +710,7 @@ mod tests {
             other => panic!("not bench slowdown: {other:?}"),
         }
         assert!(parse(&["bench", "slowdown", "--rounds", "0"]).is_err());
+        assert!(parse(&["bench", "slowdown", "--sample-pages", "0"]).is_err());
         assert!(parse(&["bench", "slowdown", "--trackers", "nope"]).is_err());
     }
 
