@@ -119,6 +119,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn arming_share_inverts_guest_time_per_armed_page() {
+        // 2 us per page, 3200 pages per 100 ms: 6.4 ms of every 100 ms.
+        let share = slowdown_of_arming(2.0, 3200, 0.1).unwrap();
+        assert!((share - 0.064).abs() < 1e-12);
+        // Back: that slowdown over 6 s with 60 intervals of 3200 pages.
+        let per_page = guest_us_per_armed_page(Some(share), 6.0, 60 * 3200).unwrap();
+        assert!((per_page - 2.0).abs() < 1e-9);
+        assert_eq!(slowdown_of_arming(2.0, 3200, 0.0), None);
+    }
+
+    #[test]
     fn per_second_is_zero_over_no_time() {
         assert_eq!(per_second(500, 2.0), 250.0);
         assert_eq!(per_second(500, 0.0), 0.0);
