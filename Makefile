@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BIN := target/release/kvm-wss
 
-.PHONY: all build run test lint fuzz bench bench-arming bench-hold examples study exactness curve compare-estimators coordinate clean
+.PHONY: all build run test lint fuzz bench bench-arming bench-hold bench-slowdown examples study exactness curve compare-estimators coordinate clean
 
 all: build
 
@@ -70,6 +70,7 @@ bench: build
 	$(call splice,bench-trackers,docs/bench/trackers.md)
 	$(MAKE) bench-arming
 	$(MAKE) bench-hold
+	$(MAKE) bench-slowdown
 
 # How long the guest is held at each boundary at the default settings
 # (--interval 1s, 400 samples), per tracker: hold_us_mean and hold_us_max
@@ -81,11 +82,22 @@ bench-hold: build
 			--out runs/bench-hold-$$t > docs/bench/hold-$$t.json || exit 1; \
 	done
 
-# What arming a sample costs the guest (the `arming` part of bench trackers),
-# with the load average around it; the README quotes it.
+# What arming a sample costs the guest (the `arming` part of bench trackers:
+# held and with the vCPU running), with the load average around it; its
+# table is spliced into the README.
 bench-arming: build
 	mkdir -p docs/bench
-	$(BIN) bench trackers > docs/bench/trackers-arming.json
+	$(BIN) bench trackers --arming-markdown docs/bench/trackers-arming.md > docs/bench/trackers-arming.json
+	$(call splice,bench-arming,docs/bench/trackers-arming.md)
+
+# Issue 9's slowdown per tracker (seq --wss 4M --mem 512M, 3200 sampled
+# pages per 100 ms, 6 s runs), 5 rounds, each tracked run between two
+# untracked ones (about 5 minutes): docs/bench/slowdown.json, and its table
+# spliced into the README.
+bench-slowdown: build
+	mkdir -p docs/bench
+	$(BIN) bench slowdown --markdown docs/bench/slowdown.md > docs/bench/slowdown.json
+	$(call splice,bench-slowdown,docs/bench/slowdown.md)
 
 # The plot and the sweep table the README shows. The table is spliced into
 # README.md between its markers, so no number there is typed in.

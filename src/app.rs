@@ -121,8 +121,13 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             rounds,
             guest_pages,
             detail,
+            arming_markdown,
         }) => {
             let mut result = crate::bench::trackers(pages, rounds, guest_pages)?;
+            if let Some(path) = arming_markdown {
+                std::fs::write(&path, crate::bench::arming::markdown(&result.arming))
+                    .map_err(|source| AppError::Write { path, source })?;
+            }
             if let Some(path) = detail {
                 let json = serde_json::to_string_pretty(&result).map_err(AppError::Json)?;
                 std::fs::write(&path, json + "\n")
@@ -160,6 +165,50 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
                 rounds: usize::try_from(rounds).unwrap_or(usize::MAX),
             };
             print_json(&crate::bench::overcommit::overcommit(&plan)?)
+        }
+        Command::Bench(BenchCommand::Slowdown {
+            trackers,
+            rounds,
+            wss,
+            mem,
+            sample_pages,
+            interval,
+            duration,
+            markdown,
+        }) => {
+            if trackers.is_empty() {
+                return Err(UsageError::EmptyList("trackers").into());
+            }
+            if trackers.contains(&crate::track::TrackerKind::None) {
+                return Err(UsageError::UntrackedInTrackers.into());
+            }
+            if wss > mem {
+                return Err(UsageError::WssLargerThanMem { wss, mem }.into());
+            }
+            if interval > duration {
+                return Err(UsageError::IntervalTooLong { interval, duration }.into());
+            }
+            if interval < crate::cli::MIN_INTERVAL {
+                return Err(UsageError::IntervalTooShort(interval).into());
+            }
+            crate::memlimit::MemLimits::of_this_process()
+                .check(mem)
+                .map_err(UsageError::from)?;
+            let plan = crate::bench::slowdown::SlowdownPlan {
+                trackers,
+                rounds,
+                wss,
+                mem,
+                sample_pages,
+                interval,
+                duration,
+            };
+            let result = crate::bench::slowdown::slowdown(&plan)?;
+            if let Some(path) = markdown {
+                std::fs::write(&path, crate::bench::slowdown::markdown(&result))
+                    .map_err(|source| AppError::Write { path, source })?;
+            }
+            print_json(&result)
         }
         Command::Study(args) => study(&args),
         Command::CompareEstimators(args) => {

@@ -371,12 +371,12 @@ pub struct BootRounds {
 
 /// Boots the probe once over `pages` region pages and runs `rounds`
 /// tracked rounds on one side (its name and driver), arming what `planner`
-/// chooses.
+/// chooses; in each round the probe visits the region `passes` times.
 pub fn boot_rounds(
     kind: TrackerKind,
     (side, make_driver): (&'static str, MakeDriver),
     pages: u64,
-    rounds: u64,
+    (rounds, passes): (u64, u64),
     guest_pages: GuestPageSize,
     planner: Planner,
 ) -> Result<BootRounds, ProbeError> {
@@ -389,7 +389,10 @@ pub fn boot_rounds(
             mem,
             wss,
             seed: 1,
-            params: vec![("rounds".into(), (rounds + 1).to_string())],
+            params: vec![
+                ("rounds".into(), (rounds + 1).to_string()),
+                ("passes".into(), passes.max(1).to_string()),
+            ],
             dirty_log: kind == TrackerKind::DirtyLog,
             guest_pages,
             vcpus: 1,
@@ -429,7 +432,9 @@ pub fn boot_rounds(
         }),
     )
     .map_err(ProbeError::Spawn)?;
-    let touches = probe_tracked_touches(pages, false).saturating_mul(rounds);
+    let touches = probe_tracked_touches(pages, false)
+        .saturating_mul(rounds)
+        .saturating_mul(passes.max(1));
     let budget = BOOT_ALLOWANCE.saturating_add(
         BUDGET_PER_TOUCH.saturating_mul(u32::try_from(touches).unwrap_or(u32::MAX)),
     );
@@ -502,7 +507,7 @@ pub fn calibrate(kind: TrackerKind, guest_pages: GuestPageSize) -> Result<f64, P
         kind,
         (KVM_WSS, tracker_driver),
         CALIBRATION_PAGES,
-        CALIBRATION_ROUNDS,
+        (CALIBRATION_ROUNDS, 1),
         guest_pages,
         Plan::whole,
     )?;

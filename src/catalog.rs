@@ -443,12 +443,20 @@ pub static CATALOG: &[ProgramInfo] = &[
         summary: "populates --wss, then per round r: sync(2r), reads/writes/reads+writes/skips \
                   pages by i mod 4, timing each touch (user slots 0: cycles, 1: count), \
                   sync(2r+1); ignores ops, rate and write_ratio",
-        params: &[ParamInfo {
-            key: "rounds",
-            kind: ParamKind::Count { min: 0 },
-            default: "3",
-            help: "number of sync-delimited rounds",
-        }],
+        params: &[
+            ParamInfo {
+                key: "rounds",
+                kind: ParamKind::Count { min: 0 },
+                default: "3",
+                help: "number of sync-delimited rounds",
+            },
+            ParamInfo {
+                key: "passes",
+                kind: ParamKind::Count { min: 1 },
+                default: "1",
+                help: "visits of the region per round, all timed",
+            },
+        ],
         expected_truth: "between sync(2r) and sync(2r+1): 3/4 of the pages (i mod 4 in {0,2} \
                          read, in {1,2} written)",
         test_only: true,

@@ -128,6 +128,9 @@ pub enum BenchCommand {
         /// Also write every repetition's costs, as JSON, to this file (stdout gets the medians).
         #[arg(long)]
         detail: Option<PathBuf>,
+        /// Also write the arming section as a Markdown table to this file.
+        #[arg(long)]
+        arming_markdown: Option<PathBuf>,
     },
     /// The VMM's cost per interval (arm, collect, truth, sampler CPU) of the same guest at growing --mem, up to past host memory.
     Overcommit {
@@ -152,6 +155,38 @@ pub enum BenchCommand {
         /// Rounds; each runs every size once, in an order rotated per round.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
         rounds: u64,
+    },
+    /// The guest's slowdown per tracker at one sampling setting (seq, by default issue 9's), each tracked run between two untracked ones.
+    Slowdown {
+        /// Trackers, a comma-separated list; their order rotates per round.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "uffd,mprotect,dirty-log"
+        )]
+        trackers: Vec<TrackerKind>,
+        /// Rounds; each runs every tracker once.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        rounds: u64,
+        /// Working set of the seq guest.
+        #[arg(long, default_value = "4M", value_parser = size)]
+        wss: u64,
+        /// Guest RAM.
+        #[arg(long, default_value = "512M", value_parser = size)]
+        mem: u64,
+        /// Pages sampled per interval.
+        #[arg(long, default_value_t = 3200, value_parser = clap::value_parser!(u64).range(1..))]
+        sample_pages: u64,
+        /// Length of one sampling interval.
+        #[arg(long, default_value = "100ms", value_parser = duration)]
+        interval: Duration,
+        /// Length of each run (tracked and untracked alike).
+        #[arg(long, default_value = "6s", value_parser = duration)]
+        duration: Duration,
+        /// Also write the medians as a Markdown table to this file (stdout gets the JSON).
+        #[arg(long)]
+        markdown: Option<PathBuf>,
     },
 }
 
@@ -370,6 +405,8 @@ pub enum UsageError {
     },
     #[error("--{0} needs at least one value")]
     EmptyList(&'static str),
+    #[error("--trackers lists none, which tracks nothing and has no slowdown to measure")]
+    UntrackedInTrackers,
     #[error("--repeat must be at least 1")]
     NoRepeat,
     #[error("--{name} {value} must be a finite number {bound}")]
@@ -634,6 +671,53 @@ mod tests {
     }
 
     #[test]
+    fn bench_slowdown_defaults_are_the_issues_setting() {
+        match parse(&["bench", "slowdown"]).expect("parses").command {
+            Command::Bench(BenchCommand::Slowdown {
+                trackers,
+                rounds,
+                wss,
+                mem,
+                sample_pages,
+                interval,
+                duration,
+                markdown,
+            }) => {
+                assert_eq!(markdown, None);
+                assert_eq!(
+                    trackers,
+                    vec![
+                        TrackerKind::Uffd,
+                        TrackerKind::Mprotect,
+                        TrackerKind::DirtyLog
+                    ]
+                );
+                assert_eq!(
+                    (rounds, wss, mem, sample_pages),
+                    (5, 4 << 20, 512 << 20, 3200)
+                );
+                assert_eq!(
+                    (interval, duration),
+                    (Duration::from_millis(100), Duration::from_secs(6))
+                );
+            }
+            other => panic!("not bench slowdown: {other:?}"),
+        }
+        match parse(&["bench", "slowdown", "--trackers", "uffd", "--rounds", "2"])
+            .expect("parses")
+            .command
+        {
+            Command::Bench(BenchCommand::Slowdown {
+                trackers, rounds, ..
+            }) => assert_eq!((trackers, rounds), (vec![TrackerKind::Uffd], 2)),
+            other => panic!("not bench slowdown: {other:?}"),
+        }
+        assert!(parse(&["bench", "slowdown", "--rounds", "0"]).is_err());
+        assert!(parse(&["bench", "slowdown", "--sample-pages", "0"]).is_err());
+        assert!(parse(&["bench", "slowdown", "--trackers", "nope"]).is_err());
+    }
+
+    #[test]
     fn bench_trackers_defaults_and_bounds() {
         match parse(&["bench", "trackers"]).expect("parses").command {
             Command::Bench(BenchCommand::Trackers {
@@ -641,6 +725,7 @@ mod tests {
                 rounds,
                 guest_pages,
                 detail,
+                ..
             }) => {
                 assert_eq!(
                     (pages, rounds, guest_pages, detail),
@@ -669,6 +754,7 @@ mod tests {
                 rounds,
                 guest_pages,
                 detail,
+                ..
             }) => {
                 assert_eq!(
                     (pages, rounds, guest_pages, detail),

@@ -73,4 +73,24 @@ fn bench_trackers_reports_both_costs_for_every_tracker() {
             assert_eq!(rounds.len(), 1, "{name} {side}");
         }
     }
+    // The arming section: every tracker's arm cost through kvm-wss, the
+    // held floor and the floor armed while the vCPU runs, and the probe's
+    // 12 touched pages caught in each in-situ round.
+    let arming = &json["arming"];
+    assert!(arming["quiet"].is_boolean(), "{arming}");
+    assert!(arming["cpus"].as_u64().unwrap_or(0) >= 1, "{arming}");
+    let costs = arming["trackers"].as_array().expect("arming trackers");
+    assert_eq!(costs.len(), 3);
+    for t in costs {
+        let name = &t["tracker"];
+        for cost in [
+            &t["arm_us_per_page"]["kvmwss_us"],
+            &t["arm_us_per_page"]["floor_us"],
+            &t["arm_us_per_page_vcpu_running"]["floor_us"],
+        ] {
+            let m = cost["median"].as_f64().unwrap_or(f64::NAN);
+            assert!(m.is_finite(), "{name}: {t}");
+        }
+        assert_eq!(t["in_situ_tracked_per_round"], 12, "{name}: {t}");
+    }
 }

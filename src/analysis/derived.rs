@@ -58,6 +58,13 @@ pub fn guest_us_per_armed_page(
         .map(|sl| sl * duration_s * 1e6 / armed_pages as f64)
 }
 
+/// The slowdown that arming alone costs at `pages` armed per `interval_s`
+/// when each armed page costs the guest `us_per_page`: the inverse of
+/// [`guest_us_per_armed_page`] (time lost over time run).
+pub fn slowdown_of_arming(us_per_page: f64, pages: u64, interval_s: f64) -> Option<f64> {
+    (interval_s > 0.0).then(|| us_per_page * pages as f64 / (interval_s * 1e6))
+}
+
 /// Guest time lost per tracked fault, µs: the share of the guest's time
 /// lost, spread over the faults of one second. `None` without a slowdown
 /// or without faults.
@@ -110,6 +117,17 @@ pub fn lag_s(lag_intervals: Option<f64>, s: &Summary) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arming_share_inverts_guest_time_per_armed_page() {
+        // 2 us per page, 3200 pages per 100 ms: 6.4 ms of every 100 ms.
+        let share = slowdown_of_arming(2.0, 3200, 0.1).unwrap();
+        assert!((share - 0.064).abs() < 1e-12);
+        // Back: that slowdown over 6 s with 60 intervals of 3200 pages.
+        let per_page = guest_us_per_armed_page(Some(share), 6.0, 60 * 3200).unwrap();
+        assert!((per_page - 2.0).abs() < 1e-9);
+        assert_eq!(slowdown_of_arming(2.0, 3200, 0.0), None);
+    }
 
     #[test]
     fn per_second_is_zero_over_no_time() {

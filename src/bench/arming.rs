@@ -15,9 +15,17 @@
 //!   probe does touch (about 1 in 128 armed pages, the ratio of `seq --wss
 //!   4M --mem 512M` at 3200 samples per 100 ms): guest time lost per
 //!   tracked touch, arming included.
+//! - **arm cost with the vCPU running** (floor only): the arm cost of the
+//!   floor whose arm and collect run on another thread while the guest runs
+//!   (concurrent.rs), the probe visiting its region [`RUNNING_PASSES`]
+//!   times a round so that the round outlasts the arming. Guest time lost
+//!   is counted as above: the wait at the round's end for an arming thread
+//!   that outlasted it, plus the extra cycles of the touches (which are
+//!   timed; the few instructions between them are not).
 
 use serde::Serialize;
 
+use super::load::{HostLoad, LoadWatch};
 use super::trackers::{KINDS, Side};
 use super::{BenchError, Spread, median};
 use crate::calibrate::{
@@ -30,6 +38,16 @@ use crate::vmm::paging::GuestPageSize;
 pub const ARMED_PER_ROUND: u64 = 1600;
 /// Touched pages armed per round in the in-situ scenario.
 pub const TOUCHED_PER_ROUND: u64 = 12;
+
+/// Issue 9's sampling rate, at which the README's table states what the
+/// arm cost alone takes of the guest's time: 3200 pages per 100 ms.
+pub const ISSUE_PAGES: u64 = 3200;
+pub const ISSUE_INTERVAL_S: f64 = 0.1;
+
+/// Visits of the region per round when the floor arms while the guest
+/// runs: ~60 ms of touches a round here, longer than the slowest floor's
+/// arm and collect of [`ARMED_PER_ROUND`] pages (mprotect, ~15 ms).
+pub const RUNNING_PASSES: u64 = 32;
 
 /// The two scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,12 +109,26 @@ pub struct SideBySide {
     pub floor_hold_us: f64,
 }
 
+/// The floor's arm cost with the vCPU running, beside the held one.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunningCost {
+    /// Guest time lost per armed page, µs.
+    pub floor_us: Spread,
+    /// Of it, the wait for an arming thread that outlasted the round,
+    /// median per page.
+    pub floor_hold_us: f64,
+    /// Median over the held floor's median (`arm_us_per_page.floor_us`).
+    pub ratio_to_held: f64,
+}
+
 /// One tracker's arming costs.
 #[derive(Debug, Clone, Serialize)]
 pub struct ArmingCost {
     pub tracker: &'static str,
     /// Per armed page the guest never touches.
     pub arm_us_per_page: SideBySide,
+    /// The same through the floor, armed while the guest runs.
+    pub arm_us_per_page_vcpu_running: RunningCost,
     /// Per tracked touch, arming included.
     pub in_situ_us_per_touch: SideBySide,
     /// Tracked touches per in-situ round (median, kvm-wss).
@@ -109,22 +141,10 @@ pub struct ArmingResult {
     pub armed_untouched_per_round: u64,
     pub armed_touched_per_round: u64,
     pub rounds: u64,
-    /// /proc/loadavg (1, 5, 15 min) before and after.
-    pub load_before: [f64; 3],
-    pub load_after: [f64; 3],
-    /// The 1-minute load stayed below half the CPUs throughout: the
-    /// figures are then the machine's, not its neighbours'.
-    pub quiet: bool,
+    /// The load around the benchmark (see `load::is_quiet`).
+    #[serde(flatten)]
+    pub load: HostLoad,
     pub trackers: Vec<ArmingCost>,
-}
-
-/// /proc/loadavg's three averages (NaN where unreadable).
-pub fn load_average() -> [f64; 3] {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut it = text
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(f64::NAN));
-    [0; 3].map(|_| it.next().unwrap_or(f64::NAN))
 }
 
 /// Per-unit costs of one boot's measured rounds: (lost, hold) per unit,
@@ -171,6 +191,16 @@ fn side_by_side(k: &[(f64, f64)], f: &[(f64, f64)]) -> SideBySide {
     }
 }
 
+/// The running floor's (lost, hold) per page, beside the held floor's.
+fn running_cost(running: &[(f64, f64)], held: &SideBySide) -> RunningCost {
+    let floor_us = Spread::of(&running.iter().map(|x| x.0).collect::<Vec<_>>());
+    RunningCost {
+        ratio_to_held: floor_us.median / held.floor_us.median,
+        floor_us,
+        floor_hold_us: median(running.iter().map(|x| x.1)).unwrap_or(f64::NAN),
+    }
+}
+
 /// The sets of `plan`, each followed by a round that arms nothing.
 fn with_empty_rounds(sets: Vec<Vec<RamPage>>) -> Plan {
     Plan {
@@ -190,34 +220,58 @@ fn in_situ_planner(region: Region) -> Plan {
 /// Runs both scenarios for every tracker: `rounds` repetitions of a
 /// kvm-wss boot then a floor boot, each of `rounds` tracked rounds.
 pub fn arming(rounds: u64, guest_pages: GuestPageSize) -> Result<ArmingResult, BenchError> {
-    let load_before = load_average();
+    let load = LoadWatch::start();
     let pages = region_pages(rounds);
     let mut out = Vec::new();
     for kind in KINDS {
         let mut costs = Vec::new();
         let mut tracked = Vec::new();
+        let mut running = Vec::new();
         for (scenario, planner) in [
             (Scenario::Arm, arm_planner as fn(Region) -> Plan),
             (Scenario::InSitu, in_situ_planner),
         ] {
+            let sides: &[Side] = match scenario {
+                Scenario::Arm => &[Side::KvmWss, Side::Floor, Side::FloorRunning],
+                Scenario::InSitu => &[Side::KvmWss, Side::Floor],
+            };
             let (mut k, mut f) = (Vec::new(), Vec::new());
             for rep in 0..rounds {
-                for side in [Side::KvmWss, Side::Floor] {
+                for &side in sides {
                     log::info!(
                         "bench trackers: arming {scenario:?} {} {} repetition {}/{rounds}",
                         kind.name(),
                         side.name(),
                         rep + 1
                     );
-                    let b =
-                        boot_rounds(kind, side.driver(), pages, 2 * rounds, guest_pages, planner)?;
+                    let passes = match side {
+                        Side::FloorRunning => RUNNING_PASSES,
+                        Side::KvmWss | Side::Floor => 1,
+                    };
+                    let b = boot_rounds(
+                        kind,
+                        side.driver(),
+                        pages,
+                        (2 * rounds, passes),
+                        guest_pages,
+                        planner,
+                    )?;
                     if side == Side::KvmWss && scenario == Scenario::InSitu {
-                        tracked.extend(b.samples.iter().skip(1).map(|s| s.tracked as f64));
+                        // The rounds that arm (1, 3, 5, ...), as `per_unit`
+                        // takes them; the empty rounds between catch nothing.
+                        tracked.extend(
+                            b.samples
+                                .iter()
+                                .skip(1)
+                                .step_by(2)
+                                .map(|s| s.tracked as f64),
+                        );
                     }
                     let units = per_unit(&b.samples, b.tsc_hz, scenario);
                     match side {
                         Side::KvmWss => k.extend(units),
                         Side::Floor => f.extend(units),
+                        Side::FloorRunning => running.extend(units),
                     }
                 }
             }
@@ -228,23 +282,82 @@ pub fn arming(rounds: u64, guest_pages: GuestPageSize) -> Result<ArmingResult, B
         if let (Some(arm), Some(in_situ)) = (arm, in_situ) {
             out.push(ArmingCost {
                 tracker: kind.name(),
+                arm_us_per_page_vcpu_running: running_cost(&running, &arm),
                 arm_us_per_page: arm,
                 in_situ_us_per_touch: in_situ,
                 in_situ_tracked_per_round: median(tracked).map_or(0, |m| m.round() as u64),
             });
         }
     }
-    let load_after = load_average();
-    let half_cpus = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64 / 2.0);
     Ok(ArmingResult {
         armed_untouched_per_round: ARMED_PER_ROUND,
         armed_touched_per_round: TOUCHED_PER_ROUND,
         rounds,
-        quiet: load_before[0] < half_cpus && load_after[0] < half_cpus,
-        load_before,
-        load_after,
+        load: load.finish(),
         trackers: out,
     })
+}
+
+/// `median (min–max)` of a spread at `digits` decimals.
+fn cell(s: &Spread, digits: usize) -> String {
+    format!("{:.d$} ({:.d$}–{:.d$})", s.median, s.min, s.max, d = digits)
+}
+
+/// Percent of the guest's time that arming alone takes at issue 9's rate.
+fn at_issue_rate(us_per_page: f64) -> String {
+    crate::analysis::derived::slowdown_of_arming(us_per_page, ISSUE_PAGES, ISSUE_INTERVAL_S)
+        .map_or("–".into(), |s| format!("{:.1} %", 100.0 * s))
+}
+
+/// The arming section as the README shows it, every number from `r`.
+pub fn markdown(r: &ArmingResult) -> String {
+    let digits = |t: &ArmingCost| {
+        if t.arm_us_per_page.floor_us.median < 1.0 {
+            3
+        } else {
+            2
+        }
+    };
+    let mut out = String::from(
+        "| tracker | arm cost, kvm-wss / floor held (µs per armed page) | ratio | floor with the vCPU running (µs per armed page) | running / held | arming alone at 3200 such pages per 100 ms, floor held / running | in-situ touch cost, kvm-wss / floor (µs per tracked touch) | ratio |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for t in &r.trackers {
+        let (a, run, i) = (
+            &t.arm_us_per_page,
+            &t.arm_us_per_page_vcpu_running,
+            &t.in_situ_us_per_touch,
+        );
+        let d = digits(t);
+        out += &format!(
+            "| {} | {} / {} | {:.2} | {} | {:.2} | {} / {} | {} / {} | {:.2} |\n",
+            t.tracker,
+            cell(&a.kvmwss_us, d),
+            cell(&a.floor_us, d),
+            a.ratio,
+            cell(&run.floor_us, d),
+            run.ratio_to_held,
+            at_issue_rate(a.floor_us.median),
+            at_issue_rate(run.floor_us.median),
+            cell(&i.kvmwss_us, 1),
+            cell(&i.floor_us, 1),
+            i.ratio,
+        );
+    }
+    out += &format!(
+        "\nMedians (min–max) over the armed rounds of {} boots per side, {} armed rounds each; {} \
+         untouched pages armed per round ({} more touched in the in-situ rounds), every one \
+         resident and mapped. Load average {:.1} before, {:.1} after, on {} CPUs: {}.\n",
+        r.rounds,
+        r.rounds,
+        r.armed_untouched_per_round,
+        r.armed_touched_per_round,
+        r.load.load_before[0],
+        r.load.load_after[0],
+        r.load.cpus,
+        if r.load.quiet { "quiet" } else { "not quiet" },
+    );
+    out
 }
 
 #[cfg(test)]
@@ -311,5 +424,42 @@ mod tests {
             }
         );
         assert_eq!(sbs.ratio, 1.5);
+        let r = running_cost(&[(4.0, 0.0), (6.0, 1.0), (5.0, 0.5)], &sbs);
+        assert_eq!(r.floor_us.median, 5.0);
+        assert_eq!((r.floor_hold_us, r.ratio_to_held), (0.5, 2.5));
+    }
+
+    #[test]
+    fn markdown_row_reads_the_figures() {
+        let sbs =
+            |k: f64, f: f64| side_by_side(&[(k, 1.0), (k + 1.0, 1.0), (k - 1.0, 1.0)], &[(f, 1.0)]);
+        let arm = sbs(3.0, 2.0);
+        let result = ArmingResult {
+            armed_untouched_per_round: ARMED_PER_ROUND,
+            armed_touched_per_round: TOUCHED_PER_ROUND,
+            rounds: 5,
+            load: HostLoad {
+                cpus: 2,
+                load_before: [1.0, 0.0, 0.0],
+                load_after: [2.5, 0.0, 0.0],
+                quiet: false,
+            },
+            trackers: vec![ArmingCost {
+                tracker: "uffd",
+                arm_us_per_page_vcpu_running: running_cost(&[(5.0, 0.0)], &arm),
+                arm_us_per_page: arm,
+                in_situ_us_per_touch: sbs(300.0, 250.0),
+                in_situ_tracked_per_round: 12,
+            }],
+        };
+        let md = markdown(&result);
+        let row = md.lines().nth(2).unwrap_or_default();
+        // 2 us per page at 3200 pages per 100 ms: 6.4 %; running 5 us: 16 %.
+        assert_eq!(
+            row,
+            "| uffd | 3.00 (2.00–4.00) / 2.00 (2.00–2.00) | 1.50 | 5.00 (5.00–5.00) | 2.50 \
+             | 6.4 % / 16.0 % | 300.0 (299.0–301.0) / 250.0 (250.0–250.0) | 1.20 |"
+        );
+        assert!(md.contains("Load average 1.0 before, 2.5 after, on 2 CPUs: not quiet."));
     }
 }

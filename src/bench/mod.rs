@@ -8,12 +8,19 @@
 //!   the same kernel mechanism directly: what kvm-wss adds.
 //! - `overcommit` (overcommit.rs): the VMM's cost per interval at growing
 //!   `--mem`, up to past host memory: does it stay flat?
+//! - `slowdown` (slowdown.rs): the guest's slowdown per tracker at one
+//!   sampling setting, over alternating rounds.
+//!
+//! Each reports the host's load around it (load.rs).
 
 pub mod arming;
+mod concurrent;
 mod floor;
+pub mod load;
 pub mod native;
 pub mod overcommit;
 mod realtime;
+pub mod slowdown;
 pub mod trackers;
 
 pub use native::{NativeResult, NativeRound, native};
@@ -41,6 +48,12 @@ pub enum BenchError {
     #[error("the benchmark run at --mem {mem} failed")]
     RunFailed {
         mem: String,
+        #[source]
+        source: crate::run::RunFailure,
+    },
+    #[error("the benchmark run of {what} failed")]
+    RunEnded {
+        what: String,
         #[source]
         source: crate::run::RunFailure,
     },

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::load::{HostLoad, LoadWatch};
 use super::{BenchError, Spread, median};
 use crate::config::RunConfig;
 use crate::estimate::{DamonConfig, EstimatorKind, EsxGains};
@@ -68,17 +69,6 @@ pub struct SizeResult {
     pub outside_intervals_ms: Spread,
 }
 
-/// How busy the host was: load averages before and after, and the verdict.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct HostLoad {
-    pub cpus: usize,
-    pub loadavg_before: Option<[f64; 3]>,
-    pub loadavg_after: Option<[f64; 3]>,
-    /// The 1-minute load before the first run was below 0.5: nothing else
-    /// ran (the bench's own vCPU adds about 1 once it runs).
-    pub quiet: Option<bool>,
-}
-
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct OvercommitResult {
     pub what: &'static str,
@@ -115,12 +105,6 @@ pub fn size_label(bytes: u64) -> String {
         .map_or(bytes.to_string(), |(unit, suffix)| {
             format!("{}{suffix}", bytes / unit)
         })
-}
-
-fn loadavg() -> Option<[f64; 3]> {
-    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
-    let mut it = text.split_whitespace().map(|v| v.parse::<f64>().ok());
-    Some([it.next()??, it.next()??, it.next()??])
 }
 
 fn config(plan: &OvercommitPlan, mem: u64, seed: u64) -> RunConfig {
@@ -226,7 +210,7 @@ pub fn overcommit(plan: &OvercommitPlan) -> Result<OvercommitResult, BenchError>
     if plan.rounds == 0 {
         return Err(BenchError::NoRounds);
     }
-    let before = loadavg();
+    let load = LoadWatch::start();
     let dir: PathBuf =
         std::env::temp_dir().join(format!("kvm-wss-bench-overcommit-{}", std::process::id()));
     let mut runs = Vec::new();
@@ -275,12 +259,7 @@ pub fn overcommit(plan: &OvercommitPlan) -> Result<OvercommitResult, BenchError>
         duration_s: plan.duration.as_secs_f64(),
         rounds: plan.rounds,
         host_memory: crate::memlimit::host_memory(),
-        host: HostLoad {
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            loadavg_before: before,
-            loadavg_after: loadavg(),
-            quiet: before.map(|l| l[0] < 0.5),
-        },
+        host: load.finish(),
         sizes,
         ratios: ratios.into_iter().collect(),
         largest_ratio,

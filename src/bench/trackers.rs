@@ -34,11 +34,16 @@ pub const KINDS: [TrackerKind; 3] = [
 /// only, would catch no touch).
 pub const MIN_PAGES: u64 = 4;
 
+const FLOOR_RUNNING: &str = "floor (vCPU running)";
+
 /// Which way a boot drives the mechanism.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Side {
     KvmWss,
     Floor,
+    /// The floor, its arm and collect run on another thread while the
+    /// guest runs (concurrent.rs).
+    FloorRunning,
 }
 
 impl Side {
@@ -46,6 +51,7 @@ impl Side {
         match self {
             Side::KvmWss => KVM_WSS,
             Side::Floor => "floor",
+            Side::FloorRunning => FLOOR_RUNNING,
         }
     }
 
@@ -54,6 +60,7 @@ impl Side {
         match self {
             Side::KvmWss => (KVM_WSS, calibrate::tracker_driver),
             Side::Floor => ("floor", floor::create),
+            Side::FloorRunning => (FLOOR_RUNNING, super::concurrent::floor_running),
         }
     }
 }
@@ -272,7 +279,14 @@ fn boot(
     rounds: u64,
     guest_pages: GuestPageSize,
 ) -> Result<BootCost, BenchError> {
-    let b = boot_rounds(kind, side.driver(), pages, rounds, guest_pages, Plan::whole)?;
+    let b = boot_rounds(
+        kind,
+        side.driver(),
+        pages,
+        (rounds, 1),
+        guest_pages,
+        Plan::whole,
+    )?;
     let mut cost = BootCost::from_samples(&b.samples, b.tsc_hz, side, kind)?;
     if let Some(stats) = b.stats
         && stats.faults > 0

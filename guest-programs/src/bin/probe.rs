@@ -7,8 +7,11 @@
 //! is timed with rdtsc: user slot 0 holds the total cycles and slot 1 the
 //! number of timed pages, both over all rounds so far.
 //!
-//! Params: `rounds` (default 3). It does not use the run loop, so `ops` and
-//! `rate` do not apply and `write_ratio` is ignored.
+//! Params: `rounds` (default 3); `passes` (default 1): visits of the region
+//! per round, each visit timed as the first (a longer round lets the VMM
+//! arm pages while the guest runs, `bench trackers`' arming section). It
+//! does not use the run loop, so `ops` and `rate` do not apply and
+//! `write_ratio` is ignored.
 //!
 //! True WSS between `sync(2r)` and `sync(2r + 1)`: pages with `i mod 4` in
 //! {0, 2} read and those in {1, 2} written, i.e. 3/4 of the region.
@@ -23,6 +26,7 @@ wss_guest::entry!(main);
 
 fn main(g: &mut Ctx) -> u64 {
     let rounds = g.param_u64_or("rounds", 3);
+    let passes = g.param_u64_or("passes", 1);
     let region = g.alloc_pages(g.wss_pages());
     g.name_user(0, "cycles");
     g.name_user(1, "timed_touches");
@@ -33,7 +37,7 @@ fn main(g: &mut Ctx) -> u64 {
     for r in 0..rounds {
         sync(2 * r);
         let (mut cycles, mut count) = (0u64, 0u64);
-        for i in 0..region.pages() {
+        for i in (0..passes).flat_map(|_| 0..region.pages()) {
             let class = i % 4;
             if class == 3 {
                 continue;
