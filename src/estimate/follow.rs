@@ -22,7 +22,7 @@
 //!
 //! The reported measurement is the regime's pooled estimate with a 95% Wilson band. The band is
 //! on *this interval's* working set, not on the regime's level, and the working set moves away
-//! from the pool in two ways beyond the pool's sampling error, which the band takes in:
+//! from the pool in three ways beyond the pool's sampling error, which the band takes in:
 //!
 //! - **Wander.** A paced guest's pace follows the host's load, so its working set differs from
 //!   interval to interval. Modelled as an independent wander of variance `τ²` about the
@@ -37,22 +37,29 @@
 //! - **A change too small to prove yet.** One interval beyond the pool's 95% band, or a run of
 //!   smaller differences leaning the same way (a CUSUM of the standardized differences above
 //!   1.5: a ramp, a start-up whose pace creeps up), may be a real change the pool lags; the
-//!   band then also takes in the interval's own band. A steady working set trips it in about
-//!   one interval in seven.
+//!   band then also takes in the interval's own band. A steady working set trips the CUSUM in
+//!   about one interval in seven.
+//! - **A start-up.** While more than 5% of an interval's measurement is newly resident pages,
+//!   the guest is still spreading into memory, and its pace (slowed by first touches, which
+//!   the tracker pays for) moves its working set between intervals by more than the pool can
+//!   follow: the band takes in the interval's own band too. Half of a 16 s run is start-up.
 //!
-//! Neither touches the estimate itself (so neither its error nor its lags). What the band
+//! None of them touches the estimate itself (so neither its error nor its lags). What the band
 //! cannot cover is a single interval whose pace jumps (a stall, a catch-up burst) by less than
 //! one interval's sampling error: nothing in the sample tells it from noise.
 //!
 //! Measured by replay (`kvm-wss sweep --replay`) of uffd recordings paced as the study paces
 //! them, seeds 1–20, at 50–400 samples: over 120 s recordings (~2300 scored intervals each)
-//! coverage is 96.4–97.6% on hotset, random and zipf (binomial 95% intervals ±0.7%); over
-//! 16 s ones (six per program), where half the intervals are the start-up, 92.6–95.9% (±1.3%).
-//! A single 16 s recording (14 scored intervals, its misses shared by every seed) ranges from
-//! about 87% to 99%. The policy value is the band's upper end: an allocator that grants it
-//! under-provides in a few percent of intervals, and after a real fall it follows within the
-//! interval or two the test needs, instead of decaying over ~20 intervals as ESX's slow average
-//! does.
+//! coverage is 96.8–97.8% on hotset, random and zipf (binomial 95% intervals ±0.7%); over
+//! 16 s ones (six per program), 95.4–98.9% (±1%), against 93.0–96.1% with the spread-of-the-
+//! regime wander alone. The start-up rule pays for it in width: the mean band width relative
+//! to the truth grows by 16–49% over the 16 s recordings of hotset and zipf, and 5–11% over
+//! their 120 s ones. A single 16 s recording replayed with five seeds (14 scored intervals,
+//! whose misses every seed shares) still ranges from about 89% to 100%.
+//!
+//! The policy value is the band's upper end: an allocator that grants it under-provides in a
+//! few percent of intervals, and after a real fall it follows within the interval or two the
+//! test needs, instead of decaying over ~20 intervals as ESX's slow average does.
 
 use std::collections::VecDeque;
 
@@ -230,6 +237,13 @@ const DRIFT_SLACK: f64 = 0.5;
 /// `drift_widening_trips_in_about_one_steady_interval_in_seven`), where the band widens for
 /// nothing: the price of covering a change that creeps.
 const DRIFT_SUSPECT: f64 = 1.5;
+
+/// The share of an interval's measurement made of newly resident pages above which the guest
+/// counts as still spreading into new memory (see `end_interval`). Replays of 16 s recordings
+/// of hotset, random and zipf, half of them start-up, put the band's coverage at 92.6–95.9%
+/// without the rule and 95.4–98.9% with it; a steady guest touches no new pages and never
+/// trips it.
+const SPREADING_SHARE: f64 = 0.05;
 
 impl Drift {
     /// Adds a difference of `z` standard errors; whether the pool may now lag.
@@ -478,7 +492,11 @@ impl Estimator for Follow {
         // leaning the same way, may be a real change too small to prove yet: the pool then lags
         // the working set, so the band also takes in this interval's own.
         let drifting = self.drift_push(&current);
-        let suspect = !broke && (drifting || changed(&self.pool, &current, Z95));
+        // A guest still spreading into new memory is in its start-up, whose pace (slowed by
+        // first touches) moves its working set from interval to interval by more than the
+        // pool can follow: the band takes in the interval's own too.
+        let spreading = current.new > SPREADING_SHARE * current.pages();
+        let suspect = !broke && (spreading || drifting || changed(&self.pool, &current, Z95));
         if broke {
             self.pool.clear();
             self.breaks += 1;
@@ -782,6 +800,34 @@ mod tests {
         };
         let runs = [400, 100].map(|n| coverage_over(23, n, 2000, region as u64, zipf));
         assert_coverage("zipf-like", runs);
+    }
+
+    /// A start-up: the guest spreads into 1000 new pages each interval (new, counted exactly),
+    /// and touches between 30% and 90% of the pages it already has, as its pace, slowed by
+    /// first touches and the host's load, allows: the sampled part differs from interval to
+    /// interval by far more than sampling explains, and the pool of four lags it. 90% or more of
+    /// these 600 intervals asked: 567 here, 538 without the start-up rule.
+    #[test]
+    fn band_covers_a_start_up_that_spreads_into_new_memory() {
+        let (mut covered, mut total) = (0, 0);
+        for seed in 0..20 {
+            let mut s = Stream::new(300 + seed);
+            let mut e = follow(400);
+            let mut have = 4_000u64;
+            s.interval(&mut e, &prefix(DOMAIN, have));
+            for _ in 0..30 {
+                let share: f64 = s.rng.random_range(0.3..0.9);
+                let old = (share * have as f64) as u64;
+                let mut set = s.hot(have, old);
+                set[have as usize..(have + 1_000) as usize].fill(true);
+                have += 1_000;
+                let truth = (old + 1_000) as f64;
+                let est = s.interval(&mut e, &set).raw;
+                covered += usize::from(crate::analysis::accuracy::in_band(est.lo, est.hi, truth));
+                total += 1;
+            }
+        }
+        assert!(covered * 10 >= total * 9, "{covered} of {total}");
     }
 
     /// The drift widening's cost: on a steady working set the CUSUM exceeds its threshold in
