@@ -20,10 +20,45 @@
 //!   `[min_sample_pages, sample_pages]`. A large steady working set needs few samples, and so
 //!   few tracked faults; a small one is sampled at the cap.
 //!
-//! The reported measurement is the regime's pooled estimate with its 95% Wilson band, widened
-//! by the wander of the working set between intervals beyond sampling (see `band_n_eff`). The
-//! policy value is the band's upper end: an allocator that grants it under-provides in about
-//! 2.5% of steady intervals, and after a real fall it follows within the interval or two the
+//! The reported measurement is the regime's pooled estimate with a 95% Wilson band. The band is
+//! on *this interval's* working set, not on the regime's level, and the working set moves away
+//! from the pool in three ways beyond the pool's sampling error, which the band takes in:
+//!
+//! - **Wander.** A paced guest's pace follows the host's load, so its working set differs from
+//!   interval to interval. Modelled as an independent wander of variance `τ²` about the
+//!   regime's level, the pooled estimate `Σ w_j m_j` misses the latest interval's set by
+//!   `((1 − w_t)² + Σ_{j≠t} w_j²) τ²` (3/4 τ² for four equal intervals), which is added to the
+//!   pool's sampling variance (as a smaller effective sample size, see `band_n_eff`). `τ²` is
+//!   the method-of-moments estimate over the last 16 intervals' squared deviations from the
+//!   pooled estimates reported for them, less what sampling explains. It is kept across
+//!   regimes: a break restarts the pool, not what was learnt of how much the guest wanders, so
+//!   the intervals right after a change (a program's erratic start-up) do not get a band of
+//!   sampling alone.
+//! - **A change too small to prove yet.** One interval beyond the pool's 95% band, or a run of
+//!   smaller differences leaning the same way (a CUSUM of the standardized differences above
+//!   1.5: a ramp, a start-up whose pace creeps up), may be a real change the pool lags; the
+//!   band then also takes in the interval's own band. A steady working set trips the CUSUM in
+//!   about one interval in seven.
+//! - **A start-up.** While more than 5% of an interval's measurement is newly resident pages,
+//!   the guest is still spreading into memory, and its pace (slowed by first touches, which
+//!   the tracker pays for) moves its working set between intervals by more than the pool can
+//!   follow: the band takes in the interval's own band too. Half of a 16 s run is start-up.
+//!
+//! None of them touches the estimate itself (so neither its error nor its lags). What the band
+//! cannot cover is a single interval whose pace jumps (a stall, a catch-up burst) by less than
+//! one interval's sampling error: nothing in the sample tells it from noise.
+//!
+//! Measured by replay (`kvm-wss sweep --replay`) of uffd recordings paced as the study paces
+//! them, seeds 1–20, at 50–400 samples: over 120 s recordings (~2300 scored intervals each)
+//! coverage is 96.8–97.8% on hotset, random and zipf (binomial 95% intervals ±0.7%); over
+//! 16 s ones (six per program), 95.4–98.9% (±1%), against 93.0–96.1% with the spread-of-the-
+//! regime wander alone. The start-up rule pays for it in width: the mean band width relative
+//! to the truth grows by 16–49% over the 16 s recordings of hotset and zipf, and 5–11% over
+//! their 120 s ones. A single 16 s recording replayed with five seeds (14 scored intervals,
+//! whose misses every seed shares) still ranges from about 89% to 100%.
+//!
+//! The policy value is the band's upper end: an allocator that grants it under-provides in a
+//! few percent of intervals, and after a real fall it follows within the interval or two the
 //! test needs, instead of decaying over ~20 intervals as ESX's slow average does.
 
 use std::collections::VecDeque;
@@ -36,7 +71,8 @@ use super::band::{Z95, effective_n, wilson};
 use super::{Estimate, Estimator, FollowConfig, IntervalEstimate, PageIdx};
 use crate::record::PageSet;
 
-/// How many pools' worth of the regime's intervals the wander is estimated over.
+/// How many pools' worth of recent intervals the wander is estimated over: four intervals alone
+/// give too noisy a spread (3 degrees of freedom).
 const WANDER_POOLS: usize = 4;
 
 /// One closed interval of the current regime.
@@ -133,34 +169,89 @@ impl Pool {
     }
 }
 
-/// The effective sample size of the band of `pool` (given the regime's recent `intervals`, of
-/// which the pool is the last few), so that it covers
-/// this interval's working set and not only the pool's mean: a paced guest's working set
-/// wanders from interval to interval by more than sampling explains (its pace follows the
-/// host's load), and a band of the mean alone would miss it. The wander is the spread of the
-/// intervals' measurements beyond their sampling variance (zero when within it, and for fewer
-/// than two intervals); it is added to the pool's variance, which shrinks the effective size.
-fn band_n_eff(intervals: &VecDeque<Pooled>, pool: &Pool) -> f64 {
-    let m = intervals.len();
-    if m < 2 || pool.n_eff.is_infinite() || pool.n_eff <= 0.0 {
-        return pool.n_eff;
+/// The weight of each interval of `pool` in its pooled estimate, which is `Σ w_j m_j` over the
+/// intervals' measurements `m_j`: proportional to the effective sample size, or all on the
+/// latest census if there is one (see [`Pool::of`]).
+fn pool_weights(pool: &VecDeque<Pooled>) -> Vec<f64> {
+    if let Some(c) = pool.iter().rposition(|i| i.n_eff.is_infinite()) {
+        return (0..pool.len())
+            .map(|j| f64::from(u8::from(j == c)))
+            .collect();
     }
-    let mean = intervals.iter().map(Pooled::pages).sum::<f64>() / m as f64;
-    let spread = intervals
-        .iter()
-        .map(|i| (i.pages() - mean).powi(2))
-        .sum::<f64>()
-        / (m - 1) as f64;
-    // Each interval's sampling variance at the pooled fraction: at its own, an interval that
-    // caught nothing of a sparse working set would claim none.
-    let p = pool.fraction.clamp(0.0, 1.0);
-    let sampling = intervals.iter().map(|i| i.variance(p)).sum::<f64>() / m as f64;
-    let wander = (spread - sampling).max(0.0);
-    let pool_var = pool.population * pool.population * p * (1.0 - p) / pool.n_eff;
-    if wander <= 0.0 || pool_var <= 0.0 {
-        return pool.n_eff;
+    let total: f64 = pool.iter().map(|i| i.n_eff).sum();
+    pool.iter()
+        .map(|i| if total > 0.0 { i.n_eff / total } else { 0.0 })
+        .collect()
+}
+
+/// One closed interval's evidence on how much the working set wanders between intervals beyond
+/// sampling: how far its measurement lay from the pooled estimate reported for it.
+#[derive(Clone, Copy, Debug)]
+struct Deviation {
+    /// (measurement − pooled estimate)² minus the part sampling explains, pages².
+    excess: f64,
+    /// How many times the wander variance enters that squared difference (see
+    /// [`wander_factor`]).
+    factor: f64,
+}
+
+/// With the working set of each interval `j` of a pool its regime's level plus an independent
+/// wander of variance `τ²`, the pooled estimate `Σ w_j m_j` misses the latest interval's own
+/// working set by `(1 − w_t) δ_t − Σ_{j≠t} w_j δ_j` besides sampling: a variance of `factor × τ²`
+/// with `factor = (1 − w_t)² + Σ_{j≠t} w_j²` (0 for a pool of one interval, 3/4 for four equal
+/// ones). `weights` are the pool's, the latest interval last.
+fn wander_factor(weights: &[f64]) -> f64 {
+    let Some((&own, rest)) = weights.split_last() else {
+        return 0.0;
+    };
+    (1.0 - own).powi(2) + rest.iter().map(|w| w * w).sum::<f64>()
+}
+
+/// The wander variance `τ²` per interval, pages², from the recent deviations: the method of
+/// moments over them (each deviation's excess has expectation `factor × τ²`), 0 when sampling
+/// explains them.
+fn wander_variance(deviations: &VecDeque<Deviation>) -> f64 {
+    let factors: f64 = deviations.iter().map(|d| d.factor).sum();
+    if factors <= 0.0 {
+        return 0.0;
     }
-    pool.n_eff * pool_var / (pool_var + wander)
+    (deviations.iter().map(|d| d.excess).sum::<f64>() / factors).max(0.0)
+}
+
+/// A two-sided CUSUM of each interval's standardized difference from the pool before it: a
+/// shift too small to prove in one interval (a slow ramp, a start-up whose pace creeps up)
+/// makes every difference lean the same way, and the sums grow; a steady working set keeps
+/// them near zero, as each step takes `DRIFT_SLACK` off.
+#[derive(Clone, Copy, Debug, Default)]
+struct Drift {
+    up: f64,
+    down: f64,
+}
+
+/// Standard errors each interval's difference must exceed to add to a CUSUM: half of a one
+/// standard error shift, the usual choice for shifts of about that size.
+const DRIFT_SLACK: f64 = 0.5;
+
+/// The CUSUM above which the pool may lag the working set: the band then takes in the
+/// interval's own. A steady working set exceeds it in about one interval in seven (see
+/// `drift_widening_trips_in_about_one_steady_interval_in_seven`), where the band widens for
+/// nothing: the price of covering a change that creeps.
+const DRIFT_SUSPECT: f64 = 1.5;
+
+/// The share of an interval's measurement made of newly resident pages above which the guest
+/// counts as still spreading into new memory (see `end_interval`). Replays of 16 s recordings
+/// of hotset, random and zipf, half of them start-up, put the band's coverage at 92.6–95.9%
+/// without the rule and 95.4–98.9% with it; a steady guest touches no new pages and never
+/// trips it.
+const SPREADING_SHARE: f64 = 0.05;
+
+impl Drift {
+    /// Adds a difference of `z` standard errors; whether the pool may now lag.
+    fn push(&mut self, z: f64) -> bool {
+        self.up = (self.up + z - DRIFT_SLACK).max(0.0);
+        self.down = (self.down - z - DRIFT_SLACK).max(0.0);
+        self.up.max(self.down) > DRIFT_SUSPECT
+    }
 }
 
 pub struct Follow {
@@ -179,12 +270,12 @@ pub struct Follow {
     armed: ArmedSample,
     /// The current regime's last `pool_intervals` intervals, oldest first.
     pool: VecDeque<Pooled>,
-    /// The current regime's last `WANDER_POOLS × pool_intervals` intervals: the wander of the
-    /// working set between intervals is estimated over these, as four intervals alone give too
-    /// noisy a spread (3 degrees of freedom).
-    history: VecDeque<Pooled>,
+    /// The last intervals' deviations from their pooled estimates, across regimes.
+    deviations: VecDeque<Deviation>,
     /// Regimes started after the first (changes detected).
     breaks: u64,
+    /// Whether the current regime's intervals lean away from their pools (reset with it).
+    drift: Drift,
     last: Estimate,
 }
 
@@ -201,8 +292,9 @@ impl Follow {
             start_len: None,
             armed: ArmedSample::default(),
             pool: VecDeque::new(),
-            history: VecDeque::new(),
+            deviations: VecDeque::new(),
             breaks: 0,
+            drift: Drift::default(),
             last: Estimate::exact(0.0),
         }
     }
@@ -230,6 +322,61 @@ impl Follow {
         wanted.clamp(floor, self.max_n).min(self.population_len)
     }
 
+    /// Records how far `current` (the pool's latest interval) lay from `pool`'s estimate and
+    /// returns the effective sample size of `pool`'s band so that it covers this interval's
+    /// working set and not only the regime's level: the pool's sampling variance plus the
+    /// wander it cannot follow, `wander_factor × τ²`.
+    fn band_n_eff(&mut self, pool: &Pool, current: &Pooled) -> f64 {
+        let weights = pool_weights(&self.pool);
+        let factor = wander_factor(&weights);
+        let p = pool.fraction.clamp(0.0, 1.0);
+        if factor > 0.0 {
+            let last = weights.len() - 1;
+            let sampling: f64 = self
+                .pool
+                .iter()
+                .zip(&weights)
+                .enumerate()
+                .map(|(j, (i, w))| {
+                    let w = if j == last { 1.0 - w } else { *w };
+                    w * w * i.variance(p)
+                })
+                .sum();
+            let d = current.pages() - pool.pages();
+            self.deviations.push_back(Deviation {
+                excess: d * d - sampling,
+                factor,
+            });
+            while self.deviations.len() > WANDER_POOLS * self.cfg.pool_intervals as usize {
+                self.deviations.pop_front();
+            }
+        }
+        if pool.n_eff.is_infinite() || pool.n_eff <= 0.0 {
+            return pool.n_eff;
+        }
+        let wander = factor * wander_variance(&self.deviations);
+        let pool_var = pool.population * pool.population * p * (1.0 - p) / pool.n_eff;
+        if wander <= 0.0 || pool_var <= 0.0 {
+            return pool.n_eff;
+        }
+        pool.n_eff * pool_var / (pool_var + wander)
+    }
+
+    /// Feeds `current`'s difference from the pool before it, in standard errors of sampling and
+    /// wander, to the drift CUSUM; whether the pool may now lag the working set.
+    fn drift_push(&mut self, current: &Pooled) -> bool {
+        let Some((diff, sampling)) = difference(&self.pool, current) else {
+            return false;
+        };
+        // Both the interval and each pooled one wander by τ² about the regime's level.
+        let weights = pool_weights(&self.pool);
+        let wander =
+            wander_variance(&self.deviations) * (1.0 + weights.iter().map(|w| w * w).sum::<f64>());
+        let var = sampling + wander;
+        self.drift
+            .push(if var > 0.0 { diff / var.sqrt() } else { 0.0 })
+    }
+
     /// The k-th resident page (0-based, ascending).
     fn resident_at(&self, k: u64) -> PageIdx {
         // k < population_len, so some run starts at or before it.
@@ -241,13 +388,12 @@ impl Follow {
     }
 }
 
-/// Whether `current` is inconsistent with the pool at `z` standard errors: a two-proportion
-/// test on the sampled parts, each side's variance taken at the fraction of both together (no
-/// change); the new pages are exact on both sides.
-fn changed(pool: &VecDeque<Pooled>, current: &Pooled, z: f64) -> bool {
-    let Some(before) = Pool::of(pool.iter()) else {
-        return false;
-    };
+/// How far `current` lies from the pool before it, pages, and the sampling variance of that
+/// difference if nothing changed: each side's variance taken at the fraction of both together
+/// (a two-proportion test on the sampled parts); the new pages are exact on both sides. `None`
+/// for an empty pool.
+fn difference(pool: &VecDeque<Pooled>, current: &Pooled) -> Option<(f64, f64)> {
+    let before = Pool::of(pool.iter())?;
     let p = Pool::of(pool.iter().chain(std::iter::once(current)))
         .map_or(0.0, |both| both.fraction)
         .clamp(0.0, 1.0);
@@ -256,10 +402,18 @@ fn changed(pool: &VecDeque<Pooled>, current: &Pooled, z: f64) -> bool {
     } else {
         before.population * before.population * p * (1.0 - p) / before.n_eff
     };
-    let se = (current.variance(p) + pool_var).sqrt();
-    let diff = (current.pages() - before.pages()).abs();
-    // Half a page absorbs rounding when both sides are exact.
-    diff > z * se && diff > 0.5
+    Some((
+        current.pages() - before.pages(),
+        current.variance(p) + pool_var,
+    ))
+}
+
+/// Whether `current` is inconsistent with the pool at `z` standard errors of sampling.
+fn changed(pool: &VecDeque<Pooled>, current: &Pooled, z: f64) -> bool {
+    difference(pool, current).is_some_and(|(diff, var)| {
+        // Half a page absorbs rounding when both sides are exact.
+        diff.abs() > z * var.sqrt() && diff.abs() > 0.5
+    })
 }
 
 impl Estimator for Follow {
@@ -334,27 +488,32 @@ impl Estimator for Follow {
             },
         };
         let broke = changed(&self.pool, &current, self.cfg.break_z);
-        // A difference beyond the 95% band but short of a break may be the start of a real
-        // change too small to prove in one interval: the pool then lags the working set, so
-        // the band also takes in this interval's own.
-        let suspect = !broke && changed(&self.pool, &current, Z95);
+        // A difference beyond the 95% band but short of a break, or a run of smaller ones
+        // leaning the same way, may be a real change too small to prove yet: the pool then lags
+        // the working set, so the band also takes in this interval's own.
+        let drifting = self.drift_push(&current);
+        // A guest still spreading into new memory is in its start-up, whose pace (slowed by
+        // first touches) moves its working set from interval to interval by more than the
+        // pool can follow: the band takes in the interval's own too.
+        let spreading = current.new > SPREADING_SHARE * current.pages();
+        let suspect = !broke && (spreading || drifting || changed(&self.pool, &current, Z95));
         if broke {
             self.pool.clear();
-            self.history.clear();
             self.breaks += 1;
+            self.drift = Drift::default();
         }
         self.pool.push_back(current);
         while self.pool.len() > self.cfg.pool_intervals as usize {
             self.pool.pop_front();
         }
-        self.history.push_back(current);
-        while self.history.len() > WANDER_POOLS * self.cfg.pool_intervals as usize {
-            self.history.pop_front();
-        }
         self.armed.clear();
-        self.last = Pool::of(self.pool.iter()).map_or(Estimate::exact(0.0), |p| {
-            p.estimate(band_n_eff(&self.history, &p))
-        });
+        self.last = match Pool::of(self.pool.iter()) {
+            Some(pool) => {
+                let n_eff = self.band_n_eff(&pool, &current);
+                pool.estimate(n_eff)
+            }
+            None => Estimate::exact(0.0),
+        };
         if suspect && let Some(own) = Pool::of(std::iter::once(&current)) {
             let own = own.estimate(own.n_eff);
             self.last.lo = self.last.lo.min(own.lo);
@@ -375,7 +534,7 @@ impl Estimator for Follow {
 mod tests {
     use super::super::{EstimatorConfig, EstimatorKind, build};
     use super::*;
-    use rand::SeedableRng;
+    use rand::{RngExt, SeedableRng};
 
     const DOMAIN: u64 = 131_072;
 
@@ -556,10 +715,146 @@ mod tests {
         }
     }
 
+    /// Coverage and mean band width relative to the truth of `e` over `intervals` intervals in
+    /// which `hot(s, i)` gives interval `i`'s touched set, after one interval that makes
+    /// `ever` resident. The truth is the touched set's size.
+    fn coverage_over(
+        seed: u64,
+        sample_pages: u64,
+        intervals: usize,
+        ever: u64,
+        mut hot: impl FnMut(&mut Stream, usize) -> Vec<bool>,
+    ) -> (f64, f64) {
+        let mut s = Stream::new(seed);
+        let mut e = follow(sample_pages);
+        let all = s.hot(ever, ever);
+        s.interval(&mut e, &all);
+        let (mut covered, mut width) = (0, 0.0);
+        for i in 0..intervals {
+            let set = hot(&mut s, i);
+            let truth = set.iter().filter(|&&h| h).count() as f64;
+            let est = s.interval(&mut e, &set).raw;
+            covered += usize::from(crate::analysis::accuracy::in_band(est.lo, est.hi, truth));
+            width += (est.hi - est.lo) / truth;
+        }
+        (covered as f64 / intervals as f64, width / intervals as f64)
+    }
+
+    /// The first `w` pages of the first `within` of the domain: nested sets, so that a growing
+    /// size adds pages to the set rather than drawing a new one.
+    fn prefix(within: u64, w: u64) -> Vec<bool> {
+        (0..DOMAIN).map(|p| p < within && p < w).collect()
+    }
+
+    /// The coverage bounds, checked over 2000 intervals at 400 and 100 samples: a 95%
+    /// band's count over 2000 has a binomial spread of 0.5%, so a share outside [0.90, 0.99]
+    /// is a band that is too narrow or too wide, not chance.
+    fn assert_coverage(name: &str, runs: [(f64, f64); 2]) {
+        for (n, (share, width)) in [400, 100].into_iter().zip(runs) {
+            assert!(
+                (0.90..=0.99).contains(&share),
+                "{name} at {n} samples: coverage {share}, width {width}"
+            );
+        }
+    }
+
+    /// A steady working set of 16384 of 40000 resident pages, the same every interval.
+    #[test]
+    fn band_covers_a_stable_set_between_90_and_99_percent() {
+        let runs =
+            [400, 100].map(|n| coverage_over(21, n, 2000, 40_000, |_, _| prefix(40_000, 16_384)));
+        assert_coverage("stable", runs);
+    }
+
+    /// A working set that drifts: 16000 ± 4000 pages in a sine of 50 intervals, so that it moves
+    /// by up to 500 pages (about half a standard error of one interval at 400 samples) every
+    /// interval and the pool of four lags it by up to 750.
+    #[test]
+    fn band_covers_a_drifting_set_between_90_and_99_percent() {
+        let size = |i: usize| {
+            let phase = 2.0 * std::f64::consts::PI * i as f64 / 50.0;
+            (16_000.0 + 4_000.0 * phase.sin()).round() as u64
+        };
+        let runs =
+            [400, 100].map(|n| coverage_over(22, n, 2000, 40_000, |_, i| prefix(40_000, size(i))));
+        assert_coverage("drifting", runs);
+    }
+
+    /// A zipf-like guest: page k of a 65536-page region is touched in an interval of A accesses
+    /// with probability 1 - exp(-A / (H (k + 1))) (zipf with exponent 1, H the harmonic
+    /// number), as the zipf program's accesses would; A is 65536 ± 30% (uniform), a pace that
+    /// follows the host's load. The truth is about 17000 pages and differs from interval to
+    /// interval by more than the pool's sampling error.
+    #[test]
+    fn band_covers_a_zipf_like_set_whose_size_varies_between_90_and_99_percent() {
+        let region = 65_536usize;
+        let h: f64 = (1..=region).map(|k| 1.0 / k as f64).sum();
+        let zipf = |s: &mut Stream, _: usize| {
+            let accesses = 65_536.0 * s.rng.random_range(0.7..1.3);
+            let mut hot = vec![false; DOMAIN as usize];
+            for (k, page) in hot.iter_mut().take(region).enumerate() {
+                let q = 1.0 - (-accesses / (h * (k + 1) as f64)).exp();
+                *page = s.rng.random::<f64>() < q;
+            }
+            hot
+        };
+        let runs = [400, 100].map(|n| coverage_over(23, n, 2000, region as u64, zipf));
+        assert_coverage("zipf-like", runs);
+    }
+
+    /// A start-up: the guest spreads into 1000 new pages each interval (new, counted exactly),
+    /// and touches between 30% and 90% of the pages it already has, as its pace, slowed by
+    /// first touches and the host's load, allows: the sampled part differs from interval to
+    /// interval by far more than sampling explains, and the pool of four lags it. 90% or more of
+    /// these 600 intervals asked: 567 here, 538 without the start-up rule.
+    #[test]
+    fn band_covers_a_start_up_that_spreads_into_new_memory() {
+        let (mut covered, mut total) = (0, 0);
+        for seed in 0..20 {
+            let mut s = Stream::new(300 + seed);
+            let mut e = follow(400);
+            let mut have = 4_000u64;
+            s.interval(&mut e, &prefix(DOMAIN, have));
+            for _ in 0..30 {
+                let share: f64 = s.rng.random_range(0.3..0.9);
+                let old = (share * have as f64) as u64;
+                let mut set = s.hot(have, old);
+                set[have as usize..(have + 1_000) as usize].fill(true);
+                have += 1_000;
+                let truth = (old + 1_000) as f64;
+                let est = s.interval(&mut e, &set).raw;
+                covered += usize::from(crate::analysis::accuracy::in_band(est.lo, est.hi, truth));
+                total += 1;
+            }
+        }
+        assert!(covered * 10 >= total * 9, "{covered} of {total}");
+    }
+
+    /// The drift widening's cost: on a steady working set the CUSUM exceeds its threshold in
+    /// about one interval in seven (275 and 258 of these 2000 at 400 and 100 samples), where the
+    /// band takes in the interval's own for nothing; a tenth to a fifth is asked.
+    #[test]
+    fn drift_widening_trips_in_about_one_steady_interval_in_seven() {
+        for n in [400, 100] {
+            let mut s = Stream::new(21);
+            let mut e = follow(n);
+            let all = s.hot(40_000, 40_000);
+            s.interval(&mut e, &all);
+            let set = prefix(40_000, 16_384);
+            let mut trips = 0;
+            for _ in 0..2000 {
+                s.interval(&mut e, &set);
+                trips += usize::from(e.drift.up.max(e.drift.down) > DRIFT_SUSPECT);
+            }
+            assert!((200..=400).contains(&trips), "{n} samples: {trips} of 2000");
+        }
+    }
+
     /// A fall of 12% is too small to break the regime in one interval at 400 samples, so the
-    /// pool lags it for a few intervals; the band then takes in the interval's own band, and
-    /// covers the truth more often in the four intervals right after the step: 66 of 80 over
-    /// these 20 seeds, at least 80% asked (61 of 80, 76%, without the widening).
+    /// pool lags it for a few intervals; the band then takes in the interval's own band (when
+    /// the interval is beyond the pool's 95% band, or the drift CUSUM leans), and covers the
+    /// truth in the four intervals right after the step: 70 of 80 over these 20 seeds (66
+    /// before the drift CUSUM), at least 80% asked.
     #[test]
     fn band_covers_a_small_step_the_pool_lags() {
         let (mut covered, mut total) = (0, 0);
@@ -594,7 +889,7 @@ mod tests {
 
     /// A paced guest's working set wanders: here 14000 and 18000 pages on alternate intervals,
     /// a spread the pool of four averages away. The band must still cover each interval's own
-    /// truth: 90% or more of 400 intervals (without the wander term, seed 10 covers 94).
+    /// truth: 90% or more of 400 intervals (382 here).
     #[test]
     fn band_covers_a_working_set_that_wanders_between_intervals() {
         let mut s = Stream::new(10);
