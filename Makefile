@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BIN := target/release/kvm-wss
 
-.PHONY: all build run test lint fuzz bench bench-arming bench-hold bench-slowdown examples study exactness curve compare-estimators coordinate clean
+.PHONY: all build run test lint fuzz bench bench-arming bench-hold bench-slowdown bench-slowdown-busy examples study exactness curve compare-estimators coordinate clean
 
 all: build
 
@@ -98,6 +98,18 @@ bench-slowdown: build
 	mkdir -p docs/bench
 	$(BIN) bench slowdown --markdown docs/bench/slowdown.md > docs/bench/slowdown.json
 	$(call splice,bench-slowdown,docs/bench/slowdown.md)
+
+# Issue 9's uffd slowdown with another guest busy on the second core: an
+# unpaced, untracked `random` guest runs for the whole benchmark and is
+# interrupted after it (about 2 minutes).
+bench-slowdown-busy: build
+	mkdir -p docs/bench runs
+	rm -rf runs/busy-neighbour
+	$(BIN) run --guest random --wss 64M --tracker none --duration 600s --quiet --no-plot \
+		--out runs/busy-neighbour > /dev/null 2>&1 & pid=$$!; sleep 3; \
+	$(BIN) bench slowdown --trackers uffd --markdown docs/bench/slowdown-busy.md \
+		> docs/bench/slowdown-busy.json; rc=$$?; kill -INT $$pid; wait $$pid; exit $$rc
+	$(call splice,bench-slowdown-busy,docs/bench/slowdown-busy.md)
 
 # The plot and the sweep table the README shows. The table is spliced into
 # README.md between its markers, so no number there is typed in.
