@@ -182,18 +182,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             if trackers.contains(&crate::track::TrackerKind::None) {
                 return Err(UsageError::UntrackedInTrackers.into());
             }
-            if wss > mem {
-                return Err(UsageError::WssLargerThanMem { wss, mem }.into());
-            }
-            if interval > duration {
-                return Err(UsageError::IntervalTooLong { interval, duration }.into());
-            }
-            if interval < crate::cli::MIN_INTERVAL {
-                return Err(UsageError::IntervalTooShort(interval).into());
-            }
-            crate::memlimit::MemLimits::of_this_process()
-                .check(mem)
-                .map_err(UsageError::from)?;
+            crate::cli::check_sizes_and_times(wss, mem, interval, duration)?;
             let plan = crate::bench::slowdown::SlowdownPlan {
                 trackers,
                 rounds,

@@ -261,6 +261,30 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
 /// the tracker's own mappings take a few hundred; this leaves room to spare.
 pub const MAP_COUNT_HEADROOM: u64 = 1000;
 
+/// The checks on sizes and times that every command booting a sampled
+/// guest makes (`run`, `bench slowdown`): an interval the sampler can hold,
+/// a working set that fits guest RAM, RAM this process can map, and a run
+/// at least one interval long.
+pub fn check_sizes_and_times(
+    wss: u64,
+    mem: u64,
+    interval: Duration,
+    duration: Duration,
+) -> Result<(), UsageError> {
+    if interval < MIN_INTERVAL {
+        return Err(UsageError::IntervalTooShort(interval));
+    }
+    if wss > mem {
+        return Err(UsageError::WssLargerThanMem { wss, mem });
+    }
+    // Bounded by what can be mapped, not by host memory: see memlimit.
+    crate::memlimit::MemLimits::of_this_process().check(mem)?;
+    if interval > duration {
+        return Err(UsageError::IntervalTooLong { interval, duration });
+    }
+    Ok(())
+}
+
 /// The most pages the mprotect tracker can arm at once on this host, from
 /// `vm.max_map_count`. Arming a page in the middle of a read-write mapping
 /// splits one VMA into three, so `n` scattered pages need up to `2n + 1`
@@ -515,9 +539,6 @@ impl CommonArgs {
             }
         }
         crate::catalog::check_params(program, &self.params, self.wss)?;
-        if interval < MIN_INTERVAL {
-            return Err(UsageError::IntervalTooShort(interval));
-        }
         if tracker == TrackerKind::Mprotect
             && matches!(estimator, EstimatorKind::Esx | EstimatorKind::Follow)
             && let Some(max_map_count) = max_map_count()
@@ -529,24 +550,11 @@ impl CommonArgs {
                 max_map_count,
             });
         }
-        if self.wss > self.mem {
-            return Err(UsageError::WssLargerThanMem {
-                wss: self.wss,
-                mem: self.mem,
-            });
-        }
-        // Bounded by what can be mapped, not by host memory: see memlimit.
-        crate::memlimit::MemLimits::of_this_process().check(self.mem)?;
+        check_sizes_and_times(self.wss, self.mem, interval, self.duration)?;
         let guest_pages = self
             .guest_pages
             .unwrap_or_else(|| default_guest_pages(tracker));
         check_guest_pages(tracker, guest_pages)?;
-        if interval > self.duration {
-            return Err(UsageError::IntervalTooLong {
-                interval,
-                duration: self.duration,
-            });
-        }
         Ok(RunConfig {
             guest,
             mem: self.mem,
