@@ -18,6 +18,12 @@ use crate::study::format::{opt, pct};
 use crate::study::plan::{Plan, QuestionRuns, Scale, Spec, SpecMaker, Workload};
 use crate::track::TrackerKind;
 
+/// Programs whose band coverage is also measured live over long runs.
+pub const COVERAGE_PROGRAMS: [&str; 3] = ["hotset", "random", "zipf"];
+/// Length of those runs: a recording of the comparison has 12-17 scored
+/// intervals, too few to tell 97% coverage from 100%.
+pub const COVERAGE_RUN: Duration = Duration::from_secs(120);
+
 /// The command line of `compare-estimators`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CompareArgs {
@@ -25,7 +31,7 @@ pub struct CompareArgs {
     /// under OUT/study/runs/ (made there if missing, reused if finished).
     #[arg(long, default_value = "docs")]
     pub out: PathBuf,
-    /// Folder for the two live large-RAM runs.
+    /// Folder for the live runs: the two large-RAM runs and the long coverage runs.
     #[arg(long, default_value = "runs/compare-estimators")]
     pub runs: PathBuf,
 }
@@ -76,6 +82,22 @@ pub fn large_ram_run(estimator: EstimatorKind) -> Spec {
     }
 }
 
+/// The long live follow runs whose band coverage is reported: the
+/// comparison's own runs of [`COVERAGE_PROGRAMS`], unrecorded and
+/// [`COVERAGE_RUN`] long.
+pub fn coverage_runs(plan: &Plan) -> Vec<Spec> {
+    plan.estimators
+        .recordings
+        .iter()
+        .filter(|s| COVERAGE_PROGRAMS.contains(&s.workload.guest))
+        .map(|s| Spec {
+            record_tick: None,
+            duration: COVERAGE_RUN,
+            ..s.clone()
+        })
+        .collect()
+}
+
 /// Makes or reuses the runs, replays the recordings, writes estimators.md
 /// and estimators.csv into `args.out`; returns the document's path.
 pub fn run(args: &CompareArgs, log: &mut dyn Write) -> Result<PathBuf, CommandError> {
@@ -103,10 +125,18 @@ pub fn run(args: &CompareArgs, log: &mut dyn Write) -> Result<PathBuf, CommandEr
         Mode::Reuse,
         log,
     )?;
+    let long = coverage_runs(&plan);
+    let long_results = execute_specs(
+        &long.iter().collect::<Vec<_>>(),
+        &args.runs,
+        Mode::Reuse,
+        log,
+    )?;
     let csv = args.out.join("estimators.csv");
     tables::write_csv(&csv, &comparison)?;
     let doc = args.out.join("estimators.md");
-    let text = document(&plan, &comparison, &big_specs, &big);
+    let mut text = document(&plan, &comparison, &big_specs, &big);
+    text.push_str(&coverage_section(&long, &long_results));
     std::fs::write(&doc, text).map_err(|source| CommandError::Write {
         path: doc.clone(),
         source,
@@ -144,9 +174,61 @@ fn document(plan: &Plan, c: &Comparison, big_specs: &[Spec; 2], big: &Results) -
     out
 }
 
+/// The long runs' band coverage, each with its scored intervals and the
+/// 95% Wilson interval of the coverage itself (intervals of one run are
+/// not independent, so that interval is a floor on the uncertainty).
+fn coverage_section(specs: &[Spec], results: &Results) -> String {
+    let mut out = format!(
+        "\n#### Band coverage over long runs, live\n\nfollow, uffd, {} sample pages at most per \
+         1 s, {} s per program (paced as above, not recorded): the share of scored intervals \
+         whose true WSS lies in the 95% band, with the 95% Wilson interval of that share.\n\n\
+         | program | scored intervals | band coverage | 95% interval | MAPE |\n|---|---:|---:|---:|---:|\n",
+        specs.first().map_or(0, |s| s.sample_pages),
+        COVERAGE_RUN.as_secs()
+    );
+    for spec in specs {
+        let Some(s) = results.summary(spec) else {
+            out.push_str(&format!("| {} | – | – | – | – |\n", spec.workload.guest));
+            continue;
+        };
+        let n = s.scored_intervals as f64;
+        let interval = s
+            .band_coverage
+            .filter(|_| n > 0.0)
+            .map(|c| crate::estimate::wilson(c, n));
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            spec.workload.guest,
+            s.scored_intervals,
+            opt(s.band_coverage, pct),
+            interval.map_or("–".to_string(), |(lo, hi)| format!(
+                "{}–{}",
+                pct(lo),
+                pct(hi)
+            )),
+            opt(s.mape, pct),
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_coverage_runs_are_the_comparisons_own_programs_long_and_unrecorded() {
+        let plan = Plan::new(Scale::full());
+        let runs = coverage_runs(&plan);
+        let guests: Vec<&str> = runs.iter().map(|s| s.workload.guest).collect();
+        assert_eq!(guests, ["hotset", "random", "zipf"]);
+        for s in &runs {
+            assert_eq!(s.duration, COVERAGE_RUN);
+            assert_eq!(s.record_tick, None);
+            assert_eq!(s.estimator, EstimatorKind::Follow);
+            assert!(s.id().contains("-d120s-"), "{}", s.id());
+        }
+    }
 
     #[test]
     fn the_large_ram_runs_are_hotset_in_8g() {

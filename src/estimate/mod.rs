@@ -17,6 +17,8 @@
 
 mod armed;
 mod band;
+/// The one Wilson interval, also for reporting a measured proportion (a band's coverage).
+pub use band::wilson;
 pub mod curve;
 mod damon;
 mod esx;
