@@ -15,7 +15,7 @@ pub fn effective_n(n: f64, big_n: f64) -> f64 {
 }
 
 /// 95% Wilson score interval for a proportion `p` from an effective sample size `n_eff` (see
-/// [`effective_n`]; effective sizes of independent samples add), as fractions clamped to [0, 1].
+/// `effective_n`; effective sizes of independent samples add), as fractions clamped to [0, 1].
 /// An infinite `n_eff` (a census) yields the point itself.
 pub fn wilson(p: f64, n_eff: f64) -> (f64, f64) {
     let p = p.clamp(0.0, 1.0);
