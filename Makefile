@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BIN := target/release/kvm-wss
 
-.PHONY: all build run test lint fuzz bench bench-arming bench-hold bench-slowdown bench-slowdown-busy examples study exactness curve compare-estimators coordinate clean
+.PHONY: all build run test lint fuzz bench bench-arming bench-hold bench-slowdown bench-slowdown-busy examples study exactness curve compare-estimators coordinate coordinate-headroom clean
 
 all: build
 
@@ -149,6 +149,19 @@ coordinate: build
 		$(BIN) coordinate --scenario $$s --policy $$p --host-mem 1536M --twins --quiet \
 			--out docs/coordinate/$$s-$$p > /dev/null || exit 1; \
 	done; done
+	$(BIN) coordinate-doc --out docs
+
+# The headroom frontier: each scenario again under oracle and wss with
+# less and more headroom than the default 10% (18 runs without twins:
+# about 9 minutes), then docs/coordinate.md again, with its section.
+# Each headroom as fraction:percent (the percent names the folder).
+COORD_HEADROOMS := 0:0 0.05:5 0.2:20
+coordinate-headroom: build
+	for s in $(COORD_SCENARIOS); do for p in oracle wss; do for hp in $(COORD_HEADROOMS); do \
+		h=$${hp%%:*}; d=docs/coordinate/$$s-$$p-headroom$${hp##*:}; rm -rf $$d; \
+		$(BIN) coordinate --scenario $$s --policy $$p --host-mem 1536M --headroom $$h --quiet \
+			--out $$d > /dev/null || exit 1; \
+	done; done; done
 	$(BIN) coordinate-doc --out docs
 
 clean:

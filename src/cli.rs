@@ -227,6 +227,8 @@ pub enum ValueError {
     Count(String),
     #[error("{0:?} is not key=value")]
     KeyValue(String),
+    #[error("{0:?} is not a fraction from 0 to 1 (use e.g. 0.1 for 10%)")]
+    Fraction(String),
 }
 
 /// Parses a size with an optional K/M/G suffix.
@@ -248,6 +250,14 @@ pub fn positive_count(s: &str) -> Result<usize, ValueError> {
         .ok()
         .filter(|&n| n >= 1)
         .ok_or_else(|| ValueError::Count(s.to_string()))
+}
+
+/// Parses a fraction in [0, 1].
+pub fn fraction(s: &str) -> Result<f64, ValueError> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|f| (0.0..=1.0).contains(f))
+        .ok_or_else(|| ValueError::Fraction(s.to_string()))
 }
 
 /// The shortest `--interval`: the sampler arms, collects and writes a row

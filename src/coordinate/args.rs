@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::{UsageError, check_out_dir, duration, positive_count, size};
+use crate::cli::{UsageError, check_out_dir, duration, fraction, positive_count, size};
 use crate::estimate::EstimatorKind;
 use crate::named::Named;
 
-use super::policy::PolicyKind;
+use super::policy::{DEFAULT_HEADROOM, PolicyKind};
 use super::runner::Plan;
 use super::scenario::{Builtin, Scenario, ScenarioError};
 
@@ -33,6 +33,10 @@ pub struct CoordinateArgs {
     /// The host memory budget the VMs' limits share (e.g. 1536M for 4 × 512M).
     #[arg(long, value_parser = size)]
     pub host_mem: u64,
+    /// What `wss` and `oracle` grant above a working set, as a fraction of it (0.1: 10%),
+    /// besides one more interval of its last growth and (wss) the band's upper edge.
+    #[arg(long, default_value_t = DEFAULT_HEADROOM, value_parser = fraction)]
+    pub headroom: f64,
     /// VMs of a built-in scenario.
     #[arg(long, default_value_t = 4, value_parser = positive_count, conflicts_with = "scenario_file")]
     pub vms: usize,
@@ -125,6 +129,7 @@ impl CoordinateArgs {
             configs,
             policy: self.policy,
             host_pages,
+            headroom: self.headroom,
             out_dir,
             twins: self.twins,
             live: !self.quiet,

@@ -11,7 +11,7 @@ use crate::named::Named;
 
 use super::output::{CoordinateSummary, JSON_FILE};
 use super::plot::PLOT_BASE;
-use super::policy::PolicyKind;
+use super::policy::{DEFAULT_HEADROOM, PolicyKind};
 use super::scenario::Builtin;
 
 /// Where the runs of the document live, under its folder.
@@ -58,16 +58,38 @@ fn mib(v: Option<f64>) -> String {
     v.map_or("–".to_string(), |m| format!("{m:.1}"))
 }
 
+/// The headrooms of the frontier section: each scenario under `oracle`
+/// and `wss` again with less and more headroom than the default.
+pub const FRONTIER_HEADROOMS: [f64; 4] = [0.0, 0.05, DEFAULT_HEADROOM, 0.2];
+
+/// The run folder of `scenario` under `policy` with `headroom`, relative
+/// to the document: the main run's folder at the default headroom.
+pub fn headroom_run_dir(scenario: Builtin, policy: PolicyKind, headroom: f64) -> PathBuf {
+    if headroom == DEFAULT_HEADROOM {
+        run_dir(scenario, policy)
+    } else {
+        Path::new(RUNS_DIR).join(format!(
+            "{}-{}-headroom{}",
+            scenario.name(),
+            policy.name(),
+            (headroom * 100.0).round()
+        ))
+    }
+}
+
+/// The share of intervals whose limit was below the truth, worst over the
+/// VMs of `s`.
+fn worst_below(s: &CoordinateSummary) -> Option<f64> {
+    s.vms
+        .iter()
+        .filter_map(|v| v.below_truth_share)
+        .reduce(f64::max)
+}
+
 /// The table row of one run; `static_resident` is the scenario's run
 /// under `static`, the baseline of the saving.
 fn row(policy: PolicyKind, s: &CoordinateSummary, static_resident: Option<f64>) -> Vec<String> {
     let below: Vec<f64> = s.vms.iter().filter_map(|v| v.below_truth_share).collect();
-    let worst = |values: &[f64]| {
-        values
-            .iter()
-            .copied()
-            .fold(None, |m: Option<f64>, b| Some(m.map_or(b, |m| m.max(b))))
-    };
     let stalls: Vec<f64> = s.vms.iter().filter_map(|v| v.reclaim_stall_share).collect();
     let slowdown = mean(s.vms.iter().filter_map(|v| v.slowdown));
     let refaults: Option<u64> = s.vms.iter().map(|v| v.refaults).sum();
@@ -82,12 +104,30 @@ fn row(policy: PolicyKind, s: &CoordinateSummary, static_resident: Option<f64>) 
         mib(s.resident_total_mean_mib),
         opt_percent(saving),
         opt_percent(mean(below.iter().copied())),
-        opt_percent(worst(&below)),
+        opt_percent(worst_below(s)),
         refaults.map_or("–".to_string(), |r| r.to_string()),
-        opt_percent(worst(&stalls)),
+        opt_percent(stalls.iter().copied().reduce(f64::max)),
         opt_percent(slowdown),
     ]
 }
+
+/// The columns of [`row`].
+const HEADER: [&str; 10] = [
+    "policy",
+    "limits (MiB)",
+    "true WSS (MiB)",
+    "resident (MiB)",
+    "saving vs static",
+    "limit < truth, mean",
+    "limit < truth, worst VM",
+    "refaults",
+    "reclaim stall, worst VM",
+    "slowdown",
+];
+
+/// The worst share of intervals with a limit below the truth that
+/// issue 13 accepts for a VM.
+pub const BELOW_TRUTH_TOLERATED: f64 = 0.05;
 
 /// How much less resident memory than `baseline`: the one definition of
 /// the saving against `static` (issue 13 asks for at least 30%).
@@ -173,21 +213,9 @@ pub fn write_doc(dir: &Path) -> Result<PathBuf, DocError> {
                 ));
             }
         }
-        let header = [
-            "policy",
-            "limits (MiB)",
-            "true WSS (MiB)",
-            "resident (MiB)",
-            "saving vs static",
-            "limit < truth, mean",
-            "limit < truth, worst VM",
-            "refaults",
-            "reclaim stall, worst VM",
-            "slowdown",
-        ];
         let mut align = vec![Align::Left];
-        align.extend(std::iter::repeat_n(Align::Right, header.len() - 1));
-        text.push_str(&markdown_table(&header, &align, &rows));
+        align.extend(std::iter::repeat_n(Align::Right, HEADER.len() - 1));
+        text.push_str(&markdown_table(&HEADER, &align, &rows));
         if let Some(b) = bound {
             let _ = write!(
                 text,
@@ -204,6 +232,7 @@ pub fn write_doc(dir: &Path) -> Result<PathBuf, DocError> {
     if found == 0 {
         return Err(DocError::NoRuns(dir.join(RUNS_DIR)));
     }
+    headroom_frontier(dir, &mut text)?;
     if let (Some(lo), Some(hi)) = (
         noise.iter().copied().reduce(f64::min),
         noise.iter().copied().reduce(f64::max),
@@ -238,6 +267,99 @@ pub fn write_doc(dir: &Path) -> Result<PathBuf, DocError> {
     Ok(path)
 }
 
+/// The section on headroom: per scenario, `oracle` and `wss` at each of
+/// [`FRONTIER_HEADROOMS`], and the largest saving whose worst VM stayed
+/// within [`BELOW_TRUTH_TOLERATED`]. Absent without a run at a
+/// non-default headroom.
+fn headroom_frontier(dir: &Path, text: &mut String) -> Result<(), DocError> {
+    let mut body = String::new();
+    let mut any = false;
+    for scenario in Builtin::ALL {
+        let static_json = dir
+            .join(run_dir(*scenario, PolicyKind::Static))
+            .join(JSON_FILE);
+        let static_resident = if static_json.is_file() {
+            read(&static_json)?.resident_total_mean_mib
+        } else {
+            None
+        };
+        let mut rows = Vec::new();
+        let mut best: Vec<(PolicyKind, f64, f64)> = Vec::new();
+        for policy in [PolicyKind::Oracle, PolicyKind::Wss] {
+            for h in FRONTIER_HEADROOMS {
+                let json = dir
+                    .join(headroom_run_dir(*scenario, policy, h))
+                    .join(JSON_FILE);
+                if !json.is_file() {
+                    continue;
+                }
+                let s = read(&json)?;
+                any |= h != DEFAULT_HEADROOM;
+                let mut cells = vec![format!("{:.0}%", h * 100.0)];
+                cells.extend(row(policy, &s, static_resident));
+                rows.push(cells);
+                let saved = s
+                    .resident_total_mean_mib
+                    .zip(static_resident)
+                    .and_then(|(r, b)| saving(r, b));
+                if let (Some(saved), Some(worst)) = (saved, worst_below(&s))
+                    && worst <= BELOW_TRUTH_TOLERATED
+                    && best.iter().all(|b| b.0 != policy || b.2 < saved)
+                {
+                    best.retain(|b| b.0 != policy);
+                    best.push((policy, h, saved));
+                }
+            }
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(body, "\n### `{}`\n", scenario.name());
+        let mut header = vec!["headroom"];
+        header.extend(HEADER);
+        let mut align = vec![Align::Right, Align::Left];
+        align.extend(std::iter::repeat_n(Align::Right, HEADER.len() - 1));
+        body.push_str(&markdown_table(&header, &align, &rows));
+        for policy in [PolicyKind::Oracle, PolicyKind::Wss] {
+            let _ = match best.iter().find(|b| b.0 == policy) {
+                Some((_, h, saved)) => write!(
+                    body,
+                    "\nThe largest saving under `{}` with no VM's limit below its truth in more \
+                     than {} of intervals: {} (headroom {:.0}%).\n",
+                    policy.name(),
+                    opt_percent(Some(BELOW_TRUTH_TOLERATED)),
+                    opt_percent(Some(*saved)),
+                    h * 100.0
+                ),
+                None => write!(
+                    body,
+                    "\nNo headroom kept every VM's limit under `{}` at or above its truth in \
+                     all but {} of intervals.\n",
+                    policy.name(),
+                    opt_percent(Some(BELOW_TRUTH_TOLERATED)),
+                ),
+            };
+        }
+    }
+    if any {
+        let _ = write!(
+            text,
+            "\n## How much headroom?\n\n\
+             Less headroom saves more memory and puts limits below the truth more often. Each \
+             scenario ran again under `oracle` and `wss` with `--headroom` {} (no twins, so no \
+             slowdown). `oracle` knows each interval's true WSS one interval late, so its row \
+             at a headroom is the most any estimate can save at that headroom.\n{body}",
+            FRONTIER_HEADROOMS
+                .iter()
+                .filter(|&&h| h != DEFAULT_HEADROOM)
+                .map(|h| format!("{h}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +391,7 @@ mod tests {
         serde_json::to_string(&CoordinateSummary {
             scenario: "shift".into(),
             policy: policy.into(),
+            headroom: Some(DEFAULT_HEADROOM),
             host_mem_mib: 1536.0,
             interval_s: 1.0,
             intervals: 24,
@@ -332,6 +455,60 @@ mod tests {
             "{md}"
         );
         assert!(!md.contains("not enforced"), "{md}");
+    }
+
+    #[test]
+    fn the_headroom_frontier_names_the_largest_saving_within_the_tolerance() {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |rel: PathBuf, json: String| {
+            let run = dir.path().join(rel);
+            std::fs::create_dir_all(&run).unwrap();
+            std::fs::write(run.join(JSON_FILE), json).unwrap();
+        };
+        let shift = Builtin::Shift;
+        put(
+            run_dir(shift, PolicyKind::Static),
+            summary("static", 1536.0, [0.0, 0.0], None, Some(400.0)),
+        );
+        put(
+            run_dir(shift, PolicyKind::Oracle),
+            summary("oracle", 330.0, [0.0, 0.02], None, Some(300.0)),
+        );
+        let md = std::fs::read_to_string(write_doc(dir.path()).unwrap()).unwrap();
+        // Only the default headroom: no section.
+        assert!(!md.contains("## How much headroom?"), "{md}");
+        // 5%: saves more and stays within 5%; 0%: saves most, but one VM
+        // is below its truth in 30% of intervals.
+        put(
+            headroom_run_dir(shift, PolicyKind::Oracle, 0.05),
+            summary("oracle", 310.0, [0.01, 0.04], None, Some(280.0)),
+        );
+        put(
+            headroom_run_dir(shift, PolicyKind::Oracle, 0.0),
+            summary("oracle", 300.0, [0.1, 0.3], None, Some(260.0)),
+        );
+        assert_eq!(
+            headroom_run_dir(shift, PolicyKind::Oracle, 0.05),
+            Path::new("coordinate/shift-oracle-headroom5")
+        );
+        let md = std::fs::read_to_string(write_doc(dir.path()).unwrap()).unwrap();
+        assert!(md.contains("## How much headroom?"), "{md}");
+        assert!(
+            md.contains("| 0% | `oracle` | 300.0 | 200.0 | 260.0 | 35.0% | 20.0% | 30.0% |"),
+            "{md}"
+        );
+        assert!(md.contains("| 10% | `oracle` | 330.0 |"), "{md}");
+        assert!(
+            md.contains(
+                "The largest saving under `oracle` with no VM's limit below its truth in more \
+                 than 5.0% of intervals: 30.0% (headroom 5%)."
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("No headroom kept every VM's limit under `wss`"),
+            "{md}"
+        );
     }
 
     #[test]

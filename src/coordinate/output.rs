@@ -242,6 +242,10 @@ pub struct VmSummary {
 pub struct CoordinateSummary {
     pub scenario: String,
     pub policy: String,
+    /// What `wss` and `oracle` granted above a working set (a fraction);
+    /// absent from files written before `--headroom` existed.
+    #[serde(default)]
+    pub headroom: Option<f64>,
     pub host_mem_mib: f64,
     pub interval_s: f64,
     pub intervals: usize,
@@ -342,6 +346,7 @@ pub fn summarise(plan: &Plan, outcome: &Outcome) -> CoordinateSummary {
     CoordinateSummary {
         scenario: plan.scenario.name.clone(),
         policy: policy_name(plan.policy),
+        headroom: Some(plan.headroom),
         host_mem_mib: mib(plan.host_pages as f64),
         interval_s: plan.scenario.interval.as_secs_f64(),
         intervals: outcome

@@ -73,13 +73,13 @@ impl PolicyKind {
 /// ones when shares-per-page ratios are compared (Waldspurger, OSDI 2002).
 pub const IDLE_TAX: f64 = 0.75;
 
-/// Headroom `wss` and `oracle` grant above the working set: the largest
-/// of 10% of it; (for `wss`) the estimate's band's upper edge, so that a
+/// Headroom `wss` and `oracle` grant above the working set by default
+/// (`--headroom`): the largest of 10% of it; (for `wss`) the estimate's band's upper edge, so that a
 /// limit stays above the truth in the ~97.5% of intervals an honest 95%
 /// band does; and the last interval's growth, because a limit set at an
 /// interval's end is in force during the next one, and a growing working
 /// set is one interval further on by then.
-pub const HEADROOM: f64 = 0.10;
+pub const DEFAULT_HEADROOM: f64 = 0.10;
 
 /// The least limit a running VM gets, pages (4 MiB): a VM whose estimate
 /// reads zero for an interval still keeps its hottest pages. It was 16 MiB,
@@ -121,16 +121,16 @@ impl VmState {
 }
 
 /// The pages a working set of `wss` pages (`prev` the interval before) is
-/// granted: [`HEADROOM`] above where one more interval of its last growth
+/// granted: `headroom` (a fraction, [`DEFAULT_HEADROOM`] unless asked) above where one more interval of its last growth
 /// takes it, or `band_hi`, whichever is higher. One rule for `wss` and
 /// `oracle`. A limit set at an interval's end is in force during the next,
 /// so a growing working set needs its next size, and the headroom on top
 /// of that, not on today's: granting only `wss + growth` left a steadily
 /// growing VM a few dozen pages short in a third of its growing intervals
 /// (consume-one, `make coordinate`).
-pub fn with_headroom(wss: f64, band_hi: Option<f64>, prev: Option<f64>) -> f64 {
+pub fn with_headroom(wss: f64, band_hi: Option<f64>, prev: Option<f64>, headroom: f64) -> f64 {
     let growth = prev.map_or(0.0, |p| (wss - p).max(0.0));
-    ((wss + growth) * (1.0 + HEADROOM)).max(band_hi.unwrap_or(0.0))
+    ((wss + growth) * (1.0 + headroom)).max(band_hi.unwrap_or(0.0))
 }
 
 /// The smallest budget that holds every VM's floor.
@@ -138,9 +138,15 @@ pub fn min_host_pages(mem_pages: &[u64]) -> u64 {
     mem_pages.iter().map(|&m| FLOOR_PAGES.min(m)).sum()
 }
 
-/// Each VM's limit under `policy` with `host_pages` to share; `None` for
+/// Each VM's limit under `policy` with `host_pages` to share and
+/// `headroom` for `wss` and `oracle` (see [`with_headroom`]); `None` for
 /// VMs that no longer run.
-pub fn limits(policy: PolicyKind, host_pages: u64, vms: &[VmState]) -> Vec<Option<u64>> {
+pub fn limits(
+    policy: PolicyKind,
+    host_pages: u64,
+    headroom: f64,
+    vms: &[VmState],
+) -> Vec<Option<u64>> {
     let running: Vec<&VmState> = vms.iter().filter(|v| v.running).collect();
     let budget = host_pages as f64;
     let granted: Vec<u64> = match policy {
@@ -153,7 +159,7 @@ pub fn limits(policy: PolicyKind, host_pages: u64, vms: &[VmState]) -> Vec<Optio
             let demands: Vec<f64> = running
                 .iter()
                 .map(|v| match v.est_pages {
-                    Some(e) => with_headroom(e, v.est_hi_pages, v.prev_est_pages),
+                    Some(e) => with_headroom(e, v.est_hi_pages, v.prev_est_pages, headroom),
                     // Nothing measured yet: all it has.
                     None => v.mem_pages as f64,
                 })
@@ -165,7 +171,8 @@ pub fn limits(policy: PolicyKind, host_pages: u64, vms: &[VmState]) -> Vec<Optio
                 .iter()
                 .map(|v| match v.true_wss_pages {
                     Some(t) => {
-                        with_headroom(t as f64, None, v.prev_true_wss_pages.map(|p| p as f64))
+                        let prev = v.prev_true_wss_pages.map(|p| p as f64);
+                        with_headroom(t as f64, None, prev, headroom)
                     }
                     None => v.mem_pages as f64,
                 })
@@ -282,12 +289,12 @@ mod tests {
     fn static_splits_the_budget_evenly_within_ram() {
         let vms = [vm(100.0, 100), vm(90_000.0, 90_000), vm(0.0, 0)];
         assert_eq!(
-            limits(PolicyKind::Static, 300_000, &vms),
+            limits(PolicyKind::Static, 300_000, DEFAULT_HEADROOM, &vms),
             vec![Some(100_000); 3]
         );
         // More than RAM each: RAM, the rest unassigned.
         assert_eq!(
-            limits(PolicyKind::Static, 1_000_000, &vms),
+            limits(PolicyKind::Static, 1_000_000, DEFAULT_HEADROOM, &vms),
             vec![Some(MEM); 3]
         );
     }
@@ -296,18 +303,18 @@ mod tests {
     fn demands_that_fit_are_met_with_headroom_and_floors() {
         let vms = [vm(10_000.0, 9_000), vm(100.0, 50)];
         assert_eq!(
-            limits(PolicyKind::Wss, 393_216, &vms),
+            limits(PolicyKind::Wss, 393_216, DEFAULT_HEADROOM, &vms),
             vec![Some(11_000), Some(FLOOR_PAGES)]
         );
         assert_eq!(
-            limits(PolicyKind::Oracle, 393_216, &vms),
+            limits(PolicyKind::Oracle, 393_216, DEFAULT_HEADROOM, &vms),
             vec![Some(9_900), Some(FLOOR_PAGES)]
         );
         // The band's upper edge, when higher than 10% above, is granted.
         let mut banded = vm(10_000.0, 9_000);
         banded.est_hi_pages = Some(12_500.0);
         assert_eq!(
-            limits(PolicyKind::Wss, 393_216, &[banded]),
+            limits(PolicyKind::Wss, 393_216, DEFAULT_HEADROOM, &[banded]),
             vec![Some(12_500)]
         );
         // Growth of 3000 pages in the last interval: 10% above 3000 more.
@@ -315,24 +322,42 @@ mod tests {
         growing.prev_est_pages = Some(7_000.0);
         growing.prev_true_wss_pages = Some(9_500);
         assert_eq!(
-            limits(PolicyKind::Wss, 393_216, &[growing]),
+            limits(PolicyKind::Wss, 393_216, DEFAULT_HEADROOM, &[growing]),
             vec![Some(14_300)]
         );
         // The truth grew by 500: 10% above 10,500.
         assert_eq!(
-            limits(PolicyKind::Oracle, 393_216, &[growing]),
+            limits(PolicyKind::Oracle, 393_216, DEFAULT_HEADROOM, &[growing]),
             vec![Some(11_550)]
         );
         // A shrinking one gets the 10% only.
         growing.prev_est_pages = Some(20_000.0);
         assert_eq!(
-            limits(PolicyKind::Wss, 393_216, &[growing]),
+            limits(PolicyKind::Wss, 393_216, DEFAULT_HEADROOM, &[growing]),
             vec![Some(11_000)]
         );
         // A demand above RAM is cut to RAM.
         assert_eq!(
-            limits(PolicyKind::Wss, 393_216, &[vm(130_000.0, 1)]),
+            limits(
+                PolicyKind::Wss,
+                393_216,
+                DEFAULT_HEADROOM,
+                &[vm(130_000.0, 1)]
+            ),
             vec![Some(MEM)]
+        );
+        // Another headroom: none (the growth still counts), or 20%.
+        assert_eq!(
+            limits(PolicyKind::Oracle, 393_216, 0.0, &[growing]),
+            vec![Some(10_500)]
+        );
+        assert_eq!(
+            limits(PolicyKind::Oracle, 393_216, 0.2, &[growing]),
+            vec![Some(12_600)]
+        );
+        assert_eq!(
+            limits(PolicyKind::Wss, 393_216, 0.0, &[vm(10_000.0, 0)]),
+            vec![Some(10_000)]
         );
     }
 
@@ -341,7 +366,7 @@ mod tests {
         // 60k wants 66k, 20k wants 22k; 100k to share: the small one is
         // met, the large one gets the rest.
         let vms = [vm(60_000.0, 0), vm(20_000.0, 0), vm(80_000.0, 0)];
-        let l = limits(PolicyKind::Wss, 100_000, &vms);
+        let l = limits(PolicyKind::Wss, 100_000, DEFAULT_HEADROOM, &vms);
         assert_eq!(l[1], Some(22_000));
         assert!(total(&l) <= 100_000);
         assert!(total(&l) >= 99_998, "{l:?}");
@@ -357,33 +382,58 @@ mod tests {
         // share: S/ρ = (4·120k − 3·100k)/2 = 90k; P = (90k + 300k)/4 and
         // 90k/4.
         let vms = [vm(100_000.0, 0), vm(0.0, 0)];
-        let l = limits(PolicyKind::Esx, 120_000, &vms);
+        let l = limits(PolicyKind::Esx, 120_000, DEFAULT_HEADROOM, &vms);
         assert!(l[0].unwrap().abs_diff(97_500) <= 1, "{l:?}");
         assert!(l[1].unwrap().abs_diff(22_500) <= 1, "{l:?}");
         assert!(total(&l) <= 120_000);
         // Equal activity: an equal split.
-        let same = limits(PolicyKind::Esx, 120_000, &[vm(5_000.0, 0), vm(5_000.0, 0)]);
+        let same = limits(
+            PolicyKind::Esx,
+            120_000,
+            DEFAULT_HEADROOM,
+            &[vm(5_000.0, 0), vm(5_000.0, 0)],
+        );
         assert!(same[0].unwrap().abs_diff(60_000) <= 1, "{same:?}");
         assert_eq!(same[0], same[1]);
         // The policy value, not the measurement, is what ESX reads.
         let mut high = vm(0.0, 0);
         high.policy_pages = Some(100_000.0);
-        let l = limits(PolicyKind::Esx, 120_000, &[high, vm(0.0, 0)]);
+        let l = limits(
+            PolicyKind::Esx,
+            120_000,
+            DEFAULT_HEADROOM,
+            &[high, vm(0.0, 0)],
+        );
         assert!(l[0].unwrap().abs_diff(97_500) <= 1, "{l:?}");
     }
 
     #[test]
     fn esx_clamps_to_floor_and_ram_and_redistributes() {
         // 400k for two 512 MiB VMs: both at RAM, the rest unassigned.
-        let l = limits(PolicyKind::Esx, 400_000, &[vm(100.0, 0), vm(100_000.0, 0)]);
+        let l = limits(
+            PolicyKind::Esx,
+            400_000,
+            DEFAULT_HEADROOM,
+            &[vm(100.0, 0), vm(100_000.0, 0)],
+        );
         assert_eq!(l, vec![Some(MEM), Some(MEM)]);
         // An idle VM would get (S/ρ)/4; a tiny budget gives it its floor,
         // and the other what is left.
-        let l = limits(PolicyKind::Esx, 20_000, &[vm(131_000.0, 0), vm(0.0, 0)]);
+        let l = limits(
+            PolicyKind::Esx,
+            20_000,
+            DEFAULT_HEADROOM,
+            &[vm(131_000.0, 0), vm(0.0, 0)],
+        );
         assert_eq!(l[1], Some(FLOOR_PAGES));
         assert!(l[0].unwrap().abs_diff(20_000 - FLOOR_PAGES) <= 1, "{l:?}");
         // The active VM capped at RAM: its excess goes to the idle one.
-        let l = limits(PolicyKind::Esx, 240_000, &[vm(131_072.0, 0), vm(0.0, 0)]);
+        let l = limits(
+            PolicyKind::Esx,
+            240_000,
+            DEFAULT_HEADROOM,
+            &[vm(131_072.0, 0), vm(0.0, 0)],
+        );
         assert_eq!(l[0], Some(MEM));
         assert!(l[1].unwrap().abs_diff(240_000 - MEM) <= 1, "{l:?}");
     }
@@ -392,9 +442,17 @@ mod tests {
     fn ended_vms_get_no_limit_and_free_their_share() {
         let mut gone = vm(50_000.0, 50_000);
         gone.running = false;
-        let l = limits(PolicyKind::Static, 200_000, &[gone, vm(1.0, 1), vm(1.0, 1)]);
+        let l = limits(
+            PolicyKind::Static,
+            200_000,
+            DEFAULT_HEADROOM,
+            &[gone, vm(1.0, 1), vm(1.0, 1)],
+        );
         assert_eq!(l, vec![None, Some(100_000), Some(100_000)]);
-        assert_eq!(limits(PolicyKind::Wss, 200_000, &[gone]), vec![None]);
+        assert_eq!(
+            limits(PolicyKind::Wss, 200_000, DEFAULT_HEADROOM, &[gone]),
+            vec![None]
+        );
     }
 
     #[test]
@@ -405,15 +463,15 @@ mod tests {
             ..VmState::default()
         };
         assert_eq!(
-            limits(PolicyKind::Wss, 1 << 20, &[unknown]),
+            limits(PolicyKind::Wss, 1 << 20, DEFAULT_HEADROOM, &[unknown]),
             vec![Some(MEM)]
         );
         assert_eq!(
-            limits(PolicyKind::Oracle, 1 << 20, &[unknown]),
+            limits(PolicyKind::Oracle, 1 << 20, DEFAULT_HEADROOM, &[unknown]),
             vec![Some(MEM)]
         );
         assert_eq!(
-            limits(PolicyKind::Esx, 1 << 20, &[unknown]),
+            limits(PolicyKind::Esx, 1 << 20, DEFAULT_HEADROOM, &[unknown]),
             vec![Some(MEM)]
         );
     }
@@ -428,7 +486,7 @@ mod tests {
         ];
         let budget = 4 * FLOOR_PAGES + 150_000;
         for p in PolicyKind::ALL {
-            let l = limits(*p, budget, &vms);
+            let l = limits(*p, budget, DEFAULT_HEADROOM, &vms);
             assert!(total(&l) <= budget, "{}: {l:?}", p.name());
             for x in l.iter().flatten() {
                 assert!((FLOOR_PAGES..=MEM).contains(x), "{}: {l:?}", p.name());

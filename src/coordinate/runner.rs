@@ -31,6 +31,8 @@ pub struct Plan {
     pub policy: PolicyKind,
     /// The host memory budget, pages.
     pub host_pages: u64,
+    /// What `wss` and `oracle` grant above a working set (a fraction).
+    pub headroom: f64,
     pub out_dir: PathBuf,
     /// Also run every VM alone, without a limit, for its slowdown.
     pub twins: bool,
@@ -228,7 +230,7 @@ fn coordinate(
             .map(|(cfg, (row, prev))| state_of(cfg, row.as_ref(), prev.as_ref()))
             .collect();
         let new_limits = match policy {
-            Some(p) => policy::limits(p, plan.host_pages, &states),
+            Some(p) => policy::limits(p, plan.host_pages, plan.headroom, &states),
             None => vec![None; states.len()],
         };
         let mut these = Vec::with_capacity(rows.len());
