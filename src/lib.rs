@@ -27,6 +27,7 @@ pub mod sweep;
 pub mod track;
 pub mod truth;
 pub mod vmm;
+pub mod work_queue;
 
 /// Formats an error and its chain of causes on one line: `a: b: c`.
 pub fn error_chain(err: &dyn std::error::Error) -> String {

@@ -12,8 +12,6 @@
 //! figures are averaged over its seeds.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -392,47 +390,23 @@ pub fn run_replay_sweep(plan: &ReplayPlan) -> Result<SweepOutcome, SweepError> {
 
 type Outcome = Option<Result<Summary, ReplayError>>;
 
-/// Replays `jobs` (setting index, repeat, seed) on scoped threads taking
-/// the next job as they free up; the results in job order, `None` for
-/// jobs not started.
+/// Replays `jobs` (setting index, repeat, seed) on the work queue; the
+/// results in job order, `None` for jobs not started (after Ctrl-C or a
+/// failed replay).
 fn replay_all(plan: &ReplayPlan, jobs: &[(usize, u32, u64)], bar: &ProgressBar) -> Vec<Outcome> {
-    let results: Mutex<Vec<Outcome>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
-    let next = AtomicUsize::new(0);
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(jobs.len())
-        .max(1);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    if crate::run::interrupted() || failed.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(setting, _, seed)) = jobs.get(n) else {
-                        break;
-                    };
-                    let settings = ReplaySettings {
-                        seed,
-                        ..plan.settings[setting].1
-                    };
-                    let result = replay_one(&plan.recording, &settings);
-                    failed.fetch_or(result.is_err(), Ordering::Relaxed);
-                    // A poisoned lock means another worker panicked; its
-                    // panic ends the scope, so this result is moot.
-                    if let Ok(mut all) = results.lock() {
-                        all[n] = Some(result);
-                    }
-                    bar.inc(1);
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    crate::work_queue::run_jobs(
+        jobs,
+        |&(setting, _, seed)| {
+            let settings = ReplaySettings {
+                seed,
+                ..plan.settings[setting].1
+            };
+            let result = replay_one(&plan.recording, &settings);
+            bar.inc(1);
+            result
+        },
+        Result::is_err,
+    )
 }
 
 /// What `sweep --replay` takes from the recording instead, or cannot do.
