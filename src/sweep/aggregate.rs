@@ -87,6 +87,7 @@ impl Aggregate {
             lag_up_unresolved: self.lag_up_unresolved_runs > 0,
             faults_per_s: self.faults_per_s,
             interval_s: self.setting.interval.as_secs_f64(),
+            slowdown: self.slowdown,
         }
     }
 }

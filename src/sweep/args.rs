@@ -173,6 +173,7 @@ impl SweepArgs {
         Ok(Targets {
             max_mape: self.target_mape,
             max_lag_up: self.target_lag,
+            max_slowdown: None,
         })
     }
 }
