@@ -132,7 +132,7 @@ examples: build
 exactness: build
 	EXACTNESS_OUT=$(CURDIR)/docs/exactness.md $(CARGO) test --release --locked --test exactness -- --ignored --nocapture
 
-# The study (docs/study.md, its figures and data): about 35 minutes of runs.
+# The study (docs/study.md, its figures and data): about 57 minutes of runs.
 # Finished runs under docs/study/runs/ are reused, so an interrupted study
 # continues; `$(BIN) study --out docs --fresh` measures everything again.
 study: build

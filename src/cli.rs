@@ -1142,6 +1142,22 @@ mod tests {
             err(&["--target-lag=-1"]),
             "--target-lag -1 must be a finite number 0 or more"
         );
+        assert_eq!(
+            err(&["--baseline", "--target-slowdown", "0"]),
+            "--target-slowdown 0 must be a finite number above 0"
+        );
+        // A budget needs the untracked twins that measure the slowdown.
+        assert!(parse(&["sweep", "--tracker", "uffd", "--target-slowdown", "0.01"]).is_err());
+        let budget = sweep_args(&[
+            "--tracker",
+            "uffd",
+            "--baseline",
+            "--target-slowdown",
+            "0.01",
+        ])
+        .to_plan()
+        .expect("a plan");
+        assert_eq!(budget.targets.max_slowdown, Some(0.01));
         assert!(err(&["--sample-pages", "100,0"]).contains("estimator"));
         assert!(err(&["--interval", "1s,20s"]).contains("longer than --duration"));
         let mut unknown = sweep_args(&["--tracker", "uffd"]);

@@ -4,6 +4,7 @@
 //! of any length keeps a few sums instead of its rows; the slice functions
 //! fold through the same tally, so each figure has one definition.
 
+use super::derived;
 use super::stats::RunningMean;
 use crate::report::summary::Summary;
 use crate::report::timeseries::Row;
@@ -23,6 +24,14 @@ pub struct CostTally {
     scored_faults: u64,
     scored_stall_us: f64,
     scored_secs: f64,
+    scored_ops: u64,
+    /// Wall time of the scored rows: each row's `t_s` less the one
+    /// before it, so the holds at its boundaries (arming, collecting) are
+    /// inside it, unlike `interval_s`.
+    scored_wall_s: f64,
+    /// `t_s` of the last row pushed (0 before the first: rows count from
+    /// the guest's start).
+    last_t_s: f64,
 }
 
 impl CostTally {
@@ -45,6 +54,8 @@ impl CostTally {
     pub fn push(&mut self, row: &Row) {
         let index = self.rows;
         self.rows += 1;
+        let wall_s = row.t_s - self.last_t_s;
+        self.last_t_s = row.t_s;
         self.arm_us += row.arm_us;
         self.collect_us += row.collect_us;
         self.armed_pages = self.armed_pages.saturating_add(row.sampled_pages);
@@ -54,7 +65,26 @@ impl CostTally {
             self.scored_faults = self.scored_faults.saturating_add(row.faults);
             self.scored_stall_us += row.stall_us;
             self.scored_secs += row.interval_s;
+            self.scored_ops = self.scored_ops.saturating_add(row.guest_ops);
+            if wall_s.is_finite() {
+                self.scored_wall_s += wall_s.max(0.0);
+            }
         }
+    }
+
+    /// Guest operations per second of wall time over the scored rows: the
+    /// run's throughput once the warm-up (boot, and whatever the first
+    /// touches of pages cost) is over, tracking's holds included. `None`
+    /// without a scored row.
+    pub fn steady_ops_per_s(&self) -> Option<f64> {
+        (self.scored_wall_s > 0.0).then(|| derived::per_second(self.scored_ops, self.scored_wall_s))
+    }
+
+    /// Tracked faults per second of wall time over the same scored rows.
+    /// `None` without a scored row.
+    pub fn steady_faults_per_s(&self) -> Option<f64> {
+        (self.scored_wall_s > 0.0)
+            .then(|| derived::per_second(self.scored_faults, self.scored_wall_s))
     }
 
     /// Rows pushed so far.
@@ -136,6 +166,35 @@ mod tests {
         let empty = CostTally::new(2);
         assert_eq!((empty.hold_us_mean(), empty.hold_us_max()), (0.0, 0.0));
         assert_eq!(empty.stall_us_per_fault(None), None);
+    }
+
+    #[test]
+    fn steady_rates_are_over_the_wall_time_of_the_scored_rows() {
+        // Ends at 1, 2, 3.5, 4.5, 6 s: rows 2 and 3 hold 1.5 s and 1 s of
+        // wall time (a 0.5 s hold in the first), though each ran 1 s.
+        let ends = [1.0, 2.0, 3.5, 4.5, 6.0];
+        let mut rows: Vec<Row> = ends.iter().map(|&t| row(t, 100, None)).collect();
+        for (r, (ops, faults)) in
+            rows.iter_mut()
+                .zip([(10, 900), (100, 9), (300, 30), (200, 20), (7, 1)])
+        {
+            r.guest_ops = ops;
+            r.faults = faults;
+        }
+        // The first-touch storm of the warm-up (rows 0-1) and the partial
+        // last row are left out: 500 ops and 50 faults over 2.5 s.
+        rows[4].full = false;
+        let t = CostTally::over(&rows, 2);
+        assert_eq!(t.steady_ops_per_s(), Some(200.0));
+        assert_eq!(t.steady_faults_per_s(), Some(20.0));
+        // Nothing scored: no steady rate (not 0, which would read as a
+        // guest that stopped).
+        let none = CostTally::over(&rows, 5);
+        assert_eq!(
+            (none.steady_ops_per_s(), none.steady_faults_per_s()),
+            (None, None)
+        );
+        assert_eq!(CostTally::new(0).steady_ops_per_s(), None);
     }
 
     #[test]

@@ -35,6 +35,65 @@ pub fn slowdown(ops_per_s: f64, baseline_ops_per_s: f64) -> Option<f64> {
     (baseline_ops_per_s > 0.0).then(|| 1.0 - ops_per_s / baseline_ops_per_s)
 }
 
+/// The counter a tracker bumps for each page it filled at the guest's
+/// first touch (uffd: a hole of the memfd filled with `UFFDIO_ZEROPAGE`,
+/// see `track::uffd`). Trackers without it fill nothing: the kernel does,
+/// as without tracking.
+pub const FIRST_TOUCH_COUNTER: &str = "zero_filled_pages";
+
+/// Pages the run's tracker filled at their first touch; `None` for a
+/// tracker that does not fill pages (or no tracker).
+pub fn first_touch_pages(s: &Summary) -> Option<u64> {
+    s.tracker_stats.mechanism.get(FIRST_TOUCH_COUNTER).copied()
+}
+
+/// Guest time lost once rather than per interval, seconds: the whole
+/// run's loss (`slowdown × duration_s`, in seconds of the untracked
+/// twin's pace) less what the steady loss (`steady_slowdown`) accounts
+/// for over the same length. What is left happened before the scored
+/// intervals: boot, and pages first touched through the tracker. `None`
+/// without both slowdowns or a length.
+pub fn one_time_lost_s(
+    slowdown: Option<f64>,
+    steady_slowdown: Option<f64>,
+    duration_s: f64,
+) -> Option<f64> {
+    let (whole, steady) = slowdown.zip(steady_slowdown)?;
+    (duration_s.is_finite() && duration_s > 0.0).then_some((whole - steady) * duration_s)
+}
+
+/// The one-time loss spread over the pages first touched through the
+/// tracker, µs per page: what a first touch costs the guest beyond the
+/// untracked twin's own first touch. An upper bound: the one-time loss
+/// holds anything else that happened once. `None` without a loss or
+/// without such pages.
+pub fn first_touch_us_per_page(one_time_lost_s: Option<f64>, pages: Option<u64>) -> Option<f64> {
+    let pages = pages.filter(|&p| p > 0)?;
+    one_time_lost_s.map(|lost| lost * 1e6 / pages as f64)
+}
+
+/// Guest time lost per tracked fault in steady state, µs: the steady
+/// slowdown over the tracked faults per second of the scored intervals.
+/// Unlike [`guest_us_per_fault`] it leaves out the warm-up, where a
+/// tracker may pay for first touches that are not tracked faults. `None`
+/// without a steady slowdown or without faults.
+pub fn steady_guest_us_per_fault(s: &Summary) -> Option<f64> {
+    let f = s.steady_faults_per_s.filter(|f| *f > 0.0)?;
+    s.steady_slowdown.map(|sl| sl / f * 1e6)
+}
+
+/// The slowdown to hold against a slowdown budget, by how the guest runs.
+/// An unpaced guest is CPU-bound: the steady slowdown is what tracking
+/// costs it per interval, the first-touch fill left out as the one-time
+/// cost it is. A paced guest has slack: it waits for its schedule, and
+/// catches up after a stall, so its steady throughput is its rate plus
+/// any catching up (below zero after a slow warm-up). For it the
+/// whole-run slowdown is the right one: the share of its scheduled work
+/// still not done at the end, 0 as long as tracking fits in its idle time.
+pub fn budget_slowdown(s: &Summary, paced: bool) -> Option<f64> {
+    if paced { s.slowdown } else { s.steady_slowdown }
+}
+
 /// Sampler time per armed page, µs: arming it and disarming it at collect.
 /// `None` when nothing was armed.
 pub fn sampler_us_per_armed_page(
@@ -175,6 +234,48 @@ mod tests {
         assert!((guest_us_per_fault(&s).unwrap() - 100.0).abs() < 1e-9);
         s.tracked_faults = Some(0);
         assert_eq!(guest_us_per_fault(&s), None);
+    }
+
+    #[test]
+    fn one_time_loss_is_what_the_steady_slowdown_leaves_unexplained() {
+        // 35% of 14 s lost over the run, 10% of it steadily: 3.5 s once.
+        let lost = one_time_lost_s(Some(0.35), Some(0.1), 14.0).unwrap();
+        assert!((lost - 3.5).abs() < 1e-9);
+        assert_eq!(one_time_lost_s(None, Some(0.1), 14.0), None);
+        assert_eq!(one_time_lost_s(Some(0.35), None, 14.0), None);
+        assert_eq!(one_time_lost_s(Some(0.35), Some(0.1), 0.0), None);
+        // Over 70000 first-touched pages: 50 µs each.
+        let per_page = first_touch_us_per_page(Some(lost), Some(70000)).unwrap();
+        assert!((per_page - 50.0).abs() < 1e-9);
+        assert_eq!(first_touch_us_per_page(Some(lost), Some(0)), None);
+        assert_eq!(first_touch_us_per_page(Some(lost), None), None);
+        assert_eq!(first_touch_us_per_page(None, Some(70000)), None);
+        // The pages are the tracker's fill counter; none without it.
+        let mut s = Summary::default();
+        assert_eq!(first_touch_pages(&s), None);
+        s.tracker_stats
+            .mechanism
+            .insert(FIRST_TOUCH_COUNTER.into(), 65537);
+        assert_eq!(first_touch_pages(&s), Some(65537));
+    }
+
+    #[test]
+    fn steady_cost_per_fault_and_the_slowdown_a_budget_holds() {
+        let s = Summary {
+            slowdown: Some(0.35),
+            steady_slowdown: Some(0.01),
+            steady_faults_per_s: Some(200.0),
+            ..Summary::default()
+        };
+        // 1% at 200 faults/s: 50 µs each.
+        assert!((steady_guest_us_per_fault(&s).unwrap() - 50.0).abs() < 1e-9);
+        let idle = Summary {
+            steady_faults_per_s: Some(0.0),
+            ..s.clone()
+        };
+        assert_eq!(steady_guest_us_per_fault(&idle), None);
+        assert_eq!(budget_slowdown(&s, true), Some(0.35));
+        assert_eq!(budget_slowdown(&s, false), Some(0.01));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! - its MAPE was measured and is strictly **below** `max_mape`, and
 //! - its lag after growth is strictly **below** `max_lag_up` intervals, or
 //!   there was no growth to lag behind; growth the estimate never caught up
-//!   with fails.
+//!   with fails, and
+//! - with a slowdown budget (`max_slowdown`), its slowdown was measured
+//!   (the run had an untracked twin) and is strictly **below** the budget.
 //!
 //! "Below", not "at most": a target is a bound the setting must beat, so a
 //! setting exactly on it does not qualify (the study's text has always
@@ -33,6 +35,11 @@ pub struct Targets {
     /// Lag after growth must be below this many intervals.
     #[serde(rename = "lag_up")]
     pub max_lag_up: f64,
+    /// With a budget, the slowdown must be measured and below this (a
+    /// fraction, 0.01 = 1%); `None` for no budget (left out of the JSON,
+    /// so files written without it read the same).
+    #[serde(rename = "slowdown", default, skip_serializing_if = "Option::is_none")]
+    pub max_slowdown: Option<f64>,
 }
 
 /// The targets of the study's recommendation table and the sweep's default
@@ -40,6 +47,7 @@ pub struct Targets {
 pub const DEFAULT_TARGETS: Targets = Targets {
     max_mape: 0.1,
     max_lag_up: 2.0,
+    max_slowdown: None,
 };
 
 /// What the rule needs to know about one setting.
@@ -55,6 +63,9 @@ pub struct Scored {
     pub faults_per_s: Option<f64>,
     /// The setting's interval, seconds.
     pub interval_s: f64,
+    /// The guest's slowdown against its untracked twin, fraction; `None`
+    /// when not measured. Judged only against a budget.
+    pub slowdown: Option<f64>,
 }
 
 impl Scored {
@@ -68,8 +79,17 @@ impl Scored {
         !self.lag_up_unresolved && self.lag_up.is_none_or(|l| l < t.max_lag_up)
     }
 
+    /// Within the slowdown budget: no budget, or a measured, finite
+    /// slowdown below it.
+    pub fn within_budget(&self, t: &Targets) -> bool {
+        t.max_slowdown.is_none_or(|budget| {
+            self.slowdown
+                .is_some_and(|sl| sl.is_finite() && sl < budget)
+        })
+    }
+
     pub fn qualifies(&self, t: &Targets) -> bool {
-        self.accurate(t) && self.agile(t)
+        self.accurate(t) && self.agile(t) && self.within_budget(t)
     }
 
     fn cost(&self) -> f64 {
@@ -142,6 +162,7 @@ mod tests {
             lag_up_unresolved: false,
             faults_per_s: Some(faults),
             interval_s,
+            slowdown: None,
         }
     }
 
@@ -205,6 +226,48 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_slowdown_budget_needs_a_measured_slowdown_below_it() {
+        let budget = Targets {
+            max_mape: 0.05,
+            max_slowdown: Some(0.01),
+            ..DEFAULT_TARGETS
+        };
+        let with = |faults: f64, mape: f64, slowdown: Option<f64>| Scored {
+            slowdown,
+            ..s(faults, Some(mape), None, 1.0)
+        };
+        // Without a budget the slowdown is not judged.
+        assert!(with(1.0, 0.04, Some(0.5)).qualifies(&DEFAULT_TARGETS));
+        assert!(with(1.0, 0.04, None).qualifies(&DEFAULT_TARGETS));
+        assert!(with(1.0, 0.04, Some(0.0099)).qualifies(&budget));
+        assert!(with(1.0, 0.04, Some(-0.2)).qualifies(&budget));
+        // On the budget, unmeasured or not a number: fails.
+        assert!(!with(1.0, 0.04, Some(0.01)).qualifies(&budget));
+        assert!(!with(1.0, 0.04, None).qualifies(&budget));
+        assert!(!with(1.0, 0.04, Some(f64::NAN)).qualifies(&budget));
+        // Accurate enough is still needed: 5%, not 10%.
+        assert!(!with(1.0, 0.06, Some(0.0)).qualifies(&budget));
+        // The cheapest within the budget wins over a cheaper one beyond it;
+        // with none within it, the most accurate is the closest.
+        let xs = [
+            with(10.0, 0.04, Some(0.03)),
+            with(40.0, 0.03, Some(0.005)),
+            with(80.0, 0.01, Some(0.008)),
+        ];
+        let c = choose(&xs, &budget);
+        assert_eq!((c.best, c.qualified), (Some(1), 2));
+        let c = choose(&xs[..1], &budget);
+        assert_eq!((c.best, c.closest), (None, Some(0)));
+        // Written beside the others only when set.
+        assert_eq!(
+            serde_json::to_string(&budget).unwrap(),
+            r#"{"mape":0.05,"lag_up":2.0,"slowdown":0.01}"#
+        );
+        let read: Targets = serde_json::from_str(r#"{"mape":0.1,"lag_up":2.0}"#).unwrap();
+        assert_eq!(read, DEFAULT_TARGETS);
+    }
+
     /// The same runs through the sweep's path (aggregate, then recommend)
     /// and the study's (candidates from summaries, then recommend) must
     /// name the same setting, including on the targets' edges and in ties.
@@ -237,7 +300,7 @@ mod tests {
             let sweep = sweep_recommend(&aggregate(&settings, &records), DEFAULT_TARGETS);
             let cands: Vec<Candidate> = summaries
                 .iter()
-                .filter_map(Candidate::from_summary)
+                .filter_map(|s| Candidate::from_summary(s, true))
                 .collect();
             let study = study_recommend(&cands, &DEFAULT_TARGETS);
             let key = |n: Option<u64>, interval_s: f64| (n, (interval_s * 1000.0).round() as u64);

@@ -234,6 +234,38 @@ pub struct Summary {
     /// baseline.
     pub slowdown: Option<f64>,
     pub baseline_guest_ops_per_s: Option<f64>,
+    /// Guest operations per second of wall time over the scored
+    /// intervals (full ones after the warm-up, the holds at their
+    /// boundaries included): the throughput once boot and the first
+    /// touches of pages are over. `None` without a scored interval.
+    #[serde(default)]
+    pub steady_guest_ops_per_s: Option<f64>,
+    /// Tracked faults per second of wall time over the same intervals;
+    /// `None` without a tracker or a scored interval.
+    #[serde(default)]
+    pub steady_faults_per_s: Option<f64>,
+    /// The steady-state slowdown: `1 - steady_guest_ops_per_s` over the
+    /// untracked twin's, both over their scored intervals. What tracking
+    /// costs per interval, with one-time costs (boot, pages first touched
+    /// through the tracker) left out; `slowdown` keeps them in. `None`
+    /// without a baseline.
+    #[serde(default)]
+    pub steady_slowdown: Option<f64>,
+    /// Guest time lost once, seconds: the whole run's loss less what the
+    /// steady slowdown explains over the run's length (see
+    /// `analysis::derived::one_time_lost_s`). `None` without a baseline.
+    #[serde(default)]
+    pub one_time_lost_s: Option<f64>,
+    /// Pages the tracker filled at the guest's first touch of them (uffd:
+    /// its `zero_filled_pages`); `None` for trackers that fill none.
+    #[serde(default)]
+    pub first_touch_pages: Option<u64>,
+    /// `one_time_lost_s` per first-touched page, µs: what a first touch
+    /// through the tracker costs the guest beyond a native one (an upper
+    /// bound: boot differences are in it too). `None` without a baseline
+    /// or such pages.
+    #[serde(default)]
+    pub first_touch_us_per_page: Option<f64>,
     /// What the tracking cost, in counters.
     pub tracker_stats: TrackerCounters,
     pub lag_up_events: u32,
@@ -327,8 +359,11 @@ impl Summary {
     /// sampler's time per armed page, and, against a `--baseline` run, the
     /// slowdown and the guest time lost per armed page. The one place these
     /// are computed.
+    /// The steady figures skip the summary's `warmup_intervals`, so
+    /// [`Summary::record_accuracy`] goes first.
     pub fn record_costs(&mut self, rows: &[Row], baseline: Option<&Summary>) {
-        self.record_costs_of(&CostTally::over(rows, 0), baseline);
+        let warmup = usize::try_from(self.warmup_intervals).unwrap_or(usize::MAX);
+        self.record_costs_of(&CostTally::over(rows, warmup), baseline);
     }
 
     /// [`Summary::record_costs`] from a tally the rows were streamed into.
@@ -349,6 +384,18 @@ impl Summary {
             self.duration_s,
             self.armed_pages_total,
         );
+        self.steady_guest_ops_per_s = costs.steady_ops_per_s();
+        self.steady_faults_per_s = costs
+            .steady_faults_per_s()
+            .filter(|_| self.tracked_faults.is_some());
+        self.steady_slowdown = baseline.and_then(|b| {
+            derived::slowdown(self.steady_guest_ops_per_s?, b.steady_guest_ops_per_s?)
+        });
+        self.one_time_lost_s =
+            derived::one_time_lost_s(self.slowdown, self.steady_slowdown, self.duration_s);
+        self.first_touch_pages = derived::first_touch_pages(self);
+        self.first_touch_us_per_page =
+            derived::first_touch_us_per_page(self.one_time_lost_s, self.first_touch_pages);
     }
 
     /// Fills the accuracy fields (WSS means, error metrics, lags, and the
@@ -607,12 +654,68 @@ mod tests {
         // 10% of 2 s is 200 ms lost, over 4000 armed pages.
         assert!((s.guest_us_per_armed_page.unwrap() - 50.0).abs() < 1e-9);
 
+        // A warm-up of 0 scores every row: no guest operation in these 3 s.
+        assert_eq!(s.steady_guest_ops_per_s, Some(0.0));
+        assert_eq!(s.steady_slowdown, None, "the twin has no steady rate");
+
         // Nothing armed (no tracker): no per-page figures; a dead baseline
         // gives no slowdown.
         baseline.guest_ops_per_s = 0.0;
         s.record_costs(&[], Some(&baseline));
         assert_eq!((s.arm_us_per_page, s.guest_us_per_armed_page), (None, None));
         assert_eq!(s.slowdown, None);
+    }
+
+    #[test]
+    fn record_costs_separates_the_steady_loss_from_the_one_time_one() {
+        // A uffd run of 10 rows of 1 s: the first 4 (the warm-up) crawl
+        // while the tracker fills 65536 never-touched pages, then 800 ops
+        // per second; its twin does 1000 per second throughout.
+        let rows_of = |warm_ops: u64, ops: u64| -> Vec<Row> {
+            (0..10)
+                .map(|i| {
+                    let mut r = row(i as f64 + 1.0, 100, Some(100.0));
+                    r.guest_ops = if i < 4 { warm_ops } else { ops };
+                    r.faults = 50;
+                    r
+                })
+                .collect()
+        };
+        let mut twin = sample();
+        twin.tracker = TrackerKind::None;
+        twin.tracked_faults = None;
+        twin.duration_s = 10.0;
+        twin.warmup_intervals = 4;
+        twin.guest_ops_per_s = 1000.0;
+        twin.record_costs(&rows_of(1000, 1000), None);
+        assert_eq!(twin.steady_guest_ops_per_s, Some(1000.0));
+        assert_eq!(twin.steady_faults_per_s, None, "no tracker, no fault rate");
+
+        let mut s = sample();
+        s.duration_s = 10.0;
+        s.warmup_intervals = 4;
+        s.tracked_faults = Some(500);
+        s.tracker_stats
+            .mechanism
+            .insert(derived::FIRST_TOUCH_COUNTER.into(), 65536);
+        let rows = rows_of(100, 800);
+        // 4 × 100 + 6 × 800 ops over 10 s.
+        s.guest_ops_per_s = 520.0;
+        s.record_costs(&rows, Some(&twin));
+        assert!((s.slowdown.unwrap() - 0.48).abs() < 1e-12);
+        assert_eq!(s.steady_guest_ops_per_s, Some(800.0));
+        assert_eq!(s.steady_faults_per_s, Some(50.0));
+        assert!((s.steady_slowdown.unwrap() - 0.2).abs() < 1e-12);
+        // 4.8 s lost, 2 s of it the steady 20%: 2.8 s once, over 65536
+        // pages.
+        assert!((s.one_time_lost_s.unwrap() - 2.8).abs() < 1e-9);
+        assert_eq!(s.first_touch_pages, Some(65536));
+        let per_page = s.first_touch_us_per_page.unwrap();
+        assert!((per_page - 2.8e6 / 65536.0).abs() < 1e-6);
+        // Written beside the whole-run slowdown.
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["steady_guest_ops_per_s"], 800.0);
+        assert_eq!(v["first_touch_pages"], 65536);
     }
 
     #[test]

@@ -3,9 +3,7 @@
 //! Each is defined once here and used by every section that cites it.
 
 use super::execute::Results;
-use super::figures::{
-    REACH_DOWN, STEP, compared_truth, faults_per_s, fitted_cost_us, relative_bias,
-};
+use super::figures::{REACH_DOWN, STEP, compared_truth, fitted_cost_us, relative_bias};
 use super::format::{count, opt, pct, signed_pct};
 use super::plan::{Plan, Spec};
 pub use crate::analysis::stats::median;
@@ -153,7 +151,9 @@ pub fn startup_sentence(rows: &[Row], s: &Summary, gains: EsxGains, agile: &str)
 }
 
 /// The fitted cost per tracked fault of tracker `t` over the sampled cost
-/// runs of `plan`, in µs.
+/// runs of `plan`, in µs: steady slowdown against steady tracked faults
+/// per second, so that one-time costs (boot, uffd's first-touch fill) do
+/// not count as the cost of faults.
 pub fn fitted_for(plan: &Plan, results: &Results, t: TrackerKind) -> Option<f64> {
     let pts: Vec<(f64, f64)> = plan
         .efficient
@@ -161,7 +161,7 @@ pub fn fitted_for(plan: &Plan, results: &Results, t: TrackerKind) -> Option<f64>
         .iter()
         .filter(|x| x.tracker == t)
         .filter_map(|sp| results.summary(sp))
-        .filter_map(|g| Some((faults_per_s(g)?, g.slowdown?)))
+        .filter_map(|g| Some((g.steady_faults_per_s?, g.steady_slowdown?)))
         .collect();
     fitted_cost_us(&pts)
 }

@@ -8,6 +8,7 @@
 //! their outputs and writes the data behind each figure; `render` writes
 //! `<out>/study.md`.
 
+pub mod bench_touch;
 mod doc;
 pub mod evidence;
 pub mod execute;
@@ -207,6 +208,7 @@ pub fn study(opts: &StudyOptions, log: &mut dyn Write) -> Result<StudyOutcome, S
         ended_early,
         recorded_wall_s: results.recorded_wall(&plan).0,
         unrecorded: results.recorded_wall(&plan).1,
+        isolated_touches: bench_touch::read_isolated_touches(&opts.out.join("bench")),
     };
     let doc = opts.out.join("study.md");
     let mut text = render::render(&plan, &results, &figs, &prov);
@@ -336,6 +338,7 @@ mod tests {
                 .collect(),
             recorded_wall_s: results.recorded_wall(&p).0,
             unrecorded: results.recorded_wall(&p).1,
+            isolated_touches: Vec::new(),
         };
         assert_eq!(prov.failed.len(), 1);
         assert_eq!(prov.ended_early.len(), 1);
@@ -373,6 +376,13 @@ mod tests {
         assert!(at("## 1. Does it work?") < at("## 5. Which interval"));
         // The host notes are quoted, labelled as such.
         assert!(doc.contains("The host notes report"));
+        // Question 3 sets the steady cost against bench trackers' (no file
+        // here: not measured) and states uffd's first-touch fill apart;
+        // question 5 adds the slowdown budget.
+        assert!(doc.contains("**Against the isolated touch.**"));
+        assert!(doc.contains("uffd's isolated touch cost was not measured"));
+        assert!(doc.contains("**The first touch under uffd.**"));
+        assert!(doc.contains("**Within a slowdown budget.**"));
     }
 
     #[test]

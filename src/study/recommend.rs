@@ -3,7 +3,7 @@
 //! itself is [`crate::analysis::recommend`], shared with `kvm-wss sweep`;
 //! this module turns the study's runs into its inputs.
 
-use crate::analysis::derived::{faults_per_s, growth_unresolved};
+use crate::analysis::derived::{budget_slowdown, faults_per_s, growth_unresolved};
 use crate::analysis::recommend::{DEFAULT_TARGETS, Scored, Targets, choose};
 use crate::report::summary::Summary;
 
@@ -12,6 +12,14 @@ pub type Criteria = Targets;
 
 /// The criteria of the study's recommendation table.
 pub const CRITERIA: Criteria = DEFAULT_TARGETS;
+
+/// The criteria of its table within a slowdown budget (issue 9's): an
+/// error below 5% at a slowdown below 1%, the lag as in [`CRITERIA`].
+pub const BUDGET: Criteria = Targets {
+    max_mape: 0.05,
+    max_slowdown: Some(0.01),
+    ..DEFAULT_TARGETS
+};
 
 /// One setting that was run, with what it achieved and cost.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,13 +31,17 @@ pub struct Candidate {
     pub lag_up: Option<f64>,
     /// Growth events the run saw; without any, there was nothing to lag.
     pub lag_up_events: u32,
+    /// The slowdown a budget is held against (see
+    /// [`budget_slowdown`]); `None` for a run without an untracked twin.
+    pub slowdown: Option<f64>,
 }
 
 impl Candidate {
     /// The candidate a run's summary describes; `None` for a run without
     /// an estimate, a sample size or a fault rate (see
-    /// [`faults_per_s`]).
-    pub fn from_summary(s: &Summary) -> Option<Candidate> {
+    /// [`faults_per_s`]). `paced`: whether the guest ran at a set rate,
+    /// which decides the slowdown it is judged by.
+    pub fn from_summary(s: &Summary, paced: bool) -> Option<Candidate> {
         let sample_pages = s.sample_pages?;
         s.estimator.as_ref()?;
         Some(Candidate {
@@ -39,6 +51,7 @@ impl Candidate {
             mape: s.mape.filter(|m| m.is_finite()),
             lag_up: s.lag_up_intervals.filter(|l| l.is_finite()),
             lag_up_events: s.lag_up_events,
+            slowdown: budget_slowdown(s, paced).filter(|sl| sl.is_finite()),
         })
     }
 
@@ -50,6 +63,7 @@ impl Candidate {
             lag_up_unresolved: growth_unresolved(self.lag_up, self.lag_up_events),
             faults_per_s: Some(self.faults_per_s),
             interval_s: self.interval_s,
+            slowdown: self.slowdown,
         }
     }
 
@@ -112,6 +126,7 @@ mod tests {
             mape,
             lag_up: lag,
             lag_up_events: u32::from(lag.is_some()),
+            slowdown: None,
         }
     }
 
@@ -183,14 +198,30 @@ mod tests {
             lag_up_events: 0,
             ..Summary::default()
         };
-        let c = Candidate::from_summary(&s).unwrap();
+        let c = Candidate::from_summary(&s, true).unwrap();
         assert_eq!(c.faults_per_s, 50.0);
         assert_eq!(c.mape, Some(0.04));
         assert!(c.qualifies(&CRITERIA));
+        // No twin: no slowdown, so nothing is within a budget.
+        assert_eq!(c.slowdown, None);
+        assert!(!c.qualifies(&BUDGET));
         let untracked = Summary {
             estimator: None,
+            ..s.clone()
+        };
+        assert_eq!(Candidate::from_summary(&untracked, true), None);
+        // A paced guest is judged by the whole run's slowdown, an unpaced
+        // one by the steady one.
+        let twinned = Summary {
+            slowdown: Some(0.004),
+            steady_slowdown: Some(0.03),
             ..s
         };
-        assert_eq!(Candidate::from_summary(&untracked), None);
+        let paced = Candidate::from_summary(&twinned, true).unwrap();
+        assert_eq!(paced.slowdown, Some(0.004));
+        assert!(paced.qualifies(&BUDGET));
+        let unpaced = Candidate::from_summary(&twinned, false).unwrap();
+        assert_eq!(unpaced.slowdown, Some(0.03));
+        assert!(!unpaced.qualifies(&BUDGET));
     }
 }

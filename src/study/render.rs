@@ -29,6 +29,9 @@ pub struct Provenance {
     /// how many did not (runs that failed).
     pub recorded_wall_s: f64,
     pub unrecorded: usize,
+    /// The isolated touch costs `bench trackers` measured, read from the
+    /// folder beside the study (see `super::bench_touch`).
+    pub isolated_touches: Vec<super::bench_touch::IsolatedTouch>,
 }
 
 /// The whole document.

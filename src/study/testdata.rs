@@ -35,6 +35,8 @@ pub fn synthetic(spec: &Spec, i: usize) -> Outcome {
         vmm_cpu_s: 0.5,
         end: crate::report::summary::EndKind::Duration,
         slowdown: spec.baseline.then_some(0.01 * i as f64),
+        steady_slowdown: spec.baseline.then_some(0.004 * i as f64),
+        steady_faults_per_s: Some(8.0 * (i as f64 + 1.0)),
         baseline_guest_ops_per_s: spec.baseline.then_some(5e7),
         ..Default::default()
     };

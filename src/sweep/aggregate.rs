@@ -87,6 +87,7 @@ impl Aggregate {
             lag_up_unresolved: self.lag_up_unresolved_runs > 0,
             faults_per_s: self.faults_per_s,
             interval_s: self.setting.interval.as_secs_f64(),
+            slowdown: self.slowdown,
         }
     }
 }
@@ -112,6 +113,14 @@ pub struct Recommendation {
     pub message: String,
 }
 
+/// ", slowdown < 1.0%" for a slowdown budget, nothing without one: the
+/// tail of the targets as the sweep's outputs spell them.
+pub fn budget_clause(targets: &Targets) -> String {
+    targets
+        .max_slowdown
+        .map_or(String::new(), |b| format!(", slowdown < {}", percent(b)))
+}
+
 /// Picks the recommendation with the one rule shared with the study.
 pub fn recommend(aggregates: &[Aggregate], targets: Targets) -> Recommendation {
     let scored: Vec<Scored> = aggregates.iter().map(Aggregate::scored).collect();
@@ -121,11 +130,12 @@ pub fn recommend(aggregates: &[Aggregate], targets: Targets) -> Recommendation {
     let message = match (&recommended, &most_accurate) {
         (Some(a), _) => format!("recommendation: {} ({})", a.setting.args(), brief(a)),
         (None, Some(a)) => format!(
-            "recommendation: none of the {} settings keeps mape < {} and lag up < {} intervals; \
-             the most accurate is {} ({})",
+            "recommendation: none of the {} settings keeps mape < {} and lag up < {} \
+             intervals{}; the most accurate is {} ({})",
             aggregates.len(),
             percent(targets.max_mape),
             targets.max_lag_up,
+            budget_clause(&targets),
             a.setting.args(),
             brief(a)
         ),
@@ -271,5 +281,36 @@ mod tests {
         let empty = recommend(&[], TARGETS);
         assert_eq!((empty.recommended, empty.most_accurate), (None, None));
         assert!(empty.message.contains("no completed run"));
+    }
+
+    #[test]
+    fn a_slowdown_budget_passes_over_cheaper_settings_beyond_it() {
+        let with = |n: u64, faults: f64, slowdown: Option<f64>| Aggregate {
+            slowdown,
+            ..agg(esx(n, 1000), 0.04, None, faults)
+        };
+        let aggs = [
+            with(400, 50.0, Some(0.02)),
+            with(200, 25.0, None),
+            with(800, 100.0, Some(0.005)),
+        ];
+        let budget = Targets {
+            max_mape: 0.05,
+            max_slowdown: Some(0.01),
+            ..TARGETS
+        };
+        let rec = recommend(&aggs, budget);
+        assert_eq!(rec.recommended.map(|a| a.setting), Some(esx(800, 1000)));
+        // Without a budget the cheapest wins, slowdown or not.
+        let free = recommend(&aggs, TARGETS);
+        assert_eq!(free.recommended.map(|a| a.setting), Some(esx(200, 1000)));
+        let none = recommend(&aggs[..2], budget);
+        assert!(
+            none.message
+                .contains("keeps mape < 5.0% and lag up < 2 intervals, slowdown < 1.0%;"),
+            "{}",
+            none.message
+        );
+        assert_eq!(budget_clause(&TARGETS), "");
     }
 }

@@ -47,6 +47,11 @@ pub struct SweepArgs {
     /// The recommended setting's mean lag up must be below this many intervals.
     #[arg(long, default_value_t = 2.0)]
     pub target_lag: f64,
+    /// A slowdown budget: the recommended setting's mean slowdown against its untracked
+    /// twin (the whole run's, the one to read for a paced guest) must be below this (a
+    /// fraction: 0.01 = 1%). Needs --baseline.
+    #[arg(long, requires = "baseline")]
+    pub target_slowdown: Option<f64>,
     /// Output folder (default: a new folder under runs/). Must not hold a sweep.csv already,
     /// except with --emit-jobs.
     #[arg(long)]
@@ -170,9 +175,19 @@ impl SweepArgs {
                 bound: "0 or more",
             });
         }
+        if let Some(budget) = self.target_slowdown
+            && !(budget.is_finite() && budget > 0.0)
+        {
+            return Err(UsageError::BadTarget {
+                name: "target-slowdown",
+                value: budget,
+                bound: "above 0",
+            });
+        }
         Ok(Targets {
             max_mape: self.target_mape,
             max_lag_up: self.target_lag,
+            max_slowdown: self.target_slowdown,
         })
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::aggregate::lag_text;
+use super::aggregate::{budget_clause, lag_text};
 use super::jobs::PlanFile;
 use super::{Aggregate, RECOMMENDATION_JSON, Recommendation, SWEEP_MD, Setting, format_interval};
 use crate::analysis::format::{Align, markdown_table, percent, signed_percent};
@@ -133,9 +133,10 @@ pub fn render_markdown(
     counts: &RunCounts,
 ) -> String {
     let mut out = format!(
-        "# Sweep of {guest}\n\nTargets: mape < {}, lag up < {} intervals. {}.\n\n",
+        "# Sweep of {guest}\n\nTargets: mape < {}, lag up < {} intervals{}. {}.\n\n",
         percent(rec.targets.max_mape),
         rec.targets.max_lag_up,
+        budget_clause(&rec.targets),
         counts_line(counts)
     );
     let rows: Vec<Vec<String>> = aggregates.iter().map(|a| table_cells(a).to_vec()).collect();

@@ -15,7 +15,7 @@ use crate::study::evidence::{median, sampling_error, startup_memory};
 use crate::study::figures::{Figure, FigureWriter};
 use crate::study::figures::{SUMMARY_COLUMNS, cell, faults_per_s, relative_bias, summary_cells};
 use crate::study::format::{Align, count, list, opt, pct, setting, signed_pct, table};
-use crate::study::plan::{QuestionRuns, SWEEP_WORKLOADS, SpecMaker, Workload};
+use crate::study::plan::{BUDGET_WORKLOADS, QuestionRuns, SWEEP_WORKLOADS, SpecMaker, Workload};
 use crate::track::TrackerKind;
 use std::time::Duration;
 
@@ -42,8 +42,11 @@ impl SweepRuns {
         // Every point of a sweep lasts as long, the default one included, so
         // that effects that fade over a run (such as ESX forgetting a busy
         // start) weigh the same at every point.
-        let esx_at = |w: &Workload, n: u64, interval: Duration| {
-            make.spec(
+        // The workloads of the slowdown budget run each point after an
+        // untracked twin (question 5 holds them to the budget).
+        let esx_at = |w: &Workload, n: u64, interval: Duration| Spec {
+            baseline: BUDGET_WORKLOADS.contains(&w.label.as_str()),
+            ..make.spec(
                 w,
                 TrackerKind::Uffd,
                 EstimatorKind::Esx,

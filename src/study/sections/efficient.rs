@@ -3,23 +3,20 @@
 //! only word and tabulate them.
 
 use super::Question;
+use crate::analysis::derived::steady_guest_us_per_fault;
 use crate::estimate::EstimatorKind;
-use crate::plot::series::Line;
-use crate::plot::series::LinePanel;
-use crate::plot::series::YFormat;
-use crate::plot::series::line_panels;
-use crate::study::StudyError;
+use crate::study::bench_touch::{IsolatedTouch, isolated_touch};
 use crate::study::doc::Doc;
 use crate::study::evidence::{HOST_NOTES_US, counter_sum, fitted_for};
 use crate::study::execute::Results;
-use crate::study::figures::{Figure, FigureWriter};
-use crate::study::figures::{cell, faults_per_s, guest_us_per_fault, vmm_cpu_share};
+use crate::study::figures::vmm_cpu_share;
 use crate::study::format::{
     Align, NA, count, elapsed, list, num, opt, pct, setting, sig, signed_pct, table,
 };
 use crate::study::plan::{Plan, Spec, TRACKERS};
 use crate::study::plan::{QuestionRuns, SpecMaker, cost_workload};
 use crate::track::TrackerKind;
+use crate::track::dirty_log::default_guest_pages;
 
 /// The runs of question 3, each after an untracked twin: per tracker, ESX
 /// over the sample grid at the cost interval, and exhaustive tracking at
@@ -34,8 +31,13 @@ impl CostRuns {
     pub fn plan(make: &SpecMaker) -> CostRuns {
         let s = make.scale;
         let unpaced = cost_workload();
+        // Each after an untracked twin, with the cost warm-up before the
+        // scored intervals (see `Scale::cost_warmup`), so the steady
+        // slowdown leaves uffd's first-touch fill out.
         let with_baseline = |mut sp: Spec| {
             sp.baseline = true;
+            sp.warmup = s.cost_warmup_for(sp.interval);
+            sp.duration = s.cost_warmup + s.cost_duration;
             sp
         };
         let mut sampled = Vec::new();
@@ -88,6 +90,29 @@ pub struct TrackerCost {
     pub default_faults_per_s: Option<f64>,
     /// The slowdown the fitted cost predicts at that rate.
     pub predicted_slowdown: Option<f64>,
+    /// The isolated touch cost `bench trackers` measured for the tracker
+    /// on the cost runs' guest page size, when there is one.
+    pub isolated: Option<IsolatedTouch>,
+    /// `fitted_us` over the isolated touch cost.
+    pub ratio_to_isolated: Option<f64>,
+}
+
+/// What uffd's filling of never-touched pages cost the guest, read from
+/// the sampled uffd cost run with the fewest samples that measured it:
+/// there tracking costs the guest least besides, so the whole run's loss
+/// less the steady one is the fill's. With many samples the guest also
+/// takes fewer tracked faults while the fill slows it than afterwards, and
+/// that difference undercounts the fill.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FirstTouch {
+    /// The sample size of the run it is read from.
+    pub sample_pages: u64,
+    /// Pages filled at their first touch per run.
+    pub pages: f64,
+    /// Guest time lost once per run, seconds.
+    pub lost_s: f64,
+    /// Guest µs per filled page beyond a native first touch.
+    pub us_per_page: f64,
 }
 
 /// What one tracker's exhaustive cost run says.
@@ -112,13 +137,18 @@ pub struct Efficiency {
     /// over the cost runs alone.
     pub fallbacks: u64,
     pub cost_fallbacks: u64,
+    /// uffd's first-touch fill in its cost runs; `None` without a run that
+    /// measured it.
+    pub first_touch: Option<FirstTouch>,
 }
 
 /// The counter mprotect bumps when it restores every armed page.
 const FALLBACKS: &str = "fallback_restores";
 
 impl Efficiency {
-    pub fn from_runs(plan: &Plan, results: &Results) -> Efficiency {
+    /// The findings from the runs, set against the isolated touch costs
+    /// `touches` (`Provenance::isolated_touches`).
+    pub fn from_runs(plan: &Plan, results: &Results, touches: &[IsolatedTouch]) -> Efficiency {
         let s = &plan.scale;
         // At the default interval the same sample is armed less often (a
         // tenth as often for a 100 ms cost interval), so faults fall in the
@@ -130,8 +160,9 @@ impl Efficiency {
                 let fitted_us = fitted_for(plan, results, t);
                 let default_faults_per_s = cost_run(plan, t, s.sample_pages)
                     .and_then(|sp| results.summary(sp))
-                    .and_then(faults_per_s)
+                    .and_then(|g| g.steady_faults_per_s)
                     .map(|f| f * scale);
+                let isolated = isolated_touch(touches, t, default_guest_pages(t)).cloned();
                 TrackerCost {
                     tracker: t,
                     fitted_us,
@@ -139,6 +170,11 @@ impl Efficiency {
                     predicted_slowdown: default_faults_per_s
                         .zip(fitted_us)
                         .map(|(f, c)| f * c * 1e-6),
+                    ratio_to_isolated: fitted_us
+                        .zip(isolated.as_ref())
+                        .filter(|(_, i)| i.us > 0.0)
+                        .map(|(f, i)| f / i.us),
+                    isolated,
                 }
             })
             .collect();
@@ -150,9 +186,9 @@ impl Efficiency {
                 let g = results.summary(sp)?;
                 Some(ExhaustiveCost {
                     tracker: sp.tracker,
-                    faults_per_s: faults_per_s(g),
-                    slowdown: g.slowdown,
-                    guest_us_per_fault: guest_us_per_fault(g),
+                    faults_per_s: g.steady_faults_per_s,
+                    slowdown: g.steady_slowdown,
+                    guest_us_per_fault: steady_guest_us_per_fault(g),
                     ended_early: results
                         .early_end(sp)
                         .map(|why| (g.duration_s, why.to_string())),
@@ -173,12 +209,31 @@ impl Efficiency {
             exhaustive,
             fallbacks: mprotect(plan.runs()),
             cost_fallbacks: mprotect(plan.efficient.sampled.iter().collect()),
+            first_touch: first_touch(plan, results),
         }
     }
 
     fn of(&self, t: TrackerKind) -> Option<&TrackerCost> {
         self.trackers.iter().find(|c| c.tracker == t)
     }
+}
+
+/// The first-touch fill of the uffd cost runs (see [`FirstTouch`]).
+fn first_touch(plan: &Plan, results: &Results) -> Option<FirstTouch> {
+    plan.efficient
+        .sampled
+        .iter()
+        .filter(|sp| sp.tracker == TrackerKind::Uffd)
+        .filter_map(|sp| {
+            let g = results.summary(sp)?;
+            Some(FirstTouch {
+                sample_pages: sp.sample_pages,
+                pages: g.first_touch_pages? as f64,
+                lost_s: g.one_time_lost_s?,
+                us_per_page: g.first_touch_us_per_page?,
+            })
+        })
+        .min_by_key(|ft| ft.sample_pages)
 }
 
 /// The sampled cost run of tracker `t` with `n` samples.
@@ -207,10 +262,12 @@ fn or_na(v: &[String]) -> String {
 
 impl Doc<'_> {
     pub(in crate::study) fn efficient(&mut self) {
-        let f = Efficiency::from_runs(self.plan, self.results);
+        let f = Efficiency::from_runs(self.plan, self.results, &self.prov.isolated_touches);
         self.heading(Question::Efficient);
         self.cost_method(&f);
         self.cost_tables(&f);
+        self.isolated_comparison(&f);
+        self.first_touch(&f);
         self.exhaustive_cost(&f);
         self.fallbacks(&f);
         self.summary.push(self.efficiency_summary(&f));
@@ -236,17 +293,22 @@ impl Doc<'_> {
              page of its region within an interval, so that nearly every sampled page in the \
              region costs a tracked fault. The sampled runs use a {} interval, so that tracked \
              faults are frequent enough for their cost to stand out of the noise of a shared \
-             machine. Each run ({} of tracking) follows an untracked twin of the same length; \
-             the slowdown is 1 − (accesses per second tracked) / (accesses per second \
-             untracked), and can come out negative where tracking costs less than the noise \
-             between the two runs. Dividing the slowdown by the tracked faults per second \
-             gives the guest time lost per tracked fault, everything the mechanism costs the \
-             guest included (arming and disarming pages as well as the fault itself); the \
-             slope through the origin of slowdown against faults per second over all sample \
-             sizes, which weighs the runs with many faults most, gives one cost per \
-             mechanism: {}.",
+             machine. Each run follows an untracked twin of the same length: a {} warm-up, \
+             then {} of scored intervals. The **steady slowdown** is 1 − (accesses per second \
+             tracked) / (accesses per second untracked), both over the scored intervals alone \
+             (wall time, the boundary holds included; `steady_slowdown` in summary.json), and \
+             can come out negative where tracking costs less than the noise between the two \
+             runs. The warm-up leaves out what happens once: boot, and under uffd the filling \
+             of every page the guest touches for the first time (see below), which the \
+             whole-run slowdown (`slowdown`) keeps in. Dividing the steady slowdown by the \
+             tracked faults per second of the same intervals gives the guest time lost per \
+             tracked fault, everything the mechanism costs the guest per interval included \
+             (arming and disarming pages as well as the fault itself); the slope through the \
+             origin of steady slowdown against faults per second over all sample sizes, which \
+             weighs the runs with many faults most, gives one cost per mechanism: {}.",
             self.fig_ref(&self.figs.cost),
             setting(s.cost_interval),
+            setting(s.cost_warmup),
             setting(s.cost_duration),
             list(&fits)
         );
@@ -260,9 +322,10 @@ impl Doc<'_> {
         vec![
             t.name().to_string(),
             label,
-            opt(got.and_then(faults_per_s), |x| sig(x, 3)),
+            opt(got.and_then(|g| g.steady_faults_per_s), |x| sig(x, 3)),
             opt(got.and_then(|g| g.slowdown), signed_pct),
-            opt(got.and_then(guest_us_per_fault), |x| sig(x, 3)),
+            opt(got.and_then(|g| g.steady_slowdown), signed_pct),
+            opt(got.and_then(steady_guest_us_per_fault), |x| sig(x, 3)),
             opt(got.and_then(|g| g.fault_cost_us), |x| sig(x, 3)),
             opt(service, |x| sig(x, 3)),
             opt(got.map(vmm_cpu_share), pct),
@@ -312,22 +375,23 @@ impl Doc<'_> {
         let h = [
             "tracker",
             "setting",
-            "tracked faults/s",
-            "slowdown",
-            "guest µs lost per tracked fault (slowdown ÷ faults/s)",
+            "tracked faults/s (steady)",
+            "slowdown, whole run",
+            "steady slowdown",
+            "guest µs lost per tracked fault (steady slowdown ÷ faults/s)",
             "guest stall µs per fault (measured in the guest)",
             "VMM µs per fault",
             "VMM CPU (share of one CPU)",
         ];
         let mut align = vec![Align::Left, Align::Left];
-        align.extend([Align::Right; 6]);
+        align.extend([Align::Right; 7]);
         self.para(&table(&h, &align, &rows));
         self.para(
             "The guest's own stall measure (the excess time of the batches of accesses that \
              took a fault, less what the untracked twin lost) and the VMM's service time per \
              fault (where the VMM sees the fault: uffd's handler thread, mprotect's EFAULT \
              path; dirty logging's are resolved inside the kernel) are given for comparison; \
-             the slowdown is the measure of what the guest pays.",
+             the steady slowdown is the measure of what the guest pays per interval.",
         );
         let default_h = format!(
             "tracked faults/s at {} samples every {} (the rate above × {})",
@@ -345,7 +409,7 @@ impl Doc<'_> {
         self.para(&format!(
             "At the default setting the same guest would take a fraction of the faults \
              measured above, as the sample is armed less often; with the fitted cost per \
-             fault that predicts the slowdown of the default setting:\n\n{}",
+             fault that predicts the steady slowdown of the default setting:\n\n{}",
             table(
                 &h2,
                 &[
@@ -357,6 +421,105 @@ impl Doc<'_> {
                 ],
                 &fit_rows
             )
+        ));
+    }
+
+    /// The fitted cost per fault against the isolated touch of `bench
+    /// trackers`.
+    fn isolated_comparison(&mut self, f: &Efficiency) {
+        let rows: Vec<Vec<String>> = f
+            .trackers
+            .iter()
+            .map(|c| {
+                vec![
+                    c.tracker.name().to_string(),
+                    default_guest_pages(c.tracker).to_string(),
+                    opt(c.fitted_us, |x| sig(x, 3)),
+                    c.isolated.as_ref().map_or("not measured".to_string(), |i| {
+                        format!("{} (docs/bench/{})", sig(i.us, 3), i.file)
+                    }),
+                    opt(c.ratio_to_isolated, |r| format!("{}×", sig(r, 3))),
+                ]
+            })
+            .collect();
+        let h = [
+            "tracker",
+            "guest pages",
+            "fitted guest µs per tracked fault (steady)",
+            "isolated touch, µs (`kvm-wss bench trackers`)",
+            "fitted ÷ isolated",
+        ];
+        self.para(&format!(
+            "**Against the isolated touch.** `kvm-wss bench trackers` measures what one \
+             tracked touch costs the guest in isolation: a probe guest touching armed pages \
+             with nothing else going on, on the same guest page size as the cost runs. The \
+             fitted cost per fault holds more (arming and collecting the sample every \
+             interval, the boundary holds, a busier host); the ratio says how much more. \
+             Where no benchmark file is beside the study, the isolated cost is not \
+             measured.\n\n{}",
+            table(
+                &h,
+                &[
+                    Align::Left,
+                    Align::Left,
+                    Align::Right,
+                    Align::Right,
+                    Align::Right
+                ],
+                &rows
+            )
+        ));
+    }
+
+    /// What uffd's first-touch fill cost, as a finding of its own.
+    fn first_touch(&mut self, f: &Efficiency) {
+        let warmup_setting = setting(self.plan.scale.cost_warmup);
+        let warmup = self.plan.scale.cost_warmup.as_secs_f64();
+        // Seconds to two significant digits: the fill of a small region
+        // takes a fraction of one.
+        let secs = |x: f64| format!("{} s", sig(x, 2));
+        let Some(ft) = &f.first_touch else {
+            self.para(
+                "**The first touch under uffd.** No uffd cost run measured the fill of \
+                 never-touched pages (it needs an untracked twin and a filled page).",
+            );
+            return;
+        };
+        // The fill ends at least this late into the run: a warm-up
+        // shorter than the time it cost leaves part of it in the scored
+        // intervals.
+        let within = if ft.lost_s <= warmup {
+            format!(
+                "shorter than the {warmup_setting} warm-up, as the steady figures above need \
+                 (a fill that cost more than the warm-up would reach into the scored \
+                 intervals)"
+            )
+        } else {
+            format!(
+                "longer than the {warmup_setting} warm-up: the fill reaches into the scored \
+                 intervals, and the steady figures above still hold part of it"
+            )
+        };
+        self.para(&format!(
+            "**The first touch under uffd.** uffd registers all of guest RAM for missing \
+             faults too, so the first touch of a page the guest never touched before is a \
+             fault its handler fills with a zeroed page: tracking then never allocates a page \
+             the guest did not touch. The untracked twin takes the same first touches from \
+             the kernel directly. In the uffd cost run with the fewest samples ({} per \
+             interval), where tracking costs the guest least besides, the handler filled {} \
+             pages, and the guest lost {} once (the whole run's loss less what the steady \
+             slowdown explains over the run's length): {} µs per page beyond a native first \
+             touch, an upper bound since any other one-time difference (boot) is in it too. \
+             (Runs with more samples give less: while the fill slows the guest it also \
+             takes fewer tracked faults than afterwards, which the difference counts \
+             against the fill; `first_touch_us_per_page` in each run's summary.json.) \
+             That loss is {within}. It is paid once \
+             per page a guest ever touches, whatever the sample, not per interval: a \
+             long-running guest pays it at its start, or as its memory grows.",
+            ft.sample_pages,
+            count(ft.pages),
+            secs(ft.lost_s),
+            sig(ft.us_per_page, 3),
         ));
     }
 
@@ -459,175 +622,38 @@ impl Doc<'_> {
             .iter()
             .map(|x| format!("{} {}", x.tracker.name(), opt(x.slowdown, pct)))
             .collect();
+        let ratios: Vec<String> = f
+            .trackers
+            .iter()
+            .filter(|c| c.tracker == TrackerKind::Uffd)
+            .map(|c| match (&c.isolated, c.ratio_to_isolated) {
+                (Some(i), Some(r)) => format!(
+                    "under uffd that is {}× the isolated touch of {} µs `bench trackers` \
+                     measures",
+                    sig(r, 3),
+                    sig(i.us, 3)
+                ),
+                _ => "uffd's isolated touch cost was not measured".to_string(),
+            })
+            .collect();
+        let fill = f.first_touch.as_ref().map_or(String::new(), |ft| {
+            format!(
+                " The first touch of a page under uffd costs {} µs more than a native one, \
+                 once per page.",
+                sig(ft.us_per_page, 3)
+            )
+        });
         format!(
-            "**How efficient?** Each tracked fault cost the guest about {}; at the default \
-             setting that predicts a slowdown of {} for a guest that touches its whole region \
-             every interval, while exhaustive tracking slowed it by {} ({}).",
+            "**How efficient?** In steady state each tracked fault cost the guest about {} \
+             ({}); at the default setting that predicts a slowdown of {} for a guest that \
+             touches its whole region every interval, while exhaustive tracking slowed it by \
+             {} ({}).{fill}",
             or_na(&fitted),
+            or_na(&ratios),
             or_na(&predicted),
             or_na(&exh_slow),
             self.section_ref(Question::Efficient),
         )
-    }
-}
-
-impl FigureWriter<'_> {
-    /// Cost per mechanism against the sample size.
-    pub(in crate::study) fn cost_figure(&self) -> Result<Figure, StudyError> {
-        let stem = "fig7-cost";
-        let mut faults = Vec::new();
-        let mut slowdown = Vec::new();
-        let mut cpu = Vec::new();
-        let mut per_touch = Vec::new();
-        let mut data = Vec::new();
-        let runs: Vec<&Spec> = self
-            .plan
-            .efficient
-            .sampled
-            .iter()
-            .chain(&self.plan.efficient.exhaustive)
-            .collect();
-        for t in TRACKERS {
-            let mut f = Vec::new();
-            let mut sl = Vec::new();
-            let mut c = Vec::new();
-            let mut pt = Vec::new();
-            for spec in self
-                .plan
-                .efficient
-                .sampled
-                .iter()
-                .filter(|s| s.tracker == t)
-            {
-                let Some(s) = self.summary(spec) else {
-                    continue;
-                };
-                let x = spec.sample_pages as f64;
-                if let Some(v) = faults_per_s(s) {
-                    f.push((x, v));
-                }
-                if let Some(v) = s.slowdown {
-                    sl.push((x, v));
-                }
-                c.push((x, vmm_cpu_share(s)));
-                if let Some(v) = guest_us_per_fault(s) {
-                    pt.push((x, v));
-                }
-            }
-            let line = |points| Line {
-                label: t.name().to_string(),
-                points,
-                dashed: false,
-            };
-            faults.push(line(f));
-            slowdown.push(line(sl));
-            cpu.push(line(c));
-            per_touch.push(line(pt));
-        }
-        for spec in &runs {
-            let s = self.summary(spec);
-            let service = s.and_then(|s| s.tracker_stats.vmm_service_us_per_fault);
-            data.push(vec![
-                spec.id(),
-                spec.tracker.name().to_string(),
-                spec.estimator.name().to_string(),
-                s.and_then(|s| s.sample_pages)
-                    .map_or(String::new(), |n| n.to_string()),
-                format!("{}", spec.interval.as_secs_f64()),
-                cell(s.map(|s| s.duration_s)),
-                cell(s.and_then(faults_per_s)),
-                cell(s.and_then(|s| s.fault_cost_us)),
-                cell(s.and_then(guest_us_per_fault)),
-                cell(service),
-                cell(s.and_then(|s| s.slowdown)),
-                cell(s.map(|s| s.guest_ops_per_s)),
-                cell(s.and_then(|s| s.baseline_guest_ops_per_s)),
-                cell(s.map(|s| s.vmm_cpu_s)),
-                cell(s.map(vmm_cpu_share)),
-            ]);
-        }
-        self.csv(
-            stem,
-            &[
-                "run_id",
-                "tracker",
-                "estimator",
-                "sample_pages",
-                "interval_s",
-                "duration_s",
-                "faults_per_s",
-                "fault_cost_us",
-                "lost_us_per_fault",
-                "vmm_service_us_per_fault",
-                "slowdown",
-                "guest_ops_per_s",
-                "baseline_guest_ops_per_s",
-                "vmm_cpu_s",
-                "vmm_cpu_share",
-            ],
-            &data,
-        )?;
-        let ticks: Vec<f64> = self
-            .plan
-            .scale
-            .sample_grid
-            .iter()
-            .map(|&n| n as f64)
-            .collect();
-        let panel = |title: &str, y_label: &str, y_format, lines| LinePanel {
-            title: title.into(),
-            x_label: "sampled pages per interval".into(),
-            x_ticks: ticks.clone(),
-            y_label: y_label.into(),
-            y_format,
-            lines,
-            y_ref: None,
-        };
-        let panels = [
-            panel(
-                "Tracked faults per second",
-                "faults / s",
-                YFormat::Plain,
-                faults,
-            ),
-            panel(
-                "Guest slowdown vs untracked twin",
-                "slowdown",
-                YFormat::Percent,
-                slowdown,
-            ),
-            panel(
-                "Guest time lost per tracked fault (slowdown / faults per s)",
-                "microseconds",
-                YFormat::Plain,
-                per_touch,
-            ),
-            panel(
-                "VMM CPU (sampler and fault handling)",
-                "share of one CPU",
-                YFormat::Percent,
-                cpu,
-            ),
-        ];
-        let title = format!(
-            "Cost of tracking an unpaced random program (esx, {} interval)",
-            crate::study::format::setting(self.plan.scale.cost_interval)
-        );
-        line_panels(&self.base(stem), &title, &panels, 2)?;
-        Ok(Figure {
-            stem,
-            title,
-            caption: format!(
-                "What each mechanism costs as the sample grows, on a guest that touches its \
-                 whole working set as fast as it can, so that nearly every sampled page in it \
-                 faults. The interval is {} so that faults are frequent enough to measure. \
-                 Each run is preceded by its untracked twin, which gives the slowdown. The \
-                 data also holds exhaustive tracking (at the default {} interval).",
-                crate::study::format::setting(self.plan.scale.cost_interval),
-                crate::study::format::setting(self.plan.scale.interval)
-            ),
-            runs: runs.into_iter().cloned().collect(),
-        })
     }
 }
 
@@ -637,6 +663,7 @@ mod tests {
     use crate::study::execute::Outcome;
     use crate::study::plan::Scale;
     use crate::study::testdata::{finished, summary_of};
+    use crate::vmm::paging::GuestPageSize;
 
     /// The guest µs each tracker loses per fault in the synthetic runs.
     fn cost_us(t: TrackerKind) -> f64 {
@@ -653,11 +680,24 @@ mod tests {
         let mut outcomes = Vec::new();
         // Sampled cost runs: n samples make 100·n faults in 10 s, each
         // costing the guest cost_us(t); mprotect loses two samples in each.
+        // The whole run's slowdown holds a one-time loss on top (uffd's
+        // fill of 65536 pages at 50 µs each: 3.3 s of 10), which the fit
+        // must leave out.
         for sp in &plan.efficient.sampled {
             let mut s = summary_of(sp);
             s.duration_s = 10.0;
             s.tracked_faults = Some(100 * sp.sample_pages);
-            s.slowdown = Some(10.0 * sp.sample_pages as f64 * cost_us(sp.tracker) * 1e-6);
+            s.steady_faults_per_s = Some(10.0 * sp.sample_pages as f64);
+            let steady = 10.0 * sp.sample_pages as f64 * cost_us(sp.tracker) * 1e-6;
+            s.steady_slowdown = Some(steady);
+            s.slowdown = Some(steady + 0.32768);
+            // Fewer samples, a larger share of the loss left to the fill.
+            if sp.tracker == TrackerKind::Uffd {
+                let lost = 3.2768 * 25.0 / sp.sample_pages as f64;
+                s.one_time_lost_s = Some(lost);
+                s.first_touch_pages = Some(65536);
+                s.first_touch_us_per_page = Some(lost * 1e6 / 65536.0);
+            }
             if sp.tracker == TrackerKind::Mprotect {
                 s.tracker_stats.mechanism.insert(FALLBACKS.into(), 2);
             }
@@ -670,7 +710,8 @@ mod tests {
                 let mut s = summary_of(sp);
                 s.duration_s = 4.0;
                 s.tracked_faults = Some(8000);
-                s.slowdown = Some(0.05);
+                s.steady_faults_per_s = Some(2000.0);
+                s.steady_slowdown = Some(0.05);
                 Outcome::Done {
                     summary: Box::new(s),
                     rows: Vec::new(),
@@ -692,7 +733,19 @@ mod tests {
         let mut s = summary_of(other);
         s.tracker_stats.mechanism.insert(FALLBACKS.into(), 5);
         outcomes.push((other.id(), finished(s)));
-        let f = Efficiency::from_runs(&plan, &Results::from_outcomes(outcomes));
+        // bench trackers measured uffd (25 µs) and mprotect, but mprotect
+        // only on 4 KiB guest pages, which the cost runs do not use.
+        let touch = |tracker, guest_pages, us| IsolatedTouch {
+            tracker,
+            guest_pages,
+            us,
+            file: "trackers.json".into(),
+        };
+        let touches = [
+            touch(TrackerKind::Uffd, GuestPageSize::Size2M, 25.0),
+            touch(TrackerKind::Mprotect, GuestPageSize::Size4K, 20.0),
+        ];
+        let f = Efficiency::from_runs(&plan, &Results::from_outcomes(outcomes), &touches);
 
         assert_eq!(f.trackers.len(), 3);
         for c in &f.trackers {
@@ -704,7 +757,22 @@ mod tests {
             assert!((faults - 400.0).abs() < 1e-9, "{c:?}");
             let predicted = c.predicted_slowdown.expect("prediction");
             assert!((predicted - 400.0 * want * 1e-6).abs() < 1e-12, "{c:?}");
+            // 50 µs per fault against a 25 µs isolated touch: 2x.
+            match c.tracker {
+                TrackerKind::Uffd => {
+                    assert!((c.ratio_to_isolated.expect("ratio") - 2.0).abs() < 1e-9)
+                }
+                _ => assert_eq!((c.ratio_to_isolated, c.isolated.as_ref()), (None, None)),
+            }
         }
+        // Read from the run with the fewest samples (25): 50 µs a page.
+        let ft = f.first_touch.as_ref().expect("uffd measured its fill");
+        assert_eq!(
+            (ft.sample_pages, ft.pages, ft.lost_s),
+            (25, 65536.0, 3.2768)
+        );
+        assert!((ft.us_per_page - 50.0).abs() < 1e-9);
+        assert!(ft.lost_s < plan.scale.cost_warmup.as_secs_f64());
         assert_eq!(f.exhaustive.len(), 1);
         let x = &f.exhaustive[0];
         assert_eq!(x.tracker, TrackerKind::Uffd);

@@ -486,6 +486,7 @@ mod tests {
             ended_early: Vec::new(),
             recorded_wall_s: 0.0,
             unrecorded: 0,
+            isolated_touches: Vec::new(),
         };
         let doc = crate::study::render::render(&p, &results, &figs, &prov);
         let at = doc

@@ -3,6 +3,7 @@
 //! (`super::doc`) numbers the questions in the order of [`Question::ALL`].
 
 pub mod agile;
+pub mod cost_figure;
 pub mod effective;
 pub mod efficient;
 pub mod estimators;

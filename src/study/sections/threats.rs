@@ -25,7 +25,8 @@ impl Doc<'_> {
             "- **Fault costs of this host.** The host notes report the cost of one tracked \
              access on this kind of machine (KVM served by PVM, shadow paging, no VT-x) as {} \
              and expect bare-metal VT-x hosts to be {}. The study measured {} of guest time \
-             per tracked fault, all costs of the mechanism included ({}). Every cost \
+             per tracked fault in steady state, all per-interval costs of the mechanism \
+             included ({}). Every cost \
              and slowdown in {}, and any accuracy loss that comes from tracking \
              slowing the guest, would shrink accordingly on hardware virtualisation; the \
              sampling error does not depend on the mechanism.",
