@@ -67,8 +67,8 @@
 //! before), 95.1% and 93.4% on a drifting one, 93.4% and 90.7% on a zipf-like one whose size
 //! varies. Live, 120 s each on a host at load ~2.5 (one run each, so a Wilson interval of about
 //! ±3%): hotset 98.3% (114 of 116), random 96.6% (113 of 117), zipf 100% (117 of 117; with
-//! seed 2, 96.6%, 113 of 117). At 100 samples the 120 s replays (seeds 1–10) give 94.6–95.9%. On a
-//! quiet host the band is still wider than the pooled estimate's error (whose spread was 0.8
+//! seed 2, 96.6%, 113 of 117). At 100 samples the 120 s replays (seeds 1–10) give 94.6–95.9%.
+//! On a quiet host the band is still wider than the pooled estimate's error (whose spread was 0.8
 //! of the band's standard error in those runs), mostly where the drift CUSUM trips for nothing.
 //!
 //! The policy value is the band's upper end: an allocator that grants it under-provides in a
