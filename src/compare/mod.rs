@@ -10,9 +10,6 @@
 pub mod command;
 pub mod tables;
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use crate::analysis::derived::faults_per_s;
 use crate::analysis::stats::{mean, median};
 use crate::estimate::EstimatorKind;
@@ -278,8 +275,9 @@ pub enum CompareError {
 }
 
 /// Replays every setting of `settings` with every seed on every recording
-/// (`(program, recording)`), on as many threads as there are cores, and
-/// returns the points in program, then setting order.
+/// (`(program, recording)`) on the work queue, and returns the points in
+/// program, then setting order, or the first failure (no replay starts
+/// after one).
 pub fn measure(
     recordings: &[(String, Recording)],
     settings: &[Setting],
@@ -288,37 +286,16 @@ pub fn measure(
     let jobs: Vec<(usize, Setting)> = (0..recordings.len())
         .flat_map(|r| settings.iter().map(move |&s| (r, s)))
         .collect();
-    let results: Mutex<Vec<Option<Result<Point, CompareError>>>> =
-        Mutex::new((0..jobs.len()).map(|_| None).collect());
-    let next = AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(jobs.len())
-        .max(1);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                while !crate::run::interrupted() {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(r, setting)) = jobs.get(n) else {
-                        break;
-                    };
-                    let (program, rec) = &recordings[r];
-                    let result = replay_point(program, rec, setting, seeds);
-                    // A poisoned lock means another worker panicked; its
-                    // panic ends the scope, so this result is moot.
-                    if let Ok(mut all) = results.lock() {
-                        all[n] = Some(result);
-                    }
-                }
-            });
-        }
-    });
+    let results = crate::work_queue::run_jobs(
+        &jobs,
+        |&(r, setting)| {
+            let (program, rec) = &recordings[r];
+            replay_point(program, rec, setting, seeds)
+        },
+        Result::is_err,
+    );
     let mut points = Vec::with_capacity(jobs.len());
-    for r in results
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-    {
+    for r in results {
         points.push(r.ok_or(CompareError::Interrupted)??);
     }
     Ok(Comparison { points })
