@@ -48,9 +48,10 @@ endef
 # built-in programs (issue 11; the study's question 6 shows the same
 # comparison, from the same recordings under docs/study/runs):
 # docs/estimators.md and docs/estimators.csv, and the tables spliced into
-# the README, with follow's band coverage over three 120 s live runs
-# (runs/compare-estimators). About 10 minutes when every run must be made
-# (3 for the recordings, 6 for the long runs); not in `make test`.
+# the README, with follow's band coverage over nine 120 s live runs (three
+# programs, three seeds; runs/compare-estimators). About 22 minutes when
+# every run must be made (3 for the recordings, 18 for the long runs); not
+# in `make test`.
 compare-estimators: build
 	$(BIN) compare-estimators --out docs --runs runs/compare-estimators
 	tail -n +3 docs/estimators.md > docs/estimators.body.md
