@@ -307,6 +307,22 @@ fn bad_input_is_refused_with_one_line_and_exit_2() {
             ],
             "longer than --duration",
         ),
+        (
+            vec!["--scenario".into(), "shift".into(), "--headroom=2".into()],
+            "not a fraction from 0 to 1",
+        ),
+        (
+            vec![
+                "--scenario".into(),
+                "shift".into(),
+                "--headroom=-0.1".into(),
+            ],
+            "not a fraction from 0 to 1",
+        ),
+        (
+            vec!["--scenario".into(), "shift".into(), "--headroom=ten".into()],
+            "not a fraction from 0 to 1",
+        ),
     ];
     for (extra, needle) in cases {
         let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();

@@ -80,3 +80,33 @@ pub fn summary_of(spec: &Spec) -> Summary {
         ..Default::default()
     }
 }
+
+/// study.md as `plan` and `results` render it, its figures drawn into a
+/// temporary folder (returned, to read them), under a provenance of no
+/// runs made.
+pub fn rendered_with_figures(
+    plan: &super::plan::Plan,
+    results: &super::execute::Results,
+) -> (String, super::figures::Figures, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let figs = super::figures::draw_all(plan, results, &dir.path().join("study")).unwrap();
+    let prov = super::render::Provenance {
+        command: "kvm-wss study --out docs".into(),
+        runs_dir: "docs/study/runs".into(),
+        host: super::host::Host::current(),
+        runs: 0,
+        cached: 0,
+        failed: Vec::new(),
+        ended_early: Vec::new(),
+        recorded_wall_s: 0.0,
+        unrecorded: 0,
+        isolated_touches: Vec::new(),
+    };
+    let doc = super::render::render(plan, results, &figs, &prov);
+    (doc, figs, dir)
+}
+
+/// [`rendered_with_figures`]'s document alone.
+pub fn rendered(plan: &super::plan::Plan, results: &super::execute::Results) -> String {
+    rendered_with_figures(plan, results).0
+}

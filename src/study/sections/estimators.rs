@@ -473,22 +473,7 @@ mod tests {
             points.push(pt(prog, EstimatorKind::Damon, 10, 10.0, 0.6));
         }
         results.replayed.comparison = Some(Comparison { points });
-        let dir = tempfile::tempdir().unwrap();
-        let figs =
-            crate::study::figures::draw_all(&p, &results, &dir.path().join("study")).unwrap();
-        let prov = crate::study::render::Provenance {
-            command: "kvm-wss study --out docs".into(),
-            runs_dir: "docs/study/runs".into(),
-            host: crate::study::host::Host::current(),
-            runs: 0,
-            cached: 0,
-            failed: Vec::new(),
-            ended_early: Vec::new(),
-            recorded_wall_s: 0.0,
-            unrecorded: 0,
-            isolated_touches: Vec::new(),
-        };
-        let doc = crate::study::render::render(&p, &results, &figs, &prov);
+        let (doc, figs, dir) = crate::study::testdata::rendered_with_figures(&p, &results);
         let at = doc
             .find("## 6. Does another estimator do better at equal cost?")
             .expect("section 6");

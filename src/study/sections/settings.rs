@@ -362,22 +362,7 @@ mod tests {
             })
             .collect::<Vec<_>>();
         let results = Results::from_outcomes(outcomes);
-        let dir = tempfile::tempdir().unwrap();
-        let figs =
-            crate::study::figures::draw_all(&plan, &results, &dir.path().join("study")).unwrap();
-        let prov = crate::study::render::Provenance {
-            command: "kvm-wss study --out docs".into(),
-            runs_dir: "docs/study/runs".into(),
-            host: crate::study::host::Host::current(),
-            runs: 0,
-            cached: 0,
-            failed: Vec::new(),
-            ended_early: Vec::new(),
-            recorded_wall_s: 0.0,
-            unrecorded: 0,
-            isolated_touches: Vec::new(),
-        };
-        let doc = crate::study::render::render(&plan, &results, &figs, &prov);
+        let doc = crate::study::testdata::rendered(&plan, &results);
         let at = doc
             .find("**Within a slowdown budget.**")
             .expect("budget text");
