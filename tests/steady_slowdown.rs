@@ -29,9 +29,8 @@ fn a_baseline_run_separates_the_steady_cost_from_the_first_touch_fill() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("run");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
-        .args([
-            "run",
+    common::kvm_wss_run(
+        &[
             "--guest",
             "random",
             "--mem",
@@ -55,12 +54,9 @@ fn a_baseline_run_separates_the_steady_cost_from_the_first_touch_fill() {
             "--baseline",
             "--no-plot",
             "--quiet",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .expect("spawn");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ],
+        &out,
+    );
     let s = read(&out.join("summary.json"));
     let twin = read(&out.join("baseline/summary.json"));
 

@@ -89,9 +89,8 @@ fn streamed_summary_equals_the_one_recomputed_from_the_csv() {
     let out = dir.path().join("run");
     // Phases of 8, 64 and 16 pages every 300 ms: growth and shrink events
     // for the lags, at 10 ms intervals.
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
-        .args([
-            "run",
+    common::kvm_wss_run(
+        &[
             "--guest",
             "phases",
             "--param",
@@ -110,16 +109,8 @@ fn streamed_summary_equals_the_one_recomputed_from_the_csv() {
             "3s",
             "--no-plot",
             "--quiet",
-            "--out",
-            out.to_str().expect("utf-8"),
-        ])
-        .output()
-        .expect("run kvm-wss");
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+        ],
+        &out,
     );
     let streamed = read_summary(&out.join("summary.json")).expect("summary");
     let rows = read_timeseries(&out.join("timeseries.csv")).expect("csv");

@@ -482,3 +482,21 @@ pub fn kvm_wss_with_rss(args: &[&str]) -> (std::process::Output, i64) {
     };
     (output, rusage.ru_maxrss)
 }
+
+/// Runs `kvm-wss run` with `args` and `--out out`, and checks it exited 0
+/// (its stderr in the message otherwise).
+pub fn kvm_wss_run(args: &[&str], out: &std::path::Path) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("spawn kvm-wss");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
