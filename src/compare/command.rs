@@ -127,24 +127,15 @@ pub fn run(args: &CompareArgs, log: &mut dyn Write) -> Result<PathBuf, CommandEr
         large_ram_run(EstimatorKind::Esx),
         large_ram_run(EstimatorKind::Follow),
     ];
-    let big = execute_specs(
-        &big_specs.iter().collect::<Vec<_>>(),
-        &args.runs,
-        Mode::Reuse,
-        log,
-    )?;
     let long = coverage_runs(&plan);
-    let long_results = execute_specs(
-        &long.iter().collect::<Vec<_>>(),
-        &args.runs,
-        Mode::Reuse,
-        log,
-    )?;
+    // One pass over every live run: the large-RAM pair, then the long ones.
+    let live: Vec<&Spec> = big_specs.iter().chain(&long).collect();
+    let live_results = execute_specs(&live, &args.runs, Mode::Reuse, log)?;
     let csv = args.out.join("estimators.csv");
     tables::write_csv(&csv, &comparison)?;
     let doc = args.out.join("estimators.md");
-    let mut text = document(&plan, &comparison, &big_specs, &big);
-    text.push_str(&coverage_section(&long, &long_results));
+    let mut text = document(&plan, &comparison, &big_specs, &live_results);
+    text.push_str(&coverage_section(&long, &live_results));
     std::fs::write(&doc, text).map_err(|source| CommandError::Write {
         path: doc.clone(),
         source,
