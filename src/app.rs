@@ -2,6 +2,7 @@
 //! 0 success, 1 runtime error, 2 usage error (bad input), 3 guest crashed,
 //! 130 interrupted by Ctrl-C (after writing what was measured).
 
+use crate::vmm::affinity::AffinityError;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -98,7 +99,10 @@ fn run_error_exit_code(e: &RunError) -> u8 {
         | RunError::Boot(BootError::Load(_) | BootError::Layout(_) | BootError::Param(_))
         | RunError::Estimator(_)
         | RunError::GuestPages(_)
-        | RunError::RecordTick(_) => EXIT_USAGE,
+        | RunError::RecordTick(_)
+        | RunError::Placement(AffinityError::NotAllowed { .. } | AffinityError::ManyVcpus { .. }) => {
+            EXIT_USAGE
+        }
         _ => EXIT_RUNTIME,
     }
 }

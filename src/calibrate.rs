@@ -20,6 +20,7 @@ use wss_abi::PAGE_SIZE;
 
 use crate::analysis::stats::median;
 use crate::track::{self, RamPage, TrackError, Tracker, TrackerKind, TrackerStats};
+use crate::vmm::affinity::{AffinityError, Placement};
 use crate::vmm::exit::Stop;
 use crate::vmm::machine::{BootError, Machine, MachineConfig};
 use crate::vmm::memory::GuestMemory;
@@ -64,6 +65,8 @@ pub enum ProbeError {
         #[source]
         source: VcpuLoopError,
     },
+    #[error(transparent)]
+    Placement(#[from] AffinityError),
     #[error("the probe under the {side} {tracker} ended badly: {end}")]
     ProbeEnd {
         side: &'static str,
@@ -114,7 +117,10 @@ pub struct Driver {
 }
 
 /// Builds a side's driver on a booted probe, for the plan's pages.
-pub type MakeDriver = fn(TrackerKind, &Machine, Region, Plan) -> Result<Driver, TrackError>;
+/// `cpu`: where the driver's fault-handler thread, if it has one, must
+/// run (beside the vCPU; see `vmm::affinity`).
+pub type MakeDriver =
+    fn(TrackerKind, &Machine, Region, Plan, Option<usize>) -> Result<Driver, TrackError>;
 
 /// The pages each tracked round arms: round r ≥ 1 arms `rounds[(r - 1) %
 /// len]`, sorted. The touch benchmark arms the whole region every round;
@@ -164,12 +170,18 @@ pub fn tracker_driver(
     machine: &Machine,
     _region: Region,
     plan: Plan,
+    cpu: Option<usize>,
 ) -> Result<Driver, TrackError> {
     let tracker = track::create(kind, machine)?.ok_or_else(|| TrackError::Setup {
         tracker: kind.name(),
         what: "this kind creates no tracker".into(),
         source: None,
     })?;
+    if let Some(cpu) = cpu {
+        tracker
+            .pin_handler(cpu)
+            .map_err(|e| track::pin_error(kind.name(), cpu, e))?;
+    }
     Ok(Driver {
         faults: Arc::clone(&tracker).fault_handler(),
         mechanism: Box::new(KvmWss {
@@ -371,15 +383,18 @@ pub struct BootRounds {
 
 /// Boots the probe once over `pages` region pages and runs `rounds`
 /// tracked rounds on one side (its name and driver), arming what `planner`
-/// chooses; in each round the probe visits the region `passes` times.
+/// chooses; in each round the probe visits the region `passes` times. The
+/// vCPU and the side's fault handler go where `placement` says, as in a
+/// run.
 pub fn boot_rounds(
     kind: TrackerKind,
     (side, make_driver): (&'static str, MakeDriver),
     pages: u64,
     (rounds, passes): (u64, u64),
-    guest_pages: GuestPageSize,
+    (guest_pages, placement): (GuestPageSize, Placement),
     planner: Planner,
 ) -> Result<BootRounds, ProbeError> {
+    let cpu = crate::vmm::affinity::choose_here(placement, 1, kind.has_handler_thread())?;
     let image = crate::guests::embedded("probe").ok_or(ProbeError::NoGuest("probe"))?;
     // Sizes too large for this host are the boot's to reject.
     let (wss, mem) = sizes_for(pages).ok_or(ProbeError::TooManyPages(pages))?;
@@ -404,7 +419,7 @@ pub fn boot_rounds(
     };
     let plan = planner(region);
     let driver =
-        make_driver(kind, &machine, region, plan).map_err(|source| ProbeError::Mechanism {
+        make_driver(kind, &machine, region, plan, cpu).map_err(|source| ProbeError::Mechanism {
             side,
             tracker: kind.name(),
             source,
@@ -432,6 +447,14 @@ pub fn boot_rounds(
         }),
     )
     .map_err(ProbeError::Spawn)?;
+    // Pinned before the first round is timed (the probe's first sync comes
+    // after its own set-up). The guest runs already: a vCPU that cannot be
+    // pinned runs free.
+    if let Some(cpu) = cpu
+        && let Err(e) = thread.pin(cpu)
+    {
+        log::warn!("cannot pin the probe's vCPU thread to CPU {cpu}, so it runs anywhere: {e}");
+    }
     let touches = probe_tracked_touches(pages, false)
         .saturating_mul(rounds)
         .saturating_mul(passes.max(1));
@@ -502,13 +525,17 @@ pub const CALIBRATION_ROUNDS: u64 = 3;
 /// What one tracked touch costs the guest with tracker `kind`, in
 /// microseconds: one kvm-wss boot of the probe (the real tracker), the
 /// median over its tracked rounds.
-pub fn calibrate(kind: TrackerKind, guest_pages: GuestPageSize) -> Result<f64, ProbeError> {
+pub fn calibrate(
+    kind: TrackerKind,
+    guest_pages: GuestPageSize,
+    placement: Placement,
+) -> Result<f64, ProbeError> {
     let b = boot_rounds(
         kind,
         (KVM_WSS, tracker_driver),
         CALIBRATION_PAGES,
         (CALIBRATION_ROUNDS, 1),
-        guest_pages,
+        (guest_pages, placement),
         Plan::whole,
     )?;
     let costs = RoundCosts::of(&b.samples, b.tsc_hz, KVM_WSS, kind)?;

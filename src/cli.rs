@@ -16,6 +16,7 @@ use crate::sweep;
 pub use crate::sweep::args::SweepArgs;
 use crate::track::TrackerKind;
 use crate::track::dirty_log::{GuestPagesError, check_guest_pages, default_guest_pages};
+use crate::vmm::affinity::Placement;
 use crate::vmm::paging::GuestPageSize;
 
 #[derive(Debug, Parser)]
@@ -229,6 +230,8 @@ pub enum ValueError {
     KeyValue(String),
     #[error("{0:?} is not a fraction from 0 to 1 (use e.g. 0.1 for 10%)")]
     Fraction(String),
+    #[error("{0:?} is not a CPU placement (use auto, free or a CPU number)")]
+    Placement(String),
 }
 
 /// Parses a size with an optional K/M/G suffix.
@@ -258,6 +261,11 @@ pub fn fraction(s: &str) -> Result<f64, ValueError> {
         .ok()
         .filter(|f| (0.0..=1.0).contains(f))
         .ok_or_else(|| ValueError::Fraction(s.to_string()))
+}
+
+/// Parses `--cpu`.
+pub fn placement(s: &str) -> Result<Placement, ValueError> {
+    s.parse().map_err(|_| ValueError::Placement(s.to_string()))
 }
 
 /// The shortest `--interval`: the sampler arms, collects and writes a row
@@ -370,6 +378,11 @@ pub struct CommonArgs {
     /// README); the guest ends when vCPU 0 does.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=wss_abi::MAX_VCPUS as u64))]
     pub vcpus: u64,
+    /// Where a one-vCPU guest and the thread that resolves its faults run: auto puts them
+    /// together on the CPU kvm-wss runs on when a handler thread exists (uffd, or reclaim),
+    /// free leaves them to the scheduler, a number names the CPU.
+    #[arg(long, default_value = "auto", value_parser = placement)]
+    pub cpu: Placement,
     /// First run the untracked twin and report the guest slowdown.
     #[arg(long)]
     pub baseline: bool,
@@ -451,6 +464,8 @@ pub enum UsageError {
     },
     #[error("bad estimator settings")]
     Estimator(#[from] EstimateError),
+    #[error(transparent)]
+    Placement(crate::vmm::affinity::AffinityError),
     #[error("{} already holds a {}; choose another --out", .0.display(), sweep::SWEEP_CSV)]
     SweepExists(PathBuf),
     #[error(transparent)]
@@ -565,6 +580,16 @@ impl CommonArgs {
             .guest_pages
             .unwrap_or_else(|| default_guest_pages(tracker));
         check_guest_pages(tracker, guest_pages)?;
+        if let Placement::Cpu(cpu) = self.cpu
+            && self.vcpus != 1
+        {
+            return Err(UsageError::Placement(
+                crate::vmm::affinity::AffinityError::ManyVcpus {
+                    cpu,
+                    vcpus: self.vcpus,
+                },
+            ));
+        }
         Ok(RunConfig {
             guest,
             mem: self.mem,
@@ -592,6 +617,7 @@ impl CommonArgs {
             warmup_intervals: self.warmup,
             guest_pages,
             vcpus: self.vcpus,
+            cpu: self.cpu,
             baseline: self.baseline,
             out_dir: None,
             plot: !self.no_plot,

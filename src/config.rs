@@ -38,6 +38,8 @@ pub struct RunConfig {
     pub guest_pages: GuestPageSize,
     /// vCPUs running the program (`--vcpus`, 1 to `wss_abi::MAX_VCPUS`).
     pub vcpus: u64,
+    /// Where the vCPU and the fault handler run (`--cpu`).
+    pub cpu: crate::vmm::affinity::Placement,
     /// Run the untracked twin first and report the slowdown.
     pub baseline: bool,
     pub out_dir: Option<PathBuf>,

@@ -62,6 +62,8 @@ pub enum RunError {
          at their next touch), not tracker {0}"
     )]
     ReclaimNeedsUffd(&'static str),
+    #[error(transparent)]
+    Placement(#[from] crate::vmm::affinity::AffinityError),
 }
 
 /// What a run does besides what its [`RunConfig`] says.
@@ -259,11 +261,13 @@ fn run_once(
     extras: RunExtras,
 ) -> Result<RunOutput, RunError> {
     let image = cfg.guest.image()?;
+    crate::vmm::affinity::check(cfg.cpu, cfg.vcpus)?;
     // Measured before the guest starts, so the two never compete.
     let fault_cost_us = match cfg.tracker {
         TrackerKind::None => None,
         kind => Some(
-            crate::calibrate::calibrate(kind, cfg.guest_pages).map_err(RunError::Calibration)?,
+            crate::calibrate::calibrate(kind, cfg.guest_pages, cfg.cpu)
+                .map_err(RunError::Calibration)?,
         ),
     };
     let machine = Machine::boot(
@@ -298,6 +302,22 @@ fn run_once(
                 as Arc<dyn crate::coordinate::reclaim::ReclaimPort>,
         ),
     };
+    // The vCPU and the thread that resolves its faults share a CPU (see
+    // `vmm::affinity`); the tracker and reclaim share one handler.
+    let handler: Option<&dyn Fn(usize) -> std::io::Result<bool>> = match (&tracker, &reclaim_port) {
+        (Some(t), _) => Some(&|cpu| t.pin_handler(cpu)),
+        (None, Some(p)) => Some(&|cpu| p.pin_handler(cpu)),
+        (None, None) => None,
+    };
+    let has_handler = cfg.tracker.has_handler_thread() || reclaim_port.is_some();
+    let cpu = crate::vmm::affinity::choose_here(cfg.cpu, cfg.vcpus, has_handler)?;
+    if let (Some(cpu), Some(pin)) = (cpu, handler) {
+        pin(cpu).map_err(|source| crate::vmm::affinity::AffinityError::Pin {
+            what: "fault-handler",
+            cpu,
+            source,
+        })?;
+    }
     let reclaimer = extras
         .limit
         .clone()
@@ -353,6 +373,14 @@ fn run_once(
         }),
     )
     .map_err(RunError::Spawn)?;
+    // The guest runs already: a vCPU that cannot be pinned runs free.
+    let cpu = cpu.filter(|&cpu| match thread.pin_first(cpu) {
+        Ok(()) => true,
+        Err(e) => {
+            log::warn!("cannot pin the vCPU thread to CPU {cpu}, so it runs anywhere: {e}");
+            false
+        }
+    });
     if interrupted() {
         let _ = tx.send(Event::Interrupt);
     }
@@ -473,6 +501,7 @@ fn run_once(
         op_name: crate::vmm::exit::escape_guest_text(status.op_name()),
         guest_results: GuestResult::all_in(&status),
         vcpus: cfg.vcpus,
+        cpu,
         ..Summary::default()
     };
     s.record_accuracy_of(&tallies.accuracy);

@@ -328,6 +328,10 @@ fn bad_values_are_refused_before_boot() {
             "vm.max_map_count",
         );
     }
+    // CPU placements that cannot work here.
+    check(&["--cpu", "99999"], "may only run on CPUs");
+    check(&["--cpu", "0", "--vcpus", "2"], "pins a guest of one vCPU");
+    check(&["--cpu", "first"], "not a CPU placement");
     // Bench rounds.
     assert_fails(&["bench", "native", "--rounds", "0"], 2, "at least 1");
     // Outputs that cannot be written.

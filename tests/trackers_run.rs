@@ -117,3 +117,38 @@ fn tracked_memory_ends_up_identical() {
         }
     }
 }
+
+/// Where the vCPU and uffd's handler run (`--cpu`): together on the named
+/// CPU, on the caller's under auto when a handler thread exists, and where
+/// the scheduler puts them under free; the summary says which.
+#[test]
+fn the_vcpu_and_the_uffd_handler_share_the_cpu_the_placement_names() {
+    use kvm_wss::vmm::affinity::{Placement, allowed_cpus};
+    if !common::kvm_available("the_vcpu_and_the_uffd_handler_share_the_cpu_the_placement_names") {
+        return;
+    }
+    let allowed = allowed_cpus().unwrap();
+    let last = *allowed.last().unwrap();
+    let placed = |tracker, cpu| {
+        let mut cfg = RunSpec {
+            tracker,
+            duration: Duration::from_millis(1500),
+            ..RunSpec::new("random")
+        }
+        .config();
+        cfg.cpu = cpu;
+        let out = run(&cfg);
+        assert!(matches!(out.end, RunEnd::Duration), "{:?}", out.end);
+        out.summary
+    };
+    let named = placed(TrackerKind::Uffd, Placement::Cpu(last));
+    assert_eq!(named.cpu, Some(last));
+    let free = placed(TrackerKind::Uffd, Placement::Free);
+    assert_eq!(free.cpu, None);
+    let auto = placed(TrackerKind::Uffd, Placement::Auto);
+    assert_eq!(auto.cpu.is_some(), allowed.len() > 1);
+    assert!(auto.cpu.is_none_or(|c| allowed.contains(&c)));
+    // No handler thread under mprotect (its faults come back on the vCPU
+    // thread): nothing to place.
+    assert_eq!(placed(TrackerKind::Mprotect, Placement::Auto).cpu, None);
+}

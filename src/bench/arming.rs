@@ -23,6 +23,7 @@
 //!   that outlasted it, plus the extra cycles of the touches (which are
 //!   timed; the few instructions between them are not).
 
+use crate::vmm::affinity::Placement;
 use serde::Serialize;
 
 use super::load::{HostLoad, LoadWatch};
@@ -253,7 +254,7 @@ pub fn arming(rounds: u64, guest_pages: GuestPageSize) -> Result<ArmingResult, B
                         side.driver(),
                         pages,
                         (2 * rounds, passes),
-                        guest_pages,
+                        (guest_pages, Placement::Auto),
                         planner,
                     )?;
                     if side == Side::KvmWss && scenario == Scenario::InSitu {

@@ -27,8 +27,9 @@ pub(super) fn floor_running(
     machine: &Machine,
     region: Region,
     plan: Plan,
+    cpu: Option<usize>,
 ) -> Result<Driver, TrackError> {
-    let driver = super::floor::create(kind, machine, region, plan)?;
+    let driver = super::floor::create(kind, machine, region, plan, cpu)?;
     Ok(Driver {
         mechanism: Box::new(Concurrent::spawn(driver.mechanism)?),
         ..driver

@@ -53,6 +53,7 @@ pub(crate) fn create(
     machine: &Machine,
     region: Region,
     plan: Plan,
+    cpu: Option<usize>,
 ) -> Result<Driver, TrackError> {
     Ok(match kind {
         TrackerKind::Mprotect => {
@@ -81,11 +82,17 @@ pub(crate) fn create(
                 mechanism: Box::new(MprotectFloorArm(floor)),
             }
         }
-        TrackerKind::Uffd => Driver {
-            mechanism: Box::new(UffdFloor::new(machine.memory(), plan)?),
-            faults: None,
-            tracker: None,
-        },
+        TrackerKind::Uffd => {
+            let floor = UffdFloor::new(machine.memory(), plan)?;
+            if let Some(cpu) = cpu {
+                floor.pin_handler(cpu)?;
+            }
+            Driver {
+                mechanism: Box::new(floor),
+                faults: None,
+                tracker: None,
+            }
+        }
         TrackerKind::DirtyLog => Driver {
             mechanism: Box::new(DirtyLogFloor::new(machine, plan)?),
             faults: None,
@@ -291,6 +298,17 @@ fn serve(
                 caught.fetch_add(1, Ordering::Release);
                 uffd_ram::install(uffd, ram_host, page, 1).map_err(HandlerError::Install)?;
             }
+        }
+    }
+}
+
+impl UffdFloor {
+    /// Puts the handler beside the vCPU, as kvm-wss puts its own.
+    fn pin_handler(&self, cpu: usize) -> Result<(), TrackError> {
+        match &self.handler {
+            Some(h) => crate::vmm::affinity::pin(h, cpu)
+                .map_err(|e| crate::track::pin_error("uffd floor", cpu, e)),
+            None => Ok(()),
         }
     }
 }

@@ -125,6 +125,7 @@ fn config(plan: &OvercommitPlan, mem: u64, seed: u64) -> RunConfig {
         warmup_intervals: 1,
         guest_pages: GuestPageSize::Size2M,
         vcpus: 1,
+        cpu: crate::vmm::affinity::Placement::Auto,
         baseline: false,
         out_dir: None,
         plot: false,

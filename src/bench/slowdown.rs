@@ -337,6 +337,7 @@ fn config(plan: &SlowdownPlan, tracker: TrackerKind, pages: GuestPageSize, seed:
         warmup_intervals: WARMUP_INTERVALS,
         guest_pages: pages,
         vcpus: 1,
+        cpu: crate::vmm::affinity::Placement::Auto,
         baseline: false,
         out_dir: None,
         plot: false,

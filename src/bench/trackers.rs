@@ -12,6 +12,7 @@
 //! allowed (realtime.rs), so that other processes' time slices stay out of
 //! the rounds.
 
+use crate::vmm::affinity::Placement;
 use serde::Serialize;
 
 use super::realtime::Realtime;
@@ -284,7 +285,7 @@ fn boot(
         side.driver(),
         pages,
         (rounds, 1),
-        guest_pages,
+        (guest_pages, Placement::Auto),
         Plan::whole,
     )?;
     let mut cost = BootCost::from_samples(&b.samples, b.tsc_hz, side, kind)?;

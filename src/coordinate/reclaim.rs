@@ -103,6 +103,11 @@ pub trait ReclaimPort: Send + Sync {
     fn store_size(&self) -> StoreSize;
     /// The evicted pages now in the store (RAM pages, ascending).
     fn stored(&self) -> Vec<RamPage>;
+    /// Pins the thread that restores evicted pages, if there is one, to
+    /// `cpu` (see `vmm::affinity`); `Ok(false)` without one.
+    fn pin_handler(&self, _cpu: usize) -> std::io::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// `fallocate(fd, PUNCH_HOLE | KEEP_SIZE, offset, len)`: frees the range's

@@ -442,6 +442,9 @@ impl Scenario {
                     warmup: DEFAULT_WARMUP_INTERVALS,
                     guest_pages: None,
                     vcpus: 1,
+                    // Four VMs share two cores here: the scheduler balances
+                    // them better than a fixed CPU each could.
+                    cpu: crate::vmm::affinity::Placement::Free,
                     baseline: false,
                     no_plot: false,
                     quiet: true,

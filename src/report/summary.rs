@@ -304,6 +304,10 @@ pub struct Summary {
     /// field existed are of one-vCPU runs.
     #[serde(default = "one_vcpu")]
     pub vcpus: u64,
+    /// The CPU the vCPU and its fault handler shared (`--cpu`, see
+    /// `vmm::affinity`); absent when the scheduler placed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<usize>,
     /// What reclaim did under a resident limit (`--resident-limit`):
     /// resident pages mean and max, evictions, refaults and their time,
     /// the store at the end. Absent without a limit.

@@ -192,6 +192,7 @@ impl Spec {
             warmup_intervals: self.warmup,
             guest_pages: crate::track::dirty_log::default_guest_pages(self.tracker),
             vcpus: 1,
+            cpu: crate::vmm::affinity::Placement::Auto,
             baseline: self.baseline,
             out_dir: None,
             plot: false,

@@ -265,6 +265,7 @@ mod tests {
             warmup_intervals: 3,
             guest_pages: crate::vmm::paging::GuestPageSize::Size4K,
             vcpus: 3,
+            cpu: crate::vmm::affinity::Placement::Auto,
             baseline: true,
             out_dir: None,
             plot: false,

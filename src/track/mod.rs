@@ -78,6 +78,21 @@ impl TrackerKind {
     pub fn writes_only(self) -> bool {
         self == TrackerKind::DirtyLog
     }
+
+    /// True when another thread of the VMM resolves the guest's tracked
+    /// faults (uffd's handler), which `vmm::affinity` puts beside the vCPU.
+    pub fn has_handler_thread(self) -> bool {
+        self == TrackerKind::Uffd
+    }
+}
+
+/// The error of a tracker whose handler thread cannot be pinned to `cpu`.
+pub fn pin_error(tracker: &'static str, cpu: usize, source: std::io::Error) -> TrackError {
+    TrackError::Setup {
+        tracker,
+        what: format!("cannot pin the fault-handler thread to CPU {cpu}"),
+        source: Some(source),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +177,11 @@ pub trait Tracker: Send + Sync {
     /// restoring needs the guest's next touch as a missing fault).
     fn reclaim_port(self: Arc<Self>) -> Option<Arc<dyn crate::coordinate::reclaim::ReclaimPort>> {
         None
+    }
+    /// Pins the thread that resolves the guest's faults, if the tracker
+    /// has one, to `cpu` (see `vmm::affinity`); `Ok(false)` without one.
+    fn pin_handler(&self, _cpu: usize) -> std::io::Result<bool> {
+        Ok(false)
     }
 }
 

@@ -244,6 +244,14 @@ impl UffdTracker {
         }
     }
 
+    /// Pins the handler thread to `cpu`; `Ok(false)` once it is gone.
+    fn pin_handler_thread(&self, cpu: usize) -> io::Result<bool> {
+        match &self.handler {
+            Some(h) => crate::vmm::affinity::pin(h, cpu).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
     fn check_handler(&self) -> Result<(), TrackError> {
         lock(&self.errors).check()
     }
@@ -567,6 +575,10 @@ impl Tracker for UffdTracker {
         Some(self)
     }
 
+    fn pin_handler(&self, cpu: usize) -> io::Result<bool> {
+        self.pin_handler_thread(cpu)
+    }
+
     fn stats(&self) -> TrackerStats {
         let mut errors = lock(&self.errors);
         // Only draining the channel here; the error itself surfaces from
@@ -636,6 +648,10 @@ impl ReclaimPort for UffdTracker {
 
     fn store_size(&self) -> StoreSize {
         StoreSize::of(&lock(&self.shared.state).store)
+    }
+
+    fn pin_handler(&self, cpu: usize) -> io::Result<bool> {
+        self.pin_handler_thread(cpu)
     }
 
     fn stored(&self) -> Vec<RamPage> {

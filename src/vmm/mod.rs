@@ -1,6 +1,7 @@
 //! The hypervisor: one VM with one or more vCPUs running a guest program
 //! at CPL 3.
 
+pub mod affinity;
 pub mod doorbell;
 pub mod exit;
 pub mod hold;

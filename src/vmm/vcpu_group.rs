@@ -84,6 +84,15 @@ impl VcpuGroup {
         Ok(VcpuGroup { threads })
     }
 
+    /// Pins vCPU 0's thread to `cpu` (see `vmm::affinity`: only a guest
+    /// of one vCPU is pinned).
+    pub fn pin_first(&self, cpu: usize) -> std::io::Result<()> {
+        match self.threads.first() {
+            Some(t) => t.pin(cpu),
+            None => Ok(()),
+        }
+    }
+
     /// How many vCPUs the group runs.
     pub fn len(&self) -> usize {
         self.threads.len()

@@ -296,6 +296,11 @@ impl VcpuThread {
         self.handle.is_finished()
     }
 
+    /// Pins the vCPU thread to `cpu` (see `vmm::affinity`).
+    pub fn pin(&self, cpu: usize) -> std::io::Result<()> {
+        super::affinity::pin(&self.handle, cpu)
+    }
+
     /// Stops the guest (if it still runs) and returns the thread's report.
     pub fn stop(self) -> VcpuReport {
         self.request_stop();

@@ -171,6 +171,7 @@ impl RunSpec<'_> {
                 .guest_pages
                 .unwrap_or_else(|| kvm_wss::track::dirty_log::default_guest_pages(self.tracker)),
             vcpus: self.vcpus,
+            cpu: kvm_wss::vmm::affinity::Placement::Auto,
             baseline: false,
             out_dir: None,
             plot: false,
