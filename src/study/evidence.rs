@@ -166,6 +166,20 @@ pub fn fitted_for(plan: &Plan, results: &Results, t: TrackerKind) -> Option<f64>
     fitted_cost_us(&pts)
 }
 
+/// The isolated touch cost of `t` measured side by side with its sampled
+/// cost runs: the median of the `fault_cost_us` each run calibrated in
+/// its own process just before its guest started (same placement, same
+/// moment of the host's load).
+pub fn calibrated_for(plan: &Plan, results: &Results, t: TrackerKind) -> Option<f64> {
+    crate::analysis::stats::median(
+        plan.efficient
+            .sampled
+            .iter()
+            .filter(|x| x.tracker == t)
+            .filter_map(|sp| results.summary(sp)?.fault_cost_us),
+    )
+}
+
 /// A tracker counter summed over runs.
 pub fn counter_sum<'a>(runs: impl Iterator<Item = &'a Summary>, name: &str) -> u64 {
     runs.filter_map(|s| s.tracker_stats.mechanism.get(name).copied())

@@ -380,7 +380,7 @@ mod tests {
         // here: not measured) and states uffd's first-touch fill apart;
         // question 5 adds the slowdown budget.
         assert!(doc.contains("**Against the isolated touch.**"));
-        assert!(doc.contains("uffd's isolated touch cost was not measured"));
+        assert!(doc.contains("`bench trackers` did not measure uffd's isolated touch"));
         assert!(doc.contains("**The first touch under uffd.**"));
         assert!(doc.contains("**Within a slowdown budget.**"));
     }

@@ -7,7 +7,7 @@ use crate::analysis::derived::steady_guest_us_per_fault;
 use crate::estimate::EstimatorKind;
 use crate::study::bench_touch::{IsolatedTouch, isolated_touch};
 use crate::study::doc::Doc;
-use crate::study::evidence::{HOST_NOTES_US, counter_sum, fitted_for};
+use crate::study::evidence::{HOST_NOTES_US, calibrated_for, counter_sum, fitted_for};
 use crate::study::execute::Results;
 use crate::study::figures::vmm_cpu_share;
 use crate::study::format::{
@@ -95,6 +95,11 @@ pub struct TrackerCost {
     pub isolated: Option<IsolatedTouch>,
     /// `fitted_us` over the isolated touch cost.
     pub ratio_to_isolated: Option<f64>,
+    /// The isolated touch cost calibrated in the cost runs themselves
+    /// (`evidence::calibrated_for`).
+    pub calibrated_us: Option<f64>,
+    /// `fitted_us` over `calibrated_us`.
+    pub ratio_to_calibrated: Option<f64>,
 }
 
 /// What uffd's filling of never-touched pages cost the guest, read from
@@ -163,7 +168,13 @@ impl Efficiency {
                     .and_then(|g| g.steady_faults_per_s)
                     .map(|f| f * scale);
                 let isolated = isolated_touch(touches, t, default_guest_pages(t)).cloned();
+                let calibrated_us = calibrated_for(plan, results, t);
                 TrackerCost {
+                    calibrated_us,
+                    ratio_to_calibrated: fitted_us
+                        .zip(calibrated_us)
+                        .filter(|(_, c)| *c > 0.0)
+                        .map(|(f, c)| f / c),
                     tracker: t,
                     fitted_us,
                     default_faults_per_s,
@@ -417,6 +428,8 @@ impl Doc<'_> {
                     Align::Right,
                     Align::Right,
                     Align::Right,
+                    Align::Right,
+                    Align::Right,
                     Align::Right
                 ],
                 &fit_rows
@@ -439,6 +452,8 @@ impl Doc<'_> {
                         format!("{} (docs/bench/{})", sig(i.us, 3), i.file)
                     }),
                     opt(c.ratio_to_isolated, |r| format!("{}×", sig(r, 3))),
+                    opt(c.calibrated_us, |x| sig(x, 3)),
+                    opt(c.ratio_to_calibrated, |r| format!("{}×", sig(r, 3))),
                 ]
             })
             .collect();
@@ -448,6 +463,8 @@ impl Doc<'_> {
             "fitted guest µs per tracked fault (steady)",
             "isolated touch, µs (`kvm-wss bench trackers`)",
             "fitted ÷ isolated",
+            "isolated touch in the same runs, µs (median `fault_cost_us`)",
+            "fitted ÷ that",
         ];
         self.para(&format!(
             "**Against the isolated touch.** `kvm-wss bench trackers` measures what one \
@@ -456,7 +473,13 @@ impl Doc<'_> {
              fitted cost per fault holds more (arming and collecting the sample every \
              interval, the boundary holds, a busier host); the ratio says how much more. \
              Where no benchmark file is beside the study, the isolated cost is not \
-             measured.\n\n{}",
+             measured. The benchmark ran at another time than the study, and a tracked \
+             touch on these shared machines costs more at one time than at another, so \
+             the last two columns hold the same probe measured side by side: every \
+             tracked run first calibrates its isolated touch cost in its own process, with \
+             the vCPU and handler placed as in the run (`fault_cost_us` in summary.json), \
+             and the median over the tracker's cost runs is set against the same runs' \
+             fitted cost.\n\n{}",
             table(
                 &h,
                 &[
@@ -626,14 +649,24 @@ impl Doc<'_> {
             .trackers
             .iter()
             .filter(|c| c.tracker == TrackerKind::Uffd)
-            .map(|c| match (&c.isolated, c.ratio_to_isolated) {
-                (Some(i), Some(r)) => format!(
-                    "under uffd that is {}× the isolated touch of {} µs `bench trackers` \
-                     measures",
-                    sig(r, 3),
-                    sig(i.us, 3)
-                ),
-                _ => "uffd's isolated touch cost was not measured".to_string(),
+            .map(|c| {
+                let bench = match (&c.isolated, c.ratio_to_isolated) {
+                    (Some(i), Some(r)) => format!(
+                        "{}× the isolated touch of {} µs `bench trackers` measures",
+                        sig(r, 3),
+                        sig(i.us, 3)
+                    ),
+                    _ => "`bench trackers` did not measure uffd's isolated touch".to_string(),
+                };
+                match (c.calibrated_us, c.ratio_to_calibrated) {
+                    (Some(u), Some(r)) => format!(
+                        "under uffd that is {bench}, and {}× the {} µs the same runs \
+                         calibrated side by side",
+                        sig(r, 3),
+                        sig(u, 3)
+                    ),
+                    _ => format!("under uffd that is {bench}"),
+                }
             })
             .collect();
         let fill = f.first_touch.as_ref().map_or(String::new(), |ft| {
@@ -701,6 +734,12 @@ mod tests {
             if sp.tracker == TrackerKind::Mprotect {
                 s.tracker_stats.mechanism.insert(FALLBACKS.into(), 2);
             }
+            // Each run's own calibration: 40 µs for uffd and mprotect,
+            // except one run's 1000 µs outlier, which the median ignores;
+            // dirty-log calibrated nothing.
+            if sp.tracker != TrackerKind::DirtyLog {
+                s.fault_cost_us = Some(if sp.sample_pages == 25 { 1000.0 } else { 40.0 });
+            }
             outcomes.push((sp.id(), finished(s)));
         }
         // Exhaustive uffd: 2000 faults/s, 5% slower, 25 µs per fault, and
@@ -763,6 +802,17 @@ mod tests {
                     assert!((c.ratio_to_isolated.expect("ratio") - 2.0).abs() < 1e-9)
                 }
                 _ => assert_eq!((c.ratio_to_isolated, c.isolated.as_ref()), (None, None)),
+            }
+            // Against the same runs' median calibration of 40 µs.
+            match c.tracker {
+                TrackerKind::DirtyLog => {
+                    assert_eq!((c.calibrated_us, c.ratio_to_calibrated), (None, None))
+                }
+                _ => {
+                    assert_eq!(c.calibrated_us, Some(40.0));
+                    let r = c.ratio_to_calibrated.expect("ratio");
+                    assert!((r - want / 40.0).abs() < 1e-9, "{c:?}");
+                }
             }
         }
         // Read from the run with the fewest samples (25): 50 µs a page.
