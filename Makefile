@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BIN := target/release/kvm-wss
 
-.PHONY: all build run test lint fuzz bench bench-arming bench-hold bench-slowdown bench-slowdown-busy examples study exactness curve compare-estimators coordinate coordinate-headroom clean
+.PHONY: all build run test lint fuzz bench bench-placement bench-arming bench-hold bench-slowdown bench-slowdown-busy examples study exactness curve compare-estimators coordinate coordinate-headroom clean
 
 all: build
 
@@ -70,9 +70,18 @@ bench: build
 	{ echo '```json'; cat docs/bench/trackers.json; echo '```'; } > docs/bench/trackers.md
 	$(call splice,bench-native,docs/bench/native.md)
 	$(call splice,bench-trackers,docs/bench/trackers.md)
+	$(MAKE) bench-placement
 	$(MAKE) bench-arming
 	$(MAKE) bench-hold
 	$(MAKE) bench-slowdown
+
+# A uffd-tracked touch with the vCPU and its handler on one CPU against both
+# left to the scheduler, alternating (about a minute); its table is spliced
+# into the README.
+bench-placement: build
+	mkdir -p docs/bench
+	$(BIN) bench placement --markdown docs/bench/placement.md > docs/bench/placement.json
+	$(call splice,bench-placement,docs/bench/placement.md)
 
 # How long the guest is held at each boundary at the default settings
 # (--interval 1s, 400 samples), per tracker: hold_us_mean and hold_us_max

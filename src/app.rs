@@ -142,6 +142,19 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             }
             print_json(&result)
         }
+        Command::Bench(BenchCommand::Placement {
+            pages,
+            rounds,
+            guest_pages,
+            markdown,
+        }) => {
+            let result = crate::bench::placement::placement(pages, rounds, guest_pages)?;
+            if let Some(path) = markdown {
+                std::fs::write(&path, crate::bench::placement::markdown(&result))
+                    .map_err(|source| AppError::Write { path, source })?;
+            }
+            print_json(&result)
+        }
         Command::Bench(BenchCommand::Overcommit {
             mems,
             wss,

@@ -133,6 +133,21 @@ pub enum BenchCommand {
         #[arg(long)]
         arming_markdown: Option<PathBuf>,
     },
+    /// What a uffd-tracked touch costs with the vCPU and its fault handler on one CPU (--cpu auto) against both left to the scheduler (--cpu free), alternating.
+    Placement {
+        /// Pages of the probe's region, all armed each round (3 in 4 are touched).
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(crate::bench::trackers::MIN_PAGES..))]
+        pages: u64,
+        /// Tracked rounds per boot, and repetitions (each a boot together, then one free); medians are reported.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        rounds: u64,
+        /// Page size of the probe's identity map over RAM.
+        #[arg(long, value_enum, default_value = "2m")]
+        guest_pages: GuestPageSize,
+        /// Also write the result as a Markdown table to this file.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+    },
     /// The VMM's cost per interval (arm, collect, truth, sampler CPU) of the same guest at growing --mem, up to past host memory.
     Overcommit {
         /// Guest RAM sizes, a comma-separated list; ratios are to the first.

@@ -94,3 +94,43 @@ fn bench_trackers_reports_both_costs_for_every_tracker() {
         assert_eq!(t["in_situ_tracked_per_round"], 12, "{name}: {t}");
     }
 }
+
+/// `bench placement` measures a uffd touch with both placements in each
+/// repetition and writes the table it prints the JSON of.
+#[test]
+fn bench_placement_measures_both_placements_in_each_repetition() {
+    if !common::kvm_available("bench_placement_measures_both_placements_in_each_repetition") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let md = dir.path().join("placement.md");
+    let out = Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
+        .args([
+            "bench",
+            "placement",
+            "--pages",
+            "256",
+            "--rounds",
+            "2",
+            "--markdown",
+        ])
+        .arg(&md)
+        .output()
+        .expect("run kvm-wss");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    let json: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!((json["pages"].as_u64(), json["rounds"].as_u64()), (Some(256), Some(2)));
+    let reps = json["repetitions"].as_array().expect("repetitions");
+    assert_eq!(reps.len(), 2);
+    for r in reps {
+        let (t, f) = (r["together_us"].as_f64(), r["free_us"].as_f64());
+        let (t, f) = (t.expect("together"), f.expect("free"));
+        assert!(t > 0.0 && f > 0.0, "{r}");
+        let ratio = r["ratio"].as_f64().expect("ratio");
+        assert!((ratio - f / t).abs() < 1e-9 * ratio, "{r}");
+    }
+    let table = std::fs::read_to_string(&md).expect("table written");
+    assert!(table.contains("| on one CPU (`--cpu auto`) |"), "{table}");
+    assert!(table.contains("Free ÷ together:"), "{table}");
+}

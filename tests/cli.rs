@@ -334,6 +334,7 @@ fn bad_values_are_refused_before_boot() {
     check(&["--cpu", "first"], "not a CPU placement");
     // Bench rounds.
     assert_fails(&["bench", "native", "--rounds", "0"], 2, "at least 1");
+    assert_fails(&["bench", "placement", "--rounds", "0"], 2, "--rounds");
     // Outputs that cannot be written.
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("a-file");

@@ -10,6 +10,8 @@
 //!   `--mem`, up to past host memory: does it stay flat?
 //! - `slowdown` (slowdown.rs): the guest's slowdown per tracker at one
 //!   sampling setting, over alternating rounds.
+//! - `placement` (placement.rs): a uffd-tracked touch with the vCPU and its
+//!   handler on one CPU against both left to the scheduler.
 //!
 //! Each reports the host's load around it (load.rs).
 
@@ -19,6 +21,7 @@ mod floor;
 pub mod load;
 pub mod native;
 pub mod overcommit;
+pub mod placement;
 mod realtime;
 pub mod slowdown;
 pub mod trackers;

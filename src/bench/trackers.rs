@@ -251,7 +251,7 @@ pub fn trackers(
                     side.name(),
                     rep + 1
                 );
-                boot(kind, side, pages, rounds, guest_pages)
+                boot(kind, side, pages, rounds, (guest_pages, Placement::Auto))
             };
             let kvmwss = run(Side::KvmWss)?;
             let floor = run(Side::Floor)?;
@@ -273,21 +273,14 @@ pub fn trackers(
 
 /// Boots the probe once and measures one side, every region page armed
 /// each round.
-fn boot(
+pub(super) fn boot(
     kind: TrackerKind,
     side: Side,
     pages: u64,
     rounds: u64,
-    guest_pages: GuestPageSize,
+    placed: (GuestPageSize, Placement),
 ) -> Result<BootCost, BenchError> {
-    let b = boot_rounds(
-        kind,
-        side.driver(),
-        pages,
-        (rounds, 1),
-        (guest_pages, Placement::Auto),
-        Plan::whole,
-    )?;
+    let b = boot_rounds(kind, side.driver(), pages, (rounds, 1), placed, Plan::whole)?;
     let mut cost = BootCost::from_samples(&b.samples, b.tsc_hz, side, kind)?;
     if let Some(stats) = b.stats
         && stats.faults > 0
