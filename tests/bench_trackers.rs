@@ -120,7 +120,10 @@ fn bench_placement_measures_both_placements_in_each_repetition() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
     let json: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
-    assert_eq!((json["pages"].as_u64(), json["rounds"].as_u64()), (Some(256), Some(2)));
+    assert_eq!(
+        (json["pages"].as_u64(), json["rounds"].as_u64()),
+        (Some(256), Some(2))
+    );
     let reps = json["repetitions"].as_array().expect("repetitions");
     assert_eq!(reps.len(), 2);
     for r in reps {

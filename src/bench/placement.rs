@@ -115,13 +115,7 @@ pub fn placement(
 pub fn markdown(r: &PlacementResult) -> String {
     let cell = |s: &Spread, d: usize| {
         if s.median.is_finite() {
-            format!(
-                "{:.d$} ({:.d$} to {:.d$})",
-                s.median,
-                s.min,
-                s.max,
-                d = d
-            )
+            format!("{:.d$} ({:.d$} to {:.d$})", s.median, s.min, s.max, d = d)
         } else {
             "–".into()
         }
@@ -182,7 +176,10 @@ mod tests {
             },
         };
         let md = markdown(&r);
-        assert!(md.contains("| on one CPU (`--cpu auto`) | 35.0 (30.0 to 40.0) |"), "{md}");
+        assert!(
+            md.contains("| on one CPU (`--cpu auto`) | 35.0 (30.0 to 40.0) |"),
+            "{md}"
+        );
         assert!(md.contains("| 60.0 (60.0 to 60.0) |"), "{md}");
         assert!(md.contains("Free ÷ together: 1.75 (1.50 to 2.00)"), "{md}");
         assert!(md.contains("Load average 0.5 before, 1.2 after, on 2 CPUs: quiet."));
