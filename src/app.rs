@@ -121,13 +121,11 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             print_json(&result)
         }
         Command::Bench(BenchCommand::Trackers {
-            pages,
-            rounds,
-            guest_pages,
+            probe,
             detail,
             arming_markdown,
         }) => {
-            let mut result = crate::bench::trackers(pages, rounds, guest_pages)?;
+            let mut result = crate::bench::trackers(probe.pages, probe.rounds, probe.guest_pages)?;
             if let Some(path) = arming_markdown {
                 std::fs::write(&path, crate::bench::arming::markdown(&result.arming))
                     .map_err(|source| AppError::Write { path, source })?;
@@ -142,13 +140,9 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
             }
             print_json(&result)
         }
-        Command::Bench(BenchCommand::Placement {
-            pages,
-            rounds,
-            guest_pages,
-            markdown,
-        }) => {
-            let result = crate::bench::placement::placement(pages, rounds, guest_pages)?;
+        Command::Bench(BenchCommand::Placement { probe, markdown }) => {
+            let result =
+                crate::bench::placement::placement(probe.pages, probe.rounds, probe.guest_pages)?;
             if let Some(path) = markdown {
                 std::fs::write(&path, crate::bench::placement::markdown(&result))
                     .map_err(|source| AppError::Write { path, source })?;

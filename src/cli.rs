@@ -117,15 +117,8 @@ pub enum BenchCommand {
     },
     /// Each tracker's cost per tracked touch through kvm-wss and through a minimal loop on the same kernel mechanism (the floor).
     Trackers {
-        /// Pages of the probe's region, all armed each round (3 in 4 are touched, 2 in 4 written).
-        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(crate::bench::trackers::MIN_PAGES..))]
-        pages: u64,
-        /// Tracked rounds per boot, and boots per side (kvm-wss and floor alternate); medians are reported.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
-        rounds: u64,
-        /// Page size of the probe's identity map over RAM.
-        #[arg(long, value_enum, default_value = "2m")]
-        guest_pages: GuestPageSize,
+        #[command(flatten)]
+        probe: ProbeArgs,
         /// Also write every repetition's costs, as JSON, to this file (stdout gets the medians).
         #[arg(long)]
         detail: Option<PathBuf>,
@@ -135,15 +128,8 @@ pub enum BenchCommand {
     },
     /// What a uffd-tracked touch costs with the vCPU and its fault handler on one CPU (--cpu auto) against both left to the scheduler (--cpu free), alternating.
     Placement {
-        /// Pages of the probe's region, all armed each round (3 in 4 are touched).
-        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(crate::bench::trackers::MIN_PAGES..))]
-        pages: u64,
-        /// Tracked rounds per boot, and repetitions (each a boot together, then one free); medians are reported.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
-        rounds: u64,
-        /// Page size of the probe's identity map over RAM.
-        #[arg(long, value_enum, default_value = "2m")]
-        guest_pages: GuestPageSize,
+        #[command(flatten)]
+        probe: ProbeArgs,
         /// Also write the result as a Markdown table to this file.
         #[arg(long)]
         markdown: Option<PathBuf>,
@@ -407,6 +393,20 @@ pub struct CommonArgs {
     /// Do not print a line per interval while running (nor, in a sweep, the progress).
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// How the benchmarks that boot the `probe` guest size it.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// Pages of the probe's region, all armed each round (3 in 4 are touched, 2 in 4 written).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(crate::bench::trackers::MIN_PAGES..))]
+    pub pages: u64,
+    /// Tracked rounds per boot, and boots per side (the sides alternate); medians are reported.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rounds: u64,
+    /// Page size of the probe's identity map over RAM.
+    #[arg(long, value_enum, default_value = "2m")]
+    pub guest_pages: GuestPageSize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -779,15 +779,9 @@ mod tests {
     #[test]
     fn bench_trackers_defaults_and_bounds() {
         match parse(&["bench", "trackers"]).expect("parses").command {
-            Command::Bench(BenchCommand::Trackers {
-                pages,
-                rounds,
-                guest_pages,
-                detail,
-                ..
-            }) => {
+            Command::Bench(BenchCommand::Trackers { probe, detail, .. }) => {
                 assert_eq!(
-                    (pages, rounds, guest_pages, detail),
+                    (probe.pages, probe.rounds, probe.guest_pages, detail),
                     (1024, 5, GuestPageSize::Size2M, None)
                 );
             }
@@ -808,15 +802,9 @@ mod tests {
         .expect("parses")
         .command
         {
-            Command::Bench(BenchCommand::Trackers {
-                pages,
-                rounds,
-                guest_pages,
-                detail,
-                ..
-            }) => {
+            Command::Bench(BenchCommand::Trackers { probe, detail, .. }) => {
                 assert_eq!(
-                    (pages, rounds, guest_pages, detail),
+                    (probe.pages, probe.rounds, probe.guest_pages, detail),
                     (256, 1, GuestPageSize::Size4K, Some(PathBuf::from("d.json")))
                 );
             }

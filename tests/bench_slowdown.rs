@@ -7,10 +7,6 @@
 
 mod common;
 
-use std::process::Command;
-
-use serde_json::Value;
-
 #[test]
 fn bench_slowdown_brackets_each_tracked_run() {
     if !common::kvm_available("bench_slowdown_brackets_each_tracked_run") {
@@ -18,24 +14,18 @@ fn bench_slowdown_brackets_each_tracked_run() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let md = dir.path().join("slowdown.md");
-    let out = Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
-        .args([
-            "bench",
-            "slowdown",
-            "--rounds",
-            "1",
-            "--trackers",
-            "uffd,dirty-log",
-            "--duration",
-            "1s",
-            "--markdown",
-        ])
-        .arg(&md)
-        .output()
-        .expect("run kvm-wss");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
-    let json: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let json = common::kvm_wss_json(&[
+        "bench",
+        "slowdown",
+        "--rounds",
+        "1",
+        "--trackers",
+        "uffd,dirty-log",
+        "--duration",
+        "1s",
+        "--markdown",
+        md.to_str().expect("utf-8"),
+    ]);
     assert!(json["quiet"].is_boolean());
     // B(2m) uffd B(2m), then B(4k) dirty-log B(4k): no untracked run is
     // shared across page sizes.

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use serde_json::Value;
 
 #[test]
@@ -17,16 +15,16 @@ fn bench_trackers_reports_both_costs_for_every_tracker() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let detail_path = dir.path().join("detail.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
-        .args([
-            "bench", "trackers", "--pages", "256", "--rounds", "1", "--detail",
-        ])
-        .arg(&detail_path)
-        .output()
-        .expect("run kvm-wss");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
-    let json: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let json = common::kvm_wss_json(&[
+        "bench",
+        "trackers",
+        "--pages",
+        "256",
+        "--rounds",
+        "1",
+        "--detail",
+        detail_path.to_str().expect("utf-8"),
+    ]);
     assert_eq!(json["pages"], 256);
     assert_eq!(json["rounds"], 1);
     let trackers = json["trackers"].as_array().expect("trackers array");
@@ -104,22 +102,16 @@ fn bench_placement_measures_both_placements_in_each_repetition() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let md = dir.path().join("placement.md");
-    let out = Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
-        .args([
-            "bench",
-            "placement",
-            "--pages",
-            "256",
-            "--rounds",
-            "2",
-            "--markdown",
-        ])
-        .arg(&md)
-        .output()
-        .expect("run kvm-wss");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
-    let json: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let json = common::kvm_wss_json(&[
+        "bench",
+        "placement",
+        "--pages",
+        "256",
+        "--rounds",
+        "2",
+        "--markdown",
+        md.to_str().expect("utf-8"),
+    ]);
     assert_eq!(
         (json["pages"].as_u64(), json["rounds"].as_u64()),
         (Some(256), Some(2))

@@ -348,15 +348,12 @@ pub fn markdown(r: &ArmingResult) -> String {
     out += &format!(
         "\nMedians (min–max) over the armed rounds of {} boots per side, {} armed rounds each; {} \
          untouched pages armed per round ({} more touched in the in-situ rounds), every one \
-         resident and mapped. Load average {:.1} before, {:.1} after, on {} CPUs: {}.\n",
+         resident and mapped. {}\n",
         r.rounds,
         r.rounds,
         r.armed_untouched_per_round,
         r.armed_touched_per_round,
-        r.load.load_before[0],
-        r.load.load_after[0],
-        r.load.cpus,
-        if r.load.quiet { "quiet" } else { "not quiet" },
+        r.load.sentence(),
     );
     out
 }

@@ -46,6 +46,20 @@ pub struct HostLoad {
     pub quiet: bool,
 }
 
+impl HostLoad {
+    /// The sentence every benchmark's table ends with: "Load average 0.5
+    /// before, 1.2 after, on 2 CPUs: quiet."
+    pub fn sentence(&self) -> String {
+        format!(
+            "Load average {:.1} before, {:.1} after, on {} CPUs: {}.",
+            self.load_before[0],
+            self.load_after[0],
+            self.cpus,
+            if self.quiet { "quiet" } else { "not quiet" }
+        )
+    }
+}
+
 /// Starts watching: read the load now, and again at [`LoadWatch::finish`].
 pub struct LoadWatch {
     before: [f64; 3],

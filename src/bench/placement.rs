@@ -14,7 +14,7 @@
 use serde::Serialize;
 
 use super::load::{HostLoad, LoadWatch};
-use super::trackers::{MIN_PAGES, Side, boot};
+use super::trackers::{Side, boot, check_probe};
 use super::{BenchError, median};
 use crate::analysis::stats::Spread;
 use crate::track::TrackerKind;
@@ -64,15 +64,7 @@ pub fn placement(
     rounds: u64,
     guest_pages: GuestPageSize,
 ) -> Result<PlacementResult, BenchError> {
-    if pages < MIN_PAGES {
-        return Err(BenchError::TooFewPages {
-            got: pages,
-            min: MIN_PAGES,
-        });
-    }
-    if rounds == 0 {
-        return Err(BenchError::NoRounds);
-    }
+    check_probe(pages, rounds)?;
     let watch = LoadWatch::start();
     let mut reps = Vec::new();
     for rep in 0..rounds {
@@ -128,17 +120,14 @@ pub fn markdown(r: &PlacementResult) -> String {
          \n\
          Free ÷ together: {} per repetition. Medians over {} repetitions of {} tracked \
          rounds over {} pages (min to max in brackets), the two boots of each repetition \
-         one after the other. Load average {:.1} before, {:.1} after, on {} CPUs: {}.\n",
+         one after the other. {}\n",
         cell(&r.together_us_per_touch, 1),
         cell(&r.free_us_per_touch, 1),
         cell(&r.ratio, 2),
         r.rounds,
         r.rounds,
         r.pages,
-        r.load.load_before[0],
-        r.load.load_after[0],
-        r.load.cpus,
-        if r.load.quiet { "quiet" } else { "not quiet" },
+        r.load.sentence(),
     )
 }
 

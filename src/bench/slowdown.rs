@@ -276,19 +276,15 @@ pub fn markdown(r: &SlowdownResult) -> String {
             cell(&t.tracked_faults, 1.0, 0),
         );
     }
-    let load = |l: [f64; 3]| format!("{:.1}", l[0]);
     out += &format!(
         "\nMedians over {} rounds (min to max in brackets). The same rules applied to \
          {} untracked runs (true slowdown 0): between the runs around it {} %, against \
-         the run before {} %. Load average {} before, {} after, on {} CPUs: {}.\n",
+         the run before {} %. {}\n",
         r.rounds,
         r.noise.samples,
         cell(&r.noise.bracketed, 100.0, 1),
         cell(&r.noise.paired, 100.0, 1),
-        load(r.load.load_before),
-        load(r.load.load_after),
-        r.load.cpus,
-        if r.load.quiet { "quiet" } else { "not quiet" },
+        r.load.sentence(),
     );
     out
 }

@@ -214,14 +214,8 @@ pub struct TrackersResult {
     pub arming: super::arming::ArmingResult,
 }
 
-/// Runs the benchmark: for each tracker, `rounds` repetitions of a kvm-wss
-/// boot then a floor boot, each with `rounds` tracked rounds over a region
-/// of `pages` pages.
-pub fn trackers(
-    pages: u64,
-    rounds: u64,
-    guest_pages: GuestPageSize,
-) -> Result<TrackersResult, BenchError> {
+/// Refuses a probe region or round count no boot can measure.
+pub(super) fn check_probe(pages: u64, rounds: u64) -> Result<(), BenchError> {
     if pages < MIN_PAGES {
         return Err(BenchError::TooFewPages {
             got: pages,
@@ -231,6 +225,18 @@ pub fn trackers(
     if rounds == 0 {
         return Err(BenchError::NoRounds);
     }
+    Ok(())
+}
+
+/// Runs the benchmark: for each tracker, `rounds` repetitions of a kvm-wss
+/// boot then a floor boot, each with `rounds` tracked rounds over a region
+/// of `pages` pages.
+pub fn trackers(
+    pages: u64,
+    rounds: u64,
+    guest_pages: GuestPageSize,
+) -> Result<TrackersResult, BenchError> {
+    check_probe(pages, rounds)?;
     // Held to the end: dropping it restores the caller's scheduling.
     let realtime = Realtime::enter();
     let scheduling = match &realtime {

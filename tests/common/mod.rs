@@ -484,6 +484,18 @@ pub fn kvm_wss_with_rss(args: &[&str]) -> (std::process::Output, i64) {
     (output, rusage.ru_maxrss)
 }
 
+/// Runs kvm-wss with `args`, checks it exited 0 (its stderr in the
+/// message otherwise) and returns its stdout, which must be JSON.
+pub fn kvm_wss_json(args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
+        .args(args)
+        .output()
+        .expect("spawn kvm-wss");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
 /// Runs `kvm-wss run` with `args` and `--out out`, and checks it exited 0
 /// (its stderr in the message otherwise).
 pub fn kvm_wss_run(args: &[&str], out: &std::path::Path) {
