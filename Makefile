@@ -102,12 +102,13 @@ bench-arming: build
 	$(call splice,bench-arming,docs/bench/trackers-arming.md)
 
 # Issue 9's slowdown per tracker (seq --wss 4M --mem 512M, 3200 sampled
-# pages per 100 ms, 6 s runs), 5 rounds, each tracked run between two
-# untracked ones (about 5 minutes): docs/bench/slowdown.json, and its table
-# spliced into the README.
+# pages per 100 ms, 6 s runs), 10 rounds, each tracked run between two
+# untracked ones (about 9 minutes; 5 rounds left a median that moved by
+# more than a point between two runs): docs/bench/slowdown.json, and its
+# table spliced into the README.
 bench-slowdown: build
 	mkdir -p docs/bench
-	$(BIN) bench slowdown --markdown docs/bench/slowdown.md > docs/bench/slowdown.json
+	$(BIN) bench slowdown --rounds 10 --markdown docs/bench/slowdown.md > docs/bench/slowdown.json
 	$(call splice,bench-slowdown,docs/bench/slowdown.md)
 
 # Issue 9's uffd slowdown with another guest busy on the second core: an
