@@ -304,15 +304,15 @@ fn run_once(
     };
     // The vCPU and the thread that resolves its faults share a CPU (see
     // `vmm::affinity`); the tracker and reclaim share one handler.
-    let handler: Option<&dyn Fn(usize) -> std::io::Result<bool>> = match (&tracker, &reclaim_port) {
-        (Some(t), _) => Some(&|cpu| t.pin_handler(cpu)),
-        (None, Some(p)) => Some(&|cpu| p.pin_handler(cpu)),
-        (None, None) => None,
-    };
     let has_handler = cfg.tracker.has_handler_thread() || reclaim_port.is_some();
     let cpu = crate::vmm::affinity::choose_here(cfg.cpu, cfg.vcpus, has_handler)?;
-    if let (Some(cpu), Some(pin)) = (cpu, handler) {
-        pin(cpu).map_err(|source| crate::vmm::affinity::AffinityError::Pin {
+    if let Some(cpu) = cpu {
+        let pinned = match (&tracker, &reclaim_port) {
+            (Some(t), _) => t.pin_handler(cpu),
+            (None, Some(p)) => p.pin_handler(cpu),
+            (None, None) => Ok(false),
+        };
+        pinned.map_err(|source| crate::vmm::affinity::AffinityError::Pin {
             what: "fault-handler",
             cpu,
             source,

@@ -304,12 +304,9 @@ fn serve(
 
 impl UffdFloor {
     /// Puts the handler beside the vCPU, as kvm-wss puts its own.
-    fn pin_handler(&self, cpu: usize) -> Result<(), TrackError> {
-        match &self.handler {
-            Some(h) => crate::vmm::affinity::pin(h, cpu)
-                .map_err(|e| crate::track::pin_error("uffd floor", cpu, e)),
-            None => Ok(()),
-        }
+    fn pin_handler(&self, cpu: usize) -> Result<bool, TrackError> {
+        crate::vmm::affinity::pin_if_running(self.handler.as_ref(), cpu)
+            .map_err(|e| crate::track::pin_error("uffd floor", cpu, e))
     }
 }
 

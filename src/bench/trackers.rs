@@ -12,7 +12,6 @@
 //! allowed (realtime.rs), so that other processes' time slices stay out of
 //! the rounds.
 
-use crate::vmm::affinity::Placement;
 use serde::Serialize;
 
 use super::realtime::Realtime;
@@ -21,6 +20,7 @@ use crate::calibrate::{
     self, KVM_WSS, MakeDriver, Plan, RoundCosts, RoundSample, boot_rounds, probe_tracked_touches,
 };
 use crate::track::TrackerKind;
+use crate::vmm::affinity::Placement;
 use crate::vmm::paging::GuestPageSize;
 
 /// The trackers measured, in output order.

@@ -246,10 +246,7 @@ impl UffdTracker {
 
     /// Pins the handler thread to `cpu`; `Ok(false)` once it is gone.
     fn pin_handler_thread(&self, cpu: usize) -> io::Result<bool> {
-        match &self.handler {
-            Some(h) => crate::vmm::affinity::pin(h, cpu).map(|()| true),
-            None => Ok(false),
-        }
+        crate::vmm::affinity::pin_if_running(self.handler.as_ref(), cpu)
     }
 
     fn check_handler(&self) -> Result<(), TrackError> {

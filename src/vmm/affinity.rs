@@ -175,6 +175,12 @@ pub fn pin<T>(handle: &JoinHandle<T>, cpu: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// [`pin`] for a thread that may already be gone (`None`); `Ok(false)`
+/// then.
+pub fn pin_if_running<T>(handle: Option<&JoinHandle<T>>, cpu: usize) -> io::Result<bool> {
+    handle.map_or(Ok(false), |h| pin(h, cpu).map(|()| true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
