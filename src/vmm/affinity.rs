@@ -5,9 +5,9 @@
 //! installs the page and wakes the vCPU again. Left to the scheduler, the
 //! two wake each other across CPUs: the woken thread goes to the idle CPU,
 //! which on these machines (themselves VMs) means an inter-processor
-//! interrupt to a halted virtual CPU of the host, twice per touch. Measured
-//! with `taskset` on this machine, that doubles the cost of a tracked touch
-//! (65 µs against 34 µs per touch in the calibration probe). On one CPU
+//! interrupt to a halted virtual CPU of the host, twice per touch, which on
+//! this machine nearly doubles the cost of a tracked touch (`kvm-wss bench
+//! placement` measures both side by side). On one CPU
 //! the two hand over by a local context switch: the vCPU thread sleeps, the
 //! handler runs, the vCPU thread runs again. The handler only has work
 //! while the vCPU waits, so sharing the CPU costs the guest nothing else.
