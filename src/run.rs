@@ -520,6 +520,7 @@ fn run_once(
     s.sampler_cpu_s = sampler_cpu_s;
     s.tracker_stats = TrackerCounters {
         vcpu_thread_cpu_s: report.thread_cpu_s,
+        vcpu_ready_s: report.ready_s,
         guest_stalls: status.stalls,
         rejected_hypercalls: report.exits.rejected,
         ..TrackerCounters::default()

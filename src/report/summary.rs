@@ -94,6 +94,11 @@ pub struct TrackerCounters {
     /// CPU time of the vCPU thread that ran the guest, seconds.
     #[serde(default)]
     pub vcpu_thread_cpu_s: f64,
+    /// Time the vCPU thread was ready to run but waited for a host CPU
+    /// (see `vmm::schedstat`), mean over vCPUs, seconds; left out where
+    /// the kernel does not report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpu_ready_s: Option<f64>,
     /// Times the guest's run loop stalled (tracked faults, host preemption).
     #[serde(default)]
     pub guest_stalls: u64,

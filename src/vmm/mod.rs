@@ -11,6 +11,7 @@ pub mod loader;
 pub mod machine;
 pub mod memory;
 pub mod paging;
+pub mod schedstat;
 pub mod vcpu;
 pub mod vcpu_group;
 pub mod vcpu_thread;

@@ -43,6 +43,13 @@ pub fn combined_end(ends: Vec<VcpuEnd>) -> VcpuEnd {
         .map_or(VcpuEnd::Stopped, |(_, e)| e)
 }
 
+/// The vCPUs' mean ready time, seconds; unknown if any vCPU's is.
+pub fn mean_ready_s(reports: &[VcpuReport]) -> Option<f64> {
+    let all: Option<Vec<f64>> = reports.iter().map(|r| r.ready_s).collect();
+    all.filter(|v| !v.is_empty())
+        .map(|v| v.iter().sum::<f64>() / v.len() as f64)
+}
+
 impl VcpuGroup {
     /// Starts vCPU 0 (`first`, which alone gets the `sync` hook) and the
     /// `others` (indices 1..) on threads of their own.
@@ -134,6 +141,7 @@ impl VcpuGroup {
         }
         let reports: Vec<VcpuReport> = self.threads.into_iter().map(VcpuThread::stop).collect();
         let thread_cpu_s = reports.iter().map(|r| r.thread_cpu_s).sum();
+        let ready_s = mean_ready_s(&reports);
         let mut ends = Vec::with_capacity(reports.len());
         let mut exits = None;
         for r in reports {
@@ -147,6 +155,7 @@ impl VcpuGroup {
             end: combined_end(ends),
             exits: exits.unwrap_or_default(),
             thread_cpu_s,
+            ready_s,
         }
     }
 }
@@ -154,10 +163,30 @@ impl VcpuGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vmm::exit::ExitState;
     use crate::vmm::vcpu_thread::VcpuLoopError;
 
     fn label(end: &VcpuEnd) -> String {
         format!("{end:?}")
+    }
+
+    fn report(ready_s: Option<f64>) -> VcpuReport {
+        VcpuReport {
+            end: VcpuEnd::Stopped,
+            exits: ExitState::default(),
+            thread_cpu_s: 0.0,
+            ready_s,
+        }
+    }
+
+    #[test]
+    fn the_group_ready_time_is_the_vcpus_mean_or_unknown() {
+        assert_eq!(
+            mean_ready_s(&[report(Some(1.0)), report(Some(3.0))]),
+            Some(2.0)
+        );
+        assert_eq!(mean_ready_s(&[report(Some(1.0)), report(None)]), None);
+        assert_eq!(mean_ready_s(&[]), None);
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct VcpuReport {
     pub exits: ExitState,
     /// CPU time of the vCPU thread (guest time included).
     pub thread_cpu_s: f64,
+    /// Time the vCPU thread waited for a host CPU (see `vmm::schedstat`),
+    /// seconds; `None` where the kernel does not say.
+    pub ready_s: Option<f64>,
 }
 
 pub struct VcpuThread {
@@ -256,6 +259,7 @@ impl VcpuThread {
                     end,
                     exits,
                     thread_cpu_s: thread_cpu_s(),
+                    ready_s: super::schedstat::thread_ready().map(|d| d.as_secs_f64()),
                 };
                 on_end(&report.end);
                 report
@@ -310,6 +314,7 @@ impl VcpuThread {
                 end: VcpuEnd::Failed(VcpuLoopError::Panicked),
                 exits: ExitState::default(),
                 thread_cpu_s: 0.0,
+                ready_s: None,
             },
         }
     }
