@@ -656,9 +656,57 @@ impl RunArgs {
     }
 }
 
+/// clap's message as one line: its paragraph before the usage, whose
+/// first line names the problem and whose next lines, if any, name the
+/// arguments (a missing required one is on a line of its own).
+pub fn clap_error_line(rendered: &str) -> String {
+    let line = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let line = line.trim_start_matches("error: ");
+    if line.is_empty() {
+        "bad arguments".to_string()
+    } else {
+        line.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clap_error_is_one_line_that_names_what_is_missing() {
+        let e = parse(&[
+            "coordinate",
+            "--scenario",
+            "shift",
+            "--policy",
+            "wss",
+            "--host-mem",
+            "1G",
+            "--rounds",
+            "2",
+        ])
+        .err()
+        .unwrap();
+        let line = clap_error_line(&e.render().to_string());
+        assert_eq!(
+            line,
+            "the following required arguments were not provided: --twins"
+        );
+        let e = parse(&["run", "--tracker", "nope"]).err().unwrap();
+        let line = clap_error_line(&e.render().to_string());
+        assert!(
+            line.starts_with("invalid value 'nope' for '--tracker"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
+        assert_eq!(clap_error_line(""), "bad arguments");
+    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("kvm-wss").chain(args.iter().copied()))

@@ -14,14 +14,9 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            // One line: clap's first line names the problem.
-            let text = e.render().to_string();
             eprintln!(
                 "kvm-wss: {}",
-                text.lines()
-                    .next()
-                    .unwrap_or("bad arguments")
-                    .trim_start_matches("error: ")
+                kvm_wss::cli::clap_error_line(&e.render().to_string())
             );
             return ExitCode::from(EXIT_USAGE);
         }

@@ -64,6 +64,11 @@ pub struct CoordinateArgs {
     /// OUT/twins/) and report each VM's slowdown against its twin.
     #[arg(long)]
     pub twins: bool,
+    /// With --twins: measure the slowdown over this many rounds, each a coordinated run
+    /// and its twin, in alternating order (the twin first in even rounds), so that drift
+    /// in the host's load falls on both alike; rounds after the first go to OUT/rounds/K/.
+    #[arg(long, default_value_t = 1, value_parser = positive_count, requires = "twins")]
+    pub rounds: usize,
     /// Do not draw the plots.
     #[arg(long)]
     pub no_plot: bool,
@@ -132,6 +137,7 @@ impl CoordinateArgs {
             headroom: self.headroom,
             out_dir,
             twins: self.twins,
+            rounds: self.rounds,
             live: !self.quiet,
             plot: !self.no_plot,
         })

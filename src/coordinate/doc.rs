@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::analysis::format::{Align, markdown_table, opt_percent};
-use crate::analysis::stats::mean;
+use crate::analysis::stats::{mean, spread};
 use crate::named::Named;
 
 use super::output::{CoordinateSummary, JSON_FILE};
@@ -153,14 +153,12 @@ pub fn write_doc(dir: &Path) -> Result<PathBuf, DocError> {
          refaults over all VMs (– while unknown); the reclaim stall, the share of its run the \
          worst VM waited for evicted pages to come back (the uffd handler's restore time, \
          measured in the run itself); the mean slowdown against the uncoordinated twins (the \
-         same VMs run together again without limits, after the coordinated run: ops per \
-         second, unpaced guests, so it moves with the host's load; see the last section)."
+         same VMs run together again without limits, over several rounds; see `Slowdown \
+         against the twins`)."
     );
     let mut found = 0;
     let mut any_resident = false;
-    // Slowdowns under `static` of VMs it evicted nothing from: the twin
-    // comparison's own spread.
-    let mut noise: Vec<f64> = Vec::new();
+    let mut slowdowns = Vec::new();
     for scenario in Builtin::ALL {
         let _ = writeln!(text, "\n## `{}`\n\n{}.\n", scenario.name(), scenario.help());
         let mut rows = Vec::new();
@@ -195,14 +193,7 @@ pub fn write_doc(dir: &Path) -> Result<PathBuf, DocError> {
             found += 1;
             any_resident |= s.resident_total_mean_mib.is_some();
             rows.push(row(*policy, &s, static_resident));
-            if *policy == PolicyKind::Static {
-                noise.extend(
-                    s.vms
-                        .iter()
-                        .filter(|v| v.refaults == Some(0))
-                        .filter_map(|v| v.slowdown),
-                );
-            }
+            slowdowns.push((*scenario, *policy, s.clone()));
             let figure = run_dir(*scenario, *policy).join(format!("{PLOT_BASE}.svg"));
             if dir.join(&figure).is_file() {
                 figures.push(format!(
@@ -233,24 +224,7 @@ pub fn write_doc(dir: &Path) -> Result<PathBuf, DocError> {
         return Err(DocError::NoRuns(dir.join(RUNS_DIR)));
     }
     headroom_frontier(dir, &mut text)?;
-    if let (Some(lo), Some(hi)) = (
-        noise.iter().copied().reduce(f64::min),
-        noise.iter().copied().reduce(f64::max),
-    ) {
-        let _ = write!(
-            text,
-            "\n## How far the slowdown column can be trusted\n\n\
-             Under `static` these VMs had nothing evicted (no refault), so they ran exactly \
-             as their twins did and every slowdown they show is run-to-run variation: over \
-             {} such VMs in the three scenarios, from {} to {}. A slowdown of a few percent under another policy is \
-             inside that spread. The reclaim stall column measures the coordinator's cost \
-             directly instead: the time each guest waited for the uffd handler to restore \
-             its evicted pages, against the run's length, in the same run.\n",
-            noise.len(),
-            opt_percent(Some(lo)),
-            opt_percent(Some(hi)),
-        );
-    }
+    slowdown_section(&slowdowns, &mut text);
     if !any_resident {
         let _ = write!(
             text,
@@ -265,6 +239,87 @@ pub fn write_doc(dir: &Path) -> Result<PathBuf, DocError> {
     let path = dir.join(DOC_FILE);
     crate::report::write_atomic(&path, text.as_bytes())?;
     Ok(path)
+}
+
+/// The section on the slowdown: per run with twins, its rounds, the mean
+/// and how far the rounds' means spread; then per policy over every
+/// scenario, with `static` (which evicts nothing) as the comparison's own
+/// error. Absent without a run with twins.
+fn slowdown_section(runs: &[(Builtin, PolicyKind, CoordinateSummary)], text: &mut String) {
+    let measured: Vec<&(Builtin, PolicyKind, CoordinateSummary)> = runs
+        .iter()
+        .filter(|(_, _, s)| !s.slowdown_round_means.is_empty())
+        .collect();
+    if measured.is_empty() {
+        return;
+    }
+    let range = |v: &[f64]| match spread(v.iter().copied()) {
+        Some(sp) => format!(
+            "{} to {}",
+            opt_percent(Some(sp.min)),
+            opt_percent(Some(sp.max))
+        ),
+        None => "–".to_string(),
+    };
+    let rows: Vec<Vec<String>> = measured
+        .iter()
+        .map(|(scenario, policy, s)| {
+            let vm_rounds: Vec<f64> = s
+                .vms
+                .iter()
+                .flat_map(|v| v.slowdown_rounds.iter().copied())
+                .collect();
+            vec![
+                format!("`{}`", scenario.name()),
+                format!("`{}`", policy.name()),
+                s.slowdown_round_means.len().to_string(),
+                opt_percent(mean(s.slowdown_round_means.iter().copied())),
+                range(&s.slowdown_round_means),
+                range(&vm_rounds),
+            ]
+        })
+        .collect();
+    let _ = write!(
+        text,
+        "\n## Slowdown against the twins\n\n\
+         A run with twins (`--twins --rounds R`) ran R rounds, each the coordinated VMs and, \
+         apart, the same VMs without limits, alternating which went first so that a drift in \
+         the host's load falls on both alike. A VM's slowdown in a round is one less its ops \
+         per second over its twin's in that round. The guests run as fast as they can, four \
+         VMs on two cores, so one VM's throughput also moves with how the cores happened to be \
+         shared; `static` evicts nothing, so its slowdowns are that error alone. Columns: the \
+         rounds; the mean slowdown over the VMs and rounds; the lowest and highest of the \
+         rounds' means over the VMs; the lowest and highest single VM in a round.\n\n"
+    );
+    let header = [
+        "scenario",
+        "policy",
+        "rounds",
+        "slowdown",
+        "round means",
+        "single VMs",
+    ];
+    let mut align = vec![Align::Left, Align::Left];
+    align.extend(std::iter::repeat_n(Align::Right, header.len() - 2));
+    text.push_str(&markdown_table(&header, &align, &rows));
+    for policy in PolicyKind::ALL {
+        let means: Vec<f64> = measured
+            .iter()
+            .filter(|(_, p, _)| p == policy)
+            .flat_map(|(_, _, s)| s.slowdown_round_means.iter().copied())
+            .collect();
+        if let Some(m) = mean(means.iter().copied()) {
+            let _ = write!(
+                text,
+                "\nUnder `{}`, over every scenario: mean slowdown {} over {} rounds (their means \
+                 {}).\n",
+                policy.name(),
+                opt_percent(Some(m)),
+                means.len(),
+                range(&means)
+            );
+        }
+    }
 }
 
 /// The section on headroom: per scenario, `oracle` and `wss` at each of
@@ -379,6 +434,7 @@ mod tests {
             below_truth_share: Some(b),
             refaults: resident.map(|_| u64::from(b > 0.0)),
             slowdown: slowdown.map(|s| s + b),
+            slowdown_rounds: slowdown.map(|s| vec![s + b]).unwrap_or_default(),
             reclaim_stall_share: resident.map(|_| b / 10.0),
             limit_mean_mib: None,
             true_wss_mean_mib: None,
@@ -399,6 +455,9 @@ mod tests {
             limit_total_mean_mib: Some(limit),
             true_wss_total_mean_mib: Some(200.0),
             resident_total_mean_mib: resident,
+            slowdown_round_means: slowdown
+                .map(|s| vec![s + (below[0] + below[1]) / 2.0])
+                .unwrap_or_default(),
         })
         .unwrap()
     }
@@ -423,10 +482,13 @@ mod tests {
         assert!(md.contains("| `static` | not run |"), "{md}");
         assert_eq!(md.matches("## `").count(), 3);
         assert!(md.contains("the limits were set but not enforced"), "{md}");
-        assert!(!md.contains("can be trusted"), "{md}");
+        assert!(
+            md.contains("| `shift` | `wss` | 1 | 7.0% | 7.0% to 7.0% | 2.0% to 12.0% |"),
+            "{md}"
+        );
+        assert!(!md.contains("Under `static`, over every scenario"), "{md}");
         // With reclaim: the saving against static's resident, the worst
-        // stall, and static's slowdowns of VMs without a refault as the
-        // noise (vm1: no refault, -5%; vm2 refaulted).
+        // stall, and static's slowdowns beside wss's.
         std::fs::write(
             run.join(JSON_FILE),
             summary("wss", 321.25, [0.0, 0.1], Some(0.02), Some(240.0)),
@@ -451,7 +513,14 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("over 1 such VMs in the three scenarios, from -5.0% to -5.0%"),
+            md.contains("| `shift` | `static` | 1 | 20.0% | 20.0% to 20.0% | -5.0% to 45.0% |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "Under `static`, over every scenario: mean slowdown 20.0% over 1 rounds \
+                 (their means 20.0% to 20.0%)."
+            ),
             "{md}"
         );
         assert!(!md.contains("not enforced"), "{md}");

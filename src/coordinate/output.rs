@@ -15,7 +15,7 @@ use crate::report::ReportError;
 use crate::report::timeseries::Row;
 
 use super::policy::PolicyKind;
-use super::runner::{Outcome, Plan};
+use super::runner::{Outcome, Plan, RoundOps};
 
 pub const CSV_FILE: &str = "coordinate.csv";
 pub const JSON_FILE: &str = "coordinate.json";
@@ -219,8 +219,12 @@ pub struct VmSummary {
     pub below_truth_share: Option<f64>,
     /// Refaults over the run; null while unknown.
     pub refaults: Option<u64>,
-    /// Guest slowdown against its uncoordinated twin (null without one).
+    /// Guest slowdown against its uncoordinated twin, the mean over the
+    /// rounds of [`round_slowdowns`] (null without a twin).
     pub slowdown: Option<f64>,
+    /// Each round's slowdown, in round order (empty without a twin).
+    #[serde(default)]
+    pub slowdown_rounds: Vec<f64>,
     /// The share of the run the guest waited for evicted pages to come
     /// back ([`reclaim_stall_share`]); null without reclaim.
     #[serde(default)]
@@ -257,6 +261,29 @@ pub struct CoordinateSummary {
     pub true_wss_total_mean_mib: Option<f64>,
     /// The same for resident pages; null while unknown.
     pub resident_total_mean_mib: Option<f64>,
+    /// Per round of a run with twins, the VMs' mean slowdown: how much the
+    /// scenario's slowdown moves from one round to the next (empty
+    /// without twins).
+    #[serde(default)]
+    pub slowdown_round_means: Vec<f64>,
+}
+
+/// Each round's slowdown of one VM, coordinated against its twin of the
+/// same round (`analysis::derived::slowdown`); a round whose twin did
+/// nothing is left out.
+pub fn round_slowdowns(rounds: &[RoundOps]) -> Vec<f64> {
+    rounds
+        .iter()
+        .filter_map(|r| crate::analysis::derived::slowdown(r.coordinated, r.twin))
+        .collect()
+}
+
+/// Per round, the mean slowdown over the VMs that have that round.
+fn round_means(per_vm: &[Vec<f64>]) -> Vec<f64> {
+    let rounds = per_vm.iter().map(Vec::len).max().unwrap_or(0);
+    (0..rounds)
+        .filter_map(|k| mean(per_vm.iter().filter_map(|v| v.get(k).copied())))
+        .collect()
 }
 
 /// The share of `intervals` (one VM's) that are full, had a limit, and
@@ -305,7 +332,7 @@ fn total_mean_mib(
 
 /// The summary of a coordinated run from what it measured.
 pub fn summarise(plan: &Plan, outcome: &Outcome) -> CoordinateSummary {
-    let vms = plan
+    let vms: Vec<VmSummary> = plan
         .scenario
         .vms
         .iter()
@@ -323,9 +350,8 @@ pub fn summarise(plan: &Plan, outcome: &Outcome) -> CoordinateSummary {
                 resident_mean_mib: mean_mib(&mine, |v| v.resident_pages.map(|p| p as f64)),
                 below_truth_share: below_truth_share(&mine),
                 refaults: mine.iter().map(|v| v.refaults).sum(),
-                slowdown: run.twin.as_ref().and_then(|t| {
-                    crate::analysis::derived::slowdown(s.guest_ops_per_s, t.summary.guest_ops_per_s)
-                }),
+                slowdown: mean(round_slowdowns(&run.rounds)),
+                slowdown_rounds: round_slowdowns(&run.rounds),
                 reclaim_stall_share: s
                     .reclaim
                     .as_ref()
@@ -343,7 +369,9 @@ pub fn summarise(plan: &Plan, outcome: &Outcome) -> CoordinateSummary {
             }
         })
         .collect();
+    let per_vm: Vec<Vec<f64>> = vms.iter().map(|v| v.slowdown_rounds.clone()).collect();
     CoordinateSummary {
+        slowdown_round_means: round_means(&per_vm),
         scenario: plan.scenario.name.clone(),
         policy: policy_name(plan.policy),
         headroom: Some(plan.headroom),
@@ -413,6 +441,20 @@ pub(super) mod tests {
             resident_pages: None,
             refaults: None,
         }
+    }
+
+    #[test]
+    fn each_round_is_its_own_pair_and_the_scenario_averages_the_vms() {
+        let r = |coordinated: f64, twin: f64| RoundOps { coordinated, twin };
+        let vm1 = round_slowdowns(&[r(90.0, 100.0), r(110.0, 100.0), r(5.0, 0.0)]);
+        assert_eq!(vm1.len(), 2, "a round whose twin did nothing is left out");
+        assert!((vm1[0] - 0.1).abs() < 1e-12 && (vm1[1] + 0.1).abs() < 1e-12);
+        let vm2 = round_slowdowns(&[r(50.0, 100.0)]);
+        let means = round_means(&[vm1, vm2]);
+        assert_eq!(means.len(), 2);
+        assert!((means[0] - 0.3).abs() < 1e-12, "round 1: (0.1 + 0.5) / 2");
+        assert!((means[1] + 0.1).abs() < 1e-12, "round 2: vm1 alone");
+        assert!(round_means(&[]).is_empty());
     }
 
     #[test]

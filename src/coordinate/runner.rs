@@ -34,8 +34,11 @@ pub struct Plan {
     /// What `wss` and `oracle` grant above a working set (a fraction).
     pub headroom: f64,
     pub out_dir: PathBuf,
-    /// Also run every VM alone, without a limit, for its slowdown.
+    /// Also run the VMs again without limits, for their slowdown.
     pub twins: bool,
+    /// With `twins`: rounds of a coordinated run and its twin, the order
+    /// alternating (see [`run`]); 1 for one of each.
+    pub rounds: usize,
     /// Print the per-interval lines.
     pub live: bool,
     pub plot: bool,
@@ -69,6 +72,17 @@ pub struct VmRun {
     /// run again with the same VMs beside it (the same CPU contention),
     /// but no limit set, so that the difference is the coordinator's.
     pub twin: Option<RunOutput>,
+    /// Guest ops per second of each round's coordinated run and of its
+    /// twin, the first round's (`output`, `twin`) included: what the
+    /// slowdown is measured from.
+    pub rounds: Vec<RoundOps>,
+}
+
+/// One VM's throughput in one round (see [`Plan::rounds`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoundOps {
+    pub coordinated: f64,
+    pub twin: f64,
 }
 
 /// What a coordinated run measured.
@@ -107,19 +121,42 @@ fn state_of(cfg: &RunConfig, row: Option<&Row>, prev: Option<&Row>) -> VmState {
 /// Runs the plan's VMs together under its policy and writes
 /// `coordinate.csv` as the intervals end; with `twins`, then runs them
 /// together again without limits into `twins/` (its own coordinate.csv,
-/// with no limit column filled). The caller writes the summary and plot
-/// from the [`Outcome`].
+/// with no limit column filled). With more `rounds`, each further round
+/// runs both again into `rounds/K/`, the twin first in even rounds, so
+/// that a drift in the host's load over the rounds falls on both alike.
+/// The caller writes the summary and plot from the [`Outcome`], whose
+/// runs are the first round's.
 pub fn run(plan: &Plan) -> Result<Outcome, CoordinateError> {
     let (outputs, intervals) = run_vms(plan, &plan.out_dir, Some(plan.policy))?;
-    let mut twins: Vec<Option<RunOutput>> = if plan.twins && !crate::run::interrupted() {
+    let mut twins: Vec<Option<RunOutput>> = Vec::new();
+    let mut rounds: Vec<Vec<RoundOps>> = vec![Vec::new(); outputs.len()];
+    if plan.twins && !crate::run::interrupted() {
         if plan.live {
             eprintln!("running the same VMs again without limits (the twins)");
         }
         let (outs, _) = run_vms(plan, &twins_dir(&plan.out_dir), None)?;
-        outs.into_iter().map(Some).collect()
-    } else {
-        Vec::new()
-    };
+        add_round(&mut rounds, &outputs, &outs);
+        twins = outs.into_iter().map(Some).collect();
+        for k in 2..=plan.rounds {
+            if crate::run::interrupted() {
+                break;
+            }
+            if plan.live {
+                eprintln!("round {k} of {}: both again", plan.rounds);
+            }
+            let dir = round_dir(&plan.out_dir, k);
+            let (coordinated, twin) = if k % 2 == 0 {
+                let (t, _) = run_vms(plan, &twins_dir(&dir), None)?;
+                let (c, _) = run_vms(plan, &dir, Some(plan.policy))?;
+                (c, t)
+            } else {
+                let (c, _) = run_vms(plan, &dir, Some(plan.policy))?;
+                let (t, _) = run_vms(plan, &twins_dir(&dir), None)?;
+                (c, t)
+            };
+            add_round(&mut rounds, &coordinated, &twin);
+        }
+    }
     twins.resize_with(outputs.len(), || None);
     let vms = plan
         .scenario
@@ -127,13 +164,35 @@ pub fn run(plan: &Plan) -> Result<Outcome, CoordinateError> {
         .iter()
         .zip(outputs)
         .zip(twins)
-        .map(|((vm, output), twin)| VmRun {
+        .zip(rounds)
+        .map(|(((vm, output), twin), rounds)| VmRun {
             name: vm.name.clone(),
             output,
             twin,
+            rounds,
         })
         .collect();
     Ok(Outcome { vms, intervals })
+}
+
+/// Adds one round's throughputs, VM by VM. A round cut short by Ctrl-C
+/// is left out: its runs are shorter than the others.
+fn add_round(rounds: &mut [Vec<RoundOps>], coordinated: &[RunOutput], twins: &[RunOutput]) {
+    let cut = |runs: &[RunOutput]| runs.iter().any(|r| matches!(r.end, RunEnd::Interrupted));
+    if cut(coordinated) || cut(twins) {
+        return;
+    }
+    for ((mine, c), t) in rounds.iter_mut().zip(coordinated).zip(twins) {
+        mine.push(RoundOps {
+            coordinated: c.summary.guest_ops_per_s,
+            twin: t.summary.guest_ops_per_s,
+        });
+    }
+}
+
+/// Where round `k` (from 2) of a run with several goes.
+pub fn round_dir(out: &Path, k: usize) -> PathBuf {
+    out.join("rounds").join(k.to_string())
 }
 
 /// Where the uncoordinated twins' runs go.
