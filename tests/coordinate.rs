@@ -437,9 +437,9 @@ wss = "24M"
 params = { period = "1s", sizes = "4M,24M", rate = 200000, ops = 1000000 }
 "#;
 
-/// Runs [`TURNS`] under `policy` (with its twins when asked) and returns
-/// coordinate.json.
-fn turns(policy: &str, twins: bool) -> serde_json::Value {
+/// Runs [`TURNS`] under `policy` (with its twins over `rounds` rounds
+/// when asked) and returns coordinate.json.
+fn turns(policy: &str, rounds: Option<usize>) -> serde_json::Value {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("turns.toml");
@@ -449,11 +449,10 @@ fn turns(policy: &str, twins: bool) -> serde_json::Value {
     cmd.args(["coordinate", "--scenario-file", scenario.to_str().unwrap()])
         .args(["--policy", policy, "--host-mem", "40M", "--quiet", "--out"])
         .arg(&out);
-    if twins {
-        cmd.arg("--twins");
-    } else {
-        cmd.arg("--no-plot");
-    }
+    match rounds {
+        Some(r) => cmd.args(["--twins", "--rounds", &r.to_string()]),
+        None => cmd.arg("--no-plot"),
+    };
     let o = cmd.output().unwrap();
     assert_eq!(
         o.status.code(),
@@ -461,9 +460,25 @@ fn turns(policy: &str, twins: bool) -> serde_json::Value {
         "{policy}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    if twins {
+    if let Some(r) = rounds {
         assert!(out.join("twins").join("vm1").join("summary.json").is_file());
         assert!(out.join("coordinate.svg").is_file());
+        // Every further round's runs, and each round's guests finished
+        // the same budget with the same data as the first round's.
+        let sum = |run: &std::path::Path| {
+            let text = std::fs::read_to_string(run.join("summary.json")).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            v["guest_checksum"].as_str().map(str::to_string)
+        };
+        for k in 2..=r {
+            let round = out.join("rounds").join(k.to_string());
+            for vm in ["vm1", "vm2"] {
+                let mine = sum(&round.join(vm));
+                assert!(mine.is_some(), "round {k} {vm}");
+                assert_eq!(mine, sum(&round.join("twins").join(vm)), "round {k} {vm}");
+                assert_eq!(mine, sum(&out.join(vm)), "round {k} {vm}");
+            }
+        }
     }
     serde_json::from_str(&std::fs::read_to_string(out.join(output::JSON_FILE)).unwrap()).unwrap()
 }
@@ -479,7 +494,12 @@ fn no_policy_corrupts_guest_memory() {
     if !common::kvm_available("no_policy_corrupts") {
         return;
     }
-    let reference = turns("wss", true);
+    let reference = turns("wss", Some(2));
+    assert_eq!(
+        reference["slowdown_round_means"].as_array().map(Vec::len),
+        Some(2),
+        "{reference}"
+    );
     let mut twin_sums = Vec::new();
     for vm in reference["vms"].as_array().unwrap() {
         assert_eq!(vm["end"], "guest_exit", "{vm}");
@@ -488,6 +508,11 @@ fn no_policy_corrupts_guest_memory() {
             .expect("a finished budget has a checksum");
         assert_eq!(vm["checksum"].as_str(), Some(twin), "wss: {vm}");
         assert!(vm["slowdown"].is_number(), "{vm}");
+        assert_eq!(
+            vm["slowdown_rounds"].as_array().map(Vec::len),
+            Some(2),
+            "{vm}"
+        );
         twin_sums.push(twin.to_string());
     }
     assert_eq!(twin_sums.len(), 2);
@@ -496,7 +521,7 @@ fn no_policy_corrupts_guest_memory() {
         let json = if policy == "wss" {
             reference.clone()
         } else {
-            turns(policy, false)
+            turns(policy, None)
         };
         assert_eq!(json["policy"], policy);
         let vms = json["vms"].as_array().unwrap();
