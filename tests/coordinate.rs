@@ -323,6 +323,14 @@ fn bad_input_is_refused_with_one_line_and_exit_2() {
             vec!["--scenario".into(), "shift".into(), "--headroom=ten".into()],
             "not a fraction from 0 to 1",
         ),
+        (
+            vec!["--scenario".into(), "shift".into(), "--boot=lots".into()],
+            "lots",
+        ),
+        (
+            vec!["--scenario".into(), "shift".into(), "--boot=1G".into()],
+            "VM vm1: --param boot=",
+        ),
     ];
     for (extra, needle) in cases {
         let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
