@@ -260,7 +260,10 @@ const BOOT_PARAM: ParamInfo = ParamInfo {
            once at the start and never again, as the memory a booted OS leaves resident but \
            no longer touches; in the truth of the intervals it is written in, checksummed, \
            and work rather than operations (ops, rate and guest_ops count the program's own \
-           accesses, which follow it); `kvm-wss coordinate` gives its built-in VMs 64M",
+           accesses, which follow it); `kvm-wss coordinate` gives its built-in VMs 64M, a \
+           deliberately small OS footprint (the classic coordinator test's booted VMs use \
+           about half their 512 MB at rest), so a coordinator has something of an idle VM \
+           to take back",
 };
 
 /// Every guest program, sorted by name.
@@ -518,7 +521,8 @@ pub static CATALOG: &[ProgramInfo] = &[
                 key: "delay",
                 kind: ParamKind::Duration { min_ns: 0 },
                 default: "0s",
-                help: "time at one page before the growth begins",
+                help: "time at one page before the growth begins, from the run's start (a boot \
+                       footprint is written within it)",
             },
             ParamInfo {
                 key: "grow",
