@@ -156,7 +156,7 @@ fn consume_one_gains_while_it_consumes_and_gives_back_within_3_intervals() {
                 r.interval
             );
         }
-        let end = rows.iter().filter(|r| r.vm == vm).last().unwrap();
+        let end = rows.iter().rfind(|r| r.vm == vm).unwrap();
         assert!(end.resident_pages.unwrap() <= FLOOR_PAGES, "{vm}: {end:?}");
     }
 }
