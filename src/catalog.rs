@@ -33,6 +33,9 @@ pub enum ParamKind {
     /// A comma list of sizes (K/M/G suffixes), each between one page and
     /// `--wss`.
     SizeList,
+    /// A size (K/M/G suffixes; 0 allowed) of data the program holds beside
+    /// `--wss`: page-rounded, the two must fit the guest RAM left for data.
+    ExtraData,
     /// One of these words.
     Choice(&'static [&'static str]),
 }
@@ -81,14 +84,20 @@ pub enum Expected {
     Duration,
     #[error("a comma list of sizes, each between 4K and --wss ({wss} bytes)")]
     SizeList { wss: u64 },
+    #[error(
+        "a size such as 0 or 64M that fits in guest RAM beside --wss (at most {room} bytes here; \
+         raise --mem or lower --wss)"
+    )]
+    ExtraData { room: u64 },
     #[error("one of {}", .0.join(", "))]
     Choice(&'static [&'static str]),
 }
 
 impl ParamKind {
-    /// Checks `value`; the error says what was expected.
-    /// `wss` is the run's `--wss` in bytes.
-    pub fn check(&self, value: &str, wss: u64) -> Result<(), Expected> {
+    /// Checks `value`; the error says what was expected. `wss` is the
+    /// run's `--wss` in bytes, `data` the guest RAM its data can take
+    /// (`--mem` less the image and stacks: see `machine::data_bytes`).
+    pub fn check(&self, value: &str, wss: u64, data: u64) -> Result<(), Expected> {
         use wss_abi::units::{parse_duration_ns, parse_size};
         match *self {
             ParamKind::Count { min } => match value.parse::<u64>() {
@@ -127,6 +136,14 @@ impl ParamKind {
                     Err(Expected::SizeList { wss })
                 }
             }
+            ParamKind::ExtraData => {
+                let page = wss_abi::PAGE_SIZE;
+                let room = data.saturating_sub(wss_abi::align_up(wss.max(page), page));
+                match parse_size(value) {
+                    Some(b) if b.div_ceil(page) <= room / page => Ok(()),
+                    _ => Err(Expected::ExtraData { room }),
+                }
+            }
             ParamKind::Choice(words) => {
                 if words.contains(&value) {
                     Ok(())
@@ -153,11 +170,14 @@ pub enum BadParam {
 
 /// Checks the values of `params` for `program` (`None`: a guest image from
 /// a file, whose own parameters are unknown, so only the ones every
-/// program's runtime reads are checked). Keys are checked elsewhere.
+/// program's runtime reads are checked) with `--wss` of `wss` bytes and
+/// `data` bytes of guest RAM for data (see [`ParamKind::check`]). Keys are
+/// checked elsewhere.
 pub fn check_params(
     program: Option<&ProgramInfo>,
     params: &[(String, String)],
     wss: u64,
+    data: u64,
 ) -> Result<(), BadParam> {
     let own: &[ParamInfo] = program.map_or(&[], |p| p.params);
     for (key, value) in params {
@@ -165,7 +185,7 @@ pub fn check_params(
             continue;
         };
         info.kind
-            .check(value, wss)
+            .check(value, wss, data)
             .map_err(|expected| BadParam::Value {
                 key: key.clone(),
                 value: value.clone(),
@@ -229,6 +249,22 @@ pub static COMMON_PARAMS: &[ParamInfo] = &[
                reproducible",
     },
 ];
+
+/// The boot footprint of the programs that model a VM (ramp, idle): read by
+/// each, done by `Boot` in guest-programs/src/lib.rs.
+const BOOT_PARAM: ParamInfo = ParamInfo {
+    key: "boot",
+    kind: ParamKind::ExtraData,
+    default: "0",
+    help: "boot footprint: this much memory (page-rounded) beside --wss, every page written \
+           once at the start and never again, as the memory a booted OS leaves resident but \
+           no longer touches; in the truth of the intervals it is written in, checksummed, \
+           and work rather than operations (ops, rate and guest_ops count the program's own \
+           accesses, which follow it); `kvm-wss coordinate` gives its built-in VMs 64M, a \
+           deliberately small OS footprint (the classic coordinator test's booted VMs use \
+           about half their 512 MB at rest), so a coordinator has something of an idle VM \
+           to take back",
+};
 
 /// Every guest program, sorted by name.
 pub static CATALOG: &[ProgramInfo] = &[
@@ -353,14 +389,19 @@ pub static CATALOG: &[ProgramInfo] = &[
     },
     ProgramInfo {
         name: "idle",
-        summary: "one access to one page every `every`, spinning on the clock in between",
-        params: &[ParamInfo {
-            key: "every",
-            kind: ParamKind::Duration { min_ns: 1 },
-            default: "100ms",
-            help: "time between accesses",
-        }],
-        expected_truth: "1 page in intervals at least `every` long",
+        summary: "one access to one page every `every`, spinning on the clock in between \
+                  (after the boot footprint, if any)",
+        params: &[
+            ParamInfo {
+                key: "every",
+                kind: ParamKind::Duration { min_ns: 1 },
+                default: "100ms",
+                help: "time between accesses, from the end of the boot footprint",
+            },
+            BOOT_PARAM,
+        ],
+        expected_truth: "1 page in intervals at least `every` long; plus the boot pages written \
+                         in the interval",
         test_only: false,
     },
     ProgramInfo {
@@ -480,7 +521,8 @@ pub static CATALOG: &[ProgramInfo] = &[
                 key: "delay",
                 kind: ParamKind::Duration { min_ns: 0 },
                 default: "0s",
-                help: "time at one page before the growth begins",
+                help: "time at one page before the growth begins, from the run's start (a boot \
+                       footprint is written within it)",
             },
             ParamInfo {
                 key: "grow",
@@ -500,8 +542,11 @@ pub static CATALOG: &[ProgramInfo] = &[
                 default: "5s",
                 help: "time to shrink from --wss to floor",
             },
+            BOOT_PARAM,
         ],
-        expected_truth: "the largest active set during the interval",
+        expected_truth: "the largest active set during the interval; plus the boot pages \
+                         written in the interval (the timing counts from the run's start, \
+                         boot included, unless paced)",
         test_only: false,
     },
     ProgramInfo {
@@ -805,7 +850,12 @@ mod tests {
                 if q.default.is_empty() || q.kind == ParamKind::SizeList {
                     continue;
                 }
-                assert_eq!(q.kind.check(q.default, 64 << 20), Ok(()), "{}", q.key);
+                assert_eq!(
+                    q.kind.check(q.default, 64 << 20, 512 << 20),
+                    Ok(()),
+                    "{}",
+                    q.key
+                );
             }
         }
         // The help of badcall's `call` lists exactly the known calls.
@@ -818,7 +868,8 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         let zipf = find("zipf");
-        let check = |k: &str, v: &str| check_params(zipf, &[(k.into(), v.into())], 64 << 20);
+        let check =
+            |k: &str, v: &str| check_params(zipf, &[(k.into(), v.into())], 64 << 20, 512 << 20);
         for (k, v) in [
             ("ops", "abc"),
             ("ops", "-5"),
@@ -856,28 +907,91 @@ mod tests {
             "--param write_ratio=\"2\" is not a number in [0, 1]"
         );
         let hotset = find("hotset");
-        let h = |k: &str, v: &str| check_params(hotset, &[(k.into(), v.into())], 64 << 20);
+        let h =
+            |k: &str, v: &str| check_params(hotset, &[(k.into(), v.into())], 64 << 20, 512 << 20);
         assert!(h("hot_frac", "0").is_err() && h("hot_frac", "1").is_ok());
         let phases = find("phases");
-        let ph = |v: &str| check_params(phases, &[("sizes".into(), v.into())], 64 << 20);
+        let ph = |v: &str| check_params(phases, &[("sizes".into(), v.into())], 64 << 20, 512 << 20);
         assert!(ph("16M,64M,4K").is_ok());
         assert!(ph("16M,128M").is_err() && ph("1K").is_err() && ph("16M,").is_err());
-        assert!(check_params(phases, &[("period".into(), "0s".into())], 1 << 20).is_err());
-        assert!(check_params(find("stride"), &[("k".into(), "0".into())], 1 << 20).is_err());
+        assert!(
+            check_params(
+                phases,
+                &[("period".into(), "0s".into())],
+                1 << 20,
+                512 << 20
+            )
+            .is_err()
+        );
+        assert!(
+            check_params(
+                find("stride"),
+                &[("k".into(), "0".into())],
+                1 << 20,
+                512 << 20
+            )
+            .is_err()
+        );
         let extsort = find("extsort");
-        let fanout = |v: &str| check_params(extsort, &[("fanout".into(), v.into())], 1 << 20);
+        let fanout =
+            |v: &str| check_params(extsort, &[("fanout".into(), v.into())], 1 << 20, 512 << 20);
         assert!(fanout("2").is_ok() && fanout("16").is_ok());
         assert!(fanout("1").is_err() && fanout("17").is_err() && fanout("x").is_err());
         let badcall = find("badcall");
-        assert!(check_params(badcall, &[("call".into(), "phase_spam".into())], 0).is_ok());
-        assert!(check_params(badcall, &[("call".into(), "nope".into())], 0).is_err());
+        assert!(
+            check_params(
+                badcall,
+                &[("call".into(), "phase_spam".into())],
+                0,
+                512 << 20
+            )
+            .is_ok()
+        );
+        assert!(check_params(badcall, &[("call".into(), "nope".into())], 0, 512 << 20).is_err());
         assert_eq!(
-            check_params(badcall, &[], 0).unwrap_err().to_string(),
+            check_params(badcall, &[], 0, 512 << 20)
+                .unwrap_err()
+                .to_string(),
             "guest badcall needs --param call=... (see `kvm-wss guests`)"
         );
         // A guest from a file: its runtime's parameters are still checked.
-        assert!(check_params(None, &[("ops".into(), "x".into())], 0).is_err());
-        assert!(check_params(None, &[("theta".into(), "x".into())], 0).is_ok());
+        assert!(check_params(None, &[("ops".into(), "x".into())], 0, 512 << 20).is_err());
+        assert!(check_params(None, &[("theta".into(), "x".into())], 0, 512 << 20).is_ok());
+    }
+
+    #[test]
+    fn boot_is_a_size_that_fits_beside_wss() {
+        for name in ["ramp", "idle"] {
+            let p = find(name);
+            // 512M of RAM of which 510M is left for data; --wss 128M.
+            let data = 510 << 20;
+            let boot = |v: &str| check_params(p, &[("boot".into(), v.into())], 128 << 20, data);
+            for ok in ["0", "64M", "1", "4K", "382M", "391167K"] {
+                assert_eq!(boot(ok), Ok(()), "{name}: boot={ok}");
+            }
+            // 382M and 4K more, 382M and 1 byte more (a page more once
+            // rounded), far more, and not sizes.
+            for bad in ["391169K", "400556033", "1G", "-1", "64X", "", "1.5M"] {
+                let err = boot(bad).expect_err(bad);
+                let line = err.to_string();
+                assert!(!line.contains('\n') && line.contains("boot"), "{line}");
+            }
+            assert_eq!(
+                boot("1G").unwrap_err().to_string(),
+                format!(
+                    "--param boot=\"1G\" is not a size such as 0 or 64M that fits in guest RAM \
+                     beside --wss (at most {} bytes here; raise --mem or lower --wss)",
+                    382 << 20
+                )
+            );
+            // --wss is page-rounded as the layout rounds it, at least a page.
+            let tiny =
+                |wss: u64, v: &str| ParamKind::ExtraData.check(v, wss, 3 * wss_abi::PAGE_SIZE);
+            assert!(tiny(0, "8K").is_ok() && tiny(0, "8193").is_err());
+            assert!(tiny(1, "8K").is_ok() && tiny(4097, "8K").is_err());
+        }
+        assert!(accepts_param(find("ramp").unwrap(), "boot"));
+        assert!(!accepts_param(find("seq").unwrap(), "boot"));
     }
 
     #[test]

@@ -578,7 +578,14 @@ impl CommonArgs {
                 }
             }
         }
-        crate::catalog::check_params(program, &self.params, self.wss)?;
+        // What a built-in program's data can take; a file's parameters
+        // are unknown, so its data is checked at boot only.
+        let data = match &guest {
+            GuestSource::Builtin(name) => crate::guests::embedded(name)
+                .and_then(|image| crate::vmm::machine::data_bytes(image, self.mem, self.vcpus)),
+            GuestSource::File(_) => None,
+        };
+        crate::catalog::check_params(program, &self.params, self.wss, data.unwrap_or(self.mem))?;
         if tracker == TrackerKind::Mprotect
             && matches!(estimator, EstimatorKind::Esx | EstimatorKind::Follow)
             && let Some(max_map_count) = max_map_count()

@@ -314,6 +314,26 @@ fn bad_values_are_refused_before_boot() {
         2,
         "needs --param call",
     );
+    // A boot footprint larger than the guest RAM --wss leaves.
+    for guest in ["ramp", "idle"] {
+        assert_fails(
+            &[
+                "run",
+                "--guest",
+                guest,
+                "--duration",
+                "1s",
+                "--mem",
+                "64M",
+                "--wss",
+                "32M",
+                "--param",
+                "boot=40M",
+            ],
+            2,
+            "--param boot=\"40M\" is not a size such as 0 or 64M that fits in guest RAM",
+        );
+    }
     // The sampler's shortest interval.
     check(&["--interval", "500us"], "shortest the sampler can honour");
     check(&["--interval", "0.5ms"], "shortest the sampler can honour");

@@ -82,6 +82,21 @@ fn first_in_phase(rows: &[VmInterval], vm: &str, phase: u64) -> usize {
         .unwrap_or_else(|| panic!("{vm} never reached phase {phase}"))
 }
 
+/// The first interval in which `vm` touched at most one page: its boot
+/// footprint (64M, written once at the start) is written, and a ramp has
+/// not begun to grow.
+fn booted(rows: &[VmInterval], vm: &str) -> usize {
+    rows.iter()
+        .filter(|r| r.vm == vm)
+        .find(|r| r.true_wss_pages <= 1)
+        .map(|r| r.interval)
+        .unwrap_or_else(|| panic!("{vm} never rested after its boot"))
+}
+
+/// Where the built-in scenarios' first ramp begins to grow: its `delay`
+/// (intervals of 1 s), which leaves the VMs time to boot.
+const FIRST_GROWTH: usize = 4;
+
 fn mib(pages: u64) -> f64 {
     output::mib(pages as f64)
 }
@@ -95,10 +110,14 @@ fn consume_one_gains_while_it_consumes_and_gives_back_within_3_intervals() {
     assert_eq!(json["policy"], "wss");
     assert_eq!(json["scenario"], "consume-one");
     assert_eq!(json["vms"].as_array().unwrap().len(), 4);
-    // vm1's ramp: 0 grow, 1 hold, 2 shrink.
+    // vm1's ramp: 0 grow, 1 hold, 2 shrink. Every VM first writes its
+    // boot footprint, which the limits follow; vm1 starts from where they
+    // are once it has booted, before it grows.
     let hold = first_in_phase(&rows, "vm1", 1);
     let shrink = first_in_phase(&rows, "vm1", 2);
-    let start = set_at(&rows, "vm1", 0);
+    let rest = booted(&rows, "vm1");
+    assert!(rest < FIRST_GROWTH, "vm1 booted in interval {rest}");
+    let start = set_at(&rows, "vm1", rest);
     let peak = set_at(&rows, "vm1", shrink - 1);
     eprintln!(
         "vm1: {:.1} MiB at start, {:.1} at hold, {:.1} before shrinking",
@@ -111,7 +130,7 @@ fn consume_one_gains_while_it_consumes_and_gives_back_within_3_intervals() {
     assert!(mib(peak) >= 128.0, "{}", mib(peak));
     // Rising while it grows: halfway through, above the start; at the
     // hold, above halfway.
-    let half = (first_in_phase(&rows, "vm1", 0) + hold) / 2;
+    let half = (FIRST_GROWTH + hold) / 2;
     assert!(set_at(&rows, "vm1", half) > start);
     assert!(set_at(&rows, "vm1", hold) > set_at(&rows, "vm1", half));
     // Within 3 intervals of the start of the shrink (over 4 s, 32M a
@@ -124,9 +143,12 @@ fn consume_one_gains_while_it_consumes_and_gives_back_within_3_intervals() {
         mib(after),
         mib(peak)
     );
-    // The idle VMs keep their floor throughout.
+    // The idle VMs, once booted, keep their floor throughout, and what
+    // their boot left resident is taken back.
     for vm in ["vm2", "vm3", "vm4"] {
-        for r in rows.iter().filter(|r| r.vm == vm) {
+        let rest = booted(&rows, vm);
+        assert!(rest < FIRST_GROWTH, "{vm} booted in interval {rest}");
+        for r in rows.iter().filter(|r| r.vm == vm && r.interval >= rest) {
             assert_eq!(
                 r.new_limit_pages,
                 Some(FLOOR_PAGES),
@@ -134,6 +156,8 @@ fn consume_one_gains_while_it_consumes_and_gives_back_within_3_intervals() {
                 r.interval
             );
         }
+        let end = rows.iter().rfind(|r| r.vm == vm).unwrap();
+        assert!(end.resident_pages.unwrap() <= FLOOR_PAGES, "{vm}: {end:?}");
     }
 }
 
@@ -157,16 +181,17 @@ fn consume_all_ends_with_similar_limits() {
         })
         .last()
         .expect("an interval in which every VM holds");
-    // Each VM its own timing: ramp's `delay` keeps vm4 (4 s) at one page
-    // while vm1 (1 s) already grows.
+    // Each VM its own timing: ramp's `delay` keeps vm4 (7 s) at one page
+    // while vm1 (4 s) already grows, both booted.
     let truth = |vm: &str, k: usize| {
         rows.iter()
             .find(|r| r.vm == vm && r.interval == k)
             .map(|r| r.true_wss_pages)
             .unwrap()
     };
-    assert!(truth("vm4", 1) <= 1, "vm4 waits: {}", truth("vm4", 1));
-    assert!(truth("vm1", 2) > 1000, "vm1 grows: {}", truth("vm1", 2));
+    let k = FIRST_GROWTH + 1;
+    assert!(truth("vm4", k) <= 1, "vm4 waits: {}", truth("vm4", k));
+    assert!(truth("vm1", k) > 1000, "vm1 grows: {}", truth("vm1", k));
     let limits: Vec<u64> = vms.iter().map(|vm| set_at(&rows, vm, last_hold)).collect();
     eprintln!(
         "limits at interval {last_hold}: {:?} MiB",
@@ -181,10 +206,12 @@ fn consume_all_ends_with_similar_limits() {
     // All gained: from the floor to about a quarter of the budget.
     for (vm, &l) in vms.iter().zip(&limits) {
         assert!(mib(l) > 100.0, "{vm}: {:.1} MiB", mib(l));
+        let rest = booted(&rows, vm);
+        assert!(rest < FIRST_GROWTH, "{vm} booted in interval {rest}");
         assert_eq!(
-            set_at(&rows, vm, 0),
+            set_at(&rows, vm, rest),
             FLOOR_PAGES,
-            "{vm} starts at its floor"
+            "{vm} starts at its floor once booted"
         );
     }
     // And all give back once they free: at the end, near their floor.
@@ -322,6 +349,14 @@ fn bad_input_is_refused_with_one_line_and_exit_2() {
         (
             vec!["--scenario".into(), "shift".into(), "--headroom=ten".into()],
             "not a fraction from 0 to 1",
+        ),
+        (
+            vec!["--scenario".into(), "shift".into(), "--boot=lots".into()],
+            "lots",
+        ),
+        (
+            vec!["--scenario".into(), "shift".into(), "--boot=1G".into()],
+            "VM vm1: --param boot=",
         ),
     ];
     for (extra, needle) in cases {

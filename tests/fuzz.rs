@@ -379,7 +379,7 @@ fn fuzz_units_and_params() {
         let _ = kvm_wss::cli::size(&s);
         let _ = kvm_wss::cli::duration(&s);
         let _ = kvm_wss::cli::key_value(&s);
-        let _ = kinds[rng.below(kinds.len())].check(&s, rng.interesting());
+        let _ = kinds[rng.below(kinds.len())].check(&s, rng.interesting(), rng.interesting());
         format!("{s:?}")
     });
 }

@@ -119,6 +119,55 @@ pub fn for_each(
     })
 }
 
+/// A boot footprint: the memory a booted guest OS keeps resident but no
+/// longer touches (kernel init memory, boot-time page cache), which the
+/// programs that model a VM at rest start with (`--param boot=SIZE`).
+pub struct Boot {
+    /// `None` for a footprint of 0.
+    region: Option<Region>,
+}
+
+impl Boot {
+    /// Allocates `bytes` (rounded up to whole pages) of data beside the
+    /// program's own and writes every page of it once (a word of it, a
+    /// non-zero value the checksum covers), then never touches it again.
+    /// Call it first in `main`, before the program's own allocations.
+    ///
+    /// The writes go through [`Region::touch`], so they are in the truth
+    /// of the interval they happen in like any other access; they are
+    /// [`Count::Work`], no operations, so `ops`, `guest_ops` and `rate`
+    /// pacing count the program's own operations only, which come after.
+    /// Only vCPU 0 writes (every vCPU allocates the same pages, so the
+    /// program's own data lies at the same addresses on each).
+    pub fn run(g: &mut Ctx, bytes: u64) -> Boot {
+        let pages = bytes.div_ceil(wss_guest::abi::PAGE_SIZE) as usize;
+        if pages == 0 {
+            return Boot { region: None };
+        }
+        let region = g.alloc_pages(pages);
+        if g.vcpu() == 0 {
+            // The budget cannot end work that counts no operation: the
+            // whole footprint is written.
+            let _ = for_each(g, Count::Work, pages, |_, page| {
+                region.touch(page, true, mix(page as u64 + 1));
+            });
+        }
+        Boot {
+            region: Some(region),
+        }
+    }
+
+    /// `sum` with the footprint's checksum (through marked reads, see
+    /// [`marked_checksum`]) folded in; `sum` itself for a footprint of 0,
+    /// so a program without one keeps its checksum.
+    pub fn fold_into(&self, sum: u64) -> u64 {
+        match self.region {
+            None => sum,
+            Some(r) => fold(sum, marked_checksum(r)),
+        }
+    }
+}
+
 /// Folds `value` into a running checksum (FNV-1a style over whole words),
 /// for programs that checksum what they compute rather than a region.
 pub fn fold(sum: u64, value: u64) -> u64 {

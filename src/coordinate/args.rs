@@ -56,6 +56,11 @@ pub struct CoordinateArgs {
     /// Every VM's sample size (esx), instead of the scenario's.
     #[arg(long)]
     pub sample_pages: Option<u64>,
+    /// Every VM's boot footprint, instead of the scenario's: memory each VM writes once at
+    /// its start and never again, as a booted OS leaves memory resident that it no longer
+    /// touches (built-ins: 64M; scenario files: each VM's `boot` param, default 0; 0: none).
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    pub boot: Option<u64>,
     /// Output folder: each VM's run folder and the coordinator's outputs (default: a new
     /// folder under runs/).
     #[arg(long)]
@@ -87,6 +92,9 @@ impl CoordinateArgs {
             (Some(b), None) => b.scenario(self.vms)?,
             (None, None) => return Err(ScenarioError::NoScenario.into()),
         };
+        if let Some(bytes) = self.boot {
+            scenario.set_boot(bytes);
+        }
         scenario = scenario.time_scaled(self.time_scale)?;
         if let Some(i) = self.interval {
             scenario.interval = i;
@@ -141,5 +149,67 @@ impl CoordinateArgs {
             live: !self.quiet,
             plot: !self.no_plot,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    /// The plan of `kvm-wss coordinate ARGS` (out to a fresh folder).
+    fn plan(args: &[&str]) -> Result<Plan, UsageError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("c");
+        let mut all = vec!["kvm-wss", "coordinate", "--policy", "wss"];
+        all.extend_from_slice(&["--host-mem", "1536M", "--out"]);
+        all.push(out.to_str().expect("utf-8"));
+        all.extend_from_slice(args);
+        let Command::Coordinate(a) = Cli::try_parse_from(all).expect("parses").command else {
+            panic!("not coordinate");
+        };
+        a.to_plan()
+    }
+
+    fn boots(p: &Plan) -> Vec<String> {
+        p.configs
+            .iter()
+            .map(|c| {
+                c.params
+                    .iter()
+                    .find(|(k, _)| k == "boot")
+                    .map_or(String::new(), |(_, v)| v.clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn boot_sets_every_vms_footprint() {
+        let builtin = plan(&["--scenario", "consume-one"]).expect("plan");
+        assert_eq!(boots(&builtin), ["64M"; 4]);
+        let none = plan(&["--scenario", "consume-one", "--boot", "0"]).expect("plan");
+        assert_eq!(boots(&none), ["0"; 4]);
+        let more = plan(&["--scenario", "shift", "--boot", "128M"]).expect("plan");
+        assert_eq!(boots(&more), ["134217728"; 4]);
+        // More than guest RAM leaves beside a VM's --wss: one line.
+        let err = plan(&["--scenario", "shift", "--boot", "400M"]).expect_err("too big");
+        let line = crate::error_chain(&err);
+        assert!(line.starts_with("VM vm3: --param boot="), "{line}");
+        // Not a size: clap refuses it.
+        let parsed = Cli::try_parse_from([
+            "kvm-wss",
+            "coordinate",
+            "--scenario",
+            "shift",
+            "--policy",
+            "wss",
+            "--host-mem",
+            "1G",
+            "--boot",
+            "lots",
+        ]);
+        assert!(parsed.is_err());
     }
 }

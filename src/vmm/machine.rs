@@ -105,6 +105,16 @@ pub fn build_params(
     })
 }
 
+/// The bytes of guest RAM the data region gets when `image` boots in
+/// `mem` bytes of RAM with `vcpus` stacks: what a program's data (its
+/// `--wss` and anything beside it) can take. `None` when the image or
+/// the sizes cannot boot at all, which `Machine::boot` then reports.
+pub fn data_bytes(image: &[u8], mem: u64, vcpus: u64) -> Option<u64> {
+    let img = loader::parse(image, RAM_BASE, RAM_BASE.checked_add(mem)?).ok()?;
+    let layout = Layout::with_vcpus(mem, img.end, 0, GuestPageSize::Size2M, vcpus.max(1)).ok()?;
+    Some(layout.data_pages() * wss_abi::PAGE_SIZE)
+}
+
 /// A machine ready to run: the guest is loaded and every vCPU sits at its
 /// entry point.
 pub struct Machine {
@@ -210,6 +220,18 @@ mod tests {
         assert_eq!(p.get("missing"), None);
         assert_eq!(p.data_start, layout().data_start);
         assert_eq!(p.tsc_hz, 2_000_000_000);
+    }
+
+    #[test]
+    fn data_bytes_is_ram_less_image_and_stacks() {
+        let image = crate::guests::embedded("ramp").expect("built in");
+        let one = data_bytes(image, 512 << 20, 1).expect("boots");
+        let two = data_bytes(image, 512 << 20, 2).expect("boots");
+        assert_eq!(one - two, wss_abi::STACK_SIZE);
+        // A built-in image is tens of KiB, the stack 1 MiB.
+        assert!(one < (511 << 20) && one > (510 << 20), "{one}");
+        assert_eq!(data_bytes(image, (512 << 20) + 1, 1), None);
+        assert_eq!(data_bytes(b"not an elf", 512 << 20, 1), None);
     }
 
     #[test]

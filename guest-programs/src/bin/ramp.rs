@@ -8,18 +8,28 @@
 //! Params: `delay` (default 0s: the start of the growth, so that VMs
 //! booted together consume one after another), `grow` (default 5s), `hold` (default 5s), `shrink` (default 5s),
 //! `floor` (default 0.05), a fraction of `--wss` in [0, 1] (at least one
-//! page). A paced run (`rate` > 0) follows the operation count (see
+//! page); `boot` (default 0), a boot footprint written once first (see
+//! `Boot`). A paced run (`rate` > 0) follows the operation count (see
 //! `Schedule`), so its checksum is reproducible.
+//!
+//! The boot footprint does not shift the timing of an unpaced run: the
+//! timing follows the guest clock from the run's start, boot included, so
+//! VMs booted together stay in step whatever their footprints, and the
+//! boot takes its time out of `delay` (a `delay` shorter than the boot
+//! starts the growth late, at the size the clock says by then). A paced
+//! run's clock is its operation count, which the boot does not advance:
+//! its timing starts when the boot ends.
 //!
 //! True WSS per interval: at most the largest active set during the
 //! interval — the active set at its end while growing, at its start while
-//! shrinking — and that exactly once the accesses per interval cover it.
+//! shrinking — and that exactly once the accesses per interval cover it;
+//! plus the boot pages written in the interval.
 #![no_std]
 #![no_main]
 
 use wss_guest::Ctx;
 use wss_guest::Schedule;
-use wss_guest_programs::{Pattern, drive};
+use wss_guest_programs::{Boot, Pattern, drive};
 
 wss_guest::entry!(main);
 
@@ -75,6 +85,7 @@ impl Pattern for Ramp {
 }
 
 fn main(g: &mut Ctx) -> u64 {
+    let boot = Boot::run(g, g.param_size_or("boot", 0));
     let floor = g.param_f64_or("floor", 0.05);
     assert!(
         (0.0..=1.0).contains(&floor),
@@ -93,5 +104,6 @@ fn main(g: &mut Ctx) -> u64 {
         phase: None,
         active: 1,
     };
-    drive(g, &region, &mut ramp)
+    let sum = drive(g, &region, &mut ramp);
+    boot.fold_into(sum)
 }
