@@ -105,9 +105,10 @@ pub struct VmState {
     /// The estimator's policy value (ESX: max of its slow and fast
     /// averages).
     pub policy_pages: Option<f64>,
-    /// The interval before's true WSS and measurement, for the growth.
-    pub prev_true_wss_pages: Option<u64>,
-    pub prev_est_pages: Option<f64>,
+    /// The true WSS and measurement of the intervals before, the latest
+    /// first, for the growth.
+    pub earlier_true_wss_pages: [Option<u64>; GROWTH_WINDOW],
+    pub earlier_est_pages: [Option<f64>; GROWTH_WINDOW],
 }
 
 impl VmState {
@@ -120,17 +121,51 @@ impl VmState {
     }
 }
 
-/// The pages a working set of `wss` pages (`prev` the interval before) is
-/// granted: `headroom` (a fraction, [`DEFAULT_HEADROOM`] unless asked) above where one more interval of its last growth
-/// takes it, or `band_hi`, whichever is higher. One rule for `wss` and
-/// `oracle`. A limit set at an interval's end is in force during the next,
-/// so a growing working set needs its next size, and the headroom on top
-/// of that, not on today's: granting only `wss + growth` left a steadily
-/// growing VM a few dozen pages short in a third of its growing intervals
-/// (consume-one, `make coordinate`).
-pub fn with_headroom(wss: f64, band_hi: Option<f64>, prev: Option<f64>, headroom: f64) -> f64 {
-    let growth = prev.map_or(0.0, |p| (wss - p).max(0.0));
-    ((wss + growth) * (1.0 + headroom)).max(band_hi.unwrap_or(0.0))
+/// The intervals before the latest whose growth [`with_headroom`] looks
+/// at.
+pub const GROWTH_WINDOW: usize = 3;
+
+/// The least a working set is granted above itself, pages (8 MiB): a
+/// reactive rule sees a VM that starts to grow from idle only after an
+/// interval of growth, and grants the first growing interval nothing (its
+/// estimate and its last growth were both about zero). A classic
+/// coordinator keeps a minimum of free memory in every VM for this reason.
+/// 8 MiB covers a ramp's first, partial interval at the pace these hosts
+/// first-touch pages (the built-in scenarios grow by 3000-3300 pages a
+/// second); without it, a VM that started growing from idle was below its
+/// truth in two intervals of 27 (7%; consume-all, one run).
+pub const MIN_HEADROOM_PAGES: f64 = 2048.0;
+
+/// The pages a working set of `wss` pages is granted, `earlier` its sizes
+/// in the intervals before (the latest first): `headroom` (a fraction,
+/// [`DEFAULT_HEADROOM`] unless asked) above where one more interval of its
+/// recent growth takes it, at least the band's upper edge `band_hi` plus
+/// that growth, and at least [`MIN_HEADROOM_PAGES`] above it. One rule
+/// for `wss` and `oracle`. A limit set at an interval's end is in force
+/// during the next, so a growing working set needs its next size, and the
+/// headroom on top of that, not on today's: granting only `wss + growth`
+/// left a steadily growing VM a few dozen pages short in a third of its
+/// growing intervals (consume-one, `make coordinate`). The growth is the
+/// largest of the last [`GROWTH_WINDOW`] intervals': a sampled measurement
+/// that came out low makes the latest difference small while the set kept
+/// growing. With the sample spread over the VMs' boot memory as well, the
+/// latest difference alone left a growing VM in shift below its truth in
+/// 3 of 25 intervals (one run).
+pub fn with_headroom(
+    wss: f64,
+    band_hi: Option<f64>,
+    earlier: [Option<f64>; GROWTH_WINDOW],
+    headroom: f64,
+) -> f64 {
+    let mut growth: f64 = 0.0;
+    let mut later = wss;
+    for size in earlier.iter().map_while(|e| *e) {
+        growth = growth.max(later - size);
+        later = size;
+    }
+    ((wss + growth) * (1.0 + headroom))
+        .max(band_hi.unwrap_or(0.0) + growth)
+        .max(wss + MIN_HEADROOM_PAGES)
 }
 
 /// The smallest budget that holds every VM's floor.
@@ -159,7 +194,7 @@ pub fn limits(
             let demands: Vec<f64> = running
                 .iter()
                 .map(|v| match v.est_pages {
-                    Some(e) => with_headroom(e, v.est_hi_pages, v.prev_est_pages, headroom),
+                    Some(e) => with_headroom(e, v.est_hi_pages, v.earlier_est_pages, headroom),
                     // Nothing measured yet: all it has.
                     None => v.mem_pages as f64,
                 })
@@ -171,8 +206,8 @@ pub fn limits(
                 .iter()
                 .map(|v| match v.true_wss_pages {
                     Some(t) => {
-                        let prev = v.prev_true_wss_pages.map(|p| p as f64);
-                        with_headroom(t as f64, None, prev, headroom)
+                        let earlier = v.earlier_true_wss_pages.map(|p| p.map(|p| p as f64));
+                        with_headroom(t as f64, None, earlier, headroom)
                     }
                     None => v.mem_pages as f64,
                 })
@@ -276,8 +311,8 @@ mod tests {
             est_pages: Some(est),
             est_hi_pages: Some(est),
             policy_pages: Some(est),
-            prev_true_wss_pages: None,
-            prev_est_pages: None,
+            earlier_true_wss_pages: [None; GROWTH_WINDOW],
+            earlier_est_pages: [None; GROWTH_WINDOW],
         }
     }
 
@@ -301,79 +336,99 @@ mod tests {
 
     #[test]
     fn demands_that_fit_are_met_with_headroom_and_floors() {
-        let vms = [vm(10_000.0, 9_000), vm(100.0, 50)];
+        let budget = 393_216;
+        let h = DEFAULT_HEADROOM;
+        // 10% above a large set; the least headroom above a small one.
+        let vms = [vm(50_000.0, 45_000), vm(100.0, 50), vm(0.0, 0)];
         assert_eq!(
-            limits(PolicyKind::Wss, 393_216, DEFAULT_HEADROOM, &vms),
-            vec![Some(11_000), Some(FLOOR_PAGES)]
+            limits(PolicyKind::Wss, budget, h, &vms),
+            vec![Some(55_000), Some(2_148), Some(2_048)]
         );
         assert_eq!(
-            limits(PolicyKind::Oracle, 393_216, DEFAULT_HEADROOM, &vms),
-            vec![Some(9_900), Some(FLOOR_PAGES)]
+            limits(PolicyKind::Oracle, budget, h, &vms),
+            vec![Some(49_500), Some(2_098), Some(2_048)]
         );
         // The band's upper edge, when higher than 10% above, is granted.
-        let mut banded = vm(10_000.0, 9_000);
-        banded.est_hi_pages = Some(12_500.0);
+        let mut banded = vm(50_000.0, 45_000);
+        banded.est_hi_pages = Some(62_500.0);
         assert_eq!(
-            limits(PolicyKind::Wss, 393_216, DEFAULT_HEADROOM, &[banded]),
-            vec![Some(12_500)]
+            limits(PolicyKind::Wss, budget, h, &[banded]),
+            vec![Some(62_500)]
         );
-        // Growth of 3000 pages in the last interval: 10% above 3000 more.
-        let mut growing = vm(10_000.0, 10_000);
-        growing.prev_est_pages = Some(7_000.0);
-        growing.prev_true_wss_pages = Some(9_500);
+        // Growth of 15k in the last interval: 10% above 15k more.
+        let mut growing = vm(50_000.0, 50_000);
+        growing.earlier_est_pages = [Some(35_000.0), None, None];
+        growing.earlier_true_wss_pages = [Some(47_500), None, None];
         assert_eq!(
-            limits(PolicyKind::Wss, 393_216, DEFAULT_HEADROOM, &[growing]),
-            vec![Some(14_300)]
+            limits(PolicyKind::Wss, budget, h, &[growing]),
+            vec![Some(71_500)]
         );
-        // The truth grew by 500: 10% above 10,500.
+        // The truth grew by 2500: 10% above 52.5k.
         assert_eq!(
-            limits(PolicyKind::Oracle, 393_216, DEFAULT_HEADROOM, &[growing]),
-            vec![Some(11_550)]
+            limits(PolicyKind::Oracle, budget, h, &[growing]),
+            vec![Some(57_750)]
+        );
+        // The band's edge is where the set may be now: the growth on top.
+        let mut edge = growing;
+        edge.est_hi_pages = Some(67_500.0);
+        assert_eq!(
+            limits(PolicyKind::Wss, budget, h, &[edge]),
+            vec![Some(82_500)]
+        );
+        // A measurement that came out low after a growth of 20k: the
+        // largest growth in the window counts, 10% above 70k...
+        let mut low = growing;
+        low.earlier_est_pages = [Some(47_500.0), Some(45_000.0), Some(25_000.0)];
+        assert_eq!(
+            limits(PolicyKind::Wss, budget, h, &[low]),
+            vec![Some(77_000)]
+        );
+        // ...but not one before the window.
+        low.earlier_est_pages = [Some(49_500.0), Some(49_000.0), Some(48_500.0)];
+        assert_eq!(
+            limits(PolicyKind::Wss, budget, h, &[low]),
+            vec![Some(55_550)]
         );
         // A shrinking one gets the 10% only.
-        growing.prev_est_pages = Some(20_000.0);
+        growing.earlier_est_pages = [Some(100_000.0), None, None];
         assert_eq!(
-            limits(PolicyKind::Wss, 393_216, DEFAULT_HEADROOM, &[growing]),
-            vec![Some(11_000)]
+            limits(PolicyKind::Wss, budget, h, &[growing]),
+            vec![Some(55_000)]
         );
         // A demand above RAM is cut to RAM.
         assert_eq!(
-            limits(
-                PolicyKind::Wss,
-                393_216,
-                DEFAULT_HEADROOM,
-                &[vm(130_000.0, 1)]
-            ),
+            limits(PolicyKind::Wss, budget, h, &[vm(130_000.0, 1)]),
             vec![Some(MEM)]
         );
-        // Another headroom: none (the growth still counts), or 20%.
+        // Another headroom: none (the growth and the least headroom still
+        // count), or 20%.
         assert_eq!(
-            limits(PolicyKind::Oracle, 393_216, 0.0, &[growing]),
-            vec![Some(10_500)]
+            limits(PolicyKind::Oracle, budget, 0.0, &[growing]),
+            vec![Some(52_500)]
         );
         assert_eq!(
-            limits(PolicyKind::Oracle, 393_216, 0.2, &[growing]),
-            vec![Some(12_600)]
+            limits(PolicyKind::Oracle, budget, 0.2, &[growing]),
+            vec![Some(63_000)]
         );
         assert_eq!(
-            limits(PolicyKind::Wss, 393_216, 0.0, &[vm(10_000.0, 0)]),
-            vec![Some(10_000)]
+            limits(PolicyKind::Wss, budget, 0.0, &[vm(50_000.0, 0)]),
+            vec![Some(52_048)]
         );
     }
 
     #[test]
     fn demands_over_budget_are_cut_max_min_fair() {
-        // 60k wants 66k, 20k wants 22k; 100k to share: the small one is
-        // met, the large one gets the rest.
-        let vms = [vm(60_000.0, 0), vm(20_000.0, 0), vm(80_000.0, 0)];
+        // 60k wants 66k, 30k wants 33k; 100k to share: the small one is
+        // met, the large ones get the rest.
+        let vms = [vm(60_000.0, 0), vm(30_000.0, 0), vm(80_000.0, 0)];
         let l = limits(PolicyKind::Wss, 100_000, DEFAULT_HEADROOM, &vms);
-        assert_eq!(l[1], Some(22_000));
+        assert_eq!(l[1], Some(33_000));
         assert!(total(&l) <= 100_000);
         assert!(total(&l) >= 99_998, "{l:?}");
         // The two cut ones get the same (the water level).
         assert!(l[0].unwrap().abs_diff(l[2].unwrap()) <= 1, "{l:?}");
-        // 22k + 2L = 100k.
-        assert!(l[0].unwrap().abs_diff(39_000) <= 1, "{l:?}");
+        // 33k + 2L = 100k.
+        assert!(l[0].unwrap().abs_diff(33_500) <= 1, "{l:?}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::run::{RunEnd, RunError, RunExtras, RunOutput, run_with};
 
 use super::limit::LimitHandle;
 use super::output::{CoordinateCsv, OutputError, VmInterval, live_lines};
-use super::policy::{self, PolicyKind, VmState};
+use super::policy::{self, GROWTH_WINDOW, PolicyKind, VmState};
 use super::scenario::Scenario;
 
 /// Everything a coordinated run needs, checked.
@@ -102,12 +102,12 @@ impl Outcome {
     }
 }
 
-/// The state the policy sees of a VM after `row` (`prev` the row before),
-/// or of a VM that ended.
-fn state_of(cfg: &RunConfig, row: Option<&Row>, prev: Option<&Row>) -> VmState {
+/// The state the policy sees of a VM after `row` (`earlier` the rows
+/// before, the latest first), or of a VM that ended.
+fn state_of(cfg: &RunConfig, row: Option<&Row>, earlier: &Earlier) -> VmState {
     VmState {
-        prev_true_wss_pages: prev.map(|r| r.true_wss_pages),
-        prev_est_pages: prev.and_then(|r| r.est_wss_pages),
+        earlier_true_wss_pages: earlier.each(|r| r.map(|r| r.true_wss_pages)),
+        earlier_est_pages: earlier.each(|r| r.and_then(|r| r.est_wss_pages)),
         mem_pages: cfg.mem / wss_abi::PAGE_SIZE,
         running: row.is_some(),
         // Residency is about every page touched, whatever the tracker sees.
@@ -255,6 +255,22 @@ pub fn vm_dir(out: &Path, vm: &str) -> PathBuf {
     out.join(vm)
 }
 
+/// A VM's rows of the intervals before the latest, the latest first.
+#[derive(Default, Clone)]
+struct Earlier([Option<Row>; GROWTH_WINDOW]);
+
+impl Earlier {
+    /// `row` becomes the latest; the oldest goes.
+    fn push(&mut self, row: Option<Row>) {
+        self.0.rotate_right(1);
+        self.0[0] = row;
+    }
+
+    fn each<T>(&self, f: impl Fn(Option<&Row>) -> T) -> [T; GROWTH_WINDOW] {
+        std::array::from_fn(|i| f(self.0[i].as_ref()))
+    }
+}
+
 /// The coordinator's loop: interval by interval, every running VM's row,
 /// then the policy's limits. Returns when every VM has ended.
 fn coordinate(
@@ -266,7 +282,7 @@ fn coordinate(
 ) -> Result<Vec<VmInterval>, CoordinateError> {
     let mut all = Vec::new();
     let mut interval = 0usize;
-    let mut prev: Vec<Option<Row>> = vec![None; receivers.len()];
+    let mut earlier: Vec<Earlier> = vec![Earlier::default(); receivers.len()];
     loop {
         let rows: Vec<Option<Row>> = receivers
             .iter_mut()
@@ -285,8 +301,8 @@ fn coordinate(
         let states: Vec<VmState> = plan
             .configs
             .iter()
-            .zip(rows.iter().zip(&prev))
-            .map(|(cfg, (row, prev))| state_of(cfg, row.as_ref(), prev.as_ref()))
+            .zip(rows.iter().zip(&earlier))
+            .map(|(cfg, (row, earlier))| state_of(cfg, row.as_ref(), earlier))
             .collect();
         let new_limits = match policy {
             Some(p) => policy::limits(p, plan.host_pages, plan.headroom, &states),
@@ -315,7 +331,9 @@ fn coordinate(
             }
         }
         all.extend(these);
-        prev = rows;
+        for (e, row) in earlier.iter_mut().zip(rows) {
+            e.push(row);
+        }
         interval += 1;
     }
 }
