@@ -27,14 +27,22 @@
 //!    remaining working set, 1,638 pages, in one interval). A page evicted and not
 //!    touched since is still idle evidence; a refault makes it a touched
 //!    one.
-//! 3. **CLOCK for the rest.** Every seen touch (a tracked touch, any fault
-//!    the handler resolved: first touches, refaults of evicted pages, lazy
-//!    refaults) sets the page's reference bit. A hand sweeps the resident
-//!    data pages in address order from where it last stopped: a referenced
-//!    page loses its bit and is passed over (second chance), an
-//!    unreferenced one is a victim. A page just refaulted is therefore hot
-//!    and survives the next sweep; a page with no touch seen since the
-//!    hand last passed goes.
+//! 3. **The stalest touch evidence for the rest.** Every seen touch (a
+//!    tracked touch, any fault the handler resolved: first touches,
+//!    refaults of evicted pages, lazy refaults) records its tick. A page is
+//!    as fresh as the newest touch seen of it or of the nearest seen page on
+//!    each side, and the stalest go first (address order from where the
+//!    last choice stopped among equals). With a sample of a few hundred
+//!    pages most pages have not been seen since long before a change, so
+//!    this tier decides most victims right after one: a ramp that shrank
+//!    leaves the part still in use among pages seen touched in the last
+//!    ticks, the part it left among pages last seen touched before the
+//!    shrink. It replaces CLOCK in address order, which swept the resident
+//!    pages from the bottom whatever their neighbours said, and so took a
+//!    shrunk ramp's remaining working set first: each VM's whole 1,638
+//!    pages in one interval of consume-all under `wss` once the VMs'
+//!    boot memory made the sample too thin for tier 2 to cover the shrink
+//!    (`make coordinate`).
 //!
 //! No page is unmapped only to learn whether it is touched (software
 //! reference bits): on this host such a probe costs the guest a fault of
@@ -44,21 +52,30 @@
 //! With exhaustive sampling every untouched data page is known idle at
 //! every tick, so tier 1 is the exact least-recently-used order at tick
 //! granularity; with a sample of a few hundred pages tier 1 is short and
-//! tier 2 decides most victims where idle and used memory lie in runs,
-//! CLOCK where they are mixed page by page.
+//! tiers 2 and 3 decide most victims from the evidence around them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 
 use crate::track::RamPage;
-use crate::track::page_bits::PageBits;
 
 /// What was last seen of a page: untouched for a whole tick since the
-/// given tick (and since), or touched at the given tick.
+/// given tick (and since), or touched in the given tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seen {
     IdleSince(u64),
-    Touched,
+    Touched(u64),
+}
+
+impl Seen {
+    /// How fresh its touch evidence is: 0 for none (idle), else one past
+    /// the tick of the touch.
+    fn freshness(self) -> u64 {
+        match self {
+            Seen::IdleSince(_) => 0,
+            Seen::Touched(t) => t + 1,
+        }
+    }
 }
 
 /// The victim order of one VM's data pages. See the module comment.
@@ -67,10 +84,10 @@ pub struct VictimOrder {
     /// Known-idle pages and the tick they were first seen untouched at.
     idle_since: HashMap<RamPage, u64>,
     /// The last state seen of every page ever seen, evicted or not: the
-    /// evidence tier 2 reads.
+    /// evidence tiers 2 and 3 read.
     last_seen: BTreeMap<RamPage, Seen>,
-    referenced: PageBits,
-    /// Where the CLOCK hand stands: the next page it looks at.
+    /// Where tier 3 starts among pages of equal evidence: past its last
+    /// victim, so that equals take turns.
     hand: RamPage,
     /// Arm/collect cycles seen so far.
     tick: u64,
@@ -82,7 +99,6 @@ impl VictimOrder {
     /// An order over the data pages `data` (RAM page numbers).
     pub fn new(data: Range<RamPage>) -> VictimOrder {
         VictimOrder {
-            referenced: PageBits::new(data.end),
             hand: data.start,
             data,
             idle_since: HashMap::new(),
@@ -110,8 +126,6 @@ impl VictimOrder {
             } else {
                 let since = *self.idle_since.entry(p).or_insert(self.tick);
                 self.last_seen.insert(p, Seen::IdleSince(since));
-                // Untouched for a whole tick since any earlier touch.
-                self.referenced.remove(p);
             }
         }
         self.tick += 1;
@@ -127,18 +141,16 @@ impl VictimOrder {
     }
 
     fn touch(&mut self, p: RamPage) {
-        self.referenced.insert(p);
         self.idle_since.remove(&p);
-        self.last_seen.insert(p, Seen::Touched);
+        self.last_seen.insert(p, Seen::Touched(self.tick));
     }
 
     /// `pages` left memory: they are no longer candidates, and when the
-    /// guest touches them again that touch sets their reference. What was
-    /// seen of them stays evidence for their neighbours.
+    /// guest touches them again that touch is seen. What was seen of them
+    /// stays evidence for their neighbours.
     pub fn evicted(&mut self, pages: &[RamPage]) {
         for &p in pages {
             self.idle_since.remove(&p);
-            self.referenced.remove(p);
         }
     }
 
@@ -147,8 +159,7 @@ impl VictimOrder {
         self.idle_since.len()
     }
 
-    /// Tier 2: the resident data pages with no state of their own (not
-    /// known idle, no touch seen since the hand passed) whose nearest seen
+    /// Tier 2: the resident data pages never seen themselves whose nearest seen
     /// pages on both sides (one side at the data's ends) were last seen
     /// idle, with the newer of those idle ages.
     fn idle_neighbourhood(&self, resident: &impl Fn(RamPage) -> bool) -> Vec<(u64, RamPage)> {
@@ -170,18 +181,56 @@ impl VictimOrder {
             };
             let from = left.map_or(self.data.start, |(p, _)| p + 1);
             let to = right.map_or(self.data.end, |(p, _)| p);
-            out.extend(
-                (from..to)
-                    .filter(|&p| resident(p) && !self.referenced.contains(p))
-                    .map(|p| (since, p)),
-            );
+            out.extend((from..to).filter(|&p| resident(p)).map(|p| (since, p)));
         }
         out
     }
 
+    /// Tier 3: the resident data pages not known idle nor `taken`, the
+    /// stalest touch evidence first (see [`Seen::freshness`]): a page's own
+    /// and its nearest seen neighbours', the newest of them; among equals
+    /// in address order from the hand.
+    fn stalest_first(
+        &self,
+        resident: &impl Fn(RamPage) -> bool,
+        taken: &HashSet<RamPage>,
+    ) -> Vec<RamPage> {
+        let seen: Vec<(RamPage, u64)> = self
+            .last_seen
+            .range(self.data.clone())
+            .map(|(&p, &s)| (p, s.freshness()))
+            .collect();
+        let fresh = |i: Option<usize>| i.and_then(|i| seen.get(i)).map_or(0, |&(_, f)| f);
+        let mut out: Vec<(u64, RamPage)> = Vec::new();
+        let mut push = |p: RamPage, key: u64| {
+            if resident(p) && !self.idle_since.contains_key(&p) && !taken.contains(&p) {
+                out.push((key, p));
+            }
+        };
+        // The gap before each seen page (from the previous one, or the
+        // data's start), then the page itself; then the gap after the last.
+        let mut from = self.data.start;
+        for (k, &(page, own)) in seen.iter().enumerate() {
+            let left = fresh(k.checked_sub(1));
+            for p in from..page {
+                push(p, left.max(own));
+            }
+            push(page, left.max(own).max(fresh(Some(k + 1))));
+            from = page + 1;
+        }
+        let last = fresh(seen.len().checked_sub(1));
+        for p in from..self.data.end {
+            push(p, last);
+        }
+        let len = self.data.end - self.data.start;
+        let from_hand = |p: RamPage| (p + len - self.hand) % len.max(1);
+        out.sort_unstable_by_key(|&(key, p)| (key, from_hand(p)));
+        out.into_iter().map(|(_, p)| p).collect()
+    }
+
     /// Up to `n` victims among the resident data pages, coldest first.
     /// `resident(p)` says whether data page `p` is resident. Moves the
-    /// CLOCK hand and clears the reference bits it passes.
+    /// hand past the last victim of tier 3.
     pub fn choose(&mut self, resident: impl Fn(RamPage) -> bool, n: u64) -> Vec<RamPage> {
         let n = usize::try_from(n).unwrap_or(usize::MAX);
         let mut idle: Vec<(u64, RamPage)> = self
@@ -205,29 +254,16 @@ impl VictimOrder {
         if victims.len() == n {
             return victims;
         }
-        // Every resident known-idle page and idle neighbour is taken
-        // already; the hand skips them, and the pages it took on its first
-        // revolution. Two revolutions: the first may only clear references.
-        let len = self.data.end - self.data.start;
-        for _ in 0..2 * len {
-            let p = self.hand;
-            self.hand = if p + 1 >= self.data.end {
+        let mut rest = self.stalest_first(&resident, &taken);
+        rest.truncate(n - victims.len());
+        if let Some(&last) = rest.last() {
+            self.hand = if last + 1 >= self.data.end {
                 self.data.start
             } else {
-                p + 1
+                last + 1
             };
-            if !resident(p) || self.idle_since.contains_key(&p) || taken.contains(&p) {
-                continue;
-            }
-            if self.referenced.remove(p) {
-                continue;
-            }
-            victims.push(p);
-            taken.insert(p);
-            if victims.len() == n {
-                break;
-            }
         }
+        victims.extend(rest);
         victims
     }
 }
@@ -286,34 +322,50 @@ mod tests {
         want.extend(91..100);
         assert_eq!(want.len(), 30);
         assert_eq!(&v[..30], &want[..]);
-        // Then CLOCK from page 0, which sweeps the part still in use.
+        // Then the rest, all last seen touched in tick 0 or next to such a
+        // page: from page 0.
         assert_eq!(&v[30..], &[0, 1]);
         // Evicted pages stay evidence: 80 is still between idle pages.
         o.evicted(&v);
         assert_eq!(o.choose(|p| p == 80 || p == 55, 1), vec![80]);
         // A refault of 90 makes it touched: 80 has touched evidence on
-        // one side now, and goes to CLOCK like 55.
+        // one side now, and goes to tier 3 like 55.
         o.touched([90]);
         assert!(o.idle_neighbourhood(&|p| p == 80).is_empty());
     }
 
     #[test]
-    fn clock_spares_referenced_pages_once_and_moves_on() {
-        let mut o = VictimOrder::new(10..20);
-        // 11 and 13 were touched (say, refaulted): referenced.
-        o.touched([11, 13]);
-        let resident = |p: RamPage| p != 12;
-        // Hand at 10: 10 goes, 11 loses its bit, 12 is not resident, 13
-        // loses its bit, 14 goes.
-        assert_eq!(o.choose(resident, 2), vec![10, 14]);
-        // The hand continues after 14.
-        assert_eq!(o.choose(resident, 3), vec![15, 16, 17]);
-        // Wraps around: 18, 19, then 10, 11 (its reference was cleared).
-        assert_eq!(o.choose(resident, 4), vec![18, 19, 10, 11]);
+    fn the_rest_go_stalest_touch_evidence_first_and_equals_take_turns() {
+        // A ramp that shrank to 0..40: 50, 70 and 90 were last seen
+        // touched in tick 0, before the shrink; 10 and 30 in tick 3.
+        let mut o = VictimOrder::new(0..100);
+        o.armed(&[50, 70, 90]);
+        o.collected(&[50, 70, 90]);
+        for _ in 0..2 {
+            o.armed(&[]);
+            o.collected(&[]);
+        }
+        o.armed(&[10, 30]);
+        o.collected(&[10, 30]);
+        // 51..100 have tick-0 evidence only; 0..=50 are next to tick 3's.
+        let mut v = o.choose(|_| true, 49);
+        v.sort_unstable();
+        assert_eq!(v, (51..100).collect::<Vec<_>>());
+        // Then the part in use, from where the last choice stopped (past
+        // 99: page 0), and the next choice goes on from there.
+        let left = |p: RamPage| p <= 50;
+        assert_eq!(o.choose(left, 3), vec![0, 1, 2]);
+        assert_eq!(o.choose(left, 2), vec![3, 4]);
+        // A touch seen makes a page and its neighbourhood fresh: 20 is
+        // touched in tick 4, so 11..30 go after 31..=50 (tick 3).
+        o.touched([20]);
+        let mut v = o.choose(|p| (11..=50).contains(&p), 20);
+        v.sort_unstable();
+        assert_eq!(v, (31..=50).collect::<Vec<_>>());
     }
 
     #[test]
-    fn idle_tier_then_clock_and_evicted_pages_leave_the_order() {
+    fn idle_tiers_then_the_rest_and_evicted_pages_leave_the_order() {
         let mut o = VictimOrder::new(0..8);
         o.armed(&[3, 4]);
         o.collected(&[4]);
@@ -321,7 +373,7 @@ mod tests {
         assert_eq!(o.choose(|_| true, 3), vec![3, 0, 1]);
         o.evicted(&[3, 0, 1]);
         assert_eq!(o.known_idle(), 0);
-        // Everything referenced: the first revolution only clears.
+        // Everything touched alike: address order from the hand.
         o.touched(0..8);
         assert_eq!(o.choose(|p| p >= 2, 2), vec![2, 3]);
         // Asking for more than there is returns what there is.
