@@ -225,6 +225,14 @@ pub struct VmSummary {
     /// Each round's slowdown, in round order (empty without a twin).
     #[serde(default)]
     pub slowdown_rounds: Vec<f64>,
+    /// Two parts of the slowdown measured directly, as shares of the run,
+    /// means over the rounds (null without a twin): how much longer the
+    /// guest was held at boundaries than its twin (reclaim evicts inside
+    /// the hold), and how long it waited for evicted pages to come back.
+    #[serde(default)]
+    pub hold_share: Option<f64>,
+    #[serde(default)]
+    pub refault_share: Option<f64>,
     /// The share of the run the guest waited for evicted pages to come
     /// back ([`reclaim_stall_share`]); null without reclaim.
     #[serde(default)]
@@ -276,6 +284,16 @@ pub fn round_slowdowns(rounds: &[RoundOps]) -> Vec<f64> {
         .iter()
         .filter_map(|r| crate::analysis::derived::slowdown(r.coordinated, r.twin))
         .collect()
+}
+
+/// The mean over the rounds of `part` as a share of the round's run.
+fn round_share(rounds: &[RoundOps], part: impl Fn(&RoundOps) -> f64) -> Option<f64> {
+    mean(
+        rounds
+            .iter()
+            .filter(|r| r.duration_s > 0.0)
+            .map(|r| part(r) / r.duration_s),
+    )
 }
 
 /// Per round, the mean slowdown over the VMs that have that round.
@@ -352,6 +370,8 @@ pub fn summarise(plan: &Plan, outcome: &Outcome) -> CoordinateSummary {
                 refaults: mine.iter().map(|v| v.refaults).sum(),
                 slowdown: mean(round_slowdowns(&run.rounds)),
                 slowdown_rounds: round_slowdowns(&run.rounds),
+                hold_share: round_share(&run.rounds, |r| r.hold_excess_s),
+                refault_share: round_share(&run.rounds, |r| r.refault_s),
                 reclaim_stall_share: s
                     .reclaim
                     .as_ref()
@@ -445,7 +465,13 @@ pub(super) mod tests {
 
     #[test]
     fn each_round_is_its_own_pair_and_the_scenario_averages_the_vms() {
-        let r = |coordinated: f64, twin: f64| RoundOps { coordinated, twin };
+        let r = |coordinated: f64, twin: f64| RoundOps {
+            coordinated,
+            twin,
+            hold_excess_s: 0.5,
+            refault_s: 0.25,
+            duration_s: 10.0,
+        };
         let vm1 = round_slowdowns(&[r(90.0, 100.0), r(110.0, 100.0), r(5.0, 0.0)]);
         assert_eq!(vm1.len(), 2, "a round whose twin did nothing is left out");
         assert!((vm1[0] - 0.1).abs() < 1e-12 && (vm1[1] + 0.1).abs() < 1e-12);
@@ -455,6 +481,10 @@ pub(super) mod tests {
         assert!((means[0] - 0.3).abs() < 1e-12, "round 1: (0.1 + 0.5) / 2");
         assert!((means[1] + 0.1).abs() < 1e-12, "round 2: vm1 alone");
         assert!(round_means(&[]).is_empty());
+        let rounds = [r(1.0, 1.0), r(1.0, 1.0)];
+        assert_eq!(round_share(&rounds, |r| r.hold_excess_s), Some(0.05));
+        assert_eq!(round_share(&rounds, |r| r.refault_s), Some(0.025));
+        assert_eq!(round_share(&[], |r| r.refault_s), None);
     }
 
     #[test]

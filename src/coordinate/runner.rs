@@ -81,8 +81,21 @@ pub struct VmRun {
 /// One VM's throughput in one round (see [`Plan::rounds`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RoundOps {
+    /// Guest ops per second, coordinated and twin.
     pub coordinated: f64,
     pub twin: f64,
+    /// How much longer the coordinated guest was held at its boundaries
+    /// than its twin (reclaim evicts inside the hold), seconds.
+    pub hold_excess_s: f64,
+    /// How long it waited for evicted pages to be restored, seconds.
+    pub refault_s: f64,
+    /// The coordinated run's length, seconds.
+    pub duration_s: f64,
+}
+
+/// Time a run's guest was held at boundaries, seconds.
+fn held_s(s: &crate::report::summary::Summary) -> f64 {
+    s.hold_us_mean * s.intervals as f64 / 1e6
 }
 
 /// What a coordinated run measured.
@@ -183,9 +196,13 @@ fn add_round(rounds: &mut [Vec<RoundOps>], coordinated: &[RunOutput], twins: &[R
         return;
     }
     for ((mine, c), t) in rounds.iter_mut().zip(coordinated).zip(twins) {
+        let (c, t) = (&c.summary, &t.summary);
         mine.push(RoundOps {
-            coordinated: c.summary.guest_ops_per_s,
-            twin: t.summary.guest_ops_per_s,
+            coordinated: c.guest_ops_per_s,
+            twin: t.guest_ops_per_s,
+            hold_excess_s: held_s(c) - held_s(t),
+            refault_s: c.reclaim.as_ref().map_or(0.0, |r| r.refault_us / 1e6),
+            duration_s: c.duration_s,
         });
     }
 }
