@@ -400,18 +400,54 @@ fn targets_section(
         Align::Left,
     ];
     text.push_str(&markdown_table(&header, &align, &rows));
-    let means: Vec<f64> = runs
-        .iter()
-        .filter(|(_, p, _)| *p == PolicyKind::Wss)
-        .flat_map(|(_, _, s)| s.slowdown_round_means.iter().copied())
-        .collect();
-    let slowdown = mean(means.iter().copied());
+    let round_means = |policy: PolicyKind| -> Vec<f64> {
+        runs.iter()
+            .filter(|(_, p, _)| *p == policy)
+            .flat_map(|(_, _, s)| s.slowdown_round_means.iter().copied())
+            .collect()
+    };
+    let wss = mean(round_means(PolicyKind::Wss));
+    let control = round_means(PolicyKind::Static);
+    let error = spread(control.iter().copied()).map(|sp| sp.max - sp.min);
+    // The parts measured in the runs themselves: a floor under the cost.
+    let direct = mean(
+        runs.iter()
+            .filter(|(_, p, _)| *p == PolicyKind::Wss)
+            .flat_map(|(_, _, s)| &s.vms)
+            .filter_map(|v| Some(v.hold_share? + v.refault_share?)),
+    );
     let _ = write!(
         text,
-        "\nMean slowdown over every scenario's rounds: {} ({}).\n",
-        opt_percent(slowdown),
-        verdict(slowdown.map(|s| s <= SLOWDOWN_TARGET))
+        "\nMean slowdown over every scenario's rounds: {}. Under `static`, which evicts nothing, \
+         {} (round means {} apart): the comparison's own error. Measured in the runs \
+         themselves, longer holds and the refault wait alone cost `wss`'s guests {} of their \
+         time, a floor under the cost. Verdict: {}.\n",
+        opt_percent(wss),
+        opt_percent(mean(control.iter().copied())),
+        opt_percent(error),
+        opt_percent(direct),
+        slowdown_verdict(wss, direct, error)
     );
+}
+
+/// Issue 13's slowdown target held to what the runs can tell: missed
+/// when the directly measured part alone (`direct`) is above it; not
+/// settled when `static`'s rounds (which evict nothing) spread wider than
+/// the target (`error`); otherwise met or missed by the mean `slowdown`.
+pub fn slowdown_verdict(
+    slowdown: Option<f64>,
+    direct: Option<f64>,
+    error: Option<f64>,
+) -> &'static str {
+    match (slowdown, direct, error) {
+        (_, Some(d), _) if d > SLOWDOWN_TARGET => "not met (its measured part alone is above it)",
+        (None, _, _) | (_, _, None) => "not measured",
+        (_, _, Some(e)) if e > SLOWDOWN_TARGET => {
+            "not settled: the comparison's error is wider than the target"
+        }
+        (Some(s), _, _) if s <= SLOWDOWN_TARGET => "met",
+        _ => "not met",
+    }
 }
 
 /// The section on headroom: per scenario, `oracle` and `wss` at each of
@@ -627,7 +663,11 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("Mean slowdown over every scenario's rounds: 7.0% (not met)."),
+            md.contains("Mean slowdown over every scenario's rounds: 7.0%. Under `static`"),
+            "{md}"
+        );
+        assert!(
+            md.contains("Verdict: not met (its measured part alone"),
             "{md}"
         );
     }
@@ -683,6 +723,21 @@ mod tests {
         assert!(
             md.contains("No headroom kept every VM's limit under `wss`"),
             "{md}"
+        );
+    }
+
+    #[test]
+    fn the_slowdown_verdict_weighs_the_error() {
+        let v = |s, d, e| slowdown_verdict(Some(s), Some(d), Some(e));
+        assert_eq!(v(0.02, 0.01, 0.02), "met");
+        assert_eq!(v(0.04, 0.01, 0.02), "not met");
+        assert!(v(0.02, 0.035, 0.02).starts_with("not met (its measured part"));
+        assert!(v(0.02, 0.01, 0.10).starts_with("not settled"));
+        assert!(v(0.20, 0.01, 0.10).starts_with("not settled"));
+        assert_eq!(slowdown_verdict(None, None, Some(0.01)), "not measured");
+        assert_eq!(
+            slowdown_verdict(Some(0.01), Some(0.01), None),
+            "not measured"
         );
     }
 
