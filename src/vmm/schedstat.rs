@@ -12,8 +12,8 @@
 
 use std::time::Duration;
 
-/// The ready time in one `schedstat` line: "<on-cpu ns> <run_delay ns>
-/// <timeslices>". `None` for anything else.
+/// The ready time in one `schedstat` line, `<on-cpu ns> <run_delay ns>
+/// <timeslices>`. `None` for anything else.
 pub fn parse_ready(text: &str) -> Option<Duration> {
     let mut fields = text.split_ascii_whitespace();
     let _on_cpu: u64 = fields.next()?.parse().ok()?;
