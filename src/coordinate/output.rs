@@ -297,8 +297,8 @@ fn round_share(rounds: &[RoundOps], part: impl Fn(&RoundOps) -> f64) -> Option<f
 }
 
 /// Per round, the mean slowdown over the VMs that have that round.
-fn round_means(per_vm: &[Vec<f64>]) -> Vec<f64> {
-    let rounds = per_vm.iter().map(Vec::len).max().unwrap_or(0);
+fn round_means(per_vm: &[&[f64]]) -> Vec<f64> {
+    let rounds = per_vm.iter().map(|v| v.len()).max().unwrap_or(0);
     (0..rounds)
         .filter_map(|k| mean(per_vm.iter().filter_map(|v| v.get(k).copied())))
         .collect()
@@ -356,6 +356,7 @@ pub fn summarise(plan: &Plan, outcome: &Outcome) -> CoordinateSummary {
         .iter()
         .zip(&outcome.vms)
         .map(|(spec, run)| {
+            let slowdowns = round_slowdowns(&run.rounds);
             let mine: Vec<&VmInterval> = outcome
                 .intervals
                 .iter()
@@ -368,8 +369,8 @@ pub fn summarise(plan: &Plan, outcome: &Outcome) -> CoordinateSummary {
                 resident_mean_mib: mean_mib(&mine, |v| v.resident_pages.map(|p| p as f64)),
                 below_truth_share: below_truth_share(&mine),
                 refaults: mine.iter().map(|v| v.refaults).sum(),
-                slowdown: mean(round_slowdowns(&run.rounds)),
-                slowdown_rounds: round_slowdowns(&run.rounds),
+                slowdown: mean(slowdowns.iter().copied()),
+                slowdown_rounds: slowdowns,
                 hold_share: round_share(&run.rounds, |r| r.hold_excess_s),
                 refault_share: round_share(&run.rounds, |r| r.refault_s),
                 reclaim_stall_share: s
@@ -389,7 +390,7 @@ pub fn summarise(plan: &Plan, outcome: &Outcome) -> CoordinateSummary {
             }
         })
         .collect();
-    let per_vm: Vec<Vec<f64>> = vms.iter().map(|v| v.slowdown_rounds.clone()).collect();
+    let per_vm: Vec<&[f64]> = vms.iter().map(|v| v.slowdown_rounds.as_slice()).collect();
     CoordinateSummary {
         slowdown_round_means: round_means(&per_vm),
         scenario: plan.scenario.name.clone(),
@@ -476,7 +477,7 @@ pub(super) mod tests {
         assert_eq!(vm1.len(), 2, "a round whose twin did nothing is left out");
         assert!((vm1[0] - 0.1).abs() < 1e-12 && (vm1[1] + 0.1).abs() < 1e-12);
         let vm2 = round_slowdowns(&[r(50.0, 100.0)]);
-        let means = round_means(&[vm1, vm2]);
+        let means = round_means(&[&vm1, &vm2]);
         assert_eq!(means.len(), 2);
         assert!((means[0] - 0.3).abs() < 1e-12, "round 1: (0.1 + 0.5) / 2");
         assert!((means[1] + 0.1).abs() < 1e-12, "round 2: vm1 alone");

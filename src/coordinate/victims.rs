@@ -186,14 +186,16 @@ impl VictimOrder {
         out
     }
 
-    /// Tier 3: the resident data pages not known idle nor `taken`, the
-    /// stalest touch evidence first (see [`Seen::freshness`]): a page's own
-    /// and its nearest seen neighbours', the newest of them; among equals
-    /// in address order from the hand.
+    /// Tier 3: up to `n` of the resident data pages not known idle nor
+    /// `taken`, the stalest touch evidence first (see [`Seen::freshness`]):
+    /// a page's own and its nearest seen neighbours', the newest of them;
+    /// among equals in address order from the hand. It runs inside the
+    /// boundary hold, so only the `n` chosen are sorted.
     fn stalest_first(
         &self,
         resident: &impl Fn(RamPage) -> bool,
         taken: &HashSet<RamPage>,
+        n: usize,
     ) -> Vec<RamPage> {
         let seen: Vec<(RamPage, u64)> = self
             .last_seen
@@ -224,7 +226,12 @@ impl VictimOrder {
         }
         let len = self.data.end - self.data.start;
         let from_hand = |p: RamPage| (p + len - self.hand) % len.max(1);
-        out.sort_unstable_by_key(|&(key, p)| (key, from_hand(p)));
+        let order = |&(key, p): &(u64, RamPage)| (key, from_hand(p));
+        if n < out.len() {
+            out.select_nth_unstable_by_key(n, order);
+            out.truncate(n);
+        }
+        out.sort_unstable_by_key(order);
         out.into_iter().map(|(_, p)| p).collect()
     }
 
@@ -254,8 +261,7 @@ impl VictimOrder {
         if victims.len() == n {
             return victims;
         }
-        let mut rest = self.stalest_first(&resident, &taken);
-        rest.truncate(n - victims.len());
+        let rest = self.stalest_first(&resident, &taken, n - victims.len());
         if let Some(&last) = rest.last() {
             self.hand = if last + 1 >= self.data.end {
                 self.data.start
