@@ -150,13 +150,15 @@ study: build
 	$(BIN) study --out docs
 
 # The three coordinator scenarios under the four policies, each run with
-# its uncoordinated twins; static (which evicts nothing: the comparison's
-# own error) and wss (the policy issue 13's targets are for) over 3
-# alternating rounds, esx and oracle over one (48 runs of four VMs), then
-# docs/coordinate.md with every number read from their outputs.
+# its uncoordinated twins; wss (the policy issue 13's targets are for)
+# over 8 alternating rounds, static (which evicts nothing: the control)
+# over 4, esx and oracle over one (84 runs of four VMs, about 40 minutes),
+# then docs/coordinate.md with every number read from their outputs.
+# Rounds are what narrow the slowdown's 95% interval: 8 per scenario give
+# wss 24 in all.
 COORD_SCENARIOS := consume-one consume-all shift
 # Each policy as policy:rounds.
-COORD_POLICIES := static:3 esx:1 wss:3 oracle:1
+COORD_POLICIES := static:4 esx:1 wss:8 oracle:1
 coordinate: build
 	for s in $(COORD_SCENARIOS); do for pr in $(COORD_POLICIES); do \
 		p=$${pr%%:*}; rm -rf docs/coordinate/$$s-$$p; \

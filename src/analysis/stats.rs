@@ -99,6 +99,66 @@ pub fn spread(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
     })
 }
 
+/// A mean with its 95% confidence interval, from independent repetitions
+/// of one measurement.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct MeanInterval {
+    pub mean: f64,
+    /// Half the interval's width: it runs from `mean - half_width` to
+    /// `mean + half_width`.
+    pub half_width: f64,
+    /// The repetitions it is from.
+    pub n: usize,
+}
+
+impl MeanInterval {
+    pub fn lo(&self) -> f64 {
+        self.mean - self.half_width
+    }
+
+    pub fn hi(&self) -> f64 {
+        self.mean + self.half_width
+    }
+}
+
+/// The two-sided 95% quantile of Student's t with `df` degrees of freedom
+/// (1 to 30, then at 40, 60 and 120; standard tables). Between tabled
+/// degrees of freedom it takes the next lower one, whose quantile is the
+/// larger: the interval errs wide, never narrow.
+fn t95(df: usize) -> f64 {
+    const TO_30: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => TO_30[df - 1],
+        31..=39 => TO_30[29],
+        40..=59 => 2.021,
+        60..=119 => 2.000,
+        _ => 1.980,
+    }
+}
+
+/// The mean of the finite values with its 95% confidence interval
+/// (Student's t on their sample standard deviation). `None` from fewer
+/// than two values: one repetition says nothing of its own spread.
+pub fn mean_interval95(values: impl IntoIterator<Item = f64>) -> Option<MeanInterval> {
+    let v = sorted_finite(values);
+    let n = v.len();
+    if n < 2 {
+        return None;
+    }
+    let mean = v.iter().sum::<f64>() / n as f64;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    Some(MeanInterval {
+        mean,
+        half_width: t95(n - 1) * (var / n as f64).sqrt(),
+        n,
+    })
+}
+
 /// Least-squares slope of the line through the origin that best fits the
 /// points (x, y): Σxy / Σx². Points with a non-finite coordinate are left
 /// out. `None` from fewer than two points or when every x is 0 (no slope
@@ -131,6 +191,21 @@ pub fn slope(points: impl IntoIterator<Item = (f64, f64)>) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mean_interval_uses_students_t() {
+        // 1, 2, 3: mean 2, sd 1, 2 degrees of freedom: 4.303 / sqrt(3).
+        let m = mean_interval95([3.0, 1.0, f64::NAN, 2.0]).unwrap();
+        assert_eq!((m.mean, m.n), (2.0, 3));
+        assert!((m.half_width - 4.303 / 3f64.sqrt()).abs() < 1e-12);
+        assert!((m.lo() - (2.0 - m.half_width)).abs() < 1e-12);
+        assert_eq!(mean_interval95([5.0]), None);
+        let same = mean_interval95([0.5; 4]).unwrap();
+        assert_eq!((same.mean, same.half_width), (0.5, 0.0));
+        // Past the table's rows the quantile of the row below is used.
+        assert_eq!(t95(35), t95(30));
+        assert!(t95(200) < t95(100) && t95(100) < t95(50) && t95(50) < t95(30));
+    }
 
     #[test]
     fn mean_skips_non_finite_values_and_is_none_when_empty() {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::analysis::format::{Align, markdown_table, opt_percent};
-use crate::analysis::stats::{mean, spread};
+use crate::analysis::stats::{MeanInterval, mean, mean_interval95, spread};
 use crate::named::Named;
 
 use super::output::{CoordinateSummary, JSON_FILE};
@@ -91,7 +91,7 @@ fn worst_below(s: &CoordinateSummary) -> Option<f64> {
 fn row(policy: PolicyKind, s: &CoordinateSummary, static_resident: Option<f64>) -> Vec<String> {
     let below: Vec<f64> = s.vms.iter().filter_map(|v| v.below_truth_share).collect();
     let stalls: Vec<f64> = s.vms.iter().filter_map(|v| v.reclaim_stall_share).collect();
-    let slowdown = mean(s.vms.iter().filter_map(|v| v.slowdown));
+    let slowdown = mean(s.work_slowdown_rounds.iter().copied());
     let refaults: Option<u64> = s.vms.iter().map(|v| v.refaults).sum();
     let saving = s
         .resident_total_mean_mib
@@ -158,9 +158,9 @@ pub fn write_doc(dir: &Path) -> Result<PathBuf, DocError> {
          intervals whose limit was below the VM's true WSS, mean and worst over the VMs; \
          refaults over all VMs (– while unknown); the reclaim stall, the share of its run the \
          worst VM waited for evicted pages to come back (the uffd handler's restore time, \
-         measured in the run itself); the mean slowdown against the uncoordinated twins (the \
-         same VMs run together again without limits, over several rounds; see `Slowdown \
-         against the twins`)."
+         measured in the run itself); the slowdown against the uncoordinated twins (the same \
+         VMs run together again without limits), weighted by work and averaged over the \
+         rounds (see `Slowdown against the twins`)."
     );
     let mut found = 0;
     let mut any_resident = false;
@@ -256,41 +256,29 @@ pub fn write_doc(dir: &Path) -> Result<PathBuf, DocError> {
     Ok(path)
 }
 
-/// The section on the slowdown: per run with twins, its rounds, the mean
-/// and how far the rounds' means spread; then per policy over every
-/// scenario, with `static` (which evicts nothing) as the comparison's own
-/// error. Absent without a run with twins.
+/// The section on the slowdown: per run with twins, its work-weighted
+/// slowdown over the rounds with its 95% interval, beside the plain mean
+/// over the VMs and the parts measured directly; then per policy over
+/// every scenario's rounds. Absent without a run with twins.
 fn slowdown_section(runs: &[(Builtin, PolicyKind, CoordinateSummary)], text: &mut String) {
     let measured: Vec<&(Builtin, PolicyKind, CoordinateSummary)> = runs
         .iter()
-        .filter(|(_, _, s)| !s.slowdown_round_means.is_empty())
+        .filter(|(_, _, s)| !s.work_slowdown_rounds.is_empty())
         .collect();
     if measured.is_empty() {
         return;
     }
-    let range = |v: &[f64]| match spread(v.iter().copied()) {
-        Some(sp) => format!(
-            "{} to {}",
-            opt_percent(Some(sp.min)),
-            opt_percent(Some(sp.max))
-        ),
-        None => "–".to_string(),
-    };
     let rows: Vec<Vec<String>> = measured
         .iter()
         .map(|(scenario, policy, s)| {
-            let vm_rounds: Vec<f64> = s
-                .vms
-                .iter()
-                .flat_map(|v| v.slowdown_rounds.iter().copied())
-                .collect();
             vec![
                 format!("`{}`", scenario.name()),
                 format!("`{}`", policy.name()),
-                s.slowdown_round_means.len().to_string(),
+                s.work_slowdown_rounds.len().to_string(),
+                opt_percent(mean(s.work_slowdown_rounds.iter().copied())),
+                interval(mean_interval95(s.work_slowdown_rounds.iter().copied())),
+                range(&s.work_slowdown_rounds),
                 opt_percent(mean(s.slowdown_round_means.iter().copied())),
-                range(&s.slowdown_round_means),
-                range(&vm_rounds),
                 opt_percent(mean(s.vms.iter().filter_map(|v| v.hold_share))),
                 opt_percent(mean(s.vms.iter().filter_map(|v| v.refault_share))),
             ]
@@ -300,27 +288,31 @@ fn slowdown_section(runs: &[(Builtin, PolicyKind, CoordinateSummary)], text: &mu
         text,
         "\n## Slowdown against the twins\n\n\
          A run with twins (`--twins --rounds R`) ran R rounds, each the coordinated VMs and, \
-         apart, the same VMs without limits, alternating which went first so that a drift in \
-         the host's load falls on both alike. A VM's slowdown in a round is one less its ops \
-         per second over its twin's in that round. The guests run as fast as they can, four \
-         VMs on two cores, so one VM's throughput also moves with how the cores happened to be \
-         shared; `static` evicts nothing, so its slowdowns are that error alone. Columns: the \
-         rounds; the mean slowdown over the VMs and rounds; the lowest and highest of the \
-         rounds' means over the VMs; the lowest and highest single VM in a round; then two \
-         parts of the slowdown measured directly, as shares of the run, means over the VMs \
-         and rounds: how much longer the guests were held at their boundaries than their \
-         twins (reclaim evicts inside the hold), and how long they waited for evicted pages to \
-         be restored. The rest of a slowdown is what neither measures: the CPU one VM's \
-         evictions take from the others on a shared host, the guest's page-table refills after \
-         a restore, and the error `static` shows.\n\n"
+         apart, the same VMs without limits, alternating which went first. A round's slowdown \
+         is one less the VMs' ops per second, summed, over their twins': the mean of the VMs' \
+         slowdowns weighted by their twins' work. The guests run as fast as they can, four VMs \
+         on two cores, so what one VM gets of the CPUs another loses; the sum does not move \
+         with that split, while a plain mean over the VMs does (shown beside it). What still \
+         moves a round is the host itself running faster or slower between a run and its \
+         twin, so the rounds are treated as independent repetitions: the 95% interval is \
+         Student's t on them. `static` evicts nothing: its slowdown is the cost of watching a \
+         limit (a residency check at every boundary) plus whatever bias the comparison has. \
+         Columns: the rounds; the mean slowdown over them; its 95% interval (– from one \
+         round); the lowest and highest round; the plain mean over the VMs; then two parts of \
+         the slowdown measured directly, as shares of the run, means over the VMs and rounds: \
+         how much longer the guests were held at their boundaries than their twins (reclaim \
+         evicts inside the hold), and how long they waited for evicted pages to be restored. \
+         What neither part measures is the CPU the evictions and restores take from the guests \
+         on a host whose CPUs they all share.\n\n"
     );
     let header = [
         "scenario",
         "policy",
         "rounds",
         "slowdown",
-        "round means",
-        "single VMs",
+        "95% interval",
+        "rounds from",
+        "plain mean",
         "longer holds",
         "refault wait",
     ];
@@ -328,23 +320,52 @@ fn slowdown_section(runs: &[(Builtin, PolicyKind, CoordinateSummary)], text: &mu
     align.extend(std::iter::repeat_n(Align::Right, header.len() - 2));
     text.push_str(&markdown_table(&header, &align, &rows));
     for policy in PolicyKind::ALL {
-        let means: Vec<f64> = measured
-            .iter()
-            .filter(|(_, p, _)| p == policy)
-            .flat_map(|(_, _, s)| s.slowdown_round_means.iter().copied())
-            .collect();
-        if let Some(m) = mean(means.iter().copied()) {
+        let rounds = pooled_rounds(runs, *policy);
+        if let Some(m) = mean(rounds.iter().copied()) {
             let _ = write!(
                 text,
-                "\nUnder `{}`, over every scenario: mean slowdown {} over {} rounds (their means \
-                 {}).\n",
+                "\nUnder `{}`, over every scenario's {} rounds: slowdown {} (95% interval {}).\n",
                 policy.name(),
+                rounds.len(),
                 opt_percent(Some(m)),
-                means.len(),
-                range(&means)
+                interval(mean_interval95(rounds.iter().copied())),
             );
         }
     }
+}
+
+/// Every scenario's rounds of work-weighted slowdown under `policy`.
+fn pooled_rounds(
+    runs: &[(Builtin, PolicyKind, CoordinateSummary)],
+    policy: PolicyKind,
+) -> Vec<f64> {
+    runs.iter()
+        .filter(|(_, p, _)| *p == policy)
+        .flat_map(|(_, _, s)| s.work_slowdown_rounds.iter().copied())
+        .collect()
+}
+
+/// "lo to hi" of a set of values, – without one.
+fn range(v: &[f64]) -> String {
+    match spread(v.iter().copied()) {
+        Some(sp) => format!(
+            "{} to {}",
+            opt_percent(Some(sp.min)),
+            opt_percent(Some(sp.max))
+        ),
+        None => "–".to_string(),
+    }
+}
+
+/// "lo to hi" of a 95% interval, – without one.
+fn interval(ci: Option<MeanInterval>) -> String {
+    ci.map_or("–".to_string(), |ci| {
+        format!(
+            "{} to {}",
+            opt_percent(Some(ci.lo())),
+            opt_percent(Some(ci.hi()))
+        )
+    })
 }
 
 /// The section that holds `wss` to issue 13's targets: per scenario its
@@ -400,15 +421,8 @@ fn targets_section(
         Align::Left,
     ];
     text.push_str(&markdown_table(&header, &align, &rows));
-    let round_means = |policy: PolicyKind| -> Vec<f64> {
-        runs.iter()
-            .filter(|(_, p, _)| *p == policy)
-            .flat_map(|(_, _, s)| s.slowdown_round_means.iter().copied())
-            .collect()
-    };
-    let wss = mean(round_means(PolicyKind::Wss));
-    let control = round_means(PolicyKind::Static);
-    let error = spread(control.iter().copied()).map(|sp| sp.max - sp.min);
+    let wss = mean_interval95(pooled_rounds(runs, PolicyKind::Wss));
+    let control = pooled_rounds(runs, PolicyKind::Static);
     // The parts measured in the runs themselves: a floor under the cost.
     let direct = mean(
         runs.iter()
@@ -418,35 +432,33 @@ fn targets_section(
     );
     let _ = write!(
         text,
-        "\nMean slowdown over every scenario's rounds: {}. Under `static`, which evicts nothing, \
-         {} (round means {} apart): the comparison's own error. Measured in the runs \
-         themselves, longer holds and the refault wait alone cost `wss`'s guests {} of their \
-         time, a floor under the cost. Verdict: {}.\n",
-        opt_percent(wss),
+        "\nSlowdown over every scenario's rounds: {} (95% interval {}, {} rounds). Under \
+         `static`, which evicts nothing: {} (95% interval {}). Measured in the runs themselves, \
+         longer holds and the refault wait alone cost `wss`'s guests {} of their time, a floor \
+         under the cost. Verdict: {}.\n",
+        opt_percent(wss.map(|ci| ci.mean)),
+        interval(wss),
+        wss.map_or(0, |ci| ci.n),
         opt_percent(mean(control.iter().copied())),
-        opt_percent(error),
+        interval(mean_interval95(control.iter().copied())),
         opt_percent(direct),
-        slowdown_verdict(wss, direct, error)
+        slowdown_verdict(wss, direct)
     );
 }
 
 /// Issue 13's slowdown target held to what the runs can tell: missed
-/// when the directly measured part alone (`direct`) is above it; not
-/// settled when `static`'s rounds (which evict nothing) spread wider than
-/// the target (`error`); otherwise met or missed by the mean `slowdown`.
-pub fn slowdown_verdict(
-    slowdown: Option<f64>,
-    direct: Option<f64>,
-    error: Option<f64>,
-) -> &'static str {
-    match (slowdown, direct, error) {
-        (_, Some(d), _) if d > SLOWDOWN_TARGET => "not met (its measured part alone is above it)",
-        (None, _, _) | (_, _, None) => "not measured",
-        (_, _, Some(e)) if e > SLOWDOWN_TARGET => {
-            "not settled: the comparison's error is wider than the target"
+/// when the directly measured part alone (`direct`) is above it, or when
+/// the 95% interval of the slowdown (`ci`) lies wholly above it; met
+/// when the interval lies wholly at or below it; otherwise not settled.
+pub fn slowdown_verdict(ci: Option<MeanInterval>, direct: Option<f64>) -> &'static str {
+    match (ci, direct) {
+        (_, Some(d)) if d > SLOWDOWN_TARGET => "not met (its measured part alone is above it)",
+        (None, _) => "not measured",
+        (Some(ci), _) if ci.lo() > SLOWDOWN_TARGET => {
+            "not met (its whole 95% interval is above it)"
         }
-        (Some(s), _, _) if s <= SLOWDOWN_TARGET => "met",
-        _ => "not met",
+        (Some(ci), _) if ci.hi() <= SLOWDOWN_TARGET => "met (its whole 95% interval is within it)",
+        _ => "not settled: the 95% interval reaches both sides of the target",
     }
 }
 
@@ -588,6 +600,7 @@ mod tests {
             slowdown_round_means: slowdown
                 .map(|s| vec![s + (below[0] + below[1]) / 2.0])
                 .unwrap_or_default(),
+            work_slowdown_rounds: slowdown.map(|s| vec![s, s + 0.02]).unwrap_or_default(),
         })
         .unwrap()
     }
@@ -606,7 +619,7 @@ mod tests {
         let path = write_doc(dir.path()).unwrap();
         let md = std::fs::read_to_string(path).unwrap();
         assert!(
-            md.contains("| `wss` | 321.2 | 200.0 | – | - | 5.0% | 10.0% | – | - | 7.0% |"),
+            md.contains("| `wss` | 321.2 | 200.0 | – | - | 5.0% | 10.0% | – | - | 3.0% |"),
             "{md}"
         );
         assert!(md.contains("| `static` | not run |"), "{md}");
@@ -614,7 +627,7 @@ mod tests {
         assert!(md.contains("the limits were set but not enforced"), "{md}");
         assert!(
             md.contains(
-                "| `shift` | `wss` | 1 | 7.0% | 7.0% to 7.0% | 2.0% to 12.0% | 2.5% | 1.0% |"
+                "| `shift` | `wss` | 2 | 3.0% | -9.7% to 15.7% | 2.0% to 4.0% | 7.0% | 2.5% | 1.0% |"
             ),
             "{md}"
         );
@@ -636,7 +649,7 @@ mod tests {
         let md = std::fs::read_to_string(write_doc(dir.path()).unwrap()).unwrap();
         assert!(
             md.contains(
-                "| `wss` | 321.2 | 200.0 | 240.0 | 40.0% | 5.0% | 10.0% | 1 | 1.0% | 7.0% |"
+                "| `wss` | 321.2 | 200.0 | 240.0 | 40.0% | 5.0% | 10.0% | 1 | 1.0% | 3.0% |"
             ),
             "{md}"
         );
@@ -646,14 +659,14 @@ mod tests {
         );
         assert!(
             md.contains(
-                "| `shift` | `static` | 1 | 20.0% | 20.0% to 20.0% | -5.0% to 45.0% | 12.5% | 5.0% |"
+                "| `shift` | `static` | 2 | -4.0% | -16.7% to 8.7% | -5.0% to -3.0% | 20.0% | 12.5% | 5.0% |"
             ),
             "{md}"
         );
         assert!(
             md.contains(
-                "Under `static`, over every scenario: mean slowdown 20.0% over 1 rounds \
-                 (their means 20.0% to 20.0%)."
+                "Under `static`, over every scenario's 2 rounds: slowdown -4.0% (95% interval \
+                 -16.7% to 8.7%)."
             ),
             "{md}"
         );
@@ -663,7 +676,11 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("Mean slowdown over every scenario's rounds: 7.0%. Under `static`"),
+            md.contains(
+                "Slowdown over every scenario's rounds: 3.0% (95% interval -9.7% to 15.7%, 2 \
+                 rounds). Under `static`, which evicts nothing: -4.0% (95% interval -16.7% to \
+                 8.7%)."
+            ),
             "{md}"
         );
         assert!(
@@ -727,18 +744,26 @@ mod tests {
     }
 
     #[test]
-    fn the_slowdown_verdict_weighs_the_error() {
-        let v = |s, d, e| slowdown_verdict(Some(s), Some(d), Some(e));
-        assert_eq!(v(0.02, 0.01, 0.02), "met");
-        assert_eq!(v(0.04, 0.01, 0.02), "not met");
-        assert!(v(0.02, 0.035, 0.02).starts_with("not met (its measured part"));
-        assert!(v(0.02, 0.01, 0.10).starts_with("not settled"));
-        assert!(v(0.20, 0.01, 0.10).starts_with("not settled"));
-        assert_eq!(slowdown_verdict(None, None, Some(0.01)), "not measured");
-        assert_eq!(
-            slowdown_verdict(Some(0.01), Some(0.01), None),
-            "not measured"
+    fn the_slowdown_verdict_weighs_the_interval() {
+        let ci = |mean, half_width| {
+            Some(MeanInterval {
+                mean,
+                half_width,
+                n: 5,
+            })
+        };
+        let v = |c, d| slowdown_verdict(c, Some(d));
+        assert!(v(ci(0.02, 0.005), 0.01).starts_with("met"));
+        assert!(
+            v(ci(0.02, 0.01), 0.01).starts_with("met"),
+            "up to the target"
         );
+        assert!(v(ci(0.05, 0.01), 0.01).starts_with("not met (its whole"));
+        assert!(v(ci(0.02, 0.005), 0.035).starts_with("not met (its measured part"));
+        assert!(v(ci(0.02, 0.02), 0.01).starts_with("not settled"));
+        assert!(v(ci(0.04, 0.02), 0.01).starts_with("not settled"));
+        assert_eq!(slowdown_verdict(None, Some(0.01)), "not measured");
+        assert!(slowdown_verdict(ci(0.01, 0.001), None).starts_with("met"));
     }
 
     #[test]
