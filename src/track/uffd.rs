@@ -117,6 +117,9 @@ struct State {
     refaults_total: u64,
     restore_eexist: u64,
     evicted: u64,
+    /// Hole punches reclaim took to evict them (see
+    /// `coordinate::reclaim::evict_pages`).
+    punches: u64,
 }
 
 struct Shared {
@@ -595,6 +598,7 @@ impl Tracker for UffdTracker {
             ("zap_skipped_pages", st.zap_skipped),
             ("other_events", st.other_events),
             ("evicted_pages", st.evicted),
+            ("punch_calls", st.punches),
             ("refaults", st.refaults_total),
             ("restore_eexist", st.restore_eexist),
             ("handler_errors", handler_errors),
@@ -619,7 +623,7 @@ impl ReclaimPort for UffdTracker {
         // Under the state lock: no fault is resolved while a page is
         // between its copy and its punch.
         let mut st = lock(&self.shared.state);
-        reclaim::evict_pages(&mut st.store, &self.shared.memory, victims)?;
+        st.punches += reclaim::evict_pages(&mut st.store, &self.shared.memory, victims)?;
         for &p in victims {
             // The punch unmapped them: arming them needs no zap, and they
             // were not left unmapped by collect.
@@ -812,6 +816,8 @@ mod tests {
         assert_eq!(s.faults, 1);
         assert_eq!(s.counters["refaults"], 4);
         assert_eq!(s.counters["evicted_pages"], 4);
+        // 2..5 in one punch; page 5 holds data, so 6 in another.
+        assert_eq!(s.counters["punch_calls"], 2);
         assert_eq!(s.counters["restore_eexist"], 0);
         assert_eq!(s.counters["zero_filled_pages"], 0);
     }
