@@ -13,7 +13,7 @@ use crate::named::Named;
 
 use super::policy::{DEFAULT_HEADROOM, PolicyKind};
 use super::runner::Plan;
-use super::scenario::{Builtin, Scenario, ScenarioError};
+use super::scenario::{Builtin, Scenario, ScenarioError, VmCpus, spread};
 
 /// `kvm-wss coordinate`.
 #[derive(Debug, Clone, Args)]
@@ -74,6 +74,11 @@ pub struct CoordinateArgs {
     /// in the host's load falls on both alike; rounds after the first go to OUT/rounds/K/.
     #[arg(long, default_value_t = 1, value_parser = positive_count, requires = "twins")]
     pub rounds: usize,
+    /// Where each VM's vCPU and fault handler run: `spread` puts the two on one CPU, the
+    /// VMs dealt round the CPUs this process may use in turn; `free` leaves every thread to
+    /// the scheduler.
+    #[arg(long, value_enum, default_value_t = VmCpus::Spread)]
+    pub cpu: VmCpus,
     /// Do not draw the plots.
     #[arg(long)]
     pub no_plot: bool,
@@ -110,6 +115,13 @@ impl CoordinateArgs {
             vm.sample_pages = self.sample_pages.unwrap_or(vm.sample_pages);
         }
         let mut configs = scenario.run_configs()?;
+        if self.cpu == VmCpus::Spread {
+            // Unknown CPUs (never seen here): every VM stays free.
+            let allowed = crate::vmm::affinity::allowed_cpus().unwrap_or_default();
+            for (i, cfg) in configs.iter_mut().enumerate() {
+                cfg.cpu = spread(i, &allowed);
+            }
+        }
         let mem_pages: Vec<u64> = configs.iter().map(|c| c.mem / wss_abi::PAGE_SIZE).collect();
         let least = crate::coordinate::policy::min_host_pages(&mem_pages);
         let host_pages = self.host_mem / wss_abi::PAGE_SIZE;
@@ -183,6 +195,22 @@ mod tests {
                     .map_or(String::new(), |(_, v)| v.clone())
             })
             .collect()
+    }
+
+    #[test]
+    fn the_vms_are_spread_round_the_cpus_unless_free() {
+        use crate::vmm::affinity::{Placement, allowed_cpus};
+        let allowed = allowed_cpus().expect("this process's CPUs");
+        let cpus = |p: &Plan| p.configs.iter().map(|c| c.cpu).collect::<Vec<_>>();
+        let spread_out = plan(&["--scenario", "consume-all"]).expect("plan");
+        let expected: Vec<Placement> = (0..4).map(|i| spread(i, &allowed)).collect();
+        assert_eq!(cpus(&spread_out), expected);
+        if allowed.len() >= 2 {
+            assert_eq!(spread_out.configs[0].cpu, Placement::Cpu(allowed[0]));
+            assert_eq!(spread_out.configs[1].cpu, Placement::Cpu(allowed[1]));
+        }
+        let free = plan(&["--scenario", "consume-all", "--cpu", "free"]).expect("plan");
+        assert_eq!(cpus(&free), [Placement::Free; 4]);
     }
 
     #[test]

@@ -173,9 +173,9 @@ fn is_hole_range(file: &std::fs::File, from: RamPage, to: RamPage) -> io::Result
 /// `store`, then frees them from the memfd. It reads one run of adjacent
 /// victims at a time, and punches runs together, as one span, across gaps
 /// that hold no page (pages evicted before, or never touched): punching a
-/// hole again changes nothing, and each punch costs the same tens of
-/// microseconds whatever its length, as the kernel invalidates the range
-/// in every mapping of the memfd, the VM's included. A page is punched
+/// hole again changes nothing, while each punch has a fixed cost far above
+/// copying a page, as the kernel invalidates the range in every mapping of
+/// the memfd, the VM's shadow MMU included. A page is punched
 /// only after every victim of its span is stored. The guest must be held
 /// and faults must not be resolved while this runs (see the module
 /// comment), so no gap fills up between its check and the punch. Returns
