@@ -145,7 +145,7 @@ fn t95(df: usize) -> f64 {
 /// (Student's t on their sample standard deviation). `None` from fewer
 /// than two values: one repetition says nothing of its own spread.
 pub fn mean_interval95(values: impl IntoIterator<Item = f64>) -> Option<MeanInterval> {
-    let v = sorted_finite(values);
+    let v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
     let n = v.len();
     if n < 2 {
         return None;

@@ -345,27 +345,21 @@ fn pooled_rounds(
         .collect()
 }
 
-/// "lo to hi" of a set of values, – without one.
-fn range(v: &[f64]) -> String {
-    match spread(v.iter().copied()) {
-        Some(sp) => format!(
-            "{} to {}",
-            opt_percent(Some(sp.min)),
-            opt_percent(Some(sp.max))
-        ),
-        None => "–".to_string(),
-    }
+/// "lo to hi" in percent, – without a pair.
+fn lo_to_hi(pair: Option<(f64, f64)>) -> String {
+    pair.map_or("–".to_string(), |(lo, hi)| {
+        format!("{} to {}", opt_percent(Some(lo)), opt_percent(Some(hi)))
+    })
 }
 
-/// "lo to hi" of a 95% interval, – without one.
+/// The lowest and highest of a set of values.
+fn range(v: &[f64]) -> String {
+    lo_to_hi(spread(v.iter().copied()).map(|sp| (sp.min, sp.max)))
+}
+
+/// The ends of a 95% interval.
 fn interval(ci: Option<MeanInterval>) -> String {
-    ci.map_or("–".to_string(), |ci| {
-        format!(
-            "{} to {}",
-            opt_percent(Some(ci.lo())),
-            opt_percent(Some(ci.hi()))
-        )
-    })
+    lo_to_hi(ci.map(|ci| (ci.lo(), ci.hi())))
 }
 
 /// The section that holds `wss` to issue 13's targets: per scenario its
@@ -421,7 +415,8 @@ fn targets_section(
         Align::Left,
     ];
     text.push_str(&markdown_table(&header, &align, &rows));
-    let wss = mean_interval95(pooled_rounds(runs, PolicyKind::Wss));
+    let wss_rounds = pooled_rounds(runs, PolicyKind::Wss);
+    let wss = mean_interval95(wss_rounds.iter().copied());
     let control = pooled_rounds(runs, PolicyKind::Static);
     // The parts measured in the runs themselves: a floor under the cost.
     let direct = mean(
@@ -436,9 +431,9 @@ fn targets_section(
          `static`, which evicts nothing: {} (95% interval {}). Measured in the runs themselves, \
          longer holds and the refault wait alone cost `wss`'s guests {} of their time, a floor \
          under the cost. Verdict: {}.\n",
-        opt_percent(wss.map(|ci| ci.mean)),
+        opt_percent(mean(wss_rounds.iter().copied())),
         interval(wss),
-        wss.map_or(0, |ci| ci.n),
+        wss_rounds.len(),
         opt_percent(mean(control.iter().copied())),
         interval(mean_interval95(control.iter().copied())),
         opt_percent(direct),

@@ -300,15 +300,21 @@ pub fn round_slowdowns(rounds: &[RoundOps]) -> Vec<f64> {
 /// sum. `per_vm` holds each VM's rounds; a round is taken over the VMs
 /// that have it, and left out when their twins did nothing.
 pub fn round_work_slowdowns(per_vm: &[&[RoundOps]]) -> Vec<f64> {
+    per_round(per_vm, |these| {
+        let (c, t) = these.fold((0.0, 0.0), |(c, t), r| (c + r.coordinated, t + r.twin));
+        crate::analysis::derived::slowdown(c, t)
+    })
+}
+
+/// Per round `k`, `of` the VMs' round-`k` values (the VMs that have one);
+/// a round `of` has nothing for is left out.
+fn per_round<T>(
+    per_vm: &[&[T]],
+    of: impl Fn(&mut dyn Iterator<Item = &T>) -> Option<f64>,
+) -> Vec<f64> {
     let rounds = per_vm.iter().map(|v| v.len()).max().unwrap_or(0);
     (0..rounds)
-        .filter_map(|k| {
-            let (c, t) = per_vm
-                .iter()
-                .filter_map(|v| v.get(k))
-                .fold((0.0, 0.0), |(c, t), r| (c + r.coordinated, t + r.twin));
-            crate::analysis::derived::slowdown(c, t)
-        })
+        .filter_map(|k| of(&mut per_vm.iter().filter_map(|v| v.get(k))))
         .collect()
 }
 
@@ -324,10 +330,7 @@ fn round_share(rounds: &[RoundOps], part: impl Fn(&RoundOps) -> f64) -> Option<f
 
 /// Per round, the mean slowdown over the VMs that have that round.
 fn round_means(per_vm: &[&[f64]]) -> Vec<f64> {
-    let rounds = per_vm.iter().map(|v| v.len()).max().unwrap_or(0);
-    (0..rounds)
-        .filter_map(|k| mean(per_vm.iter().filter_map(|v| v.get(k).copied())))
-        .collect()
+    per_round(per_vm, |these| mean(these.copied()))
 }
 
 /// The share of `intervals` (one VM's) that are full, had a limit, and
