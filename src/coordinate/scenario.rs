@@ -352,9 +352,8 @@ pub enum VmCpus {
 /// than two CPUs. Together, a VM's first touches, tracked touches and
 /// restores hand over on one CPU instead of waking the other (see
 /// `vmm::affinity`), and dealing the VMs evenly keeps their shares of the
-/// CPUs the same from run to run: left free, one VM's throughput moved by
-/// more than 10% either way between a run and its twin with nothing else
-/// changed.
+/// CPUs alike from run to run (the README, "Where the VMs run", has the
+/// spread of single VMs either way).
 pub fn spread(index: usize, allowed: &[usize]) -> crate::vmm::affinity::Placement {
     use crate::vmm::affinity::Placement;
     if allowed.len() < 2 {
