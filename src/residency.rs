@@ -7,6 +7,8 @@
 
 use wss_abi::PAGE_SIZE;
 
+use crate::track::page_bits::PageBits;
+
 /// `mincore` over `[addr, addr + len)` (`addr` page-aligned): one byte per
 /// page, bit 0 set for resident pages.
 pub fn mincore(addr: usize, len: usize) -> std::io::Result<Vec<u8>> {
@@ -18,4 +20,15 @@ pub fn mincore(addr: usize, len: usize) -> std::io::Result<Vec<u8>> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(vec)
+}
+
+/// The pages of the mapping of `pages` pages at `addr` that `mincore`
+/// reports resident, as a set of page numbers from `addr`.
+pub fn resident_pages(addr: usize, pages: u64) -> std::io::Result<PageBits> {
+    let flags = mincore(addr, (pages * PAGE_SIZE) as usize)?;
+    let mut bits = PageBits::new(pages);
+    for (p, _) in flags.iter().enumerate().filter(|(_, f)| *f & 1 != 0) {
+        bits.insert(p as u64);
+    }
+    Ok(bits)
 }

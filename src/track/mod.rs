@@ -130,6 +130,15 @@ pub enum TrackError {
     },
     #[error("the {tracker} tracker still has {pages} pages armed: collect before arming again")]
     StillArmed { tracker: &'static str, pages: usize },
+    #[error(
+        "the {tracker} tracker's record of the guest RAM pages in memory differs from mincore's on {differ} pages (it holds {known}, mincore finds {mincore})"
+    )]
+    ResidencyDrift {
+        tracker: &'static str,
+        known: usize,
+        mincore: usize,
+        differ: usize,
+    },
 }
 
 /// What a tracker has cost so far. Times are wall-clock microseconds.
@@ -182,6 +191,13 @@ pub trait Tracker: Send + Sync {
     /// has one, to `cpu` (see `vmm::affinity`); `Ok(false)` without one.
     fn pin_handler(&self, _cpu: usize) -> std::io::Result<bool> {
         Ok(false)
+    }
+    /// The RAM pages in the memfd behind guest RAM (what `mincore` on the
+    /// RAM mapping reports), when the tracker sees every page arrive: the
+    /// uffd tracker, whose handler fills every hole. `None` for the
+    /// others, whose callers ask `mincore`, at a cost per page of RAM.
+    fn resident(&self) -> Result<Option<page_bits::PageBits>, TrackError> {
+        Ok(None)
     }
 }
 

@@ -108,6 +108,20 @@ impl PageBits {
         out
     }
 
+    /// How many pages are members of one set and not the other.
+    pub fn differences(&self, other: &PageBits) -> usize {
+        let word = |set: &PageBits, c: usize, w: usize| {
+            set.chunks
+                .get(c)
+                .and_then(Option::as_ref)
+                .map_or(0, |chunk| chunk[w])
+        };
+        (0..self.chunks.len().max(other.chunks.len()))
+            .flat_map(|c| (0..CHUNK_WORDS).map(move |w| (c, w)))
+            .map(|(c, w)| (word(self, c, w) ^ word(other, c, w)).count_ones() as usize)
+            .sum()
+    }
+
     /// Chunks allocated so far.
     #[cfg(test)]
     fn allocated_chunks(&self) -> usize {
@@ -128,6 +142,13 @@ mod tests {
         assert_eq!(set.len(), 4);
         assert_eq!(set.to_vec(), vec![0, 63, 64, 129]);
         assert!(set.contains(63) && !set.contains(62) && !set.contains(130));
+        let mut other = PageBits::new(200);
+        for p in [0, 64, 150] {
+            other.insert(p);
+        }
+        // 63 and 129 only in `set`, 150 only in `other`.
+        assert_eq!((set.differences(&other), other.differences(&set)), (3, 3));
+        assert_eq!(set.differences(&set.clone()), 0);
         assert!(set.remove(63));
         assert!(!set.remove(63));
         assert!(!set.remove(5));

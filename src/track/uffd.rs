@@ -22,6 +22,14 @@
 //! next touch is a missing fault, and the handler restores it from the
 //! store with `UFFDIO_COPY` instead of zero-filling it. The touch counts
 //! as any other: a first touch of an armed page is a tracked touch.
+//!
+//! Since every hole fills through the handler, the tracker also knows
+//! which pages of RAM are in the memfd: those `mincore` found there when
+//! RAM was registered, every page a fault installed since, less the pages
+//! reclaim evicted. Reclaim and the estimators' population read that set
+//! at every boundary; `mincore` over 512 MiB of RAM takes about 11 ms
+//! here, inside the hold. Every [`VERIFY_RESIDENT_EVERY`]th reading is
+//! checked against `mincore`, and a difference fails the run.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -56,6 +64,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// once `LAZY_PROBATION` pages were left.
 const LAZY_MAX_REFAULT_SHARE: u64 = 10;
 const LAZY_PROBATION: u64 = 4096;
+/// `resident` checks its set against `mincore` at its first call and
+/// every this many calls after (two or three calls per interval).
+const VERIFY_RESIDENT_EVERY: u64 = 16;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The state stays consistent across a panic (plain counters and bits),
@@ -120,6 +131,11 @@ struct State {
     /// Hole punches reclaim took to evict them (see
     /// `coordinate::reclaim::evict_pages`).
     punches: u64,
+    /// The RAM pages in the memfd (see the module comment).
+    resident_bits: PageBits,
+    /// Calls of `resident` so far, and how many of them `mincore` checked.
+    resident_calls: u64,
+    resident_checks: u64,
 }
 
 struct Shared {
@@ -185,6 +201,10 @@ impl UffdTracker {
         let layout = *memory.layout();
         let ram_host = memory.ram_host_addr();
         let uffd = open_tracking(memory)?;
+        // Registered: from here on a page arrives only through a fault the
+        // handler (not started yet) resolves, so what is in the memfd now
+        // plus what it installs is the whole of it.
+        let resident_bits = mincore_bits(ram_host, layout.ram_pages())?;
         let stop = EventFd::new(EFD_NONBLOCK)
             .map_err(|e| setup_error("cannot create the stop eventfd", Some(e)))?;
         let stop_rx = stop
@@ -201,6 +221,7 @@ impl UffdTracker {
                 mapped_bits: PageBits::new(layout.ram_pages()),
                 left_bits: PageBits::new(layout.ram_pages()),
                 faulted_bits: PageBits::new(layout.ram_pages()),
+                resident_bits,
                 ..State::default()
             }),
             touched: AtomicUsize::new(0),
@@ -250,6 +271,31 @@ impl UffdTracker {
     /// Pins the handler thread to `cpu`; `Ok(false)` once it is gone.
     fn pin_handler_thread(&self, cpu: usize) -> io::Result<bool> {
         crate::vmm::affinity::pin_if_running(self.handler.as_ref(), cpu)
+    }
+
+    /// The RAM pages in the memfd (see the module comment); checked
+    /// against `mincore` at the first call and every
+    /// [`VERIFY_RESIDENT_EVERY`]th after.
+    fn resident_pages(&self) -> Result<PageBits, TrackError> {
+        self.check_handler()?;
+        let mut st = lock(&self.shared.state);
+        let check = st.resident_calls.is_multiple_of(VERIFY_RESIDENT_EVERY);
+        st.resident_calls += 1;
+        if check {
+            // Under the lock: no fault changes the memfd meanwhile.
+            let found = mincore_bits(self.shared.ram_host, self.shared.pages)?;
+            let differ = st.resident_bits.differences(&found);
+            if differ > 0 {
+                return Err(TrackError::ResidencyDrift {
+                    tracker: NAME,
+                    known: st.resident_bits.len(),
+                    mincore: found.len(),
+                    differ,
+                });
+            }
+            st.resident_checks += 1;
+        }
+        Ok(st.resident_bits.clone())
     }
 
     fn check_handler(&self) -> Result<(), TrackError> {
@@ -372,6 +418,8 @@ impl Shared {
             self.fill_hole(st, page).map_err(HandlerError::Install)?
         };
         st.mapped_bits.insert(page);
+        // Whichever way it was resolved, the page is in the memfd now.
+        st.resident_bits.insert(page);
         st.continue_eexist += installed.eexist;
         st.service += t0.elapsed();
         Ok(())
@@ -579,6 +627,10 @@ impl Tracker for UffdTracker {
         self.pin_handler_thread(cpu)
     }
 
+    fn resident(&self) -> Result<Option<PageBits>, TrackError> {
+        self.resident_pages().map(Some)
+    }
+
     fn stats(&self) -> TrackerStats {
         let mut errors = lock(&self.errors);
         // Only draining the channel here; the error itself surfaces from
@@ -599,6 +651,7 @@ impl Tracker for UffdTracker {
             ("other_events", st.other_events),
             ("evicted_pages", st.evicted),
             ("punch_calls", st.punches),
+            ("resident_checks", st.resident_checks),
             ("refaults", st.refaults_total),
             ("restore_eexist", st.restore_eexist),
             ("handler_errors", handler_errors),
@@ -617,6 +670,16 @@ impl Tracker for UffdTracker {
     }
 }
 
+/// The pages of RAM that `mincore` reports in the memfd.
+fn mincore_bits(ram_host: usize, pages: u64) -> Result<PageBits, TrackError> {
+    crate::residency::resident_pages(ram_host, pages).map_err(|source| TrackError::Syscall {
+        op: "mincore",
+        first: 0,
+        end: pages,
+        source,
+    })
+}
+
 impl ReclaimPort for UffdTracker {
     fn evict(&self, victims: &[RamPage]) -> Result<(), ReclaimError> {
         self.check_handler().map_err(ReclaimError::Handler)?;
@@ -629,6 +692,7 @@ impl ReclaimPort for UffdTracker {
             // were not left unmapped by collect.
             st.mapped_bits.remove(p);
             st.left_bits.remove(p);
+            st.resident_bits.remove(p);
         }
         st.evicted += victims.len() as u64;
         Ok(())
@@ -645,6 +709,10 @@ impl ReclaimPort for UffdTracker {
             refaults: std::mem::take(&mut st.refaults),
             refault_time: std::mem::take(&mut st.refault_time),
         })
+    }
+
+    fn resident(&self) -> Result<PageBits, ReclaimError> {
+        self.resident_pages().map_err(ReclaimError::Residency)
     }
 
     fn store_size(&self) -> StoreSize {
@@ -820,6 +888,53 @@ mod tests {
         assert_eq!(s.counters["punch_calls"], 2);
         assert_eq!(s.counters["restore_eexist"], 0);
         assert_eq!(s.counters["zero_filled_pages"], 0);
+    }
+
+    #[test]
+    fn knows_the_resident_pages_as_mincore_does_and_catches_one_it_did_not_see() {
+        use std::os::unix::fs::FileExt;
+        let mem = memory();
+        for p in [0, 1, 2, 10] {
+            mem.write(RAM_BASE + p * PAGE_SIZE, &(p + 1).to_le_bytes())
+                .expect("write");
+        }
+        let Some(t) = tracker(&mem) else { return };
+        let port = Arc::clone(&t).reclaim_port().expect("uffd restores");
+        let resident = |t: &UffdTracker| {
+            Tracker::resident(t)
+                .expect("resident")
+                .expect("uffd knows")
+                .to_vec()
+        };
+        // Checked against mincore at the first call.
+        assert_eq!(resident(&t), vec![0, 1, 2, 10]);
+        assert_eq!(read(&mem, 500), 0, "a hole, filled");
+        write(&mem, 1, 5);
+        port.evict(&[2, 10]).expect("evict");
+        assert_eq!(read(&mem, 10), 11, "restored");
+        assert_eq!(resident(&t), vec![0, 1, 10, 500]);
+        assert_eq!(
+            port.resident().expect("resident").to_vec(),
+            vec![0, 1, 10, 500]
+        );
+        assert_eq!(t.stats().counters["resident_checks"], 1);
+        // A page written into the memfd itself takes no fault: the handler
+        // cannot see it, and the next check fails.
+        mem.ram_file()
+            .write_all_at(&[1], 700 * PAGE_SIZE)
+            .expect("pwrite");
+        for _ in 3..VERIFY_RESIDENT_EVERY {
+            assert_eq!(resident(&t).len(), 4);
+        }
+        match Tracker::resident(t.as_ref()) {
+            Err(TrackError::ResidencyDrift {
+                known: 4,
+                mincore: 5,
+                differ: 1,
+                ..
+            }) => {}
+            other => panic!("expected the drift to be caught, got {other:?}"),
+        }
     }
 
     #[test]

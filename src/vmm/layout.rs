@@ -182,6 +182,11 @@ impl Layout {
     pub fn data_pages(&self) -> u64 {
         (self.data_end - self.data_start) / PAGE_SIZE
     }
+
+    /// The data region's RAM pages.
+    pub fn data_page_range(&self) -> Range<u64> {
+        self.data_first_page()..self.data_first_page() + self.data_pages()
+    }
 }
 
 fn small_pages(guest_pages: GuestPageSize, ram_size: u64) -> Range<u64> {

@@ -137,18 +137,23 @@ impl GuestMemory {
     /// a hole only when the guest touches it), so this is the set of data
     /// pages the guest has ever touched (and not had reclaimed).
     pub fn resident_data(&self) -> std::io::Result<crate::record::PageSet> {
-        let page = wss_abi::PAGE_SIZE;
-        let first = self.layout.data_first_page();
-        let addr = self.ram_host + (first * page) as usize;
-        let len = (self.layout.data_pages() * page) as usize;
-        let flags = crate::residency::mincore(addr, len)?;
-        Ok(crate::record::PageSet::from_sorted(
-            flags
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| *f & 1 != 0)
-                .map(|(i, _)| i as u64),
-        ))
+        let ram = crate::residency::resident_pages(self.ram_host, self.layout.ram_pages())?;
+        Ok(self.data_pages_among(&ram))
+    }
+
+    /// The data pages among the RAM pages `ram`, counted from the first
+    /// data page (the estimators' domain).
+    pub fn data_pages_among(
+        &self,
+        ram: &crate::track::page_bits::PageBits,
+    ) -> crate::record::PageSet {
+        let data = self.layout.data_page_range();
+        crate::record::PageSet::from_sorted(
+            ram.to_vec()
+                .into_iter()
+                .filter(|p| data.contains(p))
+                .map(|p| p - data.start),
+        )
     }
 
     pub fn ram_host_addr(&self) -> usize {
