@@ -70,6 +70,8 @@ impl AppError {
                 crate::report::heatmap::HeatmapError::Replay(_)
                 | crate::report::heatmap::HeatmapError::NoTicks,
             ) => EXIT_USAGE,
+            // A RAM size the layout cannot hold.
+            AppError::Bench(crate::bench::BenchError::Layout(_)) => EXIT_USAGE,
             AppError::Run(e)
             | AppError::Sweep(SweepError::Run { source: e, .. })
             | AppError::Coordinate(crate::coordinate::runner::CoordinateError::Run {
@@ -148,6 +150,9 @@ pub fn execute(cli: Cli) -> Result<ExitCode, AppError> {
                     .map_err(|source| AppError::Write { path, source })?;
             }
             print_json(&result)
+        }
+        Command::Bench(BenchCommand::Residency { mem, wss, rounds }) => {
+            print_json(&crate::bench::residency::residency(mem, wss, rounds)?)
         }
         Command::Bench(BenchCommand::Overcommit {
             mems,

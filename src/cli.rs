@@ -134,6 +134,18 @@ pub enum BenchCommand {
         #[arg(long)]
         markdown: Option<PathBuf>,
     },
+    /// What finding guest RAM's resident pages costs, as reclaim and follow ask at every boundary: mincore over the RAM mapping against the set the uffd tracker keeps, alternating (no VM: this process touches the pages).
+    Residency {
+        /// Guest RAM size.
+        #[arg(long, default_value = "512M", value_parser = size)]
+        mem: u64,
+        /// Bytes of it touched (resident) before timing.
+        #[arg(long, default_value = "192M", value_parser = size)]
+        wss: u64,
+        /// Calls of each way, alternating.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+        rounds: u64,
+    },
     /// The VMM's cost per interval (arm, collect, truth, sampler CPU) of the same guest at growing --mem, up to past host memory.
     Overcommit {
         /// Guest RAM sizes, a comma-separated list; ratios are to the first.
@@ -782,6 +794,18 @@ mod tests {
         assert_eq!(r.common.params, vec![("k".to_string(), "8".to_string())]);
         assert_eq!(r.tracker, TrackerKind::None);
         assert_eq!(r.estimator, EstimatorKind::Esx);
+    }
+
+    #[test]
+    fn bench_residency_defaults_and_bounds() {
+        match parse(&["bench", "residency"]).expect("parses").command {
+            Command::Bench(BenchCommand::Residency { mem, wss, rounds }) => {
+                assert_eq!((mem, wss, rounds), (512 << 20, 192 << 20, 200));
+            }
+            other => panic!("not bench residency: {other:?}"),
+        }
+        assert!(parse(&["bench", "residency", "--rounds", "0"]).is_err());
+        assert!(parse(&["bench", "residency", "--mem", "lots"]).is_err());
     }
 
     #[test]

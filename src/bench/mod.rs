@@ -12,6 +12,8 @@
 //!   sampling setting, over alternating rounds.
 //! - `placement` (placement.rs): a uffd-tracked touch with the vCPU and its
 //!   handler on one CPU against both left to the scheduler.
+//! - `residency` (residency.rs): finding guest RAM's resident pages with
+//!   `mincore` against the uffd tracker's own set.
 //!
 //! Each reports the host's load around it (load.rs).
 
@@ -23,6 +25,7 @@ pub mod native;
 pub mod overcommit;
 pub mod placement;
 mod realtime;
+pub mod residency;
 pub mod slowdown;
 pub mod trackers;
 
@@ -70,6 +73,16 @@ pub enum BenchError {
     Probe(#[from] ProbeError),
     #[error("cannot read a benchmark run's time series back")]
     Report(#[from] crate::report::ReportError),
+    #[error("cannot lay out guest RAM")]
+    Layout(#[source] crate::vmm::layout::LayoutError),
+    #[error("cannot set up guest RAM")]
+    Memory(#[source] crate::vmm::memory::MemoryError),
+    #[error(transparent)]
+    Track(crate::track::TrackError),
+    #[error("cannot find the resident pages with mincore")]
+    Residency(#[source] std::io::Error),
+    #[error("the uffd tracker holds {tracker} resident data pages where mincore finds {mincore}")]
+    ResidencyDiffers { tracker: u64, mincore: u64 },
 }
 
 pub use crate::analysis::stats::Spread;
