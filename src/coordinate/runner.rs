@@ -128,6 +128,14 @@ fn state_of(cfg: &RunConfig, row: Option<&Row>, earlier: &Earlier) -> VmState {
         est_pages: row.and_then(|r| r.est_wss_pages),
         est_hi_pages: row.and_then(|r| r.est_hi_pages),
         policy_pages: row.and_then(|r| r.policy_wss_pages),
+        first_touched_pages: row.zip(earlier.0[0].as_ref()).and_then(|(now, before)| {
+            Some(policy::first_touched(
+                now.resident_pages?,
+                now.evicted_pages,
+                now.refaults,
+                before.resident_pages?,
+            ))
+        }),
     }
 }
 
