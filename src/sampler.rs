@@ -336,7 +336,7 @@ impl Sampler<'_> {
             return Ok(None);
         }
         // The tracker's own record where it keeps one: `mincore` over all
-        // of RAM would hold the guest about 11 ms per 512 MiB here.
+        // of RAM holds the guest milliseconds (`kvm-wss bench residency`).
         let known = match &self.tracker {
             Some(t) => t.resident()?,
             None => None,

@@ -13,9 +13,10 @@
 //! Resident pages are those of the memfd's page cache, mapped or not:
 //! exactly what uses host memory. The port (the uffd tracker) keeps that
 //! set as its handler fills holes and reclaim evicts, and checks it against
-//! `mincore` now and then (see `track::uffd`): `mincore` itself costs about
-//! 11 ms per 512 MiB of RAM here, and counting once before and once after
-//! an eviction inside every hold made the held guest wait that long.
+//! `mincore` now and then (see `track::uffd`): `mincore` itself costs
+//! milliseconds per 512 MiB of RAM (`kvm-wss bench residency`), and
+//! counting once before and once after an eviction inside every hold made
+//! the held guest wait that long each time.
 
 use std::io;
 use std::ops::Range;

@@ -27,9 +27,10 @@
 //! which pages of RAM are in the memfd: those `mincore` found there when
 //! RAM was registered, every page a fault installed since, less the pages
 //! reclaim evicted. Reclaim and the estimators' population read that set
-//! at every boundary; `mincore` over 512 MiB of RAM takes about 11 ms
-//! here, inside the hold. Every [`VERIFY_RESIDENT_EVERY`]th reading is
-//! checked against `mincore`, and a difference fails the run.
+//! at every boundary, inside the hold, where `mincore` costs milliseconds
+//! per 512 MiB of RAM and the set a copy of its bits (`kvm-wss bench
+//! residency`). Every `VERIFY_RESIDENT_EVERY`th reading is checked
+//! against `mincore`, and a difference fails the run.
 
 use std::io;
 use std::os::fd::AsRawFd;
