@@ -337,11 +337,8 @@ impl Sampler<'_> {
         }
         // The tracker's own record where it keeps one: `mincore` over all
         // of RAM holds the guest milliseconds (`kvm-wss bench residency`).
-        let known = match &self.tracker {
-            Some(t) => t.resident()?,
-            None => None,
-        };
-        let mut resident = match known {
+        let known = self.tracker.as_ref().map(|t| t.resident()).transpose()?;
+        let mut resident = match known.flatten() {
             Some(bits) => self.memory.data_pages_among(&bits),
             None => self
                 .memory
