@@ -561,9 +561,10 @@ mod tests {
         limit.set_pages(Some(6));
         let b = r.boundary().expect("boundary");
         assert_eq!((b.resident_pages, b.evicted_pages), (6, 4));
-        // Known idle first (7, 8), then the idle neighbourhood (9: its one
-        // seen neighbour, 8, is idle), then CLOCK from the first data page,
-        // sparing the referenced 0, 1 and 2: 3.
+        // Known idle first (7, 8), then the idle neighbourhood (9: 7 and 8
+        // within its reach, no touch), then the pages near the touches of
+        // 0, 1 and 2 without a touch of their own, from the first data
+        // page: 3.
         let size = port.store_size();
         assert_eq!(size.pages, 4);
         let mut store = port.store.lock().expect("lock");

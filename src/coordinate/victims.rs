@@ -2,7 +2,7 @@
 //! what the sampler and the uffd handler saw, never from the guest's
 //! reported truth (that is only for scoring).
 //!
-//! Three tiers:
+//! Two tiers:
 //!
 //! 1. **Known idle, the longest first.** A page the estimator armed and
 //!    the guest left untouched until collect was idle for that whole tick.
@@ -12,37 +12,35 @@
 //!    untouched pages unmapped (lazily), so their next touch is a fault the
 //!    handler reports. Once the tracker collects eagerly, a later touch is
 //!    missed until the page is armed again, and the age is an upper bound.
-//! 2. **Idle neighbourhoods, the longest idle first.** A page never
-//!    sampled (or not since its last touch) takes the word of the nearest
-//!    pages around it whose state was seen, one on each side: when every
-//!    one of them was last seen idle, it probably is too (guest memory is
-//!    used in runs of pages: heaps, arrays, the prefix a ramp shrinks; the
-//!    assumption DAMON's regions make). Its age is the newer of the two
-//!    neighbours' idle ages. A sample of a few hundred pages thus speaks
-//!    for the thousands between them: without this tier, a VM whose
-//!    working set fell by thousands of pages had them chosen by CLOCK in
-//!    address order, which for a shrinking prefix is the part still in
-//!    use (`make coordinate` under `wss`: in shift, 8,612 of the 29,092
-//!    pages evicted from vm1 came back; in consume-all, each VM's whole
-//!    remaining working set, 1,638 pages, in one interval). A page evicted and not
-//!    touched since is still idle evidence; a refault makes it a touched
-//!    one.
-//! 3. **The stalest touch evidence for the rest.** Every seen touch (a
-//!    tracked touch, any fault the handler resolved: first touches,
-//!    refaults of evicted pages, lazy refaults) records its tick. A page is
-//!    as fresh as the newest touch seen of it or of the nearest seen page on
-//!    each side, and the stalest go first (address order from where the
-//!    last choice stopped among equals). With a sample of a few hundred
-//!    pages most pages have not been seen since long before a change, so
-//!    this tier decides most victims right after one: a ramp that shrank
-//!    leaves the part still in use among pages seen touched in the last
-//!    ticks, the part it left among pages last seen touched before the
-//!    shrink. It replaces CLOCK in address order, which swept the resident
-//!    pages from the bottom whatever their neighbours said, and so took a
-//!    shrunk ramp's remaining working set first: each VM's whole 1,638
-//!    pages in one interval of consume-all under `wss` once the VMs'
-//!    boot memory made the sample too thin for tier 2 to cover the shrink
-//!    (`make coordinate`).
+//! 2. **Then by the newest evidence around each page.** Guest memory is
+//!    used in runs of pages (heaps, arrays, the prefix a ramp shrinks: the
+//!    assumption DAMON's regions make), so a sample of a few hundred pages
+//!    speaks for the thousands between them. A page's neighbourhood is
+//!    every page within the last tick's sample spacing on each side
+//!    (resident data pages over pages armed: about two of that tick's
+//!    samples), itself included, and the newest evidence in it decides.
+//!    The evidence is of two kinds: a touch seen in a tick (a tracked
+//!    touch, or any fault the handler resolved: first touches, refaults of
+//!    evicted pages, lazy refaults), and a page *watched idle*, one known
+//!    idle or evicted and not touched since, whose next touch would have
+//!    been seen, so that it is idle through the last tick. A watched idle
+//!    page outranks a touch before the last tick, and a touch in the last
+//!    tick outranks it. Pages whose neighbourhood is idle go first, then
+//!    the rest; in each the stalest newest touch first, then the stalest
+//!    touch of the page's own (none is stalest), and among equals in
+//!    address order from where the last choice stopped.
+//!
+//!    Why the newest evidence in a reach, not the nearest seen page's:
+//!    the handler sees every first touch, so almost every resident page
+//!    has a touch of its own, and its nearest seen neighbours are the
+//!    pages beside it, first touched with it. A ramp that shrinks back to
+//!    its prefix then looks stalest exactly where it is still in use (the
+//!    prefix was touched first) and the sample's fresh touches there
+//!    reach no further than one page. At a33b49c (`make coordinate`, under
+//!    `wss`) that evicted most of consume-one's vm1 floor once it had
+//!    shrunk: 1,239 of its 1,638 pages came back in one interval; and
+//!    consume-all's four VMs refaulted 34,972 pages a run. An evicted page used to keep its old evidence too: now
+//!    it is watched idle until it refaults.
 //!
 //! No page is unmapped only to learn whether it is touched (software
 //! reference bits): on this host such a probe costs the guest a fault of
@@ -52,30 +50,20 @@
 //! With exhaustive sampling every untouched data page is known idle at
 //! every tick, so tier 1 is the exact least-recently-used order at tick
 //! granularity; with a sample of a few hundred pages tier 1 is short and
-//! tiers 2 and 3 decide most victims from the evidence around them.
+//! tier 2 decides most victims from the evidence around them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 
 use crate::track::RamPage;
 
-/// What was last seen of a page: untouched for a whole tick since the
-/// given tick (and since), or touched in the given tick.
+/// What was last seen of a page: untouched since the given tick and
+/// watched since (a touch would have been seen), or touched in the given
+/// tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seen {
     IdleSince(u64),
     Touched(u64),
-}
-
-impl Seen {
-    /// How fresh its touch evidence is: 0 for none (idle), else one past
-    /// the tick of the touch.
-    fn freshness(self) -> u64 {
-        match self {
-            Seen::IdleSince(_) => 0,
-            Seen::Touched(t) => t + 1,
-        }
-    }
 }
 
 /// The victim order of one VM's data pages. See the module comment.
@@ -84,16 +72,25 @@ pub struct VictimOrder {
     /// Known-idle pages and the tick they were first seen untouched at.
     idle_since: HashMap<RamPage, u64>,
     /// The last state seen of every page ever seen, evicted or not: the
-    /// evidence tiers 2 and 3 read.
+    /// evidence the neighbourhood tier reads.
     last_seen: BTreeMap<RamPage, Seen>,
-    /// Where tier 3 starts among pages of equal evidence: past its last
-    /// victim, so that equals take turns.
+    /// Where the neighbourhood tier starts among pages of equal evidence:
+    /// past its last victim, so that equals take turns.
     hand: RamPage,
-    /// Arm/collect cycles seen so far.
+    /// Arm/collect cycles seen so far: the tick that is open.
     tick: u64,
     /// The pages armed in the current tick.
     armed: Vec<RamPage>,
+    /// How many data pages the last tick armed: the sample's density,
+    /// which sets how far a page's neighbourhood reaches.
+    last_armed: u64,
 }
+
+/// The neighbourhood tier's sort key of one page (smaller goes first):
+/// whether the newest evidence around it is a touch rather than a page
+/// watched idle, how fresh the newest touch around it is, and how fresh
+/// its own (freshness: 0 for none, else one past the touch's tick).
+type EvidenceKey = (bool, u64, u64);
 
 impl VictimOrder {
     /// An order over the data pages `data` (RAM page numbers).
@@ -105,6 +102,7 @@ impl VictimOrder {
             last_seen: BTreeMap::new(),
             tick: 0,
             armed: Vec::new(),
+            last_armed: 0,
         }
     }
 
@@ -117,40 +115,55 @@ impl VictimOrder {
     pub fn collected(&mut self, touched: &[RamPage]) {
         let mut touched = touched.to_vec();
         touched.sort_unstable();
+        let mut armed = 0;
         for p in std::mem::take(&mut self.armed) {
             if !self.data.contains(&p) {
                 continue;
             }
+            armed += 1;
             if touched.binary_search(&p).is_ok() {
-                self.touch(p);
+                self.touch(p, self.tick);
             } else {
                 let since = *self.idle_since.entry(p).or_insert(self.tick);
                 self.last_seen.insert(p, Seen::IdleSince(since));
             }
         }
+        self.last_armed = armed;
         self.tick += 1;
     }
 
-    /// A touch of each of `pages` was seen (a fault the handler resolved).
+    /// The last tick collected (0 before the first): the tick that the
+    /// faults reported at its boundary happened in.
+    fn last_tick(&self) -> u64 {
+        self.tick.saturating_sub(1)
+    }
+
+    /// A touch of each of `pages` was seen in the tick just collected (a
+    /// fault the handler resolved).
     pub fn touched(&mut self, pages: impl IntoIterator<Item = RamPage>) {
+        let tick = self.last_tick();
         for p in pages {
             if self.data.contains(&p) {
-                self.touch(p);
+                self.touch(p, tick);
             }
         }
     }
 
-    fn touch(&mut self, p: RamPage) {
+    fn touch(&mut self, p: RamPage, tick: u64) {
         self.idle_since.remove(&p);
-        self.last_seen.insert(p, Seen::Touched(self.tick));
+        self.last_seen.insert(p, Seen::Touched(tick));
     }
 
-    /// `pages` left memory: they are no longer candidates, and when the
-    /// guest touches them again that touch is seen. What was seen of them
-    /// stays evidence for their neighbours.
+    /// `pages` left memory: they are no longer candidates, and the guest's
+    /// next touch of one is a refault the handler reports, so until then
+    /// each is a page watched idle, evidence for its neighbours.
     pub fn evicted(&mut self, pages: &[RamPage]) {
+        let tick = self.last_tick();
         for &p in pages {
-            self.idle_since.remove(&p);
+            let since = self.idle_since.remove(&p).unwrap_or(tick);
+            if self.data.contains(&p) {
+                self.last_seen.insert(p, Seen::IdleSince(since));
+            }
         }
     }
 
@@ -159,74 +172,104 @@ impl VictimOrder {
         self.idle_since.len()
     }
 
-    /// Tier 2: the resident data pages never seen themselves whose nearest seen
-    /// pages on both sides (one side at the data's ends) were last seen
-    /// idle, with the newer of those idle ages.
-    fn idle_neighbourhood(&self, resident: &impl Fn(RamPage) -> bool) -> Vec<(u64, RamPage)> {
+    /// How far a page's neighbourhood reaches on each side: the spacing
+    /// of the last tick's sample among the `resident` data pages, so that
+    /// a neighbourhood holds about two of its pages.
+    fn reach(&self, resident: u64) -> u64 {
+        if self.last_armed == 0 {
+            0
+        } else {
+            resident.div_ceil(self.last_armed)
+        }
+    }
+
+    /// Every data page's neighbourhood key, in address order: from the
+    /// evidence within `reach` pages on each side (the page's own
+    /// included). The newest evidence decides: a page watched idle has
+    /// been untouched through the last tick, so it outranks any touch
+    /// before that tick, and a touch in the last tick outranks it.
+    fn neighbourhood_keys(&self, reach: u64) -> Vec<EvidenceKey> {
         let seen: Vec<(RamPage, Seen)> = self
             .last_seen
             .range(self.data.clone())
             .map(|(&p, &s)| (p, s))
             .collect();
-        let mut out = Vec::new();
-        // The seen pages around each gap between two of them (or the
-        // data's ends): every unseen page in it shares their evidence.
-        for k in 0..=seen.len() {
-            let left = k.checked_sub(1).map(|i| seen[i]);
-            let right = seen.get(k).copied();
-            let since = match (left, right) {
-                (Some((_, Seen::IdleSince(a))), Some((_, Seen::IdleSince(b)))) => a.max(b),
-                (None, Some((_, Seen::IdleSince(a)))) | (Some((_, Seen::IdleSince(a))), None) => a,
-                _ => continue,
+        let last = self.last_tick();
+        let mut keys = Vec::with_capacity((self.data.end - self.data.start) as usize);
+        // The window's touches, newest first from the back: a monotonic
+        // queue of (page, freshness); and its count of idle pages.
+        let mut touches: std::collections::VecDeque<(RamPage, u64)> =
+            std::collections::VecDeque::new();
+        let mut idle = 0usize;
+        let (mut next_in, mut next_out, mut own) = (0usize, 0usize, 0usize);
+        for p in self.data.clone() {
+            while let Some(&(q, s)) = seen.get(next_in) {
+                if q > p.saturating_add(reach) {
+                    break;
+                }
+                match s {
+                    Seen::IdleSince(_) => idle += 1,
+                    Seen::Touched(t) => {
+                        while touches.back().is_some_and(|&(_, f)| f <= t + 1) {
+                            touches.pop_back();
+                        }
+                        touches.push_back((q, t + 1));
+                    }
+                }
+                next_in += 1;
+            }
+            while let Some(&(q, s)) = seen.get(next_out) {
+                if q.saturating_add(reach) >= p {
+                    break;
+                }
+                if matches!(s, Seen::IdleSince(_)) {
+                    idle -= 1;
+                }
+                next_out += 1;
+            }
+            while touches
+                .front()
+                .is_some_and(|&(q, _)| q.saturating_add(reach) < p)
+            {
+                touches.pop_front();
+            }
+            while seen.get(own).is_some_and(|&(q, _)| q < p) {
+                own += 1;
+            }
+            let own_fresh = match seen.get(own) {
+                Some(&(q, Seen::Touched(t))) if q == p => t + 1,
+                _ => 0,
             };
-            let from = left.map_or(self.data.start, |(p, _)| p + 1);
-            let to = right.map_or(self.data.end, |(p, _)| p);
-            out.extend((from..to).filter(|&p| resident(p)).map(|p| (since, p)));
+            let fresh = touches.front().map_or(0, |&(_, f)| f);
+            keys.push((idle == 0 || fresh > last, fresh, own_fresh));
         }
-        out
+        keys
     }
 
-    /// Tier 3: up to `n` of the resident data pages not known idle nor
-    /// `taken`, the stalest touch evidence first (see [`Seen::freshness`]):
-    /// a page's own and its nearest seen neighbours', the newest of them;
-    /// among equals in address order from the hand. It runs inside the
-    /// boundary hold, so only the `n` chosen are sorted.
-    fn stalest_first(
+    /// The neighbourhood tier: up to `n` of the resident data pages not
+    /// known idle nor `taken`, by [`EvidenceKey`]; among equals in address
+    /// order from the hand. It runs inside the boundary hold, so only the
+    /// `n` chosen are sorted.
+    fn by_neighbourhood(
         &self,
         resident: &impl Fn(RamPage) -> bool,
         taken: &HashSet<RamPage>,
         n: usize,
     ) -> Vec<RamPage> {
-        let seen: Vec<(RamPage, u64)> = self
-            .last_seen
-            .range(self.data.clone())
-            .map(|(&p, &s)| (p, s.freshness()))
+        let count = self.data.clone().filter(|&p| resident(p)).count() as u64;
+        let keys = self.neighbourhood_keys(self.reach(count));
+        let mut out: Vec<(EvidenceKey, RamPage)> = self
+            .data
+            .clone()
+            .zip(keys)
+            .filter(|&(p, _)| {
+                resident(p) && !self.idle_since.contains_key(&p) && !taken.contains(&p)
+            })
+            .map(|(p, k)| (k, p))
             .collect();
-        let fresh = |i: Option<usize>| i.and_then(|i| seen.get(i)).map_or(0, |&(_, f)| f);
-        let mut out: Vec<(u64, RamPage)> = Vec::new();
-        let mut push = |p: RamPage, key: u64| {
-            if resident(p) && !self.idle_since.contains_key(&p) && !taken.contains(&p) {
-                out.push((key, p));
-            }
-        };
-        // The gap before each seen page (from the previous one, or the
-        // data's start), then the page itself; then the gap after the last.
-        let mut from = self.data.start;
-        for (k, &(page, own)) in seen.iter().enumerate() {
-            let left = fresh(k.checked_sub(1));
-            for p in from..page {
-                push(p, left.max(own));
-            }
-            push(page, left.max(own).max(fresh(Some(k + 1))));
-            from = page + 1;
-        }
-        let last = fresh(seen.len().checked_sub(1));
-        for p in from..self.data.end {
-            push(p, last);
-        }
         let len = self.data.end - self.data.start;
         let from_hand = |p: RamPage| (p + len - self.hand) % len.max(1);
-        let order = |&(key, p): &(u64, RamPage)| (key, from_hand(p));
+        let order = |&(key, p): &(EvidenceKey, RamPage)| (key, from_hand(p));
         if n < out.len() {
             out.select_nth_unstable_by_key(n, order);
             out.truncate(n);
@@ -237,7 +280,7 @@ impl VictimOrder {
 
     /// Up to `n` victims among the resident data pages, coldest first.
     /// `resident(p)` says whether data page `p` is resident. Moves the
-    /// hand past the last victim of tier 3.
+    /// hand past the last victim of the neighbourhood tier.
     pub fn choose(&mut self, resident: impl Fn(RamPage) -> bool, n: u64) -> Vec<RamPage> {
         let n = usize::try_from(n).unwrap_or(usize::MAX);
         let mut idle: Vec<(u64, RamPage)> = self
@@ -251,17 +294,8 @@ impl VictimOrder {
         if victims.len() == n || self.data.is_empty() {
             return victims;
         }
-        let mut taken: HashSet<RamPage> = victims.iter().copied().collect();
-        let mut neighbourhood = self.idle_neighbourhood(&resident);
-        neighbourhood.sort_unstable();
-        for (_, p) in neighbourhood.into_iter().take(n - victims.len()) {
-            victims.push(p);
-            taken.insert(p);
-        }
-        if victims.len() == n {
-            return victims;
-        }
-        let rest = self.stalest_first(&resident, &taken, n - victims.len());
+        let taken: HashSet<RamPage> = victims.iter().copied().collect();
+        let rest = self.by_neighbourhood(&resident, &taken, n - victims.len());
         if let Some(&last) = rest.last() {
             self.hand = if last + 1 >= self.data.end {
                 self.data.start
@@ -309,65 +343,86 @@ mod tests {
         assert_eq!(o.choose(|p| p == 5 || p == 6, 1), vec![6]);
     }
 
-    #[test]
-    fn unseen_pages_between_idle_ones_go_before_clock_the_longest_idle_first() {
-        // A shrinking prefix: 0..60 in use, 60..100 freed; the sample saw
-        // 20 and 50 touched, 70 idle since tick 0, 90 since tick 1.
-        let mut o = VictimOrder::new(0..100);
-        o.armed(&[20, 50, 70]);
-        o.collected(&[20, 50]);
-        o.armed(&[90]);
-        o.collected(&[]);
-        let v = o.choose(|_| true, 32);
-        // Tier 1: 70, 90. Tier 2: 51..70 and 71..90 lie between 50
-        // (touched) or 70 and 90: only 71..90 has idle on both sides (age
-        // 1, the newer); 91..100 has 90 alone (age 1). Oldest first, then
-        // by address: 71..90, 91..100.
-        let mut want = vec![70, 90];
-        want.extend(71..90);
-        want.extend(91..100);
-        assert_eq!(want.len(), 30);
-        assert_eq!(&v[..30], &want[..]);
-        // Then the rest, all last seen touched in tick 0 or next to such a
-        // page: from page 0.
-        assert_eq!(&v[30..], &[0, 1]);
-        // Evicted pages stay evidence: 80 is still between idle pages.
-        o.evicted(&v);
-        assert_eq!(o.choose(|p| p == 80 || p == 55, 1), vec![80]);
-        // A refault of 90 makes it touched: 80 has touched evidence on
-        // one side now, and goes to tier 3 like 55.
-        o.touched([90]);
-        assert!(o.idle_neighbourhood(&|p| p == 80).is_empty());
+    /// One tick with `samples` armed and `touched` of them touched, then
+    /// the faults the handler reported in it.
+    fn tick(o: &mut VictimOrder, samples: &[RamPage], touched: &[RamPage], faults: Range<RamPage>) {
+        o.armed(samples);
+        o.collected(touched);
+        o.touched(faults);
     }
 
     #[test]
-    fn the_rest_go_stalest_touch_evidence_first_and_equals_take_turns() {
-        // A ramp that shrank to 0..40: 50, 70 and 90 were last seen
-        // touched in tick 0, before the shrink; 10 and 30 in tick 3.
+    fn a_shrunk_prefix_keeps_the_part_in_use_though_it_was_first_touched_first() {
+        // A ramp grew over 0..40 in tick 0 and 40..100 in tick 1, then
+        // shrank back to a prefix: in tick 2 the sample found 10 and 30
+        // touched, 60 and 80 idle. The first touches make 0..40 the
+        // stalest evidence page by page; the sample says it is in use.
         let mut o = VictimOrder::new(0..100);
-        o.armed(&[50, 70, 90]);
-        o.collected(&[50, 70, 90]);
-        for _ in 0..2 {
-            o.armed(&[]);
-            o.collected(&[]);
-        }
-        o.armed(&[10, 30]);
-        o.collected(&[10, 30]);
-        // 51..100 have tick-0 evidence only; 0..=50 are next to tick 3's.
-        let mut v = o.choose(|_| true, 49);
-        v.sort_unstable();
-        assert_eq!(v, (51..100).collect::<Vec<_>>());
-        // Then the part in use, from where the last choice stopped (past
-        // 99: page 0), and the next choice goes on from there.
-        let left = |p: RamPage| p <= 50;
-        assert_eq!(o.choose(left, 3), vec![0, 1, 2]);
-        assert_eq!(o.choose(left, 2), vec![3, 4]);
-        // A touch seen makes a page and its neighbourhood fresh: 20 is
-        // touched in tick 4, so 11..30 go after 31..=50 (tick 3).
-        o.touched([20]);
-        let mut v = o.choose(|p| (11..=50).contains(&p), 20);
-        v.sort_unstable();
-        assert_eq!(v, (31..=50).collect::<Vec<_>>());
+        tick(&mut o, &[], &[], 0..40);
+        tick(&mut o, &[], &[], 40..100);
+        tick(&mut o, &[10, 30, 60, 80], &[10, 30], 0..0);
+        // 100 resident pages over 4 samples: a neighbourhood reaches 25
+        // pages each way. 56..100 see only 60 or 80 (idle through tick 2)
+        // and older touches; 0..=55 see 10 or 30, touched in tick 2.
+        let v = o.choose(|_| true, 40);
+        let mut want = vec![60, 80];
+        want.extend((56..100).filter(|p| ![60, 80].contains(p)).take(38));
+        assert_eq!(v, want);
+        assert!(v.iter().all(|&p| p >= 56));
+    }
+
+    #[test]
+    fn the_newest_evidence_within_reach_decides() {
+        let mut o = VictimOrder::new(0..30);
+        tick(&mut o, &[5], &[], 15..16);
+        // Tick 0: 5 idle, 15 touched. A touch in the last tick outranks a
+        // page watched idle; out of its reach, 5 alone speaks.
+        let keys = o.neighbourhood_keys(10);
+        assert_eq!((keys[0], keys[5]), ((false, 0, 0), (true, 1, 0)));
+        assert_eq!((keys[4], keys[15]), ((false, 0, 0), (true, 1, 1)));
+        assert_eq!(keys[25], (true, 1, 0));
+        assert_eq!(keys[26], (true, 0, 0));
+        // Tick 1: 5 still untouched, 15 not seen again: its touch is older
+        // than the last tick, so 5's idleness is the newer evidence.
+        tick(&mut o, &[5], &[], 0..0);
+        let keys = o.neighbourhood_keys(10);
+        assert_eq!(keys[10], (false, 1, 0));
+        assert_eq!(keys[16], (true, 1, 0));
+        // With no reach only a page's own evidence counts.
+        let keys = o.neighbourhood_keys(0);
+        assert_eq!(
+            (keys[5], keys[6], keys[15]),
+            ((false, 0, 0), (true, 0, 0), (true, 1, 1))
+        );
+    }
+
+    #[test]
+    fn evicted_pages_are_idle_evidence_until_they_refault() {
+        let mut o = VictimOrder::new(0..30);
+        tick(&mut o, &[], &[], 0..30);
+        o.evicted(&[10]);
+        tick(&mut o, &[], &[], 0..0);
+        let keys = o.neighbourhood_keys(2);
+        assert_eq!(
+            &keys[7..14],
+            &[
+                (true, 1, 1),
+                (false, 1, 1),
+                (false, 1, 1),
+                (false, 1, 0),
+                (false, 1, 1),
+                (false, 1, 1),
+                (true, 1, 1)
+            ]
+        );
+        // Its refault in tick 1 is a touch in the last tick.
+        o.touched([10]);
+        let keys = o.neighbourhood_keys(2);
+        let touched = (true, 2, 1);
+        assert_eq!(
+            &keys[8..13],
+            &[touched, touched, (true, 2, 2), touched, touched]
+        );
     }
 
     #[test]
