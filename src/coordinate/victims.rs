@@ -196,8 +196,9 @@ impl VictimOrder {
             .collect();
         let last = self.last_tick();
         let mut keys = Vec::with_capacity((self.data.end - self.data.start) as usize);
-        // The window's touches, newest first from the back: a monotonic
-        // queue of (page, freshness); and its count of idle pages.
+        // The window's touches as a monotonic queue of (page, freshness),
+        // the freshest at the front, so that it can leave by the front
+        // when the window passes it; and the window's count of idle pages.
         let mut touches: std::collections::VecDeque<(RamPage, u64)> =
             std::collections::VecDeque::new();
         let mut idle = 0usize;
