@@ -57,12 +57,12 @@ use std::ops::Range;
 
 use crate::track::RamPage;
 
-/// What was last seen of a page: untouched since the given tick and
-/// watched since (a touch would have been seen), or touched in the given
-/// tick.
+/// What was last seen of a page: watched idle (untouched, and a touch
+/// would have been seen, so idle through the last tick), or touched in
+/// the given tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seen {
-    IdleSince(u64),
+    WatchedIdle,
     Touched(u64),
 }
 
@@ -124,8 +124,8 @@ impl VictimOrder {
             if touched.binary_search(&p).is_ok() {
                 self.touch(p, self.tick);
             } else {
-                let since = *self.idle_since.entry(p).or_insert(self.tick);
-                self.last_seen.insert(p, Seen::IdleSince(since));
+                self.idle_since.entry(p).or_insert(self.tick);
+                self.last_seen.insert(p, Seen::WatchedIdle);
             }
         }
         self.last_armed = armed;
@@ -158,11 +158,10 @@ impl VictimOrder {
     /// next touch of one is a refault the handler reports, so until then
     /// each is a page watched idle, evidence for its neighbours.
     pub fn evicted(&mut self, pages: &[RamPage]) {
-        let tick = self.last_tick();
         for &p in pages {
-            let since = self.idle_since.remove(&p).unwrap_or(tick);
+            self.idle_since.remove(&p);
             if self.data.contains(&p) {
-                self.last_seen.insert(p, Seen::IdleSince(since));
+                self.last_seen.insert(p, Seen::WatchedIdle);
             }
         }
     }
@@ -209,7 +208,7 @@ impl VictimOrder {
                     break;
                 }
                 match s {
-                    Seen::IdleSince(_) => idle += 1,
+                    Seen::WatchedIdle => idle += 1,
                     Seen::Touched(t) => {
                         while touches.back().is_some_and(|&(_, f)| f <= t + 1) {
                             touches.pop_back();
@@ -223,7 +222,7 @@ impl VictimOrder {
                 if q.saturating_add(reach) >= p {
                     break;
                 }
-                if matches!(s, Seen::IdleSince(_)) {
+                if s == Seen::WatchedIdle {
                     idle -= 1;
                 }
                 next_out += 1;
