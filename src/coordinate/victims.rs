@@ -39,8 +39,9 @@
 //!    reach no further than one page. At a33b49c (`make coordinate`, under
 //!    `wss`) that evicted most of consume-one's vm1 floor once it had
 //!    shrunk: 1,239 of its 1,638 pages came back in one interval; and
-//!    consume-all's four VMs refaulted 34,972 pages a run. An evicted page used to keep its old evidence too: now
-//!    it is watched idle until it refaults.
+//!    consume-all's four VMs refaulted 34,972 pages a run. An evicted page
+//!    used to keep its old evidence too: now it is watched idle until it
+//!    refaults.
 //!
 //! No page is unmapped only to learn whether it is touched (software
 //! reference bits): on this host such a probe costs the guest a fault of
@@ -52,7 +53,7 @@
 //! granularity; with a sample of a few hundred pages tier 1 is short and
 //! tier 2 decides most victims from the evidence around them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ops::Range;
 
 use crate::track::RamPage;
@@ -198,8 +199,7 @@ impl VictimOrder {
         // The window's touches as a monotonic queue of (page, freshness),
         // the freshest at the front, so that it can leave by the front
         // when the window passes it; and the window's count of idle pages.
-        let mut touches: std::collections::VecDeque<(RamPage, u64)> =
-            std::collections::VecDeque::new();
+        let mut touches: VecDeque<(RamPage, u64)> = VecDeque::new();
         let mut idle = 0usize;
         let (mut next_in, mut next_out, mut own) = (0usize, 0usize, 0usize);
         for p in self.data.clone() {
