@@ -389,7 +389,7 @@ pub static CATALOG: &[ProgramInfo] = &[
     },
     ProgramInfo {
         name: "idle",
-        summary: "one access to one page every `every`, spinning on the clock in between \
+        summary: "one access to one page every `every`, asleep off the host CPU in between \
                   (after the boot footprint, if any)",
         params: &[
             ParamInfo {
@@ -522,7 +522,8 @@ pub static CATALOG: &[ProgramInfo] = &[
                 kind: ParamKind::Duration { min_ns: 0 },
                 default: "0s",
                 help: "time at one page before the growth begins, from the run's start (a boot \
-                       footprint is written within it)",
+                       footprint is written within it); unpaced, the ramp sleeps through it, \
+                       touching the page every 100ms",
             },
             ParamInfo {
                 key: "grow",

@@ -93,6 +93,13 @@ fn read_only_and_stride_and_idle() {
             r.guest_ops
         );
     }
+    // Between its accesses idle sleeps off the CPU (the `sleep` doorbell):
+    // a spinning idle would burn nearly all of its 2 s, even sharing a CPU.
+    let cpu = out.summary.tracker_stats.vcpu_thread_cpu_s;
+    assert!(
+        cpu > 0.0 && cpu < 0.2,
+        "idle's vCPU thread used {cpu} s of CPU"
+    );
 }
 
 #[test]
@@ -165,6 +172,19 @@ fn phases_change_size_and_ramp_rises_then_falls() {
     assert!(
         at > 0 && at < truths.len() - 1,
         "the peak is in the middle: {truths:?}"
+    );
+
+    // Waiting for its delay, a ramp idles: one page per interval, and its
+    // vCPU asleep between its touches (every 100 ms), off the host CPU.
+    let out = run(&config("ramp", 4 << 20, 2000, 500, &[("delay", "10s")]));
+    for r in steady(&out.rows) {
+        assert_eq!(r.true_wss_pages, 1, "a waiting ramp touches one page");
+        assert!(r.guest_ops <= 10 * 256, "{} ops in a wait", r.guest_ops);
+    }
+    let cpu = out.summary.tracker_stats.vcpu_thread_cpu_s;
+    assert!(
+        cpu > 0.0 && cpu < 0.2,
+        "the waiting ramp used {cpu} s of CPU"
     );
 }
 

@@ -65,7 +65,18 @@ pub mod doorbell {
     /// `yield()`: the vCPU waits for another (a barrier) and offers the
     /// host CPU to the other vCPU threads before it goes on.
     pub const YIELD: u64 = 0x30;
+    /// `sleep(ns)`: the vCPU has nothing to do for `ns` nanoseconds (an
+    /// idle VM). The VMM takes its thread off the host CPU for that long,
+    /// at most [`super::MAX_SLEEP_NS`], and sooner when it holds or stops
+    /// the vCPU: the guest must read its clock on return and sleep again
+    /// if its time has not come. A CPL 3 guest cannot `hlt`, so this is
+    /// its halt.
+    pub const SLEEP: u64 = 0x38;
 }
+
+/// The longest one `sleep` hypercall keeps the vCPU off the CPU, in
+/// nanoseconds (a guest that asks for more sleeps again).
+pub const MAX_SLEEP_NS: u64 = 100_000_000;
 
 /// Bits of a packed buffer descriptor that hold the guest address.
 pub const BUF_ADDR_BITS: u32 = 48;

@@ -54,6 +54,9 @@ pub struct Ctx<'p> {
     ticks_per_op: u64,
     /// TSC cycles spent inside `run`, over all its calls.
     run_cycles: u64,
+    /// TSC cycles slept ([`Ctx::sleep_until`]) since `run` last timed a
+    /// batch: a batch that sleeps is waiting, not stalled.
+    slept: u64,
 }
 
 /// Adds `delta` to a status-block total that every vCPU adds to.
@@ -133,6 +136,7 @@ impl<'p> Ctx<'p> {
             rate: 0,
             ticks_per_op: 0,
             run_cycles: 0,
+            slept: 0,
         };
         // No pacing (0) when `rate` is 0.
         let (code, len, finish) = crate::mem::touch_code();
@@ -173,6 +177,26 @@ impl<'p> Ctx<'p> {
     /// [`crate::vcpus::share`]): all of `0..len` with one vCPU.
     pub fn my_share(&self, len: usize) -> Range<usize> {
         share(len, self.vcpu(), self.vcpus())
+    }
+
+    /// Waits until the guest clock ([`Ctx::clock`]) reads `due_ns`, off
+    /// the host CPU: an idle VM's wait, which leaves the CPU to the VMs
+    /// that work (a CPL 3 guest cannot `hlt`). In a host process
+    /// (`bench native`) it spins. The time slept counts as no stall of
+    /// the batch it falls in.
+    pub fn sleep_until(&mut self, due_ns: u64) {
+        let start = rdtsc();
+        loop {
+            let now = self.clock.now_ns();
+            if now >= due_ns {
+                break;
+            }
+            #[cfg(feature = "rt")]
+            crate::rt::sleep_ns(due_ns - now);
+            #[cfg(not(feature = "rt"))]
+            core::hint::spin_loop();
+        }
+        self.slept = self.slept.wrapping_add(rdtsc().wrapping_sub(start));
     }
 
     /// Waits until every vCPU reached this barrier; what each wrote
@@ -412,7 +436,8 @@ impl<'p> Ctx<'p> {
         while let Some(n) = batch(self) {
             self.ops += n as u64;
             let now = rdtsc();
-            let dt = now.wrapping_sub(last);
+            let dt = now.wrapping_sub(last).saturating_sub(self.slept);
+            self.slept = 0;
             if mean == 0 {
                 mean = dt.max(1);
             } else if dt > 2 * mean + slack {

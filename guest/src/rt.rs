@@ -46,6 +46,12 @@ pub fn yield_now() {
     ring(doorbell::YIELD, 0);
 }
 
+/// Takes the vCPU off the host CPU for up to `ns` nanoseconds (capped by
+/// the VMM at `MAX_SLEEP_NS`; it may return sooner, at a boundary).
+pub fn sleep_ns(ns: u64) {
+    ring(doorbell::SLEEP, ns);
+}
+
 /// A fixed buffer that `core::fmt` can write into, truncating when full.
 pub struct MsgBuf {
     buf: [u8; LOG_MAX as usize],

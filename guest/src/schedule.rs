@@ -24,6 +24,12 @@ impl Schedule {
         Schedule { rate, clock }
     }
 
+    /// Whether the run is paced: its time is then its operation count, so
+    /// a program must not wait for the time to pass, only work.
+    pub fn paced(&self) -> bool {
+        self.rate > 0
+    }
+
     /// Nanoseconds into the run at operation `op`.
     pub fn now_ns(&self, op: u64) -> u64 {
         if self.rate > 0 {

@@ -22,6 +22,8 @@ pub enum Hypercall {
     Boundary,
     /// The vCPU waits for another: give the host CPU away once.
     Yield,
+    /// The vCPU has nothing to do for this many nanoseconds.
+    Sleep(u64),
 }
 
 /// Why an MMIO exit is not a valid hypercall.
@@ -76,6 +78,7 @@ pub fn decode(addr: u64, data: &[u8], is_write: bool) -> Result<Hypercall, Hyper
         doorbell::SYNC => Ok(Hypercall::Sync(value)),
         doorbell::BOUNDARY => Ok(Hypercall::Boundary),
         doorbell::YIELD => Ok(Hypercall::Yield),
+        doorbell::SLEEP => Ok(Hypercall::Sleep(value)),
         other => Err(HypercallError::UnknownDoorbell(other)),
     }
 }
@@ -96,6 +99,7 @@ mod tests {
         assert_eq!(store(doorbell::SYNC, 9), Ok(Hypercall::Sync(9)));
         assert_eq!(store(doorbell::BOUNDARY, 0), Ok(Hypercall::Boundary));
         assert_eq!(store(doorbell::YIELD, 0), Ok(Hypercall::Yield));
+        assert_eq!(store(doorbell::SLEEP, 5_000), Ok(Hypercall::Sleep(5_000)));
         assert_eq!(
             store(doorbell::LOG, pack_buf(0x4000_1234, 12)),
             Ok(Hypercall::Log {

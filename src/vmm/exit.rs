@@ -67,6 +67,10 @@ pub enum Action {
     Kicked,
     /// The guest finished an access it was held in: the hold may begin.
     Boundary,
+    /// The guest has nothing to do for this long (at most
+    /// [`wss_abi::MAX_SLEEP_NS`]): keep the thread off the CPU until then
+    /// or until a hold or stop is asked for, then resume.
+    Sleep(std::time::Duration),
     Stop(Stop),
 }
 
@@ -275,6 +279,11 @@ fn hypercall(
             std::thread::yield_now();
             Action::Resume
         }
+        // The cap bounds how long a guest's one store keeps its thread
+        // asleep; the guest reads its clock and asks again.
+        Hypercall::Sleep(ns) => Action::Sleep(std::time::Duration::from_nanos(
+            ns.min(wss_abi::MAX_SLEEP_NS),
+        )),
         Hypercall::Log { addr, len } => match read_text(read, addr, len) {
             Some(text) => {
                 if state.logs.len() < MAX_KEPT_LOGS {
@@ -376,6 +385,32 @@ mod tests {
         );
         assert_eq!(st.exits, 4);
         assert_eq!(st.syncs, 1);
+    }
+
+    #[test]
+    fn a_sleep_is_capped_so_one_store_cannot_park_the_thread_for_long() {
+        let mut st = ExitState::default();
+        let sleep = |ns| {
+            handle_exit(
+                &mmio(db::SLEEP, ns),
+                &mut ExitState::default(),
+                &reader,
+                0.0,
+            )
+        };
+        assert_eq!(sleep(0), Action::Sleep(std::time::Duration::ZERO));
+        assert_eq!(
+            sleep(2_500_000),
+            Action::Sleep(std::time::Duration::from_micros(2_500))
+        );
+        let cap = std::time::Duration::from_nanos(wss_abi::MAX_SLEEP_NS);
+        assert_eq!(sleep(wss_abi::MAX_SLEEP_NS + 1), Action::Sleep(cap));
+        assert_eq!(sleep(u64::MAX), Action::Sleep(cap));
+        assert_eq!(
+            handle_exit(&mmio(db::SLEEP, 7), &mut st, &reader, 0.0),
+            Action::Sleep(std::time::Duration::from_nanos(7))
+        );
+        assert_eq!((st.exits, st.rejected), (1, 0));
     }
 
     #[test]

@@ -130,6 +130,8 @@ impl Hold {
     fn request(&self, kick: &dyn Fn()) -> Instant {
         let requested_at = Instant::now();
         lock(&self.state).requested = true;
+        // A sleeping guest waits on the condition, not in KVM_RUN.
+        self.changed.notify_all();
         // One kick is enough: its `immediate_exit` stays set until the
         // thread looks at the request. Kicking again would only interrupt
         // the access the guest is finishing.
@@ -198,6 +200,25 @@ impl Hold {
         }
         st.held = false;
         !st.stop
+    }
+
+    /// vCPU side: keeps the thread off the CPU for `nap` (a guest's
+    /// `sleep`), or less when a hold or stop is asked for first, so that a
+    /// sleeping guest is held as promptly as a running one.
+    pub fn nap(&self, nap: Duration) {
+        let until = Instant::now() + nap;
+        let mut st = lock(&self.state);
+        while !st.requested && !st.stop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = self
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
     /// Ends the run: a parked thread wakes and leaves its loop.
@@ -478,5 +499,49 @@ mod tests {
         drop(held);
         hold.stop();
         t.join().expect("ends");
+    }
+
+    /// A stand-in vCPU thread whose guest sleeps for an hour at a time.
+    fn sleeping_loop(hold: Arc<Hold>) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            while !hold.stopping() {
+                if hold.wanted().is_some() {
+                    if !hold.park() {
+                        break;
+                    }
+                } else {
+                    hold.nap(Duration::from_secs(3600));
+                }
+            }
+            hold.gone();
+        })
+    }
+
+    #[test]
+    fn a_sleeping_guest_is_held_and_stopped_without_waiting_out_its_sleep() {
+        let hold = Arc::new(Hold::default());
+        let t = sleeping_loop(Arc::clone(&hold));
+        // Kicks do nothing here: only the request itself can wake the nap.
+        for _ in 0..3 {
+            let held = hold.hold(&|| {});
+            assert!(!held.forced, "parked at once, not after the timeout");
+            assert!(held.held_at - held.requested_at < FINISH_TIMEOUT);
+            drop(held);
+        }
+        hold.stop();
+        t.join().expect("the sleeping thread leaves");
+    }
+
+    #[test]
+    fn a_nap_lasts_its_length_when_nothing_is_asked() {
+        let hold = Hold::default();
+        let start = Instant::now();
+        hold.nap(Duration::from_millis(30));
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        // Asked to stop, it returns at once.
+        hold.stop();
+        let start = Instant::now();
+        hold.nap(Duration::from_secs(3600));
+        assert!(start.elapsed() < Duration::from_secs(60));
     }
 }

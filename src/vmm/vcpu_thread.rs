@@ -237,6 +237,7 @@ impl VcpuThread {
                                 }
                             }
                         }
+                        Action::Sleep(nap) => hold.nap(nap),
                         Action::Sync(v) => {
                             if let Some(hook) = sync.as_mut() {
                                 hook(v);

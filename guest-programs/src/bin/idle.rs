@@ -1,7 +1,8 @@
 //! idle: touches almost nothing: one access to page 0 every `every`,
-//! spinning on the clock in between (a CPL 3 program cannot halt). Each
-//! access is one operation, so `ops` counts them and `guest_ops` advances
-//! once per `every`.
+//! asleep in between (`Ctx::sleep_until`: the VMM takes the vCPU off the
+//! host CPU, as a halted idle VM leaves it), so the VMs that work have the
+//! CPUs. Each access is one operation, so `ops` counts them and
+//! `guest_ops` advances once per `every`.
 //!
 //! Params: `every` (default 100ms); `boot` (default 0), a boot footprint
 //! written once first (see `Boot`): a VM at rest with the memory its OS
@@ -29,10 +30,7 @@ fn main(g: &mut Ctx) -> u64 {
             return None;
         }
         let op = g.ops();
-        let due = start.saturating_add(op.saturating_mul(every));
-        while g.clock.now_ns() < due {
-            core::hint::spin_loop();
-        }
+        g.sleep_until(start.saturating_add(op.saturating_mul(every)));
         let write = g.next_is_write();
         seen = seen.wrapping_add(region.touch(0, write, op + 1));
         Some(1)

@@ -69,9 +69,19 @@ impl Ramp {
     }
 }
 
+/// How often a ramp waiting for its `delay` touches its one page.
+const WAIT_EVERY_NS: u64 = 100_000_000;
+
 impl Pattern for Ramp {
     fn batch(&mut self, g: &mut Ctx, first_op: u64) {
-        let (phase, active) = self.at(self.schedule.now_ns(first_op));
+        let mut now = self.schedule.now_ns(first_op);
+        // Waiting is idling: asleep, so that the VMs already growing have
+        // the CPUs. A paced run's clock is its operations, so it works on.
+        if !self.schedule.paced() && now < self.delay {
+            g.sleep_until(self.delay.min(now.saturating_add(WAIT_EVERY_NS)));
+            now = self.schedule.now_ns(first_op);
+        }
+        let (phase, active) = self.at(now);
         self.active = active.max(1);
         if self.phase != Some(phase) {
             self.phase = Some(phase);
