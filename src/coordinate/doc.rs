@@ -36,6 +36,8 @@ pub enum DocError {
     NoRuns(PathBuf),
     #[error(transparent)]
     Write(#[from] crate::report::ReportError),
+    #[error(transparent)]
+    Split(#[from] super::phase_split::SplitError),
 }
 
 /// The run folder of `scenario` under `policy`, relative to the document.
@@ -239,6 +241,7 @@ pub fn write_doc(dir: &Path) -> Result<PathBuf, DocError> {
     }
     headroom_frontier(dir, &mut text)?;
     slowdown_section(&slowdowns, &mut text);
+    super::phase_split::section(dir, &slowdowns, &mut text)?;
     targets_section(&targets, &slowdowns, &mut text);
     if !any_resident {
         let _ = write!(
@@ -353,7 +356,7 @@ fn lo_to_hi(pair: Option<(f64, f64)>) -> String {
 }
 
 /// The lowest and highest of a set of values.
-fn range(v: &[f64]) -> String {
+pub(super) fn range(v: &[f64]) -> String {
     lo_to_hi(spread(v.iter().copied()).map(|sp| (sp.min, sp.max)))
 }
 

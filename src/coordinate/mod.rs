@@ -16,12 +16,14 @@
 //! - `runner`: one thread per VM, the coordinator loop;
 //! - `output`: the per-interval lines, coordinate.csv, coordinate.json;
 //! - `plot`: the per-VM and total panels;
-//! - `doc`: docs/coordinate.md from the runs of `make coordinate`.
+//! - `doc`: docs/coordinate.md from the runs of `make coordinate`;
+//! - `phase_split`: where in the VMs' programs the slowdown falls.
 
 pub mod args;
 pub mod doc;
 pub mod limit;
 pub mod output;
+pub mod phase_split;
 pub mod plot;
 pub mod policy;
 pub mod reclaim;
