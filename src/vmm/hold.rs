@@ -336,8 +336,12 @@ mod tests {
         assert_eq!(step_at(3, &s), Step::Park, "rip below the code");
     }
 
-    /// A stand-in vCPU thread: parks whenever a hold is wanted.
-    fn vcpu_loop(hold: Arc<Hold>, steps: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+    /// A stand-in vCPU thread: parks whenever a hold is wanted, and runs
+    /// `guest` otherwise.
+    fn stand_in(
+        hold: Arc<Hold>,
+        guest: impl Fn(&Hold) + Send + 'static,
+    ) -> std::thread::JoinHandle<()> {
         std::thread::spawn(move || {
             while !hold.stopping() {
                 if hold.wanted().is_some() {
@@ -345,11 +349,18 @@ mod tests {
                         break;
                     }
                 } else {
-                    steps.fetch_add(1, Ordering::SeqCst);
-                    std::thread::yield_now();
+                    guest(&hold);
                 }
             }
             hold.gone();
+        })
+    }
+
+    /// A stand-in whose guest counts its steps.
+    fn vcpu_loop(hold: Arc<Hold>, steps: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+        stand_in(hold, move |_| {
+            steps.fetch_add(1, Ordering::SeqCst);
+            std::thread::yield_now();
         })
     }
 
@@ -503,18 +514,7 @@ mod tests {
 
     /// A stand-in vCPU thread whose guest sleeps for an hour at a time.
     fn sleeping_loop(hold: Arc<Hold>) -> std::thread::JoinHandle<()> {
-        std::thread::spawn(move || {
-            while !hold.stopping() {
-                if hold.wanted().is_some() {
-                    if !hold.park() {
-                        break;
-                    }
-                } else {
-                    hold.nap(Duration::from_secs(3600));
-                }
-            }
-            hold.gone();
-        })
+        stand_in(hold, |h| h.nap(Duration::from_secs(3600)))
     }
 
     #[test]
