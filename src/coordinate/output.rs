@@ -301,9 +301,17 @@ pub fn round_slowdowns(rounds: &[RoundOps]) -> Vec<f64> {
 /// that have it, and left out when their twins did nothing.
 pub fn round_work_slowdowns(per_vm: &[&[RoundOps]]) -> Vec<f64> {
     per_round(per_vm, |these| {
-        let (c, t) = these.fold((0.0, 0.0), |(c, t), r| (c + r.coordinated, t + r.twin));
-        crate::analysis::derived::slowdown(c, t)
+        work_slowdown(these.map(|r| (r.coordinated, r.twin)))
     })
+}
+
+/// The work-weighted slowdown of a set of VMs: one less their rates
+/// (coordinated, twin), summed, over their twins'. The one definition
+/// behind a round's slowdown of record and its split by phase
+/// (`phase_split`); `None` when the twins did nothing.
+pub fn work_slowdown(rates: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
+    let (c, t) = rates.fold((0.0, 0.0), |(c, t), (rc, rt)| (c + rc, t + rt));
+    crate::analysis::derived::slowdown(c, t)
 }
 
 /// Per round `k`, `of` the VMs' round-`k` values (the VMs that have one);

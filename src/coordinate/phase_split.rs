@@ -10,13 +10,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::analysis::derived::slowdown;
+use crate::analysis::derived::per_second;
 use crate::report::ReportError;
 use crate::report::summary::read_summary;
 use crate::report::timeseries::{Row, read_timeseries};
 
 use super::doc::{range, run_dir};
-use super::output::CoordinateSummary;
+use super::output::{CoordinateSummary, work_slowdown};
 use super::policy::PolicyKind;
 use super::runner::{round_dir, twins_dir, vm_dir};
 use super::scenario::Builtin;
@@ -34,7 +34,7 @@ pub struct PhaseWork {
 
 impl PhaseWork {
     fn ops_per_s(&self) -> Option<f64> {
-        (self.seconds > 0.0).then(|| self.ops as f64 / self.seconds)
+        (self.seconds > 0.0).then(|| per_second(self.ops, self.seconds))
     }
 }
 
@@ -59,22 +59,20 @@ pub fn by_phase(rows: &[Row]) -> Phases {
 /// both its runs spent time in it; a phase whose twins did nothing there
 /// is left out.
 pub fn round_by_phase(pairs: &[(Phases, Phases)]) -> BTreeMap<u64, f64> {
-    let mut sums: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    let mut rates: BTreeMap<u64, Vec<(f64, f64)>> = BTreeMap::new();
     for (coordinated, twin) in pairs {
         for (phase, c) in coordinated {
-            let Some((c, t)) = c
+            let pair = c
                 .ops_per_s()
-                .zip(twin.get(phase).and_then(PhaseWork::ops_per_s))
-            else {
-                continue;
-            };
-            let s = sums.entry(*phase).or_default();
-            s.0 += c;
-            s.1 += t;
+                .zip(twin.get(phase).and_then(PhaseWork::ops_per_s));
+            if let Some(pair) = pair {
+                rates.entry(*phase).or_default().push(pair);
+            }
         }
     }
-    sums.into_iter()
-        .filter_map(|(phase, (c, t))| slowdown(c, t).map(|s| (phase, s)))
+    rates
+        .into_iter()
+        .filter_map(|(phase, r)| work_slowdown(r.into_iter()).map(|s| (phase, s)))
         .collect()
 }
 
@@ -95,7 +93,7 @@ pub struct PhaseSplit {
 /// Operations per CPU second of the guest's vCPU threads.
 fn ops_per_cpu_s(s: &crate::report::summary::Summary) -> Option<f64> {
     let cpu = s.tracker_stats.vcpu_thread_cpu_s;
-    (cpu > 0.0).then(|| s.guest_ops as f64 / cpu)
+    (cpu > 0.0).then(|| per_second(s.guest_ops, cpu))
 }
 
 /// Why a run's rounds could not be read back.
@@ -132,7 +130,7 @@ pub fn read_split(dir: &Path, rounds: usize, vms: &[String]) -> Result<PhaseSpli
             source,
         };
         let mut pairs = Vec::new();
-        let mut per_cpu_s = (0.0, 0.0);
+        let mut per_cpu_s = Vec::new();
         for vm in vms {
             let (c, t) = (vm_dir(&coordinated, vm), vm_dir(&twin, vm));
             let summary = read_summary(&c.join("summary.json")).map_err(err)?;
@@ -140,10 +138,7 @@ pub fn read_split(dir: &Path, rounds: usize, vms: &[String]) -> Result<PhaseSpli
                 continue;
             }
             let twin_summary = read_summary(&t.join("summary.json")).map_err(err)?;
-            if let Some((c, t)) = ops_per_cpu_s(&summary).zip(ops_per_cpu_s(&twin_summary)) {
-                per_cpu_s.0 += c;
-                per_cpu_s.1 += t;
-            }
+            per_cpu_s.extend(ops_per_cpu_s(&summary).zip(ops_per_cpu_s(&twin_summary)));
             let twin_phases = by_phase(&read_timeseries(&t.join("timeseries.csv")).map_err(err)?);
             for (phase, w) in &twin_phases {
                 *twin_ops.entry(*phase).or_default() += w.ops;
@@ -156,7 +151,7 @@ pub fn read_split(dir: &Path, rounds: usize, vms: &[String]) -> Result<PhaseSpli
         }
         split
             .per_cpu_s_rounds
-            .extend(slowdown(per_cpu_s.0, per_cpu_s.1));
+            .extend(work_slowdown(per_cpu_s.into_iter()));
     }
     let total: u64 = twin_ops.values().sum();
     if total > 0 {
