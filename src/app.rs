@@ -351,12 +351,13 @@ fn flat(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// `coordinate`: runs the plan, then says where everything is and how the
-/// VMs ended (the worst end decides the exit status).
-fn coordinate(args: &crate::cli::CoordinateArgs) -> Result<ExitCode, AppError> {
-    let plan = args.to_plan()?;
-    let done = crate::coordinate::execute(&plan)?;
-    for v in &done.summary.vms {
+/// A coordinated run's closing lines: each VM's means and slowdown on
+/// stderr, the files written on stdout.
+fn print_coordinated(
+    summary: &crate::coordinate::output::CoordinateSummary,
+    files: &[std::path::PathBuf],
+) {
+    for v in &summary.vms {
         eprintln!(
             "{}: limit mean {} MiB, true WSS mean {} MiB, limit below true WSS in {} of intervals, slowdown {}",
             v.name,
@@ -368,8 +369,32 @@ fn coordinate(args: &crate::cli::CoordinateArgs) -> Result<ExitCode, AppError> {
             opt_percent(v.slowdown),
         );
     }
-    for f in &done.files {
+    for f in files {
         println!("{}", f.display());
+    }
+}
+
+/// `coordinate`: runs the plan, then says where everything is and how the
+/// VMs ended (the worst end decides the exit status).
+fn coordinate(args: &crate::cli::CoordinateArgs) -> Result<ExitCode, AppError> {
+    let plan = args.to_plan()?;
+    if plan.interleave.is_some() && plan.child.is_none() {
+        let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+        let done = crate::coordinate::interleave::execute(&plan, &argv)?;
+        print_coordinated(&done.summary, &done.files);
+        if crate::run::interrupted() {
+            eprintln!(
+                "kvm-wss: interrupted; what was measured is in {}",
+                plan.out_dir.display()
+            );
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
+        return Ok(done.guest_failure.map_or(ExitCode::SUCCESS, ExitCode::from));
+    }
+    let done = crate::coordinate::execute(&plan)?;
+    // A side of an interleaved round: its parent speaks for the round.
+    if plan.child.is_none() {
+        print_coordinated(&done.summary, &done.files);
     }
     let mut code = ExitCode::SUCCESS;
     for vm in &done.outcome.vms {

@@ -477,8 +477,8 @@ params = { period = "1s", sizes = "4M,24M", rate = 200000, ops = 1000000 }
 "#;
 
 /// Runs [`TURNS`] under `policy` (with its twins over `rounds` rounds
-/// when asked) and returns coordinate.json.
-fn turns(policy: &str, rounds: Option<usize>) -> serde_json::Value {
+/// when asked, and `extra` options) and returns coordinate.json.
+fn turns(policy: &str, rounds: Option<usize>, extra: &[&str]) -> serde_json::Value {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("turns.toml");
@@ -487,7 +487,8 @@ fn turns(policy: &str, rounds: Option<usize>) -> serde_json::Value {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kvm-wss"));
     cmd.args(["coordinate", "--scenario-file", scenario.to_str().unwrap()])
         .args(["--policy", policy, "--host-mem", "40M", "--quiet", "--out"])
-        .arg(&out);
+        .arg(&out)
+        .args(extra);
     match rounds {
         Some(r) => cmd.args(["--twins", "--rounds", &r.to_string()]),
         None => cmd.arg("--no-plot"),
@@ -533,7 +534,7 @@ fn no_policy_corrupts_guest_memory() {
     if !common::kvm_available("no_policy_corrupts") {
         return;
     }
-    let reference = turns("wss", Some(2));
+    let reference = turns("wss", Some(2), &[]);
     for rounds in ["slowdown_round_means", "work_slowdown_rounds"] {
         assert_eq!(
             reference[rounds].as_array().map(Vec::len),
@@ -562,7 +563,7 @@ fn no_policy_corrupts_guest_memory() {
         let json = if policy == "wss" {
             reference.clone()
         } else {
-            turns(policy, None)
+            turns(policy, None, &[])
         };
         assert_eq!(json["policy"], policy);
         let vms = json["vms"].as_array().unwrap();
@@ -578,4 +579,90 @@ fn no_policy_corrupts_guest_memory() {
         eprintln!("{policy}: {refaults} refaults");
         assert!(refaults > 0, "{policy} restored no evicted page");
     }
+}
+
+/// Twins that take turns with their coordinated VMs (`--interleave`): two
+/// child processes per round, each stopped while the other runs. Each
+/// round's guests still finish their budget with their twins' data, the
+/// slowdown of both rounds reaches coordinate.json with the turn's
+/// length, and the first round's coordinated side drew the plot.
+#[test]
+fn interleaved_twins_take_turns_and_keep_memory_intact() {
+    if !common::kvm_available("interleaved_twins") {
+        return;
+    }
+    let json = turns("wss", Some(2), &["--interleave", "20ms"]);
+    assert_eq!(json["twin_turn_s"].as_f64(), Some(0.02), "{json}");
+    assert_eq!(
+        json["work_slowdown_rounds"].as_array().map(Vec::len),
+        Some(2),
+        "{json}"
+    );
+    for vm in json["vms"].as_array().unwrap() {
+        assert_eq!(vm["end"], "guest_exit", "{vm}");
+        assert!(vm["checksum"].is_string(), "{vm}");
+        assert_eq!(vm["checksum"], vm["twin_checksum"], "{vm}");
+        assert_eq!(
+            vm["slowdown_rounds"].as_array().map(Vec::len),
+            Some(2),
+            "{vm}"
+        );
+        assert!(vm["refaults"].as_u64().unwrap() > 0, "{vm}");
+    }
+}
+
+/// Ctrl-C to an interleaved run (the parent only, as `kill -INT` sends
+/// it) reaches both sides, stopped or not: each writes what it measured,
+/// no further round starts, and the parent exits 130 with coordinate.json
+/// written.
+#[test]
+fn ctrl_c_reaches_both_interleaved_sides() {
+    if !common::kvm_available("ctrl_c_interleaved") {
+        return;
+    }
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c");
+    let child = Command::new(env!("CARGO_BIN_EXE_kvm-wss"))
+        .args(["coordinate", "--scenario", "consume-one", "--policy", "wss"])
+        .args(["--host-mem", "1536M", "--quiet", "--no-plot", "--twins"])
+        .args(["--rounds", "2", "--interleave", "50ms", "--out"])
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both sides' rows of 3 intervals: the header and 12 rows each.
+    let rows =
+        |csv: &std::path::Path| std::fs::read_to_string(csv).map_or(0, |t| t.lines().count());
+    let csv = out.join(output::CSV_FILE);
+    let twin_csv = out.join("twins").join(output::CSV_FILE);
+    let started = std::time::Instant::now();
+    while rows(&csv) < 13 || rows(&twin_csv) < 13 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "no rows"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pid = child.id().to_string();
+    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(output::JSON_FILE)).unwrap())
+            .unwrap();
+    assert_eq!(json["twin_turn_s"].as_f64(), Some(0.05), "{json}");
+    for vm in json["vms"].as_array().unwrap() {
+        assert_eq!(vm["end"], "interrupted", "{vm}");
+        // A round cut short is left out of the slowdown.
+        assert!(vm["slowdown"].is_null(), "{vm}");
+        let name = vm["name"].as_str().unwrap();
+        let twin = out.join("twins").join(name).join("summary.json");
+        let text = std::fs::read_to_string(&twin).unwrap();
+        assert!(text.contains("\"interrupted\""), "{name}: {text}");
+    }
+    assert!(!out.join("rounds").exists(), "a round started after Ctrl-C");
 }

@@ -12,7 +12,7 @@ use crate::estimate::EstimatorKind;
 use crate::named::Named;
 
 use super::policy::{DEFAULT_HEADROOM, PolicyKind};
-use super::runner::Plan;
+use super::runner::{ChildRole, Plan};
 use super::scenario::{Builtin, Scenario, ScenarioError, VmCpus, spread};
 
 /// `kvm-wss coordinate`.
@@ -74,6 +74,15 @@ pub struct CoordinateArgs {
     /// in the host's load falls on both alike; rounds after the first go to OUT/rounds/K/.
     #[arg(long, default_value_t = 1, value_parser = positive_count, requires = "twins")]
     pub rounds: usize,
+    /// With --twins: run each round's coordinated VMs and their twins at the same time, as
+    /// two processes that take turns on the host every SLICE (e.g. 50ms; each stopped while
+    /// the other runs), so that the host's own drift falls on both alike. Without it the
+    /// twins run after (or before) the coordinated VMs.
+    #[arg(long, value_name = "SLICE", value_parser = duration, requires = "twins")]
+    pub interleave: Option<Duration>,
+    /// Internal: run as one side of an --interleave round (the parent passes it).
+    #[arg(long, value_enum, hide = true)]
+    pub as_child: Option<ChildRole>,
     /// Where each VM's vCPU and fault handler run: `spread` puts the two on one CPU, the
     /// VMs dealt round the CPUs this process may use in turn; `free` leaves every thread to
     /// the scheduler.
@@ -158,6 +167,8 @@ impl CoordinateArgs {
             out_dir,
             twins: self.twins,
             rounds: self.rounds,
+            interleave: self.interleave,
+            child: self.as_child,
             live: !self.quiet,
             plot: !self.no_plot,
         })

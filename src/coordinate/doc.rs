@@ -9,7 +9,7 @@ use crate::analysis::format::{Align, markdown_table, opt_percent};
 use crate::analysis::stats::{MeanInterval, mean, mean_interval95, spread};
 use crate::named::Named;
 
-use super::output::{CoordinateSummary, JSON_FILE};
+use super::output::{CoordinateSummary, JSON_FILE, JsonReadError, read_json};
 use super::plot::PLOT_BASE;
 use super::policy::{DEFAULT_HEADROOM, PolicyKind};
 use super::scenario::Builtin;
@@ -20,18 +20,8 @@ pub const DOC_FILE: &str = "coordinate.md";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DocError {
-    #[error("cannot read {}", .path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{} is not a coordinate.json", .path.display())]
-    Parse {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error(transparent)]
+    Json(#[from] JsonReadError),
     #[error("no run under {}: make them with `make coordinate`", .0.display())]
     NoRuns(PathBuf),
     #[error(transparent)]
@@ -46,14 +36,7 @@ pub fn run_dir(scenario: Builtin, policy: PolicyKind) -> PathBuf {
 }
 
 fn read(path: &Path) -> Result<CoordinateSummary, DocError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DocError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|source| DocError::Parse {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(read_json(path)?)
 }
 
 fn mib(v: Option<f64>) -> String {
@@ -287,26 +270,40 @@ fn slowdown_section(runs: &[(Builtin, PolicyKind, CoordinateSummary)], text: &mu
             ]
         })
         .collect();
+    let turns: Vec<Option<f64>> = measured.iter().map(|(_, _, s)| s.twin_turn_s).collect();
+    let how = match turns.first().copied().flatten() {
+        Some(turn) if turns.iter().all(|t| *t == Some(turn)) => format!(
+            "A run with twins (`--twins --rounds R --interleave {:.0}ms`) ran R rounds. In each, \
+             the coordinated VMs and the same VMs without limits (their twins) ran at the same \
+             time, as two processes that took turns on the host every {:.0} ms, each stopped \
+             while the other ran; the rounds alternated which started. Every thread of a side \
+             stops with it, so the CPU that evictions and restores take comes out of the \
+             coordinated side's own turns, and the host's drift over the seconds of a run falls \
+             on both sides alike. ",
+            turn * 1e3,
+            turn * 1e3
+        ),
+        _ => "A run with twins (`--twins --rounds R`) ran R rounds, each the coordinated VMs \
+              and, apart, the same VMs without limits, alternating which went first; the host \
+              running faster or slower between a run and its twin moves a round. "
+            .to_string(),
+    };
     let _ = write!(
         text,
-        "\n## Slowdown against the twins\n\n\
-         A run with twins (`--twins --rounds R`) ran R rounds, each the coordinated VMs and, \
-         apart, the same VMs without limits, alternating which went first. A round's slowdown \
-         is one less the VMs' ops per second, summed, over their twins': the mean of the VMs' \
-         slowdowns weighted by their twins' work. The guests run as fast as they can, four VMs \
-         on two cores, so what one VM gets of the CPUs another loses; the sum does not move \
-         with that split, while a plain mean over the VMs does (shown beside it). What still \
-         moves a round is the host itself running faster or slower between a run and its \
-         twin, so the rounds are treated as independent repetitions: the 95% interval is \
+        "\n## Slowdown against the twins\n\n{how}\
+         A round's slowdown is one less the VMs' ops per second, summed, over their twins': \
+         the mean of the VMs' slowdowns weighted by their twins' work. The guests run as fast \
+         as they can, four VMs on two cores, so what one VM gets of the CPUs another loses; \
+         the sum does not move with that split, while a plain mean over the VMs does (shown \
+         beside it). The rounds are treated as independent repetitions: the 95% interval is \
          Student's t on them. `static` evicts nothing: its slowdown is the cost of watching a \
          limit (a residency check at every boundary) plus whatever bias the comparison has. \
          Columns: the rounds; the mean slowdown over them; its 95% interval (– from one \
          round); the lowest and highest round; the plain mean over the VMs; then two parts of \
          the slowdown measured directly, as shares of the run, means over the VMs and rounds: \
          how much longer the guests were held at their boundaries than their twins (reclaim \
-         evicts inside the hold), and how long they waited for evicted pages to be restored. \
-         What neither part measures is the CPU the evictions and restores take from the guests \
-         on a host whose CPUs they all share.\n\n"
+         evicts inside the hold), and how long they waited for evicted pages to be \
+         restored.\n\n"
     );
     let header = [
         "scenario",
@@ -599,6 +596,7 @@ mod tests {
                 .map(|s| vec![s + (below[0] + below[1]) / 2.0])
                 .unwrap_or_default(),
             work_slowdown_rounds: slowdown.map(|s| vec![s, s + 0.02]).unwrap_or_default(),
+            twin_turn_s: None,
         })
         .unwrap()
     }
@@ -772,6 +770,9 @@ mod tests {
             .join(run_dir(Builtin::ConsumeOne, PolicyKind::Esx));
         std::fs::create_dir_all(&run).unwrap();
         std::fs::write(run.join(JSON_FILE), "{").unwrap();
-        assert!(matches!(write_doc(dir.path()), Err(DocError::Parse { .. })));
+        assert!(matches!(
+            write_doc(dir.path()),
+            Err(DocError::Json(JsonReadError::Parse { .. }))
+        ));
     }
 }

@@ -14,6 +14,7 @@
 //! - `scenario`: the VMs and their timing (built-ins and TOML files);
 //! - `policy`: limits from per-VM state (static, esx, wss, oracle);
 //! - `runner`: one thread per VM, the coordinator loop;
+//! - `interleave`: rounds whose coordinated VMs and twins take turns;
 //! - `output`: the per-interval lines, coordinate.csv, coordinate.json;
 //! - `plot`: the per-VM and total panels;
 //! - `doc`: docs/coordinate.md from the runs of `make coordinate`;
@@ -21,6 +22,7 @@
 
 pub mod args;
 pub mod doc;
+pub mod interleave;
 pub mod limit;
 pub mod output;
 pub mod phase_split;
@@ -49,10 +51,16 @@ pub struct Finished {
 pub fn execute(plan: &Plan) -> Result<Finished, CoordinateError> {
     let outcome = runner::run(plan)?;
     let summary = output::summarise(plan, &outcome);
-    let mut files = vec![
-        plan.out_dir.join(output::CSV_FILE),
-        output::write_json(&plan.out_dir, &summary)?,
-    ];
+    let mut files = vec![plan.out_dir.join(output::CSV_FILE)];
+    // A twin side of an interleaved round: its run folders and csv.
+    if plan.child == Some(runner::ChildRole::Twin) {
+        return Ok(Finished {
+            outcome,
+            summary,
+            files,
+        });
+    }
+    files.push(output::write_json(&plan.out_dir, &summary)?);
     if plan.plot && !outcome.intervals.is_empty() && !crate::run::interrupted() {
         let names: Vec<String> = plan.scenario.vms.iter().map(|v| v.name.clone()).collect();
         let title = format!(

@@ -57,6 +57,35 @@ pub enum OutputError {
     Report(#[from] ReportError),
 }
 
+/// Why a coordinate.json cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonReadError {
+    #[error("cannot read {}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a coordinate.json", .path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Reads a coordinate.json back.
+pub fn read_json(path: &Path) -> Result<CoordinateSummary, JsonReadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| JsonReadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| JsonReadError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// One VM in one interval, as the coordinator saw and decided it: a row
 /// of coordinate.csv.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -279,6 +308,10 @@ pub struct CoordinateSummary {
     /// the work their twins did (empty without twins).
     #[serde(default)]
     pub work_slowdown_rounds: Vec<f64>,
+    /// With twins run `--interleave`d: how long each turn on the host
+    /// was, seconds; null when the twins ran apart.
+    #[serde(default)]
+    pub twin_turn_s: Option<f64>,
 }
 
 /// Each round's slowdown of one VM, coordinated against its twin of the
@@ -393,7 +426,6 @@ pub fn summarise(plan: &Plan, outcome: &Outcome) -> CoordinateSummary {
         .iter()
         .zip(&outcome.vms)
         .map(|(spec, run)| {
-            let slowdowns = round_slowdowns(&run.rounds);
             let mine: Vec<&VmInterval> = outcome
                 .intervals
                 .iter()
@@ -406,10 +438,10 @@ pub fn summarise(plan: &Plan, outcome: &Outcome) -> CoordinateSummary {
                 resident_mean_mib: mean_mib(&mine, |v| v.resident_pages.map(|p| p as f64)),
                 below_truth_share: below_truth_share(&mine),
                 refaults: mine.iter().map(|v| v.refaults).sum(),
-                slowdown: mean(slowdowns.iter().copied()),
-                slowdown_rounds: slowdowns,
-                hold_share: round_share(&run.rounds, |r| r.hold_excess_s),
-                refault_share: round_share(&run.rounds, |r| r.refault_s),
+                slowdown: None,
+                slowdown_rounds: Vec::new(),
+                hold_share: None,
+                refault_share: None,
                 reclaim_stall_share: s
                     .reclaim
                     .as_ref()
@@ -419,19 +451,15 @@ pub fn summarise(plan: &Plan, outcome: &Outcome) -> CoordinateSummary {
                 est_wss_mean_mib: mean_mib(&mine, |v| v.est_wss_pages),
                 guest_ops_per_s: s.guest_ops_per_s,
                 checksum: s.guest_checksum.clone(),
-                twin_checksum: run
-                    .twin
-                    .as_ref()
-                    .and_then(|t| t.summary.guest_checksum.clone()),
+                twin_checksum: None,
                 end: run.output.end.label().to_string(),
             }
         })
         .collect();
-    let per_vm: Vec<&[f64]> = vms.iter().map(|v| v.slowdown_rounds.as_slice()).collect();
-    let rounds: Vec<&[RoundOps]> = outcome.vms.iter().map(|v| v.rounds.as_slice()).collect();
-    CoordinateSummary {
-        slowdown_round_means: round_means(&per_vm),
-        work_slowdown_rounds: round_work_slowdowns(&rounds),
+    let mut summary = CoordinateSummary {
+        slowdown_round_means: Vec::new(),
+        work_slowdown_rounds: Vec::new(),
+        twin_turn_s: plan.interleave.map(|d| d.as_secs_f64()),
         scenario: plan.scenario.name.clone(),
         policy: policy_name(plan.policy),
         headroom: Some(plan.headroom),
@@ -453,7 +481,46 @@ pub fn summarise(plan: &Plan, outcome: &Outcome) -> CoordinateSummary {
         resident_total_mean_mib: total_mean_mib(&outcome.intervals, |v| {
             v.resident_pages.map(|p| p as f64)
         }),
+    };
+    let rounds: Vec<Vec<RoundOps>> = outcome.vms.iter().map(|v| v.rounds.clone()).collect();
+    let twin_checksums: Vec<Option<String>> = outcome
+        .vms
+        .iter()
+        .map(|v| {
+            v.twin
+                .as_ref()
+                .and_then(|t| t.summary.guest_checksum.clone())
+        })
+        .collect();
+    apply_rounds(&mut summary, &rounds, &twin_checksums);
+    summary
+}
+
+/// Fills in what the twins measured: per VM (in `summary.vms`' order) its
+/// rounds' slowdowns, their mean and the two parts measured directly, and
+/// its first twin's checksum; over the VMs, each round's mean and
+/// work-weighted slowdown. VMs without rounds keep nulls.
+pub fn apply_rounds(
+    summary: &mut CoordinateSummary,
+    rounds: &[Vec<RoundOps>],
+    twin_checksums: &[Option<String>],
+) {
+    for (i, vm) in summary.vms.iter_mut().enumerate() {
+        let mine = rounds.get(i).map_or(&[][..], Vec::as_slice);
+        vm.slowdown_rounds = round_slowdowns(mine);
+        vm.slowdown = mean(vm.slowdown_rounds.iter().copied());
+        vm.hold_share = round_share(mine, |r| r.hold_excess_s);
+        vm.refault_share = round_share(mine, |r| r.refault_s);
+        vm.twin_checksum = twin_checksums.get(i).cloned().flatten();
     }
+    let per_vm: Vec<&[f64]> = summary
+        .vms
+        .iter()
+        .map(|v| v.slowdown_rounds.as_slice())
+        .collect();
+    summary.slowdown_round_means = round_means(&per_vm);
+    let per_vm: Vec<&[RoundOps]> = rounds.iter().map(Vec::as_slice).collect();
+    summary.work_slowdown_rounds = round_work_slowdowns(&per_vm);
 }
 
 fn policy_name(p: PolicyKind) -> String {
@@ -541,6 +608,80 @@ pub(super) mod tests {
         assert_eq!(round_share(&rounds, |r| r.hold_excess_s), Some(0.05));
         assert_eq!(round_share(&rounds, |r| r.refault_s), Some(0.025));
         assert_eq!(round_share(&[], |r| r.refault_s), None);
+    }
+
+    fn vm_summary(name: &str) -> VmSummary {
+        VmSummary {
+            name: name.into(),
+            program: "ramp".into(),
+            resident_mean_mib: None,
+            below_truth_share: None,
+            refaults: None,
+            slowdown: None,
+            slowdown_rounds: Vec::new(),
+            hold_share: None,
+            refault_share: None,
+            reclaim_stall_share: None,
+            limit_mean_mib: None,
+            true_wss_mean_mib: None,
+            est_wss_mean_mib: None,
+            guest_ops_per_s: 1.0,
+            checksum: Some("7".into()),
+            twin_checksum: None,
+            end: "duration".into(),
+        }
+    }
+
+    /// What an interleaved run's parent writes into the first round's
+    /// coordinate.json, read back as it was written.
+    #[test]
+    fn the_twins_rounds_fill_a_written_summary() {
+        let r = |coordinated: f64, twin: f64| RoundOps {
+            coordinated,
+            twin,
+            hold_excess_s: 1.0,
+            refault_s: 0.5,
+            duration_s: 10.0,
+        };
+        let mut summary = CoordinateSummary {
+            scenario: "shift".into(),
+            policy: "wss".into(),
+            headroom: Some(0.1),
+            host_mem_mib: 1536.0,
+            interval_s: 1.0,
+            intervals: 3,
+            vms: vec![vm_summary("vm1"), vm_summary("vm2")],
+            limit_total_mean_mib: None,
+            true_wss_total_mean_mib: None,
+            resident_total_mean_mib: None,
+            slowdown_round_means: Vec::new(),
+            work_slowdown_rounds: Vec::new(),
+            twin_turn_s: Some(0.05),
+        };
+        let rounds = vec![
+            vec![r(90.0, 100.0), r(80.0, 100.0)],
+            vec![r(100.0, 100.0), r(100.0, 100.0)],
+        ];
+        apply_rounds(&mut summary, &rounds, &[Some("7".into()), None]);
+        let vm1 = &summary.vms[0];
+        assert_eq!(vm1.slowdown_rounds.len(), 2);
+        assert!((vm1.slowdown.unwrap() - 0.15).abs() < 1e-12);
+        assert_eq!(vm1.hold_share, Some(0.1));
+        assert_eq!(vm1.refault_share, Some(0.05));
+        assert_eq!(vm1.twin_checksum.as_deref(), Some("7"));
+        assert_eq!(summary.vms[1].slowdown, Some(0.0));
+        assert_eq!(summary.vms[1].twin_checksum, None);
+        // Round 1: (90 + 100) / 200; round 2: (80 + 100) / 200.
+        assert_eq!(summary.work_slowdown_rounds.len(), 2);
+        assert!((summary.work_slowdown_rounds[0] - 0.05).abs() < 1e-12);
+        assert!((summary.work_slowdown_rounds[1] - 0.1).abs() < 1e-12);
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_json(dir.path(), &summary).unwrap();
+        assert_eq!(read_json(&path).unwrap(), summary);
+        std::fs::write(&path, "{").unwrap();
+        assert!(matches!(read_json(&path), Err(JsonReadError::Parse { .. })));
+        let gone = dir.path().join("none.json");
+        assert!(matches!(read_json(&gone), Err(JsonReadError::Read { .. })));
     }
 
     #[test]

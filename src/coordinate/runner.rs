@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver};
 
 use crate::config::RunConfig;
+use crate::report::summary::Summary;
 use crate::report::timeseries::Row;
 use crate::run::{RunEnd, RunError, RunExtras, RunOutput, run_with};
 
@@ -39,9 +40,33 @@ pub struct Plan {
     /// With `twins`: rounds of a coordinated run and its twin, the order
     /// alternating (see [`run`]); 1 for one of each.
     pub rounds: usize,
+    /// With `twins`: each round's two runs at once, in two processes
+    /// taking turns on the host every this long (see `interleave`).
+    pub interleave: Option<std::time::Duration>,
+    /// This process is one side of an interleaved round.
+    pub child: Option<ChildRole>,
     /// Print the per-interval lines.
     pub live: bool,
     pub plot: bool,
+}
+
+/// Which side of an interleaved round a child process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChildRole {
+    /// The VMs under the policy, with every output but the slowdown.
+    Coordinated,
+    /// The same VMs without limits: their run folders and coordinate.csv.
+    Twin,
+}
+
+impl ChildRole {
+    /// As `--as-child` takes it.
+    pub fn label(self) -> &'static str {
+        match self {
+            ChildRole::Coordinated => "coordinated",
+            ChildRole::Twin => "twin",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +87,8 @@ pub enum CoordinateError {
     },
     #[error(transparent)]
     Output(#[from] OutputError),
+    #[error(transparent)]
+    Interleave(#[from] super::interleave::InterleaveError),
 }
 
 /// One VM's run as it ended.
@@ -94,7 +121,7 @@ pub struct RoundOps {
 }
 
 /// Time a run's guest was held at boundaries, seconds.
-fn held_s(s: &crate::report::summary::Summary) -> f64 {
+fn held_s(s: &Summary) -> f64 {
     s.hold_us_mean * s.intervals as f64 / 1e6
 }
 
@@ -147,11 +174,16 @@ fn state_of(cfg: &RunConfig, row: Option<&Row>, earlier: &Earlier) -> VmState {
 /// that a drift in the host's load over the rounds falls on both alike.
 /// The caller writes the summary and plot from the [`Outcome`], whose
 /// runs are the first round's.
+/// A child of an interleaved round runs its one side only.
 pub fn run(plan: &Plan) -> Result<Outcome, CoordinateError> {
-    let (outputs, intervals) = run_vms(plan, &plan.out_dir, Some(plan.policy))?;
+    let policy = match plan.child {
+        Some(ChildRole::Twin) => None,
+        _ => Some(plan.policy),
+    };
+    let (outputs, intervals) = run_vms(plan, &plan.out_dir, policy)?;
     let mut twins: Vec<Option<RunOutput>> = Vec::new();
     let mut rounds: Vec<Vec<RoundOps>> = vec![Vec::new(); outputs.len()];
-    if plan.twins && !crate::run::interrupted() {
+    if plan.twins && plan.child.is_none() && !crate::run::interrupted() {
         if plan.live {
             eprintln!("running the same VMs again without limits (the twins)");
         }
@@ -204,14 +236,20 @@ fn add_round(rounds: &mut [Vec<RoundOps>], coordinated: &[RunOutput], twins: &[R
         return;
     }
     for ((mine, c), t) in rounds.iter_mut().zip(coordinated).zip(twins) {
-        let (c, t) = (&c.summary, &t.summary);
-        mine.push(RoundOps {
+        mine.push(RoundOps::of(&c.summary, &t.summary));
+    }
+}
+
+impl RoundOps {
+    /// One VM's round from its coordinated run's summary and its twin's.
+    pub fn of(c: &Summary, t: &Summary) -> RoundOps {
+        RoundOps {
             coordinated: c.guest_ops_per_s,
             twin: t.guest_ops_per_s,
             hold_excess_s: held_s(c) - held_s(t),
             refault_s: c.reclaim.as_ref().map_or(0.0, |r| r.refault_us / 1e6),
             duration_s: c.duration_s,
-        });
+        }
     }
 }
 
