@@ -398,6 +398,33 @@ fn bad_input_is_refused_with_one_line_and_exit_2() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// Waits (up to `within_s` seconds, however loaded the host) until every
+/// file of `csvs` holds 13 lines (a header and 3 intervals of 4 VMs),
+/// then sends `child` one SIGINT, as `kill -INT` does, and returns how it
+/// ended with its stderr.
+fn interrupt_once(
+    child: std::process::Child,
+    csvs: &[&std::path::Path],
+    within_s: u64,
+) -> (std::process::Output, String) {
+    let rows =
+        |csv: &std::path::Path| std::fs::read_to_string(csv).map_or(0, |t| t.lines().count());
+    let started = std::time::Instant::now();
+    while csvs.iter().any(|csv| rows(csv) < 13) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(within_s),
+            "no rows"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pid = child.id().to_string();
+    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    (o, err)
+}
+
 /// Ctrl-C (SIGINT) in the middle of a scenario: exit 130, and every VM's
 /// run folder, coordinate.csv and coordinate.json keep what was measured.
 #[test]
@@ -421,22 +448,9 @@ fn ctrl_c_keeps_everything_measured_and_exits_130() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Waits (up to a minute, however loaded the host) for 3 intervals of
-    // rows: the header and 12 rows.
+    // 3 intervals of rows: the header and 12 rows.
     let csv = out.join(output::CSV_FILE);
-    let started = std::time::Instant::now();
-    while std::fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) < 13 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "no rows"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let pid = child.id().to_string();
-    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-    assert!(kill.success());
-    let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
+    let (o, err) = interrupt_once(child, &[&csv], 60);
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted"), "{err}");
     let rows = output::read_csv(&csv).unwrap();
@@ -632,23 +646,9 @@ fn ctrl_c_reaches_both_interleaved_sides() {
         .spawn()
         .unwrap();
     // Both sides' rows of 3 intervals: the header and 12 rows each.
-    let rows =
-        |csv: &std::path::Path| std::fs::read_to_string(csv).map_or(0, |t| t.lines().count());
     let csv = out.join(output::CSV_FILE);
     let twin_csv = out.join("twins").join(output::CSV_FILE);
-    let started = std::time::Instant::now();
-    while rows(&csv) < 13 || rows(&twin_csv) < 13 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(90),
-            "no rows"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let pid = child.id().to_string();
-    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-    assert!(kill.success());
-    let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
+    let (o, err) = interrupt_once(child, &[&csv, &twin_csv], 90);
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted"), "{err}");
     let json: serde_json::Value =

@@ -76,8 +76,9 @@ pub struct CoordinateArgs {
     pub rounds: usize,
     /// With --twins: run each round's coordinated VMs and their twins at the same time, as
     /// two processes that take turns on the host every SLICE (e.g. 50ms; each stopped while
-    /// the other runs), so that the host's own drift falls on both alike. Without it the
-    /// twins run after (or before) the coordinated VMs.
+    /// the other runs), so that the host's own drift falls on both alike; each side runs the
+    /// scenario at twice its times, so that its turns meet it at the pace of a run alone.
+    /// Without it the twins run after (or before) the coordinated VMs.
     #[arg(long, value_name = "SLICE", value_parser = duration, requires = "twins")]
     pub interleave: Option<Duration>,
     /// Internal: run as one side of an --interleave round (the parent passes it).
@@ -169,6 +170,7 @@ impl CoordinateArgs {
             rounds: self.rounds,
             interleave: self.interleave,
             child: self.as_child,
+            time_scale: self.time_scale,
             live: !self.quiet,
             plot: !self.no_plot,
         })

@@ -276,10 +276,13 @@ fn slowdown_section(runs: &[(Builtin, PolicyKind, CoordinateSummary)], text: &mu
             "A run with twins (`--twins --rounds R --interleave {:.0}ms`) ran R rounds. In each, \
              the coordinated VMs and the same VMs without limits (their twins) ran at the same \
              time, as two processes that took turns on the host every {:.0} ms, each stopped \
-             while the other ran; the rounds alternated which started. Every thread of a side \
-             stops with it, so the CPU that evictions and restores take comes out of the \
-             coordinated side's own turns, and the host's drift over the seconds of a run falls \
-             on both sides alike. ",
+             while the other ran; the rounds alternated which started. Each side ran the \
+             scenario at twice its times (so the runs' intervals and figures are twice as \
+             long): in its turns, half the time, it met the scenario's events at the pace of a \
+             run alone, so a cost that comes with an event (an eviction, a refault) weighs as \
+             it would there. Every thread of a side stops with it, so the CPU that evictions \
+             and restores take comes out of the coordinated side's own turns, and the host's \
+             drift over the seconds of a run falls on both sides alike. ",
             turn * 1e3,
             turn * 1e3
         ),

@@ -20,10 +20,15 @@
 //! round's slowdowns are read from the VMs' summary.json files and, at the
 //! end, written into the first round's coordinate.json.
 //!
-//! Both sides see the wall clock run on while they are stopped: their
-//! guests' timing (a ramp's phases) follows it, so each side does about
-//! half the work of a run alone in the same phases, and a stop that lands
-//! inside an access counts as one capped stall in the guest's stall time.
+//! Each side runs half the time, while the scenario's events (a ramp's
+//! growth, the intervals, every eviction and refault they bring) follow
+//! the wall clock. Left at its own times, a side would meet those events
+//! in half the running time of a run alone, and every cost that comes
+//! with an event, not with the guest's work, would weigh twice. So each
+//! side runs the scenario at twice its times (`--time-scale`, on top of
+//! the user's): in its turns it lives the scenario at the pace of a run
+//! alone. A stop that lands inside an access counts as one capped stall
+//! in the guest's stall time.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -73,6 +78,9 @@ pub enum InterleaveError {
     Json(#[from] JsonReadError),
 }
 
+/// The sides of a round, which share the host in equal turns.
+const SIDES: f64 = 2.0;
+
 /// What the rounds measured, written into OUT/coordinate.json.
 pub struct Interleaved {
     pub summary: CoordinateSummary,
@@ -84,10 +92,23 @@ pub struct Interleaved {
 
 /// The command line of one side: `argv` (this process's, after the
 /// program name) without the options that make the rounds, with the
-/// side's output folder, its role, and no plot unless `plot`.
-pub fn child_args(argv: &[OsString], out: &Path, role: ChildRole, plot: bool) -> Vec<OsString> {
+/// side's output folder, its role, its `time_scale`, and no plot unless
+/// `plot`.
+pub fn child_args(
+    argv: &[OsString],
+    out: &Path,
+    role: ChildRole,
+    plot: bool,
+    time_scale: f64,
+) -> Vec<OsString> {
     const FLAGS: [&str; 2] = ["--twins", "--no-plot"];
-    const WITH_VALUE: [&str; 4] = ["--rounds", "--interleave", "--out", "--as-child"];
+    const WITH_VALUE: [&str; 5] = [
+        "--rounds",
+        "--interleave",
+        "--out",
+        "--as-child",
+        "--time-scale",
+    ];
     let mut args = Vec::with_capacity(argv.len() + 5);
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
@@ -112,6 +133,8 @@ pub fn child_args(argv: &[OsString], out: &Path, role: ChildRole, plot: bool) ->
         out.as_os_str().to_owned(),
         OsString::from("--as-child"),
         OsString::from(role.label()),
+        OsString::from("--time-scale"),
+        OsString::from(time_scale.to_string()),
     ]);
     if !plot {
         args.push(OsString::from("--no-plot"));
@@ -291,9 +314,15 @@ pub fn execute(plan: &Plan, argv: &[OsString]) -> Result<Interleaved, Coordinate
                 plan.rounds, slice
             );
         }
-        let coordinated_args =
-            child_args(argv, &dir, ChildRole::Coordinated, round == 1 && plan.plot);
-        let twin_args = child_args(argv, &twins_dir(&dir), ChildRole::Twin, false);
+        let scale = plan.time_scale * SIDES;
+        let coordinated_args = child_args(
+            argv,
+            &dir,
+            ChildRole::Coordinated,
+            round == 1 && plan.plot,
+            scale,
+        );
+        let twin_args = child_args(argv, &twins_dir(&dir), ChildRole::Twin, false, scale);
         let mut sides = [
             Side::start(&exe, &coordinated_args, ChildRole::Coordinated, round)?,
             Side::start(&exe, &twin_args, ChildRole::Twin, round)?,
@@ -424,6 +453,7 @@ mod tests {
             Path::new("/tmp/x/rounds/2"),
             ChildRole::Coordinated,
             true,
+            3.0,
         );
         let a = parse(&args);
         assert!(!a.twins);
@@ -436,21 +466,31 @@ mod tests {
         assert_eq!(a.host_mem, 1536 << 20);
         assert_eq!(a.headroom, 0.05);
         assert_eq!(a.policy, super::super::policy::PolicyKind::Wss);
+        assert_eq!(a.time_scale, 3.0, "the side's own scale, not the user's");
 
         let twin = parse(&child_args(
             &argv,
             Path::new("/tmp/t"),
             ChildRole::Twin,
             false,
+            0.5,
         ));
+        assert_eq!(twin.time_scale, 0.5);
         assert_eq!(twin.as_child, Some(ChildRole::Twin));
         assert!(twin.no_plot);
     }
 
     #[test]
     fn a_value_equal_to_a_dropped_flag_goes_with_its_option() {
-        let argv = os(&["coordinate", "--out", "--twins", "--scenario", "shift"]);
-        let args = child_args(&argv, Path::new("o"), ChildRole::Twin, false);
+        let argv = os(&[
+            "coordinate",
+            "--out",
+            "--twins",
+            "--scenario",
+            "shift",
+            "--time-scale=4",
+        ]);
+        let args = child_args(&argv, Path::new("o"), ChildRole::Twin, false, 2.0);
         assert_eq!(
             args,
             os(&[
@@ -461,6 +501,8 @@ mod tests {
                 "o",
                 "--as-child",
                 "twin",
+                "--time-scale",
+                "2",
                 "--no-plot"
             ])
         );

@@ -45,6 +45,8 @@ pub struct Plan {
     pub interleave: Option<std::time::Duration>,
     /// This process is one side of an interleaved round.
     pub child: Option<ChildRole>,
+    /// The scenario's times were multiplied by this (`--time-scale`).
+    pub time_scale: f64,
     /// Print the per-interval lines.
     pub live: bool,
     pub plot: bool,
