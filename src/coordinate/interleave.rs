@@ -171,6 +171,16 @@ impl Side {
         })
     }
 
+    /// What a failed signal or wait of this side in `round` is.
+    fn failed(&self, round: usize) -> impl FnOnce(std::io::Error) -> InterleaveError + use<> {
+        let role = self.role.label();
+        move |source| InterleaveError::Signal {
+            role,
+            round,
+            source,
+        }
+    }
+
     fn running(&self) -> bool {
         self.status.is_none()
     }
@@ -181,24 +191,13 @@ impl Side {
         if !self.running() {
             return Ok(());
         }
-        send_signal(&self.child, signal).map_err(|source| InterleaveError::Signal {
-            role: self.role.label(),
-            round,
-            source,
-        })
+        send_signal(&self.child, signal).map_err(self.failed(round))
     }
 
     /// Notes the exit status if the child has ended.
     fn poll(&mut self, round: usize) -> Result<(), InterleaveError> {
         if self.running() {
-            self.status = self
-                .child
-                .try_wait()
-                .map_err(|source| InterleaveError::Signal {
-                    role: self.role.label(),
-                    round,
-                    source,
-                })?;
+            self.status = self.child.try_wait().map_err(self.failed(round))?;
         }
         Ok(())
     }
@@ -207,14 +206,7 @@ impl Side {
         if let Some(s) = self.status {
             return Ok(s);
         }
-        let s = self
-            .child
-            .wait()
-            .map_err(|source| InterleaveError::Signal {
-                role: self.role.label(),
-                round,
-                source,
-            })?;
+        let s = self.child.wait().map_err(self.failed(round))?;
         self.status = Some(s);
         Ok(s)
     }
@@ -363,10 +355,10 @@ pub fn execute(plan: &Plan, argv: &[OsString]) -> Result<Interleaved, Coordinate
         plan.out_dir.join(CSV_FILE),
         write_json(&plan.out_dir, &summary)?,
     ];
+    // The first round's coordinated side drew them, unless told not to.
     files.extend(
-        ["svg", "png"]
-            .iter()
-            .map(|ext| plan.out_dir.join(format!("{PLOT_BASE}.{ext}")))
+        crate::plot::backend::svg_and_png_paths(&plan.out_dir.join(PLOT_BASE))
+            .into_iter()
             .filter(|p| p.is_file()),
     );
     Ok(Interleaved {

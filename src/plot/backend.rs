@@ -32,6 +32,11 @@ pub enum OnInterrupt {
     Finish,
 }
 
+/// The two files [`svg_and_png`] writes for `base`: `<base>.svg`, `<base>.png`.
+pub fn svg_and_png_paths(base: &Path) -> [PathBuf; 2] {
+    [with_suffix(base, "svg"), with_suffix(base, "png")]
+}
+
 /// Writes `<base>.svg` and then `<base>.png` of `picture`, and returns
 /// their paths in that order.
 pub fn svg_and_png(
@@ -41,8 +46,7 @@ pub fn svg_and_png(
 ) -> Result<Vec<PathBuf>, ReportError> {
     ensure_font()?;
     let size = picture.size();
-    let svg = with_suffix(base, "svg");
-    let png = with_suffix(base, "png");
+    let [svg, png] = svg_and_png_paths(base);
     write_atomic(
         |p| SVGBackend::new(p, size),
         &temp_path(&svg),
